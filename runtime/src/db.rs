@@ -1,0 +1,570 @@
+//! Database access for generated repositories: one pool type over PostgreSQL and SQLite,
+//! typed parameters, typed row access, and the mapping of constraint errors to problems.
+//!
+//! Generated code carries its SQL per dialect as `&'static str`; the only SQL built at run time
+//! is the list query, assembled in [`crate::list`] from identifiers that the schema declared.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgArguments, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::{Postgres, Row as _, SqlSafeStr, Sqlite};
+use uuid::Uuid;
+
+use crate::meta::TableMeta;
+use crate::problem::{FieldError, Problem};
+
+/// Which SQL dialect a [`Db`] speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL, for production.
+    Postgres,
+    /// SQLite, the embedded default.
+    Sqlite,
+}
+
+impl Dialect {
+    /// The dialect's folder name under `migrations/`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+
+    /// The placeholder for the `n`th (1-based) bound parameter.
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+}
+
+/// A connection pool to the app's database.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// A PostgreSQL pool.
+    Postgres(sqlx::PgPool),
+    /// An SQLite pool.
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// How a column is stored, which decides how values are bound and read in each dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// `boolean` / SQLite `INTEGER` 0 or 1.
+    Bool,
+    /// `integer` (32-bit).
+    Int32,
+    /// `bigint`.
+    Int,
+    /// `double precision` / SQLite `REAL`.
+    Float,
+    /// `text`.
+    Text,
+    /// `uuid` / SQLite `TEXT`.
+    Uuid,
+    /// `date` / SQLite `TEXT` (`YYYY-MM-DD`).
+    Date,
+    /// `timestamptz` / SQLite `TEXT` (RFC 3339, UTC, microseconds, fixed width so it sorts).
+    DateTime,
+    /// `numeric` / SQLite `TEXT` (exact; compared as `REAL`).
+    Decimal,
+    /// `jsonb` / SQLite `TEXT`.
+    Json,
+}
+
+/// A bound SQL parameter. Nulls keep their kind so PostgreSQL sees a typed parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// A typed `NULL`.
+    Null(ColumnKind),
+    /// A boolean.
+    Bool(bool),
+    /// A 32-bit integer.
+    Int32(i32),
+    /// A 64-bit integer.
+    Int(i64),
+    /// A double.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// A UUID.
+    Uuid(Uuid),
+    /// A calendar date.
+    Date(NaiveDate),
+    /// An instant in UTC.
+    DateTime(DateTime<Utc>),
+    /// An exact decimal.
+    Decimal(Decimal),
+    /// A JSON document.
+    Json(serde_json::Value),
+}
+
+/// A Rust value that binds as one SQL parameter.
+pub trait ToSql {
+    /// The kind of column this value is stored in.
+    const KIND: ColumnKind;
+    /// The parameter.
+    fn to_sql(&self) -> SqlValue;
+}
+
+macro_rules! to_sql {
+    ($ty:ty, $kind:ident, |$v:ident| $make:expr) => {
+        impl ToSql for $ty {
+            const KIND: ColumnKind = ColumnKind::$kind;
+            fn to_sql(&self) -> SqlValue {
+                let $v = self;
+                $make
+            }
+        }
+    };
+}
+
+to_sql!(bool, Bool, |v| SqlValue::Bool(*v));
+to_sql!(i32, Int32, |v| SqlValue::Int32(*v));
+to_sql!(i64, Int, |v| SqlValue::Int(*v));
+to_sql!(f64, Float, |v| SqlValue::Float(*v));
+to_sql!(String, Text, |v| SqlValue::Text(v.clone()));
+to_sql!(Uuid, Uuid, |v| SqlValue::Uuid(*v));
+to_sql!(NaiveDate, Date, |v| SqlValue::Date(*v));
+to_sql!(DateTime<Utc>, DateTime, |v| SqlValue::DateTime(*v));
+to_sql!(Decimal, Decimal, |v| SqlValue::Decimal(*v));
+
+impl<T: ToSql> ToSql for Option<T> {
+    const KIND: ColumnKind = T::KIND;
+    fn to_sql(&self) -> SqlValue {
+        match self {
+            Some(value) => value.to_sql(),
+            None => SqlValue::Null(T::KIND),
+        }
+    }
+}
+
+impl SqlValue {
+    /// A value stored as a JSON column (nested objects, arrays, unions).
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> SqlValue {
+        match serde_json::to_value(value) {
+            Ok(serde_json::Value::Null) => SqlValue::Null(ColumnKind::Json),
+            Ok(json) => SqlValue::Json(json),
+            // Serialising a generated model type cannot fail (no maps with non-string keys).
+            Err(_) => SqlValue::Null(ColumnKind::Json),
+        }
+    }
+
+    /// An enum value, stored as its schema string.
+    pub fn text<T: AsRef<str> + ?Sized>(value: Option<&T>) -> SqlValue {
+        match value {
+            Some(value) => SqlValue::Text(value.as_ref().to_owned()),
+            None => SqlValue::Null(ColumnKind::Text),
+        }
+    }
+}
+
+/// One result row.
+pub enum Row {
+    /// A PostgreSQL row.
+    Postgres(PgRow),
+    /// An SQLite row.
+    Sqlite(SqliteRow),
+}
+
+/// A Rust value that can be read from a column in either dialect.
+pub trait FromColumn: Sized {
+    /// Reads the column of a PostgreSQL row.
+    fn from_pg(row: &PgRow, index: usize) -> Result<Option<Self>, sqlx::Error>;
+    /// Reads the column of an SQLite row.
+    fn from_sqlite(row: &SqliteRow, index: usize) -> Result<Option<Self>, sqlx::Error>;
+}
+
+fn decode_error(index: usize, message: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: message.to_string().into(),
+    }
+}
+
+macro_rules! from_column_native {
+    ($ty:ty) => {
+        impl FromColumn for $ty {
+            fn from_pg(row: &PgRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
+                row.try_get(index)
+            }
+            fn from_sqlite(row: &SqliteRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
+                row.try_get(index)
+            }
+        }
+    };
+}
+
+from_column_native!(bool);
+from_column_native!(i32);
+from_column_native!(i64);
+from_column_native!(f64);
+from_column_native!(String);
+
+macro_rules! from_column_text_in_sqlite {
+    ($ty:ty, $parse:expr) => {
+        impl FromColumn for $ty {
+            fn from_pg(row: &PgRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
+                row.try_get(index)
+            }
+            fn from_sqlite(row: &SqliteRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
+                let text: Option<String> = row.try_get(index)?;
+                text.map(|text| $parse(&text).map_err(|e| decode_error(index, e)))
+                    .transpose()
+            }
+        }
+    };
+}
+
+from_column_text_in_sqlite!(Uuid, Uuid::parse_str);
+from_column_text_in_sqlite!(NaiveDate, |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d"));
+from_column_text_in_sqlite!(DateTime<Utc>, |s: &str| DateTime::parse_from_rfc3339(s)
+    .map(|t| t.with_timezone(&Utc)));
+from_column_text_in_sqlite!(Decimal, Decimal::from_str);
+
+/// A column holding a JSON document, read into `T`.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromColumn for Json<T> {
+    fn from_pg(row: &PgRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
+        let value: Option<sqlx::types::Json<serde_json::Value>> = row.try_get(index)?;
+        value
+            .map(|v| serde_json::from_value(v.0).map(Json).map_err(|e| decode_error(index, e)))
+            .transpose()
+    }
+    fn from_sqlite(row: &SqliteRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
+        let text: Option<String> = row.try_get(index)?;
+        text.map(|t| serde_json::from_str(&t).map(Json).map_err(|e| decode_error(index, e)))
+            .transpose()
+    }
+}
+
+impl Row {
+    /// Reads a nullable column.
+    pub fn opt<T: FromColumn>(&self, index: usize) -> Result<Option<T>, DbError> {
+        let value = match self {
+            Row::Postgres(row) => T::from_pg(row, index),
+            Row::Sqlite(row) => T::from_sqlite(row, index),
+        };
+        value.map_err(DbError::Sqlx)
+    }
+
+    /// Reads a `NOT NULL` column.
+    pub fn req<T: FromColumn>(&self, index: usize) -> Result<T, DbError> {
+        self.opt(index)?
+            .ok_or_else(|| DbError::Sqlx(decode_error(index, "unexpected NULL")))
+    }
+
+    /// Reads a nullable JSON column into `T`.
+    pub fn opt_json<T: DeserializeOwned>(&self, index: usize) -> Result<Option<T>, DbError> {
+        Ok(self.opt::<Json<T>>(index)?.map(|json| json.0))
+    }
+
+    /// Reads a `NOT NULL` JSON column into `T`.
+    pub fn req_json<T: DeserializeOwned>(&self, index: usize) -> Result<T, DbError> {
+        Ok(self.req::<Json<T>>(index)?.0)
+    }
+
+    /// Reads a nullable text column holding an enum value.
+    pub fn opt_enum<T: FromStr>(&self, index: usize) -> Result<Option<T>, DbError> {
+        self.opt::<String>(index)?
+            .map(|text| {
+                text.parse()
+                    .map_err(|_| DbError::Sqlx(decode_error(index, format!("unknown value `{text}`"))))
+            })
+            .transpose()
+    }
+
+    /// Reads a `NOT NULL` text column holding an enum value.
+    pub fn req_enum<T: FromStr>(&self, index: usize) -> Result<T, DbError> {
+        self.opt_enum(index)?
+            .ok_or_else(|| DbError::Sqlx(decode_error(index, "unexpected NULL")))
+    }
+}
+
+/// The format of instants stored in SQLite: UTC, microseconds, fixed width, so text order is time order.
+pub fn sqlite_datetime(value: &DateTime<Utc>) -> String {
+    value.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A database failure, before it is turned into a [`Problem`].
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The driver failed.
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    /// The `DATABASE_URL` names no supported database.
+    #[error("unsupported DATABASE_URL `{0}`: use postgres://... or sqlite:...")]
+    UnsupportedUrl(String),
+}
+
+impl DbError {
+    /// The problem a client sees: 409 for unique and foreign-key violations, 503 when the
+    /// database is unreachable, 500 (logged, details withheld) otherwise.
+    pub fn into_problem(self, meta: &TableMeta) -> Problem {
+        let DbError::Sqlx(error) = self else {
+            return Problem::internal(&self);
+        };
+        match &error {
+            sqlx::Error::Database(db) => match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => {
+                    let columns = unique_columns(meta, db.constraint(), db.message());
+                    let errors = columns
+                        .iter()
+                        .map(|column| FieldError {
+                            pointer: format!("/{}", meta.field_of(column)),
+                            detail: "is already taken: another row has this value".into(),
+                            keyword: Some("unique".into()),
+                        })
+                        .collect();
+                    Problem::conflict(format!(
+                        "a {} with the same {} already exists",
+                        meta.entity,
+                        columns
+                            .iter()
+                            .map(|c| meta.field_of(c))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ))
+                    .with_errors(errors)
+                }
+                sqlx::error::ErrorKind::ForeignKeyViolation => {
+                    let fk = db
+                        .constraint()
+                        .and_then(|name| meta.foreign_keys.iter().find(|fk| fk.0 == name));
+                    match fk {
+                        Some((_, column, target)) => Problem::conflict(format!(
+                            "`{}` must name an existing {target}, and a row that others refer to cannot be deleted",
+                            meta.field_of(column)
+                        ))
+                        .with_errors(vec![FieldError {
+                            pointer: format!("/{}", meta.field_of(column)),
+                            detail: format!("no such {target}, or it is still referenced"),
+                            keyword: Some("references".into()),
+                        }]),
+                        None => Problem::conflict(format!(
+                            "this change would break a reference between a {} and another entity: \
+                             a referenced row must exist, and a row that others refer to cannot be deleted",
+                            meta.entity
+                        )),
+                    }
+                }
+                sqlx::error::ErrorKind::NotNullViolation | sqlx::error::ErrorKind::CheckViolation => {
+                    Problem::unprocessable(vec![FieldError {
+                        pointer: String::new(),
+                        detail: format!("the database rejected the row: {}", db.message()),
+                        keyword: None,
+                    }])
+                }
+                _ => Problem::internal(&error),
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Problem::unavailable(&error)
+            }
+            _ => Problem::internal(&error),
+        }
+    }
+}
+
+fn unique_columns(meta: &TableMeta, constraint: Option<&str>, message: &str) -> Vec<String> {
+    if let Some((_, columns)) = constraint.and_then(|name| meta.uniques.iter().find(|u| u.0 == name)) {
+        return columns.iter().map(|c| (*c).to_owned()).collect();
+    }
+    // SQLite names no constraint: "UNIQUE constraint failed: companies.name, companies.domain".
+    message
+        .split_once("failed:")
+        .map(|(_, list)| {
+            list.split(',')
+                .filter_map(|part| part.trim().split_once('.').map(|(_, c)| c.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+fn bind_pg(query: PgQuery<'_>, value: SqlValue) -> PgQuery<'_> {
+    match value {
+        SqlValue::Null(kind) => match kind {
+            ColumnKind::Bool => query.bind(None::<bool>),
+            ColumnKind::Int32 => query.bind(None::<i32>),
+            ColumnKind::Int => query.bind(None::<i64>),
+            ColumnKind::Float => query.bind(None::<f64>),
+            ColumnKind::Text => query.bind(None::<String>),
+            ColumnKind::Uuid => query.bind(None::<Uuid>),
+            ColumnKind::Date => query.bind(None::<NaiveDate>),
+            ColumnKind::DateTime => query.bind(None::<DateTime<Utc>>),
+            ColumnKind::Decimal => query.bind(None::<Decimal>),
+            ColumnKind::Json => query.bind(None::<sqlx::types::Json<serde_json::Value>>),
+        },
+        SqlValue::Bool(v) => query.bind(v),
+        SqlValue::Int32(v) => query.bind(v),
+        SqlValue::Int(v) => query.bind(v),
+        SqlValue::Float(v) => query.bind(v),
+        SqlValue::Text(v) => query.bind(v),
+        SqlValue::Uuid(v) => query.bind(v),
+        SqlValue::Date(v) => query.bind(v),
+        SqlValue::DateTime(v) => query.bind(v),
+        SqlValue::Decimal(v) => query.bind(v),
+        SqlValue::Json(v) => query.bind(sqlx::types::Json(v)),
+    }
+}
+
+fn bind_sqlite(query: SqliteQuery<'_>, value: SqlValue) -> SqliteQuery<'_> {
+    match value {
+        SqlValue::Null(ColumnKind::Bool | ColumnKind::Int32 | ColumnKind::Int) => {
+            query.bind(None::<i64>)
+        }
+        SqlValue::Null(ColumnKind::Float) => query.bind(None::<f64>),
+        SqlValue::Null(_) => query.bind(None::<String>),
+        SqlValue::Bool(v) => query.bind(v),
+        SqlValue::Int32(v) => query.bind(v),
+        SqlValue::Int(v) => query.bind(v),
+        SqlValue::Float(v) => query.bind(v),
+        SqlValue::Text(v) => query.bind(v),
+        SqlValue::Uuid(v) => query.bind(v.hyphenated().to_string()),
+        SqlValue::Date(v) => query.bind(v.format("%Y-%m-%d").to_string()),
+        SqlValue::DateTime(v) => query.bind(sqlite_datetime(&v)),
+        SqlValue::Decimal(v) => query.bind(v.to_string()),
+        SqlValue::Json(v) => query.bind(v.to_string()),
+    }
+}
+
+/// Pool settings read from the environment.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// The most connections to open.
+    pub max_connections: u32,
+    /// How long to wait for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Db {
+    /// Connects to `url`: `postgres://...` or `sqlite:path` (the file and its folder are created).
+    pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect(url)
+                .await?;
+            return Ok(Db::Postgres(pool));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            if !path.is_empty() && path != ":memory:" {
+                if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+                }
+            }
+            let connect = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .foreign_keys(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+                // `like` filters are case-sensitive in both dialects; `ilike` is the insensitive one.
+                .pragma("case_sensitive_like", "ON");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await?;
+            return Ok(Db::Sqlite(pool));
+        }
+        Err(DbError::UnsupportedUrl(url.to_owned()))
+    }
+
+    /// The dialect of this pool.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Postgres(_) => Dialect::Postgres,
+            Db::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Picks the statement written for this pool's dialect.
+    pub fn pick(&self, postgres: &'static str, sqlite: &'static str) -> &'static str {
+        match self {
+            Db::Postgres(_) => postgres,
+            Db::Sqlite(_) => sqlite,
+        }
+    }
+
+    /// Runs a statement and returns at most one row.
+    pub async fn fetch_optional(
+        &self,
+        sql: impl SqlSafeStr,
+        params: Vec<SqlValue>,
+    ) -> Result<Option<Row>, DbError> {
+        Ok(match self {
+            Db::Postgres(pool) => {
+                let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
+                query.fetch_optional(pool).await?.map(Row::Postgres)
+            }
+            Db::Sqlite(pool) => {
+                let query = params.into_iter().fold(sqlx::query(sql), bind_sqlite);
+                query.fetch_optional(pool).await?.map(Row::Sqlite)
+            }
+        })
+    }
+
+    /// Runs a statement and returns every row.
+    pub async fn fetch_all(
+        &self,
+        sql: impl SqlSafeStr,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<Row>, DbError> {
+        Ok(match self {
+            Db::Postgres(pool) => {
+                let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
+                query.fetch_all(pool).await?.into_iter().map(Row::Postgres).collect()
+            }
+            Db::Sqlite(pool) => {
+                let query = params.into_iter().fold(sqlx::query(sql), bind_sqlite);
+                query.fetch_all(pool).await?.into_iter().map(Row::Sqlite).collect()
+            }
+        })
+    }
+
+    /// Runs a statement and returns how many rows it touched.
+    pub async fn execute(&self, sql: impl SqlSafeStr, params: Vec<SqlValue>) -> Result<u64, DbError> {
+        Ok(match self {
+            Db::Postgres(pool) => {
+                let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
+                query.execute(pool).await?.rows_affected()
+            }
+            Db::Sqlite(pool) => {
+                let query = params.into_iter().fold(sqlx::query(sql), bind_sqlite);
+                query.execute(pool).await?.rows_affected()
+            }
+        })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite(pool) => pool.close().await,
+        }
+    }
+}

@@ -1,0 +1,715 @@
+//! List requests: parsing `limit`, `cursor`, `sort`, `count` and filters from the query string,
+//! and building the keyset-paginated `SELECT` for either dialect.
+//!
+//! The query language (documented in the OpenAPI document of every app):
+//!
+//! - `field=op.value` filters a filterable field; `op` is one of `eq, ne, lt, lte, gt, gte,
+//!   in, like, ilike, is, cs`. A value without an operator means `eq`. Repeating a parameter
+//!   ANDs the conditions; `or=(field.op.value,...)` ORs a group.
+//! - `in.(a,b,"c,d")` lists values; `like.*corp*` uses `*` as the wildcard; `is.null` /
+//!   `is.notnull` test for NULL; `cs.value` keeps rows whose array contains the value.
+//! - `sort=-amount,name` sorts by sortable fields (`-` for descending, NULLs last); the primary
+//!   key breaks ties so that pages never overlap.
+//! - `limit` (default 50, at most 1000), `cursor` (from `next_cursor`), `count=exact`.
+//!
+//! Every column name in the SQL comes from [`TableMeta`]; every value is a bound parameter.
+
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::{ColumnKind, Db, DbError, Dialect, Row, SqlValue};
+use crate::meta::{ColumnMeta, TableMeta, quote};
+use crate::problem::Problem;
+
+/// The page size when `limit` is absent.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// The largest `limit` accepted.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// A comparison in a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `<>`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Lte,
+    /// `>`
+    Gt,
+    /// `>=`
+    Gte,
+    /// `IN (...)`
+    In,
+    /// `LIKE`, case-sensitive, `*` as wildcard.
+    Like,
+    /// Case-insensitive `LIKE`.
+    Ilike,
+    /// `IS NULL`
+    IsNull,
+    /// `IS NOT NULL`
+    NotNull,
+    /// Array contains.
+    Contains,
+}
+
+impl Op {
+    fn parse(name: &str) -> Option<Op> {
+        Some(match name {
+            "eq" => Op::Eq,
+            "ne" | "neq" => Op::Ne,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "in" => Op::In,
+            "like" => Op::Like,
+            "ilike" => Op::Ilike,
+            "is" => Op::IsNull,
+            "cs" => Op::Contains,
+            _ => return None,
+        })
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "<>",
+            Op::Lt => "<",
+            Op::Lte => "<=",
+            Op::Gt => ">",
+            Op::Gte => ">=",
+            _ => "",
+        }
+    }
+}
+
+/// One condition on one column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    column: usize,
+    op: Op,
+    values: Vec<SqlValue>,
+}
+
+/// One sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    column: usize,
+    descending: bool,
+}
+
+/// A parsed, checked list request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// Rows per page.
+    pub limit: u32,
+    sort: Vec<SortKey>,
+    filters: Vec<Filter>,
+    any_of: Vec<Vec<Filter>>,
+    after: Option<Vec<SqlValue>>,
+    /// Whether to count every matching row.
+    pub count: bool,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+    /// Every row matching the filters, when `count=exact` was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+}
+
+fn filterable_names(meta: &TableMeta) -> String {
+    names(meta, |c| c.filterable)
+}
+
+fn names(meta: &TableMeta, keep: impl Fn(&ColumnMeta) -> bool) -> String {
+    let names: Vec<_> = meta.columns.iter().filter(|c| keep(c)).map(|c| c.field).collect();
+    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+}
+
+/// Splits on commas outside double quotes and parentheses.
+fn split_list(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let (mut quoted, mut depth) = (false, 0usize);
+    for ch in text.chars() {
+        match ch {
+            '"' => {
+                quoted = !quoted;
+                current.push(ch);
+            }
+            '(' if !quoted => {
+                depth += 1;
+                current.push(ch);
+            }
+            ')' if !quoted => {
+                depth = depth.saturating_sub(1);
+                current.push(ch);
+            }
+            ',' if !quoted && depth == 0 => parts.push(std::mem::take(&mut current)),
+            _ => current.push(ch),
+        }
+    }
+    parts.push(current);
+    parts
+}
+
+fn unquote(text: &str) -> String {
+    let text = text.trim();
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text)
+        .to_owned()
+}
+
+/// Parses a query-string value into a parameter for a column of `kind`.
+fn parse_value(kind: ColumnKind, text: &str) -> Result<SqlValue, String> {
+    let fail = |what: &str| format!("`{text}` is not {what}");
+    Ok(match kind {
+        ColumnKind::Bool => match text {
+            "true" => SqlValue::Bool(true),
+            "false" => SqlValue::Bool(false),
+            _ => return Err(fail("`true` or `false`")),
+        },
+        ColumnKind::Int32 => SqlValue::Int32(text.parse().map_err(|_| fail("a 32-bit integer"))?),
+        ColumnKind::Int => SqlValue::Int(text.parse().map_err(|_| fail("an integer"))?),
+        ColumnKind::Float => {
+            let value: f64 = text.parse().map_err(|_| fail("a number"))?;
+            if !value.is_finite() {
+                return Err(fail("a finite number"));
+            }
+            SqlValue::Float(value)
+        }
+        ColumnKind::Decimal => SqlValue::Decimal(Decimal::from_str(text).map_err(|_| fail("a decimal number"))?),
+        ColumnKind::Text | ColumnKind::Json => SqlValue::Text(text.to_owned()),
+        ColumnKind::Uuid => SqlValue::Uuid(Uuid::parse_str(text).map_err(|_| fail("a UUID"))?),
+        ColumnKind::Date => SqlValue::Date(
+            NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| fail("a date (YYYY-MM-DD)"))?,
+        ),
+        ColumnKind::DateTime => SqlValue::DateTime(
+            DateTime::parse_from_rfc3339(text)
+                .map_err(|_| fail("an RFC 3339 date-time"))?
+                .with_timezone(&Utc),
+        ),
+    })
+}
+
+/// Turns a JSON value (from a cursor) back into a parameter for a column of `kind`.
+fn json_value(kind: ColumnKind, value: &Value) -> Option<SqlValue> {
+    match value {
+        Value::Null => Some(SqlValue::Null(kind)),
+        Value::String(text) => parse_value(kind, text).ok(),
+        Value::Bool(b) if kind == ColumnKind::Bool => Some(SqlValue::Bool(*b)),
+        Value::Number(n) => parse_value(kind, &n.to_string()).ok(),
+        _ => None,
+    }
+}
+
+fn parse_condition(meta: &TableMeta, field: &str, expression: &str, param: &str) -> Result<Filter, Problem> {
+    let Some((index, column)) = meta.column(field).filter(|(_, c)| c.filterable) else {
+        return Err(Problem::bad_parameter(
+            param,
+            format!("`{field}` is not a filterable field of {}; filterable: {}", meta.entity, filterable_names(meta)),
+        ));
+    };
+    let (op, operand) = match expression.split_once('.') {
+        Some((name, rest)) => match Op::parse(name) {
+            Some(op) => (op, rest),
+            None => (Op::Eq, expression),
+        },
+        None => (Op::Eq, expression),
+    };
+    let bad = |detail: String| Problem::bad_parameter(param, detail);
+    let check_enum = |value: &str| {
+        if column.values.is_empty() || column.values.contains(&value) {
+            Ok(())
+        } else {
+            Err(bad(format!("`{value}` is not a value of `{field}`; use one of: {}", column.values.join(", "))))
+        }
+    };
+    let values = match op {
+        Op::IsNull => match operand {
+            "null" => vec![],
+            "notnull" | "not_null" => return Ok(Filter { column: index, op: Op::NotNull, values: vec![] }),
+            _ => return Err(bad("use `is.null` or `is.notnull`".into())),
+        },
+        Op::In => {
+            let inner = operand
+                .strip_prefix('(')
+                .and_then(|o| o.strip_suffix(')'))
+                .ok_or_else(|| bad("write the list as `in.(a,b,c)`".into()))?;
+            let mut values = Vec::new();
+            for item in split_list(inner) {
+                let item = unquote(&item);
+                check_enum(&item)?;
+                values.push(parse_value(column.kind, &item).map_err(bad)?);
+            }
+            if values.is_empty() || values.len() > 100 {
+                return Err(bad("an `in` list holds 1 to 100 values".into()));
+            }
+            values
+        }
+        Op::Like | Op::Ilike => {
+            if column.kind != ColumnKind::Text {
+                return Err(bad(format!("`{}` works on text fields only", if op == Op::Like { "like" } else { "ilike" })));
+            }
+            vec![SqlValue::Text(like_pattern(operand))]
+        }
+        Op::Contains => {
+            let Some(items) = column.items else {
+                return Err(bad(format!("`cs` works on array fields only; `{field}` is not one")));
+            };
+            vec![parse_value(items, operand).map_err(bad)?]
+        }
+        _ => {
+            if matches!(column.kind, ColumnKind::Json) {
+                return Err(bad(format!("`{field}` holds structured data and can only be filtered with `is` or `cs`")));
+            }
+            if column.kind == ColumnKind::Bool && !matches!(op, Op::Eq | Op::Ne) {
+                return Err(bad("booleans compare with `eq` and `ne` only".into()));
+            }
+            let operand = unquote(operand);
+            if matches!(op, Op::Eq | Op::Ne) {
+                check_enum(&operand)?;
+            }
+            vec![parse_value(column.kind, &operand).map_err(bad)?]
+        }
+    };
+    if op == Op::IsNull && !column.nullable {
+        return Err(bad(format!("`{field}` is never null")));
+    }
+    Ok(Filter { column: index, op, values })
+}
+
+/// `*` is the wildcard; `%`, `_` and `\` match themselves.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '%' | '_' | '\\' => {
+                pattern.push('\\');
+                pattern.push(ch);
+            }
+            '*' => pattern.push('%'),
+            _ => pattern.push(ch),
+        }
+    }
+    pattern
+}
+
+fn sort_signature(meta: &TableMeta, sort: &[SortKey]) -> String {
+    sort.iter()
+        .map(|k| format!("{}{}", if k.descending { "-" } else { "" }, meta.columns[k.column].field))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl ListQuery {
+    /// Parses and checks the query string of a list request against the table.
+    pub fn parse(meta: &TableMeta, pairs: &[(String, String)]) -> Result<ListQuery, Problem> {
+        let mut query = ListQuery {
+            limit: DEFAULT_LIMIT,
+            sort: Vec::new(),
+            filters: Vec::new(),
+            any_of: Vec::new(),
+            after: None,
+            count: false,
+        };
+        let mut cursor = None;
+        for (name, value) in pairs {
+            match name.as_str() {
+                "limit" => {
+                    query.limit = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_LIMIT).contains(n))
+                        .ok_or_else(|| Problem::bad_parameter("limit", format!("use a whole number from 1 to {MAX_LIMIT}")))?;
+                }
+                "cursor" => cursor = Some(value.clone()),
+                "count" => {
+                    query.count = match value.as_str() {
+                        "exact" | "true" => true,
+                        "none" | "false" => false,
+                        _ => return Err(Problem::bad_parameter("count", "use `exact` or `none`")),
+                    }
+                }
+                "sort" => {
+                    for key in value.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                        let (field, descending) = match key.strip_prefix('-') {
+                            Some(field) => (field, true),
+                            None => (key.strip_prefix('+').unwrap_or(key), false),
+                        };
+                        let Some((column, _)) = meta.column(field).filter(|(_, c)| c.sortable) else {
+                            return Err(Problem::bad_parameter(
+                                "sort",
+                                format!(
+                                    "`{field}` is not a sortable field of {}; sortable: {}",
+                                    meta.entity,
+                                    names(meta, |c| c.sortable)
+                                ),
+                            ));
+                        };
+                        if query.sort.iter().any(|k| k.column == column) {
+                            return Err(Problem::bad_parameter("sort", format!("`{field}` is listed twice")));
+                        }
+                        query.sort.push(SortKey { column, descending });
+                    }
+                }
+                "or" => {
+                    let inner = value
+                        .strip_prefix('(')
+                        .and_then(|v| v.strip_suffix(')'))
+                        .ok_or_else(|| Problem::bad_parameter("or", "write the group as `or=(field.op.value,...)`"))?;
+                    let mut group = Vec::new();
+                    for condition in split_list(inner) {
+                        let (field, expression) = condition
+                            .split_once('.')
+                            .ok_or_else(|| Problem::bad_parameter("or", format!("`{condition}` is not `field.op.value`")))?;
+                        group.push(parse_condition(meta, field.trim(), expression, "or")?);
+                    }
+                    query.any_of.push(group);
+                }
+                field => query.filters.push(parse_condition(meta, field, value, field)?),
+            }
+        }
+        if let Some(cursor) = cursor {
+            query.after = Some(query.decode_cursor(meta, &cursor)?);
+        }
+        Ok(query)
+    }
+
+    /// The sort keys in effect, ending with the primary key.
+    fn keys(&self, meta: &TableMeta) -> Vec<SortKey> {
+        let mut keys = self.sort.clone();
+        if !keys.iter().any(|k| k.column == meta.primary_key) {
+            keys.push(SortKey { column: meta.primary_key, descending: false });
+        }
+        keys
+    }
+
+    fn decode_cursor(&self, meta: &TableMeta, cursor: &str) -> Result<Vec<SqlValue>, Problem> {
+        let bad = |detail: &str| Problem::bad_parameter("cursor", detail.to_owned());
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad("not a cursor returned by this API"))?;
+        let decoded: Value = serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor returned by this API"))?;
+        if decoded["s"].as_str() != Some(sort_signature(meta, &self.sort).as_str()) {
+            return Err(bad("this cursor was made for another `sort`; repeat the sort of the first page"));
+        }
+        let keys = self.keys(meta);
+        let values = decoded["k"].as_array().filter(|v| v.len() == keys.len()).ok_or_else(|| bad("not a cursor returned by this API"))?;
+        keys.iter()
+            .zip(values)
+            .map(|(key, value)| json_value(meta.columns[key.column].kind, value).ok_or_else(|| bad("not a cursor returned by this API")))
+            .collect()
+    }
+
+    fn encode_cursor(&self, meta: &TableMeta, last: &Value) -> String {
+        let keys: Vec<Value> = self
+            .keys(meta)
+            .iter()
+            .map(|k| last.get(meta.columns[k.column].field).cloned().unwrap_or(Value::Null))
+            .collect();
+        let cursor = serde_json::json!({ "s": sort_signature(meta, &self.sort), "k": keys });
+        URL_SAFE_NO_PAD.encode(cursor.to_string())
+    }
+
+    /// The `SELECT` for one page (one row more than `limit`, to know whether another page exists).
+    pub fn select_sql(&self, meta: &TableMeta, dialect: Dialect) -> (String, Vec<SqlValue>) {
+        let mut builder = SqlBuilder::new(dialect);
+        let columns: Vec<String> = meta.columns.iter().map(|c| quote(c.column)).collect();
+        let mut sql = format!("SELECT {} FROM {}", columns.join(", "), quote(meta.table));
+        let mut conditions = self.filter_sql(meta, &mut builder);
+        if let Some(after) = &self.after {
+            conditions.push(self.after_sql(meta, after, &mut builder));
+        }
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        let order: Vec<String> = self
+            .keys(meta)
+            .iter()
+            .map(|k| {
+                let column = &meta.columns[k.column];
+                let direction = if k.descending { "DESC" } else { "ASC" };
+                format!("{} {direction} NULLS LAST", builder.column(column))
+            })
+            .collect();
+        sql.push_str(&format!(" ORDER BY {} LIMIT {}", order.join(", "), self.limit + 1));
+        (sql, builder.params)
+    }
+
+    /// The `SELECT COUNT(*)` over the filters (ignoring the cursor).
+    pub fn count_sql(&self, meta: &TableMeta, dialect: Dialect) -> (String, Vec<SqlValue>) {
+        let mut builder = SqlBuilder::new(dialect);
+        let conditions = self.filter_sql(meta, &mut builder);
+        let mut sql = format!("SELECT COUNT(*) FROM {}", quote(meta.table));
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        (sql, builder.params)
+    }
+
+    fn filter_sql(&self, meta: &TableMeta, builder: &mut SqlBuilder) -> Vec<String> {
+        let mut conditions: Vec<String> = self.filters.iter().map(|f| builder.filter(meta, f)).collect();
+        for group in &self.any_of {
+            let any: Vec<String> = group.iter().map(|f| builder.filter(meta, f)).collect();
+            conditions.push(format!("({})", any.join(" OR ")));
+        }
+        conditions
+    }
+
+    /// Rows strictly after the cursor in sort order, NULLs last in both directions.
+    fn after_sql(&self, meta: &TableMeta, after: &[SqlValue], builder: &mut SqlBuilder) -> String {
+        let keys = self.keys(meta);
+        let mut disjuncts = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let column = &meta.columns[key.column];
+            if matches!(after[i], SqlValue::Null(_)) {
+                continue; // nothing sorts after NULL on this key
+            }
+            let mut conjuncts = Vec::new();
+            for (prior, value) in keys[..i].iter().zip(after) {
+                let prior = &meta.columns[prior.column];
+                conjuncts.push(match value {
+                    SqlValue::Null(_) => format!("{} IS NULL", builder.column(prior)),
+                    value => {
+                        let p = builder.param(prior, value.clone());
+                        format!("{} = {p}", builder.column(prior))
+                    }
+                });
+            }
+            let p = builder.param(column, after[i].clone());
+            let op = if key.descending { "<" } else { ">" };
+            let expr = builder.column(column);
+            conjuncts.push(if column.nullable {
+                format!("({expr} {op} {p} OR {expr} IS NULL)")
+            } else {
+                format!("{expr} {op} {p}")
+            });
+            disjuncts.push(format!("({})", conjuncts.join(" AND ")));
+        }
+        if disjuncts.is_empty() {
+            "1 = 0".to_owned()
+        } else {
+            format!("({})", disjuncts.join(" OR "))
+        }
+    }
+
+    /// Runs the list request: one page, its cursor, and the total when asked.
+    pub async fn run<T: Serialize>(
+        &self,
+        db: &Db,
+        meta: &TableMeta,
+        read: impl Fn(&Row) -> Result<T, DbError>,
+    ) -> Result<Page<T>, DbError> {
+        let (sql, params) = self.select_sql(meta, db.dialect());
+        let rows = db.fetch_all(sqlx::AssertSqlSafe(sql), params).await?;
+        let mut items = rows.iter().map(&read).collect::<Result<Vec<T>, DbError>>()?;
+        let next_cursor = if items.len() > self.limit as usize {
+            items.truncate(self.limit as usize);
+            items
+                .last()
+                .and_then(|last| serde_json::to_value(last).ok())
+                .map(|last| self.encode_cursor(meta, &last))
+        } else {
+            None
+        };
+        let total = if self.count {
+            let (sql, params) = self.count_sql(meta, db.dialect());
+            let row = db.fetch_optional(sqlx::AssertSqlSafe(sql), params).await?;
+            Some(match row {
+                Some(row) => row.req::<i64>(0)?,
+                None => 0,
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor, total })
+    }
+}
+
+/// Accumulates bound parameters and renders column expressions for one dialect.
+struct SqlBuilder {
+    dialect: Dialect,
+    params: Vec<SqlValue>,
+}
+
+impl SqlBuilder {
+    fn new(dialect: Dialect) -> Self {
+        Self { dialect, params: Vec::new() }
+    }
+
+    /// SQLite keeps decimals as exact text; they compare and sort as numbers.
+    fn column(&self, column: &ColumnMeta) -> String {
+        match (self.dialect, column.kind) {
+            (Dialect::Sqlite, ColumnKind::Decimal) => format!("CAST({} AS REAL)", quote(column.column)),
+            _ => quote(column.column),
+        }
+    }
+
+    fn param(&mut self, column: &ColumnMeta, value: SqlValue) -> String {
+        self.params.push(value);
+        let placeholder = self.dialect.placeholder(self.params.len());
+        match (self.dialect, column.kind) {
+            (Dialect::Sqlite, ColumnKind::Decimal) => format!("CAST({placeholder} AS REAL)"),
+            _ => placeholder,
+        }
+    }
+
+    fn filter(&mut self, meta: &TableMeta, filter: &Filter) -> String {
+        let column = &meta.columns[filter.column];
+        let expr = self.column(column);
+        match filter.op {
+            Op::IsNull => format!("{expr} IS NULL"),
+            Op::NotNull => format!("{expr} IS NOT NULL"),
+            Op::In => {
+                let placeholders: Vec<String> =
+                    filter.values.iter().map(|v| self.param(column, v.clone())).collect();
+                format!("{expr} IN ({})", placeholders.join(", "))
+            }
+            Op::Like => {
+                let p = self.param(column, filter.values[0].clone());
+                format!("{expr} LIKE {p} ESCAPE '\\'")
+            }
+            Op::Ilike => {
+                let p = self.param(column, filter.values[0].clone());
+                match self.dialect {
+                    Dialect::Postgres => format!("{expr} ILIKE {p} ESCAPE '\\'"),
+                    Dialect::Sqlite => format!("lower({expr}) LIKE lower({p}) ESCAPE '\\'"),
+                }
+            }
+            Op::Contains => {
+                let item = filter.values[0].clone();
+                match self.dialect {
+                    Dialect::Postgres => {
+                        let json = match item {
+                            SqlValue::Int(i) => Value::from(i),
+                            SqlValue::Int32(i) => Value::from(i),
+                            SqlValue::Float(f) => Value::from(f),
+                            SqlValue::Bool(b) => Value::from(b),
+                            SqlValue::Uuid(u) => Value::from(u.to_string()),
+                            SqlValue::Date(d) => Value::from(d.format("%Y-%m-%d").to_string()),
+                            SqlValue::Decimal(d) => Value::from(d.to_string()),
+                            SqlValue::Text(t) => Value::from(t),
+                            other => Value::from(format!("{other:?}")),
+                        };
+                        self.params.push(SqlValue::Json(Value::Array(vec![json])));
+                        format!("{expr} @> {}", self.dialect.placeholder(self.params.len()))
+                    }
+                    Dialect::Sqlite => {
+                        self.params.push(item);
+                        format!(
+                            "EXISTS (SELECT 1 FROM json_each({expr}) WHERE json_each.value = {})",
+                            self.dialect.placeholder(self.params.len())
+                        )
+                    }
+                }
+            }
+            op => {
+                let p = self.param(column, filter.values[0].clone());
+                format!("{expr} {} {p}", op.sql())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::ColumnMeta;
+
+    const fn col(field: &'static str, kind: ColumnKind, nullable: bool) -> ColumnMeta {
+        ColumnMeta { field, column: field, kind, nullable, filterable: true, sortable: true, items: None, values: &[] }
+    }
+
+    static COLUMNS: [ColumnMeta; 4] = [
+        col("id", ColumnKind::Int, false),
+        col("name", ColumnKind::Text, false),
+        col("amount", ColumnKind::Decimal, true),
+        ColumnMeta { field: "stage", column: "stage", kind: ColumnKind::Text, nullable: false, filterable: true, sortable: false, items: None, values: &["lead", "won"] },
+    ];
+    static META: TableMeta = TableMeta {
+        entity: "Deal",
+        table: "deals",
+        columns: &COLUMNS,
+        primary_key: 0,
+        uniques: &[],
+        foreign_keys: &[],
+    };
+
+    fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
+        query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn filters_and_sorts_become_bound_sql() {
+        let query = ListQuery::parse(&META, &pairs(&[("amount", "gte.10"), ("stage", "in.(lead,won)"), ("sort", "-amount"), ("limit", "2")])).unwrap();
+        let (sql, params) = query.select_sql(&META, Dialect::Postgres);
+        assert_eq!(
+            sql,
+            "SELECT \"id\", \"name\", \"amount\", \"stage\" FROM \"deals\" WHERE \"amount\" >= $1 AND \"stage\" IN ($2, $3) \
+             ORDER BY \"amount\" DESC NULLS LAST, \"id\" ASC NULLS LAST LIMIT 3"
+        );
+        assert_eq!(params.len(), 3);
+        let (sql, _) = query.select_sql(&META, Dialect::Sqlite);
+        assert!(sql.contains("CAST(\"amount\" AS REAL) >= CAST(?1 AS REAL)"), "{sql}");
+    }
+
+    #[test]
+    fn a_cursor_continues_after_the_last_row_in_sort_order() {
+        let first = ListQuery::parse(&META, &pairs(&[("sort", "-amount")])).unwrap();
+        let cursor = first.encode_cursor(&META, &serde_json::json!({"id": 7, "amount": null}));
+        let next = ListQuery::parse(&META, &pairs(&[("sort", "-amount"), ("cursor", &cursor)])).unwrap();
+        let (sql, params) = next.select_sql(&META, Dialect::Postgres);
+        assert!(sql.contains("WHERE ((\"amount\" IS NULL AND \"id\" > $1))"), "{sql}");
+        assert_eq!(params, vec![SqlValue::Int(7)]);
+        let other = ListQuery::parse(&META, &pairs(&[("sort", "name"), ("cursor", &cursor)]));
+        assert_eq!(other.unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn bad_parameters_are_400_with_the_reason() {
+        for (name, value, needle) in [
+            ("nope", "eq.1", "not a filterable field"),
+            ("sort", "stage", "not a sortable field"),
+            ("limit", "0", "from 1 to 1000"),
+            ("amount", "gt.abc", "not a decimal"),
+            ("stage", "eq.lost", "not a value of `stage`"),
+            ("name", "is.null", "never null"),
+            ("cursor", "!!", "not a cursor"),
+        ] {
+            let problem = ListQuery::parse(&META, &pairs(&[(name, value)])).unwrap_err();
+            assert_eq!(problem.status, 400);
+            assert!(problem.detail.as_deref().unwrap_or("").contains(needle), "{name}={value}: {problem}");
+        }
+    }
+
+    #[test]
+    fn like_escapes_sql_wildcards_and_uses_star() {
+        assert_eq!(like_pattern("50%*off_"), "50\\%%off\\_");
+    }
+
+    #[test]
+    fn or_groups_and_in_lists_split_outside_quotes() {
+        let query = ListQuery::parse(&META, &pairs(&[("or", "(name.eq.\"a,b\",amount.lt.5)")])).unwrap();
+        let (sql, params) = query.select_sql(&META, Dialect::Postgres);
+        assert!(sql.contains("WHERE (\"name\" = $1 OR \"amount\" < $2)"), "{sql}");
+        assert_eq!(params[0], SqlValue::Text("a,b".into()));
+    }
+}

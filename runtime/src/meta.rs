@@ -1,0 +1,64 @@
+//! Static descriptions of generated tables: what the list query builder may touch and how
+//! constraint names map back to request fields.
+
+use crate::db::ColumnKind;
+
+/// One column of a generated table, in the order the generated row reader expects.
+#[derive(Debug)]
+pub struct ColumnMeta {
+    /// The JSON member name.
+    pub field: &'static str,
+    /// The SQL column name.
+    pub column: &'static str,
+    /// How it is stored.
+    pub kind: ColumnKind,
+    /// Whether it may hold `NULL`.
+    pub nullable: bool,
+    /// Whether list requests may filter on it.
+    pub filterable: bool,
+    /// Whether list requests may sort by it.
+    pub sortable: bool,
+    /// For a JSON array of scalars: the kind of its items (enables the `cs` filter).
+    pub items: Option<ColumnKind>,
+    /// For an enum: its values, so a filter on an unknown value is a 400, not an empty page.
+    pub values: &'static [&'static str],
+}
+
+/// A generated table.
+#[derive(Debug)]
+pub struct TableMeta {
+    /// The entity name, as in `Company`.
+    pub entity: &'static str,
+    /// The table name.
+    pub table: &'static str,
+    /// Every column, in `SELECT` order.
+    pub columns: &'static [ColumnMeta],
+    /// The index of the primary key in `columns`.
+    pub primary_key: usize,
+    /// Named unique constraints: `(constraint, columns)`.
+    pub uniques: &'static [(&'static str, &'static [&'static str])],
+    /// Named foreign keys: `(constraint, column, referenced entity)`.
+    pub foreign_keys: &'static [(&'static str, &'static str, &'static str)],
+}
+
+impl TableMeta {
+    /// The JSON member stored in `column`, or `""`.
+    pub fn field_of(&self, column: &str) -> &'static str {
+        self.columns
+            .iter()
+            .find(|c| c.column == column)
+            .map(|c| c.field)
+            .unwrap_or("")
+    }
+
+    /// The column for the JSON member `field`.
+    pub fn column(&self, field: &str) -> Option<(usize, &ColumnMeta)> {
+        self.columns.iter().enumerate().find(|(_, c)| c.field == field)
+    }
+}
+
+/// Quotes an SQL identifier. Identifiers come from the schema, never from a request, but every
+/// one is quoted so that names like `order` or `user` work in both dialects.
+pub fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}

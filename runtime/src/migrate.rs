@@ -1,0 +1,241 @@
+//! The migration runner: applies an app's embedded migrations in order, once each, recording
+//! a checksum so that an applied migration edited afterwards is refused rather than ignored.
+//!
+//! Apps share one database under Cortex, so the ledger (`_prefiq_migrations`) is keyed by app.
+//! Two processes starting at once are serialised by a PostgreSQL advisory lock or an SQLite
+//! exclusive transaction, and each migration runs in its own transaction.
+
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, Row as _};
+
+use crate::db::Db;
+
+/// One migration, embedded in the app binary for both dialects.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Its number, from the file name (`0001_initial.sql` is 1).
+    pub version: i64,
+    /// Its name, from the file name.
+    pub name: &'static str,
+    /// The PostgreSQL script.
+    pub postgres: &'static str,
+    /// The SQLite script.
+    pub sqlite: &'static str,
+}
+
+/// Why migrating stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// An applied migration's text changed.
+    #[error(
+        "migration {version:04}_{name} of app `{app}` was edited after it was applied \
+         (recorded checksum {recorded}, file checksum {actual}); restore the file and put the change in a new migration"
+    )]
+    Edited {
+        /// The app.
+        app: String,
+        /// The migration number.
+        version: i64,
+        /// The migration name.
+        name: String,
+        /// The checksum recorded when it was applied.
+        recorded: String,
+        /// The checksum of the embedded text.
+        actual: String,
+    },
+    /// The database failed.
+    #[error("migration failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions applied by this call.
+    pub applied: Vec<i64>,
+    /// Versions found already applied.
+    pub skipped: Vec<i64>,
+}
+
+/// The SHA-256 of a migration script, as hex.
+pub fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const LEDGER: &str = "CREATE TABLE IF NOT EXISTS _prefiq_migrations (\
+    app TEXT NOT NULL, version BIGINT NOT NULL, name TEXT NOT NULL, checksum TEXT NOT NULL, \
+    applied_at TEXT NOT NULL, PRIMARY KEY (app, version))";
+
+fn verify(app: &str, migration: &Migration, sql: &str, recorded: &str) -> Result<(), MigrateError> {
+    let actual = checksum(sql);
+    if actual == recorded {
+        return Ok(());
+    }
+    Err(MigrateError::Edited {
+        app: app.to_owned(),
+        version: migration.version,
+        name: migration.name.to_owned(),
+        recorded: recorded.to_owned(),
+        actual,
+    })
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Applies every pending migration of `app`, in version order.
+pub async fn apply(db: &Db, app: &str, migrations: &[Migration]) -> Result<MigrationReport, MigrateError> {
+    let mut ordered = migrations.to_vec();
+    ordered.sort_by_key(|m| m.version);
+    match db {
+        Db::Postgres(pool) => apply_postgres(pool, app, &ordered).await,
+        Db::Sqlite(pool) => apply_sqlite(pool, app, &ordered).await,
+    }
+}
+
+/// A stable advisory-lock key per app.
+fn lock_key(app: &str) -> i64 {
+    let digest = Sha256::digest(format!("prefiq-migrate:{app}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+async fn apply_postgres(pool: &sqlx::PgPool, app: &str, migrations: &[Migration]) -> Result<MigrationReport, MigrateError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(lock_key(app)).execute(&mut *conn).await?;
+    let result = async {
+        sqlx::raw_sql(LEDGER).execute(&mut *conn).await?;
+        let mut report = MigrationReport::default();
+        for migration in migrations {
+            let recorded: Option<String> =
+                sqlx::query("SELECT checksum FROM _prefiq_migrations WHERE app = $1 AND version = $2")
+                    .bind(app)
+                    .bind(migration.version)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .map(|row| row.get(0));
+            if let Some(recorded) = recorded {
+                verify(app, migration, migration.postgres, &recorded)?;
+                report.skipped.push(migration.version);
+                continue;
+            }
+            let mut tx = conn.begin().await?;
+            sqlx::raw_sql(migration.postgres).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO _prefiq_migrations (app, version, name, checksum, applied_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(app)
+                .bind(migration.version)
+                .bind(migration.name)
+                .bind(checksum(migration.postgres))
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(app, version = migration.version, name = migration.name, "applied migration");
+            report.applied.push(migration.version);
+        }
+        Ok::<_, MigrateError>(report)
+    }
+    .await;
+    let unlock = sqlx::query("SELECT pg_advisory_unlock($1)").bind(lock_key(app)).execute(&mut *conn).await;
+    let report = result?;
+    unlock?;
+    Ok(report)
+}
+
+async fn apply_sqlite(pool: &sqlx::SqlitePool, app: &str, migrations: &[Migration]) -> Result<MigrationReport, MigrateError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql(LEDGER).execute(&mut *conn).await?;
+    let mut report = MigrationReport::default();
+    for migration in migrations {
+        // The exclusive transaction is the lock: a second process waits here (busy_timeout),
+        // then sees the ledger row and skips.
+        sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut *conn).await?;
+        let step = async {
+            let recorded: Option<String> =
+                sqlx::query("SELECT checksum FROM _prefiq_migrations WHERE app = ?1 AND version = ?2")
+                    .bind(app)
+                    .bind(migration.version)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .map(|row| row.get(0));
+            if let Some(recorded) = recorded {
+                verify(app, migration, migration.sqlite, &recorded)?;
+                return Ok(false);
+            }
+            sqlx::raw_sql(migration.sqlite).execute(&mut *conn).await?;
+            sqlx::query("INSERT INTO _prefiq_migrations (app, version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .bind(app)
+                .bind(migration.version)
+                .bind(migration.name)
+                .bind(checksum(migration.sqlite))
+                .bind(now())
+                .execute(&mut *conn)
+                .await?;
+            Ok::<bool, MigrateError>(true)
+        }
+        .await;
+        match step {
+            Ok(applied) => {
+                sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+                if applied {
+                    tracing::info!(app, version = migration.version, name = migration.name, "applied migration");
+                    report.applied.push(migration.version);
+                } else {
+                    report.skipped.push(migration.version);
+                }
+            }
+            Err(error) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                return Err(error);
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::PoolOptions;
+
+    const FIRST: Migration = Migration {
+        version: 1,
+        name: "initial",
+        postgres: "CREATE TABLE t (id BIGINT PRIMARY KEY);",
+        sqlite: "CREATE TABLE t (id INTEGER PRIMARY KEY);",
+    };
+
+    #[tokio::test]
+    async fn applies_once_and_refuses_an_edited_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("m.db").display());
+        let db = Db::connect(&url, &PoolOptions::default()).await.unwrap();
+
+        let first = apply(&db, "demo", &[FIRST]).await.unwrap();
+        assert_eq!(first.applied, vec![1]);
+        let again = apply(&db, "demo", &[FIRST]).await.unwrap();
+        assert_eq!(again, MigrationReport { applied: vec![], skipped: vec![1] });
+
+        let edited = Migration { sqlite: "CREATE TABLE t (id TEXT PRIMARY KEY);", ..FIRST };
+        let error = apply(&db, "demo", &[edited]).await.unwrap_err();
+        assert!(matches!(error, MigrateError::Edited { version: 1, .. }), "{error}");
+
+        // Another app's ledger is separate.
+        let other = Migration { sqlite: "CREATE TABLE u (id INTEGER);", ..FIRST };
+        assert_eq!(apply(&db, "other", &[other]).await.unwrap().applied, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_migration_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("m.db").display());
+        let db = Db::connect(&url, &PoolOptions::default()).await.unwrap();
+        let broken = Migration { sqlite: "CREATE TABLE a (id INTEGER); CREATE TABLE oops (", ..FIRST };
+        assert!(apply(&db, "demo", &[broken]).await.is_err());
+        let tables = db
+            .fetch_all("SELECT name FROM sqlite_master WHERE name = 'a'", vec![])
+            .await
+            .unwrap();
+        assert!(tables.is_empty(), "the half-applied migration was rolled back");
+    }
+}
