@@ -1,1 +1,76 @@
-//! Prefiq.
+//! Prefiq: a schema-first code generator.
+//!
+//! The pipeline, one module per stage:
+//! [`load`] (files → values with spans) → [`validate`] (meta-schema) → [`lower`] (→ [`ir::Ir`]) →
+//! [`emit`] (→ files in memory) → [`write`] (disk, or `--check`). Diagnostics are collected
+//! along the way; a run with any error writes nothing.
+
+pub mod cli;
+pub mod diag;
+pub mod emit;
+pub mod ir;
+pub mod load;
+pub mod lower;
+pub mod validate;
+pub mod vocab;
+pub mod write;
+
+use std::path::Path;
+
+use diag::Diagnostic;
+
+/// The result of running the pipeline in memory.
+#[derive(Debug)]
+pub struct Generation {
+    /// The lowered project, when lowering ran.
+    pub ir: Option<ir::Ir>,
+    /// The files to write (empty if there were errors).
+    pub output: emit::Output,
+    /// Every diagnostic, sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Generation {
+    /// Whether any diagnostic is an error (then nothing may be written).
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Runs load, validate, lower and emit for the project at `root` (or one app of it).
+pub fn generate(root: &Path, app: Option<&str>) -> Generation {
+    let (mut project, mut diagnostics) = load::load(root, app);
+    match validate::MetaValidator::new() {
+        Ok(meta) => {
+            for input in &mut project.apps {
+                for file in &mut input.files {
+                    let problems = meta.check(file);
+                    if !problems.is_empty() {
+                        // Lowering skips a file whose shape is wrong, so its errors do not cascade.
+                        file.value = None;
+                        diagnostics.extend(problems);
+                    }
+                }
+            }
+        }
+        Err(error) => diagnostics.push(error),
+    }
+    let (ir, lowered) = lower::lower(&project);
+    diagnostics.extend(lowered);
+    diag::sort(&mut diagnostics);
+    let mut generation = Generation {
+        ir: Some(ir),
+        output: emit::Output::default(),
+        diagnostics,
+    };
+    if generation.has_errors() {
+        return generation;
+    }
+    if let Some(ir) = &generation.ir {
+        match emit::emit(ir, &project.config) {
+            Ok(output) => generation.output = output,
+            Err(error) => generation.diagnostics.push(error),
+        }
+    }
+    generation
+}

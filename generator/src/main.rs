@@ -1,1 +1,5 @@
-fn main() {}
+//! The `prefiq` binary.
+
+fn main() -> std::process::ExitCode {
+    prefiq::cli::main()
+}

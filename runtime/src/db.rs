@@ -13,7 +13,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgArguments, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+};
 use sqlx::{Postgres, Row as _, SqlSafeStr, Sqlite};
 use uuid::Uuid;
 
@@ -226,7 +228,9 @@ macro_rules! from_column_text_in_sqlite {
 }
 
 from_column_text_in_sqlite!(Uuid, Uuid::parse_str);
-from_column_text_in_sqlite!(NaiveDate, |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d"));
+from_column_text_in_sqlite!(NaiveDate, |s: &str| NaiveDate::parse_from_str(
+    s, "%Y-%m-%d"
+));
 from_column_text_in_sqlite!(DateTime<Utc>, |s: &str| DateTime::parse_from_rfc3339(s)
     .map(|t| t.with_timezone(&Utc)));
 from_column_text_in_sqlite!(Decimal, Decimal::from_str);
@@ -238,13 +242,21 @@ impl<T: DeserializeOwned> FromColumn for Json<T> {
     fn from_pg(row: &PgRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
         let value: Option<sqlx::types::Json<serde_json::Value>> = row.try_get(index)?;
         value
-            .map(|v| serde_json::from_value(v.0).map(Json).map_err(|e| decode_error(index, e)))
+            .map(|v| {
+                serde_json::from_value(v.0)
+                    .map(Json)
+                    .map_err(|e| decode_error(index, e))
+            })
             .transpose()
     }
     fn from_sqlite(row: &SqliteRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
         let text: Option<String> = row.try_get(index)?;
-        text.map(|t| serde_json::from_str(&t).map(Json).map_err(|e| decode_error(index, e)))
-            .transpose()
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map(Json)
+                .map_err(|e| decode_error(index, e))
+        })
+        .transpose()
     }
 }
 
@@ -278,8 +290,9 @@ impl Row {
     pub fn opt_enum<T: FromStr>(&self, index: usize) -> Result<Option<T>, DbError> {
         self.opt::<String>(index)?
             .map(|text| {
-                text.parse()
-                    .map_err(|_| DbError::Sqlx(decode_error(index, format!("unknown value `{text}`"))))
+                text.parse().map_err(|_| {
+                    DbError::Sqlx(decode_error(index, format!("unknown value `{text}`")))
+                })
             })
             .transpose()
     }
@@ -289,6 +302,13 @@ impl Row {
         self.opt_enum(index)?
             .ok_or_else(|| DbError::Sqlx(decode_error(index, "unexpected NULL")))
     }
+}
+
+/// The current instant, truncated to microseconds: the precision both dialects store, so a row
+/// reads back exactly as it was written.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 /// The format of instants stored in SQLite: UTC, microseconds, fixed width, so text order is time order.
@@ -358,7 +378,8 @@ impl DbError {
                         )),
                     }
                 }
-                sqlx::error::ErrorKind::NotNullViolation | sqlx::error::ErrorKind::CheckViolation => {
+                sqlx::error::ErrorKind::NotNullViolation
+                | sqlx::error::ErrorKind::CheckViolation => {
                     Problem::unprocessable(vec![FieldError {
                         pointer: String::new(),
                         detail: format!("the database rejected the row: {}", db.message()),
@@ -376,7 +397,9 @@ impl DbError {
 }
 
 fn unique_columns(meta: &TableMeta, constraint: Option<&str>, message: &str) -> Vec<String> {
-    if let Some((_, columns)) = constraint.and_then(|name| meta.uniques.iter().find(|u| u.0 == name)) {
+    if let Some((_, columns)) =
+        constraint.and_then(|name| meta.uniques.iter().find(|u| u.0 == name))
+    {
         return columns.iter().map(|c| (*c).to_owned()).collect();
     }
     // SQLite names no constraint: "UNIQUE constraint failed: companies.name, companies.domain".
@@ -473,7 +496,10 @@ impl Db {
             let path = rest.trim_start_matches("//");
             let path = path.split('?').next().unwrap_or(path);
             if !path.is_empty() && path != ":memory:" {
-                if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                if let Some(parent) = Path::new(path)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
                     std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
                 }
             }
@@ -528,6 +554,17 @@ impl Db {
         })
     }
 
+    /// Runs a statement that returns exactly one row (`INSERT ... RETURNING`).
+    pub async fn fetch_one(
+        &self,
+        sql: impl SqlSafeStr,
+        params: Vec<SqlValue>,
+    ) -> Result<Row, DbError> {
+        self.fetch_optional(sql, params)
+            .await?
+            .ok_or(DbError::Sqlx(sqlx::Error::RowNotFound))
+    }
+
     /// Runs a statement and returns every row.
     pub async fn fetch_all(
         &self,
@@ -537,17 +574,31 @@ impl Db {
         Ok(match self {
             Db::Postgres(pool) => {
                 let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
-                query.fetch_all(pool).await?.into_iter().map(Row::Postgres).collect()
+                query
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(Row::Postgres)
+                    .collect()
             }
             Db::Sqlite(pool) => {
                 let query = params.into_iter().fold(sqlx::query(sql), bind_sqlite);
-                query.fetch_all(pool).await?.into_iter().map(Row::Sqlite).collect()
+                query
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(Row::Sqlite)
+                    .collect()
             }
         })
     }
 
     /// Runs a statement and returns how many rows it touched.
-    pub async fn execute(&self, sql: impl SqlSafeStr, params: Vec<SqlValue>) -> Result<u64, DbError> {
+    pub async fn execute(
+        &self,
+        sql: impl SqlSafeStr,
+        params: Vec<SqlValue>,
+    ) -> Result<u64, DbError> {
         Ok(match self {
             Db::Postgres(pool) => {
                 let query = params.into_iter().fold(sqlx::query(sql), bind_pg);

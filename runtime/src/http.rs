@@ -29,11 +29,20 @@ impl Default for BodyLimit {
 pub struct JsonBody(pub Value);
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -43,7 +52,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !is_json(req.headers()) {
             return Err(Problem::unsupported_media_type("application/json"));
         }
-        let limit = req.extensions().get::<BodyLimit>().copied().unwrap_or_default().0;
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .copied()
+            .unwrap_or_default()
+            .0;
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -54,7 +68,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         let bytes = read_limited(req.into_body(), limit).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(Problem::malformed_json("the body is empty; send a JSON object"));
+            return Err(Problem::malformed_json(
+                "the body is empty; send a JSON object",
+            ));
         }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             Problem::malformed_json(format!(
@@ -73,7 +89,9 @@ async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Pro
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             Err(Problem::payload_too_large(limit))
         }
-        Err(error) => Err(Problem::bad_request(format!("the body could not be read: {error}"))),
+        Err(error) => Err(Problem::bad_request(format!(
+            "the body could not be read: {error}"
+        ))),
     }
 }
 
@@ -129,7 +147,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(header::IF_MATCH).map(|v| v.to_str().unwrap_or("\"\""));
+        let value = parts
+            .headers
+            .get(header::IF_MATCH)
+            .map(|v| v.to_str().unwrap_or("\"\""));
         Ok(IfMatch::parse(value))
     }
 }
@@ -177,6 +198,31 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     }
 }
 
+/// The one path parameter of an item route (`/{id}`), as sent.
+#[derive(Debug, Clone)]
+pub struct PathKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Problem::not_found("no route matches this URL"))?;
+        params
+            .iter()
+            .next()
+            .map(|(_, value)| PathKey(value.to_owned()))
+            .ok_or_else(|| Problem::not_found("no route matches this URL"))
+    }
+}
+
+/// Parses a path key; a key that cannot exist is a 404, like any other unknown key.
+pub fn parse_key<T: std::str::FromStr>(raw: &str, entity: &str) -> Result<T, Problem> {
+    raw.parse()
+        .map_err(|_| Problem::not_found(format!("no {entity} has the id `{raw}`")))
+}
+
 /// The `ETag` of a row at `version`.
 pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
@@ -194,7 +240,9 @@ pub struct Tagged<T> {
 impl<T: Serialize> IntoResponse for Tagged<T> {
     fn into_response(self) -> Response {
         let mut response = axum::Json(self.body).into_response();
-        response.headers_mut().insert(header::ETAG, etag(self.version));
+        response
+            .headers_mut()
+            .insert(header::ETAG, etag(self.version));
         response
     }
 }
@@ -241,7 +289,10 @@ mod tests {
         assert_eq!(IfMatch::parse(None), IfMatch::Any);
         assert_eq!(IfMatch::parse(Some("*")), IfMatch::Exists);
         assert_eq!(IfMatch::parse(Some("\"3\"")), IfMatch::Versions(vec![3]));
-        assert_eq!(IfMatch::parse(Some("W/\"3\", \"4\"")), IfMatch::Versions(vec![3, 4]));
+        assert_eq!(
+            IfMatch::parse(Some("W/\"3\", \"4\"")),
+            IfMatch::Versions(vec![3, 4])
+        );
     }
 
     #[test]

@@ -138,8 +138,17 @@ fn filterable_names(meta: &TableMeta) -> String {
 }
 
 fn names(meta: &TableMeta, keep: impl Fn(&ColumnMeta) -> bool) -> String {
-    let names: Vec<_> = meta.columns.iter().filter(|c| keep(c)).map(|c| c.field).collect();
-    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+    let names: Vec<_> = meta
+        .columns
+        .iter()
+        .filter(|c| keep(c))
+        .map(|c| c.field)
+        .collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Splits on commas outside double quotes and parentheses.
@@ -195,7 +204,9 @@ fn parse_value(kind: ColumnKind, text: &str) -> Result<SqlValue, String> {
             }
             SqlValue::Float(value)
         }
-        ColumnKind::Decimal => SqlValue::Decimal(Decimal::from_str(text).map_err(|_| fail("a decimal number"))?),
+        ColumnKind::Decimal => {
+            SqlValue::Decimal(Decimal::from_str(text).map_err(|_| fail("a decimal number"))?)
+        }
         ColumnKind::Text | ColumnKind::Json => SqlValue::Text(text.to_owned()),
         ColumnKind::Uuid => SqlValue::Uuid(Uuid::parse_str(text).map_err(|_| fail("a UUID"))?),
         ColumnKind::Date => SqlValue::Date(
@@ -220,11 +231,20 @@ fn json_value(kind: ColumnKind, value: &Value) -> Option<SqlValue> {
     }
 }
 
-fn parse_condition(meta: &TableMeta, field: &str, expression: &str, param: &str) -> Result<Filter, Problem> {
+fn parse_condition(
+    meta: &TableMeta,
+    field: &str,
+    expression: &str,
+    param: &str,
+) -> Result<Filter, Problem> {
     let Some((index, column)) = meta.column(field).filter(|(_, c)| c.filterable) else {
         return Err(Problem::bad_parameter(
             param,
-            format!("`{field}` is not a filterable field of {}; filterable: {}", meta.entity, filterable_names(meta)),
+            format!(
+                "`{field}` is not a filterable field of {}; filterable: {}",
+                meta.entity,
+                filterable_names(meta)
+            ),
         ));
     };
     let (op, operand) = match expression.split_once('.') {
@@ -239,13 +259,22 @@ fn parse_condition(meta: &TableMeta, field: &str, expression: &str, param: &str)
         if column.values.is_empty() || column.values.contains(&value) {
             Ok(())
         } else {
-            Err(bad(format!("`{value}` is not a value of `{field}`; use one of: {}", column.values.join(", "))))
+            Err(bad(format!(
+                "`{value}` is not a value of `{field}`; use one of: {}",
+                column.values.join(", ")
+            )))
         }
     };
     let values = match op {
         Op::IsNull => match operand {
             "null" => vec![],
-            "notnull" | "not_null" => return Ok(Filter { column: index, op: Op::NotNull, values: vec![] }),
+            "notnull" | "not_null" => {
+                return Ok(Filter {
+                    column: index,
+                    op: Op::NotNull,
+                    values: vec![],
+                });
+            }
             _ => return Err(bad("use `is.null` or `is.notnull`".into())),
         },
         Op::In => {
@@ -266,19 +295,26 @@ fn parse_condition(meta: &TableMeta, field: &str, expression: &str, param: &str)
         }
         Op::Like | Op::Ilike => {
             if column.kind != ColumnKind::Text {
-                return Err(bad(format!("`{}` works on text fields only", if op == Op::Like { "like" } else { "ilike" })));
+                return Err(bad(format!(
+                    "`{}` works on text fields only",
+                    if op == Op::Like { "like" } else { "ilike" }
+                )));
             }
             vec![SqlValue::Text(like_pattern(operand))]
         }
         Op::Contains => {
             let Some(items) = column.items else {
-                return Err(bad(format!("`cs` works on array fields only; `{field}` is not one")));
+                return Err(bad(format!(
+                    "`cs` works on array fields only; `{field}` is not one"
+                )));
             };
             vec![parse_value(items, operand).map_err(bad)?]
         }
         _ => {
             if matches!(column.kind, ColumnKind::Json) {
-                return Err(bad(format!("`{field}` holds structured data and can only be filtered with `is` or `cs`")));
+                return Err(bad(format!(
+                    "`{field}` holds structured data and can only be filtered with `is` or `cs`"
+                )));
             }
             if column.kind == ColumnKind::Bool && !matches!(op, Op::Eq | Op::Ne) {
                 return Err(bad("booleans compare with `eq` and `ne` only".into()));
@@ -293,7 +329,11 @@ fn parse_condition(meta: &TableMeta, field: &str, expression: &str, param: &str)
     if op == Op::IsNull && !column.nullable {
         return Err(bad(format!("`{field}` is never null")));
     }
-    Ok(Filter { column: index, op, values })
+    Ok(Filter {
+        column: index,
+        op,
+        values,
+    })
 }
 
 /// `*` is the wildcard; `%`, `_` and `\` match themselves.
@@ -314,7 +354,13 @@ fn like_pattern(text: &str) -> String {
 
 fn sort_signature(meta: &TableMeta, sort: &[SortKey]) -> String {
     sort.iter()
-        .map(|k| format!("{}{}", if k.descending { "-" } else { "" }, meta.columns[k.column].field))
+        .map(|k| {
+            format!(
+                "{}{}",
+                if k.descending { "-" } else { "" },
+                meta.columns[k.column].field
+            )
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -338,7 +384,12 @@ impl ListQuery {
                         .parse()
                         .ok()
                         .filter(|n| (1..=MAX_LIMIT).contains(n))
-                        .ok_or_else(|| Problem::bad_parameter("limit", format!("use a whole number from 1 to {MAX_LIMIT}")))?;
+                        .ok_or_else(|| {
+                            Problem::bad_parameter(
+                                "limit",
+                                format!("use a whole number from 1 to {MAX_LIMIT}"),
+                            )
+                        })?;
                 }
                 "cursor" => cursor = Some(value.clone()),
                 "count" => {
@@ -354,7 +405,8 @@ impl ListQuery {
                             Some(field) => (field, true),
                             None => (key.strip_prefix('+').unwrap_or(key), false),
                         };
-                        let Some((column, _)) = meta.column(field).filter(|(_, c)| c.sortable) else {
+                        let Some((column, _)) = meta.column(field).filter(|(_, c)| c.sortable)
+                        else {
                             return Err(Problem::bad_parameter(
                                 "sort",
                                 format!(
@@ -365,7 +417,10 @@ impl ListQuery {
                             ));
                         };
                         if query.sort.iter().any(|k| k.column == column) {
-                            return Err(Problem::bad_parameter("sort", format!("`{field}` is listed twice")));
+                            return Err(Problem::bad_parameter(
+                                "sort",
+                                format!("`{field}` is listed twice"),
+                            ));
                         }
                         query.sort.push(SortKey { column, descending });
                     }
@@ -374,17 +429,27 @@ impl ListQuery {
                     let inner = value
                         .strip_prefix('(')
                         .and_then(|v| v.strip_suffix(')'))
-                        .ok_or_else(|| Problem::bad_parameter("or", "write the group as `or=(field.op.value,...)`"))?;
+                        .ok_or_else(|| {
+                            Problem::bad_parameter(
+                                "or",
+                                "write the group as `or=(field.op.value,...)`",
+                            )
+                        })?;
                     let mut group = Vec::new();
                     for condition in split_list(inner) {
-                        let (field, expression) = condition
-                            .split_once('.')
-                            .ok_or_else(|| Problem::bad_parameter("or", format!("`{condition}` is not `field.op.value`")))?;
+                        let (field, expression) = condition.split_once('.').ok_or_else(|| {
+                            Problem::bad_parameter(
+                                "or",
+                                format!("`{condition}` is not `field.op.value`"),
+                            )
+                        })?;
                         group.push(parse_condition(meta, field.trim(), expression, "or")?);
                     }
                     query.any_of.push(group);
                 }
-                field => query.filters.push(parse_condition(meta, field, value, field)?),
+                field => query
+                    .filters
+                    .push(parse_condition(meta, field, value, field)?),
             }
         }
         if let Some(cursor) = cursor {
@@ -397,23 +462,37 @@ impl ListQuery {
     fn keys(&self, meta: &TableMeta) -> Vec<SortKey> {
         let mut keys = self.sort.clone();
         if !keys.iter().any(|k| k.column == meta.primary_key) {
-            keys.push(SortKey { column: meta.primary_key, descending: false });
+            keys.push(SortKey {
+                column: meta.primary_key,
+                descending: false,
+            });
         }
         keys
     }
 
     fn decode_cursor(&self, meta: &TableMeta, cursor: &str) -> Result<Vec<SqlValue>, Problem> {
         let bad = |detail: &str| Problem::bad_parameter("cursor", detail.to_owned());
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad("not a cursor returned by this API"))?;
-        let decoded: Value = serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor returned by this API"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| bad("not a cursor returned by this API"))?;
+        let decoded: Value =
+            serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor returned by this API"))?;
         if decoded["s"].as_str() != Some(sort_signature(meta, &self.sort).as_str()) {
-            return Err(bad("this cursor was made for another `sort`; repeat the sort of the first page"));
+            return Err(bad(
+                "this cursor was made for another `sort`; repeat the sort of the first page",
+            ));
         }
         let keys = self.keys(meta);
-        let values = decoded["k"].as_array().filter(|v| v.len() == keys.len()).ok_or_else(|| bad("not a cursor returned by this API"))?;
+        let values = decoded["k"]
+            .as_array()
+            .filter(|v| v.len() == keys.len())
+            .ok_or_else(|| bad("not a cursor returned by this API"))?;
         keys.iter()
             .zip(values)
-            .map(|(key, value)| json_value(meta.columns[key.column].kind, value).ok_or_else(|| bad("not a cursor returned by this API")))
+            .map(|(key, value)| {
+                json_value(meta.columns[key.column].kind, value)
+                    .ok_or_else(|| bad("not a cursor returned by this API"))
+            })
             .collect()
     }
 
@@ -421,7 +500,11 @@ impl ListQuery {
         let keys: Vec<Value> = self
             .keys(meta)
             .iter()
-            .map(|k| last.get(meta.columns[k.column].field).cloned().unwrap_or(Value::Null))
+            .map(|k| {
+                last.get(meta.columns[k.column].field)
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            })
             .collect();
         let cursor = serde_json::json!({ "s": sort_signature(meta, &self.sort), "k": keys });
         URL_SAFE_NO_PAD.encode(cursor.to_string())
@@ -449,7 +532,11 @@ impl ListQuery {
                 format!("{} {direction} NULLS LAST", builder.column(column))
             })
             .collect();
-        sql.push_str(&format!(" ORDER BY {} LIMIT {}", order.join(", "), self.limit + 1));
+        sql.push_str(&format!(
+            " ORDER BY {} LIMIT {}",
+            order.join(", "),
+            self.limit + 1
+        ));
         (sql, builder.params)
     }
 
@@ -466,7 +553,11 @@ impl ListQuery {
     }
 
     fn filter_sql(&self, meta: &TableMeta, builder: &mut SqlBuilder) -> Vec<String> {
-        let mut conditions: Vec<String> = self.filters.iter().map(|f| builder.filter(meta, f)).collect();
+        let mut conditions: Vec<String> = self
+            .filters
+            .iter()
+            .map(|f| builder.filter(meta, f))
+            .collect();
         for group in &self.any_of {
             let any: Vec<String> = group.iter().map(|f| builder.filter(meta, f)).collect();
             conditions.push(format!("({})", any.join(" OR ")));
@@ -520,7 +611,10 @@ impl ListQuery {
     ) -> Result<Page<T>, DbError> {
         let (sql, params) = self.select_sql(meta, db.dialect());
         let rows = db.fetch_all(sqlx::AssertSqlSafe(sql), params).await?;
-        let mut items = rows.iter().map(&read).collect::<Result<Vec<T>, DbError>>()?;
+        let mut items = rows
+            .iter()
+            .map(&read)
+            .collect::<Result<Vec<T>, DbError>>()?;
         let next_cursor = if items.len() > self.limit as usize {
             items.truncate(self.limit as usize);
             items
@@ -540,7 +634,11 @@ impl ListQuery {
         } else {
             None
         };
-        Ok(Page { items, next_cursor, total })
+        Ok(Page {
+            items,
+            next_cursor,
+            total,
+        })
     }
 }
 
@@ -552,13 +650,18 @@ struct SqlBuilder {
 
 impl SqlBuilder {
     fn new(dialect: Dialect) -> Self {
-        Self { dialect, params: Vec::new() }
+        Self {
+            dialect,
+            params: Vec::new(),
+        }
     }
 
     /// SQLite keeps decimals as exact text; they compare and sort as numbers.
     fn column(&self, column: &ColumnMeta) -> String {
         match (self.dialect, column.kind) {
-            (Dialect::Sqlite, ColumnKind::Decimal) => format!("CAST({} AS REAL)", quote(column.column)),
+            (Dialect::Sqlite, ColumnKind::Decimal) => {
+                format!("CAST({} AS REAL)", quote(column.column))
+            }
             _ => quote(column.column),
         }
     }
@@ -579,8 +682,11 @@ impl SqlBuilder {
             Op::IsNull => format!("{expr} IS NULL"),
             Op::NotNull => format!("{expr} IS NOT NULL"),
             Op::In => {
-                let placeholders: Vec<String> =
-                    filter.values.iter().map(|v| self.param(column, v.clone())).collect();
+                let placeholders: Vec<String> = filter
+                    .values
+                    .iter()
+                    .map(|v| self.param(column, v.clone()))
+                    .collect();
                 format!("{expr} IN ({})", placeholders.join(", "))
             }
             Op::Like => {
@@ -635,14 +741,32 @@ mod tests {
     use crate::meta::ColumnMeta;
 
     const fn col(field: &'static str, kind: ColumnKind, nullable: bool) -> ColumnMeta {
-        ColumnMeta { field, column: field, kind, nullable, filterable: true, sortable: true, items: None, values: &[] }
+        ColumnMeta {
+            field,
+            column: field,
+            kind,
+            nullable,
+            filterable: true,
+            sortable: true,
+            items: None,
+            values: &[],
+        }
     }
 
     static COLUMNS: [ColumnMeta; 4] = [
         col("id", ColumnKind::Int, false),
         col("name", ColumnKind::Text, false),
         col("amount", ColumnKind::Decimal, true),
-        ColumnMeta { field: "stage", column: "stage", kind: ColumnKind::Text, nullable: false, filterable: true, sortable: false, items: None, values: &["lead", "won"] },
+        ColumnMeta {
+            field: "stage",
+            column: "stage",
+            kind: ColumnKind::Text,
+            nullable: false,
+            filterable: true,
+            sortable: false,
+            items: None,
+            values: &["lead", "won"],
+        },
     ];
     static META: TableMeta = TableMeta {
         entity: "Deal",
@@ -654,12 +778,24 @@ mod tests {
     };
 
     fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
-        query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn filters_and_sorts_become_bound_sql() {
-        let query = ListQuery::parse(&META, &pairs(&[("amount", "gte.10"), ("stage", "in.(lead,won)"), ("sort", "-amount"), ("limit", "2")])).unwrap();
+        let query = ListQuery::parse(
+            &META,
+            &pairs(&[
+                ("amount", "gte.10"),
+                ("stage", "in.(lead,won)"),
+                ("sort", "-amount"),
+                ("limit", "2"),
+            ]),
+        )
+        .unwrap();
         let (sql, params) = query.select_sql(&META, Dialect::Postgres);
         assert_eq!(
             sql,
@@ -668,16 +804,23 @@ mod tests {
         );
         assert_eq!(params.len(), 3);
         let (sql, _) = query.select_sql(&META, Dialect::Sqlite);
-        assert!(sql.contains("CAST(\"amount\" AS REAL) >= CAST(?1 AS REAL)"), "{sql}");
+        assert!(
+            sql.contains("CAST(\"amount\" AS REAL) >= CAST(?1 AS REAL)"),
+            "{sql}"
+        );
     }
 
     #[test]
     fn a_cursor_continues_after_the_last_row_in_sort_order() {
         let first = ListQuery::parse(&META, &pairs(&[("sort", "-amount")])).unwrap();
         let cursor = first.encode_cursor(&META, &serde_json::json!({"id": 7, "amount": null}));
-        let next = ListQuery::parse(&META, &pairs(&[("sort", "-amount"), ("cursor", &cursor)])).unwrap();
+        let next =
+            ListQuery::parse(&META, &pairs(&[("sort", "-amount"), ("cursor", &cursor)])).unwrap();
         let (sql, params) = next.select_sql(&META, Dialect::Postgres);
-        assert!(sql.contains("WHERE ((\"amount\" IS NULL AND \"id\" > $1))"), "{sql}");
+        assert!(
+            sql.contains("WHERE ((\"amount\" IS NULL AND \"id\" > $1))"),
+            "{sql}"
+        );
         assert_eq!(params, vec![SqlValue::Int(7)]);
         let other = ListQuery::parse(&META, &pairs(&[("sort", "name"), ("cursor", &cursor)]));
         assert_eq!(other.unwrap_err().status, 400);
@@ -696,7 +839,10 @@ mod tests {
         ] {
             let problem = ListQuery::parse(&META, &pairs(&[(name, value)])).unwrap_err();
             assert_eq!(problem.status, 400);
-            assert!(problem.detail.as_deref().unwrap_or("").contains(needle), "{name}={value}: {problem}");
+            assert!(
+                problem.detail.as_deref().unwrap_or("").contains(needle),
+                "{name}={value}: {problem}"
+            );
         }
     }
 
@@ -707,9 +853,13 @@ mod tests {
 
     #[test]
     fn or_groups_and_in_lists_split_outside_quotes() {
-        let query = ListQuery::parse(&META, &pairs(&[("or", "(name.eq.\"a,b\",amount.lt.5)")])).unwrap();
+        let query =
+            ListQuery::parse(&META, &pairs(&[("or", "(name.eq.\"a,b\",amount.lt.5)")])).unwrap();
         let (sql, params) = query.select_sql(&META, Dialect::Postgres);
-        assert!(sql.contains("WHERE (\"name\" = $1 OR \"amount\" < $2)"), "{sql}");
+        assert!(
+            sql.contains("WHERE (\"name\" = $1 OR \"amount\" < $2)"),
+            "{sql}"
+        );
         assert_eq!(params[0], SqlValue::Text("a,b".into()));
     }
 }

@@ -53,7 +53,10 @@ impl TableMeta {
 
     /// The column for the JSON member `field`.
     pub fn column(&self, field: &str) -> Option<(usize, &ColumnMeta)> {
-        self.columns.iter().enumerate().find(|(_, c)| c.field == field)
+        self.columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.field == field)
     }
 }
 

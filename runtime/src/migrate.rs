@@ -59,7 +59,10 @@ pub struct MigrationReport {
 
 /// The SHA-256 of a migration script, as hex.
 pub fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS _prefiq_migrations (\
@@ -85,7 +88,11 @@ fn now() -> String {
 }
 
 /// Applies every pending migration of `app`, in version order.
-pub async fn apply(db: &Db, app: &str, migrations: &[Migration]) -> Result<MigrationReport, MigrateError> {
+pub async fn apply(
+    db: &Db,
+    app: &str,
+    migrations: &[Migration],
+) -> Result<MigrationReport, MigrateError> {
     let mut ordered = migrations.to_vec();
     ordered.sort_by_key(|m| m.version);
     match db {
@@ -100,9 +107,16 @@ fn lock_key(app: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
-async fn apply_postgres(pool: &sqlx::PgPool, app: &str, migrations: &[Migration]) -> Result<MigrationReport, MigrateError> {
+async fn apply_postgres(
+    pool: &sqlx::PgPool,
+    app: &str,
+    migrations: &[Migration],
+) -> Result<MigrationReport, MigrateError> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(lock_key(app)).execute(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(lock_key(app))
+        .execute(&mut *conn)
+        .await?;
     let result = async {
         sqlx::raw_sql(LEDGER).execute(&mut *conn).await?;
         let mut report = MigrationReport::default();
@@ -136,13 +150,20 @@ async fn apply_postgres(pool: &sqlx::PgPool, app: &str, migrations: &[Migration]
         Ok::<_, MigrateError>(report)
     }
     .await;
-    let unlock = sqlx::query("SELECT pg_advisory_unlock($1)").bind(lock_key(app)).execute(&mut *conn).await;
+    let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(lock_key(app))
+        .execute(&mut *conn)
+        .await;
     let report = result?;
     unlock?;
     Ok(report)
 }
 
-async fn apply_sqlite(pool: &sqlx::SqlitePool, app: &str, migrations: &[Migration]) -> Result<MigrationReport, MigrateError> {
+async fn apply_sqlite(
+    pool: &sqlx::SqlitePool,
+    app: &str,
+    migrations: &[Migration],
+) -> Result<MigrationReport, MigrateError> {
     let mut conn = pool.acquire().await?;
     sqlx::raw_sql(LEDGER).execute(&mut *conn).await?;
     let mut report = MigrationReport::default();
@@ -178,7 +199,12 @@ async fn apply_sqlite(pool: &sqlx::SqlitePool, app: &str, migrations: &[Migratio
             Ok(applied) => {
                 sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
                 if applied {
-                    tracing::info!(app, version = migration.version, name = migration.name, "applied migration");
+                    tracing::info!(
+                        app,
+                        version = migration.version,
+                        name = migration.name,
+                        "applied migration"
+                    );
                     report.applied.push(migration.version);
                 } else {
                     report.skipped.push(migration.version);
@@ -214,15 +240,33 @@ mod tests {
         let first = apply(&db, "demo", &[FIRST]).await.unwrap();
         assert_eq!(first.applied, vec![1]);
         let again = apply(&db, "demo", &[FIRST]).await.unwrap();
-        assert_eq!(again, MigrationReport { applied: vec![], skipped: vec![1] });
+        assert_eq!(
+            again,
+            MigrationReport {
+                applied: vec![],
+                skipped: vec![1]
+            }
+        );
 
-        let edited = Migration { sqlite: "CREATE TABLE t (id TEXT PRIMARY KEY);", ..FIRST };
+        let edited = Migration {
+            sqlite: "CREATE TABLE t (id TEXT PRIMARY KEY);",
+            ..FIRST
+        };
         let error = apply(&db, "demo", &[edited]).await.unwrap_err();
-        assert!(matches!(error, MigrateError::Edited { version: 1, .. }), "{error}");
+        assert!(
+            matches!(error, MigrateError::Edited { version: 1, .. }),
+            "{error}"
+        );
 
         // Another app's ledger is separate.
-        let other = Migration { sqlite: "CREATE TABLE u (id INTEGER);", ..FIRST };
-        assert_eq!(apply(&db, "other", &[other]).await.unwrap().applied, vec![1]);
+        let other = Migration {
+            sqlite: "CREATE TABLE u (id INTEGER);",
+            ..FIRST
+        };
+        assert_eq!(
+            apply(&db, "other", &[other]).await.unwrap().applied,
+            vec![1]
+        );
     }
 
     #[tokio::test]
@@ -230,12 +274,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("m.db").display());
         let db = Db::connect(&url, &PoolOptions::default()).await.unwrap();
-        let broken = Migration { sqlite: "CREATE TABLE a (id INTEGER); CREATE TABLE oops (", ..FIRST };
+        let broken = Migration {
+            sqlite: "CREATE TABLE a (id INTEGER); CREATE TABLE oops (",
+            ..FIRST
+        };
         assert!(apply(&db, "demo", &[broken]).await.is_err());
         let tables = db
             .fetch_all("SELECT name FROM sqlite_master WHERE name = 'a'", vec![])
             .await
             .unwrap();
-        assert!(tables.is_empty(), "the half-applied migration was rolled back");
+        assert!(
+            tables.is_empty(),
+            "the half-applied migration was rolled back"
+        );
     }
 }

@@ -76,15 +76,23 @@ impl Problem {
 
     /// 400 for a malformed JSON body, pointing at where parsing stopped.
     pub fn malformed_json(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON body")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON body",
+        )
+        .with_detail(detail)
     }
 
     /// 400 for one invalid query parameter.
     pub fn bad_parameter(name: &str, detail: impl Into<String>) -> Self {
         let detail = detail.into();
-        Self::new(StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid query parameter")
-            .with_detail(format!("`{name}`: {detail}"))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-parameter",
+            "Invalid query parameter",
+        )
+        .with_detail(format!("`{name}`: {detail}"))
     }
 
     /// 404: no resource at this URL.
@@ -94,7 +102,11 @@ impl Problem {
 
     /// 405: the route exists but not with this method.
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+        )
     }
 
     /// 409: the request conflicts with the stored data (unique or foreign-key constraint).
@@ -117,8 +129,12 @@ impl Problem {
 
     /// 413: the body is larger than the configured limit.
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large")
-            .with_detail(format!("request bodies are limited to {limit} bytes"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+        )
+        .with_detail(format!("request bodies are limited to {limit} bytes"))
     }
 
     /// 415: the body is not JSON.
@@ -137,9 +153,13 @@ impl Problem {
             1 => "1 member of the request body is invalid".to_owned(),
             n => format!("{n} members of the request body are invalid"),
         };
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed")
-            .with_detail(detail)
-            .with_errors(errors)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Validation failed",
+        )
+        .with_detail(detail)
+        .with_errors(errors)
     }
 
     /// 500: something failed on our side. The cause is logged, never sent.

@@ -71,7 +71,11 @@ pub fn init_tracing() {
 }
 
 async fn healthz(State(db): State<Db>) -> Response<axum::body::Body> {
-    let probe = tokio::time::timeout(Duration::from_secs(2), db.fetch_optional("SELECT 1", vec![])).await;
+    let probe = tokio::time::timeout(
+        Duration::from_secs(2),
+        db.fetch_optional("SELECT 1", vec![]),
+    )
+    .await;
     match probe {
         Ok(Ok(_)) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
         Ok(Err(error)) => Problem::unavailable(&error).into_response(),
@@ -119,7 +123,9 @@ pub async fn prepare(spec: &AppSpec, config: &Config) -> Result<Db, Box<dyn std:
         max_connections: config.max_connections,
         ..PoolOptions::default()
     };
-    let db = Db::connect(&url, &options).await.map_err(|e| format!("cannot open {url}: {e}"))?;
+    let db = Db::connect(&url, &options)
+        .await
+        .map_err(|e| format!("cannot open {url}: {e}"))?;
     if !config.no_migrate {
         let report = migrate::apply(&db, spec.name, spec.migrations).await?;
         if !report.applied.is_empty() {
@@ -170,7 +176,10 @@ where
 {
     init_tracing();
     let config = Config::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -192,4 +201,3 @@ where
         }
     }
 }
-

@@ -37,18 +37,25 @@ fn is_decimal(text: &str) -> bool {
 }
 
 impl Validator {
-    /// Compiles `schema` (JSON text). `read_only` names the members a client may not send,
-    /// so that sending one gets a precise message rather than "unknown member".
+    /// Compiles the definition `name` of `document` (a schema with `$defs`). `read_only` names
+    /// the members a client may not send, so that sending one gets a precise message.
     pub fn new(
+        document: &Value,
         name: &str,
-        schema: &str,
         read_only: &'static [&'static str],
     ) -> Result<Self, SchemaError> {
         let error = |message: String| SchemaError {
             name: name.to_owned(),
             message,
         };
-        let schema: Value = serde_json::from_str(schema).map_err(|e| error(e.to_string()))?;
+        if document.pointer(&format!("/$defs/{name}")).is_none() {
+            return Err(error("no such definition".into()));
+        }
+        let schema = serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": format!("#/$defs/{name}"),
+            "$defs": document["$defs"].clone(),
+        });
         let inner = jsonschema::draft202012::options()
             .should_validate_formats(true)
             .with_format("decimal", is_decimal)
@@ -103,6 +110,26 @@ impl Validator {
     }
 }
 
+/// Parses the embedded schema document.
+pub fn document(text: &str) -> Result<Value, SchemaError> {
+    serde_json::from_str(text).map_err(|e| SchemaError {
+        name: "schemas.json".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Turns a validated body into its Rust type. Validation ran first, so a failure here is a value
+/// JSON Schema allows but Rust cannot hold (an integer beyond 64 bits): a 422 as well.
+pub fn decode<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, Problem> {
+    serde_json::from_value(body).map_err(|e| {
+        Problem::unprocessable(vec![FieldError {
+            pointer: String::new(),
+            detail: e.to_string(),
+            keyword: None,
+        }])
+    })
+}
+
 /// Escapes one JSON pointer segment (RFC 6901).
 pub fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
@@ -113,15 +140,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const SCHEMA: &str = r#"{
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["name"],
-        "properties": {
-            "name": {"type": "string", "minLength": 1},
-            "amount": {"type": "string", "format": "decimal"}
-        }
-    }"#;
+    fn document() -> Value {
+        json!({"$defs": {"T": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "amount": {"type": "string", "format": "decimal"}
+            }
+        }}})
+    }
 
     fn pointers(problem: &Problem) -> Vec<&str> {
         problem.errors.iter().map(|e| e.pointer.as_str()).collect()
@@ -129,7 +158,7 @@ mod tests {
 
     #[test]
     fn every_invalid_member_is_reported_with_its_pointer() {
-        let validator = Validator::new("t", SCHEMA, &["id"]).unwrap();
+        let validator = Validator::new(&document(), "T", &["id"]).unwrap();
         let problem = validator
             .check(&json!({"amount": "12,5", "id": "x", "extra": 1}))
             .unwrap_err();
@@ -141,8 +170,12 @@ mod tests {
 
     #[test]
     fn a_valid_body_passes() {
-        let validator = Validator::new("t", SCHEMA, &[]).unwrap();
-        assert!(validator.check(&json!({"name": "Acme", "amount": "-10.50"})).is_ok());
+        let validator = Validator::new(&document(), "T", &[]).unwrap();
+        assert!(
+            validator
+                .check(&json!({"name": "Acme", "amount": "-10.50"}))
+                .is_ok()
+        );
     }
 
     #[test]

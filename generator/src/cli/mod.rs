@@ -1,0 +1,243 @@
+//! The `prefiq` command line: argument parsing, rendering of diagnostics and reports.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::diag::{self, Diagnostic, RenderOptions};
+use crate::write::{self, Finding, Scope};
+
+/// Prefiq turns JSON Schema entities into axum services, SQL migrations, Rust and TypeScript
+/// types and OpenAPI documents.
+#[derive(Debug, Parser)]
+#[command(name = "prefiq", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The project root (the folder holding `apps/`). Default: found from the current folder up.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// How to print diagnostics.
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    /// Print only errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Print every file written.
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How diagnostics are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    /// Rendered for people, with the source line.
+    Human,
+    /// One JSON object per line, for editors and CI.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate code from every app's schemas (or check that it is up to date).
+    #[command(
+        after_help = "Examples:\n  prefiq codegen                 generate every app\n  prefiq codegen --app crm       generate one app\n  prefiq codegen --check         fail if any generated file is stale, missing, orphaned or hand-edited"
+    )]
+    Codegen(CodegenArgs),
+}
+
+/// `prefiq codegen`.
+#[derive(Debug, clap::Args)]
+pub struct CodegenArgs {
+    /// Only this app.
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+    /// Change nothing; exit 1 if any generated file is stale, missing, orphaned or hand-edited.
+    #[arg(long)]
+    pub check: bool,
+    /// Overwrite generated files even if they were edited by hand.
+    #[arg(long, conflicts_with = "check")]
+    pub force: bool,
+}
+
+/// How output looks.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    format: MessageFormat,
+    quiet: bool,
+    verbose: bool,
+    color: bool,
+}
+
+impl Printer {
+    fn from(cli: &Cli) -> Printer {
+        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stderr().is_terminal();
+        Printer {
+            format: cli.message_format,
+            quiet: cli.quiet,
+            verbose: cli.verbose,
+            color,
+        }
+    }
+
+    /// Prints diagnostics: rendered to stderr, or JSON lines to stdout.
+    pub fn diagnostics(&self, diagnostics: &[Diagnostic]) {
+        for d in diagnostics {
+            if self.quiet && !d.is_error() {
+                continue;
+            }
+            match self.format {
+                MessageFormat::Json => println!("{}", d.to_json()),
+                MessageFormat::Human => {
+                    let width = if self.color { 120 } else { 100 };
+                    eprint!(
+                        "{}",
+                        diag::render(
+                            d,
+                            RenderOptions {
+                                color: self.color,
+                                width
+                            }
+                        )
+                    );
+                }
+            }
+        }
+    }
+
+    fn info(&self, line: &str) {
+        if !self.quiet {
+            if self.format == MessageFormat::Json {
+                println!("{}", serde_json::json!({ "message": line }));
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::from(&cli);
+    let root = match &cli.root {
+        Some(root) => root.clone(),
+        None => {
+            let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            match crate::load::find_root(&here) {
+                Some(root) => root,
+                None => {
+                    eprintln!(
+                        "error: no Prefiq project here: no prefiq.toml or apps/ folder in {} or above",
+                        here.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    match &cli.command {
+        Command::Codegen(args) => codegen(&root, args, &printer),
+    }
+}
+
+fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
+    let started = Instant::now();
+    let generation = crate::generate(root, args.app.as_deref());
+    printer.diagnostics(&generation.diagnostics);
+    if generation.has_errors() {
+        let errors = generation
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count();
+        printer.info(&format!(
+            "prefiq codegen: {errors} error{} found; no file was written",
+            if errors == 1 { "" } else { "s" }
+        ));
+        return ExitCode::FAILURE;
+    }
+    let scope = Scope::of(root, args.app.as_deref());
+    let elapsed = || started.elapsed().as_millis();
+    if args.check {
+        let findings = write::check(root, &generation.output, &scope);
+        if findings.is_empty() {
+            printer.info(&format!(
+                "prefiq codegen --check: {} generated files are up to date ({} ms)",
+                generation.output.files.len(),
+                elapsed()
+            ));
+            return ExitCode::SUCCESS;
+        }
+        report_findings(&findings, printer);
+        let fix = match &args.app {
+            Some(app) => format!("prefiq codegen --app {app}"),
+            None => "prefiq codegen".to_owned(),
+        };
+        eprintln!(
+            "\n{} generated file{} out of date; run `{fix}` (or `cargo run -p prefiq -- codegen`) and commit the result",
+            findings.len(),
+            if findings.len() == 1 { " is" } else { "s are" }
+        );
+        return ExitCode::FAILURE;
+    }
+    match write::write(root, &generation.output, &scope, args.force) {
+        Ok(report) => {
+            if printer.verbose {
+                for path in report.written.iter().chain(&report.scaffolded) {
+                    printer.info(&format!("  wrote {path}"));
+                }
+                for path in &report.deleted {
+                    printer.info(&format!("  deleted {path}"));
+                }
+            }
+            let mut line = format!(
+                "prefiq codegen: {} written, {} unchanged",
+                report.written.len(),
+                report.unchanged
+            );
+            if !report.deleted.is_empty() {
+                line.push_str(&format!(", {} orphans deleted", report.deleted.len()));
+            }
+            if !report.scaffolded.is_empty() {
+                line.push_str(&format!(", {} scaffolds created", report.scaffolded.len()));
+            }
+            line.push_str(&format!(" in {} ms", elapsed()));
+            printer.info(&line);
+            let _ = std::io::stdout().flush();
+            ExitCode::SUCCESS
+        }
+        Err(refusal) => {
+            report_findings(&refusal.findings, printer);
+            eprintln!(
+                "\nprefiq codegen: nothing was written. Files without the generated header are never overwritten; \
+                       move hand edits into the schema or services/, or pass --force to discard them"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report_findings(findings: &[Finding], printer: &Printer) {
+    for finding in findings {
+        if printer.format == MessageFormat::Json {
+            println!(
+                "{}",
+                serde_json::json!({ "kind": finding.kind(), "path": finding.path(), "diff": finding.diff() })
+            );
+            continue;
+        }
+        eprintln!("{:>13}  {}", finding.kind(), finding.path());
+        if let Some(diff) = finding.diff() {
+            for line in diff.lines() {
+                eprintln!("               {line}");
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The OpenAPI 3.1 document of an app: every route with its parameters, bodies, responses and
+//! problem+json errors, with components made by [`super::schema`].
+
+use serde_json::{Map, Value, json};
+
+use super::schema::{self, COMPONENTS};
+use crate::ir::{App, Entity, Type};
+
+fn reference(kind: &str, name: &str) -> Value {
+    json!({ "$ref": format!("#/components/{kind}/{name}") })
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/problem+json": { "schema": reference("schemas", "Problem") } } })
+}
+
+/// The operation ids of an entity's routes: `listCompanies`, `createCompany`, ...
+pub fn operation_ids(entity: &Entity) -> [String; 5] {
+    let plural = crate::lower::names::pascal(&entity.plural);
+    [
+        format!("list{plural}"),
+        format!("create{}", entity.name),
+        format!("get{}", entity.name),
+        format!("update{}", entity.name),
+        format!("delete{}", entity.name),
+    ]
+}
+
+fn filter_parameter(entity: &Entity, field: &crate::ir::Field) -> Value {
+    let operators = match &field.member.ty {
+        Type::Array(_) => "`cs` (contains)",
+        Type::String(_) | Type::Enum { .. } => {
+            "`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, `in`, `like`, `ilike`"
+        }
+        Type::Boolean => "`eq`, `ne`",
+        _ => "`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, `in`",
+    };
+    let nulls = if field.is_nullable_column() {
+        ", `is.null`, `is.notnull`"
+    } else {
+        ""
+    };
+    json!({
+        "name": field.member.name,
+        "in": "query",
+        "required": false,
+        "description": format!("Filter {} by `{}`: `op.value` with {operators}{nulls}. A value without an operator means `eq`; `in.(a,b)` lists values; `like.*text*` uses `*` as the wildcard.", entity.plural, field.member.name),
+        "schema": { "type": "string" }
+    })
+}
+
+fn entity_paths(app: &App, entity: &Entity, paths: &mut Map<String, Value>) {
+    let [list, create, get, update, delete] = operation_ids(entity);
+    let collection = format!("/api/{}/{}", app.name, entity.plural);
+    let item = format!("{collection}/{{id}}");
+    let tag = entity.name.clone();
+    let model = reference("schemas", &entity.name);
+    let sortable: Vec<&str> = entity
+        .fields
+        .iter()
+        .filter(|f| f.sortable)
+        .map(|f| f.member.name.as_str())
+        .collect();
+    let mut list_parameters = vec![
+        reference("parameters", "limit"),
+        reference("parameters", "cursor"),
+        reference("parameters", "count"),
+    ];
+    list_parameters.push(json!({
+        "name": "sort",
+        "in": "query",
+        "required": false,
+        "description": format!("Comma-separated sort keys, `-` for descending (NULLs last). Sortable: {}. The primary key breaks ties.", if sortable.is_empty() { "none".to_owned() } else { sortable.join(", ") }),
+        "schema": { "type": "string" }
+    }));
+    for field in entity.fields.iter().filter(|f| f.filterable) {
+        list_parameters.push(filter_parameter(entity, field));
+    }
+    if entity.fields.iter().any(|f| f.filterable) {
+        list_parameters.push(json!({
+            "name": "or",
+            "in": "query",
+            "required": false,
+            "description": "A group of conditions of which one must hold: `or=(field.op.value,field.op.value)`.",
+            "schema": { "type": "string" }
+        }));
+    }
+    let etag_headers = json!({ "ETag": reference("headers", "ETag") });
+    paths.insert(collection, json!({
+        "get": {
+            "operationId": list,
+            "tags": [tag],
+            "summary": format!("List {}", entity.plural),
+            "description": "Keyset-paginated: follow `next_cursor` until it is null.",
+            "parameters": list_parameters,
+            "responses": {
+                "200": { "description": format!("A page of {}.", entity.plural), "content": json_content(reference("schemas", &format!("{}Page", entity.name))) },
+                "400": reference("responses", "BadRequest"),
+                "500": reference("responses", "InternalError")
+            }
+        },
+        "post": {
+            "operationId": create,
+            "tags": [tag],
+            "summary": format!("Create a {}", entity.name),
+            "requestBody": { "required": true, "content": json_content(reference("schemas", &format!("{}Create", entity.name))) },
+            "responses": {
+                "201": {
+                    "description": format!("The new {}.", entity.name),
+                    "headers": { "ETag": reference("headers", "ETag"), "Location": reference("headers", "Location") },
+                    "content": json_content(model.clone())
+                },
+                "400": reference("responses", "BadRequest"),
+                "409": reference("responses", "Conflict"),
+                "413": reference("responses", "PayloadTooLarge"),
+                "415": reference("responses", "UnsupportedMediaType"),
+                "422": reference("responses", "Unprocessable"),
+                "500": reference("responses", "InternalError")
+            }
+        }
+    }));
+    let key_schema = schema::type_schema(&entity.key().member.ty, false, COMPONENTS);
+    paths.insert(item, json!({
+        "parameters": [{ "name": "id", "in": "path", "required": true, "description": format!("The {}'s `{}`.", entity.name, entity.key().member.name), "schema": key_schema }],
+        "get": {
+            "operationId": get,
+            "tags": [tag],
+            "summary": format!("Get a {}", entity.name),
+            "responses": {
+                "200": { "description": format!("The {}.", entity.name), "headers": etag_headers, "content": json_content(model.clone()) },
+                "404": reference("responses", "NotFound"),
+                "500": reference("responses", "InternalError")
+            }
+        },
+        "patch": {
+            "operationId": update,
+            "tags": [tag],
+            "summary": format!("Update a {}", entity.name),
+            "description": "A JSON merge patch (RFC 7386). Send `If-Match` with the ETag you read to be sure nobody changed it meanwhile (412 otherwise).",
+            "parameters": [reference("parameters", "if-match")],
+            "requestBody": { "required": true, "content": { "application/merge-patch+json": { "schema": reference("schemas", &format!("{}Patch", entity.name)) } } },
+            "responses": {
+                "200": { "description": format!("The updated {}.", entity.name), "headers": etag_headers, "content": json_content(model) },
+                "400": reference("responses", "BadRequest"),
+                "404": reference("responses", "NotFound"),
+                "409": reference("responses", "Conflict"),
+                "412": reference("responses", "PreconditionFailed"),
+                "413": reference("responses", "PayloadTooLarge"),
+                "415": reference("responses", "UnsupportedMediaType"),
+                "422": reference("responses", "Unprocessable"),
+                "500": reference("responses", "InternalError")
+            }
+        },
+        "delete": {
+            "operationId": delete,
+            "tags": [tag],
+            "summary": format!("Delete a {}", entity.name),
+            "parameters": [reference("parameters", "if-match")],
+            "responses": {
+                "204": { "description": "Deleted." },
+                "404": reference("responses", "NotFound"),
+                "409": reference("responses", "Conflict"),
+                "412": reference("responses", "PreconditionFailed"),
+                "500": reference("responses", "InternalError")
+            }
+        }
+    }));
+}
+
+/// The problem+json schemas.
+pub fn problem_schemas() -> Map<String, Value> {
+    let mut schemas = Map::new();
+    schemas.insert("FieldError".into(), json!({
+        "type": "object",
+        "description": "One invalid member of a request.",
+        "required": ["pointer", "detail"],
+        "properties": {
+            "pointer": { "type": "string", "description": "JSON pointer (RFC 6901) to the member in the request body." },
+            "detail": { "type": "string" },
+            "keyword": { "type": "string", "description": "The JSON Schema keyword that failed." }
+        }
+    }));
+    schemas.insert("Problem".into(), json!({
+        "type": "object",
+        "description": "An RFC 9457 problem.",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": { "type": "string", "format": "uri" },
+            "title": { "type": "string" },
+            "status": { "type": "integer", "format": "int32" },
+            "detail": { "type": "string" },
+            "errors": { "type": "array", "items": { "$ref": "#/components/schemas/FieldError" } }
+        }
+    }));
+    schemas
+}
+
+/// The OpenAPI 3.1 document of `app`.
+pub fn document(app: &App) -> Value {
+    let mut paths = Map::new();
+    for entity in &app.entities {
+        entity_paths(app, entity, &mut paths);
+    }
+    paths.insert("/healthz".into(), json!({
+        "get": {
+            "operationId": "health",
+            "tags": ["Service"],
+            "summary": "Check that the service and its database answer",
+            "responses": {
+                "200": { "description": "Healthy.", "content": json_content(json!({ "type": "object", "required": ["status"], "properties": { "status": { "type": "string" } } })) },
+                "503": problem_response("The database is unreachable.")
+            }
+        }
+    }));
+    let mut schemas = problem_schemas();
+    for (name, named) in &app.types {
+        schemas.insert(
+            name.clone(),
+            schema::named_schema(app, name, named, COMPONENTS),
+        );
+    }
+    for entity in &app.entities {
+        schemas.insert(entity.name.clone(), schema::model(entity, COMPONENTS));
+        schemas.insert(
+            format!("{}Create", entity.name),
+            schema::create(entity, COMPONENTS),
+        );
+        schemas.insert(
+            format!("{}Patch", entity.name),
+            schema::patch(entity, COMPONENTS),
+        );
+        schemas.insert(
+            format!("{}Page", entity.name),
+            schema::page(entity, COMPONENTS),
+        );
+    }
+    let mut tags: Vec<Value> = app
+        .entities
+        .iter()
+        .map(|e| json!({ "name": e.name, "description": e.description.clone().unwrap_or_else(|| format!("{} records.", e.name)) }))
+        .collect();
+    tags.push(json!({ "name": "Service", "description": "Operational endpoints." }));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": format!("{} API", app.name),
+            "version": "0.1.0",
+            "description": format!("The `{}` app, generated by Prefiq from apps/{}/core/schema. Errors are RFC 9457 problem+json.", app.name, app.name)
+        },
+        "servers": [{ "url": "/" }],
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "parameters": {
+                "limit": { "name": "limit", "in": "query", "required": false, "description": "Rows per page, 1 to 1000.", "schema": { "type": "integer", "format": "int32", "minimum": 1, "maximum": 1000, "default": 50 } },
+                "cursor": { "name": "cursor", "in": "query", "required": false, "description": "The `next_cursor` of the previous page.", "schema": { "type": "string" } },
+                "count": { "name": "count", "in": "query", "required": false, "description": "`exact` to add the number of matching rows as `total`.", "schema": { "type": "string", "enum": ["exact", "none"] } },
+                "if-match": { "name": "If-Match", "in": "header", "required": false, "description": "The ETag last read; the request fails with 412 if the row changed since.", "schema": { "type": "string" } }
+            },
+            "headers": {
+                "ETag": { "description": "The row version, for `If-Match`.", "schema": { "type": "string" } },
+                "Location": { "description": "The URL of the new resource.", "schema": { "type": "string" } }
+            },
+            "responses": {
+                "BadRequest": problem_response("The request is malformed: bad JSON, or a bad query parameter."),
+                "NotFound": problem_response("No such resource."),
+                "Conflict": problem_response("The change conflicts with stored data: a unique value is taken, or a reference is broken."),
+                "PreconditionFailed": problem_response("`If-Match` names a version that is no longer current."),
+                "PayloadTooLarge": problem_response("The body is larger than the server accepts."),
+                "UnsupportedMediaType": problem_response("The body is not JSON."),
+                "Unprocessable": problem_response("The body breaks the schema; `errors` lists each invalid member."),
+                "InternalError": problem_response("The server failed; quote the `x-request-id` header when reporting it.")
+            }
+        }
+    })
+}

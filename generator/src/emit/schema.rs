@@ -1,0 +1,421 @@
+//! JSON Schemas made from the IR: the request and response schemas of every entity and named
+//! type. The same functions feed the runtime validators (`schemas.json`) and the OpenAPI
+//! components, so what is documented is what is enforced.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::ir::{App, Entity, Field, FieldRole, Member, NamedType, NumberType, Type};
+
+/// Where `$ref`s point.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// `#/$defs/` or `#/components/schemas/`.
+    pub ref_prefix: &'static str,
+}
+
+/// Runtime validation: a 2020-12 document with `$defs`.
+pub const DEFS: Style = Style {
+    ref_prefix: "#/$defs/",
+};
+/// OpenAPI components.
+pub const COMPONENTS: Style = Style {
+    ref_prefix: "#/components/schemas/",
+};
+
+/// The pattern every decimal string must match.
+pub const DECIMAL_PATTERN: &str = "^-?[0-9]+(\\.[0-9]+)?$";
+
+fn with_null(mut schema: Value, nullable: bool) -> Value {
+    if !nullable {
+        return schema;
+    }
+    match schema.get_mut("type") {
+        Some(Value::String(t)) => {
+            let t = t.clone();
+            schema["type"] = json!([t, "null"]);
+            if let Some(Value::Array(values)) = schema.get_mut("enum") {
+                values.push(Value::Null);
+            }
+            schema
+        }
+        _ => json!({ "oneOf": [schema, { "type": "null" }] }),
+    }
+}
+
+fn bounds(schema: &mut Map<String, Value>, bounds: &NumberType) {
+    for (key, value) in [
+        ("minimum", &bounds.minimum),
+        ("maximum", &bounds.maximum),
+        ("exclusiveMinimum", &bounds.exclusive_minimum),
+        ("exclusiveMaximum", &bounds.exclusive_maximum),
+        ("multipleOf", &bounds.multiple_of),
+    ] {
+        if let Some(n) = value {
+            schema.insert(key.into(), Value::Number(n.clone()));
+        }
+    }
+}
+
+/// The schema of a type.
+pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
+    let schema = match ty {
+        Type::String(s) => {
+            let mut o = Map::new();
+            o.insert("type".into(), "string".into());
+            if let Some(f) = &s.format {
+                o.insert("format".into(), f.clone().into());
+            }
+            if let Some(n) = s.min_length {
+                o.insert("minLength".into(), n.into());
+            }
+            if let Some(n) = s.max_length {
+                o.insert("maxLength".into(), n.into());
+            }
+            if let Some(p) = &s.pattern {
+                o.insert("pattern".into(), p.clone().into());
+            }
+            if let Some(c) = &s.constant {
+                o.insert("const".into(), c.clone().into());
+            }
+            Value::Object(o)
+        }
+        Type::Integer(n) => {
+            let mut o = Map::new();
+            o.insert("type".into(), "integer".into());
+            o.insert(
+                "format".into(),
+                if n.bits == 32 { "int32" } else { "int64" }.into(),
+            );
+            bounds(&mut o, n);
+            Value::Object(o)
+        }
+        Type::Number(n) => {
+            let mut o = Map::new();
+            o.insert("type".into(), "number".into());
+            o.insert("format".into(), "double".into());
+            bounds(&mut o, n);
+            Value::Object(o)
+        }
+        Type::Decimal(d) => {
+            let mut o = Map::new();
+            if d.as_number {
+                o.insert("type".into(), "number".into());
+            } else {
+                o.insert("type".into(), "string".into());
+                o.insert("pattern".into(), DECIMAL_PATTERN.into());
+            }
+            o.insert("format".into(), "decimal".into());
+            let mut limits = Map::new();
+            if let Some(p) = d.precision {
+                limits.insert("precision".into(), p.into());
+            }
+            if let Some(s) = d.scale {
+                limits.insert("scale".into(), s.into());
+            }
+            bounds(&mut limits, &d.bounds);
+            if d.as_number {
+                bounds(&mut o, &d.bounds);
+            }
+            if !limits.is_empty() {
+                o.insert("x-decimal".into(), Value::Object(limits));
+            }
+            Value::Object(o)
+        }
+        Type::Boolean => json!({ "type": "boolean" }),
+        Type::Uuid => json!({ "type": "string", "format": "uuid" }),
+        Type::Date => json!({ "type": "string", "format": "date" }),
+        Type::DateTime => json!({ "type": "string", "format": "date-time" }),
+        Type::Enum { name } | Type::Object { name } | Type::Union { name } => {
+            json!({ "$ref": format!("{}{name}", style.ref_prefix) })
+        }
+        Type::Array(a) => {
+            let mut o = Map::new();
+            o.insert("type".into(), "array".into());
+            o.insert(
+                "items".into(),
+                type_schema(&a.items, a.items_nullable, style),
+            );
+            if let Some(n) = a.min_items {
+                o.insert("minItems".into(), n.into());
+            }
+            if let Some(n) = a.max_items {
+                o.insert("maxItems".into(), n.into());
+            }
+            if a.unique_items {
+                o.insert("uniqueItems".into(), true.into());
+            }
+            Value::Object(o)
+        }
+        Type::Map { values } => {
+            json!({ "type": "object", "additionalProperties": type_schema(values, false, style) })
+        }
+        Type::Any => json!({}),
+    };
+    if matches!(ty, Type::Any) {
+        schema
+    } else {
+        with_null(schema, nullable)
+    }
+}
+
+/// The schema of a member: its type plus its annotations.
+pub fn member_schema(member: &Member, nullable: bool, style: Style) -> Value {
+    let mut schema = type_schema(&member.ty, nullable, style);
+    let annotate = schema.as_object().is_some_and(|o| !o.contains_key("$ref"));
+    let Some(object) = schema.as_object_mut() else {
+        return schema;
+    };
+    // Annotations beside a bare `$ref` would be invalid in OpenAPI 3.0: wrap them.
+    if !annotate && (member.description.is_some() || member.default.is_some() || member.deprecated)
+    {
+        let reference = Value::Object(object.clone());
+        object.clear();
+        object.insert("allOf".into(), json!([reference]));
+    }
+    if let Some(d) = &member.description {
+        object.insert("description".into(), d.clone().into());
+    }
+    if let Some(d) = &member.default {
+        object.insert("default".into(), d.clone());
+    }
+    if member.deprecated {
+        object.insert("deprecated".into(), true.into());
+    }
+    if !member.examples.is_empty() {
+        object.insert("examples".into(), Value::Array(member.examples.clone()));
+    }
+    schema
+}
+
+/// `(union tag, tag value)` for each struct that is a variant of a tagged union.
+pub fn variant_tags(app: &App) -> BTreeMap<String, (String, String)> {
+    let mut tags = BTreeMap::new();
+    for named in app.types.values() {
+        if let NamedType::Union(u) = named {
+            if let Some(tag) = &u.tag {
+                for v in &u.variants {
+                    if let (Type::Object { name }, Some(value)) = (&v.ty, &v.tag_value) {
+                        tags.insert(name.clone(), (tag.clone(), value.clone()));
+                    }
+                }
+            }
+        }
+    }
+    tags
+}
+
+/// The schema of a named type.
+pub fn named_schema(app: &App, name: &str, named: &NamedType, style: Style) -> Value {
+    let mut schema = match named {
+        NamedType::Struct(s) => {
+            let mut properties = Map::new();
+            let mut required: Vec<Value> = Vec::new();
+            if let Some((tag, value)) = variant_tags(app).get(name) {
+                properties.insert(tag.clone(), json!({ "type": "string", "const": value }));
+                required.push(tag.clone().into());
+            }
+            for m in &s.members {
+                properties.insert(m.name.clone(), member_schema(m, m.nullable, style));
+                if m.required {
+                    required.push(m.name.clone().into());
+                }
+            }
+            let mut o = Map::new();
+            o.insert("type".into(), "object".into());
+            if !required.is_empty() {
+                o.insert("required".into(), Value::Array(required));
+            }
+            o.insert("properties".into(), Value::Object(properties));
+            o.insert("additionalProperties".into(), false.into());
+            Value::Object(o)
+        }
+        NamedType::Enum(e) => {
+            json!({ "type": "string", "enum": e.values.iter().map(|v| v.value.clone()).collect::<Vec<_>>() })
+        }
+        NamedType::Union(u) => {
+            let variants: Vec<Value> = u
+                .variants
+                .iter()
+                .map(|v| type_schema(&v.ty, false, style))
+                .collect();
+            let mut o = Map::new();
+            o.insert("oneOf".into(), Value::Array(variants));
+            if let Some(tag) = &u.tag {
+                let mapping: Map<String, Value> = u
+                    .variants
+                    .iter()
+                    .filter_map(|v| match (&v.ty, &v.tag_value) {
+                        (Type::Object { name }, Some(value)) => {
+                            Some((value.clone(), format!("{}{name}", style.ref_prefix).into()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                o.insert(
+                    "discriminator".into(),
+                    json!({ "propertyName": tag, "mapping": mapping }),
+                );
+            }
+            Value::Object(o)
+        }
+    };
+    if let (Some(d), Some(o)) = (named.description(), schema.as_object_mut()) {
+        o.insert("description".into(), d.into());
+    }
+    schema
+}
+
+/// Whether a field of the model may be absent (an optional member without a default).
+pub fn model_optional(field: &Field) -> bool {
+    field.role == FieldRole::Data && !field.member.required && field.member.default.is_none()
+}
+
+/// Whether a field of the model is present but may be null.
+pub fn model_nullable(field: &Field) -> bool {
+    field.role == FieldRole::Data && field.member.nullable
+}
+
+/// Whether a create request must carry the field.
+pub fn create_required(field: &Field) -> bool {
+    field.member.required && field.member.default.is_none()
+}
+
+/// Whether a merge patch may remove the field (stored as NULL or reset to its default).
+pub fn patch_removable(field: &Field) -> bool {
+    field.member.nullable || !field.member.required || field.member.default.is_some()
+}
+
+fn object(
+    properties: Map<String, Value>,
+    required: Vec<Value>,
+    closed: bool,
+    description: Option<String>,
+) -> Value {
+    let mut o = Map::new();
+    if let Some(d) = description {
+        o.insert("description".into(), d.into());
+    }
+    o.insert("type".into(), "object".into());
+    if !required.is_empty() {
+        o.insert("required".into(), Value::Array(required));
+    }
+    o.insert("properties".into(), Value::Object(properties));
+    if closed {
+        o.insert("additionalProperties".into(), false.into());
+    }
+    Value::Object(o)
+}
+
+/// What a client reads: every field; server-set ones are `readOnly`.
+pub fn model(entity: &Entity, style: Style) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in &entity.fields {
+        let mut schema = member_schema(&field.member, model_nullable(field), style);
+        if field.role != FieldRole::Data {
+            if let Some(o) = schema.as_object_mut() {
+                o.insert("readOnly".into(), true.into());
+            }
+        }
+        properties.insert(field.member.name.clone(), schema);
+        if !model_optional(field) {
+            required.push(field.member.name.clone().into());
+        }
+    }
+    object(properties, required, false, entity.description.clone())
+}
+
+/// What a client sends to create: writable fields only; unknown members are rejected.
+pub fn create(entity: &Entity, style: Style) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in entity.writable() {
+        properties.insert(
+            field.member.name.clone(),
+            member_schema(&field.member, field.member.nullable, style),
+        );
+        if create_required(field) {
+            required.push(field.member.name.clone().into());
+        }
+    }
+    object(
+        properties,
+        required,
+        true,
+        Some(format!(
+            "The fields a client sends to create a {}.",
+            entity.name
+        )),
+    )
+}
+
+/// A JSON merge patch (RFC 7386): any writable field; `null` removes a field (NULL, or its default).
+pub fn patch(entity: &Entity, style: Style) -> Value {
+    let mut properties = Map::new();
+    for field in entity.writable().filter(|f| f.role == FieldRole::Data) {
+        let schema = match &field.member.ty {
+            // Objects merge member by member, so a partial object is a valid patch.
+            Type::Object { .. } => with_null(
+                json!({ "type": "object", "description": "Merged into the current value (RFC 7386)." }),
+                patch_removable(field),
+            ),
+            _ => member_schema(&field.member, patch_removable(field), style),
+        };
+        properties.insert(field.member.name.clone(), schema);
+    }
+    object(
+        properties,
+        Vec::new(),
+        true,
+        Some(format!(
+            "A JSON merge patch (RFC 7386) of a {}: members set to null are removed.",
+            entity.name
+        )),
+    )
+}
+
+/// The stored state after a patch is merged: required fields must remain, removed ones are NULL.
+pub fn replace(entity: &Entity, style: Style) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in entity.writable() {
+        properties.insert(
+            field.member.name.clone(),
+            member_schema(&field.member, field.member.nullable, style),
+        );
+        if create_required(field) && !field.member.nullable {
+            required.push(field.member.name.clone().into());
+        }
+    }
+    object(properties, required, true, None)
+}
+
+/// One page of a list.
+pub fn page(entity: &Entity, style: Style) -> Value {
+    json!({
+        "description": format!("One page of {}, in the requested order.", entity.plural),
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": { "type": "array", "items": { "$ref": format!("{}{}", style.ref_prefix, entity.name) } },
+            "next_cursor": { "type": ["string", "null"], "description": "Pass as `cursor` to get the next page; null on the last page." },
+            "total": { "type": "integer", "format": "int64", "description": "Rows matching the filters, when `count=exact` was asked." }
+        }
+    })
+}
+
+/// `schemas.json`: every definition the runtime validators need.
+pub fn document(app: &App) -> Value {
+    let mut defs = Map::new();
+    for (name, named) in &app.types {
+        defs.insert(name.clone(), named_schema(app, name, named, DEFS));
+    }
+    for entity in &app.entities {
+        defs.insert(format!("{}Create", entity.name), create(entity, DEFS));
+        defs.insert(format!("{}Patch", entity.name), patch(entity, DEFS));
+        defs.insert(format!("{}Replace", entity.name), replace(entity, DEFS));
+    }
+    json!({ "$schema": crate::vocab::DRAFT_2020_12, "$defs": defs })
+}

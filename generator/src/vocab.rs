@@ -1,0 +1,221 @@
+//! Prefiq's own schema vocabulary, the `x-prefiq` keyword: what JSON Schema cannot say about
+//! storage (tables, keys, indexes, references) and about list queries.
+//!
+//! These types are the single definition: lowering deserialises `x-prefiq` into them, and
+//! `schemars` turns them into the meta-schema under `schemas/` that editors use to complete
+//! and check schema files.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The `$id` of the meta-schema; schema files may name it (or its file) in `$schema`.
+pub const META_SCHEMA_ID: &str = "https://prefiq.dev/schemas/entity.schema.json";
+/// Where the meta-schema is written, relative to the project root.
+pub const META_SCHEMA_PATH: &str = "schemas/entity.schema.json";
+/// The JSON Schema dialect of every schema file.
+pub const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
+
+/// `x-prefiq` at the root of an entity's schema. Its presence makes the file an entity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(title = "Prefiq entity options")]
+pub struct EntityOptions {
+    /// The SQL table. Default: the entity name in snake_case, pluralised (`SalesDeal` → `sales_deals`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// The URL segment of the collection. Default: the table name with `-` for `_` (`/api/crm/sales-deals`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plural: Option<String>,
+    /// Indexes and unique constraints over one or more fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexOptions>,
+    /// A stable identity that survives renaming the entity (its table is renamed, not dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The entity's previous name, to rename its table rather than drop and recreate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+}
+
+/// An index over fields of an entity.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IndexOptions {
+    /// The fields, in index order.
+    #[schemars(length(min = 1))]
+    pub fields: Vec<String>,
+    /// Whether no two rows may share these values.
+    #[serde(default)]
+    pub unique: bool,
+    /// The SQL name. Default: `<table>_<columns>_key` (unique) or `_idx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `x-prefiq` on a property of an entity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(title = "Prefiq field options")]
+pub struct FieldOptions {
+    /// This field is the primary key (exactly one per entity).
+    #[serde(default)]
+    pub primary_key: bool,
+    /// How a primary key gets its value. Default: `uuid` for `format: uuid`, `identity` for integers,
+    /// `client` for other strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<Generated>,
+    /// The server sets this field; clients may not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerValue>,
+    /// No two rows may share a value.
+    #[serde(default)]
+    pub unique: bool,
+    /// Index the column.
+    #[serde(default)]
+    pub index: bool,
+    /// List requests may filter on this field (it is indexed).
+    #[serde(default)]
+    pub filterable: bool,
+    /// List requests may sort by this field (it is indexed).
+    #[serde(default)]
+    pub sortable: bool,
+    /// A foreign key to another entity of the app: its name, or `{entity, on-delete}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<ReferenceOptions>,
+    /// The SQL column. Default: the field name in snake_case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// For `format: decimal`: total digits (at most 28).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 28))]
+    pub precision: Option<u32>,
+    /// For `format: decimal`: digits after the point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 28))]
+    pub scale: Option<u32>,
+    /// A stable identity that survives renaming the field (its column is renamed, not dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The field's previous name, to rename its column rather than drop and recreate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+}
+
+/// How a primary key gets its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Generated {
+    /// A time-ordered UUID (v7) made by the server.
+    Uuid,
+    /// An identity column: the database numbers rows.
+    Identity,
+    /// The client sends it on create.
+    Client,
+}
+
+/// A value the server sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerValue {
+    /// When the row was created (`format: date-time`).
+    CreatedAt,
+    /// When the row was last written (`format: date-time`).
+    UpdatedAt,
+    /// The row version: 1, then +1 per update. Sent as the `ETag`; `If-Match` compares with it.
+    Version,
+}
+
+/// A foreign key.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ReferenceOptions {
+    /// Just the entity name; deleting a referenced row is refused.
+    Entity(String),
+    /// The entity and what deleting a referenced row does.
+    Full {
+        /// The referenced entity.
+        entity: String,
+        /// What deleting the referenced row does. Default: `restrict`.
+        #[serde(default, rename = "on-delete")]
+        on_delete: OnDeleteOption,
+    },
+}
+
+/// What deleting a referenced row does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDeleteOption {
+    /// Refuse the delete (409) while rows refer to it.
+    #[default]
+    Restrict,
+    /// Delete the referring rows too.
+    Cascade,
+    /// Set the referring field to null (it must be nullable).
+    SetNull,
+    /// Like restrict, checked at the end of the statement.
+    NoAction,
+}
+
+/// The meta-schema of Prefiq schema files: JSON Schema 2020-12 plus the `x-prefiq` vocabulary.
+pub fn meta_schema() -> Value {
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let entity = generator.subschema_for::<EntityOptions>();
+    let field = generator.subschema_for::<FieldOptions>();
+    let mut defs = generator.take_definitions(true);
+    let sub = |r: &str| json!({ "$ref": format!("#/$defs/{r}") });
+    let schema_map = json!({ "type": "object", "additionalProperties": sub("PropertySchema") });
+    let schema_list = json!({ "type": "array", "items": sub("PropertySchema") });
+    defs.insert(
+        "PropertySchema".into(),
+        json!({
+            "description": "A JSON Schema for a property or definition; `x-prefiq` holds field options.",
+            "type": ["object", "boolean"],
+            "properties": {
+                "x-prefiq": field,
+                "properties": schema_map,
+                "$defs": schema_map,
+                "items": sub("PropertySchema"),
+                "additionalProperties": sub("PropertySchema"),
+                "allOf": schema_list,
+                "oneOf": schema_list,
+                "anyOf": schema_list
+            }
+        }),
+    );
+    json!({
+        "$schema": DRAFT_2020_12,
+        "$id": META_SCHEMA_ID,
+        "title": "Prefiq schema file",
+        "description": "A JSON Schema (draft 2020-12) for one entity, or shared definitions. `x-prefiq` at the root makes it an entity.",
+        "allOf": [{ "$ref": DRAFT_2020_12 }],
+        "type": "object",
+        "properties": {
+            "x-prefiq": entity,
+            "properties": schema_map,
+            "$defs": schema_map,
+            "allOf": schema_list,
+            "oneOf": schema_list
+        },
+        "$defs": defs
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_meta_schema_describes_both_option_sets() {
+        let schema = meta_schema();
+        let defs = schema["$defs"].as_object().unwrap();
+        assert!(defs.contains_key("PropertySchema"));
+        let field = &defs["PropertySchema"]["properties"]["x-prefiq"];
+        assert!(field.to_string().contains("primary-key"), "{field}");
+        assert!(
+            schema["properties"]["x-prefiq"]
+                .to_string()
+                .contains("indexes")
+        );
+    }
+}
