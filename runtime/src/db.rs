@@ -372,8 +372,8 @@ impl DbError {
                             keyword: Some("references".into()),
                         }]),
                         None => Problem::conflict(format!(
-                            "this change would break a reference between a {} and another entity: \
-                             a referenced row must exist, and a row that others refer to cannot be deleted",
+                            "this change would break a reference of a {}: every referenced row must be an existing one, \
+                             and a row that others still refer to cannot be deleted",
                             meta.entity
                         )),
                     }

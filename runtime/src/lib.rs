@@ -29,5 +29,6 @@ pub mod deps {
     pub use chrono;
     pub use rust_decimal;
     pub use serde_json;
+    pub use sqlx;
     pub use uuid;
 }

@@ -1,7 +1,10 @@
 //! Request validation: each entity's JSON Schema, compiled once at start-up with `jsonschema`,
 //! turned into a 422 problem that lists every invalid member by JSON pointer.
 
+use std::str::FromStr;
+
 use jsonschema::error::ValidationErrorKind;
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::problem::{FieldError, Problem};
@@ -36,6 +39,77 @@ fn is_decimal(text: &str) -> bool {
         && fraction.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The `x-decimal` keyword: precision, scale and bounds of exact decimals, which JSON Schema
+/// cannot check on strings (and checks only approximately on numbers).
+struct DecimalLimits {
+    precision: Option<u32>,
+    scale: Option<u32>,
+    bounds: Vec<(&'static str, Decimal)>,
+}
+
+impl DecimalLimits {
+    fn from_schema(value: &Value) -> DecimalLimits {
+        let number = |key: &str| value.get(key).and_then(|v| Decimal::from_str(&v.to_string()).ok());
+        let limit = |key: &str| value.get(key).and_then(Value::as_u64).map(|n| n as u32);
+        let bounds = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
+            .into_iter()
+            .filter_map(|key| number(key).map(|n| (key, n)))
+            .collect();
+        DecimalLimits { precision: limit("precision"), scale: limit("scale"), bounds }
+    }
+
+    fn problem(&self, instance: &Value) -> Option<String> {
+        let text = match instance {
+            Value::String(text) => text.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        let value = Decimal::from_str(&text).ok()?.normalize();
+        if let Some(scale) = self.scale {
+            if value.scale() > scale {
+                return Some(format!("{text} has more than {scale} digits after the decimal point"));
+            }
+            if let Some(precision) = self.precision {
+                let whole = value.trunc().abs().to_string().trim_start_matches('0').len() as u32;
+                if whole > precision.saturating_sub(scale) {
+                    return Some(format!("{text} has more than {} digits before the decimal point", precision - scale));
+                }
+            }
+        }
+        for (key, bound) in &self.bounds {
+            let broken = match *key {
+                "minimum" => value < *bound,
+                "maximum" => value > *bound,
+                "exclusiveMinimum" => value <= *bound,
+                _ => value >= *bound,
+            };
+            if broken {
+                let words = match *key {
+                    "minimum" => "at least",
+                    "maximum" => "at most",
+                    "exclusiveMinimum" => "more than",
+                    _ => "less than",
+                };
+                return Some(format!("{text} is not {words} {bound}"));
+            }
+        }
+        None
+    }
+}
+
+impl<'i> jsonschema::Keyword<'i> for DecimalLimits {
+    fn validate(&self, instance: &'i Value) -> Result<(), jsonschema::ValidationError<'i>> {
+        match self.problem(instance) {
+            Some(message) => Err(jsonschema::ValidationError::custom(message)),
+            None => Ok(()),
+        }
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        self.problem(instance).is_none()
+    }
+}
+
 impl Validator {
     /// Compiles the definition `name` of `document` (a schema with `$defs`). `read_only` names
     /// the members a client may not send, so that sending one gets a precise message.
@@ -59,6 +133,7 @@ impl Validator {
         let inner = jsonschema::draft202012::options()
             .should_validate_formats(true)
             .with_format("decimal", is_decimal)
+            .with_keyword("x-decimal", |_, value: &Value, _| Ok(Box::new(DecimalLimits::from_schema(value))))
             .build(&schema)
             .map_err(|e| error(e.to_string()))?;
         Ok(Self { inner, read_only })
@@ -68,44 +143,78 @@ impl Validator {
     pub fn check(&self, instance: &Value) -> Result<(), Problem> {
         let mut errors = Vec::new();
         for error in self.inner.iter_errors(instance) {
-            let at = error.instance_path().to_string();
-            let keyword = error.kind().keyword().to_owned();
-            match error.kind() {
-                ValidationErrorKind::Required { property } => {
-                    let name = property.as_str().unwrap_or_default();
-                    errors.push(FieldError {
-                        pointer: format!("{at}/{}", escape(name)),
-                        detail: "is required".into(),
-                        keyword: Some(keyword),
-                    });
-                }
-                ValidationErrorKind::AdditionalProperties { unexpected }
-                | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-                    for name in unexpected {
-                        let detail = if at.is_empty() && self.read_only.contains(&name.as_str()) {
-                            "is read-only: the server sets it".to_owned()
-                        } else {
-                            "is not a member of this schema".to_owned()
-                        };
-                        errors.push(FieldError {
-                            pointer: format!("{at}/{}", escape(name)),
-                            detail,
-                            keyword: Some(keyword.clone()),
-                        });
-                    }
-                }
-                _ => errors.push(FieldError {
-                    pointer: at,
-                    detail: error.to_string(),
-                    keyword: Some(keyword),
-                }),
-            }
+            self.explain(&error, &mut errors);
         }
         if errors.is_empty() {
             Ok(())
         } else {
             errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+            errors.dedup();
             Err(Problem::unprocessable(errors))
+        }
+    }
+
+    /// Turns one validation error into field errors, looking inside `oneOf`/`anyOf` for the
+    /// alternative the client most likely meant, so that the pointer names the member at fault.
+    fn explain(&self, error: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) {
+        let at = error.instance_path().to_string();
+        let keyword = error.kind().keyword().to_owned();
+        match error.kind() {
+            ValidationErrorKind::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                out.push(FieldError {
+                    pointer: format!("{at}/{}", escape(name)),
+                    detail: "is required".into(),
+                    keyword: Some(keyword),
+                });
+            }
+            ValidationErrorKind::AdditionalProperties { unexpected }
+            | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                for name in unexpected {
+                    let detail = if at.is_empty() && self.read_only.contains(&name.as_str()) {
+                        "is read-only: the server sets it".to_owned()
+                    } else {
+                        "is not a member of this schema".to_owned()
+                    };
+                    out.push(FieldError {
+                        pointer: format!("{at}/{}", escape(name)),
+                        detail,
+                        keyword: Some(keyword.clone()),
+                    });
+                }
+            }
+            ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+                // The alternative whose errors lie deepest is the one the client aimed at
+                // (a nullable object that is an object, a tagged union variant with its tag).
+                let depth = |branch: &Vec<jsonschema::ValidationError<'static>>| {
+                    branch
+                        .iter()
+                        .map(|e| e.instance_path().to_string().len())
+                        .min()
+                        .unwrap_or(0)
+                };
+                let best = context
+                    .iter()
+                    .filter(|branch| !branch.is_empty() && depth(branch) > at.len())
+                    .max_by_key(|branch| depth(branch));
+                match best {
+                    Some(branch) if context.iter().filter(|b| depth(b) == depth(branch)).count() == 1 => {
+                        for inner in branch {
+                            self.explain(inner, out);
+                        }
+                    }
+                    _ => out.push(FieldError {
+                        pointer: at,
+                        detail: error.to_string(),
+                        keyword: Some(keyword),
+                    }),
+                }
+            }
+            _ => out.push(FieldError {
+                pointer: at,
+                detail: error.to_string(),
+                keyword: Some(keyword),
+            }),
         }
     }
 }
@@ -176,6 +285,19 @@ mod tests {
                 .check(&json!({"name": "Acme", "amount": "-10.50"}))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn decimal_limits_check_scale_precision_and_bounds() {
+        let document = json!({"$defs": {"M": {"type": "string", "format": "decimal",
+            "x-decimal": {"precision": 6, "scale": 2, "minimum": 0}}}});
+        let validator = Validator::new(&document, "M", &[]).unwrap();
+        assert!(validator.check(&json!("1234.50")).is_ok());
+        assert!(validator.check(&json!("1234.500")).is_ok(), "trailing zeros lose nothing");
+        for bad in ["12.345", "12345.6", "-1"] {
+            let problem = validator.check(&json!(bad)).unwrap_err();
+            assert_eq!(problem.errors[0].keyword.as_deref(), Some("x-decimal"), "{bad}: {problem:?}");
+        }
     }
 
     #[test]
