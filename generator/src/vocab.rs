@@ -210,12 +210,19 @@ mod tests {
         let schema = meta_schema();
         let defs = schema["$defs"].as_object().unwrap();
         assert!(defs.contains_key("PropertySchema"));
-        let field = &defs["PropertySchema"]["properties"]["x-prefiq"];
-        assert!(field.to_string().contains("primary-key"), "{field}");
-        assert!(
-            schema["properties"]["x-prefiq"]
-                .to_string()
-                .contains("indexes")
+        assert_eq!(
+            defs["PropertySchema"]["properties"]["x-prefiq"]["$ref"],
+            "#/$defs/FieldOptions"
         );
+        assert!(
+            defs["FieldOptions"]["properties"]
+                .get("primary-key")
+                .is_some()
+        );
+        assert_eq!(
+            schema["properties"]["x-prefiq"]["$ref"],
+            "#/$defs/EntityOptions"
+        );
+        assert!(defs["EntityOptions"]["properties"].get("indexes").is_some());
     }
 }

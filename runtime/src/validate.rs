@@ -49,13 +49,21 @@ struct DecimalLimits {
 
 impl DecimalLimits {
     fn from_schema(value: &Value) -> DecimalLimits {
-        let number = |key: &str| value.get(key).and_then(|v| Decimal::from_str(&v.to_string()).ok());
+        let number = |key: &str| {
+            value
+                .get(key)
+                .and_then(|v| Decimal::from_str(&v.to_string()).ok())
+        };
         let limit = |key: &str| value.get(key).and_then(Value::as_u64).map(|n| n as u32);
         let bounds = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
             .into_iter()
             .filter_map(|key| number(key).map(|n| (key, n)))
             .collect();
-        DecimalLimits { precision: limit("precision"), scale: limit("scale"), bounds }
+        DecimalLimits {
+            precision: limit("precision"),
+            scale: limit("scale"),
+            bounds,
+        }
     }
 
     fn problem(&self, instance: &Value) -> Option<String> {
@@ -67,12 +75,22 @@ impl DecimalLimits {
         let value = Decimal::from_str(&text).ok()?.normalize();
         if let Some(scale) = self.scale {
             if value.scale() > scale {
-                return Some(format!("{text} has more than {scale} digits after the decimal point"));
+                return Some(format!(
+                    "{text} has more than {scale} digits after the decimal point"
+                ));
             }
             if let Some(precision) = self.precision {
-                let whole = value.trunc().abs().to_string().trim_start_matches('0').len() as u32;
+                let whole = value
+                    .trunc()
+                    .abs()
+                    .to_string()
+                    .trim_start_matches('0')
+                    .len() as u32;
                 if whole > precision.saturating_sub(scale) {
-                    return Some(format!("{text} has more than {} digits before the decimal point", precision - scale));
+                    return Some(format!(
+                        "{text} has more than {} digits before the decimal point",
+                        precision - scale
+                    ));
                 }
             }
         }
@@ -133,7 +151,9 @@ impl Validator {
         let inner = jsonschema::draft202012::options()
             .should_validate_formats(true)
             .with_format("decimal", is_decimal)
-            .with_keyword("x-decimal", |_, value: &Value, _| Ok(Box::new(DecimalLimits::from_schema(value))))
+            .with_keyword("x-decimal", |_, value: &Value, _| {
+                Ok(Box::new(DecimalLimits::from_schema(value)))
+            })
             .build(&schema)
             .map_err(|e| error(e.to_string()))?;
         Ok(Self { inner, read_only })
@@ -183,7 +203,8 @@ impl Validator {
                     });
                 }
             }
-            ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            ValidationErrorKind::OneOfNotValid { context }
+            | ValidationErrorKind::AnyOf { context } => {
                 // The alternative whose errors lie deepest is the one the client aimed at
                 // (a nullable object that is an object, a tagged union variant with its tag).
                 let depth = |branch: &Vec<jsonschema::ValidationError<'static>>| {
@@ -198,7 +219,9 @@ impl Validator {
                     .filter(|branch| !branch.is_empty() && depth(branch) > at.len())
                     .max_by_key(|branch| depth(branch));
                 match best {
-                    Some(branch) if context.iter().filter(|b| depth(b) == depth(branch)).count() == 1 => {
+                    Some(branch)
+                        if context.iter().filter(|b| depth(b) == depth(branch)).count() == 1 =>
+                    {
                         for inner in branch {
                             self.explain(inner, out);
                         }
@@ -293,10 +316,17 @@ mod tests {
             "x-decimal": {"precision": 6, "scale": 2, "minimum": 0}}}});
         let validator = Validator::new(&document, "M", &[]).unwrap();
         assert!(validator.check(&json!("1234.50")).is_ok());
-        assert!(validator.check(&json!("1234.500")).is_ok(), "trailing zeros lose nothing");
+        assert!(
+            validator.check(&json!("1234.500")).is_ok(),
+            "trailing zeros lose nothing"
+        );
         for bad in ["12.345", "12345.6", "-1"] {
             let problem = validator.check(&json!(bad)).unwrap_err();
-            assert_eq!(problem.errors[0].keyword.as_deref(), Some("x-decimal"), "{bad}: {problem:?}");
+            assert_eq!(
+                problem.errors[0].keyword.as_deref(),
+                Some("x-decimal"),
+                "{bad}: {problem:?}"
+            );
         }
     }
 

@@ -68,7 +68,18 @@ impl Lowerer<'_> {
     }
 
     fn report(&mut self, diagnostic: Diagnostic, loc: &Loc, on_key: bool, label: &str) {
-        let diagnostic = self.files[loc.file].diag(diagnostic, &loc.pointer, on_key, label);
+        let file = &self.files[loc.file];
+        // A problem with a whole file is shown at its `title` (or `x-prefiq`), not over every line.
+        let (pointer, on_key) = match loc.pointer.as_str() {
+            "" => match file.value.as_ref() {
+                Some(v) if v.get("title").is_some() => ("/title", true),
+                Some(v) if v.get("x-prefiq").is_some() => ("/x-prefiq", true),
+                _ => ("", on_key),
+            },
+            pointer => (pointer, on_key),
+        };
+        let mut diagnostic = file.diag(diagnostic, pointer, on_key, label);
+        diagnostic.pointer = Some(loc.pointer.clone());
         self.diagnostics.push(diagnostic);
     }
 
@@ -127,7 +138,7 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
         memo: HashMap::new(),
         alias_stack: Vec::new(),
         entity_files: entity_files.clone(),
-        touched: BTreeSet::new(),
+        touched: entity_files.clone(),
         pending_indexes: Vec::new(),
     };
 

@@ -1174,6 +1174,9 @@ pub fn fits(
             Some(NamedType::Enum(e)) => e.values.iter().any(|x| &x.value == v),
             _ => false,
         },
+        (Type::Map { values }, Value::Object(members)) => {
+            values.is_scalar() && members.values().all(|v| fits(types, values, v))
+        }
         (Type::Array(array), Value::Array(items)) => items.iter().all(|item| {
             (item.is_null() && array.items_nullable)
                 || (array.items.is_scalar() && fits(types, &array.items, item))

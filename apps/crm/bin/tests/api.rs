@@ -65,26 +65,46 @@ async fn crud_round_trip(server: &Server) {
         .await
         .expect(201);
     let id = created.body["id"].as_str().expect("an id").to_owned();
-    assert_eq!(created.header("location"), Some(format!("/api/crm/companies/{id}").as_str()));
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/api/crm/companies/{id}").as_str())
+    );
     assert_eq!(created.header("etag"), Some("\"1\""));
     assert_eq!(created.body["version"], 1);
     assert_eq!(created.body["industry"], "other", "defaults are filled in");
-    assert!(created.header("x-request-id").is_some(), "every response carries a request id");
+    assert!(
+        created.header("x-request-id").is_some(),
+        "every response carries a request id"
+    );
 
-    let read = server.get(&format!("/api/crm/companies/{id}")).await.expect(200);
+    let read = server
+        .get(&format!("/api/crm/companies/{id}"))
+        .await
+        .expect(200);
     assert_eq!(read.header("etag"), Some("\"1\""));
     assert_eq!(read.body, created.body);
 
     // A merge patch: set one member, remove another, merge into a nested object.
     let patched = server
-        .patch(&format!("/api/crm/companies/{id}"), &json!({ "employee_count": 42, "domain": null, "address": { "city": "Hamburg" } }), Some("\"1\""))
+        .patch(
+            &format!("/api/crm/companies/{id}"),
+            &json!({ "employee_count": 42, "domain": null, "address": { "city": "Hamburg" } }),
+            Some("\"1\""),
+        )
         .await
         .expect(200);
     assert_eq!(patched.header("etag"), Some("\"2\""));
     assert_eq!(patched.body["version"], 2);
     assert_eq!(patched.body["employee_count"], 42);
-    assert!(patched.body.get("domain").is_none(), "null removes the member: {}", patched.body);
-    assert_eq!(patched.body["address"], json!({ "street": "Main 1", "city": "Hamburg", "country": "DE" }));
+    assert!(
+        patched.body.get("domain").is_none(),
+        "null removes the member: {}",
+        patched.body
+    );
+    assert_eq!(
+        patched.body["address"],
+        json!({ "street": "Main 1", "city": "Hamburg", "country": "DE" })
+    );
     assert_eq!(patched.body["name"], "Acme", "untouched members stay");
     assert_eq!(patched.body["created_at"], created.body["created_at"]);
     assert_ne!(patched.body["updated_at"], created.body["updated_at"]);
@@ -93,58 +113,171 @@ async fn crud_round_trip(server: &Server) {
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(listed.body["next_cursor"], Value::Null);
 
-    server.delete(&format!("/api/crm/companies/{id}"), Some("\"2\"")).await.expect(204);
-    server.get(&format!("/api/crm/companies/{id}")).await.problem(404);
-    server.delete(&format!("/api/crm/companies/{id}"), None).await.problem(404);
+    server
+        .delete(&format!("/api/crm/companies/{id}"), Some("\"2\""))
+        .await
+        .expect(204);
+    server
+        .get(&format!("/api/crm/companies/{id}"))
+        .await
+        .problem(404);
+    server
+        .delete(&format!("/api/crm/companies/{id}"), None)
+        .await
+        .problem(404);
 }
 
 async fn every_error_is_a_problem_with_the_right_status(server: &Server) {
     // 400: malformed JSON, with where parsing stopped.
-    let problem = server.send_raw(Method::POST, "/api/crm/companies", Some("application/json"), b"{\"name\": ".to_vec()).await.problem(400);
-    assert!(problem["detail"].as_str().unwrap_or("").contains("line 1"), "{problem}");
+    let problem = server
+        .send_raw(
+            Method::POST,
+            "/api/crm/companies",
+            Some("application/json"),
+            b"{\"name\": ".to_vec(),
+        )
+        .await
+        .problem(400);
+    assert!(
+        problem["detail"].as_str().unwrap_or("").contains("line 1"),
+        "{problem}"
+    );
     // 415: not JSON.
-    server.send_raw(Method::POST, "/api/crm/companies", Some("text/plain"), b"name=Acme".to_vec()).await.problem(415);
-    server.send_raw(Method::POST, "/api/crm/companies", None, b"{}".to_vec()).await.problem(415);
+    server
+        .send_raw(
+            Method::POST,
+            "/api/crm/companies",
+            Some("text/plain"),
+            b"name=Acme".to_vec(),
+        )
+        .await
+        .problem(415);
+    server
+        .send_raw(Method::POST, "/api/crm/companies", None, b"{}".to_vec())
+        .await
+        .problem(415);
     // 422: every invalid member, each with its pointer.
     let problem = server
         .post("/api/crm/companies", &json!({ "name": "", "industry": "space", "employee_count": -1, "website": 7, "nickname": "x", "id": "y" }))
         .await
         .problem(422);
-    let pointers: BTreeSet<&str> = problem["errors"].as_array().unwrap().iter().filter_map(|e| e["pointer"].as_str()).collect();
-    assert_eq!(pointers, BTreeSet::from(["/employee_count", "/id", "/industry", "/name", "/nickname", "/website"]));
-    let id = problem["errors"].as_array().unwrap().iter().find(|e| e["pointer"] == "/id").unwrap();
+    let pointers: BTreeSet<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["pointer"].as_str())
+        .collect();
+    assert_eq!(
+        pointers,
+        BTreeSet::from([
+            "/employee_count",
+            "/id",
+            "/industry",
+            "/name",
+            "/nickname",
+            "/website"
+        ])
+    );
+    let id = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["pointer"] == "/id")
+        .unwrap();
     assert_eq!(id["detail"], "is read-only: the server sets it");
     // 422: a missing required member, pointed at.
-    let problem = server.post("/api/crm/contacts", &json!({ "first_name": "Ada" })).await.problem(422);
-    let pointers: BTreeSet<&str> = problem["errors"].as_array().unwrap().iter().filter_map(|e| e["pointer"].as_str()).collect();
-    assert!(pointers.contains("/email") && pointers.contains("/company_id") && pointers.contains("/last_name"), "{problem}");
+    let problem = server
+        .post("/api/crm/contacts", &json!({ "first_name": "Ada" }))
+        .await
+        .problem(422);
+    let pointers: BTreeSet<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["pointer"].as_str())
+        .collect();
+    assert!(
+        pointers.contains("/email")
+            && pointers.contains("/company_id")
+            && pointers.contains("/last_name"),
+        "{problem}"
+    );
     // 422: nested members and array items.
     let problem = server
         .post("/api/crm/companies", &json!({ "name": "Nested", "address": { "street": "x", "city": "y", "country": "germany" }, "tags": ["ok", ""] }))
         .await
         .problem(422);
-    let pointers: BTreeSet<&str> = problem["errors"].as_array().unwrap().iter().filter_map(|e| e["pointer"].as_str()).collect();
+    let pointers: BTreeSet<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["pointer"].as_str())
+        .collect();
     assert_eq!(pointers, BTreeSet::from(["/address/country", "/tags/1"]));
     // 422: a decimal with too many places, and one that is not a number.
     let acme = company(server, "Decimal Corp").await;
     let problem = server
-        .post("/api/crm/deals", &json!({ "name": "d", "company_id": acme["id"], "amount": "12.345" }))
+        .post(
+            "/api/crm/deals",
+            &json!({ "name": "d", "company_id": acme["id"], "amount": "12.345" }),
+        )
         .await
         .problem(422);
     assert_eq!(problem["errors"][0]["pointer"], "/amount", "{problem}");
-    server.post("/api/crm/deals", &json!({ "name": "d", "company_id": acme["id"], "amount": "1e5" })).await.problem(422);
+    server
+        .post(
+            "/api/crm/deals",
+            &json!({ "name": "d", "company_id": acme["id"], "amount": "1e5" }),
+        )
+        .await
+        .problem(422);
     // 422: a patch that removes a required member.
-    server.patch(&format!("/api/crm/companies/{}", acme["id"].as_str().unwrap()), &json!({ "name": null }), None).await.problem(422);
+    server
+        .patch(
+            &format!("/api/crm/companies/{}", acme["id"].as_str().unwrap()),
+            &json!({ "name": null }),
+            None,
+        )
+        .await
+        .problem(422);
     // 404: unknown ids, ids that cannot exist, unknown routes.
-    server.get("/api/crm/companies/0190b7a2-0000-7000-8000-000000000000").await.problem(404);
-    server.get("/api/crm/companies/not-a-uuid").await.problem(404);
-    server.patch("/api/crm/companies/0190b7a2-0000-7000-8000-000000000000", &json!({ "name": "x" }), None).await.problem(404);
+    server
+        .get("/api/crm/companies/0190b7a2-0000-7000-8000-000000000000")
+        .await
+        .problem(404);
+    server
+        .get("/api/crm/companies/not-a-uuid")
+        .await
+        .problem(404);
+    server
+        .patch(
+            "/api/crm/companies/0190b7a2-0000-7000-8000-000000000000",
+            &json!({ "name": "x" }),
+            None,
+        )
+        .await
+        .problem(404);
     server.get("/api/crm/nothing-here").await.problem(404);
     // 405: a route without that method.
-    server.send(Method::PUT, "/api/crm/companies", Some(&json!({})), &[]).await.problem(405);
+    server
+        .send(Method::PUT, "/api/crm/companies", Some(&json!({})), &[])
+        .await
+        .problem(405);
     // 400: bad list parameters.
-    for query in ["limit=0", "limit=1001", "sort=website", "nickname=eq.x", "employee_count=gt.many", "industry=eq.space", "cursor=garbage", "count=maybe"] {
-        server.get(&format!("/api/crm/companies?{query}")).await.problem(400);
+    for query in [
+        "limit=0",
+        "limit=1001",
+        "sort=website",
+        "nickname=eq.x",
+        "employee_count=gt.many",
+        "industry=eq.space",
+        "cursor=garbage",
+        "count=maybe",
+    ] {
+        server
+            .get(&format!("/api/crm/companies?{query}"))
+            .await
+            .problem(400);
     }
     // 413: a body over the limit.
     let big = json!({ "name": "Big", "tags": ["x".repeat(support::BODY_LIMIT)] });
@@ -153,28 +286,56 @@ async fn every_error_is_a_problem_with_the_right_status(server: &Server) {
 
 async fn constraint_violations_are_conflicts(server: &Server) {
     company(server, "Unique Ltd").await;
-    let problem = server.post("/api/crm/companies", &json!({ "name": "Unique Ltd" })).await.problem(409);
+    let problem = server
+        .post("/api/crm/companies", &json!({ "name": "Unique Ltd" }))
+        .await
+        .problem(409);
     assert_eq!(problem["errors"][0]["pointer"], "/name", "{problem}");
     // A reference to a company that does not exist.
     let problem = server
         .post("/api/crm/contacts", &json!({ "company_id": "0190b7a2-0000-7000-8000-000000000000", "first_name": "A", "last_name": "B", "email": "a@b.example" }))
         .await
         .problem(409);
-    assert!(problem["detail"].as_str().unwrap_or("").contains("existing"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("existing"),
+        "{problem}"
+    );
     // A unique value taken by a patch.
     let other = company(server, "Other Ltd").await;
-    let problem = server.patch(&format!("/api/crm/companies/{}", other["id"].as_str().unwrap()), &json!({ "name": "Unique Ltd" }), None).await.problem(409);
+    let problem = server
+        .patch(
+            &format!("/api/crm/companies/{}", other["id"].as_str().unwrap()),
+            &json!({ "name": "Unique Ltd" }),
+            None,
+        )
+        .await
+        .problem(409);
     assert_eq!(problem["errors"][0]["pointer"], "/name");
 }
 
 async fn stale_etags_are_refused(server: &Server) {
     let acme = company(server, "Etag GmbH").await;
     let url = format!("/api/crm/companies/{}", acme["id"].as_str().unwrap());
-    server.patch(&url, &json!({ "employee_count": 1 }), Some("\"1\"")).await.expect(200);
-    let problem = server.patch(&url, &json!({ "employee_count": 2 }), Some("\"1\"")).await.problem(412);
-    assert!(problem["detail"].as_str().unwrap_or("").contains("\"2\""), "the problem names the current ETag: {problem}");
+    server
+        .patch(&url, &json!({ "employee_count": 1 }), Some("\"1\""))
+        .await
+        .expect(200);
+    let problem = server
+        .patch(&url, &json!({ "employee_count": 2 }), Some("\"1\""))
+        .await
+        .problem(412);
+    assert!(
+        problem["detail"].as_str().unwrap_or("").contains("\"2\""),
+        "the problem names the current ETag: {problem}"
+    );
     server.delete(&url, Some("\"1\"")).await.problem(412);
-    server.patch(&url, &json!({ "employee_count": 3 }), Some("W/\"2\"")).await.expect(200);
+    server
+        .patch(&url, &json!({ "employee_count": 3 }), Some("W/\"2\""))
+        .await
+        .expect(200);
     server.delete(&url, Some("\"3\"")).await.expect(204);
 }
 
@@ -184,11 +345,25 @@ async fn concurrent_updates_are_never_lost(server: &Server) {
     let url = format!("/api/crm/companies/{}", acme["id"].as_str().unwrap());
     let racers = (0..10).map(|i| {
         let url = url.clone();
-        async move { server.patch(&url, &json!({ "employee_count": i }), Some("\"1\"")).await.status.as_u16() }
+        async move {
+            server
+                .patch(&url, &json!({ "employee_count": i }), Some("\"1\""))
+                .await
+                .status
+                .as_u16()
+        }
     });
     let statuses = futures_util::future::join_all(racers).await;
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 412).count(), 9, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        9,
+        "{statuses:?}"
+    );
 
     // Without If-Match, concurrent patches of different members all land: none is lost.
     let members = [
@@ -241,58 +416,125 @@ async fn seed_deals(server: &Server) -> Vec<Value> {
 }
 
 fn names(items: &[Value]) -> Vec<String> {
-    items.iter().map(|d| d["name"].as_str().unwrap_or_default().to_owned()).collect()
+    items
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 async fn filters_select_the_right_rows(server: &Server) {
     let deals = seed_deals(server).await;
-    let expect = |keep: &dyn Fn(&Value) -> bool| -> BTreeSet<String> { names(&deals.iter().filter(|d| keep(d)).cloned().collect::<Vec<_>>()).into_iter().collect() };
+    let expect = |keep: &dyn Fn(&Value) -> bool| -> BTreeSet<String> {
+        names(
+            &deals
+                .iter()
+                .filter(|d| keep(d))
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+        .into_iter()
+        .collect()
+    };
     let amount = |d: &Value| d["amount"].as_str().unwrap().parse::<f64>().unwrap();
     let cases: Vec<(&str, BTreeSet<String>)> = vec![
         ("stage=won", expect(&|d| d["stage"] == "won")),
-        ("stage=in.(won,lost)", expect(&|d| d["stage"] == "won" || d["stage"] == "lost")),
+        (
+            "stage=in.(won,lost)",
+            expect(&|d| d["stage"] == "won" || d["stage"] == "lost"),
+        ),
         ("stage=ne.lead", expect(&|d| d["stage"] != "lead")),
         ("amount=gte.1000", expect(&|d| amount(d) >= 1000.0)),
-        ("amount=lt.500.5&amount=gt.100", expect(&|d| amount(d) < 500.5 && amount(d) > 100.0)),
-        ("probability=lte.30", expect(&|d| d["probability"].as_i64().unwrap() <= 30)),
-        ("name=like.Big*", expect(&|d| d["name"].as_str().unwrap().starts_with("Big"))),
+        (
+            "amount=lt.500.5&amount=gt.100",
+            expect(&|d| amount(d) < 500.5 && amount(d) > 100.0),
+        ),
+        (
+            "probability=lte.30",
+            expect(&|d| d["probability"].as_i64().unwrap() <= 30),
+        ),
+        (
+            "name=like.Big*",
+            expect(&|d| d["name"].as_str().unwrap().starts_with("Big")),
+        ),
         ("name=like.big*", BTreeSet::new()),
-        ("name=ilike.big*", expect(&|d| d["name"].as_str().unwrap().starts_with("Big"))),
-        ("expected_close_date=is.null", expect(&|d| d.get("expected_close_date").is_none())),
-        ("expected_close_date=is.notnull", expect(&|d| d.get("expected_close_date").is_some())),
-        ("expected_close_date=gte.2027-05-01", expect(&|d| d.get("expected_close_date").and_then(Value::as_str).is_some_and(|v| v >= "2027-05-01"))),
+        (
+            "name=ilike.big*",
+            expect(&|d| d["name"].as_str().unwrap().starts_with("Big")),
+        ),
+        (
+            "expected_close_date=is.null",
+            expect(&|d| d.get("expected_close_date").is_none()),
+        ),
+        (
+            "expected_close_date=is.notnull",
+            expect(&|d| d.get("expected_close_date").is_some()),
+        ),
+        (
+            "expected_close_date=gte.2027-05-01",
+            expect(&|d| {
+                d.get("expected_close_date")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v >= "2027-05-01")
+            }),
+        ),
         ("tags=cs.vip", expect(&|d| d["tags"] == json!(["vip"]))),
         ("company_id=eq.".to_owned().leak(), BTreeSet::new()),
-        ("or=(stage.eq.won,amount.gt.1500)", expect(&|d| d["stage"] == "won" || amount(d) > 1500.0)),
-        ("stage=won&or=(probability.lt.20,tags.cs.vip)", expect(&|d| d["stage"] == "won" && (d["probability"].as_i64().unwrap() < 20 || d["tags"] == json!(["vip"])))),
+        (
+            "or=(stage.eq.won,amount.gt.1500)",
+            expect(&|d| d["stage"] == "won" || amount(d) > 1500.0),
+        ),
+        (
+            "stage=won&or=(probability.lt.20,tags.cs.vip)",
+            expect(&|d| {
+                d["stage"] == "won"
+                    && (d["probability"].as_i64().unwrap() < 20 || d["tags"] == json!(["vip"]))
+            }),
+        ),
     ];
     for (query, expected) in cases {
         if query.ends_with("eq.") {
             // A malformed UUID in a filter is a 400, not an empty page.
-            server.get(&format!("/api/crm/deals?{query}")).await.problem(400);
+            server
+                .get(&format!("/api/crm/deals?{query}"))
+                .await
+                .problem(400);
             continue;
         }
-        let (items, _) = server.all_pages("deals", &format!("{query}&limit=1000")).await;
+        let (items, _) = server
+            .all_pages("deals", &format!("{query}&limit=1000"))
+            .await;
         let found: BTreeSet<String> = names(&items).into_iter().collect();
         assert_eq!(found, expected, "filter {query}");
     }
     // The total counts every matching row, not just the page.
-    let page = server.get("/api/crm/deals?stage=in.(won,lost)&count=exact&limit=2").await.expect(200).body;
-    assert_eq!(page["total"], expect(&|d| d["stage"] == "won" || d["stage"] == "lost").len());
+    let page = server
+        .get("/api/crm/deals?stage=in.(won,lost)&count=exact&limit=2")
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        page["total"],
+        expect(&|d| d["stage"] == "won" || d["stage"] == "lost").len()
+    );
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
 }
 
 async fn sorting_and_paging_cover_every_row_once(server: &Server) {
     let deals = seed_deals(server).await;
     // Sorted by a nullable key descending, then name: NULLs last, pages of 5.
-    let (items, pages) = server.all_pages("deals", "sort=-expected_close_date,name&limit=5").await;
+    let (items, pages) = server
+        .all_pages("deals", "sort=-expected_close_date,name&limit=5")
+        .await;
     assert_eq!(pages, 5);
     assert_eq!(items.len(), deals.len(), "every row once");
     let ids: BTreeSet<&str> = items.iter().map(|d| d["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), deals.len(), "no row twice");
     let mut expected = deals.clone();
     expected.sort_by(|a, b| {
-        let (x, y) = (a.get("expected_close_date").and_then(Value::as_str), b.get("expected_close_date").and_then(Value::as_str));
+        let (x, y) = (
+            a.get("expected_close_date").and_then(Value::as_str),
+            b.get("expected_close_date").and_then(Value::as_str),
+        );
         let by_date = match (x, y) {
             (Some(x), Some(y)) => y.cmp(x),
             (Some(_), None) => std::cmp::Ordering::Less,
@@ -305,42 +547,104 @@ async fn sorting_and_paging_cover_every_row_once(server: &Server) {
 
     // Sorted by amount as a number (not as text), ascending, over pages of 4.
     let (items, _) = server.all_pages("deals", "sort=amount&limit=4").await;
-    let amounts: Vec<f64> = items.iter().map(|d| d["amount"].as_str().unwrap().parse().unwrap()).collect();
+    let amounts: Vec<f64> = items
+        .iter()
+        .map(|d| d["amount"].as_str().unwrap().parse().unwrap())
+        .collect();
     assert!(amounts.windows(2).all(|w| w[0] <= w[1]), "{amounts:?}");
     assert_eq!(amounts.len(), deals.len());
 
     // Filters and sorting together, with a total.
-    let page = server.get("/api/crm/deals?stage=ne.lead&sort=-probability&limit=3&count=exact").await.expect(200).body;
-    let probabilities: Vec<i64> = page["items"].as_array().unwrap().iter().map(|d| d["probability"].as_i64().unwrap()).collect();
-    assert!(probabilities.windows(2).all(|w| w[0] >= w[1]), "{probabilities:?}");
-    assert_eq!(page["total"], deals.iter().filter(|d| d["stage"] != "lead").count());
+    let page = server
+        .get("/api/crm/deals?stage=ne.lead&sort=-probability&limit=3&count=exact")
+        .await
+        .expect(200)
+        .body;
+    let probabilities: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["probability"].as_i64().unwrap())
+        .collect();
+    assert!(
+        probabilities.windows(2).all(|w| w[0] >= w[1]),
+        "{probabilities:?}"
+    );
+    assert_eq!(
+        page["total"],
+        deals.iter().filter(|d| d["stage"] != "lead").count()
+    );
 
     // A cursor belongs to its sort.
-    let first = server.get("/api/crm/deals?sort=name&limit=2").await.expect(200).body;
+    let first = server
+        .get("/api/crm/deals?sort=name&limit=2")
+        .await
+        .expect(200)
+        .body;
     let cursor = first["next_cursor"].as_str().unwrap();
-    server.get(&format!("/api/crm/deals?sort=-name&cursor={cursor}")).await.problem(400);
+    server
+        .get(&format!("/api/crm/deals?sort=-name&cursor={cursor}"))
+        .await
+        .problem(400);
 }
 
 async fn service_hooks_run_around_writes(server: &Server) {
     let acme = company(server, "Hooked Inc").await;
-    let deal = server.create("deals", json!({ "name": "Hook", "company_id": acme["id"], "amount": "100.00" })).await;
+    let deal = server
+        .create(
+            "deals",
+            json!({ "name": "Hook", "company_id": acme["id"], "amount": "100.00" }),
+        )
+        .await;
     assert!(deal.get("closed_at").is_none());
     let url = format!("/api/crm/deals/{}", deal["id"].as_str().unwrap());
-    let won = server.patch(&url, &json!({ "stage": "won" }), None).await.expect(200).body;
-    assert!(won["closed_at"].is_string(), "winning stamps closed_at: {won}");
-    let problem = server.patch(&url, &json!({ "stage": "lost" }), None).await.problem(422);
+    let won = server
+        .patch(&url, &json!({ "stage": "won" }), None)
+        .await
+        .expect(200)
+        .body;
+    assert!(
+        won["closed_at"].is_string(),
+        "winning stamps closed_at: {won}"
+    );
+    let problem = server
+        .patch(&url, &json!({ "stage": "lost" }), None)
+        .await
+        .problem(422);
     assert_eq!(problem["errors"][0]["pointer"], "/lost_reason");
-    let reopened = server.patch(&url, &json!({ "stage": "negotiation" }), None).await.expect(200).body;
-    assert!(reopened.get("closed_at").is_none(), "reopening clears closed_at: {reopened}");
+    let reopened = server
+        .patch(&url, &json!({ "stage": "negotiation" }), None)
+        .await
+        .expect(200)
+        .body;
+    assert!(
+        reopened.get("closed_at").is_none(),
+        "reopening clears closed_at: {reopened}"
+    );
 
     // An activity is about a deal or a contact, exactly one.
-    let problem = server.post("/api/crm/activities", &json!({ "kind": "call", "subject": "Intro" })).await.problem(422);
+    let problem = server
+        .post(
+            "/api/crm/activities",
+            &json!({ "kind": "call", "subject": "Intro" }),
+        )
+        .await
+        .problem(422);
     assert_eq!(problem["errors"][0]["pointer"], "/deal_id");
     let activity = server.create("activities", json!({ "kind": "call", "subject": "Intro", "deal_id": deal["id"], "due_at": "2027-01-02T10:00:00+02:00" })).await;
-    assert_eq!(activity["due_at"], "2027-01-02T08:00:00Z", "instants are stored in UTC");
+    assert_eq!(
+        activity["due_at"], "2027-01-02T08:00:00Z",
+        "instants are stored in UTC"
+    );
     // Deleting the deal deletes its activities (on-delete: cascade).
     server.delete(&url, None).await.expect(204);
-    server.get(&format!("/api/crm/activities/{}", activity["id"].as_str().unwrap())).await.problem(404);
+    server
+        .get(&format!(
+            "/api/crm/activities/{}",
+            activity["id"].as_str().unwrap()
+        ))
+        .await
+        .problem(404);
 }
 
 async fn values_round_trip_exactly(server: &Server) {
@@ -363,14 +667,30 @@ async fn values_round_trip_exactly(server: &Server) {
             }),
         )
         .await;
-    let read = server.get(&format!("/api/crm/contacts/{}", contact["id"].as_str().unwrap())).await.expect(200).body;
+    let read = server
+        .get(&format!(
+            "/api/crm/contacts/{}",
+            contact["id"].as_str().unwrap()
+        ))
+        .await
+        .expect(200)
+        .body;
     assert_eq!(read, contact);
-    assert_eq!(read["preferred_channel"], json!({ "kind": "phone", "best_time": "morning" }));
+    assert_eq!(
+        read["preferred_channel"],
+        json!({ "kind": "phone", "best_time": "morning" })
+    );
     assert_eq!(read["last_name"], "O'Brien");
     assert_eq!(read["birthday"], "1990-02-28");
     let problem = server
         .post("/api/crm/contacts", &json!({ "company_id": acme["id"], "first_name": "A", "last_name": "B", "email": "x@y.example", "preferred_channel": { "kind": "pigeon" } }))
         .await
         .problem(422);
-    assert!(problem["errors"][0]["pointer"].as_str().unwrap().starts_with("/preferred_channel"), "{problem}");
+    assert!(
+        problem["errors"][0]["pointer"]
+            .as_str()
+            .unwrap()
+            .starts_with("/preferred_channel"),
+        "{problem}"
+    );
 }

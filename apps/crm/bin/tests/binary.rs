@@ -18,13 +18,33 @@ async fn the_binary_serves_on_sqlite_with_no_setup_and_stops_on_sigterm() {
         .spawn()
         .expect("the binary starts");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a first line");
-    let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_owned();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a first line");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
 
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let health = client.get(format!("{base}/healthz")).send().await.expect("healthz answers");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz answers");
     assert_eq!(health.status(), 200);
-    let openapi: serde_json::Value = client.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let openapi: serde_json::Value = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/api/crm/companies"]["post"].is_object());
     let created = client
@@ -34,10 +54,16 @@ async fn the_binary_serves_on_sqlite_with_no_setup_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    assert!(dir.path().join(".prefiq/crm.db").exists(), "the default database is an SQLite file under .prefiq/");
+    assert!(
+        dir.path().join(".prefiq/crm.db").exists(),
+        "the default database is an SQLite file under .prefiq/"
+    );
 
     let pid = child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     assert!(killed.success());
     let status = child.wait().expect("the binary exits");
     assert!(status.success(), "graceful shutdown exits 0, got {status}");

@@ -240,6 +240,26 @@ fn entity_module(
             }
         })
         .collect();
+    let stamps = |roles: &[FieldRole]| entity.fields.iter().any(|f| roles.contains(&f.role));
+    let insert_now = if stamps(&[FieldRole::CreatedAt, FieldRole::UpdatedAt]) {
+        quote!(let now = now();)
+    } else {
+        quote!()
+    };
+    let update_now = if stamps(&[FieldRole::UpdatedAt]) {
+        quote!(let now = now();)
+    } else {
+        quote!()
+    };
+    let now_fn = if stamps(&[FieldRole::CreatedAt, FieldRole::UpdatedAt]) {
+        quote! {
+            fn now() -> ::prefiq_runtime::deps::chrono::DateTime<::prefiq_runtime::deps::chrono::Utc> {
+                ::prefiq_runtime::db::now()
+            }
+        }
+    } else {
+        quote!()
+    };
     let writable: Vec<&str> = entity.writable().map(|f| f.member.name.as_str()).collect();
     let read_only: Vec<&str> = entity
         .fields
@@ -309,13 +329,11 @@ fn entity_module(
             error.into_problem(&TABLE)
         }
 
-        fn now() -> ::prefiq_runtime::deps::chrono::DateTime<::prefiq_runtime::deps::chrono::Utc> {
-            ::prefiq_runtime::db::now()
-        }
+        #now_fn
 
         /// Inserts a row.
         pub async fn insert(db: &Db, input: &#create) -> ::std::result::Result<#model, DbError> {
-            let now = now();
+            #insert_now
             let params = ::std::vec![#(#insert_params),*];
             read(&db.fetch_one(sql(db, INSERT), params).await?)
         }
@@ -328,7 +346,7 @@ fn entity_module(
 
         /// Writes `input` over the row if it is still at `version`; `None` if it moved on or is gone.
         pub async fn update(db: &Db, key: &#key_ty, version: i64, input: &#create) -> ::std::result::Result<::std::option::Option<#model>, DbError> {
-            let now = now();
+            #update_now
             let params = ::std::vec![#(#update_params,)* ::prefiq_runtime::db::ToSql::to_sql(key), ::prefiq_runtime::SqlValue::Int(version)];
             db.fetch_optional(sql(db, UPDATE), params).await?.as_ref().map(read).transpose()
         }

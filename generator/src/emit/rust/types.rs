@@ -84,6 +84,13 @@ fn default_expr(app: &App, ty: &Type, value: &serde_json::Value) -> TokenStream 
             });
             quote!(::std::vec![#(#items),*])
         }
+        (Type::Map { values }, Value::Object(members)) => {
+            let entries = members.iter().map(|(key, value)| {
+                let value = default_expr(app, values, value);
+                quote!((::std::string::String::from(#key), #value))
+            });
+            quote!(::std::collections::BTreeMap::from([#(#entries),*]))
+        }
         (Type::Uuid | Type::Date | Type::DateTime, Value::String(s)) => {
             quote!(::std::str::FromStr::from_str(#s).unwrap_or_default())
         }
@@ -570,19 +577,28 @@ fn validate_impl(
             let boxed = if member.boxed { quote!(.as_ref()) } else { quote!() };
             let (bind, value) = match presence {
                 Presence::Plain | Presence::Defaulted => (quote!(let value = &self.#field #boxed;), quote!(value)),
-                Presence::Nullable | Presence::Optional => (quote!(let ::std::option::Option::Some(value) = &self.#field else { return; };), quote!(value)),
-                Presence::Patch => (quote!(let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.#field else { return; };), quote!(value)),
+                Presence::Nullable | Presence::Optional => (quote!(let ::std::option::Option::Some(value) = &self.#field else { break 'member; };), quote!(value)),
+                Presence::Patch => (quote!(let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.#field else { break 'member; };), quote!(value)),
             };
             let inner = check_value(&member.ty, value, quote!(member_at), patterns);
             if inner.is_empty() {
                 return quote!();
             }
-            quote! {
-                (|| {
-                    #bind
-                    let member_at = ::std::format!("{}{}", at, #pointer);
-                    #inner
-                })();
+            match presence {
+                Presence::Plain | Presence::Defaulted => quote! {
+                    {
+                        #bind
+                        let member_at = ::std::format!("{}{}", at, #pointer);
+                        #inner
+                    }
+                },
+                _ => quote! {
+                    'member: {
+                        #bind
+                        let member_at = ::std::format!("{}{}", at, #pointer);
+                        #inner
+                    }
+                },
             }
         })
         .collect();
@@ -603,6 +619,15 @@ fn validate_impl(
 
 fn union_validate(name: &str, u: &UnionType) -> TokenStream {
     let ident = format_ident!("{}", name);
+    let nested = u
+        .variants
+        .iter()
+        .any(|v| matches!(v.ty, Type::Object { .. } | Type::Union { .. }));
+    let uses = if nested {
+        quote!()
+    } else {
+        quote!(let _ = (at, out);)
+    };
     let arms = u.variants.iter().map(|v| {
         let variant = format_ident!("{}", v.variant);
         match &v.ty {
@@ -615,6 +640,7 @@ fn union_validate(name: &str, u: &UnionType) -> TokenStream {
     quote! {
         impl crate::generated::validate::Validate for #ident {
             fn validate_at(&self, at: &str, out: &mut ::std::vec::Vec<crate::generated::validate::Violation>) {
+                #uses
                 match self {
                     #(#arms,)*
                 }

@@ -21,7 +21,8 @@ pub enum Backend {
 
 /// The PostgreSQL server tests create their databases on.
 pub fn postgres_admin_url() -> String {
-    std::env::var("PREFIQ_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("PREFIQ_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 enum Database {
@@ -33,14 +34,29 @@ static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
 
 /// Drops databases left behind by test processes that no longer run.
 async fn drop_stale_databases(admin: &Db) {
-    let Ok(rows) = admin.fetch_all("SELECT datname FROM pg_database WHERE datname LIKE 'prefiq_test_%'", vec![]).await else {
+    let Ok(rows) = admin
+        .fetch_all(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'prefiq_test_%'",
+            vec![],
+        )
+        .await
+    else {
         return;
     };
     for row in rows {
-        let Ok(name) = row.req::<String>(0) else { continue };
+        let Ok(name) = row.req::<String>(0) else {
+            continue;
+        };
         let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|pid| pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
-            let _ = admin.execute(sqlx_safe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")), vec![]).await;
+        if pid.is_some_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }) {
+            let _ = admin
+                .execute(
+                    sqlx_safe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")),
+                    vec![],
+                )
+                .await;
         }
     }
 }
@@ -73,24 +89,51 @@ impl Database {
                     "prefiq_test_{}_{}_{}",
                     std::process::id(),
                     SEQUENCE.fetch_add(1, Ordering::SeqCst),
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos())
+                        .unwrap_or(0)
                 );
                 admin
                     .execute(sqlx_safe(format!("CREATE DATABASE \"{name}\"")), vec![])
                     .await
-                    .unwrap_or_else(|e| panic!("cannot create the test database {name} on {admin_url}: {e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("cannot create the test database {name} on {admin_url}: {e}")
+                    });
                 admin.close().await;
-                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(&admin_url);
                 let url = format!("{base}/{name}");
-                (Database::Postgres { admin: admin_url, name }, url)
+                (
+                    Database::Postgres {
+                        admin: admin_url,
+                        name,
+                    },
+                    url,
+                )
             }
         }
     }
 
     async fn drop(self) {
         if let Database::Postgres { admin, name } = self {
-            if let Ok(admin) = Db::connect(&admin, &PoolOptions { max_connections: 1, ..PoolOptions::default() }).await {
-                let _ = admin.execute(sqlx_safe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")), vec![]).await;
+            if let Ok(admin) = Db::connect(
+                &admin,
+                &PoolOptions {
+                    max_connections: 1,
+                    ..PoolOptions::default()
+                },
+            )
+            .await
+            {
+                let _ = admin
+                    .execute(
+                        sqlx_safe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")),
+                        vec![],
+                    )
+                    .await;
                 admin.close().await;
             }
         }
@@ -132,13 +175,22 @@ impl Reply {
 
     /// The `Content-Type` without parameters.
     pub fn content_type(&self) -> &str {
-        self.header("content-type").unwrap_or("").split(';').next().unwrap_or("")
+        self.header("content-type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
     }
 
     /// Asserts the status, showing the body when it differs.
     #[track_caller]
     pub fn expect(self, status: u16) -> Reply {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self
     }
 
@@ -146,9 +198,19 @@ impl Reply {
     #[track_caller]
     pub fn problem(self, status: u16) -> Value {
         let reply = self.expect(status);
-        assert_eq!(reply.content_type(), "application/problem+json", "errors are problem+json");
+        assert_eq!(
+            reply.content_type(),
+            "application/problem+json",
+            "errors are problem+json"
+        );
         assert_eq!(reply.body["status"], status);
-        assert!(reply.body["type"].as_str().is_some_and(|t| t.starts_with("https://")), "{}", reply.body);
+        assert!(
+            reply.body["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("https://")),
+            "{}",
+            reply.body
+        );
         reply.body
     }
 }
@@ -157,17 +219,30 @@ impl Server {
     /// Starts the service on `backend`, migrated, on a free port.
     pub async fn start(backend: Backend) -> Server {
         let (database, url) = Database::create(backend).await;
-        let db = Db::connect(&url, &PoolOptions::default()).await.expect("the test database opens");
-        prefiq_runtime::migrate::apply(&db, "crm", app_crm::generated::MIGRATIONS).await.expect("migrations apply");
+        let db = Db::connect(&url, &PoolOptions::default())
+            .await
+            .expect("the test database opens");
+        prefiq_runtime::migrate::apply(&db, "crm", app_crm::generated::MIGRATIONS)
+            .await
+            .expect("migrations apply");
         let service = app_crm::services::Service::new(db.clone());
         let router = app_crm::router(service, db.clone()).expect("the router builds");
         let router = prefiq_runtime::serve::with_middleware(router, db.clone(), BODY_LIMIT);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
         let base = format!("http://{}", listener.local_addr().expect("an address"));
         let task = tokio::spawn(async move {
             let _ = prefiq_runtime::deps::axum::serve(listener, router).await;
         });
-        Server { base, db, url, client: reqwest::Client::new(), task, database: Some(database) }
+        Server {
+            base,
+            db,
+            url,
+            client: reqwest::Client::new(),
+            task,
+            database: Some(database),
+        }
     }
 
     /// Stops the server and drops its database.
@@ -180,10 +255,18 @@ impl Server {
     }
 
     /// Sends a request with an optional JSON body and extra headers.
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body.to_string());
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -192,13 +275,31 @@ impl Server {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("a body");
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
-        Reply { status, headers, body }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Sends raw bytes with a content type.
-    pub async fn send_raw(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
-        let mut request = self.client.request(method, format!("{}{path}", self.base)).body(body);
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
@@ -207,7 +308,11 @@ impl Server {
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("a body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// `GET`.
@@ -222,19 +327,26 @@ impl Server {
 
     /// `PATCH` JSON, with an optional `If-Match`.
     pub async fn patch(&self, path: &str, body: &Value, if_match: Option<&str>) -> Reply {
-        let headers: Vec<(&str, &str)> = if_match.map(|tag| vec![("if-match", tag)]).unwrap_or_default();
+        let headers: Vec<(&str, &str)> = if_match
+            .map(|tag| vec![("if-match", tag)])
+            .unwrap_or_default();
         self.send(Method::PATCH, path, Some(body), &headers).await
     }
 
     /// `DELETE`, with an optional `If-Match`.
     pub async fn delete(&self, path: &str, if_match: Option<&str>) -> Reply {
-        let headers: Vec<(&str, &str)> = if_match.map(|tag| vec![("if-match", tag)]).unwrap_or_default();
+        let headers: Vec<(&str, &str)> = if_match
+            .map(|tag| vec![("if-match", tag)])
+            .unwrap_or_default();
         self.send(Method::DELETE, path, None, &headers).await
     }
 
     /// Creates a row and returns it.
     pub async fn create(&self, collection: &str, body: Value) -> Value {
-        self.post(&format!("/api/crm/{collection}"), &body).await.expect(201).body
+        self.post(&format!("/api/crm/{collection}"), &body)
+            .await
+            .expect(201)
+            .body
     }
 
     /// Follows `next_cursor` from `query` to the end; every item of every page.
