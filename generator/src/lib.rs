@@ -28,6 +28,8 @@ pub struct Generation {
     pub output: emit::Output,
     /// Every diagnostic, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// How long each stage took, in order.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 impl Generation {
@@ -37,9 +39,27 @@ impl Generation {
     }
 }
 
+/// A stopwatch for the stages of a run.
+struct Laps {
+    clock: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Laps {
+    fn lap(&mut self, stage: &'static str) {
+        self.laps.push((stage, self.clock.elapsed()));
+        self.clock = std::time::Instant::now();
+    }
+}
+
 /// Runs load, validate, lower and emit for the project at `root` (or one app of it).
 pub fn generate(root: &Path, app: Option<&str>) -> Generation {
+    let mut laps = Laps {
+        clock: std::time::Instant::now(),
+        laps: Vec::new(),
+    };
     let (mut project, mut diagnostics) = load::load(root, app);
+    laps.lap("load");
     match validate::MetaValidator::new() {
         Ok(meta) => {
             for input in &mut project.apps {
@@ -55,22 +75,26 @@ pub fn generate(root: &Path, app: Option<&str>) -> Generation {
         }
         Err(error) => diagnostics.push(error),
     }
+    laps.lap("validate");
     let (ir, lowered) = lower::lower(&project);
     diagnostics.extend(lowered);
     diag::sort(&mut diagnostics);
+    laps.lap("lower");
     let mut generation = Generation {
         ir: Some(ir),
         output: emit::Output::default(),
         diagnostics,
+        timings: Vec::new(),
     };
-    if generation.has_errors() {
-        return generation;
-    }
-    if let Some(ir) = &generation.ir {
-        match emit::emit(ir, &project.config) {
-            Ok(output) => generation.output = output,
-            Err(error) => generation.diagnostics.push(error),
+    if !generation.has_errors() {
+        if let Some(ir) = &generation.ir {
+            match emit::emit(ir, &project.config) {
+                Ok(output) => generation.output = output,
+                Err(error) => generation.diagnostics.push(error),
+            }
         }
+        laps.lap("emit");
     }
+    generation.timings = laps.laps;
     generation
 }

@@ -150,6 +150,14 @@ pub fn main() -> ExitCode {
 fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
     let started = Instant::now();
     let generation = crate::generate(root, args.app.as_deref());
+    if printer.verbose {
+        let stages: Vec<String> = generation
+            .timings
+            .iter()
+            .map(|(stage, time)| format!("{stage} {} ms", time.as_millis()))
+            .collect();
+        printer.info(&format!("  stages: {}", stages.join(", ")));
+    }
     printer.diagnostics(&generation.diagnostics);
     if generation.has_errors() {
         let errors = generation

@@ -409,7 +409,8 @@ fn entity_module(
         ) -> ::std::result::Result<Tagged<#model>, Problem> {
             state.validators.#patch_validator.check(&patch)?;
             let key: #key_ty = ::prefiq_runtime::http::parse_key(&key, #entity_name)?;
-            for _ in 0..::prefiq_runtime::patch::ATTEMPTS {
+            for attempt in 0..::prefiq_runtime::patch::ATTEMPTS {
+                ::prefiq_runtime::patch::backoff(attempt).await;
                 let current = current(&state.db, &key).await?;
                 precondition.check(current.#version_field)?;
                 let mut merged = ::prefiq_runtime::patch::writable_members(&current, WRITABLE)?;
@@ -434,7 +435,8 @@ fn entity_module(
             precondition: IfMatch,
         ) -> ::std::result::Result<NoContent, Problem> {
             let key: #key_ty = ::prefiq_runtime::http::parse_key(&key, #entity_name)?;
-            for _ in 0..::prefiq_runtime::patch::ATTEMPTS {
+            for attempt in 0..::prefiq_runtime::patch::ATTEMPTS {
+                ::prefiq_runtime::patch::backoff(attempt).await;
                 let current = current(&state.db, &key).await?;
                 precondition.check(current.#version_field)?;
                 state.service.#before_delete(&ctx, &current).await?;
