@@ -1,13 +1,19 @@
 //! End-to-end tests of the generated CRM service over real HTTP, against SQLite and PostgreSQL.
 //! Every scenario runs on both backends.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use prefiq_testkit::{Backend, Server};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Backend, Server};
+
+/// The CRM service with its hand-written services, on `backend`.
+async fn start(backend: Backend) -> Server {
+    Server::start(backend, "crm", app_crm::generated::MIGRATIONS, |db| {
+        app_crm::router(app_crm::services::Service::new(db.clone()), db)
+    })
+    .await
+}
 
 /// Runs a scenario against both databases, as two tests.
 macro_rules! on_both_backends {
@@ -16,7 +22,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let server = super::Server::start(super::Backend::Sqlite).await;
+                    let server = super::start(super::Backend::Sqlite).await;
                     super::$name(&server).await;
                     server.stop().await;
                 }
@@ -26,7 +32,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let server = super::Server::start(super::Backend::Postgres).await;
+                    let server = super::start(super::Backend::Postgres).await;
                     super::$name(&server).await;
                     server.stop().await;
                 }
@@ -280,7 +286,7 @@ async fn every_error_is_a_problem_with_the_right_status(server: &Server) {
             .problem(400);
     }
     // 413: a body over the limit.
-    let big = json!({ "name": "Big", "tags": ["x".repeat(support::BODY_LIMIT)] });
+    let big = json!({ "name": "Big", "tags": ["x".repeat(prefiq_testkit::BODY_LIMIT)] });
     server.post("/api/crm/companies", &big).await.problem(413);
 }
 

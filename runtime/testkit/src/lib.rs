@@ -1,7 +1,6 @@
-//! Test support: start the CRM service on a real socket over SQLite (a temporary file) or the
-//! machine's PostgreSQL (a fresh database per server), and talk to it over HTTP.
-
-#![allow(dead_code)]
+//! Test support for Prefiq apps: start a generated service on a real socket over SQLite (a
+//! temporary file) or the machine's PostgreSQL (a fresh database per server), and talk to it over
+//! HTTP. Used by the tests of every app and by Cortex.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,8 +25,14 @@ pub fn postgres_admin_url() -> String {
 }
 
 enum Database {
-    Sqlite(tempfile::TempDir),
-    Postgres { admin: String, name: String },
+    /// The folder holding the database file, deleted when the server stops.
+    Sqlite {
+        _folder: tempfile::TempDir,
+    },
+    Postgres {
+        admin: String,
+        name: String,
+    },
 }
 
 static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
@@ -70,8 +75,8 @@ impl Database {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
-                let url = format!("sqlite:{}", dir.path().join("crm.db").display());
-                (Database::Sqlite(dir), url)
+                let url = format!("sqlite:{}", dir.path().join("app.db").display());
+                (Database::Sqlite { _folder: dir }, url)
             }
             Backend::Postgres => {
                 let admin_url = postgres_admin_url();
@@ -140,7 +145,7 @@ impl Database {
     }
 }
 
-/// A running CRM service.
+/// A running service.
 pub struct Server {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
@@ -148,6 +153,8 @@ pub struct Server {
     pub db: Db,
     /// The database URL.
     pub url: String,
+    /// The app name: paths passed to `create` and `all_pages` are under `/api/<app>/`.
+    pub app: String,
     client: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
     database: Option<Database>,
@@ -216,17 +223,26 @@ impl Reply {
 }
 
 impl Server {
-    /// Starts the service on `backend`, migrated, on a free port.
-    pub async fn start(backend: Backend) -> Server {
+    /// Starts an app on `backend`: a fresh database, its migrations applied, `build` making its
+    /// router, the standard middleware around it, on a free port.
+    pub async fn start<F, E>(
+        backend: Backend,
+        app: &str,
+        migrations: &[prefiq_runtime::migrate::Migration],
+        build: F,
+    ) -> Server
+    where
+        F: FnOnce(Db) -> Result<prefiq_runtime::deps::axum::Router, E>,
+        E: std::fmt::Debug,
+    {
         let (database, url) = Database::create(backend).await;
         let db = Db::connect(&url, &PoolOptions::default())
             .await
             .expect("the test database opens");
-        prefiq_runtime::migrate::apply(&db, "crm", app_crm::generated::MIGRATIONS)
+        prefiq_runtime::migrate::apply(&db, app, migrations)
             .await
             .expect("migrations apply");
-        let service = app_crm::services::Service::new(db.clone());
-        let router = app_crm::router(service, db.clone()).expect("the router builds");
+        let router = build(db.clone()).expect("the router builds");
         let router = prefiq_runtime::serve::with_middleware(router, db.clone(), BODY_LIMIT);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -239,6 +255,7 @@ impl Server {
             base,
             db,
             url,
+            app: app.to_owned(),
             client: reqwest::Client::new(),
             task,
             database: Some(database),
@@ -343,7 +360,7 @@ impl Server {
 
     /// Creates a row and returns it.
     pub async fn create(&self, collection: &str, body: Value) -> Value {
-        self.post(&format!("/api/crm/{collection}"), &body)
+        self.post(&format!("/api/{}/{collection}", self.app), &body)
             .await
             .expect(201)
             .body
@@ -355,7 +372,7 @@ impl Server {
         let mut pages = 0;
         let mut cursor: Option<String> = None;
         loop {
-            let mut path = format!("/api/crm/{collection}?{query}");
+            let mut path = format!("/api/{}/{collection}?{query}", self.app);
             if let Some(cursor) = &cursor {
                 path.push_str(&format!("&cursor={cursor}"));
             }
