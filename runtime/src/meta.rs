@@ -24,6 +24,52 @@ pub struct ColumnMeta {
     pub values: &'static [&'static str],
 }
 
+impl ColumnMeta {
+    /// A column that is not null, not filterable and not sortable.
+    pub const fn new(field: &'static str, column: &'static str, kind: ColumnKind) -> ColumnMeta {
+        ColumnMeta {
+            field,
+            column,
+            kind,
+            nullable: false,
+            filterable: false,
+            sortable: false,
+            items: None,
+            values: &[],
+        }
+    }
+
+    /// It may hold `NULL`.
+    pub const fn nullable(mut self) -> ColumnMeta {
+        self.nullable = true;
+        self
+    }
+
+    /// List requests may filter on it.
+    pub const fn filterable(mut self) -> ColumnMeta {
+        self.filterable = true;
+        self
+    }
+
+    /// List requests may sort by it.
+    pub const fn sortable(mut self) -> ColumnMeta {
+        self.sortable = true;
+        self
+    }
+
+    /// It holds a JSON array of scalars of `kind`.
+    pub const fn items(mut self, kind: ColumnKind) -> ColumnMeta {
+        self.items = Some(kind);
+        self
+    }
+
+    /// It holds one of these enum values.
+    pub const fn values(mut self, values: &'static [&'static str]) -> ColumnMeta {
+        self.values = values;
+        self
+    }
+}
+
 /// A generated table.
 #[derive(Debug)]
 pub struct TableMeta {

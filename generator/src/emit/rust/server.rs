@@ -25,7 +25,7 @@ fn column_kind(ty: &Type) -> TokenStream {
         Type::Decimal(_) => quote!(Decimal),
         _ => quote!(Json),
     };
-    quote!(::prefiq_runtime::db::ColumnKind::#kind)
+    quote!(ColumnKind::#kind)
 }
 
 struct Statements {
@@ -158,37 +158,29 @@ fn entity_module(
         let field = &f.member.name;
         let column = &f.column;
         let kind = column_kind(&f.member.ty);
-        let nullable = f.is_nullable_column();
-        let filterable = f.filterable;
-        let sortable = f.sortable;
-        let items = match &f.member.ty {
-            Type::Array(a) if a.items.is_scalar() => {
+        let mut tokens = quote!(ColumnMeta::new(#field, #column, #kind));
+        if f.is_nullable_column() {
+            tokens.extend(quote!(.nullable()));
+        }
+        if f.filterable {
+            tokens.extend(quote!(.filterable()));
+        }
+        if f.sortable {
+            tokens.extend(quote!(.sortable()));
+        }
+        if let Type::Array(a) = &f.member.ty {
+            if a.items.is_scalar() {
                 let kind = column_kind(&a.items);
-                quote!(::std::option::Option::Some(#kind))
-            }
-            _ => quote!(::std::option::Option::None),
-        };
-        let values: Vec<String> = match &f.member.ty {
-            Type::Enum { name } => match app.types.get(name) {
-                Some(crate::ir::NamedType::Enum(e)) => {
-                    e.values.iter().map(|v| v.value.clone()).collect()
-                }
-                _ => vec![],
-            },
-            _ => vec![],
-        };
-        quote! {
-            ::prefiq_runtime::meta::ColumnMeta {
-                field: #field,
-                column: #column,
-                kind: #kind,
-                nullable: #nullable,
-                filterable: #filterable,
-                sortable: #sortable,
-                items: #items,
-                values: &[#(#values),*],
+                tokens.extend(quote!(.items(#kind)));
             }
         }
+        if let Type::Enum { name } = &f.member.ty {
+            if let Some(crate::ir::NamedType::Enum(e)) = app.types.get(name) {
+                let values = e.values.iter().map(|v| &v.value);
+                tokens.extend(quote!(.values(&[#(#values),*])));
+            }
+        }
+        tokens
     });
     let primary_key = entity.primary_key;
     let uniques = entity.indexes.iter().filter(|i| i.unique).map(|i| {
@@ -288,7 +280,8 @@ fn entity_module(
         #![doc = #module_doc]
 
         use ::prefiq_runtime::Problem;
-        use ::prefiq_runtime::db::{Db, DbError, Row};
+        use ::prefiq_runtime::db::{ColumnKind, Db, DbError, Row};
+        use ::prefiq_runtime::meta::{ColumnMeta, TableMeta};
         use ::prefiq_runtime::deps::axum;
         use ::prefiq_runtime::http::{Created, IfMatch, JsonBody, NoContent, PathKey, QueryPairs, RequestContext, Tagged};
         use ::prefiq_runtime::list::{ListQuery, Page};
@@ -297,7 +290,7 @@ fn entity_module(
         use ::#types::{#model, #create};
 
         /// The table, for list queries and constraint errors.
-        pub static TABLE: ::prefiq_runtime::meta::TableMeta = ::prefiq_runtime::meta::TableMeta {
+        pub static TABLE: TableMeta = TableMeta {
             entity: #entity_name,
             table: #table_name,
             columns: &[#(#columns),*],
