@@ -26,6 +26,117 @@ pub struct App {
     pub entities: Vec<Entity>,
     /// Named types (nested objects, enums, unions), keyed by Rust name.
     pub types: BTreeMap<String, NamedType>,
+    /// Custom operations from OpenAPI fragments, sorted by operation id.
+    pub operations: Vec<Operation>,
+    /// `components.securitySchemes` of the fragments, by name.
+    pub security_schemes: BTreeMap<String, Value>,
+}
+
+/// A custom operation declared in an OpenAPI fragment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Operation {
+    /// The `operationId`, as in `winDeal`.
+    pub id: String,
+    /// The Rust method name, as in `win_deal`.
+    pub rust: String,
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+    /// The path template, as in `/api/crm/deals/{id}/win`.
+    pub path: String,
+    /// `summary`.
+    pub summary: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `tags`.
+    pub tags: Vec<String>,
+    /// `deprecated`.
+    pub deprecated: bool,
+    /// `security`, as written.
+    pub security: Option<Value>,
+    /// Path, query and header parameters.
+    pub params: Vec<OperationParam>,
+    /// The JSON request body.
+    pub body: Option<OperationBody>,
+    /// Every declared response, by status.
+    pub responses: Vec<OperationResponse>,
+    /// The fragment it came from.
+    pub source: String,
+}
+
+/// Where a parameter is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationParamKind {
+    /// In the path template.
+    Path,
+    /// In the query string.
+    Query,
+    /// In a header.
+    Header,
+}
+
+/// One parameter of an operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationParam {
+    /// The name on the wire.
+    pub name: String,
+    /// The Rust field name.
+    pub rust: String,
+    /// Where it is sent.
+    pub kind: OperationParamKind,
+    /// Whether it must be sent.
+    pub required: bool,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: Type,
+    /// The schema `default`, used when it is not sent.
+    pub default: Option<Value>,
+    /// `description`.
+    pub description: Option<String>,
+}
+
+/// The request body of an operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationBody {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: Type,
+    /// `description`.
+    pub description: Option<String>,
+}
+
+/// One declared response.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationResponse {
+    /// The status code.
+    pub status: u16,
+    /// `description`.
+    pub description: String,
+    /// What the body is.
+    pub body: ResponseBody,
+}
+
+/// The body of a response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ResponseBody {
+    /// No body.
+    Empty,
+    /// JSON of this type.
+    Json {
+        /// The type.
+        #[serde(rename = "type")]
+        ty: Type,
+    },
+    /// An RFC 9457 problem.
+    Problem,
+}
+
+impl OperationResponse {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
 }
 
 /// A persisted resource with a table and CRUD routes.
@@ -231,6 +342,11 @@ pub enum Type {
     /// A named object (stored as JSON in a column).
     Object {
         /// Its name in `App::types`.
+        name: String,
+    },
+    /// The model of an entity (in operations only; entities link by `x-prefiq.references`).
+    Entity {
+        /// The entity name.
         name: String,
     },
     /// A named union (stored as JSON).

@@ -217,6 +217,26 @@ impl<S: Send + Sync> FromRequestParts<S> for PathKey {
     }
 }
 
+/// Every path parameter of a route, as sent.
+#[derive(Debug, Clone, Default)]
+pub struct PathParams(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Problem::not_found("no route matches this URL"))?;
+        Ok(PathParams(
+            params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        ))
+    }
+}
+
 /// Parses a path key; a key that cannot exist is a 404, like any other unknown key.
 pub fn parse_key<T: std::str::FromStr>(raw: &str, entity: &str) -> Result<T, Problem> {
     raw.parse()

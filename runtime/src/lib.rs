@@ -14,6 +14,7 @@ pub mod http;
 pub mod list;
 pub mod meta;
 pub mod migrate;
+pub mod params;
 pub mod patch;
 pub mod problem;
 pub mod serve;
@@ -28,6 +29,7 @@ pub mod deps {
     pub use axum;
     pub use chrono;
     pub use rust_decimal;
+    pub use serde;
     pub use serde_json;
     pub use sqlx;
     pub use uuid;

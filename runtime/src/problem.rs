@@ -64,6 +64,12 @@ impl Problem {
         self
     }
 
+    /// The same problem with another status (a service returns it as a declared response).
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
     /// The status code as an `http` type.
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -171,6 +171,116 @@ fn entity_paths(app: &App, entity: &Entity, paths: &mut Map<String, Value>) {
     }));
 }
 
+fn operation_item(app: &App, operation: &crate::ir::Operation) -> Value {
+    use crate::ir::{OperationParamKind, ResponseBody};
+    let mut item = Map::new();
+    item.insert("operationId".into(), operation.id.clone().into());
+    if !operation.tags.is_empty() {
+        item.insert("tags".into(), json!(operation.tags));
+    }
+    if let Some(summary) = &operation.summary {
+        item.insert("summary".into(), summary.clone().into());
+    }
+    if let Some(description) = &operation.description {
+        item.insert("description".into(), description.clone().into());
+    }
+    if operation.deprecated {
+        item.insert("deprecated".into(), true.into());
+    }
+    if let Some(security) = &operation.security {
+        item.insert("security".into(), security.clone());
+    }
+    let parameters: Vec<Value> = operation
+        .params
+        .iter()
+        .map(|param| {
+            let member = crate::emit::rust::param_member(param);
+            let mut p = Map::new();
+            p.insert("name".into(), param.name.clone().into());
+            p.insert(
+                "in".into(),
+                match param.kind {
+                    OperationParamKind::Path => "path",
+                    OperationParamKind::Query => "query",
+                    OperationParamKind::Header => "header",
+                }
+                .into(),
+            );
+            p.insert("required".into(), param.required.into());
+            if let Some(d) = &param.description {
+                p.insert("description".into(), d.clone().into());
+            }
+            p.insert(
+                "schema".into(),
+                schema::member_schema(&member, false, COMPONENTS),
+            );
+            Value::Object(p)
+        })
+        .collect();
+    if !parameters.is_empty() {
+        item.insert("parameters".into(), Value::Array(parameters));
+    }
+    if let Some(body) = &operation.body {
+        let mut b = Map::new();
+        b.insert("required".into(), true.into());
+        if let Some(d) = &body.description {
+            b.insert("description".into(), d.clone().into());
+        }
+        b.insert(
+            "content".into(),
+            json_content(schema::type_schema(&body.ty, false, COMPONENTS)),
+        );
+        item.insert("requestBody".into(), Value::Object(b));
+    }
+    let mut responses = Map::new();
+    for response in &operation.responses {
+        let description = if response.description.is_empty() {
+            format!("Status {}.", response.status)
+        } else {
+            response.description.clone()
+        };
+        let value = match &response.body {
+            ResponseBody::Empty => json!({ "description": description }),
+            ResponseBody::Json { ty } => {
+                json!({ "description": description, "content": json_content(schema::type_schema(ty, false, COMPONENTS)) })
+            }
+            ResponseBody::Problem => {
+                let schema = if response.status == 422 {
+                    "ValidationProblem"
+                } else {
+                    "Problem"
+                };
+                json!({ "description": description, "content": { "application/problem+json": { "schema": reference("schemas", schema) } } })
+            }
+        };
+        responses.insert(response.status.to_string(), value);
+    }
+    // Every operation can fail on our side, and bodies can be malformed or too large.
+    if operation.body.is_some() {
+        for (status, name) in [
+            ("400", "BadRequest"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+            ("422", "Unprocessable"),
+        ] {
+            responses
+                .entry(status.to_owned())
+                .or_insert_with(|| reference("responses", name));
+        }
+    }
+    if !operation.params.is_empty() {
+        responses
+            .entry("400".to_owned())
+            .or_insert_with(|| reference("responses", "BadRequest"));
+    }
+    responses
+        .entry("500".to_owned())
+        .or_insert_with(|| reference("responses", "InternalError"));
+    let _ = app;
+    item.insert("responses".into(), Value::Object(responses));
+    Value::Object(item)
+}
+
 /// The problem+json schemas.
 pub fn problem_schemas() -> Map<String, Value> {
     let mut schemas = Map::new();
@@ -196,6 +306,13 @@ pub fn problem_schemas() -> Map<String, Value> {
             "errors": { "type": "array", "items": { "$ref": "#/components/schemas/FieldError" } }
         }
     }));
+    schemas.insert("ValidationProblem".into(), json!({
+        "description": "A 422 problem: `errors` lists every invalid member of the body.",
+        "allOf": [
+            { "$ref": "#/components/schemas/Problem" },
+            { "type": "object", "required": ["errors"], "properties": { "errors": { "type": "array", "items": { "$ref": "#/components/schemas/FieldError" } } } }
+        ]
+    }));
     schemas
 }
 
@@ -204,6 +321,17 @@ pub fn document(app: &App) -> Value {
     let mut paths = Map::new();
     for entity in &app.entities {
         entity_paths(app, entity, &mut paths);
+    }
+    for operation in &app.operations {
+        let entry = paths
+            .entry(operation.path.clone())
+            .or_insert_with(|| json!({}));
+        if let Some(item) = entry.as_object_mut() {
+            item.insert(
+                operation.method.to_ascii_lowercase(),
+                operation_item(app, operation),
+            );
+        }
     }
     paths.insert("/healthz".into(), json!({
         "get": {
@@ -243,6 +371,13 @@ pub fn document(app: &App) -> Value {
         .iter()
         .map(|e| json!({ "name": e.name, "description": e.description.clone().unwrap_or_else(|| format!("{} records.", e.name)) }))
         .collect();
+    for operation in &app.operations {
+        for tag in &operation.tags {
+            if !tags.iter().any(|t| t["name"] == *tag) {
+                tags.push(json!({ "name": tag, "description": format!("{tag} operations.") }));
+            }
+        }
+    }
     tags.push(json!({ "name": "Service", "description": "Operational endpoints." }));
     json!({
         "openapi": "3.1.0",
@@ -266,6 +401,7 @@ pub fn document(app: &App) -> Value {
                 "ETag": { "description": "The row version, for `If-Match`.", "schema": { "type": "string" } },
                 "Location": { "description": "The URL of the new resource.", "schema": { "type": "string" } }
             },
+            "securitySchemes": app.security_schemes,
             "responses": {
                 "BadRequest": problem_response("The request is malformed: bad JSON, or a bad query parameter."),
                 "NotFound": problem_response("No such resource."),
@@ -273,7 +409,7 @@ pub fn document(app: &App) -> Value {
                 "PreconditionFailed": problem_response("`If-Match` names a version that is no longer current."),
                 "PayloadTooLarge": problem_response("The body is larger than the server accepts."),
                 "UnsupportedMediaType": problem_response("The body is not JSON."),
-                "Unprocessable": problem_response("The body breaks the schema; `errors` lists each invalid member."),
+                "Unprocessable": { "description": "The body breaks the schema; `errors` lists each invalid member.", "content": { "application/problem+json": { "schema": reference("schemas", "ValidationProblem") } } },
                 "InternalError": problem_response("The server failed; quote the `x-request-id` header when reporting it.")
             }
         }

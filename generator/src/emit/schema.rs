@@ -127,7 +127,10 @@ pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
         Type::Uuid => json!({ "type": "string", "format": "uuid" }),
         Type::Date => json!({ "type": "string", "format": "date" }),
         Type::DateTime => json!({ "type": "string", "format": "date-time" }),
-        Type::Enum { name } | Type::Object { name } | Type::Union { name } => {
+        Type::Enum { name }
+        | Type::Object { name }
+        | Type::Entity { name }
+        | Type::Union { name } => {
             json!({ "$ref": format!("{}{name}", style.ref_prefix) })
         }
         Type::Array(a) => {
@@ -406,13 +409,37 @@ pub fn page(entity: &Entity, style: Style) -> Value {
     })
 }
 
+/// The object of an operation's parameters, keyed by their names on the wire.
+pub fn params(operation: &crate::ir::Operation, style: Style) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for param in &operation.params {
+        let member = crate::emit::rust::param_member(param);
+        properties.insert(param.name.clone(), member_schema(&member, false, style));
+        if param.required {
+            required.push(param.name.clone().into());
+        }
+    }
+    object(properties, required, true, None)
+}
+
 /// `schemas.json`: every definition the runtime validators need.
 pub fn document(app: &App) -> Value {
     let mut defs = Map::new();
     for (name, named) in &app.types {
         defs.insert(name.clone(), named_schema(app, name, named, DEFS));
     }
+    for operation in &app.operations {
+        let prefix = crate::lower::names::pascal(&operation.id);
+        if !operation.params.is_empty() {
+            defs.insert(format!("{prefix}Params"), params(operation, DEFS));
+        }
+        if let Some(body) = &operation.body {
+            defs.insert(format!("{prefix}Body"), type_schema(&body.ty, false, DEFS));
+        }
+    }
     for entity in &app.entities {
+        defs.insert(entity.name.clone(), model(entity, DEFS));
         defs.insert(format!("{}Create", entity.name), create(entity, DEFS));
         defs.insert(format!("{}Patch", entity.name), patch(entity, DEFS));
         defs.insert(format!("{}Replace", entity.name), replace(entity, DEFS));

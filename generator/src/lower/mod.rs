@@ -5,6 +5,7 @@
 
 pub mod keywords;
 pub mod names;
+pub mod operations;
 mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -60,6 +61,10 @@ pub(crate) struct Lowerer<'a> {
     touched: BTreeSet<usize>,
     /// `(field index, unique, index)` flags of the entity being lowered.
     pending_indexes: Vec<(usize, bool, bool)>,
+    /// Entity names by the file that defines them, for `$ref`s from operations.
+    entity_names: BTreeMap<usize, String>,
+    /// `components.securitySchemes` of the fragments.
+    security_schemes: BTreeMap<String, Value>,
 }
 
 impl Lowerer<'_> {
@@ -140,6 +145,8 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
         entity_files: entity_files.clone(),
         touched: entity_files.clone(),
         pending_indexes: Vec::new(),
+        entity_names: BTreeMap::new(),
+        security_schemes: BTreeMap::new(),
     };
 
     for (index, file) in input.files.iter().enumerate() {
@@ -179,11 +186,13 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
     }
     for (name, &file) in &claimed {
         if let Some(entity) = lowerer.lower_entity(file, name) {
+            lowerer.entity_names.insert(file, entity.name.clone());
             entities.push(entity);
         }
     }
     lowerer.check_entity_collisions(&entities);
     lowerer.resolve_references(&mut entities);
+    let operations = lowerer.lower_operations(&input.name, &entities);
     lowerer.box_recursive_members();
 
     for (index, file) in input.files.iter().enumerate() {
@@ -205,6 +214,8 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
         sources: input.files.iter().map(|f| f.path().to_owned()).collect(),
         entities,
         types: lowerer.types,
+        operations,
+        security_schemes: lowerer.security_schemes,
     };
     (app, lowerer.diagnostics)
 }
@@ -971,7 +982,7 @@ fn describe(ty: &Type) -> &'static str {
         Type::Date => "a date",
         Type::DateTime => "a date-time",
         Type::Enum { .. } => "an enum",
-        Type::Object { .. } => "an object",
+        Type::Object { .. } | Type::Entity { .. } => "an object",
         Type::Union { .. } => "a union",
         Type::Array(_) => "an array",
         Type::Map { .. } => "a map",

@@ -73,11 +73,14 @@ fn json_kind(value: &Value) -> &'static str {
 impl Lowerer<'_> {
     /// Reports unknown and unsupported keywords of a schema object.
     pub(super) fn check_keywords(&mut self, loc: &Loc, object: &Map<String, Value>) {
-        let declared: Vec<&str> = match object.get("type") {
+        let mut declared: Vec<&str> = match object.get("type") {
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
             _ => vec![],
         };
+        if object.get("format").and_then(Value::as_str) == Some("decimal") {
+            declared.push("number"); // bounds of decimal strings are checked exactly (x-decimal)
+        }
         for key in object.keys() {
             let at = loc.child(key);
             if key.starts_with("x-") {
@@ -112,6 +115,11 @@ impl Lowerer<'_> {
                         );
                     }
                 }
+                continue;
+            }
+            if self.files[loc.file].kind == FileKind::OpenApi
+                && (key == "example" || (key == "nullable" && self.is_openapi_30(loc.file)))
+            {
                 continue;
             }
             if let Some(help) = keywords::unsupported(key) {
@@ -209,7 +217,7 @@ impl Lowerer<'_> {
             file,
             pointer: fragment.to_owned(),
         };
-        if self.files[file].kind != FileKind::Schema {
+        if self.files[file].kind != FileKind::Schema && file != loc.file {
             self.error(&at, false, "prefiq::lower::unresolved_ref", format!("`{reference}` points into an OpenAPI fragment"), "entity schemas may refer to schema files only; move the definition into a schema file", "unresolved");
             return None;
         }
@@ -252,7 +260,12 @@ impl Lowerer<'_> {
             return pascal(title);
         }
         let segments: Vec<&str> = loc.pointer.split('/').collect();
-        if segments.len() >= 2 && segments[segments.len() - 2] == "$defs" {
+        if segments.len() >= 2
+            && (segments[segments.len() - 2] == "$defs"
+                || (segments.len() >= 3
+                    && segments[segments.len() - 2] == "schemas"
+                    && segments[segments.len() - 3] == "components"))
+        {
             return pascal(
                 &segments[segments.len() - 1]
                     .replace("~1", "/")
@@ -455,11 +468,17 @@ impl Lowerer<'_> {
                 None => Lowered::any(),
             }
         };
-        lowered.nullable |= nullable;
+        lowered.nullable |= nullable
+            || (object.get("nullable") == Some(&Value::Bool(true)) && self.is_openapi_30(loc.file));
         lowered
     }
 
     fn lower_ref_target(&mut self, at: &Loc, target: &Loc) -> Lowered {
+        if target.pointer.is_empty() && self.files[at.file].kind == FileKind::OpenApi {
+            if let Some(name) = self.entity_names.get(&target.file) {
+                return Lowered::of(Type::Entity { name: name.clone() });
+            }
+        }
         if target.pointer.is_empty() && self.entity_files.contains(&target.file) {
             self.error(&at.child("$ref"), false, "prefiq::lower::embedded_entity", format!("`$ref` to the entity in {} would embed a copy of it", self.files[target.file].path()), "to link two entities, give this field the key's type and `x-prefiq: {references: EntityName}`", "embeds an entity");
             return Lowered::any();
@@ -557,12 +576,19 @@ impl Lowerer<'_> {
     }
 
     fn bounds(object: &Map<String, Value>, bits: u8) -> NumberType {
+        // OpenAPI 3.0 writes `exclusiveMinimum: true` beside `minimum`.
+        let exclusive = |flag: &str, bound: &str| match object.get(flag) {
+            Some(Value::Bool(true)) => (None, number(object.get(bound))),
+            _ => (number(object.get(bound)), number(object.get(flag))),
+        };
+        let (minimum, exclusive_minimum) = exclusive("exclusiveMinimum", "minimum");
+        let (maximum, exclusive_maximum) = exclusive("exclusiveMaximum", "maximum");
         NumberType {
             bits,
-            minimum: number(object.get("minimum")),
-            maximum: number(object.get("maximum")),
-            exclusive_minimum: number(object.get("exclusiveMinimum")),
-            exclusive_maximum: number(object.get("exclusiveMaximum")),
+            minimum,
+            maximum,
+            exclusive_minimum,
+            exclusive_maximum,
             multiple_of: number(object.get("multipleOf")),
         }
     }
@@ -867,8 +893,13 @@ impl Lowerer<'_> {
             if Some(member.as_str()) == skip {
                 continue;
             }
-            if self.value(at).and_then(|v| v.get("x-prefiq")).is_some() {
-                self.error(&at.child("x-prefiq"), true, "prefiq::lower::nested_options", "x-prefiq field options apply to entity fields only", "nested objects are stored as JSON in their entity's column; put storage options on the entity field", "not an entity field");
+            let storage_options = self
+                .value(at)
+                .and_then(|v| v.get("x-prefiq"))
+                .and_then(Value::as_object)
+                .is_some_and(|o| o.keys().any(|k| k != "precision" && k != "scale"));
+            if storage_options {
+                self.error(&at.child("x-prefiq"), true, "prefiq::lower::nested_options", "x-prefiq storage options apply to entity fields only", "nested members take only `precision` and `scale` (for decimals); they are stored as JSON in their entity's column", "not an entity field");
             }
             if let Some(m) = self.lower_member(member, at, shape.required.contains(member), &name) {
                 members.push(m);
@@ -1100,7 +1131,10 @@ impl Lowerer<'_> {
                 Type::Integer(_) | Type::Number(_) | Type::Decimal(_) => "number",
                 Type::Boolean => "boolean",
                 Type::Array(_) => "array",
-                Type::Object { .. } | Type::Union { .. } | Type::Map { .. } => "object",
+                Type::Object { .. }
+                | Type::Entity { .. }
+                | Type::Union { .. }
+                | Type::Map { .. } => "object",
                 Type::Any => "any",
             };
             if kind == "any" || kinds.contains(&kind) {

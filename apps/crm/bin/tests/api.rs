@@ -51,6 +51,9 @@ on_both_backends!(
     sorting_and_paging_cover_every_row_once,
     service_hooks_run_around_writes,
     values_round_trip_exactly,
+    custom_operations_close_deals,
+    pipeline_report_aggregates_in_sql,
+    contact_search_finds_people_and_companies,
 );
 
 async fn company(server: &Server, name: &str) -> Value {
@@ -699,4 +702,208 @@ async fn values_round_trip_exactly(server: &Server) {
             .starts_with("/preferred_channel"),
         "{problem}"
     );
+}
+
+async fn custom_operations_close_deals(server: &Server) {
+    let acme = company(server, "Closing Co").await;
+    let deal = server
+        .create(
+            "deals",
+            json!({ "name": "Big one", "company_id": acme["id"], "amount": "5000.00" }),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap();
+    // Inputs are validated before the service runs.
+    server
+        .post(
+            &format!("/api/crm/deals/{id}/win"),
+            &json!({ "amount": "12.345" }),
+        )
+        .await
+        .problem(422);
+    server
+        .post(&format!("/api/crm/deals/{id}/lose"), &json!({}))
+        .await
+        .problem(422);
+    server
+        .post("/api/crm/deals/not-a-uuid/win", &json!({}))
+        .await
+        .problem(400);
+    server
+        .post(
+            "/api/crm/deals/0190b7a2-0000-7000-8000-000000000000/win",
+            &json!({}),
+        )
+        .await
+        .problem(404);
+    // A stale If-Match is refused; the current one works.
+    let stale = server
+        .send(
+            Method::POST,
+            &format!("/api/crm/deals/{id}/win"),
+            Some(&json!({})),
+            &[("if-match", "\"7\"")],
+        )
+        .await;
+    stale.problem(412);
+    let won = server
+        .send(
+            Method::POST,
+            &format!("/api/crm/deals/{id}/win"),
+            Some(&json!({ "amount": "5500.00", "note": "Signed today" })),
+            &[("if-match", "\"1\"")],
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(won["stage"], "won");
+    assert_eq!(won["amount"], "5500.00");
+    assert!(won["closed_at"].is_string());
+    // The note became an activity of the deal.
+    let (notes, _) = server
+        .all_pages("activities", &format!("deal_id=eq.{id}"))
+        .await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["notes"], "Signed today");
+    // A closed deal cannot be closed again.
+    server
+        .post(
+            &format!("/api/crm/deals/{id}/lose"),
+            &json!({ "reason": "changed mind" }),
+        )
+        .await
+        .problem(409);
+
+    let other = server
+        .create(
+            "deals",
+            json!({ "name": "Small one", "company_id": acme["id"], "amount": "10.00" }),
+        )
+        .await;
+    let lost = server
+        .post(
+            &format!("/api/crm/deals/{}/lose", other["id"].as_str().unwrap()),
+            &json!({ "reason": "price", "competitor": "Initech" }),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(lost["stage"], "lost");
+    assert_eq!(lost["lost_reason"], "price (lost to Initech)");
+}
+
+async fn pipeline_report_aggregates_in_sql(server: &Server) {
+    let acme = company(server, "Report Co").await;
+    for (stage, amount, probability, currency, close) in [
+        ("lead", "100.00", 10, "EUR", "2027-01-10"),
+        ("lead", "300.50", 20, "EUR", "2027-02-10"),
+        ("proposal", "1000.00", 50, "EUR", "2027-03-10"),
+        ("won", "700.25", 100, "EUR", "2027-01-20"),
+        ("proposal", "999.00", 50, "USD", "2027-03-10"),
+    ] {
+        server
+            .create("deals", json!({ "name": format!("{stage} {amount}"), "company_id": acme["id"], "stage": stage, "amount": amount, "probability": probability, "currency": currency, "expected_close_date": close }))
+            .await;
+    }
+    let report = server
+        .get("/api/crm/reports/pipeline?currency=EUR")
+        .await
+        .expect(200)
+        .body;
+    let stage = |name: &str| {
+        report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(stage("lead")["deals"], 2);
+    assert_eq!(stage("lead")["amount"], "400.50");
+    assert_eq!(stage("lead")["weighted_amount"], "70.10");
+    assert_eq!(stage("proposal")["amount"], "1000.00");
+    assert_eq!(stage("won")["deals"], 1);
+    assert_eq!(stage("lost")["deals"], 0);
+    assert_eq!(report["open_deals"], 3);
+    assert_eq!(report["open_amount"], "1400.50");
+    assert_eq!(
+        report["stages"].as_array().unwrap().len(),
+        6,
+        "every stage, in pipeline order"
+    );
+    assert_eq!(report["stages"][0]["stage"], "lead");
+
+    let january = server
+        .get("/api/crm/reports/pipeline?from=2027-01-01&to=2027-01-31")
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(january["open_deals"], 1);
+    assert_eq!(january["from"], "2027-01-01");
+    for bad in ["from=yesterday", "currency=euro", "to=2027-13-01"] {
+        server
+            .get(&format!("/api/crm/reports/pipeline?{bad}"))
+            .await
+            .problem(400);
+    }
+}
+
+async fn contact_search_finds_people_and_companies(server: &Server) {
+    let acme = company(server, "Searchable GmbH").await;
+    let other = company(server, "Elsewhere").await;
+    for (first, last, email, company) in [
+        ("Ada", "Lovelace", "ada@analytical.example", &acme),
+        ("Grace", "Hopper", "grace@navy.example", &other),
+        ("Alan", "Turing", "alan@bletchley.example", &other),
+    ] {
+        server.create("contacts", json!({ "company_id": company["id"], "first_name": first, "last_name": last, "email": email })).await;
+    }
+    let names = |body: &Value| {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let hits = server
+        .get("/api/crm/contacts/search?q=LOVE")
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(names(&hits), vec!["Ada Lovelace"]);
+    assert_eq!(hits["items"][0]["company_name"], "Searchable GmbH");
+    let hits = server
+        .get("/api/crm/contacts/search?q=elsewhere")
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        names(&hits),
+        vec!["Grace Hopper", "Alan Turing"],
+        "matches by company, ordered by last name"
+    );
+    let hits = server.get("/api/crm/contacts/search?q=a&limit=2").await;
+    hits.problem(400);
+    let hits = server
+        .get("/api/crm/contacts/search?q=example&limit=2")
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(names(&hits).len(), 2);
+    let hits = server
+        .get("/api/crm/contacts/search?q=100%25")
+        .await
+        .expect(200)
+        .body;
+    assert!(
+        names(&hits).is_empty(),
+        "LIKE wildcards in the text match literally"
+    );
+    server.get("/api/crm/contacts/search").await.problem(400);
+    server
+        .get("/api/crm/contacts/search?q=ab&limit=0")
+        .await
+        .problem(400);
 }

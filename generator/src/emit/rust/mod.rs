@@ -4,6 +4,8 @@
 mod server;
 mod types;
 
+pub use types::param_member;
+
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -50,24 +52,51 @@ impl CrateNames {
     }
 }
 
-/// The Rust type of a value; `krate` prefixes named types (`crate` or `::app_crm_types`).
-pub fn rust_type(ty: &Type, krate: &TokenStream) -> TokenStream {
+/// Where generated code finds named types and third-party crates.
+pub struct Roots {
+    /// The prefix of named types: `crate` in the types crate, `::app_crm_types` elsewhere.
+    pub named: TokenStream,
+    /// The prefix of `uuid`, `chrono`, `rust_decimal`, `serde_json`: empty for direct
+    /// dependencies, `::prefiq_runtime::deps` in server crates.
+    pub deps: TokenStream,
+}
+
+impl Roots {
+    fn dep(&self, path: TokenStream) -> TokenStream {
+        let deps = &self.deps;
+        if deps.is_empty() {
+            quote!(::#path)
+        } else {
+            quote!(#deps::#path)
+        }
+    }
+}
+
+/// The Rust type of a value.
+pub fn rust_type(ty: &Type, roots: &Roots) -> TokenStream {
+    let krate = &roots.named;
     match ty {
         Type::String(_) => quote!(::std::string::String),
         Type::Integer(n) if n.bits == 32 => quote!(i32),
         Type::Integer(_) => quote!(i64),
         Type::Number(_) => quote!(f64),
-        Type::Decimal(_) => quote!(::rust_decimal::Decimal),
+        Type::Decimal(_) => roots.dep(quote!(rust_decimal::Decimal)),
         Type::Boolean => quote!(bool),
-        Type::Uuid => quote!(::uuid::Uuid),
-        Type::Date => quote!(::chrono::NaiveDate),
-        Type::DateTime => quote!(::chrono::DateTime<::chrono::Utc>),
-        Type::Enum { name } | Type::Object { name } | Type::Union { name } => {
+        Type::Uuid => roots.dep(quote!(uuid::Uuid)),
+        Type::Date => roots.dep(quote!(chrono::NaiveDate)),
+        Type::DateTime => {
+            let chrono = roots.dep(quote!(chrono));
+            quote!(#chrono::DateTime<#chrono::Utc>)
+        }
+        Type::Enum { name }
+        | Type::Object { name }
+        | Type::Entity { name }
+        | Type::Union { name } => {
             let name = format_ident!("{}", name);
             quote!(#krate::#name)
         }
         Type::Array(a) => {
-            let item = rust_type(&a.items, krate);
+            let item = rust_type(&a.items, roots);
             if a.items_nullable {
                 quote!(::std::vec::Vec<::std::option::Option<#item>>)
             } else {
@@ -75,10 +104,10 @@ pub fn rust_type(ty: &Type, krate: &TokenStream) -> TokenStream {
             }
         }
         Type::Map { values } => {
-            let value = rust_type(values, krate);
+            let value = rust_type(values, roots);
             quote!(::std::collections::BTreeMap<::std::string::String, #value>)
         }
-        Type::Any => quote!(::serde_json::Value),
+        Type::Any => roots.dep(quote!(serde_json::Value)),
     }
 }
 

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::{CrateNames, ident};
+use super::{CrateNames, Roots, ident, rust_type};
 use crate::diag::Diagnostic;
 use crate::emit::openapi::operation_ids;
 use crate::emit::sql::{Dialect, check_name, foreign_key_name, quote as quote_sql};
@@ -443,6 +443,198 @@ fn entity_module(
     }
 }
 
+fn server_roots(crates: &CrateNames) -> Roots {
+    let types = crates.types_ident();
+    Roots {
+        named: quote!(::#types),
+        deps: quote!(::prefiq_runtime::deps),
+    }
+}
+
+fn param_shape(ty: &Type) -> TokenStream {
+    let item = |ty: &Type| match ty {
+        Type::Integer(_) => quote!(Integer),
+        Type::Number(_) => quote!(Number),
+        Type::Boolean => quote!(Boolean),
+        // Decimals sent as numbers are read as numbers; everything else is text.
+        Type::Decimal(d) if d.as_number => quote!(Number),
+        _ => quote!(String),
+    };
+    match ty {
+        Type::Array(a) => {
+            let inner = item(&a.items);
+            quote!(::prefiq_runtime::params::ParamShape::Array(::prefiq_runtime::params::ParamItem::#inner))
+        }
+        other => {
+            let inner = item(other);
+            quote!(::prefiq_runtime::params::ParamShape::#inner)
+        }
+    }
+}
+
+/// The response enum, parameter specs and handler of each custom operation.
+fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenStream {
+    use crate::ir::{OperationParamKind, ResponseBody};
+    use crate::lower::operations::status_name;
+    let roots = server_roots(crates);
+    let types = crates.types_ident();
+    let mut items = Vec::new();
+    for operation in &app.operations {
+        let prefix = names::pascal(&operation.id);
+        let response = format_ident!("{prefix}Response");
+        let method = format_ident!("{}", operation.rust);
+        let handler = format_ident!("{}_handler", operation.rust);
+        let mut variants = Vec::new();
+        let mut arms = Vec::new();
+        for r in &operation.responses {
+            let variant = format_ident!("{}", status_name(r.status));
+            let status = r.status;
+            let doc = format!(" {status}: {}", r.description);
+            match &r.body {
+                ResponseBody::Empty => {
+                    variants.push(quote!(#[doc = #doc] #variant));
+                    arms.push(quote!(Self::#variant => axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK).into_response()));
+                }
+                ResponseBody::Json { ty } => {
+                    let ty = rust_type(ty, &roots);
+                    variants.push(quote!(#[doc = #doc] #variant(#ty)));
+                    arms.push(quote!(Self::#variant(body) => (axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK), axum::Json(body)).into_response()));
+                }
+                ResponseBody::Problem => {
+                    variants.push(quote!(#[doc = #doc] #variant(::prefiq_runtime::Problem)));
+                    arms.push(quote!(Self::#variant(problem) => problem.with_status(#status).into_response()));
+                }
+            }
+        }
+        let response_doc = format!(" Every response `{}` declares.", operation.id);
+        let specs = operation.params.iter().map(|p| {
+            let name = &p.name;
+            let location = match p.kind {
+                OperationParamKind::Path => quote!(Path),
+                OperationParamKind::Query => quote!(Query),
+                OperationParamKind::Header => quote!(Header),
+            };
+            let shape = param_shape(&p.ty);
+            quote!(::prefiq_runtime::params::ParamSpec { name: #name, location: ::prefiq_runtime::params::ParamIn::#location, shape: #shape })
+        });
+        let specs_name = format_ident!("{}_PARAMS", operation.rust.to_ascii_uppercase());
+        let has_params = !operation.params.is_empty();
+        let params_validator = format_ident!("{}_params", operation.rust);
+        let body_validator = format_ident!("{}_body", operation.rust);
+        let params_type = format_ident!("{prefix}Params");
+        let mut extractors = vec![
+            quote!(axum::extract::State(state): axum::extract::State<super::AppState<S>>),
+            quote!(ctx: ::prefiq_runtime::RequestContext),
+        ];
+        let mut steps = Vec::new();
+        let mut args = Vec::new();
+        if has_params {
+            extractors.push(quote!(::prefiq_runtime::http::PathParams(path): ::prefiq_runtime::http::PathParams));
+            extractors.push(quote!(::prefiq_runtime::http::QueryPairs(query): ::prefiq_runtime::http::QueryPairs));
+            steps.push(quote! {
+                let params = ::prefiq_runtime::params::collect(#specs_name, &path, &query, &ctx.headers);
+                state.validators.#params_validator.check(&params).map_err(::prefiq_runtime::params::invalid)?;
+                let params: ::#types::#params_type = ::prefiq_runtime::validate::decode(params).map_err(::prefiq_runtime::params::invalid)?;
+            });
+            args.push(quote!(params));
+        }
+        if let Some(body) = &operation.body {
+            let body_type = rust_type(&body.ty, &roots);
+            extractors.push(
+                quote!(::prefiq_runtime::http::JsonBody(body): ::prefiq_runtime::http::JsonBody),
+            );
+            steps.push(quote! {
+                state.validators.#body_validator.check(&body)?;
+                let body: #body_type = ::prefiq_runtime::validate::decode(body)?;
+            });
+            args.push(quote!(body));
+        }
+        let specs_item = if has_params {
+            quote!(pub static #specs_name: &[::prefiq_runtime::params::ParamSpec] = &[#(#specs),*];)
+        } else {
+            quote!()
+        };
+        let handler_doc = format!(
+            " `{} {}`: validates the inputs, then calls [`{service}::{}`].",
+            operation.method, operation.path, operation.rust
+        );
+        items.push(quote! {
+            #[doc = #response_doc]
+            #[derive(Debug)]
+            pub enum #response {
+                #(#variants,)*
+            }
+
+            impl axum::response::IntoResponse for #response {
+                fn into_response(self) -> axum::response::Response {
+                    match self {
+                        #(#arms,)*
+                    }
+                }
+            }
+
+            #specs_item
+
+            #[doc = #handler_doc]
+            pub async fn #handler<S: #service>(#(#extractors),*) -> ::std::result::Result<#response, ::prefiq_runtime::Problem> {
+                #(#steps)*
+                state.service.#method(&ctx, #(#args),*).await
+            }
+        });
+    }
+    quote! {
+        //! Custom operations from the app's OpenAPI fragments: a typed response per operation,
+        //! and handlers that validate every input before the service runs.
+        use ::prefiq_runtime::deps::axum;
+
+        use super::#service;
+
+        #(#items)*
+    }
+}
+
+fn operation_methods(app: &App, crates: &CrateNames) -> Vec<TokenStream> {
+    let roots = server_roots(crates);
+    let types = crates.types_ident();
+    app.operations
+        .iter()
+        .map(|operation| {
+            let prefix = names::pascal(&operation.id);
+            let method = format_ident!("{}", operation.rust);
+            let response = format_ident!("{prefix}Response");
+            let params_type = format_ident!("{prefix}Params");
+            let mut args = Vec::new();
+            if !operation.params.is_empty() {
+                args.push(quote!(params: ::#types::#params_type));
+            }
+            if let Some(body) = &operation.body {
+                let body_type = rust_type(&body.ty, &roots);
+                args.push(quote!(body: #body_type));
+            }
+            let mut docs = vec![format!(" {}", operation.summary.clone().unwrap_or_else(|| operation.id.clone()))];
+            docs.push(String::new());
+            docs.push(format!(" `{} {}` (operation `{}`).", operation.method, operation.path, operation.id));
+            if let Some(description) = &operation.description {
+                docs.push(String::new());
+                docs.extend(description.lines().map(|l| format!(" {l}")));
+            }
+            if !operation.tags.is_empty() {
+                docs.push(format!(" Tags: {}.", operation.tags.join(", ")));
+            }
+            if let Some(security) = &operation.security {
+                docs.push(format!(" Security: `{security}`."));
+            }
+            docs.push(String::new());
+            docs.push(" Return a declared response; return `Err(problem)` only for failures outside the".to_owned());
+            docs.push(" contract (an unreachable database, a bug): they are sent as they are.".to_owned());
+            quote! {
+                #(#[doc = #docs])*
+                fn #method(&self, ctx: &RequestContext, #(#args),*) -> impl ::std::future::Future<Output = ::std::result::Result<super::operations::#response, Problem>> + Send;
+            }
+        })
+        .collect()
+}
+
 fn service_trait(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenStream {
     let types = crates.types_ident();
     let mut methods = Vec::new();
@@ -496,10 +688,18 @@ fn service_trait(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenS
             format!(" Runs after a {name} was deleted."),
         ));
     }
-    let doc = format!(
-        " The {} app's service. Implement it in `services/`; every hook has a default.",
-        app.name
-    );
+    let operation_methods = operation_methods(app, crates);
+    let doc = if app.operations.is_empty() {
+        format!(
+            " The {} app's service. Implement it in `services/`; every hook has a default.",
+            app.name
+        )
+    } else {
+        format!(
+            " The {} app's service. Implement it in `services/`: the custom operations are required, the hooks have defaults.",
+            app.name
+        )
+    };
     quote! {
         //! The service trait that generated handlers call and the team implements.
         use ::prefiq_runtime::{Problem, RequestContext};
@@ -508,6 +708,7 @@ fn service_trait(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenS
         #[doc = #doc]
         pub trait #service: Send + Sync + 'static {
             #(#methods)*
+            #(#operation_methods)*
         }
     }
 }
@@ -543,14 +744,41 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
             .route(#item, get(#module::get_handler::<S>).patch(#module::update_handler::<S>).delete(#module::delete_handler::<S>))
         });
     }
+    for operation in &app.operations {
+        let prefix = names::pascal(&operation.id);
+        if !operation.params.is_empty() {
+            let field = format_ident!("{}_params", operation.rust);
+            let definition = format!("{prefix}Params");
+            validator_fields.push(quote!(#[doc = " Checks the parameters of a custom operation."] pub #field: ::prefiq_runtime::validate::Validator));
+            validator_inits.push(quote!(#field: ::prefiq_runtime::validate::Validator::new(&document, #definition, &[])?));
+        }
+        if operation.body.is_some() {
+            let field = format_ident!("{}_body", operation.rust);
+            let definition = format!("{prefix}Body");
+            validator_fields.push(quote!(#[doc = " Checks the body of a custom operation."] pub #field: ::prefiq_runtime::validate::Validator));
+            validator_inits.push(quote!(#field: ::prefiq_runtime::validate::Validator::new(&document, #definition, &[])?));
+        }
+        let handler = format_ident!("{}_handler", operation.rust);
+        let method = format_ident!("{}", operation.method.to_ascii_lowercase());
+        let path = &operation.path;
+        routes.push(quote!(.route(#path, axum::routing::#method(operations::#handler::<S>))));
+    }
     let openapi_route = format!("/api/{}/openapi.json", app.name);
-    let operation_count = app.entities.len() * 5;
+    let operation_count = app.entities.len() * 5 + app.operations.len();
+    let operations_module = if app.operations.is_empty() {
+        quote!()
+    } else {
+        quote!(
+            pub mod operations;
+        )
+    };
     let _ = operation_ids;
     quote! {
         //! The generated part of the app: routes, handlers, repositories, the service trait, and the
         //! embedded schemas, OpenAPI document and migrations. Regenerate with `prefiq codegen`.
 
         #(pub mod #modules;)*
+        #operations_module
         mod service;
 
         pub use service::#service;
@@ -578,7 +806,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
         /// The JSON Schemas request bodies are validated against.
         pub const SCHEMAS: &str = include_str!("schemas.json");
 
-        /// How many operations the router serves (five per entity).
+        /// How many operations the router serves (five per entity, plus the custom ones).
         pub const OPERATIONS: usize = #operation_count;
 
         /// Compiled request validators, built once at start-up.
@@ -644,6 +872,12 @@ pub fn emit(app: &App, crates: &CrateNames) -> Result<Vec<(String, TokenStream)>
         files.push((
             format!("src/generated/{}.rs", entity.snake),
             entity_module(app, entity, crates, &service),
+        ));
+    }
+    if !app.operations.is_empty() {
+        files.push((
+            "src/generated/operations.rs".to_owned(),
+            operations_module(app, crates, &service),
         ));
     }
     Ok(files)

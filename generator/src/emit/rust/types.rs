@@ -4,7 +4,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use super::{ident, rust_type};
+use super::{Roots, ident, rust_type};
 use crate::diag::Diagnostic;
 use crate::emit::schema::{create_required, model_optional, patch_removable, variant_tags};
 use crate::ir::{
@@ -120,7 +120,13 @@ enum Presence {
 
 fn field_tokens(app: &App, owner: &str, member: &Member, presence: Presence, fields: &mut Fields) {
     let name = ident(&member.rust);
-    let mut ty = rust_type(&member.ty, &quote!(crate));
+    let mut ty = rust_type(
+        &member.ty,
+        &Roots {
+            named: quote!(crate),
+            deps: quote!(),
+        },
+    );
     if member.boxed {
         ty = quote!(::std::boxed::Box<#ty>);
     }
@@ -280,6 +286,24 @@ fn entity_tokens(app: &App, entity: &Entity) -> TokenStream {
         " A JSON merge patch of a [`{}`]: `None` leaves a field alone, `Some(None)` removes it.",
         entity.name
     );
+    let from_fields = entity.writable().map(|f| {
+        let name = ident(&f.member.rust);
+        quote!(#name: model.#name.clone())
+    });
+    let model_ident = format_ident!("{}", entity.name);
+    let create_ident = format_ident!("{}", create_name);
+    let from_doc = format!(
+        " The writable fields of a [`{}`], to change and write back.",
+        entity.name
+    );
+    let conversion = quote! {
+        impl ::std::convert::From<&#model_ident> for #create_ident {
+            #[doc = #from_doc]
+            fn from(model: &#model_ident) -> Self {
+                Self { #(#from_fields,)* }
+            }
+        }
+    };
     let patch_struct = struct_with_derives(
         &patch_name,
         quote!(#[doc = #patch_doc]),
@@ -289,6 +313,7 @@ fn entity_tokens(app: &App, entity: &Entity) -> TokenStream {
     quote! {
         #model
         #create
+        #conversion
         #patch_struct
     }
 }
@@ -357,7 +382,13 @@ fn union_tokens(name: &str, u: &UnionType) -> TokenStream {
     };
     let variants = u.variants.iter().map(|v| {
         let variant = format_ident!("{}", v.variant);
-        let ty = rust_type(&v.ty, &quote!(crate));
+        let ty = rust_type(
+            &v.ty,
+            &Roots {
+                named: quote!(crate),
+                deps: quote!(),
+            },
+        );
         match &v.tag_value {
             Some(value) => quote!(#[serde(rename = #value)] #variant(#ty)),
             None => quote!(#variant(#ty)),
@@ -719,6 +750,56 @@ fn validate_module(patterns: &[String]) -> TokenStream {
     }
 }
 
+/// The member a parameter becomes in its operation's `Params` struct.
+pub fn param_member(param: &crate::ir::OperationParam) -> Member {
+    Member {
+        name: param.name.clone(),
+        rust: param.rust.clone(),
+        ty: param.ty.clone(),
+        required: param.required,
+        nullable: false,
+        boxed: false,
+        default: param.default.clone(),
+        description: param.description.clone(),
+        deprecated: false,
+        examples: vec![],
+    }
+}
+
+/// The `Params` structs of the app's custom operations.
+fn operations_tokens(app: &App) -> TokenStream {
+    let mut items = Vec::new();
+    for operation in app.operations.iter().filter(|o| !o.params.is_empty()) {
+        let name = format!("{}Params", crate::lower::names::pascal(&operation.id));
+        let mut fields = Fields {
+            tokens: vec![],
+            defaults: vec![],
+        };
+        for param in &operation.params {
+            let member = param_member(param);
+            let presence = if member.required {
+                Presence::Plain
+            } else if member.default.is_some() {
+                Presence::Defaulted
+            } else {
+                Presence::Optional
+            };
+            field_tokens(app, &name, &member, presence, &mut fields);
+        }
+        let doc = format!(
+            " The path, query and header parameters of `{}` ({} {}).",
+            operation.id, operation.method, operation.path
+        );
+        items.push(struct_tokens(&name, quote!(#[doc = #doc]), fields));
+    }
+    quote! {
+        //! Parameters of the app's custom operations.
+        #[allow(unused_imports)]
+        use super::types::*;
+        #(#items)*
+    }
+}
+
 /// The files of the types crate under `src/generated/`: `(path, tokens)`.
 pub fn emit(app: &App) -> Result<Vec<(String, TokenStream)>, Diagnostic> {
     let mut files = Vec::new();
@@ -852,6 +933,21 @@ pub fn emit(app: &App) -> Result<Vec<(String, TokenStream)>, Diagnostic> {
         ));
     }
 
+    let has_params = app.operations.iter().any(|o| !o.params.is_empty());
+    if has_params {
+        files.push((
+            "src/generated/operations.rs".to_owned(),
+            operations_tokens(app),
+        ));
+    }
+    let operations_module = if has_params {
+        quote!(
+            mod operations;
+            pub use operations::*;
+        )
+    } else {
+        quote!()
+    };
     let types_module = if app.types.is_empty() {
         quote!()
     } else {
@@ -888,6 +984,7 @@ pub fn emit(app: &App) -> Result<Vec<(String, TokenStream)>, Diagnostic> {
             //! Everything in this folder is generated by `prefiq codegen` from the app's schemas.
             #(mod #modules; pub use #modules::*;)*
             #types_module
+            #operations_module
             pub mod validate;
             pub use validate::{UnknownValue, Validate, Violation};
 

@@ -1,10 +1,22 @@
 //! Hand-written business logic of the crm app. `prefiq codegen` created this file once and
 //! never touches it again; the generated handlers call these hooks around every write.
 
-use app_crm_types::{ActivityCreate, Deal, DealCreate, DealStage};
-use prefiq_runtime::{Db, FieldError, Problem, RequestContext};
+use app_crm_types::{
+    ActivityCreate, ActivityKind, ContactHit, ContactSearch, Deal, DealCreate, DealStage, LoseDeal,
+    LoseDealParams, PipelineReport, PipelineReportParams, SearchContactsParams, StageSummary,
+    WinDeal, WinDealParams,
+};
+use prefiq_runtime::db::ToSql;
+use prefiq_runtime::deps::rust_decimal::Decimal;
+use prefiq_runtime::deps::uuid::Uuid;
+use prefiq_runtime::http::IfMatch;
+use prefiq_runtime::{Db, FieldError, Problem, RequestContext, SqlValue};
 
 use crate::CrmService;
+use crate::generated::operations::{
+    LoseDealResponse, PipelineReportResponse, SearchContactsResponse, WinDealResponse,
+};
+use crate::generated::{activity, deal};
 
 /// The crm service.
 #[derive(Debug, Clone)]
@@ -61,7 +73,244 @@ fn settle(previous: Option<&Deal>, next: &mut DealCreate) -> Result<(), Problem>
     Ok(())
 }
 
+/// How closing a deal ended.
+enum Closing {
+    Closed(Deal),
+    NotFound(Problem),
+    Conflict(Problem),
+    Stale(Problem),
+}
+
+impl Service {
+    /// Moves an open deal to `stage`, honouring `If-Match`; `change` edits the rest.
+    async fn close(
+        &self,
+        id: &Uuid,
+        if_match: Option<&str>,
+        stage: DealStage,
+        change: impl FnOnce(&mut DealCreate),
+    ) -> Result<Closing, Problem> {
+        let problem = |e: prefiq_runtime::db::DbError| e.into_problem(&deal::TABLE);
+        let Some(current) = deal::find(&self.db, id).await.map_err(problem)? else {
+            return Ok(Closing::NotFound(Problem::not_found(format!(
+                "no Deal has the id `{id}`"
+            ))));
+        };
+        if let Err(stale) = IfMatch::parse(if_match).check(current.version) {
+            return Ok(Closing::Stale(stale));
+        }
+        if matches!(current.stage, DealStage::Won | DealStage::Lost) {
+            return Ok(Closing::Conflict(Problem::conflict(format!(
+                "the deal is already {}; reopen it (PATCH its stage) before closing it again",
+                current.stage
+            ))));
+        }
+        let mut next = DealCreate::from(&current);
+        next.stage = stage;
+        next.closed_at = Some(prefiq_runtime::db::now());
+        change(&mut next);
+        match deal::update(&self.db, id, current.version, &next)
+            .await
+            .map_err(problem)?
+        {
+            Some(closed) => Ok(Closing::Closed(closed)),
+            None => Ok(Closing::Stale(Problem::precondition_failed(
+                current.version + 1,
+            ))),
+        }
+    }
+}
+
+/// `%text%` for LIKE, with the wildcards of the text itself escaped.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+const PIPELINE: [&str; 2] = [
+    "SELECT stage, COUNT(*), ROUND(COALESCE(SUM(amount), 0), 2), \
+     ROUND(COALESCE(SUM(amount * probability / 100.0), 0), 2) FROM deals \
+     WHERE ($1::date IS NULL OR expected_close_date >= $1) AND ($2::date IS NULL OR expected_close_date <= $2) \
+     AND ($3::text IS NULL OR currency = $3) GROUP BY stage",
+    "SELECT stage, COUNT(*), printf('%.2f', COALESCE(SUM(CAST(amount AS REAL)), 0)), \
+     printf('%.2f', COALESCE(SUM(CAST(amount AS REAL) * probability / 100.0), 0)) FROM deals \
+     WHERE (?1 IS NULL OR expected_close_date >= ?1) AND (?2 IS NULL OR expected_close_date <= ?2) \
+     AND (?3 IS NULL OR currency = ?3) GROUP BY stage",
+];
+
+const SEARCH: [&str; 2] = [
+    "SELECT c.id, c.first_name, c.last_name, c.email, c.company_id, co.name FROM contacts c \
+     JOIN companies co ON co.id = c.company_id \
+     WHERE lower(c.first_name) LIKE $1 ESCAPE '\\' OR lower(c.last_name) LIKE $1 ESCAPE '\\' \
+     OR lower(c.email) LIKE $1 ESCAPE '\\' OR lower(co.name) LIKE $1 ESCAPE '\\' \
+     ORDER BY c.last_name, c.first_name, c.id LIMIT $2",
+    "SELECT c.id, c.first_name, c.last_name, c.email, c.company_id, co.name FROM contacts c \
+     JOIN companies co ON co.id = c.company_id \
+     WHERE lower(c.first_name) LIKE ?1 ESCAPE '\\' OR lower(c.last_name) LIKE ?1 ESCAPE '\\' \
+     OR lower(c.email) LIKE ?1 ESCAPE '\\' OR lower(co.name) LIKE ?1 ESCAPE '\\' \
+     ORDER BY c.last_name, c.first_name, c.id LIMIT ?2",
+];
+
 impl CrmService for Service {
+    async fn win_deal(
+        &self,
+        _ctx: &RequestContext,
+        params: WinDealParams,
+        body: WinDeal,
+    ) -> Result<WinDealResponse, Problem> {
+        let closing = self
+            .close(
+                &params.id,
+                params.if_match.as_deref(),
+                DealStage::Won,
+                |next| {
+                    if let Some(amount) = body.amount {
+                        next.amount = amount;
+                    }
+                    next.lost_reason = None;
+                },
+            )
+            .await?;
+        let won = match closing {
+            Closing::Closed(won) => won,
+            Closing::NotFound(p) => return Ok(WinDealResponse::NotFound(p)),
+            Closing::Conflict(p) => return Ok(WinDealResponse::Conflict(p)),
+            Closing::Stale(p) => return Ok(WinDealResponse::PreconditionFailed(p)),
+        };
+        if let Some(note) = body.note.filter(|n| !n.trim().is_empty()) {
+            let activity = ActivityCreate {
+                kind: ActivityKind::Note,
+                subject: format!("Won: {}", won.name),
+                notes: Some(note),
+                due_at: None,
+                duration_minutes: None,
+                completed: true,
+                deal_id: Some(won.id),
+                contact_id: None,
+                participants: vec![],
+            };
+            activity::insert(&self.db, &activity)
+                .await
+                .map_err(|e| e.into_problem(&activity::TABLE))?;
+        }
+        Ok(WinDealResponse::Ok(won))
+    }
+
+    async fn lose_deal(
+        &self,
+        _ctx: &RequestContext,
+        params: LoseDealParams,
+        body: LoseDeal,
+    ) -> Result<LoseDealResponse, Problem> {
+        let reason = match &body.competitor {
+            Some(competitor) if !competitor.is_empty() => {
+                format!("{} (lost to {competitor})", body.reason)
+            }
+            _ => body.reason.clone(),
+        };
+        let closing = self
+            .close(
+                &params.id,
+                params.if_match.as_deref(),
+                DealStage::Lost,
+                |next| {
+                    next.lost_reason = Some(reason);
+                },
+            )
+            .await?;
+        Ok(match closing {
+            Closing::Closed(lost) => LoseDealResponse::Ok(lost),
+            Closing::NotFound(p) => LoseDealResponse::NotFound(p),
+            Closing::Conflict(p) => LoseDealResponse::Conflict(p),
+            Closing::Stale(p) => LoseDealResponse::PreconditionFailed(p),
+        })
+    }
+
+    async fn pipeline_report(
+        &self,
+        _ctx: &RequestContext,
+        params: PipelineReportParams,
+    ) -> Result<PipelineReportResponse, Problem> {
+        let problem = |e: prefiq_runtime::db::DbError| e.into_problem(&deal::TABLE);
+        let rows = self
+            .db
+            .fetch_all(
+                self.db.pick(PIPELINE[0], PIPELINE[1]),
+                vec![
+                    params.from.to_sql(),
+                    params.to.to_sql(),
+                    SqlValue::text(params.currency.as_deref()),
+                ],
+            )
+            .await
+            .map_err(problem)?;
+        let mut stages: Vec<StageSummary> = DealStage::ALL
+            .iter()
+            .map(|stage| StageSummary {
+                stage: *stage,
+                deals: 0,
+                amount: Decimal::ZERO,
+                weighted_amount: Decimal::ZERO,
+            })
+            .collect();
+        for row in &rows {
+            let stage: DealStage = row.req_enum(0).map_err(problem)?;
+            if let Some(summary) = stages.iter_mut().find(|s| s.stage == stage) {
+                summary.deals = row.req(1).map_err(problem)?;
+                summary.amount = row.req(2).map_err(problem)?;
+                summary.weighted_amount = row.req(3).map_err(problem)?;
+            }
+        }
+        let open: Vec<&StageSummary> = stages
+            .iter()
+            .filter(|s| !matches!(s.stage, DealStage::Won | DealStage::Lost))
+            .collect();
+        Ok(PipelineReportResponse::Ok(PipelineReport {
+            currency: params.currency.clone(),
+            from: params.from,
+            to: params.to,
+            open_deals: open.iter().map(|s| s.deals).sum(),
+            open_amount: open.iter().map(|s| s.amount).sum(),
+            stages,
+        }))
+    }
+
+    async fn search_contacts(
+        &self,
+        _ctx: &RequestContext,
+        params: SearchContactsParams,
+    ) -> Result<SearchContactsResponse, Problem> {
+        let problem = |e: prefiq_runtime::db::DbError| e.into_problem(&deal::TABLE);
+        let rows = self
+            .db
+            .fetch_all(
+                self.db.pick(SEARCH[0], SEARCH[1]),
+                vec![
+                    SqlValue::Text(contains_pattern(&params.q)),
+                    SqlValue::Int(i64::from(params.limit)),
+                ],
+            )
+            .await
+            .map_err(problem)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let first: String = row.req(1).map_err(problem)?;
+            let last: String = row.req(2).map_err(problem)?;
+            items.push(ContactHit {
+                id: row.req(0).map_err(problem)?,
+                name: format!("{first} {last}"),
+                email: row.req(3).map_err(problem)?,
+                company_id: row.req(4).map_err(problem)?,
+                company_name: row.req(5).map_err(problem)?,
+            });
+        }
+        Ok(SearchContactsResponse::Ok(ContactSearch { items }))
+    }
+
     async fn before_create_activity(
         &self,
         _ctx: &RequestContext,
