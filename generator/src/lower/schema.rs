@@ -225,15 +225,13 @@ impl Lowerer<'_> {
             return None; // the file did not parse; its own diagnostic says why
         };
         if document.pointer(&target.pointer).is_none() {
-            let defs: Vec<String> = document
-                .get("$defs")
-                .and_then(Value::as_object)
-                .map(|d| d.keys().map(|k| format!("#/$defs/{k}")).collect())
-                .unwrap_or_default();
-            let defs_ref: Vec<&str> = defs.iter().map(String::as_str).collect();
-            let help = match names::closest(&format!("#{fragment}"), &defs_ref) {
-                Some(close) => format!("did you mean `{close}`?"),
-                None if defs.is_empty() => format!("{} has no $defs", self.files[file].path()),
+            let (container, prefix) = if self.files[file].kind == FileKind::OpenApi { ("/components/schemas", "#/components/schemas/") } else { ("/$defs", "#/$defs/") };
+            let defs: Vec<String> = document.pointer(container).and_then(Value::as_object).map(|d| d.keys().map(|k| format!("{prefix}{k}")).collect()).unwrap_or_default();
+            let short: Vec<&str> = defs.iter().map(|d| d.rsplit('/').next().unwrap_or(d)).collect();
+            let wanted = fragment.rsplit('/').next().unwrap_or(fragment);
+            let help = match names::closest(wanted, &short) {
+                Some(close) => format!("did you mean `{prefix}{close}`?"),
+                None if defs.is_empty() => format!("{} has no {}", self.files[file].path(), &prefix[2..prefix.len() - 1]),
                 None => format!("definitions there: {}", defs.join(", ")),
             };
             self.error(
