@@ -5,6 +5,7 @@
 //! hand-edited one (digest does not match), and never touches a file without the header.
 
 pub mod openapi;
+pub mod openapi30;
 pub mod rust;
 pub mod schema;
 pub mod sql;
@@ -154,6 +155,11 @@ fn emit_app(
         format!("apps/{}/core/openapi.json", app.name),
         &schema_dir,
         &pretty_json(&openapi),
+    ));
+    output.files.push(GeneratedFile::new(
+        format!("apps/{}/core/openapi-3.0.json", app.name),
+        &schema_dir,
+        &pretty_json(&openapi30::document(&openapi)?),
     ));
     output.files.push(GeneratedFile::new(
         format!("apps/{}/bin/src/generated/schemas.json", app.name),
