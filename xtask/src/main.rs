@@ -1,6 +1,8 @@
 //! `cargo xtask`: project automation that needs more than one cargo command.
 //!
-//! - `cargo xtask test`: what CI runs: the generated files are up to date, then every test.
+//! - `cargo xtask test`: what CI runs: installs the contract tools (npm and PyPI packages under
+//!   `.ci/`) if they are missing or outdated, checks that generated files are up to date, then
+//!   runs every test.
 //! - `cargo xtask bench codegen [--entities N] [--runs N]`: generation time for a synthetic app.
 
 mod bench;
@@ -40,7 +42,59 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether `stamp` records `manifest`'s current content (so the install it guards is up to date).
+fn fresh(manifest: &Path, stamp: &Path) -> bool {
+    match (std::fs::read(manifest), std::fs::read(stamp)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Installs the tools the contract tests run: tsc, Redocly and openapi-typescript from npm,
+/// openapi-spec-validator and Schemathesis from PyPI. Each install is skipped when its stamp
+/// matches the lock file.
+fn ensure_tools() -> bool {
+    let ci = root().join(".ci");
+    let lock = ci.join("package-lock.json");
+    let npm_stamp = ci.join("node_modules/.prefiq-stamp");
+    if !fresh(&lock, &npm_stamp) {
+        if !run("npm", &["ci", "--prefix", ".ci", "--no-audit", "--no-fund"]) {
+            eprintln!(
+                "error: `npm ci` failed; the contract tests need Node.js 20 and the npm registry"
+            );
+            return false;
+        }
+        let _ = std::fs::copy(&lock, &npm_stamp);
+    }
+    let requirements = ci.join("requirements.txt");
+    let pip_stamp = ci.join(".venv/.prefiq-stamp");
+    if !fresh(&requirements, &pip_stamp) {
+        let ok = run("python3", &["-m", "venv", ".ci/.venv"])
+            && run(
+                ".ci/.venv/bin/pip",
+                &[
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                    ".ci/requirements.txt",
+                ],
+            );
+        if !ok {
+            eprintln!(
+                "error: installing the Python tools failed; the contract tests need Python 3 with venv and PyPI"
+            );
+            return false;
+        }
+        let _ = std::fs::copy(&requirements, &pip_stamp);
+    }
+    true
+}
+
 fn test(extra: &[&str]) -> ExitCode {
+    if !ensure_tools() {
+        return ExitCode::FAILURE;
+    }
     let steps: [(&str, Vec<&str>); 2] = [
         (
             "cargo",

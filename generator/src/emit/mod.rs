@@ -10,6 +10,7 @@ pub mod rust;
 pub mod schema;
 pub mod sql;
 pub mod templates;
+pub mod ts;
 
 use sha2::{Digest, Sha256};
 
@@ -176,9 +177,44 @@ fn emit_app(
             &sql,
         ));
     }
+    for (path, contents) in ts::emit(app, env)? {
+        output
+            .files
+            .push(GeneratedFile::new(path, &schema_dir, &contents));
+    }
+    output.scaffolds.push(Scaffold {
+        path: format!("apps/{}/src/package.json", app.name),
+        contents: format!(
+            "{{\n  \"name\": \"{}-client\",\n  \"private\": true,\n  \"type\": \"module\"\n}}\n",
+            app.name
+        ),
+    });
+    output.scaffolds.push(Scaffold {
+        path: format!("apps/{}/src/tsconfig.json", app.name),
+        contents: TSCONFIG.to_owned(),
+    });
     rust::emit(app, config, output)?;
     Ok(())
 }
+
+/// The TypeScript settings of an app's `src/` (a scaffold: yours to change).
+const TSCONFIG: &str = r#"{
+  "compilerOptions": {
+    "target": "ES2022",
+    "lib": ["ES2022", "DOM"],
+    "module": "NodeNext",
+    "moduleResolution": "NodeNext",
+    "strict": true,
+    "noUnusedLocals": true,
+    "noUnusedParameters": true,
+    "exactOptionalPropertyTypes": false,
+    "skipLibCheck": true,
+    "outDir": "dist",
+    "typeRoots": ["../../../.ci/node_modules/@types"]
+  },
+  "include": ["services/**/*.ts", "tests/**/*.ts", "../core/types/ts/**/*.ts"]
+}
+"#;
 
 /// JSON with two-space indentation and a final newline.
 pub fn pretty_json(value: &serde_json::Value) -> String {

@@ -18,6 +18,61 @@ fn problem_response(description: &str) -> Value {
     json!({ "description": description, "content": { "application/problem+json": { "schema": reference("schemas", "Problem") } } })
 }
 
+/// The statuses of the generated CRUD routes, in `operation_ids` order: `(success, errors)`.
+pub const CRUD_STATUSES: [(u16, &[u16]); 5] = [
+    (200, &[400, 500]),
+    (201, &[400, 409, 413, 415, 422, 500]),
+    (200, &[404, 500]),
+    (200, &[400, 404, 409, 412, 413, 415, 422, 500]),
+    (204, &[404, 409, 412, 500]),
+];
+
+/// The shared response component of an error status.
+pub fn error_component(status: u16) -> &'static str {
+    match status {
+        400 => "BadRequest",
+        404 => "NotFound",
+        409 => "Conflict",
+        412 => "PreconditionFailed",
+        413 => "PayloadTooLarge",
+        415 => "UnsupportedMediaType",
+        422 => "Unprocessable",
+        _ => "InternalError",
+    }
+}
+
+fn error_responses(statuses: &[u16]) -> Vec<(String, Value)> {
+    statuses
+        .iter()
+        .map(|s| (s.to_string(), reference("responses", error_component(*s))))
+        .collect()
+}
+
+/// Every response a custom operation can give: the declared ones, plus the errors the
+/// generated handler itself produces (bad parameters or bodies, and 500).
+pub fn operation_statuses(operation: &crate::ir::Operation) -> Vec<(u16, crate::ir::ResponseBody)> {
+    use crate::ir::ResponseBody;
+    let mut statuses: Vec<(u16, ResponseBody)> = operation
+        .responses
+        .iter()
+        .map(|r| (r.status, r.body.clone()))
+        .collect();
+    let mut implied = vec![500];
+    if operation.body.is_some() {
+        implied.extend([400, 413, 415, 422]);
+    }
+    if !operation.params.is_empty() {
+        implied.push(400);
+    }
+    for status in implied {
+        if !statuses.iter().any(|(s, _)| *s == status) {
+            statuses.push((status, ResponseBody::Problem));
+        }
+    }
+    statuses.sort_by_key(|(s, _)| *s);
+    statuses
+}
+
 /// The operation ids of an entity's routes: `listCompanies`, `createCompany`, ...
 pub fn operation_ids(entity: &Entity) -> [String; 5] {
     let plural = crate::lower::names::pascal(&entity.plural);
@@ -51,6 +106,13 @@ fn filter_parameter(entity: &Entity, field: &crate::ir::Field) -> Value {
         "description": format!("Filter {} by `{}`: `op.value` with {operators}{nulls}. A value without an operator means `eq`; `in.(a,b)` lists values; `like.*text*` uses `*` as the wildcard.", entity.plural, field.member.name),
         "schema": { "type": "string" }
     })
+}
+
+fn responses(success: (u16, Value), errors: &[u16]) -> Value {
+    let mut map = Map::new();
+    map.insert(success.0.to_string(), success.1);
+    map.extend(error_responses(errors));
+    Value::Object(map)
 }
 
 fn entity_paths(app: &App, entity: &Entity, paths: &mut Map<String, Value>) {
@@ -89,7 +151,8 @@ fn entity_paths(app: &App, entity: &Entity, paths: &mut Map<String, Value>) {
             "schema": { "type": "string" }
         }));
     }
-    let etag_headers = json!({ "ETag": reference("headers", "ETag") });
+    let etag = json!({ "ETag": reference("headers", "ETag") });
+    let [list_s, create_s, get_s, update_s, delete_s] = CRUD_STATUSES;
     paths.insert(collection, json!({
         "get": {
             "operationId": list,
@@ -97,30 +160,18 @@ fn entity_paths(app: &App, entity: &Entity, paths: &mut Map<String, Value>) {
             "summary": format!("List {}", entity.plural),
             "description": "Keyset-paginated: follow `next_cursor` until it is null.",
             "parameters": list_parameters,
-            "responses": {
-                "200": { "description": format!("A page of {}.", entity.plural), "content": json_content(reference("schemas", &format!("{}Page", entity.name))) },
-                "400": reference("responses", "BadRequest"),
-                "500": reference("responses", "InternalError")
-            }
+            "responses": responses((list_s.0, json!({ "description": format!("A page of {}.", entity.plural), "content": json_content(reference("schemas", &format!("{}Page", entity.name))) })), list_s.1)
         },
         "post": {
             "operationId": create,
             "tags": [tag],
             "summary": format!("Create a {}", entity.name),
             "requestBody": { "required": true, "content": json_content(reference("schemas", &format!("{}Create", entity.name))) },
-            "responses": {
-                "201": {
-                    "description": format!("The new {}.", entity.name),
-                    "headers": { "ETag": reference("headers", "ETag"), "Location": reference("headers", "Location") },
-                    "content": json_content(model.clone())
-                },
-                "400": reference("responses", "BadRequest"),
-                "409": reference("responses", "Conflict"),
-                "413": reference("responses", "PayloadTooLarge"),
-                "415": reference("responses", "UnsupportedMediaType"),
-                "422": reference("responses", "Unprocessable"),
-                "500": reference("responses", "InternalError")
-            }
+            "responses": responses((create_s.0, json!({
+                "description": format!("The new {}.", entity.name),
+                "headers": { "ETag": reference("headers", "ETag"), "Location": reference("headers", "Location") },
+                "content": json_content(model.clone())
+            })), create_s.1)
         }
     }));
     let key_schema = schema::type_schema(&entity.key().member.ty, false, COMPONENTS);
@@ -130,11 +181,7 @@ fn entity_paths(app: &App, entity: &Entity, paths: &mut Map<String, Value>) {
             "operationId": get,
             "tags": [tag],
             "summary": format!("Get a {}", entity.name),
-            "responses": {
-                "200": { "description": format!("The {}.", entity.name), "headers": etag_headers, "content": json_content(model.clone()) },
-                "404": reference("responses", "NotFound"),
-                "500": reference("responses", "InternalError")
-            }
+            "responses": responses((get_s.0, json!({ "description": format!("The {}.", entity.name), "headers": etag, "content": json_content(model.clone()) })), get_s.1)
         },
         "patch": {
             "operationId": update,
@@ -143,35 +190,19 @@ fn entity_paths(app: &App, entity: &Entity, paths: &mut Map<String, Value>) {
             "description": "A JSON merge patch (RFC 7386). Send `If-Match` with the ETag you read to be sure nobody changed it meanwhile (412 otherwise).",
             "parameters": [reference("parameters", "if-match")],
             "requestBody": { "required": true, "content": { "application/merge-patch+json": { "schema": reference("schemas", &format!("{}Patch", entity.name)) } } },
-            "responses": {
-                "200": { "description": format!("The updated {}.", entity.name), "headers": etag_headers, "content": json_content(model) },
-                "400": reference("responses", "BadRequest"),
-                "404": reference("responses", "NotFound"),
-                "409": reference("responses", "Conflict"),
-                "412": reference("responses", "PreconditionFailed"),
-                "413": reference("responses", "PayloadTooLarge"),
-                "415": reference("responses", "UnsupportedMediaType"),
-                "422": reference("responses", "Unprocessable"),
-                "500": reference("responses", "InternalError")
-            }
+            "responses": responses((update_s.0, json!({ "description": format!("The updated {}.", entity.name), "headers": etag, "content": json_content(model) })), update_s.1)
         },
         "delete": {
             "operationId": delete,
             "tags": [tag],
             "summary": format!("Delete a {}", entity.name),
             "parameters": [reference("parameters", "if-match")],
-            "responses": {
-                "204": { "description": "Deleted." },
-                "404": reference("responses", "NotFound"),
-                "409": reference("responses", "Conflict"),
-                "412": reference("responses", "PreconditionFailed"),
-                "500": reference("responses", "InternalError")
-            }
+            "responses": responses((delete_s.0, json!({ "description": "Deleted." })), delete_s.1)
         }
     }));
 }
 
-fn operation_item(app: &App, operation: &crate::ir::Operation) -> Value {
+fn operation_item(operation: &crate::ir::Operation) -> Value {
     use crate::ir::{OperationParamKind, ResponseBody};
     let mut item = Map::new();
     item.insert("operationId".into(), operation.id.clone().into());
@@ -233,50 +264,25 @@ fn operation_item(app: &App, operation: &crate::ir::Operation) -> Value {
         item.insert("requestBody".into(), Value::Object(b));
     }
     let mut responses = Map::new();
-    for response in &operation.responses {
-        let description = if response.description.is_empty() {
-            format!("Status {}.", response.status)
-        } else {
-            response.description.clone()
-        };
-        let value = match &response.body {
-            ResponseBody::Empty => json!({ "description": description }),
-            ResponseBody::Json { ty } => {
-                json!({ "description": description, "content": json_content(schema::type_schema(ty, false, COMPONENTS)) })
+    for (status, body) in operation_statuses(operation) {
+        let declared = operation.responses.iter().find(|r| r.status == status);
+        let value = match (declared, body) {
+            (None, _) => reference("responses", error_component(status)),
+            (Some(r), ResponseBody::Empty) => json!({ "description": r.description }),
+            (Some(r), ResponseBody::Json { ty }) => {
+                json!({ "description": r.description, "content": json_content(schema::type_schema(&ty, false, COMPONENTS)) })
             }
-            ResponseBody::Problem => {
-                let schema = if response.status == 422 {
+            (Some(r), ResponseBody::Problem) => {
+                let schema = if status == 422 {
                     "ValidationProblem"
                 } else {
                     "Problem"
                 };
-                json!({ "description": description, "content": { "application/problem+json": { "schema": reference("schemas", schema) } } })
+                json!({ "description": r.description, "content": { "application/problem+json": { "schema": reference("schemas", schema) } } })
             }
         };
-        responses.insert(response.status.to_string(), value);
+        responses.insert(status.to_string(), value);
     }
-    // Every operation can fail on our side, and bodies can be malformed or too large.
-    if operation.body.is_some() {
-        for (status, name) in [
-            ("400", "BadRequest"),
-            ("413", "PayloadTooLarge"),
-            ("415", "UnsupportedMediaType"),
-            ("422", "Unprocessable"),
-        ] {
-            responses
-                .entry(status.to_owned())
-                .or_insert_with(|| reference("responses", name));
-        }
-    }
-    if !operation.params.is_empty() {
-        responses
-            .entry("400".to_owned())
-            .or_insert_with(|| reference("responses", "BadRequest"));
-    }
-    responses
-        .entry("500".to_owned())
-        .or_insert_with(|| reference("responses", "InternalError"));
-    let _ = app;
     item.insert("responses".into(), Value::Object(responses));
     Value::Object(item)
 }
@@ -329,7 +335,7 @@ pub fn document(app: &App) -> Value {
         if let Some(item) = entry.as_object_mut() {
             item.insert(
                 operation.method.to_ascii_lowercase(),
-                operation_item(app, operation),
+                operation_item(operation),
             );
         }
     }

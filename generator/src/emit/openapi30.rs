@@ -26,7 +26,10 @@ fn schema(value: &Value) -> Value {
             "$schema" | "$id" | "$comment" => {}
             "type" => match value {
                 Value::Array(types) => {
-                    let concrete: Vec<&Value> = types.iter().filter(|t| t.as_str() != Some("null")).collect();
+                    let concrete: Vec<&Value> = types
+                        .iter()
+                        .filter(|t| t.as_str() != Some("null"))
+                        .collect();
                     if let Some(first) = concrete.first() {
                         out.insert("type".into(), (*first).clone());
                     }
@@ -47,7 +50,11 @@ fn schema(value: &Value) -> Value {
                 }
             }
             "exclusiveMinimum" | "exclusiveMaximum" if value.is_number() => {
-                let bound = if key == "exclusiveMinimum" { "minimum" } else { "maximum" };
+                let bound = if key == "exclusiveMinimum" {
+                    "minimum"
+                } else {
+                    "maximum"
+                };
                 out.insert(bound.into(), value.clone());
                 out.insert(key.clone(), true.into());
             }
@@ -64,21 +71,40 @@ fn schema(value: &Value) -> Value {
                     }
                     out.insert("nullable".into(), true.into());
                 } else {
-                    out.insert(key.clone(), Value::Array(list.iter().filter(|v| !is_null_schema(v)).map(schema).collect()));
+                    out.insert(
+                        key.clone(),
+                        Value::Array(
+                            list.iter()
+                                .filter(|v| !is_null_schema(v))
+                                .map(schema)
+                                .collect(),
+                        ),
+                    );
                     if others.len() < list.len() {
                         out.insert("nullable".into(), true.into());
                     }
                 }
             }
             "properties" | "$defs" => {
-                let members: Map<String, Value> = value.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), schema(v))).collect()).unwrap_or_default();
+                let members: Map<String, Value> = value
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), schema(v))).collect())
+                    .unwrap_or_default();
                 out.insert(key.clone(), Value::Object(members));
             }
             "items" | "additionalProperties" | "not" => {
                 out.insert(key.clone(), schema(value));
             }
             "allOf" => {
-                out.insert(key.clone(), Value::Array(value.as_array().map(|a| a.iter().map(schema).collect()).unwrap_or_default()));
+                out.insert(
+                    key.clone(),
+                    Value::Array(
+                        value
+                            .as_array()
+                            .map(|a| a.iter().map(schema).collect())
+                            .unwrap_or_default(),
+                    ),
+                );
             }
             _ => {
                 out.insert(key.clone(), value.clone());
@@ -108,7 +134,9 @@ fn content(value: &Value) -> Value {
     if let Some(s) = entry.get("schema") {
         let converted = schema(s);
         // One error type per operation: the validation problem is a problem.
-        let converted = if converted.get("$ref").and_then(Value::as_str) == Some("#/components/schemas/ValidationProblem") {
+        let converted = if converted.get("$ref").and_then(Value::as_str)
+            == Some("#/components/schemas/ValidationProblem")
+        {
             json!({ "$ref": "#/components/schemas/Problem" })
         } else {
             converted
@@ -142,7 +170,11 @@ fn operation(op: &Value) -> Value {
     if let Some(list) = op.get("parameters").cloned() {
         op["parameters"] = parameters(&list);
     }
-    if let Some(body) = op.get("requestBody").and_then(|b| b.get("content")).cloned() {
+    if let Some(body) = op
+        .get("requestBody")
+        .and_then(|b| b.get("content"))
+        .cloned()
+    {
         op["requestBody"]["content"] = content(&body);
     }
     if let Some(Value::Object(responses)) = op.get_mut("responses") {
@@ -208,15 +240,23 @@ pub fn document(doc: &Value) -> Result<Value, Diagnostic> {
         .map(|schemas| {
             schemas
                 .iter()
-                .map(|(name, s)| (format!("#/components/schemas/{name}"), s.get("type").cloned().unwrap_or_else(|| "object".into())))
+                .map(|(name, s)| {
+                    (
+                        format!("#/components/schemas/{name}"),
+                        s.get("type").cloned().unwrap_or_else(|| "object".into()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
     type_nullable_refs(&mut out, &types);
     // The typed 3.0 model of `openapiv3` is the check that this is structurally a 3.0 document.
     serde_json::from_value::<openapiv3::OpenAPI>(out.clone()).map_err(|e| {
-        Diagnostic::error("prefiq::emit::openapi30", format!("internal error: the OpenAPI 3.0 rendition does not parse: {e}"))
-            .with_help("this is a bug in Prefiq; please report it with the schema that caused it")
+        Diagnostic::error(
+            "prefiq::emit::openapi30",
+            format!("internal error: the OpenAPI 3.0 rendition does not parse: {e}"),
+        )
+        .with_help("this is a bug in Prefiq; please report it with the schema that caused it")
     })?;
     Ok(out)
 }
@@ -238,7 +278,9 @@ fn type_nullable_refs(value: &mut Value, types: &Map<String, Value>) {
                 type_nullable_refs(child, types);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| type_nullable_refs(item, types)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| type_nullable_refs(item, types)),
         _ => {}
     }
 }
@@ -260,10 +302,22 @@ mod tests {
             }
         }));
         let p = &converted["properties"];
-        assert_eq!(p["a"], json!({ "type": "string", "nullable": true, "example": "x" }));
-        assert_eq!(p["b"], json!({ "allOf": [{ "$ref": "#/components/schemas/B" }], "nullable": true }));
-        assert_eq!(p["c"], json!({ "type": "number", "minimum": 0, "exclusiveMinimum": true }));
+        assert_eq!(
+            p["a"],
+            json!({ "type": "string", "nullable": true, "example": "x" })
+        );
+        assert_eq!(
+            p["b"],
+            json!({ "allOf": [{ "$ref": "#/components/schemas/B" }], "nullable": true })
+        );
+        assert_eq!(
+            p["c"],
+            json!({ "type": "number", "minimum": 0, "exclusiveMinimum": true })
+        );
         assert_eq!(p["d"], json!({ "enum": ["fixed"] }));
-        assert_eq!(p["e"], json!({ "type": "string", "nullable": true, "enum": ["x", null] }));
+        assert_eq!(
+            p["e"],
+            json!({ "type": "string", "nullable": true, "enum": ["x", null] })
+        );
     }
 }

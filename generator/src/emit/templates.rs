@@ -7,10 +7,24 @@ use serde::Serialize;
 use crate::diag::Diagnostic;
 
 /// Built-in templates: `(name, source)`.
-pub const BUILTIN: &[(&str, &str)] = &[(
-    "migration.sql.jinja",
-    include_str!("../../../templates/migration.sql.jinja"),
-)];
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "migration.sql.jinja",
+        include_str!("../../../templates/migration.sql.jinja"),
+    ),
+    (
+        "ts/types.ts.jinja",
+        include_str!("../../../templates/ts/types.ts.jinja"),
+    ),
+    (
+        "ts/client.ts.jinja",
+        include_str!("../../../templates/ts/client.ts.jinja"),
+    ),
+    (
+        "ts/core.ts.jinja",
+        include_str!("../../../templates/ts/core.ts.jinja"),
+    ),
+];
 
 /// A template environment.
 pub struct Templates {

@@ -225,13 +225,28 @@ impl Lowerer<'_> {
             return None; // the file did not parse; its own diagnostic says why
         };
         if document.pointer(&target.pointer).is_none() {
-            let (container, prefix) = if self.files[file].kind == FileKind::OpenApi { ("/components/schemas", "#/components/schemas/") } else { ("/$defs", "#/$defs/") };
-            let defs: Vec<String> = document.pointer(container).and_then(Value::as_object).map(|d| d.keys().map(|k| format!("{prefix}{k}")).collect()).unwrap_or_default();
-            let short: Vec<&str> = defs.iter().map(|d| d.rsplit('/').next().unwrap_or(d)).collect();
+            let (container, prefix) = if self.files[file].kind == FileKind::OpenApi {
+                ("/components/schemas", "#/components/schemas/")
+            } else {
+                ("/$defs", "#/$defs/")
+            };
+            let defs: Vec<String> = document
+                .pointer(container)
+                .and_then(Value::as_object)
+                .map(|d| d.keys().map(|k| format!("{prefix}{k}")).collect())
+                .unwrap_or_default();
+            let short: Vec<&str> = defs
+                .iter()
+                .map(|d| d.rsplit('/').next().unwrap_or(d))
+                .collect();
             let wanted = fragment.rsplit('/').next().unwrap_or(fragment);
             let help = match names::closest(wanted, &short) {
                 Some(close) => format!("did you mean `{prefix}{close}`?"),
-                None if defs.is_empty() => format!("{} has no {}", self.files[file].path(), &prefix[2..prefix.len() - 1]),
+                None if defs.is_empty() => format!(
+                    "{} has no {}",
+                    self.files[file].path(),
+                    &prefix[2..prefix.len() - 1]
+                ),
                 None => format!("definitions there: {}", defs.join(", ")),
             };
             self.error(

@@ -2,6 +2,8 @@
 //! temporary file) or the machine's PostgreSQL (a fresh database per server), and talk to it over
 //! HTTP. Used by the tests of every app and by Cortex.
 
+pub mod tools;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prefiq_runtime::Db;
