@@ -152,6 +152,7 @@ fn emit_app(
 ) -> Result<(), crate::diag::Diagnostic> {
     let schema_dir = format!("apps/{}/core/schema", app.name);
     let openapi = openapi::document(app);
+    let openapi30 = openapi30::document(&openapi)?;
     output.files.push(GeneratedFile::new(
         format!("apps/{}/core/openapi.json", app.name),
         &schema_dir,
@@ -160,8 +161,12 @@ fn emit_app(
     output.files.push(GeneratedFile::new(
         format!("apps/{}/core/openapi-3.0.json", app.name),
         &schema_dir,
-        &pretty_json(&openapi30::document(&openapi)?),
+        &pretty_json(&openapi30),
     ));
+    let client_dir = format!("apps/{}/core/client/rust", app.name);
+    output.files.push(GeneratedFile::new(format!("{client_dir}/Cargo.toml"), &schema_dir, &rust::client::manifest(&app.name)));
+    output.files.push(GeneratedFile::new(format!("{client_dir}/src/generated.rs"), &schema_dir, &rust::client::generate(&openapi30)?));
+    output.scaffolds.push(Scaffold { path: format!("{client_dir}/src/lib.rs"), contents: rust::client::lib(&app.name) });
     output.files.push(GeneratedFile::new(
         format!("apps/{}/bin/src/generated/schemas.json", app.name),
         &schema_dir,

@@ -1,6 +1,7 @@
 //! Rust output: the model types crate and the axum server crate of an app, built with `quote!`
 //! and formatted once with `prettyplease`. Manifests and first-run scaffolds are plain text.
 
+pub mod client;
 mod server;
 mod types;
 

@@ -1,0 +1,82 @@
+//! Tools nobody on this project wrote accept what the generator emits: both OpenAPI documents of
+//! every committed app pass openapi-spec-validator and `redocly lint`, and `tsc --strict` accepts
+//! the TypeScript types and client.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use prefiq_testkit::tools::{openapi_spec_validator, redocly, repo_root, run_ok, tsc};
+
+/// Every committed app: the real ones and the golden showcase.
+fn apps() -> Vec<PathBuf> {
+    let root = repo_root();
+    let mut apps: Vec<PathBuf> = Vec::new();
+    for parent in [root.join("apps"), root.join("generator/tests/golden/apps")] {
+        for entry in std::fs::read_dir(&parent).expect("an apps folder").filter_map(Result::ok) {
+            if entry.path().join("core/openapi.json").exists() {
+                apps.push(entry.path());
+            }
+        }
+    }
+    apps.sort();
+    assert!(apps.len() >= 2, "{apps:?}");
+    apps
+}
+
+fn documents(app: &Path) -> [PathBuf; 2] {
+    [app.join("core/openapi.json"), app.join("core/openapi-3.0.json")]
+}
+
+#[test]
+fn openapi_spec_validator_accepts_both_documents() {
+    for app in apps() {
+        for document in documents(&app) {
+            run_ok(Command::new(openapi_spec_validator()).arg(&document));
+        }
+    }
+}
+
+#[test]
+fn redocly_lint_finds_no_errors() {
+    for app in apps() {
+        let output = run_ok(Command::new(redocly()).arg("lint").args(documents(&app)).args(["--format", "summary"]).env("NO_COLOR", "1"));
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(!text.lines().any(|l| l.trim_start().starts_with("error")), "{text}");
+    }
+}
+
+#[test]
+fn tsc_strict_accepts_every_client() {
+    for app in apps() {
+        run_ok(Command::new(tsc()).args(["--strict", "--noEmit", "-p"]).arg(app.join("src/tsconfig.json")));
+    }
+}
+
+#[test]
+fn the_30_rendition_follows_what_progenitor_needs() {
+    for app in apps() {
+        let text = std::fs::read_to_string(app.join("core/openapi-3.0.json")).unwrap();
+        let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(document["openapi"], "3.0.3");
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap().iter().filter(|(k, _)| *k != "parameters") {
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(!responses.contains_key("default"), "{method} {path}: no `default` response");
+                let mut error_types = std::collections::BTreeSet::new();
+                for (status, response) in responses {
+                    let response = match response.get("$ref").and_then(|r| r.as_str()) {
+                        Some(r) => document.pointer(&r[1..]).unwrap().clone(),
+                        None => response.clone(),
+                    };
+                    if let Some(content) = response.get("content").and_then(|c| c.as_object()) {
+                        assert_eq!(content.keys().collect::<Vec<_>>(), vec!["application/json"], "{method} {path} {status}");
+                        if !status.starts_with('2') {
+                            error_types.insert(content["application/json"]["schema"].to_string());
+                        }
+                    }
+                }
+                assert!(error_types.len() <= 1, "{method} {path}: one error type, not {error_types:?}");
+            }
+        }
+    }
+}
