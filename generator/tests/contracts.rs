@@ -12,7 +12,10 @@ fn apps() -> Vec<PathBuf> {
     let root = repo_root();
     let mut apps: Vec<PathBuf> = Vec::new();
     for parent in [root.join("apps"), root.join("generator/tests/golden/apps")] {
-        for entry in std::fs::read_dir(&parent).expect("an apps folder").filter_map(Result::ok) {
+        for entry in std::fs::read_dir(&parent)
+            .expect("an apps folder")
+            .filter_map(Result::ok)
+        {
             if entry.path().join("core/openapi.json").exists() {
                 apps.push(entry.path());
             }
@@ -24,7 +27,10 @@ fn apps() -> Vec<PathBuf> {
 }
 
 fn documents(app: &Path) -> [PathBuf; 2] {
-    [app.join("core/openapi.json"), app.join("core/openapi-3.0.json")]
+    [
+        app.join("core/openapi.json"),
+        app.join("core/openapi-3.0.json"),
+    ]
 }
 
 #[test]
@@ -39,16 +45,33 @@ fn openapi_spec_validator_accepts_both_documents() {
 #[test]
 fn redocly_lint_finds_no_errors() {
     for app in apps() {
-        let output = run_ok(Command::new(redocly()).arg("lint").args(documents(&app)).args(["--format", "summary"]).env("NO_COLOR", "1"));
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(!text.lines().any(|l| l.trim_start().starts_with("error")), "{text}");
+        let output = run_ok(
+            Command::new(redocly())
+                .arg("lint")
+                .args(documents(&app))
+                .args(["--format", "summary"])
+                .env("NO_COLOR", "1"),
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("error")),
+            "{text}"
+        );
     }
 }
 
 #[test]
 fn tsc_strict_accepts_every_client() {
     for app in apps() {
-        run_ok(Command::new(tsc()).args(["--strict", "--noEmit", "-p"]).arg(app.join("src/tsconfig.json")));
+        run_ok(
+            Command::new(tsc())
+                .args(["--strict", "--noEmit", "-p"])
+                .arg(app.join("src/tsconfig.json")),
+        );
     }
 }
 
@@ -59,9 +82,17 @@ fn the_30_rendition_follows_what_progenitor_needs() {
         let document: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(document["openapi"], "3.0.3");
         for (path, item) in document["paths"].as_object().unwrap() {
-            for (method, operation) in item.as_object().unwrap().iter().filter(|(k, _)| *k != "parameters") {
+            for (method, operation) in item
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k != "parameters")
+            {
                 let responses = operation["responses"].as_object().unwrap();
-                assert!(!responses.contains_key("default"), "{method} {path}: no `default` response");
+                assert!(
+                    !responses.contains_key("default"),
+                    "{method} {path}: no `default` response"
+                );
                 let mut error_types = std::collections::BTreeSet::new();
                 for (status, response) in responses {
                     let response = match response.get("$ref").and_then(|r| r.as_str()) {
@@ -69,13 +100,20 @@ fn the_30_rendition_follows_what_progenitor_needs() {
                         None => response.clone(),
                     };
                     if let Some(content) = response.get("content").and_then(|c| c.as_object()) {
-                        assert_eq!(content.keys().collect::<Vec<_>>(), vec!["application/json"], "{method} {path} {status}");
+                        assert_eq!(
+                            content.keys().collect::<Vec<_>>(),
+                            vec!["application/json"],
+                            "{method} {path} {status}"
+                        );
                         if !status.starts_with('2') {
                             error_types.insert(content["application/json"]["schema"].to_string());
                         }
                     }
                 }
-                assert!(error_types.len() <= 1, "{method} {path}: one error type, not {error_types:?}");
+                assert!(
+                    error_types.len() <= 1,
+                    "{method} {path}: one error type, not {error_types:?}"
+                );
             }
         }
     }

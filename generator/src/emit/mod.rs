@@ -164,9 +164,20 @@ fn emit_app(
         &pretty_json(&openapi30),
     ));
     let client_dir = format!("apps/{}/core/client/rust", app.name);
-    output.files.push(GeneratedFile::new(format!("{client_dir}/Cargo.toml"), &schema_dir, &rust::client::manifest(&app.name)));
-    output.files.push(GeneratedFile::new(format!("{client_dir}/src/generated.rs"), &schema_dir, &rust::client::generate(&openapi30)?));
-    output.scaffolds.push(Scaffold { path: format!("{client_dir}/src/lib.rs"), contents: rust::client::lib(&app.name) });
+    output.files.push(GeneratedFile::new(
+        format!("{client_dir}/Cargo.toml"),
+        &schema_dir,
+        &rust::client::manifest(&app.name),
+    ));
+    output.files.push(GeneratedFile::new(
+        format!("{client_dir}/src/generated.rs"),
+        &schema_dir,
+        &rust::client::generate(&openapi30)?,
+    ));
+    output.scaffolds.push(Scaffold {
+        path: format!("{client_dir}/src/lib.rs"),
+        contents: rust::client::lib(&app.name),
+    });
     output.files.push(GeneratedFile::new(
         format!("apps/{}/bin/src/generated/schemas.json", app.name),
         &schema_dir,

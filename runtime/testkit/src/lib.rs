@@ -2,6 +2,7 @@
 //! temporary file) or the machine's PostgreSQL (a fresh database per server), and talk to it over
 //! HTTP. Used by the tests of every app and by Cortex.
 
+pub mod contract;
 pub mod tools;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -157,6 +158,8 @@ pub struct Server {
     pub url: String,
     /// The app name: paths passed to `create` and `all_pages` are under `/api/<app>/`.
     pub app: String,
+    /// The OpenAPI document every response is checked against, once set.
+    pub contract: Option<contract::Contract>,
     client: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
     database: Option<Database>,
@@ -258,9 +261,30 @@ impl Server {
             db,
             url,
             app: app.to_owned(),
+            contract: None,
             client: reqwest::Client::new(),
             task,
             database: Some(database),
+        }
+    }
+
+    /// Checks every response from now on against the OpenAPI document at `path`.
+    pub fn with_contract(mut self, path: &std::path::Path) -> Server {
+        self.contract = Some(contract::Contract::load(path));
+        self
+    }
+
+    fn check_contract(
+        &self,
+        method: &Method,
+        path: &str,
+        status: StatusCode,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) {
+        if let Some(contract) = &self.contract {
+            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+            contract.check(method.as_str(), path, status.as_u16(), content_type, body);
         }
     }
 
@@ -281,7 +305,9 @@ impl Server {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -294,6 +320,7 @@ impl Server {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("a body");
+        self.check_contract(&method, path, status, &headers, &bytes);
         let body = if bytes.is_empty() {
             Value::Null
         } else {
@@ -317,7 +344,7 @@ impl Server {
     ) -> Reply {
         let mut request = self
             .client
-            .request(method, format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
@@ -326,6 +353,7 @@ impl Server {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("a body");
+        self.check_contract(&method, path, status, &headers, &bytes);
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply {
             status,

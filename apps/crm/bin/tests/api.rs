@@ -13,6 +13,8 @@ async fn start(backend: Backend) -> Server {
         app_crm::router(app_crm::services::Service::new(db.clone()), db)
     })
     .await
+    // Every response must match the OpenAPI document: status, media type and body.
+    .with_contract(&prefiq_testkit::tools::repo_root().join("apps/crm/core/openapi.json"))
 }
 
 /// Runs a scenario against both databases, as two tests.
@@ -24,6 +26,7 @@ macro_rules! on_both_backends {
                 async fn $name() {
                     let server = super::start(super::Backend::Sqlite).await;
                     super::$name(&server).await;
+                    assert!(server.contract.as_ref().is_some_and(|c| c.checked() > 0));
                     server.stop().await;
                 }
             )*
@@ -34,6 +37,7 @@ macro_rules! on_both_backends {
                 async fn $name() {
                     let server = super::start(super::Backend::Postgres).await;
                     super::$name(&server).await;
+                    assert!(server.contract.as_ref().is_some_and(|c| c.checked() > 0));
                     server.stop().await;
                 }
             )*

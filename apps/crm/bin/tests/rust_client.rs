@@ -32,7 +32,15 @@ async fn round_trip(server: &Server) {
     // create
     let created = client
         .create_company()
-        .body_map(|b| b.name("Progenitor Inc".parse::<types::CompanyCreateName>().unwrap()).industry(types::CompanyIndustry::Software).employee_count(Some(12)))
+        .body_map(|b| {
+            b.name(
+                "Progenitor Inc"
+                    .parse::<types::CompanyCreateName>()
+                    .unwrap(),
+            )
+            .industry(types::CompanyIndustry::Software)
+            .employee_count(Some(12))
+        })
         .send()
         .await
         .expect("create");
@@ -43,13 +51,27 @@ async fn round_trip(server: &Server) {
     assert_eq!(company.version, 1);
 
     // list with a filter and a sort
-    let page = client.list_companies().industry("eq.software").sort("-created_at").count(types::ListCompaniesCount::Exact).send().await.expect("list").into_inner();
+    let page = client
+        .list_companies()
+        .industry("eq.software")
+        .sort("-created_at")
+        .count(types::ListCompaniesCount::Exact)
+        .send()
+        .await
+        .expect("list")
+        .into_inner();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.total, Some(1));
     assert_eq!(page.items[0].id, company.id);
 
     // get
-    let read = client.get_company().id(company.id).send().await.expect("get").into_inner();
+    let read = client
+        .get_company()
+        .id(company.id)
+        .send()
+        .await
+        .expect("get")
+        .into_inner();
     assert_eq!(read.name, company.name);
 
     // patch, with If-Match; then a stale one is a typed 412
@@ -64,7 +86,13 @@ async fn round_trip(server: &Server) {
         .into_inner();
     assert_eq!(patched.employee_count, Some(40));
     assert_eq!(patched.version, 2);
-    let stale = client.update_company().id(company.id).if_match("\"1\"").body_map(|b| b.employee_count(Some(41))).send().await;
+    let stale = client
+        .update_company()
+        .id(company.id)
+        .if_match("\"1\"")
+        .body_map(|b| b.employee_count(Some(41)))
+        .send()
+        .await;
     match stale {
         Err(progenitor_error) => {
             assert_eq!(progenitor_error.status().map(|s| s.as_u16()), Some(412));
@@ -80,7 +108,11 @@ async fn round_trip(server: &Server) {
     // a custom operation
     let deal = client
         .create_deal()
-        .body_map(|b| b.name("Contract deal".parse::<types::DealCreateName>().unwrap()).company_id(company.id).amount("250.00".parse::<types::DealCreateAmount>().unwrap()))
+        .body_map(|b| {
+            b.name("Contract deal".parse::<types::DealCreateName>().unwrap())
+                .company_id(company.id)
+                .amount("250.00".parse::<types::DealCreateAmount>().unwrap())
+        })
         .send()
         .await
         .expect("create deal")
@@ -94,12 +126,26 @@ async fn round_trip(server: &Server) {
         .expect("win")
         .into_inner();
     assert_eq!(won.stage, types::DealStage::Won);
-    let report = client.pipeline_report().currency("EUR").send().await.expect("report").into_inner();
+    let report = client
+        .pipeline_report()
+        .currency("EUR")
+        .send()
+        .await
+        .expect("report")
+        .into_inner();
     assert_eq!(report.stages.len(), 6);
 
     // delete, and the 404 after it
-    let deleted = client.delete_company().id(company.id).send().await.expect("delete");
+    let deleted = client
+        .delete_company()
+        .id(company.id)
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(deleted.status(), 204);
     let gone = client.get_company().id(company.id).send().await;
-    assert_eq!(gone.err().and_then(|e| e.status()).map(|s| s.as_u16()), Some(404));
+    assert_eq!(
+        gone.err().and_then(|e| e.status()).map(|s| s.as_u16()),
+        Some(404)
+    );
 }

@@ -7,17 +7,25 @@ use crate::diag::Diagnostic;
 /// The progenitor client source for a 3.0 document.
 pub fn generate(document: &serde_json::Value) -> Result<String, Diagnostic> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
-        Diagnostic::error("prefiq::emit::rust_client", format!("internal error: progenitor cannot {what}: {e}"))
-            .with_help("this is a bug in Prefiq's OpenAPI 3.0 rendition; please report it")
+        Diagnostic::error(
+            "prefiq::emit::rust_client",
+            format!("internal error: progenitor cannot {what}: {e}"),
+        )
+        .with_help("this is a bug in Prefiq's OpenAPI 3.0 rendition; please report it")
     };
-    let spec: openapiv3::OpenAPI = serde_json::from_value(document.clone()).map_err(|e| fail("read the 3.0 rendition", &e))?;
+    let spec: openapiv3::OpenAPI =
+        serde_json::from_value(document.clone()).map_err(|e| fail("read the 3.0 rendition", &e))?;
     let mut settings = progenitor_impl::GenerationSettings::default();
-    settings.with_interface(progenitor_impl::InterfaceStyle::Builder).with_tag(progenitor_impl::TagStyle::Merged);
+    settings
+        .with_interface(progenitor_impl::InterfaceStyle::Builder)
+        .with_tag(progenitor_impl::TagStyle::Merged);
     let mut generator = progenitor_impl::Generator::new(&settings);
     // progenitor reports unsupported input by panicking; a panic must not take the generator down.
-    let tokens = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| generator.generate_tokens(&spec)))
-        .map_err(|_| fail("generate a client (it panicked)", &"see the message above"))?
-        .map_err(|e| fail("generate a client", &e))?;
+    let tokens = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        generator.generate_tokens(&spec)
+    }))
+    .map_err(|_| fail("generate a client (it panicked)", &"see the message above"))?
+    .map_err(|e| fail("generate a client", &e))?;
     format(tokens, "Rust client")
 }
 
