@@ -8,9 +8,11 @@
 pub mod cli;
 pub mod diag;
 pub mod emit;
+pub mod fixtures;
 pub mod ir;
 pub mod load;
 pub mod lower;
+pub mod seed;
 pub mod validate;
 pub mod vocab;
 pub mod write;
@@ -78,6 +80,11 @@ pub fn generate(root: &Path, app: Option<&str>) -> Generation {
     laps.lap("validate");
     let (ir, lowered) = lower::lower(&project);
     diagnostics.extend(lowered);
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        for (app, input) in ir.apps.iter().zip(&project.apps) {
+            diagnostics.extend(fixtures::check(app, &input.files).1);
+        }
+    }
     diag::sort(&mut diagnostics);
     laps.lap("lower");
     let mut generation = Generation {

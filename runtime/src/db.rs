@@ -170,6 +170,58 @@ impl SqlValue {
     }
 }
 
+impl SqlValue {
+    /// Parses text (a query parameter, a cursor member) into a parameter for a column of `kind`.
+    pub fn parse(kind: ColumnKind, text: &str) -> Result<SqlValue, String> {
+        let fail = |what: &str| format!("`{text}` is not {what}");
+        Ok(match kind {
+            ColumnKind::Bool => match text {
+                "true" => SqlValue::Bool(true),
+                "false" => SqlValue::Bool(false),
+                _ => return Err(fail("`true` or `false`")),
+            },
+            ColumnKind::Int32 => {
+                SqlValue::Int32(text.parse().map_err(|_| fail("a 32-bit integer"))?)
+            }
+            ColumnKind::Int => SqlValue::Int(text.parse().map_err(|_| fail("an integer"))?),
+            ColumnKind::Float => {
+                let value: f64 = text.parse().map_err(|_| fail("a number"))?;
+                if !value.is_finite() {
+                    return Err(fail("a finite number"));
+                }
+                SqlValue::Float(value)
+            }
+            ColumnKind::Decimal => {
+                SqlValue::Decimal(Decimal::from_str(text).map_err(|_| fail("a decimal number"))?)
+            }
+            ColumnKind::Text | ColumnKind::Json => SqlValue::Text(text.to_owned()),
+            ColumnKind::Uuid => SqlValue::Uuid(Uuid::parse_str(text).map_err(|_| fail("a UUID"))?),
+            ColumnKind::Date => SqlValue::Date(
+                NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map_err(|_| fail("a date (YYYY-MM-DD)"))?,
+            ),
+            ColumnKind::DateTime => SqlValue::DateTime(
+                DateTime::parse_from_rfc3339(text)
+                    .map_err(|_| fail("an RFC 3339 date-time"))?
+                    .with_timezone(&Utc),
+            ),
+        })
+    }
+
+    /// A JSON value as a parameter for a column of `kind`; JSON columns take it whole.
+    pub fn from_json(kind: ColumnKind, value: &serde_json::Value) -> Option<SqlValue> {
+        use serde_json::Value;
+        match (kind, value) {
+            (_, Value::Null) => Some(SqlValue::Null(kind)),
+            (ColumnKind::Json, value) => Some(SqlValue::Json(value.clone())),
+            (_, Value::String(text)) => SqlValue::parse(kind, text).ok(),
+            (ColumnKind::Bool, Value::Bool(b)) => Some(SqlValue::Bool(*b)),
+            (_, Value::Number(n)) => SqlValue::parse(kind, &n.to_string()).ok(),
+            _ => None,
+        }
+    }
+}
+
 /// One result row.
 pub enum Row {
     /// A PostgreSQL row.

@@ -14,15 +14,10 @@
 //!
 //! Every column name in the SQL comes from [`TableMeta`]; every value is a bound parameter.
 
-use std::str::FromStr;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::db::{ColumnKind, Db, DbError, Dialect, Row, SqlValue};
 use crate::meta::{ColumnMeta, TableMeta, quote};
@@ -186,51 +181,6 @@ fn unquote(text: &str) -> String {
         .to_owned()
 }
 
-/// Parses a query-string value into a parameter for a column of `kind`.
-fn parse_value(kind: ColumnKind, text: &str) -> Result<SqlValue, String> {
-    let fail = |what: &str| format!("`{text}` is not {what}");
-    Ok(match kind {
-        ColumnKind::Bool => match text {
-            "true" => SqlValue::Bool(true),
-            "false" => SqlValue::Bool(false),
-            _ => return Err(fail("`true` or `false`")),
-        },
-        ColumnKind::Int32 => SqlValue::Int32(text.parse().map_err(|_| fail("a 32-bit integer"))?),
-        ColumnKind::Int => SqlValue::Int(text.parse().map_err(|_| fail("an integer"))?),
-        ColumnKind::Float => {
-            let value: f64 = text.parse().map_err(|_| fail("a number"))?;
-            if !value.is_finite() {
-                return Err(fail("a finite number"));
-            }
-            SqlValue::Float(value)
-        }
-        ColumnKind::Decimal => {
-            SqlValue::Decimal(Decimal::from_str(text).map_err(|_| fail("a decimal number"))?)
-        }
-        ColumnKind::Text | ColumnKind::Json => SqlValue::Text(text.to_owned()),
-        ColumnKind::Uuid => SqlValue::Uuid(Uuid::parse_str(text).map_err(|_| fail("a UUID"))?),
-        ColumnKind::Date => SqlValue::Date(
-            NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| fail("a date (YYYY-MM-DD)"))?,
-        ),
-        ColumnKind::DateTime => SqlValue::DateTime(
-            DateTime::parse_from_rfc3339(text)
-                .map_err(|_| fail("an RFC 3339 date-time"))?
-                .with_timezone(&Utc),
-        ),
-    })
-}
-
-/// Turns a JSON value (from a cursor) back into a parameter for a column of `kind`.
-fn json_value(kind: ColumnKind, value: &Value) -> Option<SqlValue> {
-    match value {
-        Value::Null => Some(SqlValue::Null(kind)),
-        Value::String(text) => parse_value(kind, text).ok(),
-        Value::Bool(b) if kind == ColumnKind::Bool => Some(SqlValue::Bool(*b)),
-        Value::Number(n) => parse_value(kind, &n.to_string()).ok(),
-        _ => None,
-    }
-}
-
 fn parse_condition(
     meta: &TableMeta,
     field: &str,
@@ -286,7 +236,7 @@ fn parse_condition(
             for item in split_list(inner) {
                 let item = unquote(&item);
                 check_enum(&item)?;
-                values.push(parse_value(column.kind, &item).map_err(bad)?);
+                values.push(SqlValue::parse(column.kind, &item).map_err(bad)?);
             }
             if values.is_empty() || values.len() > 100 {
                 return Err(bad("an `in` list holds 1 to 100 values".into()));
@@ -308,7 +258,7 @@ fn parse_condition(
                     "`cs` works on array fields only; `{field}` is not one"
                 )));
             };
-            vec![parse_value(items, operand).map_err(bad)?]
+            vec![SqlValue::parse(items, operand).map_err(bad)?]
         }
         _ => {
             if matches!(column.kind, ColumnKind::Json) {
@@ -323,7 +273,7 @@ fn parse_condition(
             if matches!(op, Op::Eq | Op::Ne) {
                 check_enum(&operand)?;
             }
-            vec![parse_value(column.kind, &operand).map_err(bad)?]
+            vec![SqlValue::parse(column.kind, &operand).map_err(bad)?]
         }
     };
     if op == Op::IsNull && !column.nullable {
@@ -490,7 +440,7 @@ impl ListQuery {
         keys.iter()
             .zip(values)
             .map(|(key, value)| {
-                json_value(meta.columns[key.column].kind, value)
+                SqlValue::from_json(meta.columns[key.column].kind, value)
                     .ok_or_else(|| bad("not a cursor returned by this API"))
             })
             .collect()

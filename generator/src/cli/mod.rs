@@ -49,6 +49,22 @@ pub enum Command {
         after_help = "Examples:\n  prefiq codegen                 generate every app\n  prefiq codegen --app crm       generate one app\n  prefiq codegen --check         fail if any generated file is stale, missing, orphaned or hand-edited"
     )]
     Codegen(CodegenArgs),
+    /// Load an app's fixtures (core/fixtures/*.yaml) into a database, after applying its migrations.
+    #[command(
+        after_help = "Examples:\n  prefiq seed --app crm                                  the embedded SQLite database (.prefiq/crm.db)\n  prefiq seed --app crm --database-url postgres://localhost/crm\n\nRows whose key is already there are skipped, so seeding twice is harmless."
+    )]
+    Seed(SeedArgs),
+}
+
+/// `prefiq seed`.
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    /// The app whose fixtures to load.
+    #[arg(long, value_name = "NAME")]
+    pub app: String,
+    /// The database: postgres://... or sqlite:path. Default: the app's embedded SQLite file.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// `prefiq codegen`.
@@ -144,6 +160,7 @@ pub fn main() -> ExitCode {
     };
     match &cli.command {
         Command::Codegen(args) => codegen(&root, args, &printer),
+        Command::Seed(args) => seed(&root, args, &printer),
     }
 }
 
@@ -227,6 +244,66 @@ fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
                 "\nprefiq codegen: nothing was written. Files without the generated header are never overwritten; \
                        move hand edits into the schema or services/, or pass --force to discard them"
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn seed(root: &Path, args: &SeedArgs, printer: &Printer) -> ExitCode {
+    let started = Instant::now();
+    let generation = crate::generate(root, Some(&args.app));
+    printer.diagnostics(&generation.diagnostics);
+    if generation.has_errors() {
+        return ExitCode::FAILURE;
+    }
+    let (project, _) = crate::load::load(root, Some(&args.app));
+    let (Some(app), Some(input)) = (
+        generation.ir.as_ref().and_then(|ir| ir.apps.first()),
+        project.apps.first(),
+    ) else {
+        return ExitCode::FAILURE;
+    };
+    let (rows, _) = crate::fixtures::check(app, &input.files);
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite:.prefiq/{}.db", args.app));
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::seed::seed(root, app, &rows, &url)) {
+        Ok(report) => {
+            let parts: Vec<String> = report
+                .iter()
+                .map(|(entity, inserted, present)| {
+                    format!(
+                        "{entity} {inserted}{}",
+                        if *present > 0 {
+                            format!(" (+{present} already there)")
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .collect();
+            printer.info(&format!(
+                "prefiq seed: {} rows from {} fixture rows into {url}: {} in {} ms",
+                report.iter().map(|r| r.1).sum::<u64>(),
+                rows.len(),
+                parts.join(", "),
+                started.elapsed().as_millis()
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: prefiq seed: {error}");
             ExitCode::FAILURE
         }
     }

@@ -52,6 +52,8 @@ pub enum FileKind {
     Schema,
     /// An OpenAPI fragment (`*.openapi.yaml`) with custom operations.
     OpenApi,
+    /// A fixture pack under `core/fixtures/`: seed rows by entity name.
+    Fixture,
 }
 
 /// One parsed input file.
@@ -178,21 +180,10 @@ pub fn load(root: &Path, only: Option<&str>) -> (Project, Vec<Diagnostic>) {
             );
             continue;
         }
-        let dir = root.join("apps").join(&name).join("core/schema");
-        let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
-            .map(|e| e.into_path())
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml" | "json")
-                )
-            })
-            .collect();
-        paths.sort();
+        let mut paths = yaml_and_json(&root.join("apps").join(&name).join("core/schema"));
+        paths.extend(yaml_and_json(
+            &root.join("apps").join(&name).join("core/fixtures"),
+        ));
         let mut files = Vec::new();
         for path in paths {
             let rel = relative(root, &path);
@@ -218,6 +209,25 @@ pub fn load(root: &Path, only: Option<&str>) -> (Project, Vec<Diagnostic>) {
         },
         diagnostics,
     )
+}
+
+/// The YAML and JSON files under `dir`, sorted by path.
+fn yaml_and_json(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        })
+        .collect();
+    paths.sort();
+    paths
 }
 
 fn read_config(root: &Path, diagnostics: &mut Vec<Diagnostic>) -> ProjectConfig {
@@ -250,7 +260,9 @@ fn read_config(root: &Path, diagnostics: &mut Vec<Diagnostic>) -> ProjectConfig 
 /// error messages speak the file's language.
 pub fn parse(path: &str, text: &str) -> (SourceFile, Vec<Diagnostic>) {
     let source = SourceText::new(path, text);
-    let kind = if path.contains(".openapi.") {
+    let kind = if path.contains("/core/fixtures/") {
+        FileKind::Fixture
+    } else if path.contains(".openapi.") {
         FileKind::OpenApi
     } else {
         FileKind::Schema

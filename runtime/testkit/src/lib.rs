@@ -27,7 +27,8 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-enum Database {
+/// A database for one test: a temporary SQLite file, or a fresh PostgreSQL database.
+pub enum Database {
     /// The folder holding the database file, deleted when the server stops.
     Sqlite {
         _folder: tempfile::TempDir,
@@ -74,7 +75,8 @@ fn sqlx_safe(sql: String) -> prefiq_runtime::deps::sqlx::AssertSqlSafe<String> {
 }
 
 impl Database {
-    async fn create(backend: Backend) -> (Database, String) {
+    /// Creates a database; returns it with its URL.
+    pub async fn create(backend: Backend) -> (Database, String) {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
@@ -125,7 +127,8 @@ impl Database {
         }
     }
 
-    async fn drop(self) {
+    /// Drops the database (a PostgreSQL one; SQLite files go with their folder).
+    pub async fn drop(self) {
         if let Database::Postgres { admin, name } = self {
             if let Ok(admin) = Db::connect(
                 &admin,
