@@ -153,6 +153,7 @@ fn entity_paths(app: &App, entity: &Entity, paths: &mut Map<String, Value>) {
     }
     let etag = json!({ "ETag": reference("headers", "ETag") });
     let [list_s, create_s, get_s, update_s, delete_s] = CRUD_STATUSES;
+    let key_from_body = format!("$response.body#/{}", entity.key().member.name);
     paths.insert(collection, json!({
         "get": {
             "operationId": list,
@@ -170,7 +171,12 @@ fn entity_paths(app: &App, entity: &Entity, paths: &mut Map<String, Value>) {
             "responses": responses((create_s.0, json!({
                 "description": format!("The new {}.", entity.name),
                 "headers": { "ETag": reference("headers", "ETag"), "Location": reference("headers", "Location") },
-                "content": json_content(model.clone())
+                "content": json_content(model.clone()),
+                "links": {
+                    format!("Get{}", entity.name): { "operationId": get, "parameters": { "id": key_from_body }, "description": format!("The {} just created.", entity.name) },
+                    format!("Update{}", entity.name): { "operationId": update, "parameters": { "id": key_from_body }, "description": format!("Change the {} just created.", entity.name) },
+                    format!("Delete{}", entity.name): { "operationId": delete, "parameters": { "id": key_from_body }, "description": format!("Delete the {} just created.", entity.name) }
+                }
             })), create_s.1)
         }
     }));
