@@ -9,6 +9,7 @@ pub mod cli;
 pub mod diag;
 pub mod emit;
 pub mod fixtures;
+pub mod import;
 pub mod ir;
 pub mod load;
 pub mod lower;

@@ -153,3 +153,115 @@ fn walk(dir: &Path) -> (usize, u64) {
     }
     (files, bytes)
 }
+
+/// `(seconds, peak KiB)` of one command, measured by GNU time.
+fn measure(program: &Path, args: &[&str]) -> Option<(f64, u64)> {
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%e %M"])
+        .arg(program)
+        .args(args)
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        eprintln!(
+            "{} failed:\n{}",
+            program.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return None;
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last()?;
+    let (seconds, kib) = last.split_once(' ')?;
+    Some((seconds.parse().ok()?, kib.trim().parse().ok()?))
+}
+
+/// Feeds the GitHub REST API document (`@octokit/openapi`) to Prefiq's TypeScript client emitter
+/// and to openapi-typescript, and prints time and peak memory of each, and checks Prefiq's output
+/// with `tsc --strict`.
+pub fn ts_client(args: &[&str]) -> ExitCode {
+    let runs = flag(args, "--runs", 3).max(1);
+    if !crate::ensure_tools()
+        || !crate::run("cargo", &["build", "--release", "--quiet", "-p", "prefiq"])
+    {
+        return ExitCode::FAILURE;
+    }
+    let root = crate::root();
+    let document = root.join(".ci/node_modules/@octokit/openapi/generated/api.github.com.json");
+    let document_arg = document.to_string_lossy().into_owned();
+    let Ok(out) = tempfile::tempdir() else {
+        return ExitCode::FAILURE;
+    };
+    let prefiq_out = out.path().join("prefiq").to_string_lossy().into_owned();
+    let ots_out = out
+        .path()
+        .join("openapi-typescript.d.ts")
+        .to_string_lossy()
+        .into_owned();
+    let prefiq = root.join("target/release/prefiq");
+    let ots = root.join(".ci/node_modules/.bin/openapi-typescript");
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..runs {
+        match measure(
+            &prefiq,
+            &["--quiet", "openapi-ts", &document_arg, "--out", &prefiq_out],
+        ) {
+            Some(m) => ours.push(m),
+            None => return ExitCode::FAILURE,
+        }
+        match measure(&ots, &[&document_arg, "-o", &ots_out]) {
+            Some(m) => theirs.push(m),
+            None => return ExitCode::FAILURE,
+        }
+    }
+    let size = |path: &Path| std::fs::metadata(path).map(|m| m.len() / 1024).unwrap_or(0);
+    let ours_size = ["types.ts", "client.ts", "core.ts"]
+        .iter()
+        .map(|f| size(&out.path().join("prefiq").join(f)))
+        .sum::<u64>();
+    let text = std::fs::read_to_string(&document).unwrap_or_default();
+    let operations = text.matches("\"operationId\"").count();
+    let tsc_ok = crate::run(
+        &root.join(".ci/node_modules/.bin/tsc").to_string_lossy(),
+        &[
+            "--strict",
+            "--noEmit",
+            "--skipLibCheck",
+            "--target",
+            "ES2022",
+            "--module",
+            "NodeNext",
+            "--moduleResolution",
+            "NodeNext",
+            "--lib",
+            "ES2022,DOM",
+            &format!("{prefiq_out}/client.ts"),
+        ],
+    );
+    let median = |v: &mut Vec<(f64, u64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v[v.len() / 2]
+    };
+    let (ours_t, ours_m) = median(&mut ours);
+    let (theirs_t, theirs_m) = median(&mut theirs);
+    println!(
+        "GitHub REST API (@octokit/openapi): {} KiB, {operations} operationIds; median of {runs} runs",
+        text.len() / 1024
+    );
+    println!(
+        "prefiq openapi-ts      {ours_t:>6.2} s  peak {:>6} MiB  types + client, {ours_size} KiB  (tsc --strict: {})",
+        ours_m / 1024,
+        if tsc_ok { "ok" } else { "FAILED" }
+    );
+    println!(
+        "openapi-typescript     {theirs_t:>6.2} s  peak {:>6} MiB  types only, {} KiB",
+        theirs_m / 1024,
+        size(Path::new(&ots_out))
+    );
+    if tsc_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -4,6 +4,8 @@
 //!   `.ci/`) if they are missing or outdated, checks that generated files are up to date, then
 //!   runs every test.
 //! - `cargo xtask bench codegen [--entities N] [--runs N]`: generation time for a synthetic app.
+//! - `cargo xtask bench ts-client [--runs N]`: the TypeScript client of the GitHub API, beside
+//!   openapi-typescript.
 
 mod bench;
 
@@ -28,7 +30,9 @@ fn run(program: &str, args: &[&str]) -> bool {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]");
+    eprintln!(
+        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]"
+    );
     ExitCode::from(2)
 }
 
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     match args.as_slice() {
         ["test", rest @ ..] => test(rest),
         ["bench", "codegen", rest @ ..] => bench::codegen(rest),
+        ["bench", "ts-client", rest @ ..] => bench::ts_client(rest),
         _ => usage(),
     }
 }
@@ -53,7 +58,7 @@ fn fresh(manifest: &Path, stamp: &Path) -> bool {
 /// Installs the tools the contract tests run: tsc, Redocly and openapi-typescript from npm,
 /// openapi-spec-validator and Schemathesis from PyPI. Each install is skipped when its stamp
 /// matches the lock file.
-fn ensure_tools() -> bool {
+pub(crate) fn ensure_tools() -> bool {
     let ci = root().join(".ci");
     let lock = ci.join("package-lock.json");
     let npm_stamp = ci.join("node_modules/.prefiq-stamp");

@@ -1,6 +1,8 @@
 //! TypeScript output: the types of an app (`core/types/ts/index.ts`) and a fetch-only client
 //! (`src/services/`). Type expressions are decided here; the files come from `templates/ts/`.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -528,9 +530,18 @@ fn crud_operations(app: &App, entity: &Entity, out: &mut Vec<TsOperation>) {
     }
 }
 
-fn custom_operation(operation: &Operation) -> TsOperation {
+fn custom_operation(operation: &Operation, options: &TsOptions) -> TsOperation {
     let prefix = pascal(&operation.id);
-    let statuses: Vec<(u16, String, bool)> = operation_statuses(operation)
+    let declared: Vec<(u16, ResponseBody)> = if options.implied_errors {
+        operation_statuses(operation)
+    } else {
+        operation
+            .responses
+            .iter()
+            .map(|r| (r.status, r.body.clone()))
+            .collect()
+    };
+    let statuses: Vec<(u16, String, bool)> = declared
         .into_iter()
         .map(|(status, body)| {
             let success = (200..300).contains(&status);
@@ -627,8 +638,21 @@ fn custom_operation(operation: &Operation) -> TsOperation {
     }
 }
 
-/// The TypeScript files of `app`: `(path, contents)`.
-pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, Diagnostic> {
+/// How to render TypeScript.
+pub struct TsOptions<'a> {
+    /// Whether operations can also fail with the errors Prefiq's handlers add (bad parameters or
+    /// bodies, 500): true for Prefiq's own apps, false for imported documents.
+    pub implied_errors: bool,
+    /// Where the client imports the types from.
+    pub types_path: &'a str,
+}
+
+/// The TypeScript of an app: `(types, client, core)`.
+pub fn render(
+    app: &App,
+    templates: &Templates,
+    options: &TsOptions,
+) -> Result<(String, String, String), Diagnostic> {
     let mut items = Vec::new();
     named_items(app, &mut items);
     for entity in &app.entities {
@@ -647,36 +671,43 @@ pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, D
         crud_operations(app, entity, &mut operations);
     }
     for operation in &app.operations {
-        operations.push(custom_operation(operation));
+        operations.push(custom_operation(operation, options));
+    }
+    // Import only what the client mentions, so that `tsc` sees no unused imports.
+    let mut mentioned: BTreeSet<String> = BTreeSet::new();
+    for o in &operations {
+        let mut text = format!("{} {}", o.signature, o.results.join(" "));
+        if let Some(list) = &o.list_all {
+            text.push_str(&format!(" {} {}", list.query, list.item));
+        }
+        mentioned.extend(
+            text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .map(str::to_owned),
+        );
     }
     let mut imports: Vec<String> = vec!["Problem".into(), "ValidationProblem".into()];
-    for item in &items {
-        imports.push(item.name.clone());
-    }
+    imports.extend(items.iter().map(|i| i.name.clone()));
     imports.sort();
     imports.dedup();
-    // Import only what the client mentions, so that `tsc` sees no unused imports.
-    let mentioned = |name: &str| {
-        operations.iter().any(|o| {
-            let text = format!(
-                "{} {} {}",
-                o.signature,
-                o.results.join(" "),
-                o.list_all
-                    .as_ref()
-                    .map(|l| format!("{} {}", l.query, l.item))
-                    .unwrap_or_default()
-            );
-            text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .any(|w| w == name)
-        })
-    };
-    imports.retain(|name| mentioned(name));
+    imports.retain(|name| mentioned.contains(name));
     let client = templates.render(
         "ts/client.ts.jinja",
-        serde_json::json!({ "app": app.name, "imports": imports, "types_path": TYPES_FROM_CLIENT, "operations": operations }),
+        serde_json::json!({ "app": app.name, "imports": imports, "types_path": options.types_path, "operations": operations }),
     )?;
     let core = templates.render("ts/core.ts.jinja", Value::Null)?;
+    Ok((types, client, core))
+}
+
+/// The TypeScript files of `app`: `(path, contents)`.
+pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, Diagnostic> {
+    let (types, client, core) = render(
+        app,
+        templates,
+        &TsOptions {
+            implied_errors: true,
+            types_path: TYPES_FROM_CLIENT,
+        },
+    )?;
     Ok(vec![
         (format!("apps/{}/core/types/ts/index.ts", app.name), types),
         (format!("apps/{}/src/services/client.ts", app.name), client),
