@@ -26,6 +26,52 @@ async fn the_progenitor_client_agrees_with_the_server_on_postgres() {
     server.stop().await;
 }
 
+// README:begin
+async fn example(base_url: &str) -> Result<(), app_crm_client::Error<types::Problem>> {
+    let client = Client::new(base_url);
+    let company = client
+        .create_company()
+        .body_map(|b| b.name("Initrode".parse::<types::CompanyCreateName>().unwrap()))
+        .send()
+        .await?
+        .into_inner();
+    let page = client
+        .list_companies()
+        .sort("-created_at")
+        .limit(20)
+        .send()
+        .await?
+        .into_inner();
+    assert!(page.items.iter().any(|c| c.id == company.id));
+    let deal = client
+        .create_deal()
+        .body_map(|b| {
+            b.name("Big one".parse::<types::DealCreateName>().unwrap())
+                .company_id(company.id)
+                .amount("9000.00".parse::<types::DealCreateAmount>().unwrap())
+        })
+        .send()
+        .await?
+        .into_inner();
+    let won = client
+        .win_deal()
+        .id(deal.id)
+        .body_map(|b| b)
+        .send()
+        .await?
+        .into_inner();
+    assert_eq!(won.stage, types::DealStage::Won);
+    Ok(())
+}
+// README:end
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_runs() {
+    let server = start(Backend::Sqlite).await;
+    example(&server.base).await.expect("the README example");
+    server.stop().await;
+}
+
 async fn round_trip(server: &Server) {
     let client = Client::new(&server.base);
 

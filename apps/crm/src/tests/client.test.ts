@@ -22,6 +22,28 @@ const baseUrl = process.env.PREFIQ_BASE_URL;
 if (!baseUrl) throw new Error("set PREFIQ_BASE_URL to the CRM service");
 configure({ baseUrl });
 
+// README:begin
+async function example(): Promise<void> {
+  const created = await createCompany({ name: "Initrode", industry: "software" });
+  if (created.status !== 201) throw new Error(created.error.title);
+  const company = created.data; // typed Company
+
+  const page = unwrap(await listCompanies({ industry: "eq.software", sort: "-created_at", limit: 20 }));
+  console.log(page.items.map((c) => c.name), page.next_cursor);
+
+  const etag = created.response.headers.get("etag") ?? undefined;
+  const updated = await updateCompany(company.id, { employee_count: 12 }, { ifMatch: etag });
+  if (updated.status === 412) console.log("someone changed it first:", updated.error.detail);
+  if (updated.status === 422) console.log(updated.error.errors.map((e) => e.pointer)); // narrowed
+}
+// README:end
+
+test("the README example runs", async () => {
+  await example();
+  const after = unwrap(await listCompanies({ name: "eq.Initrode" }));
+  assert.equal(after.items[0]?.employee_count, 12);
+});
+
 test("create, list with filters, and an update with a stale ETag", async () => {
   const created = await createCompany({ name: "TypeScript Corp", industry: "software", tags: ["ts"] });
   assert.equal(created.status, 201);
