@@ -96,7 +96,7 @@ pub fn generate(root: &Path, app: Option<&str>) -> Generation {
     };
     if !generation.has_errors() {
         if let Some(ir) = &generation.ir {
-            match emit::emit(ir, &project.config) {
+            match emit::emit(ir, &project.config, root) {
                 Ok(output) => generation.output = output,
                 Err(error) => generation.diagnostics.push(error),
             }

@@ -212,6 +212,7 @@ fn a_schema_edit_changes_the_api() {
     let dir = project();
     let root = dir.path();
     assert_eq!(prefiq(root, &["codegen"]).0, 0);
+    let before_ts = std::fs::read_to_string(root.join("apps/crm/core/types/ts/index.ts")).unwrap();
     let company = root.join("apps/crm/core/schema/company.yaml");
     let text = std::fs::read_to_string(&company).unwrap().replace(
         "  website:\n",
@@ -226,5 +227,61 @@ fn a_schema_edit_changes_the_api() {
     assert!(read("apps/crm/core/types/rust/src/generated/company.rs").contains("pub vat_number"));
     assert!(
         read("apps/crm/bin/migrations/postgres/0001_initial.sql").contains("\"vat_number\" text")
+    );
+    // Every client and document moves with the schema.
+    assert!(read("apps/crm/core/types/ts/index.ts").contains("vat_number?: string | null;"));
+    assert!(read("apps/crm/core/client/rust/src/generated.rs").contains("pub vat_number"));
+    assert!(read("apps/crm/core/openapi-3.0.json").contains("vat_number"));
+    // And --check catches any one of them left behind.
+    std::fs::write(root.join("apps/crm/core/types/ts/index.ts"), before_ts).unwrap();
+    let (code, text) = prefiq(root, &["codegen", "--check"]);
+    assert_eq!(code, 1);
+    assert!(text.contains("apps/crm/core/types/ts/index.ts"), "{text}");
+}
+
+#[test]
+fn a_project_or_app_template_replaces_the_built_in_one() {
+    let dir = project();
+    let root = dir.path();
+    let builtin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/ts/core.ts.jinja"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("templates/ts")).unwrap();
+    std::fs::write(
+        root.join("templates/ts/core.ts.jinja"),
+        format!("// house style\n{builtin}"),
+    )
+    .unwrap();
+    assert_eq!(prefiq(root, &["codegen"]).0, 0);
+    let core = std::fs::read_to_string(root.join("apps/crm/src/services/core.ts")).unwrap();
+    assert!(
+        core.contains("// house style"),
+        "the project override is used"
+    );
+
+    std::fs::create_dir_all(root.join("apps/crm/templates/ts")).unwrap();
+    std::fs::write(
+        root.join("apps/crm/templates/ts/core.ts.jinja"),
+        format!("// crm style\n{builtin}"),
+    )
+    .unwrap();
+    assert_eq!(prefiq(root, &["codegen"]).0, 0);
+    let core = std::fs::read_to_string(root.join("apps/crm/src/services/core.ts")).unwrap();
+    assert!(
+        core.contains("// crm style") && !core.contains("// house style"),
+        "the app override wins"
+    );
+
+    std::fs::write(
+        root.join("apps/crm/templates/ts/core.ts.jinja"),
+        "line one\n{% for x in %}\n",
+    )
+    .unwrap();
+    let (code, text) = prefiq(root, &["codegen"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("apps/crm/templates/ts/core.ts.jinja:2:1"),
+        "the diagnostic names the template file and line: {text}"
     );
 }

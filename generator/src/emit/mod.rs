@@ -127,16 +127,23 @@ pub fn digest_matches(contents: &str) -> bool {
     digest_of(&unsigned) == recorded
 }
 
-/// Emits every file of the project.
-pub fn emit(ir: &Ir, config: &ProjectConfig) -> Result<Output, crate::diag::Diagnostic> {
+/// Emits every file of the project at `root`.
+pub fn emit(
+    ir: &Ir,
+    config: &ProjectConfig,
+    root: &std::path::Path,
+) -> Result<Output, crate::diag::Diagnostic> {
     let mut output = Output::default();
-    let env = templates::Templates::builtin()?;
+    let project = templates::Templates::builtin()?.with_overrides(root, "templates")?;
     output.files.push(GeneratedFile::new(
         crate::vocab::META_SCHEMA_PATH,
         "generator/src/vocab.rs",
         &pretty_json(&crate::vocab::meta_schema()),
     ));
     for app in &ir.apps {
+        let env = project
+            .clone()
+            .with_overrides(root, &format!("apps/{}/templates", app.name))?;
         emit_app(app, config, &env, &mut output)?;
     }
     output.files.sort_by(|a, b| a.path.cmp(&b.path));
