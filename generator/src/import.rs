@@ -638,6 +638,7 @@ pub fn import(document: &Value, name: &str) -> Result<Imported, Diagnostic> {
         types: importer.types,
         operations,
         security_schemes: BTreeMap::new(),
+        migrations: vec![],
     };
     Ok(Imported {
         app,

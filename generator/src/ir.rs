@@ -30,6 +30,8 @@ pub struct App {
     pub operations: Vec<Operation>,
     /// `components.securitySchemes` of the fragments, by name.
     pub security_schemes: BTreeMap<String, Value>,
+    /// `(version, name)` of each migration in `bin/migrations/`; empty before the first.
+    pub migrations: Vec<(i64, String)>,
 }
 
 /// A custom operation declared in an OpenAPI fragment.
@@ -234,6 +236,10 @@ pub struct Field {
     pub stable_id: Option<String>,
     /// The previous name, for a rename.
     pub renamed_from: Option<String>,
+    /// The value existing rows get when a migration makes the field required.
+    pub backfill: Option<Value>,
+    /// Enum values renamed since the last migration, old → new.
+    pub renamed_values: Vec<(String, String)>,
 }
 
 impl Field {

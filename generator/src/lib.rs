@@ -13,6 +13,7 @@ pub mod import;
 pub mod ir;
 pub mod load;
 pub mod lower;
+pub mod migrate;
 pub mod seed;
 pub mod validate;
 pub mod vocab;

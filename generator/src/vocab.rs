@@ -100,6 +100,13 @@ pub struct FieldOptions {
     /// The field's previous name, to rename its column rather than drop and recreate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+    /// The value existing rows get when a migration makes this field required (or adds it) and
+    /// it has no `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<serde_json::Value>,
+    /// Enum values renamed since the last migration, old → new: rows keep their meaning.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub renamed_values: std::collections::BTreeMap<String, String>,
 }
 
 /// How a primary key gets its value.

@@ -42,6 +42,20 @@ pub enum Finding {
         /// Path relative to the project root.
         path: String,
     },
+    /// The schema changed and no migration covers it yet.
+    Unmigrated {
+        /// The app's migrations folder.
+        path: String,
+        /// What changed.
+        what: String,
+    },
+    /// A migration or the snapshot changed after the sum file was made.
+    MigrationEdited {
+        /// The sum file.
+        path: String,
+        /// What does not match.
+        problem: String,
+    },
 }
 
 impl Finding {
@@ -52,7 +66,9 @@ impl Finding {
             | Finding::Missing { path }
             | Finding::Orphaned { path }
             | Finding::HandEdited { path, .. }
-            | Finding::NotOurs { path } => path,
+            | Finding::NotOurs { path }
+            | Finding::Unmigrated { path, .. }
+            | Finding::MigrationEdited { path, .. } => path,
         }
     }
 
@@ -64,13 +80,17 @@ impl Finding {
             Finding::Orphaned { .. } => "orphaned",
             Finding::HandEdited { .. } => "hand-edited",
             Finding::NotOurs { .. } => "not generated",
+            Finding::Unmigrated { .. } => "unmigrated",
+            Finding::MigrationEdited { .. } => "edited",
         }
     }
 
-    /// The diff, for stale and hand-edited files.
+    /// The diff, for stale and hand-edited files; the explanation, for migrations.
     pub fn diff(&self) -> Option<&str> {
         match self {
             Finding::Stale { diff, .. } | Finding::HandEdited { diff, .. } => Some(diff),
+            Finding::Unmigrated { what, .. } => Some(what),
+            Finding::MigrationEdited { problem, .. } => Some(problem),
             _ => None,
         }
     }
@@ -107,7 +127,7 @@ impl Scope {
 }
 
 /// Folders never searched for generated files.
-const SKIPPED: &[&str] = &["target", "node_modules", ".prefiq", ".git"];
+const SKIPPED: &[&str] = &["target", "node_modules", ".prefiq", ".git", "migrations"];
 
 fn generated_on_disk(root: &Path, scope: &Scope) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
@@ -138,6 +158,35 @@ fn generated_on_disk(root: &Path, scope: &Scope) -> BTreeSet<String> {
         }
     }
     found
+}
+
+/// Migrations that lag behind the schema, and migrations edited after they were summed.
+pub fn check_migrations(root: &Path, ir: &crate::ir::Ir) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for app in &ir.apps {
+        let path = crate::migrate::folder(&app.name);
+        if let Some(what) = crate::migrate::uncovered(root, app) {
+            findings.push(Finding::Unmigrated {
+                path: path.clone(),
+                what: format!(
+                    "{what}; run `prefiq migrate diff <name> --app {}`",
+                    app.name
+                ),
+            });
+        }
+        if let Some(problem) = crate::migrate::verify(root, &app.name) {
+            findings.push(Finding::MigrationEdited {
+                path: format!("{path}/migrations.sum"),
+                problem,
+            });
+        }
+    }
+    findings
+}
+
+/// Writes through a temporary file and a rename (for migrations, which `write` does not manage).
+pub fn write_file(target: &Path, contents: &str) -> std::io::Result<()> {
+    write_atomically(target, contents)
 }
 
 /// A unified diff from `old` to `new`, cut to `limit` lines.

@@ -43,6 +43,16 @@ pub enum MigrateError {
         /// The checksum of the embedded text.
         actual: String,
     },
+    /// A table rebuild left rows whose foreign keys point nowhere.
+    #[error(
+        "migration {version:04} would leave {rows} rows with broken foreign keys; it was rolled back"
+    )]
+    ForeignKeys {
+        /// The migration number.
+        version: i64,
+        /// How many rows break a foreign key.
+        rows: usize,
+    },
     /// The database failed.
     #[error("migration failed: {0}")]
     Database(#[from] sqlx::Error),
@@ -65,6 +75,9 @@ pub fn checksum(sql: &str) -> String {
         .collect()
 }
 
+/// The marker in an SQLite script that rebuilds a table.
+pub const FOREIGN_KEYS_OFF: &str = "-- prefiq:foreign-keys=off";
+
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS _prefiq_migrations (\
     app TEXT NOT NULL, version BIGINT NOT NULL, name TEXT NOT NULL, checksum TEXT NOT NULL, \
     applied_at TEXT NOT NULL, PRIMARY KEY (app, version))";
@@ -85,6 +98,39 @@ fn verify(app: &str, migration: &Migration, sql: &str, recorded: &str) -> Result
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The migrations of `app` recorded in the database: `(version, checksum, applied_at)`.
+/// An empty list when the ledger does not exist yet.
+pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, MigrateError> {
+    let sql = match db {
+        Db::Postgres(_) => {
+            "SELECT version, checksum, applied_at FROM _prefiq_migrations WHERE app = $1 ORDER BY version"
+        }
+        Db::Sqlite(_) => {
+            "SELECT version, checksum, applied_at FROM _prefiq_migrations WHERE app = ?1 ORDER BY version"
+        }
+    };
+    let rows = match db
+        .fetch_all(sql, vec![crate::db::SqlValue::Text(app.to_owned())])
+        .await
+    {
+        Ok(rows) => rows,
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut out = Vec::new();
+    for row in rows {
+        let read = |e: crate::db::DbError| match e {
+            crate::db::DbError::Sqlx(e) => MigrateError::Database(e),
+            other => MigrateError::Database(sqlx::Error::Protocol(other.to_string())),
+        };
+        out.push((
+            row.req::<i64>(0).map_err(read)?,
+            row.req::<String>(1).map_err(read)?,
+            row.req::<String>(2).map_err(read)?,
+        ));
+    }
+    Ok(out)
 }
 
 /// Applies every pending migration of `app`, in version order.
@@ -168,6 +214,14 @@ async fn apply_sqlite(
     sqlx::raw_sql(LEDGER).execute(&mut *conn).await?;
     let mut report = MigrationReport::default();
     for migration in migrations {
+        // A migration that rebuilds a table runs with foreign keys off (SQLite cannot change them
+        // inside a transaction), and checks them all before it commits.
+        let rebuilds = migration.sqlite.contains(FOREIGN_KEYS_OFF);
+        if rebuilds {
+            sqlx::raw_sql("PRAGMA foreign_keys = OFF")
+                .execute(&mut *conn)
+                .await?;
+        }
         // The exclusive transaction is the lock: a second process waits here (busy_timeout),
         // then sees the ledger row and skips.
         sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut *conn).await?;
@@ -184,6 +238,12 @@ async fn apply_sqlite(
                 return Ok(false);
             }
             sqlx::raw_sql(migration.sqlite).execute(&mut *conn).await?;
+            if rebuilds {
+                let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *conn).await?;
+                if !broken.is_empty() {
+                    return Err(MigrateError::ForeignKeys { version: migration.version, rows: broken.len() });
+                }
+            }
             sqlx::query("INSERT INTO _prefiq_migrations (app, version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .bind(app)
                 .bind(migration.version)
@@ -195,9 +255,24 @@ async fn apply_sqlite(
             Ok::<bool, MigrateError>(true)
         }
         .await;
-        match step {
+        let outcome = match step {
+            Ok(applied) => sqlx::raw_sql("COMMIT")
+                .execute(&mut *conn)
+                .await
+                .map(|_| applied)
+                .map_err(MigrateError::from),
+            Err(error) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                Err(error)
+            }
+        };
+        if rebuilds {
+            sqlx::raw_sql("PRAGMA foreign_keys = ON")
+                .execute(&mut *conn)
+                .await?;
+        }
+        match outcome {
             Ok(applied) => {
-                sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
                 if applied {
                     tracing::info!(
                         app,
@@ -210,10 +285,7 @@ async fn apply_sqlite(
                     report.skipped.push(migration.version);
                 }
             }
-            Err(error) => {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-                return Err(error);
-            }
+            Err(error) => return Err(error),
         }
     }
     Ok(report)

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod migrate;
+
 use crate::diag::{self, Diagnostic, RenderOptions};
 use crate::write::{self, Finding, Scope};
 
@@ -54,6 +56,9 @@ pub enum Command {
         after_help = "Examples:\n  prefiq seed --app crm                                  the embedded SQLite database (.prefiq/crm.db)\n  prefiq seed --app crm --database-url postgres://localhost/crm\n\nRows whose key is already there are skipped, so seeding twice is harmless."
     )]
     Seed(SeedArgs),
+    /// Make, apply and check database migrations.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
     /// Generate a TypeScript client from any OpenAPI 3.0 or 3.1 document (not only Prefiq's).
     #[command(
         name = "openapi-ts",
@@ -146,7 +151,7 @@ impl Printer {
         }
     }
 
-    fn info(&self, line: &str) {
+    pub(crate) fn info(&self, line: &str) {
         if !self.quiet {
             if self.format == MessageFormat::Json {
                 println!("{}", serde_json::json!({ "message": line }));
@@ -184,6 +189,7 @@ pub fn main() -> ExitCode {
         Command::Codegen(args) => codegen(&root, args, &printer),
         Command::Seed(args) => seed(&root, args, &printer),
         Command::OpenapiTs(args) => openapi_ts(args, &printer),
+        Command::Migrate(command) => migrate::run(&root, command, &printer),
     }
 }
 
@@ -213,8 +219,14 @@ fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
     }
     let scope = Scope::of(root, args.app.as_deref());
     let elapsed = || started.elapsed().as_millis();
+    let migration_findings = generation
+        .ir
+        .as_ref()
+        .map(|ir| write::check_migrations(root, ir))
+        .unwrap_or_default();
     if args.check {
-        let findings = write::check(root, &generation.output, &scope);
+        let mut findings = write::check(root, &generation.output, &scope);
+        findings.extend(migration_findings);
         if findings.is_empty() {
             printer.info(&format!(
                 "prefiq codegen --check: {} generated files are up to date ({} ms)",
@@ -234,6 +246,13 @@ fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
             if findings.len() == 1 { " is" } else { "s are" }
         );
         return ExitCode::FAILURE;
+    }
+    for finding in &migration_findings {
+        printer.info(&format!(
+            "warning: {}: {}",
+            finding.path(),
+            finding.diff().unwrap_or_default()
+        ));
     }
     match write::write(root, &generation.output, &scope, args.force) {
         Ok(report) => {

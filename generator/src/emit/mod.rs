@@ -190,15 +190,11 @@ fn emit_app(
         &schema_dir,
         &pretty_json(&schema::document(app)),
     ));
-    for (dialect, sql) in sql::initial_migration(app, env)? {
-        output.files.push(GeneratedFile::new(
-            format!(
-                "apps/{}/bin/migrations/{}/0001_initial.sql",
-                app.name, dialect
-            ),
-            &schema_dir,
-            &sql,
-        ));
+    if app.migrations.is_empty() {
+        // A new app: its first migration is made once; later ones come from `prefiq migrate diff`.
+        for (path, contents) in crate::migrate::initial(app, env)? {
+            output.scaffolds.push(Scaffold { path, contents });
+        }
     }
     for (path, contents) in ts::emit(app, env)? {
         output

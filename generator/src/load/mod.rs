@@ -99,6 +99,8 @@ pub struct AppInput {
     pub name: String,
     /// Its schema files, sorted by path.
     pub files: Vec<SourceFile>,
+    /// `(version, name)` of its migrations.
+    pub migrations: Vec<(i64, String)>,
 }
 
 /// The project: its root, settings and apps.
@@ -199,7 +201,21 @@ pub fn load(root: &Path, only: Option<&str>) -> (Project, Vec<Diagnostic>) {
                 )),
             }
         }
-        apps.push(AppInput { name, files });
+        let migrations = match crate::migrate::read(root, &name) {
+            Ok(existing) => existing.migrations,
+            Err(error) => {
+                diagnostics.push(
+                    Diagnostic::error("prefiq::load::migrations", error)
+                        .with_help("restore the file from version control"),
+                );
+                Vec::new()
+            }
+        };
+        apps.push(AppInput {
+            name,
+            files,
+            migrations,
+        });
     }
     (
         Project {

@@ -216,6 +216,7 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
         types: lowerer.types,
         operations,
         security_schemes: lowerer.security_schemes,
+        migrations: input.migrations.clone(),
     };
     (app, lowerer.diagnostics)
 }
@@ -411,6 +412,12 @@ impl Lowerer<'_> {
                 references,
                 stable_id: options.id.clone(),
                 renamed_from: options.renamed_from.clone(),
+                backfill: options.backfill.clone(),
+                renamed_values: options
+                    .renamed_values
+                    .iter()
+                    .map(|(a, b)| (a.clone(), b.clone()))
+                    .collect(),
             });
             // Pending unique/index flags are applied once the table name is known.
             self.pending_indexes
@@ -465,6 +472,8 @@ impl Lowerer<'_> {
                     references: None,
                     stable_id: None,
                     renamed_from: None,
+                    backfill: None,
+                    renamed_values: vec![],
                 });
             }
         }

@@ -765,6 +765,19 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
     }
     let openapi_route = format!("/api/{}/openapi.json", app.name);
     let operation_count = app.entities.len() * 5 + app.operations.len();
+    let listed: Vec<(i64, String)> = if app.migrations.is_empty() {
+        vec![(1, "initial".to_owned())]
+    } else {
+        app.migrations.clone()
+    };
+    let migrations = listed.iter().map(|(version, name)| {
+        let file = format!("{version:04}_{name}.sql");
+        let postgres = format!("../../migrations/postgres/{file}");
+        let sqlite = format!("../../migrations/sqlite/{file}");
+        quote! {
+            ::prefiq_runtime::migrate::Migration { version: #version, name: #name, postgres: include_str!(#postgres), sqlite: include_str!(#sqlite) }
+        }
+    });
     let operations_module = if app.operations.is_empty() {
         quote!()
     } else {
@@ -793,12 +806,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
         };
 
         /// The SQL migrations, in order.
-        pub static MIGRATIONS: &[::prefiq_runtime::migrate::Migration] = &[::prefiq_runtime::migrate::Migration {
-            version: 1,
-            name: "initial",
-            postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
-            sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
-        }];
+        pub const MIGRATIONS: &[::prefiq_runtime::migrate::Migration] = &[#(#migrations),*];
 
         /// The OpenAPI 3.1 document.
         pub const OPENAPI: &str = include_str!("../../../core/openapi.json");
