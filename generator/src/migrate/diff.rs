@@ -175,6 +175,27 @@ fn plan_table(old: &Table, new: &Table, plan: &mut Plan) -> TablePlan {
         let mut new_column = column.clone();
         if let Some(old_column) = &old_column {
             new_column.id = old_column.id.clone(); // identity survives renames
+            // A value rename is pending only while the old value is allowed and the new one is not.
+            let before = old
+                .checks
+                .iter()
+                .find(|k| k.column == old_column.name)
+                .map(|k| k.values.clone())
+                .unwrap_or_default();
+            let after = new
+                .checks
+                .iter()
+                .find(|k| k.column == column.name)
+                .map(|k| k.values.clone())
+                .unwrap_or_default();
+            new_column.renamed_values.retain(|(from, to)| {
+                before.contains(from)
+                    && !before.contains(to)
+                    && after.contains(to)
+                    && !after.contains(from)
+            });
+        } else {
+            new_column.renamed_values.clear();
         }
         columns.push(ColumnPlan {
             new: new_column,
