@@ -225,8 +225,19 @@ fn a_schema_edit_changes_the_api() {
     assert!(read("apps/crm/core/openapi.json").contains("vat_number"));
     assert!(read("apps/crm/bin/src/generated/company.rs").contains("\"vat_number\""));
     assert!(read("apps/crm/core/types/rust/src/generated/company.rs").contains("pub vat_number"));
+    // The database change is a new migration, made on request; until then --check says so.
+    let (code, text) = prefiq(root, &["codegen", "--check"]);
+    assert_eq!(code, 1);
+    assert!(text.contains("unmigrated"), "{text}");
+    let (code, text) = prefiq(root, &["migrate", "diff", "add_vat_number"]);
+    assert_eq!(code, 0, "{text}");
     assert!(
-        read("apps/crm/bin/migrations/postgres/0001_initial.sql").contains("\"vat_number\" text")
+        read("apps/crm/bin/migrations/postgres/0002_add_vat_number.sql")
+            .contains("ADD COLUMN \"vat_number\" text")
+    );
+    assert!(
+        read("apps/crm/bin/src/generated/mod.rs").contains("0002_add_vat_number.sql"),
+        "the binary embeds it"
     );
     // Every client and document moves with the schema.
     assert!(read("apps/crm/core/types/ts/index.ts").contains("vat_number?: string | null;"));

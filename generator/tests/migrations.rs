@@ -488,3 +488,124 @@ async fn thirteen_edits_keep_every_row_on_sqlite() {
 async fn thirteen_edits_keep_every_row_on_postgres() {
     evolve(Backend::Postgres).await;
 }
+
+/// A lab app with a few migrations, for the concurrency and integrity tests.
+fn lab_with_history() -> Lab {
+    let lab = Lab::new();
+    assert!(lab.prefiq(&["codegen"]).0);
+    lab.write("review.yaml", REVIEW);
+    lab.diff("add_review", false);
+    lab.edit(
+        "author.yaml",
+        "  rating:",
+        "  bio: {type: [string, \"null\"]}\n  rating:",
+    );
+    lab.diff("add_bio", false);
+    lab.edit(
+        "author.yaml",
+        "rating: {type: [integer, \"null\"], format: int32}",
+        "rating: {type: [integer, \"null\"], format: int64}",
+    );
+    lab.diff("widen_rating", false);
+    lab
+}
+
+async fn two_processes_at_once(backend: Backend) {
+    let lab = lab_with_history();
+    let (database, url) = Database::create(backend).await;
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_prefiq"))
+            .arg("--root")
+            .arg(lab.root())
+            .args(["migrate", "apply", "--database-url", &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    for child in [first, second] {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "both processes succeed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let db = Db::connect(&url, &PoolOptions::default()).await.unwrap();
+    let rows = db
+        .fetch_all(
+            "SELECT version FROM _prefiq_migrations WHERE app = 'lab' ORDER BY version",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let versions: Vec<i64> = rows.iter().map(|r| r.req::<i64>(0).unwrap()).collect();
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4],
+        "each migration applied exactly once"
+    );
+    db.close().await;
+    database.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_migrating_postgres_at_once_apply_each_migration_once() {
+    two_processes_at_once(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_migrating_sqlite_at_once_apply_each_migration_once() {
+    two_processes_at_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_migration_is_refused_by_check_and_by_the_runner() {
+    let lab = lab_with_history();
+    let (database, url) = Database::create(Backend::Sqlite).await;
+    assert!(lab.prefiq(&["migrate", "apply", "--database-url", &url]).0);
+    let file = lab
+        .root()
+        .join("apps/lab/bin/migrations/sqlite/0002_add_review.sql");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("\"body\" TEXT", "\"body\" TEXT NOT NULL DEFAULT ''"),
+    )
+    .unwrap();
+
+    let (ok, text) = lab.prefiq(&["codegen", "--check"]);
+    assert!(
+        !ok && text.contains("migrations.sum") && text.contains("sqlite/0002_add_review.sql"),
+        "{text}"
+    );
+    let (ok, text) = lab.prefiq(&["migrate", "apply", "--database-url", &url]);
+    assert!(
+        !ok && text.contains("edited after it was applied"),
+        "{text}"
+    );
+    let (ok, text) = lab.prefiq(&["migrate", "status", "--database-url", &url]);
+    assert!(!ok && text.contains("EDITED   0002_add_review"), "{text}");
+    database.drop().await;
+}
+
+#[test]
+fn the_schema_ahead_of_its_migrations_fails_check() {
+    let lab = Lab::new();
+    assert!(lab.prefiq(&["codegen"]).0);
+    lab.edit(
+        "author.yaml",
+        "  rating:",
+        "  bio: {type: [string, \"null\"]}\n  rating:",
+    );
+    let (ok, text) = lab.prefiq(&["codegen"]);
+    assert!(
+        ok && text.contains("run `prefiq migrate diff"),
+        "codegen warns: {text}"
+    );
+    let (ok, text) = lab.prefiq(&["codegen", "--check"]);
+    assert!(!ok && text.contains("unmigrated"), "{text}");
+    lab.diff("add_bio", false);
+    assert!(lab.prefiq(&["codegen", "--check"]).0, "covered now");
+}

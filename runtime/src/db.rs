@@ -562,12 +562,26 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 // `like` filters are case-sensitive in both dialects; `ilike` is the insensitive one.
                 .pragma("case_sensitive_like", "ON");
-            let pool = SqlitePoolOptions::new()
-                .max_connections(options.max_connections)
-                .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
-                .await?;
-            return Ok(Db::Sqlite(pool));
+            // Two processes opening a new database at once race to switch it to WAL, and the
+            // loser is told the database is locked (before any busy timeout applies): retry.
+            let mut attempt = 0;
+            loop {
+                let opened = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect.clone())
+                    .await;
+                match opened {
+                    Ok(pool) => return Ok(Db::Sqlite(pool)),
+                    Err(sqlx::Error::Database(e))
+                        if e.code().as_deref() == Some("5") && attempt < 50 =>
+                    {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(20 * attempt.min(10))).await;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
         }
         Err(DbError::UnsupportedUrl(url.to_owned()))
     }

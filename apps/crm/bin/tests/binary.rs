@@ -68,3 +68,72 @@ async fn the_binary_serves_on_sqlite_with_no_setup_and_stops_on_sigterm() {
     let status = child.wait().expect("the binary exits");
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
+
+/// Starts the binary on `url`; returns the child and its base URL once it listens.
+fn start(url: &str) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_app-crm"))
+        .args(["--bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", url)
+        .env("PREFIQ_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a first line");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("did not start: {line:?}"))
+        .to_owned();
+    (child, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_starting_at_once_on_postgres_migrate_once_and_both_serve() {
+    let (database, url) = prefiq_testkit::Database::create(prefiq_testkit::Backend::Postgres).await;
+    let (first, second) = {
+        let url_a = url.clone();
+        let url_b = url.clone();
+        let a = std::thread::spawn(move || start(&url_a));
+        let b = std::thread::spawn(move || start(&url_b));
+        (a.join().unwrap(), b.join().unwrap())
+    };
+    let client = reqwest::Client::new();
+    for (_, base) in [&first, &second] {
+        assert_eq!(
+            client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let db = prefiq_runtime::Db::connect(&url, &prefiq_runtime::db::PoolOptions::default())
+        .await
+        .unwrap();
+    let rows = db
+        .fetch_all(
+            "SELECT version FROM _prefiq_migrations WHERE app = 'crm'",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        app_crm::generated::MIGRATIONS.len(),
+        "each migration recorded once"
+    );
+    db.close().await;
+    for (mut child, _) in [first, second] {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(child.wait().unwrap().success());
+    }
+    database.drop().await;
+}
