@@ -3,7 +3,7 @@
 //! The pipeline, one module per stage:
 //! [`load`] (files → values with spans) → [`validate`] (meta-schema) → [`lower`] (→ [`ir::Ir`]) →
 //! [`emit`] (→ files in memory) → [`write`] (disk, or `--check`). Diagnostics are collected
-//! along the way; a run with any error writes nothing.
+//! along the way; a run with any error writes nothing. [`watch`] reruns the pipeline on save.
 
 pub mod cli;
 pub mod diag;
@@ -17,6 +17,7 @@ pub mod migrate;
 pub mod seed;
 pub mod validate;
 pub mod vocab;
+pub mod watch;
 pub mod write;
 
 use std::path::Path;
@@ -34,6 +35,8 @@ pub struct Generation {
     pub diagnostics: Vec<Diagnostic>,
     /// How long each stage took, in order.
     pub timings: Vec<(&'static str, std::time::Duration)>,
+    /// Files still being made on other threads (only from [`generate_split`]).
+    pub pending: Vec<emit::Pending>,
 }
 
 impl Generation {
@@ -58,6 +61,29 @@ impl Laps {
 
 /// Runs load, validate, lower and emit for the project at `root` (or one app of it).
 pub fn generate(root: &Path, app: Option<&str>) -> Generation {
+    let mut generation = generate_split(root, app, emit::Clients::Background);
+    let waited = std::time::Instant::now();
+    for pending in std::mem::take(&mut generation.pending) {
+        match pending.wait() {
+            Ok(file) => generation.output.files.push(file),
+            Err(error) => generation.diagnostics.push(error),
+        }
+    }
+    generation.output.later.clear();
+    generation.output.files.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(emit) = generation
+        .timings
+        .iter_mut()
+        .find(|(stage, _)| *stage == "emit")
+    {
+        emit.1 += waited.elapsed();
+    }
+    generation
+}
+
+/// Like [`generate`], but returns as soon as everything but the Rust clients is emitted; those
+/// are left in [`Generation::pending`], made as `clients` says.
+pub fn generate_split(root: &Path, app: Option<&str>, clients: emit::Clients) -> Generation {
     let mut laps = Laps {
         clock: std::time::Instant::now(),
         laps: Vec::new(),
@@ -94,11 +120,15 @@ pub fn generate(root: &Path, app: Option<&str>) -> Generation {
         output: emit::Output::default(),
         diagnostics,
         timings: Vec::new(),
+        pending: Vec::new(),
     };
     if !generation.has_errors() {
         if let Some(ir) = &generation.ir {
-            match emit::emit(ir, &project.config, root) {
-                Ok(output) => generation.output = output,
+            match emit::emit_split(ir, &project.config, root, clients) {
+                Ok((output, pending)) => {
+                    generation.output = output;
+                    generation.pending = pending;
+                }
                 Err(error) => generation.diagnostics.push(error),
             }
         }

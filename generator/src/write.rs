@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::emit::{Output, digest_matches, is_generated};
+use crate::emit::{GeneratedFile, Output, digest_matches, is_generated};
 
 /// What `--check` (and the writer) found wrong with one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,9 +208,33 @@ pub fn short_diff(path: &str, old: &str, new: &str, limit: usize) -> String {
 
 /// Compares the output with the disk.
 pub fn check(root: &Path, output: &Output, scope: &Scope) -> Vec<Finding> {
+    let mut findings = compare(root, &output.files);
+    let produced: BTreeSet<&str> = output
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(output.later.iter().map(String::as_str))
+        .collect();
+    for scaffold in &output.scaffolds {
+        if !root.join(&scaffold.path).exists() {
+            findings.push(Finding::Missing {
+                path: scaffold.path.clone(),
+            });
+        }
+    }
+    for path in generated_on_disk(root, scope) {
+        if !produced.contains(path.as_str()) {
+            findings.push(Finding::Orphaned { path });
+        }
+    }
+    findings.sort_by(|a, b| a.path().cmp(b.path()));
+    findings
+}
+
+/// Compares generated files with the disk.
+fn compare(root: &Path, files: &[GeneratedFile]) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let produced: BTreeSet<&str> = output.files.iter().map(|f| f.path.as_str()).collect();
-    for file in &output.files {
+    for file in files {
         match std::fs::read_to_string(root.join(&file.path)) {
             Err(_) => findings.push(Finding::Missing {
                 path: file.path.clone(),
@@ -235,19 +259,6 @@ pub fn check(root: &Path, output: &Output, scope: &Scope) -> Vec<Finding> {
             }
         }
     }
-    for scaffold in &output.scaffolds {
-        if !root.join(&scaffold.path).exists() {
-            findings.push(Finding::Missing {
-                path: scaffold.path.clone(),
-            });
-        }
-    }
-    for path in generated_on_disk(root, scope) {
-        if !produced.contains(path.as_str()) {
-            findings.push(Finding::Orphaned { path });
-        }
-    }
-    findings.sort_by(|a, b| a.path().cmp(b.path()));
     findings
 }
 
@@ -280,37 +291,8 @@ pub fn write(
     force: bool,
 ) -> Result<WriteReport, Refusal> {
     let findings = check(root, output, scope);
-    let blocking: Vec<Finding> = findings
-        .iter()
-        .filter(|f| match f {
-            Finding::NotOurs { .. } => true,
-            Finding::HandEdited { .. } => !force,
-            Finding::Orphaned { path } => {
-                !force
-                    && std::fs::read_to_string(root.join(path)).is_ok_and(|t| !digest_matches(&t))
-            }
-            _ => false,
-        })
-        .cloned()
-        .collect();
-    if !blocking.is_empty() {
-        return Err(Refusal { findings: blocking });
-    }
-    let mut report = WriteReport::default();
-    let io_refusal = |path: &str| Refusal {
-        findings: vec![Finding::Missing {
-            path: path.to_owned(),
-        }],
-    };
-    for file in &output.files {
-        let target = root.join(&file.path);
-        if std::fs::read_to_string(&target).is_ok_and(|disk| disk == file.contents) {
-            report.unchanged += 1;
-            continue;
-        }
-        write_atomically(&target, &file.contents).map_err(|_| io_refusal(&file.path))?;
-        report.written.push(file.path.clone());
-    }
+    refuse_blocking(root, &findings, force)?;
+    let mut report = put(root, &output.files)?;
     for scaffold in &output.scaffolds {
         let target = root.join(&scaffold.path);
         if !target.exists() {
@@ -327,6 +309,63 @@ pub fn write(
                 report.deleted.push(path);
             }
         }
+    }
+    Ok(report)
+}
+
+/// Writes some generated files (the ones a [`crate::emit::Pending`] finished later), with the
+/// same refusals as [`write`] and no orphan sweep.
+pub fn write_files(
+    root: &Path,
+    files: &[GeneratedFile],
+    force: bool,
+) -> Result<WriteReport, Refusal> {
+    refuse_blocking(root, &compare(root, files), force)?;
+    put(root, files)
+}
+
+/// Refuses findings that would lose a person's work.
+fn refuse_blocking(root: &Path, findings: &[Finding], force: bool) -> Result<(), Refusal> {
+    let blocking: Vec<Finding> = findings
+        .iter()
+        .filter(|f| match f {
+            Finding::NotOurs { .. } => true,
+            Finding::HandEdited { .. } => !force,
+            Finding::Orphaned { path } => {
+                !force
+                    && std::fs::read_to_string(root.join(path)).is_ok_and(|t| !digest_matches(&t))
+            }
+            _ => false,
+        })
+        .cloned()
+        .collect();
+    if blocking.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal { findings: blocking })
+    }
+}
+
+/// A refusal for a file that could not be written.
+fn io_refusal(path: &str) -> Refusal {
+    Refusal {
+        findings: vec![Finding::Missing {
+            path: path.to_owned(),
+        }],
+    }
+}
+
+/// Writes the files whose bytes changed.
+fn put(root: &Path, files: &[GeneratedFile]) -> Result<WriteReport, Refusal> {
+    let mut report = WriteReport::default();
+    for file in files {
+        let target = root.join(&file.path);
+        if std::fs::read_to_string(&target).is_ok_and(|disk| disk == file.contents) {
+            report.unchanged += 1;
+            continue;
+        }
+        write_atomically(&target, &file.contents).map_err(|_| io_refusal(&file.path))?;
+        report.written.push(file.path.clone());
     }
     Ok(report)
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-fn flag(args: &[&str], name: &str, default: usize) -> usize {
+pub(crate) fn flag(args: &[&str], name: &str, default: usize) -> usize {
     args.windows(2)
         .find(|w| w[0] == name)
         .and_then(|w| w[1].parse().ok())

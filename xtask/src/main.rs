@@ -6,8 +6,10 @@
 //! - `cargo xtask bench codegen [--entities N] [--runs N]`: generation time for a synthetic app.
 //! - `cargo xtask bench ts-client [--runs N]`: the TypeScript client of the GitHub API, beside
 //!   openapi-typescript.
+//! - `cargo xtask bench watch [--edits N]`: save-to-written latency of `prefiq codegen --watch`.
 
 mod bench;
+mod bench_watch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -31,7 +33,7 @@ fn run(program: &str, args: &[&str]) -> bool {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]"
+        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]"
     );
     ExitCode::from(2)
 }
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         ["test", rest @ ..] => test(rest),
         ["bench", "codegen", rest @ ..] => bench::codegen(rest),
         ["bench", "ts-client", rest @ ..] => bench::ts_client(rest),
+        ["bench", "watch", rest @ ..] => bench_watch::watch(rest),
         _ => usage(),
     }
 }

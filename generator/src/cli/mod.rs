@@ -103,6 +103,9 @@ pub struct CodegenArgs {
     /// Overwrite generated files even if they were edited by hand.
     #[arg(long, conflicts_with = "check")]
     pub force: bool,
+    /// Keep running and regenerate whenever a schema, fixture, template or prefiq.toml changes.
+    #[arg(long, conflicts_with = "check")]
+    pub watch: bool,
 }
 
 /// How output looks.
@@ -151,6 +154,79 @@ impl Printer {
         }
     }
 
+    /// Prints one watch run: its diagnostics, then one line (or one JSON object).
+    pub(crate) fn run(&self, run: &crate::watch::Run, what: &str) {
+        self.diagnostics(&run.diagnostics);
+        let app = run.app.as_deref().unwrap_or("all apps");
+        let ms = |d: std::time::Duration| d.as_millis();
+        if self.format == MessageFormat::Json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "event": "codegen",
+                    "changed": what,
+                    "app": run.app,
+                    "ok": run.errors() == 0 && run.refusal.is_none() && !run.removed,
+                    "errors": run.errors(),
+                    "removed": run.removed,
+                    "refused": run.refusal.as_ref().map(|r| r.findings.iter().map(|f| f.path().to_owned()).collect::<Vec<_>>()),
+                    "written": run.report.written,
+                    "deleted": run.report.deleted,
+                    "scaffolded": run.report.scaffolded,
+                    "unchanged": run.report.unchanged,
+                    "ms": ms(run.first),
+                    "total_ms": ms(run.total),
+                })
+            );
+            let _ = std::io::stdout().flush();
+            return;
+        }
+        if let Some(refusal) = &run.refusal {
+            report_findings(&refusal.findings, self);
+        }
+        let line = if run.removed {
+            format!("{what} → {app}: its core/schema folder is gone; nothing to generate")
+        } else if run.errors() > 0 {
+            let n = run.errors();
+            format!(
+                "{what} → {app}: {n} error{}; nothing written, the last good output stays",
+                if n == 1 { "" } else { "s" }
+            )
+        } else if run.refusal.is_some() {
+            format!(
+                "{what} → {app}: nothing written; a generated file was edited by hand (see above)"
+            )
+        } else {
+            let mut line = format!(
+                "{what} → {app}: {} written, {} unchanged",
+                run.report.written.len(),
+                run.report.unchanged
+            );
+            if !run.report.deleted.is_empty() {
+                line.push_str(&format!(", {} deleted", run.report.deleted.len()));
+            }
+            if !run.report.scaffolded.is_empty() {
+                line.push_str(&format!(", {} scaffolded", run.report.scaffolded.len()));
+            }
+            line.push_str(&format!(
+                " in {} ms (Rust client done at {} ms)",
+                ms(run.first),
+                ms(run.total)
+            ));
+            line
+        };
+        if run.errors() > 0 || run.refusal.is_some() {
+            eprintln!("{line}");
+        } else {
+            self.info(&line);
+        }
+        if self.verbose {
+            for path in &run.report.written {
+                self.info(&format!("  wrote {path}"));
+            }
+        }
+    }
+
     pub(crate) fn info(&self, line: &str) {
         if !self.quiet {
             if self.format == MessageFormat::Json {
@@ -194,6 +270,9 @@ pub fn main() -> ExitCode {
 }
 
 fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
+    if args.watch {
+        return codegen_watch(root, args, printer);
+    }
     let started = Instant::now();
     let generation = crate::generate(root, args.app.as_deref());
     if printer.verbose {
@@ -289,6 +368,34 @@ fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `prefiq codegen --watch`: one line per run, diagnostics in between, never exits on a bad file.
+fn codegen_watch(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
+    let mut watcher = match crate::watch::Watcher::new(root) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            eprintln!("error: cannot watch {}: {error}", root.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let root = watcher.root().to_path_buf();
+    let first = crate::watch::regenerate(&root, args.app.as_deref(), args.force);
+    printer.run(&first, "start");
+    printer.info(
+        "watching apps/*/core/schema, apps/*/core/fixtures, templates/ and prefiq.toml (Ctrl-C stops)",
+    );
+    while let Some(batch) = watcher.next_batch(|p| crate::watch::codegen_input(p).is_some()) {
+        let Some(apps) = crate::watch::plan(&batch, args.app.as_deref()) else {
+            continue;
+        };
+        let what = crate::watch::describe(&batch);
+        for app in apps {
+            let run = crate::watch::regenerate(&root, app.as_deref(), args.force);
+            printer.run(&run, &what);
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn seed(root: &Path, args: &SeedArgs, printer: &Printer) -> ExitCode {

@@ -47,6 +47,8 @@ pub struct Output {
     pub files: Vec<GeneratedFile>,
     /// Scaffolds, sorted by path.
     pub scaffolds: Vec<Scaffold>,
+    /// Generated files still being made (see [`Pending`]): not orphans, not yet comparable.
+    pub later: Vec<String>,
 }
 
 /// How a file's comments look, by extension.
@@ -127,13 +129,88 @@ pub fn digest_matches(contents: &str) -> bool {
     digest_of(&unsigned) == recorded
 }
 
+/// A generated file made on another thread: an app's Rust client.
+///
+/// progenitor and the formatting of its ~13k lines take most of an app's emit time. `prefiq
+/// codegen` makes each client on its own thread while the rest is emitted; the watcher instead
+/// writes the rest first and makes the clients afterwards, so the API files reach the disk sooner.
+#[derive(Debug)]
+pub struct Pending {
+    /// Path relative to the project root.
+    pub path: String,
+    source: String,
+    document: Option<serde_json::Value>,
+    thread: Option<std::thread::JoinHandle<Result<String, crate::diag::Diagnostic>>>,
+}
+
+impl Pending {
+    fn new(path: String, source: String, document: serde_json::Value) -> Pending {
+        Pending {
+            path,
+            source,
+            document: Some(document),
+            thread: None,
+        }
+    }
+
+    /// Starts making the file on a thread of its own.
+    pub fn start(&mut self) {
+        if let Some(document) = self.document.take() {
+            self.thread = Some(std::thread::spawn(move || {
+                rust::client::generate(&document)
+            }));
+        }
+    }
+
+    /// Waits for the file (making it here if it was not started).
+    pub fn wait(self) -> Result<GeneratedFile, crate::diag::Diagnostic> {
+        let body = match (self.document, self.thread) {
+            (Some(document), _) => rust::client::generate(&document),
+            (None, Some(thread)) => thread.join().unwrap_or_else(|_| {
+                Err(crate::diag::Diagnostic::error(
+                    "prefiq::emit::rust_client",
+                    "internal error: the Rust client generator panicked",
+                ))
+            }),
+            (None, None) => unreachable!("a pending file holds its input or its thread"),
+        }?;
+        Ok(GeneratedFile::new(self.path, &self.source, &body))
+    }
+}
+
+/// When the Rust clients are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clients {
+    /// On threads of their own, while the rest is emitted (the fastest whole run).
+    Background,
+    /// When [`Pending::wait`] is called (the watcher writes the rest first).
+    OnWait,
+}
+
 /// Emits every file of the project at `root`.
 pub fn emit(
     ir: &Ir,
     config: &ProjectConfig,
     root: &std::path::Path,
 ) -> Result<Output, crate::diag::Diagnostic> {
+    let (mut output, pending) = emit_split(ir, config, root, Clients::Background)?;
+    for file in pending {
+        output.files.push(file.wait()?);
+    }
+    output.later.clear();
+    output.files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(output)
+}
+
+/// Emits every file of the project at `root`, leaving the files made on other threads pending.
+pub fn emit_split(
+    ir: &Ir,
+    config: &ProjectConfig,
+    root: &std::path::Path,
+    clients: Clients,
+) -> Result<(Output, Vec<Pending>), crate::diag::Diagnostic> {
     let mut output = Output::default();
+    let mut pending = Vec::new();
     let project = templates::Templates::builtin()?.with_overrides(root, "templates")?;
     output.files.push(GeneratedFile::new(
         crate::vocab::META_SCHEMA_PATH,
@@ -144,11 +221,13 @@ pub fn emit(
         let env = project
             .clone()
             .with_overrides(root, &format!("apps/{}/templates", app.name))?;
-        emit_app(app, config, &env, &mut output)?;
+        let client = emit_app(app, config, &env, &mut output, clients)?;
+        output.later.push(client.path.clone());
+        pending.push(client);
     }
     output.files.sort_by(|a, b| a.path.cmp(&b.path));
     output.scaffolds.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(output)
+    Ok((output, pending))
 }
 
 fn emit_app(
@@ -156,10 +235,20 @@ fn emit_app(
     config: &ProjectConfig,
     env: &templates::Templates,
     output: &mut Output,
-) -> Result<(), crate::diag::Diagnostic> {
+    clients: Clients,
+) -> Result<Pending, crate::diag::Diagnostic> {
     let schema_dir = format!("apps/{}/core/schema", app.name);
     let openapi = openapi::document(app);
     let openapi30 = openapi30::document(&openapi)?;
+    let client_dir = format!("apps/{}/core/client/rust", app.name);
+    let mut client = Pending::new(
+        format!("{client_dir}/src/generated.rs"),
+        schema_dir.clone(),
+        openapi30.clone(),
+    );
+    if clients == Clients::Background {
+        client.start();
+    }
     output.files.push(GeneratedFile::new(
         format!("apps/{}/core/openapi.json", app.name),
         &schema_dir,
@@ -170,16 +259,10 @@ fn emit_app(
         &schema_dir,
         &pretty_json(&openapi30),
     ));
-    let client_dir = format!("apps/{}/core/client/rust", app.name);
     output.files.push(GeneratedFile::new(
         format!("{client_dir}/Cargo.toml"),
         &schema_dir,
         &rust::client::manifest(&app.name),
-    ));
-    output.files.push(GeneratedFile::new(
-        format!("{client_dir}/src/generated.rs"),
-        &schema_dir,
-        &rust::client::generate(&openapi30)?,
     ));
     output.scaffolds.push(Scaffold {
         path: format!("{client_dir}/src/lib.rs"),
@@ -213,7 +296,7 @@ fn emit_app(
         contents: TSCONFIG.to_owned(),
     });
     rust::emit(app, config, output)?;
-    Ok(())
+    Ok(client)
 }
 
 /// The TypeScript settings of an app's `src/` (a scaffold: yours to change).
