@@ -107,7 +107,7 @@ pub fn generate_split(root: &Path, app: Option<&str>, clients: emit::Clients) ->
     }
     laps.lap("validate");
     let (ir, lowered) = lower::lower(&project);
-    diagnostics.extend(lowered);
+    diagnostics.extend(without_echoes(lowered, &project));
     if !diagnostics.iter().any(Diagnostic::is_error) {
         for (app, input) in ir.apps.iter().zip(&project.apps) {
             diagnostics.extend(fixtures::check(app, &input.files).1);
@@ -136,4 +136,38 @@ pub fn generate_split(root: &Path, app: Option<&str>, clients: emit::Clients) ->
     }
     generation.timings = laps.laps;
     generation
+}
+
+/// Drops "unknown entity `Company`" errors when `company.yaml` itself failed to load or validate:
+/// its own diagnostics already say what is wrong, and a half-typed file must not bury them.
+fn without_echoes(lowered: Vec<Diagnostic>, project: &load::Project) -> Vec<Diagnostic> {
+    use heck::ToSnakeCase as _;
+    let broken: Vec<String> = project
+        .apps
+        .iter()
+        .flat_map(|app| &app.files)
+        .filter(|file| file.value.is_none())
+        .filter_map(|file| {
+            let name = file.path().rsplit('/').next()?;
+            Some(name.split('.').next()?.to_owned())
+        })
+        .collect();
+    if broken.is_empty() {
+        return lowered;
+    }
+    lowered
+        .into_iter()
+        .filter(|d| {
+            if d.code != "prefiq::lower::unknown_entity" {
+                return true;
+            }
+            let Some(entity) = d.message.split('`').nth(3) else {
+                return true;
+            };
+            let stem = entity.to_snake_case();
+            !broken
+                .iter()
+                .any(|b| *b == stem || *b == format!("{stem}s"))
+        })
+        .collect()
 }
