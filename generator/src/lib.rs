@@ -6,6 +6,7 @@
 //! along the way; a run with any error writes nothing. [`watch`] reruns the pipeline on save.
 
 pub mod cli;
+pub mod dev;
 pub mod diag;
 pub mod emit;
 pub mod fixtures;

@@ -53,11 +53,20 @@ pub fn migrations(root: &Path, app: &str) -> Result<Vec<Migration>, String> {
 
 /// Seeds `url` with `rows` of `app`.
 pub async fn seed(root: &Path, app: &App, rows: &[Row], url: &str) -> Result<SeedReport, String> {
+    seed_with(url, app, rows, &migrations(root, &app.name)?).await
+}
+
+/// Seeds `url` with `rows` of `app` after applying `migrations`.
+pub async fn seed_with(
+    url: &str,
+    app: &App,
+    rows: &[Row],
+    migrations: &[Migration],
+) -> Result<SeedReport, String> {
     let db = Db::connect(url, &PoolOptions::default())
         .await
         .map_err(|e| format!("cannot open {url}: {e}"))?;
-    let migrations = migrations(root, &app.name)?;
-    migrate::apply(&db, &app.name, &migrations)
+    migrate::apply(&db, &app.name, migrations)
         .await
         .map_err(|e| e.to_string())?;
     let mut report = Vec::new();

@@ -71,6 +71,13 @@ impl Watcher {
         &self.root
     }
 
+    /// Also watches `dir` (recursively), if it exists.
+    pub fn watch_also(&mut self, dir: &Path) {
+        if dir.is_dir() {
+            let _ = self.inner.watch(dir, RecursiveMode::Recursive);
+        }
+    }
+
     /// `templates/` may be created after the watcher started.
     fn watch_templates(&mut self) {
         let templates = self.root.join("templates");

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod dev;
 mod migrate;
 
 use crate::diag::{self, Diagnostic, RenderOptions};
@@ -56,6 +57,11 @@ pub enum Command {
         after_help = "Examples:\n  prefiq seed --app crm                                  the embedded SQLite database (.prefiq/crm.db)\n  prefiq seed --app crm --database-url postgres://localhost/crm\n\nRows whose key is already there are skipped, so seeding twice is harmless."
     )]
     Seed(SeedArgs),
+    /// Watch, regenerate, rebuild and restart the app servers: the whole loop in one terminal.
+    #[command(
+        after_help = "Examples:\n  prefiq dev                     every app, from http://127.0.0.1:8080 on\n  prefiq dev --app crm           one app\n  prefiq dev --bind 0.0.0.0:3000\n\nEach app gets a dev database (.prefiq/dev/<app>.db) that follows the schema before a migration\nis written. A bad schema or a failing build is reported; the last good server keeps serving."
+    )]
+    Dev(dev::DevArgs),
     /// Make, apply and check database migrations.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
@@ -266,6 +272,7 @@ pub fn main() -> ExitCode {
         Command::Seed(args) => seed(&root, args, &printer),
         Command::OpenapiTs(args) => openapi_ts(args, &printer),
         Command::Migrate(command) => migrate::run(&root, command, &printer),
+        Command::Dev(args) => dev::run(&root, args, &printer),
     }
 }
 

@@ -25,7 +25,7 @@ pub struct ProjectConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RuntimeSource {
-    /// A path, relative to the project root (as in this repository: `runtime`).
+    /// A path, relative to the project root (as in this repository: `runtime`) or absolute.
     pub path: Option<String>,
     /// A crates.io version requirement, used when `path` is absent.
     #[serde(default = "default_runtime_version")]

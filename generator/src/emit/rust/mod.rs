@@ -175,6 +175,9 @@ fn type_deps(app: &App) -> TypeDeps {
 
 fn runtime_dependency(config: &ProjectConfig, depth: usize) -> String {
     match &config.runtime.path {
+        Some(path) if std::path::Path::new(path).is_absolute() => {
+            format!("prefiq-runtime = {{ path = \"{path}\" }}")
+        }
         Some(path) => format!(
             "prefiq-runtime = {{ path = \"{}{}\" }}",
             "../".repeat(depth),
