@@ -387,7 +387,7 @@ impl DbError {
             return Problem::internal(&self);
         };
         match &error {
-            sqlx::Error::Database(db) => match db.kind() {
+            sqlx::Error::Database(db) => match kind_of(db.as_ref()) {
                 sqlx::error::ErrorKind::UniqueViolation => {
                     let columns = unique_columns(meta, db.constraint(), db.message());
                     let errors = columns
@@ -445,6 +445,20 @@ impl DbError {
             }
             _ => Problem::internal(&error),
         }
+    }
+}
+
+/// The kind of a database error. SQLite reports an `ON DELETE RESTRICT` violation as
+/// `SQLITE_CONSTRAINT_TRIGGER` (1811), which sqlx does not classify; it is a foreign-key violation.
+fn kind_of(error: &dyn sqlx::error::DatabaseError) -> sqlx::error::ErrorKind {
+    match error.kind() {
+        sqlx::error::ErrorKind::Other
+            if error.code().as_deref() == Some("1811")
+                && error.message().starts_with("FOREIGN KEY constraint failed") =>
+        {
+            sqlx::error::ErrorKind::ForeignKeyViolation
+        }
+        kind => kind,
     }
 }
 
