@@ -7,9 +7,11 @@
 //! - `cargo xtask bench ts-client [--runs N]`: the TypeScript client of the GitHub API, beside
 //!   openapi-typescript.
 //! - `cargo xtask bench watch [--edits N]`: save-to-written latency of `prefiq codegen --watch`.
+//! - `cargo xtask new-app NAME`: a new app, generated and built.
 
 mod bench;
 mod bench_watch;
+mod new_app;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -33,7 +35,7 @@ fn run(program: &str, args: &[&str]) -> bool {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]"
+        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask new-app NAME"
     );
     ExitCode::from(2)
 }
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         ["bench", "codegen", rest @ ..] => bench::codegen(rest),
         ["bench", "ts-client", rest @ ..] => bench::ts_client(rest),
         ["bench", "watch", rest @ ..] => bench_watch::watch(rest),
+        ["new-app", rest @ ..] => new_app::run(rest),
         _ => usage(),
     }
 }

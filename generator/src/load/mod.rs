@@ -151,6 +151,7 @@ pub fn load(root: &Path, only: Option<&str>) -> (Project, Vec<Diagnostic>) {
                 .filter_map(Result::ok)
                 .filter(|e| e.path().join("core/schema").is_dir())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
                 .collect()
         })
         .unwrap_or_default();
