@@ -259,6 +259,11 @@ pub fn run(args: &[&str]) -> ExitCode {
     if !crate::run(&prefiq, &["codegen", "--app", name]) {
         return roll_back("`prefiq codegen` failed on the new app");
     }
+    // The example tests are formatted for a short name; keep them tidy for a long one too.
+    let _ = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .arg(folder.join("bin/tests/api.rs"))
+        .status();
     let manifest = folder.join("bin/Cargo.toml");
     let appended = std::fs::read_to_string(&manifest)
         .and_then(|text| std::fs::write(&manifest, format!("{text}{DEV_DEPENDENCIES}")));
@@ -336,6 +341,42 @@ mod tests {
             let why = refusal(dir.path(), name).unwrap_or_else(|| panic!("{name} passed"));
             assert!(why.contains(reason), "{name}: {why}");
         }
+    }
+
+    #[test]
+    fn the_lms_example_is_the_committed_lms_app() {
+        // apps/lms was made by `cargo xtask new-app lms`; its tests run in CI, so the scaffold
+        // they came from must not drift from it.
+        let root = crate::root();
+        let dir = tempfile::tempdir().unwrap();
+        assemble(&root, "lms", dir.path()).unwrap();
+        let mut compared = 0;
+        for entry in walk(dir.path()) {
+            let relative = entry.strip_prefix(dir.path()).unwrap();
+            let committed = std::fs::read_to_string(root.join("apps/lms").join(relative))
+                .unwrap_or_else(|e| panic!("apps/lms/{}: {e}", relative.display()));
+            assert_eq!(
+                std::fs::read_to_string(&entry).unwrap(),
+                committed,
+                "apps/lms/{} differs from resources/scaffold",
+                relative.display()
+            );
+            compared += 1;
+        }
+        assert_eq!(compared, 6, "three schemas, fixtures, tests and the README");
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
     }
 
     #[test]

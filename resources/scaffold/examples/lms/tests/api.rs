@@ -81,7 +81,11 @@ async fn courses_round_trip(server: &Server) {
     let etag = fetched.header("etag").expect("an ETag").to_owned();
 
     let patched = server
-        .patch(&url, &json!({ "published": true, "summary": null }), Some(&etag))
+        .patch(
+            &url,
+            &json!({ "published": true, "summary": null }),
+            Some(&etag),
+        )
         .await
         .expect(200);
     assert_eq!(patched.body["published"], true);
@@ -151,9 +155,7 @@ async fn lessons_are_ordered_and_unique_per_course(server: &Server) {
         .await
         .problem(409);
     let listed = server
-        .get(&format!(
-            "{BASE}/lessons?course_id=eq.{rust}&sort=position"
-        ))
+        .get(&format!("{BASE}/lessons?course_id=eq.{rust}&sort=position"))
         .await
         .expect(200);
     let titles: Vec<&str> = listed.body["items"]
