@@ -45,6 +45,23 @@ impl Generation {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
+
+    /// Waits for the [`pending`](Generation::pending) files and adds them to the output; the
+    /// wait counts as emit time.
+    pub fn finish(&mut self) {
+        let waited = std::time::Instant::now();
+        for pending in std::mem::take(&mut self.pending) {
+            match pending.wait() {
+                Ok(file) => self.output.files.push(file),
+                Err(error) => self.diagnostics.push(error),
+            }
+        }
+        self.output.later.clear();
+        self.output.files.sort_by(|a, b| a.path.cmp(&b.path));
+        if let Some(emit) = self.timings.iter_mut().find(|(stage, _)| *stage == "emit") {
+            emit.1 += waited.elapsed();
+        }
+    }
 }
 
 /// A stopwatch for the stages of a run.
@@ -63,34 +80,32 @@ impl Laps {
 /// Runs load, validate, lower and emit for the project at `root` (or one app of it).
 pub fn generate(root: &Path, app: Option<&str>) -> Generation {
     let mut generation = generate_split(root, app, emit::Clients::Background);
-    let waited = std::time::Instant::now();
-    for pending in std::mem::take(&mut generation.pending) {
-        match pending.wait() {
-            Ok(file) => generation.output.files.push(file),
-            Err(error) => generation.diagnostics.push(error),
-        }
-    }
-    generation.output.later.clear();
-    generation.output.files.sort_by(|a, b| a.path.cmp(&b.path));
-    if let Some(emit) = generation
-        .timings
-        .iter_mut()
-        .find(|(stage, _)| *stage == "emit")
-    {
-        emit.1 += waited.elapsed();
-    }
+    generation.finish();
     generation
 }
 
 /// Like [`generate`], but returns as soon as everything but the Rust clients is emitted; those
 /// are left in [`Generation::pending`], made as `clients` says.
 pub fn generate_split(root: &Path, app: Option<&str>, clients: emit::Clients) -> Generation {
+    generate_observed(root, app, clients, &|_| {})
+}
+
+/// Like [`generate_split`], telling `observe` what it is doing ("validating", "emitting crm"),
+/// for a progress display.
+pub fn generate_observed(
+    root: &Path,
+    app: Option<&str>,
+    clients: emit::Clients,
+    observe: &dyn Fn(&str),
+) -> Generation {
+    observe("loading schemas");
     let mut laps = Laps {
         clock: std::time::Instant::now(),
         laps: Vec::new(),
     };
     let (mut project, mut diagnostics) = load::load(root, app);
     laps.lap("load");
+    observe("validating");
     match validate::MetaValidator::new() {
         Ok(meta) => {
             for input in &mut project.apps {
@@ -107,6 +122,7 @@ pub fn generate_split(root: &Path, app: Option<&str>, clients: emit::Clients) ->
         Err(error) => diagnostics.push(error),
     }
     laps.lap("validate");
+    observe("lowering");
     let (ir, lowered) = lower::lower(&project);
     diagnostics.extend(without_echoes(lowered, &project));
     if !diagnostics.iter().any(Diagnostic::is_error) {
@@ -125,7 +141,7 @@ pub fn generate_split(root: &Path, app: Option<&str>, clients: emit::Clients) ->
     };
     if !generation.has_errors() {
         if let Some(ir) = &generation.ir {
-            match emit::emit_split(ir, &project.config, root, clients) {
+            match emit::emit_split(ir, &project.config, root, clients, observe) {
                 Ok((output, pending)) => {
                     generation.output = output;
                     generation.pending = pending;

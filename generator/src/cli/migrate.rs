@@ -28,10 +28,19 @@ pub enum MigrateCommand {
         allow_destructive: bool,
     },
     /// Apply pending migrations to a database.
+    #[command(
+        after_help = "Examples:\n  prefiq migrate apply                                   each app's SQLite file (.prefiq/<app>.db)\n  prefiq migrate apply --app crm --database-url postgres://localhost/crm\n\nEach migration runs in its own transaction; two processes applying at once are serialised.\nAn applied migration whose file changed since is refused."
+    )]
     Apply(DatabaseArgs),
     /// Show applied and pending migrations of each app.
+    #[command(
+        after_help = "Example:\n  prefiq migrate status --database-url postgres://localhost/crm"
+    )]
     Status(DatabaseArgs),
     /// Compare a live database's tables, columns, indexes and constraints with the snapshot.
+    #[command(
+        after_help = "Example:\n  prefiq migrate drift --app crm --database-url postgres://localhost/crm\n\nExits 1 when the database differs from what the migrations describe (a hand-made change)."
+    )]
     Drift(DatabaseArgs),
 }
 
@@ -150,7 +159,9 @@ fn with_databases(root: &Path, args: &DatabaseArgs, printer: &Printer, action: A
         return ExitCode::FAILURE;
     };
     let mut ok = true;
+    let progress = printer.progress(Some(project.apps.len() as u64), "migrations");
     for app in &project.apps {
+        progress.message(&format!("app `{}`", app.name));
         let url = args
             .database_url
             .clone()
@@ -168,9 +179,12 @@ fn with_databases(root: &Path, args: &DatabaseArgs, printer: &Printer, action: A
                 return ExitCode::FAILURE;
             }
         };
-        ok &= runtime.block_on(action(root, &app.name, &db, printer));
+        let done = progress.suspend(|| runtime.block_on(action(root, &app.name, &db, printer)));
         runtime.block_on(db.close());
+        progress.step();
+        ok &= done;
     }
+    drop(progress);
     if ok {
         ExitCode::SUCCESS
     } else {

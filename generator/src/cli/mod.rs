@@ -49,22 +49,31 @@ pub enum MessageFormat {
 pub enum Command {
     /// Generate code from every app's schemas (or check that it is up to date).
     #[command(
-        after_help = "Examples:\n  prefiq codegen                 generate every app\n  prefiq codegen --app crm       generate one app\n  prefiq codegen --check         fail if any generated file is stale, missing, orphaned or hand-edited"
+        after_help = "Examples:\n  prefiq codegen                 generate every app\n  prefiq codegen --app crm       generate one app\n  prefiq codegen --check         fail if any generated file is stale, missing, orphaned or hand-edited\n  prefiq codegen --watch         regenerate on every save; a bad file keeps the last good output"
     )]
     Codegen(CodegenArgs),
-    /// Load an app's fixtures (core/fixtures/*.yaml) into a database, after applying its migrations.
-    #[command(
-        after_help = "Examples:\n  prefiq seed --app crm                                  the embedded SQLite database (.prefiq/crm.db)\n  prefiq seed --app crm --database-url postgres://localhost/crm\n\nRows whose key is already there are skipped, so seeding twice is harmless."
-    )]
-    Seed(SeedArgs),
     /// Watch, regenerate, rebuild and restart the app servers: the whole loop in one terminal.
     #[command(
         after_help = "Examples:\n  prefiq dev                     every app, from http://127.0.0.1:8080 on\n  prefiq dev --app crm           one app\n  prefiq dev --bind 0.0.0.0:3000\n\nEach app gets a dev database (.prefiq/dev/<app>.db) that follows the schema before a migration\nis written. A bad schema or a failing build is reported; the last good server keeps serving."
     )]
     Dev(dev::DevArgs),
+    /// Load an app's fixtures (core/fixtures/*.yaml) into a database, after applying its migrations.
+    #[command(
+        after_help = "Examples:\n  prefiq seed --app crm                                  the embedded SQLite database (.prefiq/crm.db)\n  prefiq seed --app crm --database-url postgres://localhost/crm\n\nRows whose key is already there are skipped, so seeding twice is harmless."
+    )]
+    Seed(SeedArgs),
     /// Make, apply and check database migrations.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  prefiq completions bash > ~/.local/share/bash-completion/completions/prefiq\n  prefiq completions zsh > ~/.zfunc/_prefiq\n  prefiq completions fish > ~/.config/fish/completions/prefiq.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Generate a TypeScript client from any OpenAPI 3.0 or 3.1 document (not only Prefiq's).
     #[command(
         name = "openapi-ts",
@@ -233,6 +242,23 @@ impl Printer {
         }
     }
 
+    /// A progress bar (`len` steps) or spinner on stderr, drawn only for a person at a terminal.
+    pub(crate) fn progress(&self, len: Option<u64>, message: &str) -> Progress {
+        if self.quiet || self.format == MessageFormat::Json || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = match len {
+            Some(len) => indicatif::ProgressBar::new(len).with_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:24}] {pos}/{len}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            ),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_message(message.to_owned());
+        bar.enable_steady_tick(std::time::Duration::from_millis(80));
+        Progress(Some(bar))
+    }
+
     pub(crate) fn info(&self, line: &str) {
         if !self.quiet {
             if self.format == MessageFormat::Json {
@@ -244,12 +270,52 @@ impl Printer {
     }
 }
 
+/// Progress on stderr (nothing when it is not a terminal); cleared when dropped.
+pub(crate) struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    /// Says what is happening now.
+    pub(crate) fn message(&self, message: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message.to_owned());
+        }
+    }
+
+    /// Runs `f` with the bar hidden, so that what `f` prints is not drawn over.
+    pub(crate) fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    /// One step done.
+    pub(crate) fn step(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Runs the command line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let printer = Printer::from(&cli);
     if let Command::OpenapiTs(args) = &cli.command {
         return openapi_ts(args, &printer);
+    }
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory as _;
+        clap_complete::generate(shell, &mut Cli::command(), "prefiq", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
     }
     let root = match &cli.root {
         Some(root) => root.clone(),
@@ -271,6 +337,7 @@ pub fn main() -> ExitCode {
         Command::Codegen(args) => codegen(&root, args, &printer),
         Command::Seed(args) => seed(&root, args, &printer),
         Command::OpenapiTs(args) => openapi_ts(args, &printer),
+        Command::Completions { .. } => ExitCode::SUCCESS,
         Command::Migrate(command) => migrate::run(&root, command, &printer),
         Command::Dev(args) => dev::run(&root, args, &printer),
     }
@@ -281,7 +348,16 @@ fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
         return codegen_watch(root, args, printer);
     }
     let started = Instant::now();
-    let generation = crate::generate(root, args.app.as_deref());
+    let progress = printer.progress(None, "loading schemas");
+    let mut generation = crate::generate_observed(
+        root,
+        args.app.as_deref(),
+        crate::emit::Clients::Background,
+        &|what| progress.message(what),
+    );
+    progress.message("making the Rust clients");
+    generation.finish();
+    drop(progress);
     if printer.verbose {
         let stages: Vec<String> = generation
             .timings
@@ -434,7 +510,10 @@ fn seed(root: &Path, args: &SeedArgs, printer: &Printer) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::seed::seed(root, app, &rows, &url)) {
+    let progress = printer.progress(None, &format!("seeding {} into {url}", args.app));
+    let seeded = runtime.block_on(crate::seed::seed(root, app, &rows, &url));
+    drop(progress);
+    match seeded {
         Ok(report) => {
             let parts: Vec<String> = report
                 .iter()

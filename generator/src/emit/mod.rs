@@ -193,7 +193,7 @@ pub fn emit(
     config: &ProjectConfig,
     root: &std::path::Path,
 ) -> Result<Output, crate::diag::Diagnostic> {
-    let (mut output, pending) = emit_split(ir, config, root, Clients::Background)?;
+    let (mut output, pending) = emit_split(ir, config, root, Clients::Background, &|_| {})?;
     for file in pending {
         output.files.push(file.wait()?);
     }
@@ -208,6 +208,7 @@ pub fn emit_split(
     config: &ProjectConfig,
     root: &std::path::Path,
     clients: Clients,
+    observe: &dyn Fn(&str),
 ) -> Result<(Output, Vec<Pending>), crate::diag::Diagnostic> {
     let mut output = Output::default();
     let mut pending = Vec::new();
@@ -221,6 +222,7 @@ pub fn emit_split(
         let env = project
             .clone()
             .with_overrides(root, &format!("apps/{}/templates", app.name))?;
+        observe(&format!("emitting {}", app.name));
         let client = emit_app(app, config, &env, &mut output, clients)?;
         output.later.push(client.path.clone());
         pending.push(client);
