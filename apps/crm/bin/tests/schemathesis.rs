@@ -19,8 +19,12 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let schema = format!("{}/openapi.json", server.base);
     // A fixed seed keeps CI reproducible; set PREFIQ_SCHEMATHESIS_SEED to explore other inputs.
     let seed = std::env::var("PREFIQ_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261125".to_owned());
+    // Schemathesis keeps a cache folder in its working directory; keep it out of the repository.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis())
+            .current_dir(cwd)
             .args(["run", &schema])
             .args(["--checks", "not_a_server_error,response_schema_conformance"])
             .args(["--max-examples", "100", "--seed", &seed, "--workers", "2"])
