@@ -106,7 +106,7 @@ pub fn generate_observed(
     let (mut project, mut diagnostics) = load::load(root, app);
     laps.lap("load");
     observe("validating");
-    match validate::MetaValidator::new() {
+    match validate::MetaValidator::shared() {
         Ok(meta) => {
             for input in &mut project.apps {
                 for file in &mut input.files {

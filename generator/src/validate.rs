@@ -45,6 +45,16 @@ impl MetaValidator {
         })
     }
 
+    /// The meta-schema compiled once per process (the watcher validates on every save).
+    pub fn shared() -> Result<&'static MetaValidator, Diagnostic> {
+        static SHARED: std::sync::OnceLock<MetaValidator> = std::sync::OnceLock::new();
+        if let Some(meta) = SHARED.get() {
+            return Ok(meta);
+        }
+        let meta = MetaValidator::new()?;
+        Ok(SHARED.get_or_init(|| meta))
+    }
+
     /// Every way `file` breaks the meta-schema.
     pub fn check(&self, file: &SourceFile) -> Vec<Diagnostic> {
         let Some(value) = &file.value else {

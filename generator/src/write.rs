@@ -129,7 +129,7 @@ impl Scope {
 /// Folders never searched for generated files.
 const SKIPPED: &[&str] = &["target", "node_modules", ".prefiq", ".git", "migrations"];
 
-fn generated_on_disk(root: &Path, scope: &Scope) -> BTreeSet<String> {
+fn orphans_on_disk(root: &Path, scope: &Scope, produced: &BTreeSet<&str>) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for folder in &scope.folders {
         let walker = walkdir::WalkDir::new(root.join(folder))
@@ -142,23 +142,31 @@ fn generated_on_disk(root: &Path, scope: &Scope) -> BTreeSet<String> {
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_file())
         {
-            let Ok(text) = std::fs::read_to_string(entry.path()) else {
-                continue;
-            };
-            if is_generated(&text) {
-                let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
-                found.insert(
-                    relative
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect::<Vec<_>>()
-                        .join("/"),
-                );
+            let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            let relative = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !produced.contains(relative.as_str()) && has_header(entry.path()) {
+                found.insert(relative);
             }
         }
     }
     found
 }
+
+/// Whether the file at `path` starts with our header (reading only its first bytes).
+fn has_header(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    std::fs::File::open(path)
+        .and_then(|file| file.take(HEAD_BYTES as u64).read_to_end(&mut head))
+        .is_ok_and(|_| is_generated(&String::from_utf8_lossy(&head)))
+}
+
+/// Enough bytes to hold the header of any generated file.
+const HEAD_BYTES: usize = 2048;
 
 /// Migrations that lag behind the schema, and migrations edited after they were summed.
 pub fn check_migrations(root: &Path, ir: &crate::ir::Ir) -> Vec<Finding> {
@@ -206,9 +214,20 @@ pub fn short_diff(path: &str, old: &str, new: &str, limit: usize) -> String {
     cut
 }
 
-/// Compares the output with the disk.
+/// Compares the output with the disk, with a diff of every stale file.
 pub fn check(root: &Path, output: &Output, scope: &Scope) -> Vec<Finding> {
-    let mut findings = compare(root, &output.files);
+    findings(root, output, scope, StaleDiffs::Yes)
+}
+
+/// Whether a stale file's finding carries its diff (`--check` shows it; a write does not need it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StaleDiffs {
+    Yes,
+    No,
+}
+
+fn findings(root: &Path, output: &Output, scope: &Scope, diffs: StaleDiffs) -> Vec<Finding> {
+    let mut findings = compare(root, &output.files, diffs);
     let produced: BTreeSet<&str> = output
         .files
         .iter()
@@ -222,17 +241,15 @@ pub fn check(root: &Path, output: &Output, scope: &Scope) -> Vec<Finding> {
             });
         }
     }
-    for path in generated_on_disk(root, scope) {
-        if !produced.contains(path.as_str()) {
-            findings.push(Finding::Orphaned { path });
-        }
+    for path in orphans_on_disk(root, scope, &produced) {
+        findings.push(Finding::Orphaned { path });
     }
     findings.sort_by(|a, b| a.path().cmp(b.path()));
     findings
 }
 
 /// Compares generated files with the disk.
-fn compare(root: &Path, files: &[GeneratedFile]) -> Vec<Finding> {
+fn compare(root: &Path, files: &[GeneratedFile], diffs: StaleDiffs) -> Vec<Finding> {
     let mut findings = Vec::new();
     for file in files {
         match std::fs::read_to_string(root.join(&file.path)) {
@@ -243,20 +260,17 @@ fn compare(root: &Path, files: &[GeneratedFile]) -> Vec<Finding> {
             Ok(disk) if !is_generated(&disk) => findings.push(Finding::NotOurs {
                 path: file.path.clone(),
             }),
-            Ok(disk) => {
-                let diff = short_diff(&file.path, &disk, &file.contents, 24);
-                if digest_matches(&disk) {
-                    findings.push(Finding::Stale {
-                        path: file.path.clone(),
-                        diff,
-                    });
-                } else {
-                    findings.push(Finding::HandEdited {
-                        path: file.path.clone(),
-                        diff,
-                    });
-                }
-            }
+            Ok(disk) if digest_matches(&disk) => findings.push(Finding::Stale {
+                path: file.path.clone(),
+                diff: match diffs {
+                    StaleDiffs::Yes => short_diff(&file.path, &disk, &file.contents, 24),
+                    StaleDiffs::No => String::new(),
+                },
+            }),
+            Ok(disk) => findings.push(Finding::HandEdited {
+                path: file.path.clone(),
+                diff: short_diff(&file.path, &disk, &file.contents, 24),
+            }),
         }
     }
     findings
@@ -290,7 +304,7 @@ pub fn write(
     scope: &Scope,
     force: bool,
 ) -> Result<WriteReport, Refusal> {
-    let findings = check(root, output, scope);
+    let findings = findings(root, output, scope, StaleDiffs::No);
     refuse_blocking(root, &findings, force)?;
     let mut report = put(root, &output.files)?;
     for scaffold in &output.scaffolds {
@@ -320,7 +334,7 @@ pub fn write_files(
     files: &[GeneratedFile],
     force: bool,
 ) -> Result<WriteReport, Refusal> {
-    refuse_blocking(root, &compare(root, files), force)?;
+    refuse_blocking(root, &compare(root, files, StaleDiffs::No), force)?;
     put(root, files)
 }
 

@@ -239,6 +239,27 @@ fn emit_app(
     output: &mut Output,
     clients: Clients,
 ) -> Result<Pending, crate::diag::Diagnostic> {
+    // The Rust crates are half of an app's emit time: make them on a second core meanwhile.
+    let mut rust_output = Output::default();
+    std::thread::scope(|scope| {
+        let rust_files = scope.spawn(|| rust::emit(app, config, &mut rust_output));
+        emit_documents(app, env, output, clients, rust_files)
+    })
+    .inspect(|_| {
+        output.files.append(&mut rust_output.files);
+        output.scaffolds.append(&mut rust_output.scaffolds);
+    })
+}
+
+/// The API documents, the TypeScript client and the scaffolds of an app; then waits for
+/// `rust_files`.
+fn emit_documents(
+    app: &App,
+    env: &templates::Templates,
+    output: &mut Output,
+    clients: Clients,
+    rust_files: std::thread::ScopedJoinHandle<'_, Result<(), crate::diag::Diagnostic>>,
+) -> Result<Pending, crate::diag::Diagnostic> {
     let schema_dir = format!("apps/{}/core/schema", app.name);
     let openapi = openapi::document(app);
     let openapi30 = openapi30::document(&openapi)?;
@@ -297,7 +318,12 @@ fn emit_app(
         path: format!("apps/{}/src/tsconfig.json", app.name),
         contents: TSCONFIG.to_owned(),
     });
-    rust::emit(app, config, output)?;
+    rust_files.join().unwrap_or_else(|_| {
+        Err(crate::diag::Diagnostic::error(
+            "prefiq::emit::rust",
+            "internal error: the Rust emitter panicked",
+        ))
+    })?;
     Ok(client)
 }
 

@@ -192,7 +192,7 @@ pub fn load(root: &Path, only: Option<&str>) -> (Project, Vec<Diagnostic>) {
             let rel = relative(root, &path);
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
-                    let (file, problems) = parse(&rel, &text);
+                    let (file, problems) = parse_remembered(rel, text);
                     diagnostics.extend(problems);
                     files.push(file);
                 }
@@ -226,6 +226,28 @@ pub fn load(root: &Path, only: Option<&str>) -> (Project, Vec<Diagnostic>) {
         },
         diagnostics,
     )
+}
+
+/// [`parse`], remembering each file's last parse for this process: the watcher reloads every
+/// file of an app on each save, and all but the saved one are unchanged.
+fn parse_remembered(path: String, text: String) -> (SourceFile, Vec<Diagnostic>) {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Parsed = (String, SourceFile, Vec<Diagnostic>);
+    static LAST: OnceLock<Mutex<HashMap<String, Parsed>>> = OnceLock::new();
+    let last = LAST.get_or_init(Mutex::default);
+    if let Ok(last) = last.lock() {
+        if let Some((known, file, problems)) = last.get(&path) {
+            if *known == text {
+                return (file.clone(), problems.clone());
+            }
+        }
+    }
+    let (file, problems) = parse(&path, &text);
+    if let Ok(mut last) = last.lock() {
+        last.insert(path, (text, file.clone(), problems.clone()));
+    }
+    (file, problems)
 }
 
 /// The YAML and JSON files under `dir`, sorted by path.

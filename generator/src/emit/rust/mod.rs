@@ -114,7 +114,101 @@ pub fn rust_type(ty: &Type, roots: &Roots) -> TokenStream {
 
 /// Formats a token stream as a Rust file.
 pub fn format(tokens: TokenStream, what: &str) -> Result<String, Diagnostic> {
-    let file = syn::parse2::<syn::File>(tokens).map_err(|e| {
+    let mut formatted = format_all(vec![(what.to_owned(), tokens)])?;
+    Ok(formatted.pop().map(|(_, text)| text).unwrap_or_default())
+}
+
+/// Formats token streams as Rust files, keeping their order.
+///
+/// Formatting (parsing with `syn`, printing with `prettyplease`) is most of the Rust emit time,
+/// and its output depends only on the token text. So each text is formatted once per process and
+/// remembered: after a one-field edit the watcher reformats the one or two files that changed.
+/// Files not seen before are formatted on all cores.
+pub fn format_all(files: Vec<(String, TokenStream)>) -> Result<Vec<(String, String)>, Diagnostic> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    /// Token text and formatted text kept, in bytes: the files of a few dozen apps, Rust clients
+    /// included. Beyond it the memo starts over.
+    const MEMO_BYTES: usize = 64 << 20;
+    #[derive(Default)]
+    struct Memo {
+        formatted: HashMap<String, String>,
+        bytes: usize,
+    }
+    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Mutex::default);
+
+    // Token streams are not `Send`; their text is, and parses back to the same file.
+    let texts: Vec<(String, String)> = files
+        .into_iter()
+        .map(|(path, tokens)| (path, tokens.to_string()))
+        .collect();
+    let known = |text: &String| {
+        memo.lock()
+            .map(|m| m.formatted.get(text).cloned())
+            .ok()
+            .flatten()
+    };
+    let mut results: Vec<Option<String>> = texts.iter().map(|(_, text)| known(text)).collect();
+    let missing: Vec<usize> = (0..texts.len()).filter(|&i| results[i].is_none()).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(missing.len())
+        .max(1);
+    let made: Vec<(usize, Result<String, Diagnostic>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|worker| {
+                let (texts, missing) = (&texts, &missing);
+                scope.spawn(move || {
+                    missing
+                        .iter()
+                        .skip(worker)
+                        .step_by(threads)
+                        .map(|&i| (i, unparse(&texts[i].1, &texts[i].0)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker.join().unwrap_or_else(|_| {
+                    vec![(
+                        usize::MAX,
+                        Err(Diagnostic::error(
+                            "prefiq::emit::rust",
+                            "internal error: formatting generated Rust panicked",
+                        )),
+                    )]
+                })
+            })
+            .collect()
+    });
+    if let Ok(mut memo) = memo.lock() {
+        for (i, result) in &made {
+            if let (Some((_, text)), Ok(formatted)) = (texts.get(*i), result) {
+                memo.bytes += text.len() + formatted.len();
+                if memo.bytes > MEMO_BYTES {
+                    *memo = Memo::default();
+                    memo.bytes = text.len() + formatted.len();
+                }
+                memo.formatted.insert(text.clone(), formatted.clone());
+            }
+        }
+    }
+    for (i, result) in made {
+        let formatted = result?;
+        results[i] = Some(formatted);
+    }
+    Ok(texts
+        .into_iter()
+        .zip(results)
+        .map(|((path, _), text)| (path, text.unwrap_or_default()))
+        .collect())
+}
+
+fn unparse(text: &str, what: &str) -> Result<String, Diagnostic> {
+    let file = syn::parse_str::<syn::File>(text).map_err(|e| {
         Diagnostic::error(
             "prefiq::emit::rust",
             format!("internal error: the generated {what} does not parse: {e}"),
@@ -222,22 +316,17 @@ pub fn emit(app: &App, config: &ProjectConfig, output: &mut Output) -> Result<()
         &source,
         &manifest,
     ));
-    for (path, tokens) in types::emit(app)? {
-        output.files.push(GeneratedFile::new(
-            format!("{types_dir}/{path}"),
-            &source,
-            &format(tokens, &path)?,
-        ));
-    }
-
     // The server crate: generated modules under src/generated/, scaffolds around them.
     let bin = format!("apps/{}/bin", app.name);
+    let mut files = Vec::new();
+    for (path, tokens) in types::emit(app)? {
+        files.push((format!("{types_dir}/{path}"), tokens));
+    }
     for (path, tokens) in server::emit(app, &crates)? {
-        output.files.push(GeneratedFile::new(
-            format!("{bin}/{path}"),
-            &source,
-            &format(tokens, &path)?,
-        ));
+        files.push((format!("{bin}/{path}"), tokens));
+    }
+    for (path, text) in format_all(files)? {
+        output.files.push(GeneratedFile::new(path, &source, &text));
     }
     output.scaffolds.extend(scaffolds(app, config, &crates));
     Ok(())
@@ -323,4 +412,58 @@ fn scaffolds(app: &App, config: &ProjectConfig, crates: &CrateNames) -> Vec<Scaf
             contents: types_lib,
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting_keeps_order_and_the_memo_gives_the_same_bytes() {
+        let files = || {
+            vec![
+                (
+                    "a.rs".to_owned(),
+                    quote!(
+                        pub struct A {
+                            x: i32,
+                        }
+                    ),
+                ),
+                (
+                    "b.rs".to_owned(),
+                    quote!(
+                        fn b() -> u8 {
+                            1 + 2
+                        }
+                    ),
+                ),
+                (
+                    "c.rs".to_owned(),
+                    quote!(
+                        pub enum C {
+                            One,
+                            Two,
+                        }
+                    ),
+                ),
+            ]
+        };
+        let first = format_all(files()).unwrap();
+        let paths: Vec<&str> = first.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["a.rs", "b.rs", "c.rs"]);
+        assert_eq!(first[0].1, "pub struct A {\n    x: i32,\n}\n");
+        assert_eq!(first[1].1, "fn b() -> u8 {\n    1 + 2\n}\n");
+        // The second run answers from the memo, with the same bytes.
+        assert_eq!(format_all(files()).unwrap(), first);
+    }
+
+    #[test]
+    fn tokens_that_are_not_a_file_are_an_internal_error() {
+        let error = format_all(vec![("bad.rs".to_owned(), quote!(fn))]).unwrap_err();
+        assert!(
+            error.to_string().contains("bad.rs does not parse"),
+            "{error}"
+        );
+    }
 }
