@@ -288,7 +288,11 @@ fn entity_tokens(app: &App, entity: &Entity) -> TokenStream {
     );
     let from_fields = entity.writable().map(|f| {
         let name = ident(&f.member.rust);
-        quote!(#name: model.#name.clone())
+        if is_copy(&f.member.ty) && !f.member.boxed {
+            quote!(#name: model.#name)
+        } else {
+            quote!(#name: model.#name.clone())
+        }
     });
     let model_ident = format_ident!("{}", entity.name);
     let create_ident = format_ident!("{}", create_name);
@@ -530,6 +534,22 @@ fn check_value(
     }
 }
 
+/// Whether the Rust type of `ty` is `Copy` (so is its `Option`): generated code copies it rather
+/// than calling `clone`, which clippy would flag.
+fn is_copy(ty: &Type) -> bool {
+    matches!(
+        ty,
+        Type::Integer(_)
+            | Type::Number(_)
+            | Type::Decimal(_)
+            | Type::Boolean
+            | Type::Uuid
+            | Type::Date
+            | Type::DateTime
+            | Type::Enum { .. }
+    )
+}
+
 fn bounds_checks(
     n: &NumberType,
     float: bool,
@@ -546,10 +566,15 @@ fn bounds_checks(
             quote!(#v)
         }
     };
-    let as_value = if float {
-        quote!((*#value as f64))
-    } else {
-        quote!((*#value as i64))
+    // The value widened for comparison, without a cast clippy would call useless.
+    let as_f64 = match (float, n.bits) {
+        (true, _) => quote!((*#value)),
+        (false, 32) => quote!(f64::from(*#value)),
+        (false, _) => quote!((*#value as f64)),
+    };
+    let as_value = match (float, n.bits) {
+        (false, 32) => quote!(i64::from(*#value)),
+        _ => quote!((*#value)),
     };
     for (limit, op, words) in [
         (&n.minimum, quote!(<), "at least"),
@@ -568,7 +593,7 @@ fn bounds_checks(
                 let v = Literal::f64_unsuffixed(limit.as_f64().unwrap_or(0.0));
                 let text = format!("must be {words} {limit}");
                 let message = push(quote!(::std::string::String::from(#text)));
-                checks.push(quote!(if (*#value as f64) #op #v { #message; }));
+                checks.push(quote!(if #as_f64 #op #v { #message; }));
                 continue;
             };
             let text = format!("must be {words} {limit}");
@@ -582,7 +607,7 @@ fn bounds_checks(
         if float || !(multiple.is_i64() || multiple.is_u64()) {
             let m = Literal::f64_unsuffixed(multiple.as_f64().unwrap_or(1.0));
             checks.push(quote!({
-                let ratio = (*#value as f64) / #m;
+                let ratio = #as_f64 / #m;
                 if (ratio - ratio.round()).abs() > 1e-9 { #message; }
             }));
         } else {
