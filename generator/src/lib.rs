@@ -5,6 +5,10 @@
 //! [`emit`] (→ files in memory) → [`write`] (disk, or `--check`). Diagnostics are collected
 //! along the way; a run with any error writes nothing. [`watch`] reruns the pipeline on save.
 
+// `Diagnostic` is the error type from one end of the pipeline to the other. It is returned only
+// when something is wrong, and boxing it would cost an allocation per diagnostic for nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod cli;
 pub mod dev;
 pub mod diag;

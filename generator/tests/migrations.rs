@@ -130,8 +130,7 @@ impl Lab {
             .unwrap()
             .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|f| f.contains(name))
-            .next();
+            .find(|f| f.contains(name));
         let file = file.unwrap_or_else(|| panic!("no migration named {name}:\n{text}"));
         let postgres = std::fs::read_to_string(folder.join("postgres").join(&file)).unwrap();
         let sqlite = std::fs::read_to_string(folder.join("sqlite").join(&file)).unwrap();

@@ -85,8 +85,8 @@ impl Plan {
     }
 }
 
-fn find<'a, T>(items: &'a [T], id: impl Fn(&T) -> bool) -> Option<usize> {
-    let _ = &items;
+/// The index of the first item that `id` matches.
+fn find<T>(items: &[T], id: impl Fn(&T) -> bool) -> Option<usize> {
     items.iter().position(id)
 }
 
