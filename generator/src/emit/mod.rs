@@ -153,12 +153,22 @@ impl Pending {
         }
     }
 
-    /// Starts making the file on a thread of its own.
+    /// Starts making the file on a thread of its own (or leaves it to [`Pending::wait`] if no
+    /// thread can be started).
     pub fn start(&mut self) {
-        if let Some(document) = self.document.take() {
-            self.thread = Some(std::thread::spawn(move || {
-                rust::client::generate(&document)
-            }));
+        let Some(document) = self.document.take() else {
+            return;
+        };
+        let shared = std::sync::Arc::new(document);
+        let input = std::sync::Arc::clone(&shared);
+        match std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || rust::client::generate(&input))
+        {
+            Ok(thread) => self.thread = Some(thread),
+            Err(_) => {
+                self.document = Some(std::sync::Arc::unwrap_or_clone(shared));
+            }
         }
     }
 
@@ -241,24 +251,28 @@ fn emit_app(
 ) -> Result<Pending, crate::diag::Diagnostic> {
     // The Rust crates are half of an app's emit time: make them on a second core meanwhile.
     let mut rust_output = Output::default();
-    std::thread::scope(|scope| {
-        let rust_files = scope.spawn(|| rust::emit(app, config, &mut rust_output));
-        emit_documents(app, env, output, clients, rust_files)
-    })
-    .inspect(|_| {
-        output.files.append(&mut rust_output.files);
-        output.scaffolds.append(&mut rust_output.scaffolds);
-    })
+    let (documents, rust) = std::thread::scope(|scope| {
+        let rust = rust::spawn_scoped(scope, || rust::emit(app, config, &mut rust_output));
+        (emit_documents(app, env, output, clients), rust.join())
+    });
+    let client = documents?;
+    rust.unwrap_or_else(|_| {
+        Err(crate::diag::Diagnostic::error(
+            "prefiq::emit::rust",
+            "internal error: the Rust emitter panicked",
+        ))
+    })?;
+    output.files.append(&mut rust_output.files);
+    output.scaffolds.append(&mut rust_output.scaffolds);
+    Ok(client)
 }
 
-/// The API documents, the TypeScript client and the scaffolds of an app; then waits for
-/// `rust_files`.
+/// The API documents, the TypeScript client and the scaffolds of an app.
 fn emit_documents(
     app: &App,
     env: &templates::Templates,
     output: &mut Output,
     clients: Clients,
-    rust_files: std::thread::ScopedJoinHandle<'_, Result<(), crate::diag::Diagnostic>>,
 ) -> Result<Pending, crate::diag::Diagnostic> {
     let schema_dir = format!("apps/{}/core/schema", app.name);
     let openapi = openapi::document(app);
@@ -318,12 +332,6 @@ fn emit_documents(
         path: format!("apps/{}/src/tsconfig.json", app.name),
         contents: TSCONFIG.to_owned(),
     });
-    rust_files.join().unwrap_or_else(|_| {
-        Err(crate::diag::Diagnostic::error(
-            "prefiq::emit::rust",
-            "internal error: the Rust emitter panicked",
-        ))
-    })?;
     Ok(client)
 }
 

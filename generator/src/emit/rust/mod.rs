@@ -151,15 +151,22 @@ pub fn format_all(files: Vec<(String, TokenStream)>) -> Result<Vec<(String, Stri
     };
     let mut results: Vec<Option<String>> = texts.iter().map(|(_, text)| known(text)).collect();
     let missing: Vec<usize> = (0..texts.len()).filter(|&i| results[i].is_none()).collect();
+    if missing.is_empty() {
+        return Ok(texts
+            .into_iter()
+            .zip(results)
+            .map(|((path, _), text)| (path, text.unwrap_or_default()))
+            .collect());
+    }
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(missing.len())
         .max(1);
-    let made: Vec<(usize, Result<String, Diagnostic>)> = std::thread::scope(|scope| {
+    let mut made: Vec<(usize, Result<String, Diagnostic>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|worker| {
                 let (texts, missing) = (&texts, &missing);
-                scope.spawn(move || {
+                spawn_scoped(scope, move || {
                     missing
                         .iter()
                         .skip(worker)
@@ -184,6 +191,8 @@ pub fn format_all(files: Vec<(String, TokenStream)>) -> Result<Vec<(String, Stri
             })
             .collect()
     });
+    // The first error in file order, whatever the number of cores.
+    made.sort_by_key(|(i, _)| *i);
     if let Ok(mut memo) = memo.lock() {
         for (i, result) in &made {
             if let (Some((_, text)), Ok(formatted)) = (texts.get(*i), result) {
@@ -205,6 +214,19 @@ pub fn format_all(files: Vec<(String, TokenStream)>) -> Result<Vec<(String, Stri
         .zip(results)
         .map(|((path, _), text)| (path, text.unwrap_or_default()))
         .collect())
+}
+
+/// Spawns a scoped thread with the main thread's stack size: `syn` and `prettyplease` recurse
+/// once per call of a method chain, and an app's router is one chain with a call per route.
+pub(crate) fn spawn_scoped<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    work: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    const STACK: usize = 8 << 20;
+    std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn_scoped(scope, work)
+        .unwrap_or_else(|error| panic!("cannot start a thread: {error}"))
 }
 
 fn unparse(text: &str, what: &str) -> Result<String, Diagnostic> {
