@@ -156,7 +156,8 @@ fn orphans_on_disk(root: &Path, scope: &Scope, produced: &BTreeSet<&str>) -> BTr
     found
 }
 
-/// Whether the file at `path` starts with our header (reading only its first bytes).
+/// Whether the file at `path` starts with our header (reading only its first bytes). Whether the
+/// rest is still what we wrote is for [`refuse_blocking`] to judge.
 fn has_header(path: &Path) -> bool {
     use std::io::Read as _;
     let mut head = Vec::with_capacity(HEAD_BYTES);
@@ -345,9 +346,11 @@ fn refuse_blocking(root: &Path, findings: &[Finding], force: bool) -> Result<(),
         .filter(|f| match f {
             Finding::NotOurs { .. } => true,
             Finding::HandEdited { .. } => !force,
+            // An orphan is deleted only if it is still exactly what we generated; one that cannot
+            // be read as text was not left that way by us.
             Finding::Orphaned { path } => {
                 !force
-                    && std::fs::read_to_string(root.join(path)).is_ok_and(|t| !digest_matches(&t))
+                    && !std::fs::read_to_string(root.join(path)).is_ok_and(|t| digest_matches(&t))
             }
             _ => false,
         })

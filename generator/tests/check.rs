@@ -162,6 +162,29 @@ fn files_without_the_header_are_never_overwritten_or_deleted() {
 }
 
 #[test]
+fn an_orphan_that_is_no_longer_text_is_kept_unless_forced() {
+    let dir = project();
+    let root = dir.path();
+    assert_eq!(prefiq(root, &["codegen"]).0, 0);
+    // Generated once, then saved by someone in another encoding: the header is intact, the
+    // rest is not UTF-8. It is not ours as we left it, so only --force may delete it.
+    let orphan = root.join("apps/crm/bin/src/generated/old.rs");
+    let mut bytes =
+        prefiq::emit::GeneratedFile::new("old.rs", "apps/crm/core/schema", "pub fn old() {}\n")
+            .contents
+            .into_bytes();
+    bytes.extend_from_slice(b"// caf\xe9\n");
+    std::fs::write(&orphan, &bytes).unwrap();
+
+    let (code, text) = prefiq(root, &["codegen"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("apps/crm/bin/src/generated/old.rs"), "{text}");
+    assert_eq!(std::fs::read(&orphan).unwrap(), bytes);
+    assert_eq!(prefiq(root, &["codegen", "--force"]).0, 0);
+    assert!(!orphan.exists());
+}
+
+#[test]
 fn unchanged_files_are_not_rewritten() {
     let dir = project();
     let root = dir.path();

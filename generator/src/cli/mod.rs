@@ -207,9 +207,10 @@ impl Printer {
                 "{what} → {app}: {n} error{}; nothing written, the last good output stays",
                 if n == 1 { "" } else { "s" }
             )
-        } else if run.refusal.is_some() {
+        } else if let Some(refusal) = &run.refusal {
             format!(
-                "{what} → {app}: nothing written; a generated file was edited by hand (see above)"
+                "{what} → {app}: nothing written. {}",
+                refusal_advice(refusal)
             )
         } else {
             let mut line = format!(
@@ -445,12 +446,38 @@ fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
         Err(refusal) => {
             report_findings(&refusal.findings, printer);
             eprintln!(
-                "\nprefiq codegen: nothing was written. Files without the generated header are never overwritten; \
-                       move hand edits into the schema or services/, or pass --force to discard them"
+                "\nprefiq codegen: nothing was written. {}",
+                refusal_advice(&refusal)
             );
             ExitCode::FAILURE
         }
     }
+}
+
+/// What to do about a refused write, by what stopped it.
+fn refusal_advice(refusal: &write::Refusal) -> String {
+    let not_ours = refusal
+        .findings
+        .iter()
+        .any(|f| matches!(f, Finding::NotOurs { .. }));
+    let edited = refusal
+        .findings
+        .iter()
+        .any(|f| matches!(f, Finding::HandEdited { .. } | Finding::Orphaned { .. }));
+    let mut advice = Vec::new();
+    if not_ours {
+        advice.push(
+            "A file without the generated header stands where output goes and is never overwritten, \
+             even with --force: move or rename it.",
+        );
+    }
+    if edited {
+        advice.push(
+            "Generated files were edited by hand: move the edits into the schema or services/, \
+             or pass --force to discard them.",
+        );
+    }
+    advice.join(" ")
 }
 
 /// `prefiq codegen --watch`: one line per run, diagnostics in between, never exits on a bad file.
