@@ -586,10 +586,10 @@ fn bounds_checks(
             let bound = if float {
                 let v = Literal::f64_unsuffixed(limit.as_f64().unwrap_or(0.0));
                 quote!(#v)
-            } else if limit.is_i64() || limit.is_u64() {
+            } else if limit.is_i64() {
                 literal(limit)
             } else {
-                // A fractional bound on an integer: compare as floats.
+                // A fractional bound, or one beyond i64, on an integer: compare as floats.
                 let v = Literal::f64_unsuffixed(limit.as_f64().unwrap_or(0.0));
                 let text = format!("must be {words} {limit}");
                 let message = push(quote!(::std::string::String::from(#text)));
@@ -604,7 +604,7 @@ fn bounds_checks(
     if let Some(multiple) = &n.multiple_of {
         let text = format!("must be a multiple of {multiple}");
         let message = push(quote!(::std::string::String::from(#text)));
-        if float || !(multiple.is_i64() || multiple.is_u64()) {
+        if float || !multiple.is_i64() {
             let m = Literal::f64_unsuffixed(multiple.as_f64().unwrap_or(1.0));
             checks.push(quote!({
                 let ratio = #as_f64 / #m;
