@@ -63,8 +63,21 @@ fn fresh(manifest: &Path, stamp: &Path) -> bool {
 
 /// Installs the tools the contract tests run: tsc, Redocly and openapi-typescript from npm,
 /// openapi-spec-validator and Schemathesis from PyPI. Each install is skipped when its stamp
-/// matches the lock file.
+/// matches the lock file. Adds clippy to the toolchain if it lacks it.
 pub(crate) fn ensure_tools() -> bool {
+    let has_clippy = || {
+        Command::new("cargo")
+            .args(["clippy", "--version"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if !has_clippy() {
+        let added = run("rustup", &["component", "add", "clippy"]);
+        if !added || !has_clippy() {
+            eprintln!("error: `cargo clippy` is missing and rustup could not add it");
+            return false;
+        }
+    }
     let ci = root().join(".ci");
     let lock = ci.join("package-lock.json");
     let npm_stamp = ci.join("node_modules/.prefiq-stamp");
