@@ -5,7 +5,34 @@ use super::format;
 use crate::diag::Diagnostic;
 
 /// The progenitor client source for a 3.0 document.
+///
+/// The last clients made are remembered by their document: in watch mode an edit that leaves an
+/// app's API alone (a fixture, a description of nothing the 3.0 rendition shows) costs nothing here.
 pub fn generate(document: &serde_json::Value) -> Result<String, Diagnostic> {
+    use std::sync::{Mutex, OnceLock};
+    /// One per app of a large project.
+    const REMEMBERED: usize = 16;
+    static LAST: OnceLock<Mutex<Vec<(String, String)>>> = OnceLock::new();
+    let last = LAST.get_or_init(Mutex::default);
+    let key = document.to_string();
+    if let Some(source) = last.lock().ok().and_then(|last| {
+        last.iter()
+            .find(|(known, _)| *known == key)
+            .map(|(_, source)| source.clone())
+    }) {
+        return Ok(source);
+    }
+    let source = make(document)?;
+    if let Ok(mut last) = last.lock() {
+        if last.len() == REMEMBERED {
+            last.remove(0);
+        }
+        last.push((key, source.clone()));
+    }
+    Ok(source)
+}
+
+fn make(document: &serde_json::Value) -> Result<String, Diagnostic> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         Diagnostic::error(
             "prefiq::emit::rust_client",

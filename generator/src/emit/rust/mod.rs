@@ -112,10 +112,19 @@ pub fn rust_type(ty: &Type, roots: &Roots) -> TokenStream {
     }
 }
 
-/// Formats a token stream as a Rust file.
+/// Formats a token stream as a Rust file, here and now (for one large file, such as a client,
+/// that is not worth remembering by its text).
 pub fn format(tokens: TokenStream, what: &str) -> Result<String, Diagnostic> {
-    let mut formatted = format_all(vec![(what.to_owned(), tokens)])?;
-    Ok(formatted.pop().map(|(_, text)| text).unwrap_or_default())
+    let file = syn::parse2::<syn::File>(tokens).map_err(|e| not_rust(what, &e))?;
+    Ok(prettyplease::unparse(&file))
+}
+
+fn not_rust(what: &str, error: &syn::Error) -> Diagnostic {
+    Diagnostic::error(
+        "prefiq::emit::rust",
+        format!("internal error: the generated {what} does not parse: {error}"),
+    )
+    .with_help("this is a bug in Prefiq; please report it with the schema that caused it")
 }
 
 /// Formats token streams as Rust files, keeping their order.
@@ -230,13 +239,7 @@ pub(crate) fn spawn_scoped<'scope, T: Send + 'scope>(
 }
 
 fn unparse(text: &str, what: &str) -> Result<String, Diagnostic> {
-    let file = syn::parse_str::<syn::File>(text).map_err(|e| {
-        Diagnostic::error(
-            "prefiq::emit::rust",
-            format!("internal error: the generated {what} does not parse: {e}"),
-        )
-        .with_help("this is a bug in Prefiq; please report it with the schema that caused it")
-    })?;
+    let file = syn::parse_str::<syn::File>(text).map_err(|e| not_rust(what, &e))?;
     Ok(prettyplease::unparse(&file))
 }
 
