@@ -59,14 +59,18 @@ impl Config {
     }
 }
 
-/// Starts logging; `PREFIQ_LOG` (or `RUST_LOG`) sets the filter, `info` by default.
+/// Starts logging; `PREFIQ_LOG` (or `RUST_LOG`) sets the filter, `info` by default. Colours only
+/// on a terminal, and never with `NO_COLOR`.
 pub fn init_tracing() {
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let filter = tracing_subscriber::EnvFilter::try_from_env("PREFIQ_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 
