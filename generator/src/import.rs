@@ -24,8 +24,6 @@ pub struct Imported {
     pub app: App,
     /// Schemas that had no TypeScript shape and became `unknown`.
     pub degraded: usize,
-    /// Operations skipped (no JSON-compatible shape at all).
-    pub skipped: usize,
 }
 
 /// Names TypeScript or the generated client already uses at module scope.
@@ -524,7 +522,6 @@ pub fn import(document: &Value, name: &str) -> Result<Imported, Diagnostic> {
     };
     let mut operations = Vec::new();
     let mut ids = BTreeSet::new();
-    let mut skipped = 0;
     let paths = document
         .get("paths")
         .and_then(Value::as_object)
@@ -541,10 +538,6 @@ pub fn import(document: &Value, name: &str) -> Result<Imported, Diagnostic> {
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("{method} {path}"));
             let mut id = camel(&raw);
-            if id.is_empty() {
-                skipped += 1;
-                continue;
-            }
             while !ids.insert(id.clone()) {
                 id.push('_');
             }
@@ -643,6 +636,5 @@ pub fn import(document: &Value, name: &str) -> Result<Imported, Diagnostic> {
     Ok(Imported {
         app,
         degraded: importer.degraded,
-        skipped,
     })
 }

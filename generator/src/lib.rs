@@ -50,16 +50,25 @@ impl Generation {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
+    /// Waits for the [`pending`](Generation::pending) files and returns them; a file that could
+    /// not be made becomes a diagnostic.
+    pub fn wait_pending(&mut self) -> Vec<emit::GeneratedFile> {
+        let mut files = Vec::new();
+        for pending in std::mem::take(&mut self.pending) {
+            match pending.wait() {
+                Ok(file) => files.push(file),
+                Err(error) => self.diagnostics.push(error),
+            }
+        }
+        files
+    }
+
     /// Waits for the [`pending`](Generation::pending) files and adds them to the output; the
     /// wait counts as emit time.
     pub fn finish(&mut self) {
         let waited = std::time::Instant::now();
-        for pending in std::mem::take(&mut self.pending) {
-            match pending.wait() {
-                Ok(file) => self.output.files.push(file),
-                Err(error) => self.diagnostics.push(error),
-            }
-        }
+        let files = self.wait_pending();
+        self.output.files.extend(files);
         self.output.later.clear();
         self.output.files.sort_by(|a, b| a.path.cmp(&b.path));
         if let Some(emit) = self.timings.iter_mut().find(|(stage, _)| *stage == "emit") {

@@ -245,6 +245,11 @@ impl Run {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
     }
 
+    /// Whether the run generated and wrote without an error or a refusal.
+    pub fn ok(&self) -> bool {
+        self.errors() == 0 && self.refusal.is_none()
+    }
+
     /// Whether anything reached the disk.
     pub fn changed_disk(&self) -> bool {
         !self.report.written.is_empty()
@@ -283,13 +288,8 @@ pub fn regenerate(root: &Path, app: Option<&str>, force: bool) -> Run {
             }
         }
         run.first = started.elapsed();
-        let mut later = Vec::new();
-        for pending in generation.pending {
-            match pending.wait() {
-                Ok(file) => later.push(file),
-                Err(error) => run.diagnostics.push(error),
-            }
-        }
+        let later = generation.wait_pending();
+        run.diagnostics.append(&mut generation.diagnostics);
         match write::write_files(root, &later, force) {
             Ok(report) => {
                 run.report.written.extend(report.written);

@@ -167,6 +167,14 @@ fn the_watcher_follows_edits_and_keeps_the_last_good_output() {
     .unwrap();
     let event = w.next_ok();
     assert!(
+        event["changed"].to_string().contains("memo.yaml"),
+        "the rename is seen: {event}"
+    );
+    assert!(
+        !event["deleted"].to_string().contains("generated/note.rs"),
+        "the entity survives its file's rename: {event}"
+    );
+    assert!(
         w.path("apps/crm/bin/src/generated/note.rs").exists(),
         "{event}"
     );

@@ -127,7 +127,7 @@ pub fn codegen(args: &[&str]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn ms(duration: Duration) -> f64 {
+pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 

@@ -26,10 +26,6 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn summary(label: &str, values: &mut [f64]) {
     values.sort_by(f64::total_cmp);
     let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
@@ -134,7 +130,7 @@ pub fn watch(args: &[&str]) -> ExitCode {
                 std::thread::sleep(Duration::from_millis(1));
             };
             let event = next(&format!("edit {edit}"))?;
-            to_disk.push(millis(written));
+            to_disk.push(crate::bench::ms(written));
             generation.push(event["ms"].as_f64().unwrap_or(f64::NAN));
             with_client.push(event["total_ms"].as_f64().unwrap_or(f64::NAN));
         }

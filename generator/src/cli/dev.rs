@@ -296,10 +296,8 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
     let mut servers: BTreeMap<String, Server> = BTreeMap::new();
     let first = watch::regenerate(&root, only, false);
     printer.run(&first, "start");
-    let mut schema_ok: BTreeMap<String, bool> = apps
-        .iter()
-        .map(|a| (a.clone(), first.errors() == 0))
-        .collect();
+    let mut schema_ok: BTreeMap<String, bool> =
+        apps.iter().map(|a| (a.clone(), first.ok())).collect();
     let mut to_build: BTreeSet<String> = apps.iter().cloned().collect();
     let mut ours: HashSet<String> = HashSet::new();
     loop {
@@ -351,7 +349,7 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
                     None => apps.clone(),
                 };
                 for app in affected {
-                    schema_ok.insert(app.clone(), run.errors() == 0 && run.refusal.is_none());
+                    schema_ok.insert(app.clone(), run.ok());
                     // A fixed schema may produce the same files as the last good run: the
                     // server may still need starting.
                     if run.changed_disk() || !servers.contains_key(&app) {

@@ -197,21 +197,6 @@ pub enum Clients {
     OnWait,
 }
 
-/// Emits every file of the project at `root`.
-pub fn emit(
-    ir: &Ir,
-    config: &ProjectConfig,
-    root: &std::path::Path,
-) -> Result<Output, crate::diag::Diagnostic> {
-    let (mut output, pending) = emit_split(ir, config, root, Clients::Background, &|_| {})?;
-    for file in pending {
-        output.files.push(file.wait()?);
-    }
-    output.later.clear();
-    output.files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(output)
-}
-
 /// Emits every file of the project at `root`, leaving the files made on other threads pending.
 pub fn emit_split(
     ir: &Ir,

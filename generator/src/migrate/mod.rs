@@ -11,8 +11,8 @@ pub mod sql;
 
 use std::path::Path;
 
+use prefiq_runtime::migrate::checksum;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::diag::Diagnostic;
 use crate::emit::sql::Dialect;
@@ -79,21 +79,14 @@ fn file_name(version: i64, name: &str) -> String {
     format!("{version:04}_{name}.sql")
 }
 
-fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The sum file over the migration files and the snapshot.
 fn sum_of(files: &[(String, String)]) -> String {
     let mut lines: Vec<String> = files
         .iter()
-        .map(|(path, text)| format!("{path} sha256:{}", digest(text)))
+        .map(|(path, text)| format!("{path} sha256:{}", checksum(text)))
         .collect();
     lines.sort();
-    let total = digest(&lines.join("\n"));
+    let total = checksum(&lines.join("\n"));
     format!(
         "# Checksums of the migrations of this folder, kept by prefiq migrate diff.\n# Edit the schema and make a new migration; never edit an applied one.\nh1:{total}\n{}\n",
         lines.join("\n")

@@ -136,8 +136,8 @@ fn not_rust(what: &str, error: &syn::Error) -> Diagnostic {
 pub fn format_all(files: Vec<(String, TokenStream)>) -> Result<Vec<(String, String)>, Diagnostic> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    /// Token text and formatted text kept, in bytes: the files of a few dozen apps, Rust clients
-    /// included. Beyond it the memo starts over.
+    /// Token text and formatted text kept, in bytes: the files of a few dozen apps. Beyond it the
+    /// memo starts over.
     const MEMO_BYTES: usize = 64 << 20;
     #[derive(Default)]
     struct Memo {
@@ -160,17 +160,9 @@ pub fn format_all(files: Vec<(String, TokenStream)>) -> Result<Vec<(String, Stri
     };
     let mut results: Vec<Option<String>> = texts.iter().map(|(_, text)| known(text)).collect();
     let missing: Vec<usize> = (0..texts.len()).filter(|&i| results[i].is_none()).collect();
-    if missing.is_empty() {
-        return Ok(texts
-            .into_iter()
-            .zip(results)
-            .map(|((path, _), text)| (path, text.unwrap_or_default()))
-            .collect());
-    }
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
-        .min(missing.len())
-        .max(1);
+        .min(missing.len());
     let mut made: Vec<(usize, Result<String, Diagnostic>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|worker| {
