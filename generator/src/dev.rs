@@ -10,12 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
+use prefiq_codegen::AppRun;
+use prefiq_codegen::ir::App;
 use prefiq_runtime::db::{Db, PoolOptions};
 use prefiq_runtime::migrate::{self, Migration};
-
-use crate::emit::templates::Templates;
-use crate::fixtures::Row;
-use crate::ir::App;
 
 /// What [`prepare`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -45,16 +43,11 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
 
 /// Brings the dev database at `url` up to the schema of `app`: committed migrations, then a draft
 /// of what is not migrated yet. Loads the fixtures into a new database.
-pub async fn prepare(
-    root: &Path,
-    app: &App,
-    rows: &[Row],
-    url: &str,
-    templates: &Templates,
-) -> Result<Prepared, String> {
+pub async fn prepare(app: &App, run: &AppRun, url: &str) -> Result<Prepared, String> {
     let mut prepared = Prepared::default();
-    let mut wanted = crate::seed::migrations(root, &app.name)?;
-    match crate::migrate::next(root, app, "draft", true, templates) {
+    let rows = &run.fixtures;
+    let mut wanted = crate::seed::migrations(&run.migrations);
+    match prefiq_codegen::migrate::next(app, &run.migrations, "draft", true, &run.templates) {
         Ok(None) => {}
         Ok(Some(draft)) => {
             let script = |dialect: &str| {
@@ -66,13 +59,11 @@ pub async fn prepare(
                     .unwrap_or_default()
             };
             prepared.draft = Some(format!("{:04}_draft", draft.version));
-            // The runner takes `'static` text, made for embedded migrations; a draft leaks a few
-            // kilobytes per restart of a dev session.
             wanted.push(Migration {
                 version: draft.version,
-                name: "draft",
-                postgres: Box::leak(script("postgres").into_boxed_str()),
-                sqlite: Box::leak(script("sqlite").into_boxed_str()),
+                name: "draft".into(),
+                postgres: script("postgres").into(),
+                sqlite: script("sqlite").into(),
             });
         }
         Err(errors) => {
@@ -102,13 +93,7 @@ pub async fn prepare(
         wanted
             .iter()
             .find(|m| m.version == *version)
-            .is_none_or(|m| {
-                let text = match db {
-                    Db::Postgres(_) => m.postgres,
-                    Db::Sqlite(_) => m.sqlite,
-                };
-                migrate::checksum(text) != *checksum
-            })
+            .is_none_or(|m| migrate::checksum(m.script(db.dialect())) != *checksum)
     });
     let mut fresh = applied.is_empty();
     if outdated {

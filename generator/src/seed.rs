@@ -1,59 +1,45 @@
 //! `prefiq seed`: apply an app's migrations to a database and insert its fixture rows, in
 //! dependency order, skipping rows whose key is already there (so seeding twice is harmless).
 
-use std::path::Path;
-
-use prefiq_runtime::db::{Db, Dialect, PoolOptions, SqlValue};
+use prefiq_codegen::fixtures::{Row, insert_order};
+use prefiq_codegen::ir::{App, FieldRole, KeyGeneration, Storage};
+use prefiq_codegen::load::migrations::MigrationsFolder;
+use prefiq_codegen::sql::quote;
+use prefiq_runtime::db::{ColumnKind, Db, Dialect, PoolOptions, SqlValue};
 use prefiq_runtime::deps::sqlx::AssertSqlSafe;
 use prefiq_runtime::migrate::{self, Migration};
-
-use crate::emit::sql::quote;
-use crate::fixtures::{Row, column_kind, insert_order};
-use crate::ir::{App, FieldRole, KeyGeneration};
 
 /// What a seed did, per entity: `(entity, inserted, already there)`.
 pub type SeedReport = Vec<(String, u64, u64)>;
 
-/// Reads the migrations of `app` from `apps/<app>/bin/migrations/`. The strings live for the rest
-/// of this short process, as the runner wants `'static` text (it is made for embedded migrations).
-pub fn migrations(root: &Path, app: &str) -> Result<Vec<Migration>, String> {
-    let dir = root.join("apps").join(app).join("bin/migrations");
-    let mut found = Vec::new();
-    let mut names: Vec<String> = std::fs::read_dir(dir.join("postgres"))
-        .map_err(|e| {
-            format!(
-                "cannot read {}: {e} (run `prefiq codegen` first)",
-                dir.join("postgres").display()
-            )
-        })?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".sql"))
-        .collect();
-    names.sort();
-    for file in names {
-        let stem = file.trim_end_matches(".sql");
-        let (number, name) = stem.split_once('_').unwrap_or((stem, stem));
-        let version: i64 = number
-            .parse()
-            .map_err(|_| format!("migration file `{file}` does not start with a number"))?;
-        let read = |dialect: &str| {
-            std::fs::read_to_string(dir.join(dialect).join(&file))
-                .map_err(|e| format!("cannot read {dialect}/{file}: {e}"))
-        };
-        found.push(Migration {
-            version,
-            name: Box::leak(name.to_owned().into_boxed_str()),
-            postgres: Box::leak(read("postgres")?.into_boxed_str()),
-            sqlite: Box::leak(read("sqlite")?.into_boxed_str()),
-        });
-    }
-    Ok(found)
+/// The runtime's migrations of an app's migrations folder.
+pub fn migrations(folder: &MigrationsFolder) -> Vec<Migration> {
+    folder
+        .scripts
+        .iter()
+        .map(|script| Migration {
+            version: script.version,
+            name: script.name.clone().into(),
+            postgres: script.postgres.clone().into(),
+            sqlite: script.sqlite.clone().into(),
+        })
+        .collect()
 }
 
-/// Seeds `url` with `rows` of `app`.
-pub async fn seed(root: &Path, app: &App, rows: &[Row], url: &str) -> Result<SeedReport, String> {
-    seed_with(url, app, rows, &migrations(root, &app.name)?).await
+/// How the runtime binds a value stored as `storage`.
+pub fn column_kind(storage: &Storage) -> ColumnKind {
+    match storage {
+        Storage::Boolean => ColumnKind::Bool,
+        Storage::Int32 => ColumnKind::Int32,
+        Storage::Int64 => ColumnKind::Int,
+        Storage::Float64 => ColumnKind::Float,
+        Storage::Text => ColumnKind::Text,
+        Storage::Uuid => ColumnKind::Uuid,
+        Storage::Date => ColumnKind::Date,
+        Storage::Timestamp => ColumnKind::DateTime,
+        Storage::Numeric { .. } => ColumnKind::Decimal,
+        Storage::Json => ColumnKind::Json,
+    }
 }
 
 /// Seeds `url` with `rows` of `app` after applying `migrations`.
@@ -81,7 +67,7 @@ pub async fn seed_with(
                     FieldRole::CreatedAt | FieldRole::UpdatedAt => SqlValue::DateTime(now),
                     FieldRole::Version => SqlValue::Int(1),
                     _ => match row.value.get(&field.member.name) {
-                        Some(value) => SqlValue::from_json(column_kind(&field.member.ty), value)
+                        Some(value) => SqlValue::from_json(column_kind(&field.storage), value)
                             .ok_or_else(|| {
                                 format!(
                                     "{} {}: `{}` does not fit its column",

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
-use crate::diag::Diagnostic;
-use crate::write::{self, Refusal, Scope};
+use prefiq_codegen::Session;
+use prefiq_codegen::diag::Diagnostic;
+use prefiq_codegen::write::{self, Refusal, Scope};
 
 /// A batch ends when no event came for this long (an editor's save is a burst of events).
 pub const QUIET: Duration = Duration::from_millis(15);
@@ -227,14 +228,12 @@ pub struct Run {
     pub app: Option<String>,
     /// Diagnostics (errors mean nothing was written).
     pub diagnostics: Vec<Diagnostic>,
-    /// Files written (both phases), scaffolds created, orphans deleted.
+    /// Files written, scaffolds created, orphans deleted.
     pub report: write::WriteReport,
     /// Why writing was refused, if it was.
     pub refusal: Option<Refusal>,
-    /// From the start to everything but the Rust clients written.
-    pub first: Duration,
-    /// From the start to the Rust clients written too.
-    pub total: Duration,
+    /// From the start to every file written.
+    pub elapsed: Duration,
     /// The app's folder is gone: there was nothing to do.
     pub removed: bool,
 }
@@ -258,11 +257,11 @@ impl Run {
     }
 }
 
-/// Regenerates one app (or all), writing in two phases: everything but the Rust clients as soon
-/// as it is emitted, then the clients. A run with errors writes nothing, which keeps the last
-/// good output on disk.
-pub fn regenerate(root: &Path, app: Option<&str>, force: bool) -> Run {
+/// Regenerates one app (or all) and writes the result. A run with errors writes nothing, which
+/// keeps the last good output on disk.
+pub fn regenerate(session: &mut Session, app: Option<&str>, force: bool) -> Run {
     let started = Instant::now();
+    let root = session.root().to_path_buf();
     let mut run = Run {
         app: app.map(str::to_owned),
         ..Run::default()
@@ -274,27 +273,14 @@ pub fn regenerate(root: &Path, app: Option<&str>, force: bool) -> Run {
         }
     }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut generation = crate::generate_split(root, app, crate::emit::Clients::OnWait);
-        run.diagnostics = std::mem::take(&mut generation.diagnostics);
+        let generation = session.generate(app);
+        run.diagnostics = generation.diagnostics;
         if run.errors() > 0 {
             return;
         }
-        let scope = Scope::of(root, app);
-        match write::write(root, &generation.output, &scope, force) {
+        let scope = Scope::of(&root, app);
+        match write::write(&root, &generation.output, &scope, force) {
             Ok(report) => run.report = report,
-            Err(refusal) => {
-                run.refusal = Some(refusal);
-                return;
-            }
-        }
-        run.first = started.elapsed();
-        let later = generation.wait_pending();
-        run.diagnostics.append(&mut generation.diagnostics);
-        match write::write_files(root, &later, force) {
-            Ok(report) => {
-                run.report.written.extend(report.written);
-                run.report.unchanged += report.unchanged;
-            }
             Err(refusal) => run.refusal = Some(refusal),
         }
     }));
@@ -307,10 +293,7 @@ pub fn regenerate(root: &Path, app: Option<&str>, force: bool) -> Run {
             .with_help("this is a bug in Prefiq; please report it with the schema you saved"),
         );
     }
-    run.total = started.elapsed();
-    if run.first.is_zero() {
-        run.first = run.total;
-    }
+    run.elapsed = started.elapsed();
     run
 }
 

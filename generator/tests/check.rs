@@ -87,7 +87,7 @@ fn check_reports_stale_missing_orphaned_and_hand_edited_files() {
     let orphan = root.join("apps/crm/bin/src/generated/old.rs");
     std::fs::write(
         &orphan,
-        prefiq::emit::GeneratedFile::new("old.rs", "apps/crm/core/schema", "pub fn old() {}\n")
+        prefiq::output::GeneratedFile::new("old.rs", "apps/crm/core/schema", "pub fn old() {}\n")
             .contents,
     )
     .unwrap();
@@ -170,7 +170,7 @@ fn an_orphan_that_is_no_longer_text_is_kept_unless_forced() {
     // rest is not UTF-8. It is not ours as we left it, so only --force may delete it.
     let orphan = root.join("apps/crm/bin/src/generated/old.rs");
     let mut bytes =
-        prefiq::emit::GeneratedFile::new("old.rs", "apps/crm/core/schema", "pub fn old() {}\n")
+        prefiq::output::GeneratedFile::new("old.rs", "apps/crm/core/schema", "pub fn old() {}\n")
             .contents
             .into_bytes();
     bytes.extend_from_slice(b"// caf\xe9\n");
@@ -262,9 +262,9 @@ fn a_schema_edit_changes_the_api() {
         read("apps/crm/bin/src/generated/mod.rs").contains("0002_add_vat_number.sql"),
         "the binary embeds it"
     );
-    // Every client and document moves with the schema.
+    // Every client and document moves with the schema (the Rust client is built from the 3.0
+    // rendition by its build script).
     assert!(read("apps/crm/core/types/ts/index.ts").contains("vat_number?: string | null;"));
-    assert!(read("apps/crm/core/client/rust/src/generated.rs").contains("pub vat_number"));
     assert!(read("apps/crm/core/openapi-3.0.json").contains("vat_number"));
     // And --check catches any one of them left behind.
     std::fs::write(root.join("apps/crm/core/types/ts/index.ts"), before_ts).unwrap();

@@ -119,12 +119,12 @@ fn output_is_deterministic_and_free_of_absolute_paths() {
 fn every_generated_file_has_the_header_and_a_valid_digest() {
     for file in prefiq::generate(&repo(), None).output.files {
         assert!(
-            prefiq::emit::is_generated(&file.contents),
+            prefiq::output::is_generated(&file.contents),
             "{} has no header",
             file.path
         );
         assert!(
-            prefiq::emit::digest_matches(&file.contents),
+            prefiq::output::digest_matches(&file.contents),
             "{} has a wrong digest",
             file.path
         );

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use prefiq::migrate::introspect;
+use prefiq::introspect;
 use prefiq_runtime::db::{Db, PoolOptions, SqlValue};
 use prefiq_runtime::deps::sqlx::AssertSqlSafe;
 use prefiq_testkit::{Backend, Database};
@@ -148,7 +148,8 @@ impl Lab {
 }
 
 async fn apply(lab: &Lab, db: &Db) {
-    let migrations = prefiq::seed::migrations(lab.root(), "lab").unwrap();
+    let folder = prefiq::load::migrations::read(lab.root(), "lab").unwrap();
+    let migrations = prefiq::seed::migrations(&folder);
     prefiq_runtime::migrate::apply(db, "lab", &migrations)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -16,9 +16,10 @@ use sqlx::postgres::{PgArguments, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
 };
-use sqlx::{Postgres, Row as _, SqlSafeStr, Sqlite};
+use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, SqlStr, Sqlite};
 use uuid::Uuid;
 
+pub use crate::meta::ColumnKind;
 use crate::meta::TableMeta;
 use crate::problem::{FieldError, Problem};
 
@@ -56,31 +57,6 @@ pub enum Db {
     Postgres(sqlx::PgPool),
     /// An SQLite pool.
     Sqlite(sqlx::SqlitePool),
-}
-
-/// How a column is stored, which decides how values are bound and read in each dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnKind {
-    /// `boolean` / SQLite `INTEGER` 0 or 1.
-    Bool,
-    /// `integer` (32-bit).
-    Int32,
-    /// `bigint`.
-    Int,
-    /// `double precision` / SQLite `REAL`.
-    Float,
-    /// `text`.
-    Text,
-    /// `uuid` / SQLite `TEXT`.
-    Uuid,
-    /// `date` / SQLite `TEXT` (`YYYY-MM-DD`).
-    Date,
-    /// `timestamptz` / SQLite `TEXT` (RFC 3339, UTC, microseconds, fixed width so it sorts).
-    DateTime,
-    /// `numeric` / SQLite `TEXT` (exact; compared as `REAL`).
-    Decimal,
-    /// `jsonb` / SQLite `TEXT`.
-    Json,
 }
 
 /// A bound SQL parameter. Nulls keep their kind so PostgreSQL sees a typed parameter.
@@ -377,14 +353,20 @@ pub enum DbError {
     /// The `DATABASE_URL` names no supported database.
     #[error("unsupported DATABASE_URL `{0}`: use postgres://... or sqlite:...")]
     UnsupportedUrl(String),
+    /// A row about to be written breaks its schema, so it was not written.
+    #[error("the row breaks its schema: {}", .0.iter().map(|e| format!("{} {}", e.pointer, e.detail)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
 }
 
 impl DbError {
-    /// The problem a client sees: 409 for unique and foreign-key violations, 503 when the
-    /// database is unreachable, 500 (logged, details withheld) otherwise.
+    /// The problem a client sees: 422 for a row that breaks its schema, 409 for unique and
+    /// foreign-key violations, 503 when the database is unreachable, 500 (logged, details
+    /// withheld) otherwise.
     pub fn into_problem(self, meta: &TableMeta) -> Problem {
-        let DbError::Sqlx(error) = self else {
-            return Problem::internal(&self);
+        let error = match self {
+            DbError::Sqlx(error) => error,
+            DbError::Invalid(errors) => return Problem::unprocessable(errors),
+            other => return Problem::internal(&other),
         };
         match &error {
             sqlx::Error::Database(db) => match kind_of(db.as_ref()) {
@@ -445,6 +427,23 @@ impl DbError {
             }
             _ => Problem::internal(&error),
         }
+    }
+}
+
+impl From<DbError> for Problem {
+    /// The problem of a failure that concerns no table in particular (beginning or committing
+    /// a transaction): 422 for a row that breaks its schema, 409 for a constraint, 503 when
+    /// the database is unreachable, 500 otherwise.
+    fn from(error: DbError) -> Problem {
+        static NO_TABLE: TableMeta = TableMeta {
+            entity: "row",
+            table: "",
+            columns: &[],
+            primary_key: 0,
+            uniques: &[],
+            foreign_keys: &[],
+        };
+        error.into_problem(&NO_TABLE)
     }
 }
 
@@ -547,7 +546,196 @@ impl Default for PoolOptions {
     }
 }
 
+/// An SQL statement for an [`Executor`]: text written in the code ([`Sql::new`], or picked per
+/// dialect with [`Executor::pick`]), or text built at run time from identifiers the schema
+/// declared ([`Sql::built`]). Request data never goes into it: values are bound parameters.
+#[derive(Debug, Clone)]
+pub struct Sql(SqlStr);
+
+impl Sql {
+    /// A statement written in the code.
+    pub fn new(text: &'static str) -> Sql {
+        Sql(text.into_sql_str())
+    }
+
+    /// A statement assembled at run time from identifiers the schema declared.
+    pub fn built(text: String) -> Sql {
+        Sql(AssertSqlSafe(text).into_sql_str())
+    }
+}
+
+/// What runs statements: the pool itself (each statement on its own) or a [`Tx`]. Generated
+/// repository functions take one, so the same call works in a handler's transaction, in a
+/// service's, or outside any.
+pub trait Executor: Send {
+    /// The dialect statements must be written in.
+    fn dialect(&self) -> Dialect;
+
+    /// Picks the statement written for this executor's dialect.
+    fn pick(&self, postgres: &'static str, sqlite: &'static str) -> Sql {
+        Sql::new(match self.dialect() {
+            Dialect::Postgres => postgres,
+            Dialect::Sqlite => sqlite,
+        })
+    }
+
+    /// Runs a statement and returns at most one row.
+    fn fetch_optional(
+        &mut self,
+        sql: Sql,
+        params: Vec<SqlValue>,
+    ) -> impl Future<Output = Result<Option<Row>, DbError>> + Send;
+
+    /// Runs a statement and returns every row.
+    fn fetch_all(
+        &mut self,
+        sql: Sql,
+        params: Vec<SqlValue>,
+    ) -> impl Future<Output = Result<Vec<Row>, DbError>> + Send;
+
+    /// Runs a statement and returns how many rows it touched.
+    fn execute(
+        &mut self,
+        sql: Sql,
+        params: Vec<SqlValue>,
+    ) -> impl Future<Output = Result<u64, DbError>> + Send;
+
+    /// Runs a statement that returns exactly one row (`INSERT ... RETURNING`).
+    fn fetch_one(
+        &mut self,
+        sql: Sql,
+        params: Vec<SqlValue>,
+    ) -> impl Future<Output = Result<Row, DbError>> + Send {
+        let row = self.fetch_optional(sql, params);
+        async move { row.await?.ok_or(DbError::Sqlx(sqlx::Error::RowNotFound)) }
+    }
+}
+
+/// A database transaction. It commits only when asked to; dropped (by an error, an early return
+/// or a panic), it rolls back, so an operation either fully happens or not at all.
+#[derive(Debug)]
+pub enum Tx {
+    /// A PostgreSQL transaction.
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    /// An SQLite transaction.
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+}
+
+impl Tx {
+    /// Makes every change of the transaction permanent.
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await?,
+            Tx::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Undoes every change of the transaction.
+    pub async fn rollback(self) -> Result<(), DbError> {
+        match self {
+            Tx::Postgres(tx) => tx.rollback().await?,
+            Tx::Sqlite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Executor for Tx {
+    fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    async fn fetch_optional(
+        &mut self,
+        sql: Sql,
+        params: Vec<SqlValue>,
+    ) -> Result<Option<Row>, DbError> {
+        Ok(match self {
+            Tx::Postgres(tx) => {
+                let query = params.into_iter().fold(sqlx::query(sql.0), bind_pg);
+                query.fetch_optional(&mut **tx).await?.map(Row::Postgres)
+            }
+            Tx::Sqlite(tx) => {
+                let query = params.into_iter().fold(sqlx::query(sql.0), bind_sqlite);
+                query.fetch_optional(&mut **tx).await?.map(Row::Sqlite)
+            }
+        })
+    }
+
+    async fn fetch_all(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<Vec<Row>, DbError> {
+        Ok(match self {
+            Tx::Postgres(tx) => {
+                let query = params.into_iter().fold(sqlx::query(sql.0), bind_pg);
+                let rows = query.fetch_all(&mut **tx).await?;
+                rows.into_iter().map(Row::Postgres).collect()
+            }
+            Tx::Sqlite(tx) => {
+                let query = params.into_iter().fold(sqlx::query(sql.0), bind_sqlite);
+                let rows = query.fetch_all(&mut **tx).await?;
+                rows.into_iter().map(Row::Sqlite).collect()
+            }
+        })
+    }
+
+    async fn execute(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<u64, DbError> {
+        Ok(match self {
+            Tx::Postgres(tx) => {
+                let query = params.into_iter().fold(sqlx::query(sql.0), bind_pg);
+                query.execute(&mut **tx).await?.rows_affected()
+            }
+            Tx::Sqlite(tx) => {
+                let query = params.into_iter().fold(sqlx::query(sql.0), bind_sqlite);
+                query.execute(&mut **tx).await?.rows_affected()
+            }
+        })
+    }
+}
+
+impl Executor for Db {
+    fn dialect(&self) -> Dialect {
+        Db::dialect(self)
+    }
+
+    async fn fetch_optional(
+        &mut self,
+        sql: Sql,
+        params: Vec<SqlValue>,
+    ) -> Result<Option<Row>, DbError> {
+        Db::fetch_optional(self, sql.0, params).await
+    }
+
+    async fn fetch_all(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<Vec<Row>, DbError> {
+        Db::fetch_all(self, sql.0, params).await
+    }
+
+    async fn execute(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<u64, DbError> {
+        Db::execute(self, sql.0, params).await
+    }
+}
+
 impl Db {
+    /// Begins a transaction for an operation that writes. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), so that two writers queue instead of one failing when it
+    /// upgrades a read lock; on PostgreSQL, rows are locked as they are read for update.
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        Ok(match self {
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    /// Begins a transaction for an operation that only reads.
+    pub async fn begin_read(&self) -> Result<Tx, DbError> {
+        Ok(match self {
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+        })
+    }
+
     /// Connects to `url`: `postgres://...` or `sqlite:path` (the file and its folder are created).
     pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {

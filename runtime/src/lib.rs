@@ -20,7 +20,7 @@ pub mod problem;
 pub mod serve;
 pub mod validate;
 
-pub use db::{Db, Dialect, SqlValue};
+pub use db::{Db, Dialect, Executor, Sql, SqlValue, Tx};
 pub use http::RequestContext;
 pub use problem::{FieldError, Problem};
 

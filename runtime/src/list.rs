@@ -19,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::db::{ColumnKind, Db, DbError, Dialect, Row, SqlValue};
+use crate::db::{ColumnKind, DbError, Dialect, Executor, Row, Sql, SqlValue};
 use crate::meta::{ColumnMeta, TableMeta, quote};
 use crate::problem::Problem;
 
@@ -555,12 +555,12 @@ impl ListQuery {
     /// Runs the list request: one page, its cursor, and the total when asked.
     pub async fn run<T: Serialize>(
         &self,
-        db: &Db,
+        db: &mut impl Executor,
         meta: &TableMeta,
         read: impl Fn(&Row) -> Result<T, DbError>,
     ) -> Result<Page<T>, DbError> {
         let (sql, params) = self.select_sql(meta, db.dialect());
-        let rows = db.fetch_all(sqlx::AssertSqlSafe(sql), params).await?;
+        let rows = db.fetch_all(Sql::built(sql), params).await?;
         let mut items = rows
             .iter()
             .map(&read)
@@ -576,7 +576,7 @@ impl ListQuery {
         };
         let total = if self.count {
             let (sql, params) = self.count_sql(meta, db.dialect());
-            let row = db.fetch_optional(sqlx::AssertSqlSafe(sql), params).await?;
+            let row = db.fetch_optional(Sql::built(sql), params).await?;
             Some(match row {
                 Some(row) => row.req::<i64>(0)?,
                 None => 0,

@@ -1,7 +1,30 @@
 //! Static descriptions of generated tables: what the list query builder may touch and how
 //! constraint names map back to request fields.
 
-use crate::db::ColumnKind;
+/// How a column is stored, which decides how values are bound and read in each dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// `boolean` / SQLite `INTEGER` 0 or 1.
+    Bool,
+    /// `integer` (32-bit).
+    Int32,
+    /// `bigint`.
+    Int,
+    /// `double precision` / SQLite `REAL`.
+    Float,
+    /// `text`.
+    Text,
+    /// `uuid` / SQLite `TEXT`.
+    Uuid,
+    /// `date` / SQLite `TEXT` (`YYYY-MM-DD`).
+    Date,
+    /// `timestamptz` / SQLite `TEXT` (RFC 3339, UTC, microseconds, fixed width so it sorts).
+    DateTime,
+    /// `numeric` / SQLite `TEXT` (exact; compared as `REAL`).
+    Decimal,
+    /// `jsonb` / SQLite `TEXT`.
+    Json,
+}
 
 /// One column of a generated table, in the order the generated row reader expects.
 #[derive(Debug)]

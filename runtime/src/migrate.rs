@@ -5,22 +5,49 @@
 //! Two processes starting at once are serialised by a PostgreSQL advisory lock or an SQLite
 //! exclusive transaction, and each migration runs in its own transaction.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row as _};
 
 use crate::db::Db;
 
-/// One migration, embedded in the app binary for both dialects.
-#[derive(Debug, Clone, Copy)]
+/// One migration for both dialects: embedded in an app binary, or read from a folder by a tool.
+#[derive(Debug, Clone)]
 pub struct Migration {
     /// Its number, from the file name (`0001_initial.sql` is 1).
     pub version: i64,
     /// Its name, from the file name.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// The PostgreSQL script.
-    pub postgres: &'static str,
+    pub postgres: Cow<'static, str>,
     /// The SQLite script.
-    pub sqlite: &'static str,
+    pub sqlite: Cow<'static, str>,
+}
+
+impl Migration {
+    /// A migration embedded in a binary.
+    pub const fn embedded(
+        version: i64,
+        name: &'static str,
+        postgres: &'static str,
+        sqlite: &'static str,
+    ) -> Migration {
+        Migration {
+            version,
+            name: Cow::Borrowed(name),
+            postgres: Cow::Borrowed(postgres),
+            sqlite: Cow::Borrowed(sqlite),
+        }
+    }
+
+    /// The script for `dialect`.
+    pub fn script(&self, dialect: crate::db::Dialect) -> &str {
+        match dialect {
+            crate::db::Dialect::Postgres => &self.postgres,
+            crate::db::Dialect::Sqlite => &self.sqlite,
+        }
+    }
 }
 
 /// Why migrating stopped.
@@ -90,7 +117,7 @@ fn verify(app: &str, migration: &Migration, sql: &str, recorded: &str) -> Result
     Err(MigrateError::Edited {
         app: app.to_owned(),
         version: migration.version,
-        name: migration.name.to_owned(),
+        name: migration.name.to_string(),
         recorded: recorded.to_owned(),
         actual,
     })
@@ -111,23 +138,36 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
             "SELECT version, checksum, applied_at FROM _prefiq_migrations WHERE app = ?1 ORDER BY version"
         }
     };
-    let rows = match db
+    let exists = match db {
+        Db::Postgres(_) => {
+            "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = '_prefiq_migrations' AND schemaname = current_schema()"
+        }
+        Db::Sqlite(_) => {
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prefiq_migrations'"
+        }
+    };
+    let database = |e: crate::db::DbError| match e {
+        crate::db::DbError::Sqlx(e) => MigrateError::Database(e),
+        other => MigrateError::Database(sqlx::Error::Protocol(other.to_string())),
+    };
+    if db
+        .fetch_optional(exists, vec![])
+        .await
+        .map_err(database)?
+        .is_none()
+    {
+        return Ok(Vec::new());
+    }
+    let rows = db
         .fetch_all(sql, vec![crate::db::SqlValue::Text(app.to_owned())])
         .await
-    {
-        Ok(rows) => rows,
-        Err(_) => return Ok(Vec::new()),
-    };
+        .map_err(database)?;
     let mut out = Vec::new();
     for row in rows {
-        let read = |e: crate::db::DbError| match e {
-            crate::db::DbError::Sqlx(e) => MigrateError::Database(e),
-            other => MigrateError::Database(sqlx::Error::Protocol(other.to_string())),
-        };
         out.push((
-            row.req::<i64>(0).map_err(read)?,
-            row.req::<String>(1).map_err(read)?,
-            row.req::<String>(2).map_err(read)?,
+            row.req::<i64>(0).map_err(database)?,
+            row.req::<String>(1).map_err(database)?,
+            row.req::<String>(2).map_err(database)?,
         ));
     }
     Ok(out)
@@ -175,22 +215,22 @@ async fn apply_postgres(
                     .await?
                     .map(|row| row.get(0));
             if let Some(recorded) = recorded {
-                verify(app, migration, migration.postgres, &recorded)?;
+                verify(app, migration, &migration.postgres, &recorded)?;
                 report.skipped.push(migration.version);
                 continue;
             }
             let mut tx = conn.begin().await?;
-            sqlx::raw_sql(migration.postgres).execute(&mut *tx).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(migration.postgres.clone())).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO _prefiq_migrations (app, version, name, checksum, applied_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(app)
                 .bind(migration.version)
-                .bind(migration.name)
-                .bind(checksum(migration.postgres))
+                .bind(migration.name.as_ref())
+                .bind(checksum(&migration.postgres))
                 .bind(now())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            tracing::info!(app, version = migration.version, name = migration.name, "applied migration");
+            tracing::info!(app, version = migration.version, name = %migration.name, "applied migration");
             report.applied.push(migration.version);
         }
         Ok::<_, MigrateError>(report)
@@ -234,10 +274,10 @@ async fn apply_sqlite(
                     .await?
                     .map(|row| row.get(0));
             if let Some(recorded) = recorded {
-                verify(app, migration, migration.sqlite, &recorded)?;
+                verify(app, migration, &migration.sqlite, &recorded)?;
                 return Ok(false);
             }
-            sqlx::raw_sql(migration.sqlite).execute(&mut *conn).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sqlite.clone())).execute(&mut *conn).await?;
             if rebuilds {
                 let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *conn).await?;
                 if !broken.is_empty() {
@@ -247,8 +287,8 @@ async fn apply_sqlite(
             sqlx::query("INSERT INTO _prefiq_migrations (app, version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .bind(app)
                 .bind(migration.version)
-                .bind(migration.name)
-                .bind(checksum(migration.sqlite))
+                .bind(migration.name.as_ref())
+                .bind(checksum(&migration.sqlite))
                 .bind(now())
                 .execute(&mut *conn)
                 .await?;
@@ -277,7 +317,7 @@ async fn apply_sqlite(
                     tracing::info!(
                         app,
                         version = migration.version,
-                        name = migration.name,
+                        name = %migration.name,
                         "applied migration"
                     );
                     report.applied.push(migration.version);
@@ -296,12 +336,12 @@ mod tests {
     use super::*;
     use crate::db::PoolOptions;
 
-    const FIRST: Migration = Migration {
-        version: 1,
-        name: "initial",
-        postgres: "CREATE TABLE t (id BIGINT PRIMARY KEY);",
-        sqlite: "CREATE TABLE t (id INTEGER PRIMARY KEY);",
-    };
+    const FIRST: Migration = Migration::embedded(
+        1,
+        "initial",
+        "CREATE TABLE t (id BIGINT PRIMARY KEY);",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY);",
+    );
 
     #[tokio::test]
     async fn applies_once_and_refuses_an_edited_migration() {
@@ -310,6 +350,7 @@ mod tests {
         let db = Db::connect(&url, &PoolOptions::default()).await.unwrap();
 
         let first = apply(&db, "demo", &[FIRST]).await.unwrap();
+        assert_eq!(applied(&db, "demo").await.unwrap().len(), 1);
         assert_eq!(first.applied, vec![1]);
         let again = apply(&db, "demo", &[FIRST]).await.unwrap();
         assert_eq!(
@@ -321,7 +362,7 @@ mod tests {
         );
 
         let edited = Migration {
-            sqlite: "CREATE TABLE t (id TEXT PRIMARY KEY);",
+            sqlite: "CREATE TABLE t (id TEXT PRIMARY KEY);".into(),
             ..FIRST
         };
         let error = apply(&db, "demo", &[edited]).await.unwrap_err();
@@ -332,7 +373,7 @@ mod tests {
 
         // Another app's ledger is separate.
         let other = Migration {
-            sqlite: "CREATE TABLE u (id INTEGER);",
+            sqlite: "CREATE TABLE u (id INTEGER);".into(),
             ..FIRST
         };
         assert_eq!(
@@ -342,12 +383,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_without_a_ledger_has_nothing_applied_and_a_broken_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("m.db").display());
+        let db = Db::connect(&url, &PoolOptions::default()).await.unwrap();
+        assert!(applied(&db, "demo").await.unwrap().is_empty());
+        // A ledger that is not ours: reading it fails instead of reporting nothing applied.
+        db.execute("CREATE TABLE _prefiq_migrations (x INTEGER)", vec![])
+            .await
+            .unwrap();
+        assert!(applied(&db, "demo").await.is_err());
+    }
+
+    #[tokio::test]
     async fn a_failing_migration_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("m.db").display());
         let db = Db::connect(&url, &PoolOptions::default()).await.unwrap();
         let broken = Migration {
-            sqlite: "CREATE TABLE a (id INTEGER); CREATE TABLE oops (",
+            sqlite: "CREATE TABLE a (id INTEGER); CREATE TABLE oops (".into(),
             ..FIRST
         };
         assert!(apply(&db, "demo", &[broken]).await.is_err());

@@ -5,26 +5,10 @@ use serde_json::Value;
 
 use crate::problem::Problem;
 
-/// How often an update re-reads a row that someone else changed meanwhile (without `If-Match`).
-/// Every round of a race has a winner, so this many concurrent writers of one row all succeed.
-pub const ATTEMPTS: u32 = 32;
-
-/// Waits a little before retry `attempt`, with jitter so that racing writers spread out.
-pub async fn backoff(attempt: u32) {
-    if attempt == 0 {
-        return;
-    }
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos() % 997))
-        .unwrap_or(0);
-    let micros = 200 * u64::from(attempt.min(10)) + jitter;
-    tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
-}
-
-/// The 409 after [`ATTEMPTS`] lost races.
+/// The 409 when a row changed under a write that held it: a lock that did not hold, which a
+/// retry resolves.
 pub fn contended() -> Problem {
-    Problem::conflict("the resource kept changing while this request was applied; retry it")
+    Problem::conflict("the resource changed while this request was applied; retry it")
 }
 
 /// The members of `model` a client may write, as the base a merge patch applies to.

@@ -22,7 +22,7 @@ impl std::fmt::Debug for Validator {
 }
 
 /// A schema that failed to compile: a generator bug, reported at start-up rather than per request.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("the embedded schema `{name}` does not compile: {message}")]
 pub struct SchemaError {
     name: String,
@@ -161,6 +161,23 @@ impl Validator {
 
     /// Checks `instance`; on failure, a 422 problem with one entry per invalid member.
     pub fn check(&self, instance: &Value) -> Result<(), Problem> {
+        self.errors(instance).map_err(Problem::unprocessable)
+    }
+
+    /// Checks a row about to be written: whoever built it (a handler, a hook, a service), a row
+    /// that breaks its schema is never stored. The error names every member at fault.
+    pub fn check_row(&self, row: &impl serde::Serialize) -> Result<(), crate::db::DbError> {
+        let value = serde_json::to_value(row).map_err(|e| {
+            crate::db::DbError::Invalid(vec![FieldError {
+                pointer: String::new(),
+                detail: format!("cannot be written as JSON: {e}"),
+                keyword: None,
+            }])
+        })?;
+        self.errors(&value).map_err(crate::db::DbError::Invalid)
+    }
+
+    fn errors(&self, instance: &Value) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         for error in self.inner.iter_errors(instance) {
             self.explain(&error, &mut errors);
@@ -170,7 +187,7 @@ impl Validator {
         } else {
             errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
             errors.dedup();
-            Err(Problem::unprocessable(errors))
+            Err(errors)
         }
     }
 

@@ -294,7 +294,8 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
     };
 
     let mut servers: BTreeMap<String, Server> = BTreeMap::new();
-    let first = watch::regenerate(&root, only, false);
+    let mut session = prefiq_codegen::Session::new(&root);
+    let first = watch::regenerate(&mut session, only, false);
     printer.run(&first, "start");
     let mut schema_ok: BTreeMap<String, bool> =
         apps.iter().map(|a| (a.clone(), first.ok())).collect();
@@ -319,7 +320,7 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
                     };
                     if *rebuilt || !servers.contains_key(app) {
                         restart(
-                            &root,
+                            &mut session,
                             app,
                             executable,
                             addresses[app],
@@ -342,7 +343,7 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
         if let Some(plan) = watch::plan(&batch, only) {
             let what = watch::describe(&batch);
             for app in plan {
-                let run = watch::regenerate(&root, app.as_deref(), false);
+                let run = watch::regenerate(&mut session, app.as_deref(), false);
                 printer.run(&run, &what);
                 let affected: Vec<String> = match &app {
                     Some(app) => vec![app.clone()],
@@ -386,7 +387,7 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
 /// Brings the dev database up to the schema, then replaces the app's server with a new one.
 #[allow(clippy::too_many_arguments)]
 fn restart(
-    root: &Path,
+    session: &mut prefiq_codegen::Session,
     app: &str,
     executable: &Path,
     address: SocketAddr,
@@ -395,28 +396,17 @@ fn restart(
     runtime: &tokio::runtime::Runtime,
     printer: &Printer,
 ) {
+    let root = session.root().to_path_buf();
     let url = database_url
         .map(str::to_owned)
-        .unwrap_or_else(|| crate::dev::default_url(root, app));
-    let generation = crate::generate_split(root, Some(app), crate::emit::Clients::OnWait);
-    let (project, _) = crate::load::load(root, Some(app));
-    let (Some(ir_app), Some(input)) = (
-        generation.ir.as_ref().and_then(|ir| ir.apps.first()),
-        project.apps.first(),
-    ) else {
+        .unwrap_or_else(|| crate::dev::default_url(&root, app));
+    // Everything but formatting comes from the session's memory: the files were just written.
+    let generation = session.generate(Some(app));
+    let Some((ir_app, run)) = generation.app(app) else {
+        printer.diagnostics(&generation.diagnostics);
         return;
     };
-    let (rows, _) = crate::fixtures::check(ir_app, &input.files);
-    let templates = match crate::emit::templates::Templates::builtin()
-        .and_then(|t| t.with_overrides(root, "templates"))
-    {
-        Ok(templates) => templates,
-        Err(error) => {
-            printer.diagnostics(&[error]);
-            return;
-        }
-    };
-    match runtime.block_on(crate::dev::prepare(root, ir_app, &rows, &url, &templates)) {
+    match runtime.block_on(crate::dev::prepare(ir_app, run, &url)) {
         Ok(prepared) => {
             if let Some(draft) = &prepared.draft {
                 printer.info(&format!(
@@ -444,7 +434,7 @@ fn restart(
         old.stop();
     }
     let child = Command::new(executable)
-        .current_dir(root)
+        .current_dir(&root)
         .args(["--bind", &address.to_string()])
         .env("DATABASE_URL", &url)
         .stdin(Stdio::null())

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use prefiq_runtime::db::{Db, PoolOptions};
 
+use prefiq_codegen::Session;
+use prefiq_codegen::load::{AppInput, ParseCache};
+
 use super::Printer;
-use crate::emit::sql::Dialect;
 
 /// The `migrate` subcommands.
 #[derive(Debug, Subcommand)]
@@ -77,7 +79,8 @@ pub fn run(root: &Path, command: &MigrateCommand, printer: &Printer) -> ExitCode
 }
 
 fn diff(root: &Path, name: &str, only: Option<&str>, allow: bool, printer: &Printer) -> ExitCode {
-    let generation = crate::generate(root, only);
+    let mut session = Session::new(root);
+    let generation = session.generate(only);
     printer.diagnostics(&generation.diagnostics);
     if generation.has_errors() {
         return ExitCode::FAILURE;
@@ -85,25 +88,21 @@ fn diff(root: &Path, name: &str, only: Option<&str>, allow: bool, printer: &Prin
     let Some(ir) = &generation.ir else {
         return ExitCode::FAILURE;
     };
-    let templates = match crate::emit::templates::Templates::builtin()
-        .and_then(|t| t.with_overrides(root, "templates"))
-    {
-        Ok(templates) => templates,
-        Err(error) => {
-            printer.diagnostics(&[error]);
-            return ExitCode::FAILURE;
-        }
-    };
     let mut made = 0;
     for app in &ir.apps {
-        match crate::migrate::next(root, app, name, allow, &templates) {
+        let Some(run) = generation.apps.get(&app.name) else {
+            continue;
+        };
+        match prefiq_codegen::migrate::next(app, &run.migrations, name, allow, &run.templates) {
             Ok(None) => printer.info(&format!(
                 "app `{}`: the schema matches the last migration; nothing to do",
                 app.name
             )),
             Ok(Some(migration)) => {
                 for (path, contents) in &migration.files {
-                    if let Err(error) = crate::write::write_file(&root.join(path), contents) {
+                    if let Err(error) =
+                        prefiq_codegen::write::write_file(&root.join(path), contents)
+                    {
                         eprintln!("error: cannot write {path}: {error}");
                         return ExitCode::FAILURE;
                     }
@@ -114,7 +113,7 @@ fn diff(root: &Path, name: &str, only: Option<&str>, allow: bool, printer: &Prin
                     app.name,
                     migration.version,
                     migration.name,
-                    crate::migrate::folder(&app.name)
+                    prefiq_codegen::load::migrations::folder(&app.name)
                 ));
                 for step in &migration.plan.destructive {
                     printer.info(&format!("  destructive (allowed): {step}"));
@@ -132,9 +131,9 @@ fn diff(root: &Path, name: &str, only: Option<&str>, allow: bool, printer: &Prin
     }
     if made > 0 {
         // The app binaries embed their migrations: regenerate so they include the new one.
-        let generation = crate::generate(root, only);
-        let scope = crate::write::Scope::of(root, only);
-        if crate::write::write(root, &generation.output, &scope, false).is_err() {
+        let generation = session.generate(only);
+        let scope = prefiq_codegen::write::Scope::of(root, only);
+        if prefiq_codegen::write::write(root, &generation.output, &scope, false).is_err() {
             printer.info("the migration is written, but `prefiq codegen` must run to embed it");
             return ExitCode::FAILURE;
         }
@@ -143,14 +142,14 @@ fn diff(root: &Path, name: &str, only: Option<&str>, allow: bool, printer: &Prin
 }
 
 type Action = for<'a> fn(
-    &'a Path,
-    &'a str,
+    &'a AppInput,
     &'a Db,
     &'a Printer,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + 'a>>;
 
 fn with_databases(root: &Path, args: &DatabaseArgs, printer: &Printer, action: Action) -> ExitCode {
-    let (project, diagnostics) = crate::load::load(root, args.app.as_deref());
+    let (project, diagnostics) =
+        prefiq_codegen::load::load(root, args.app.as_deref(), &mut ParseCache::default());
     if diagnostics.iter().any(|d| d.is_error()) {
         printer.diagnostics(&diagnostics);
         return ExitCode::FAILURE;
@@ -179,7 +178,7 @@ fn with_databases(root: &Path, args: &DatabaseArgs, printer: &Printer, action: A
                 return ExitCode::FAILURE;
             }
         };
-        let done = progress.suspend(|| runtime.block_on(action(root, &app.name, &db, printer)));
+        let done = progress.suspend(|| runtime.block_on(action(app, &db, printer)));
         runtime.block_on(db.close());
         progress.step();
         ok &= done;
@@ -193,19 +192,13 @@ fn with_databases(root: &Path, args: &DatabaseArgs, printer: &Printer, action: A
 }
 
 fn apply<'a>(
-    root: &'a Path,
-    app: &'a str,
+    input: &'a AppInput,
     db: &'a Db,
     printer: &'a Printer,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + 'a>> {
     Box::pin(async move {
-        let migrations = match crate::seed::migrations(root, app) {
-            Ok(m) => m,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return false;
-            }
-        };
+        let app = input.name.as_str();
+        let migrations = crate::seed::migrations(&input.migrations);
         match prefiq_runtime::migrate::apply(db, app, &migrations).await {
             Ok(report) => {
                 printer.info(&format!(
@@ -223,33 +216,23 @@ fn apply<'a>(
 }
 
 fn status<'a>(
-    root: &'a Path,
-    app: &'a str,
+    input: &'a AppInput,
     db: &'a Db,
     printer: &'a Printer,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + 'a>> {
     Box::pin(async move {
-        let migrations = match crate::seed::migrations(root, app) {
-            Ok(m) => m,
+        let app = input.name.as_str();
+        let migrations = crate::seed::migrations(&input.migrations);
+        let applied = match prefiq_runtime::migrate::applied(db, app).await {
+            Ok(applied) => applied,
             Err(error) => {
-                eprintln!("error: {error}");
+                eprintln!("error: app `{app}`: cannot read the migration ledger: {error}");
                 return false;
             }
         };
-        let applied = prefiq_runtime::migrate::applied(db, app)
-            .await
-            .unwrap_or_default();
-        let dialect = match db.dialect() {
-            prefiq_runtime::Dialect::Postgres => Dialect::Postgres,
-            prefiq_runtime::Dialect::Sqlite => Dialect::Sqlite,
-        };
         let mut ok = true;
         for m in &migrations {
-            let sql = if dialect == Dialect::Postgres {
-                m.postgres
-            } else {
-                m.sqlite
-            };
+            let sql = m.script(db.dialect());
             let line = match applied.iter().find(|(v, _, _)| *v == m.version) {
                 Some((_, checksum, at)) if *checksum == prefiq_runtime::migrate::checksum(sql) => {
                     format!("applied  {:04}_{} ({at})", m.version, m.name)
@@ -278,41 +261,31 @@ fn status<'a>(
 }
 
 fn drift<'a>(
-    root: &'a Path,
-    app: &'a str,
+    input: &'a AppInput,
     db: &'a Db,
     printer: &'a Printer,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + 'a>> {
     Box::pin(async move {
-        let snapshot = match crate::migrate::read(root, app) {
-            Ok(existing) => existing.snapshot,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return false;
-            }
-        };
-        let Some(snapshot) = snapshot else {
+        let app = input.name.as_str();
+        let Some(snapshot) = input.migrations.model() else {
             eprintln!("error: app `{app}` has no migrations yet; run `prefiq codegen`");
             return false;
         };
-        let dialect = match db.dialect() {
-            prefiq_runtime::Dialect::Postgres => Dialect::Postgres,
-            prefiq_runtime::Dialect::Sqlite => Dialect::Sqlite,
-        };
-        let live = match crate::migrate::introspect::read(db).await {
+        let dialect = crate::introspect::dialect(db);
+        let live = match crate::introspect::read(db).await {
             Ok(live) => live,
             Err(error) => {
                 eprintln!("error: cannot read the database: {error}");
                 return false;
             }
         };
-        let expected = crate::migrate::introspect::expected(&snapshot, dialect);
+        let expected = crate::introspect::expected(snapshot, dialect);
         // Tables of other apps sharing the database are not this app's drift.
-        let live: crate::migrate::introspect::Live = live
+        let live: crate::introspect::Live = live
             .into_iter()
             .filter(|(name, _)| expected.contains_key(name) || !name.contains("__"))
             .collect();
-        let mut differences = crate::migrate::introspect::compare(&expected, &live);
+        let mut differences = crate::introspect::compare(&expected, &live);
         differences.retain(|d| {
             !(d.starts_with("table ") && d.ends_with("is not in the schema")) || expected.is_empty()
         });

@@ -189,8 +189,7 @@ impl Printer {
                     "deleted": run.report.deleted,
                     "scaffolded": run.report.scaffolded,
                     "unchanged": run.report.unchanged,
-                    "ms": ms(run.first),
-                    "total_ms": ms(run.total),
+                    "ms": ms(run.elapsed),
                 })
             );
             let _ = std::io::stdout().flush();
@@ -224,11 +223,7 @@ impl Printer {
             if !run.report.scaffolded.is_empty() {
                 line.push_str(&format!(", {} scaffolded", run.report.scaffolded.len()));
             }
-            line.push_str(&format!(
-                " in {} ms (Rust client done at {} ms)",
-                ms(run.first),
-                ms(run.total)
-            ));
+            line.push_str(&format!(" in {} ms", ms(run.elapsed)));
             line
         };
         if run.errors() > 0 || run.refusal.is_some() {
@@ -350,14 +345,8 @@ fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
     }
     let started = Instant::now();
     let progress = printer.progress(None, "loading schemas");
-    let mut generation = crate::generate_observed(
-        root,
-        args.app.as_deref(),
-        crate::emit::Clients::Background,
-        &|what| progress.message(what),
-    );
-    progress.message("making the Rust clients");
-    generation.finish();
+    let generation = prefiq_codegen::Session::new(root)
+        .generate_observed(args.app.as_deref(), &|what| progress.message(what));
     drop(progress);
     if printer.verbose {
         let stages: Vec<String> = generation
@@ -382,11 +371,7 @@ fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
     }
     let scope = Scope::of(root, args.app.as_deref());
     let elapsed = || started.elapsed().as_millis();
-    let migration_findings = generation
-        .ir
-        .as_ref()
-        .map(|ir| write::check_migrations(root, ir))
-        .unwrap_or_default();
+    let migration_findings = generation.migration_findings();
     if args.check {
         let mut findings = write::check(root, &generation.output, &scope);
         findings.extend(migration_findings);
@@ -490,7 +475,8 @@ fn codegen_watch(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode
         }
     };
     let root = watcher.root().to_path_buf();
-    let first = crate::watch::regenerate(&root, args.app.as_deref(), args.force);
+    let mut session = prefiq_codegen::Session::new(&root);
+    let first = crate::watch::regenerate(&mut session, args.app.as_deref(), args.force);
     printer.run(&first, "start");
     printer.info(
         "watching apps/*/core/schema, apps/*/core/fixtures, templates/ and prefiq.toml (Ctrl-C stops)",
@@ -501,7 +487,7 @@ fn codegen_watch(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode
         };
         let what = crate::watch::describe(&batch);
         for app in apps {
-            let run = crate::watch::regenerate(&root, app.as_deref(), args.force);
+            let run = crate::watch::regenerate(&mut session, app.as_deref(), args.force);
             printer.run(&run, &what);
         }
     }
@@ -510,19 +496,15 @@ fn codegen_watch(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode
 
 fn seed(root: &Path, args: &SeedArgs, printer: &Printer) -> ExitCode {
     let started = Instant::now();
-    let generation = crate::generate(root, Some(&args.app));
+    let generation = prefiq_codegen::Session::new(root).generate(Some(&args.app));
     printer.diagnostics(&generation.diagnostics);
     if generation.has_errors() {
         return ExitCode::FAILURE;
     }
-    let (project, _) = crate::load::load(root, Some(&args.app));
-    let (Some(app), Some(input)) = (
-        generation.ir.as_ref().and_then(|ir| ir.apps.first()),
-        project.apps.first(),
-    ) else {
+    let Some((app, run)) = generation.app(&args.app) else {
         return ExitCode::FAILURE;
     };
-    let (rows, _) = crate::fixtures::check(app, &input.files);
+    let rows = &run.fixtures;
     let url = args
         .database_url
         .clone()
@@ -538,7 +520,8 @@ fn seed(root: &Path, args: &SeedArgs, printer: &Printer) -> ExitCode {
         }
     };
     let progress = printer.progress(None, &format!("seeding {} into {url}", args.app));
-    let seeded = runtime.block_on(crate::seed::seed(root, app, &rows, &url));
+    let migrations = crate::seed::migrations(&run.migrations);
+    let seeded = runtime.block_on(crate::seed::seed_with(&url, app, rows, &migrations));
     drop(progress);
     match seeded {
         Ok(report) => {
@@ -581,78 +564,35 @@ fn openapi_ts(args: &OpenapiTsArgs, printer: &Printer) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Large documents parse without a span index: only the value matters here.
-    let parsed = if path.ends_with(".json") {
-        serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string())
-    } else {
-        serde_yaml::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string())
-    };
-    let document = match parsed {
-        Ok(document) => document,
-        Err(error) => {
-            eprintln!("error: {path} does not parse: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    drop(text);
     let name = args.name.clone().unwrap_or_else(|| {
         args.document
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "api".to_owned())
     });
-    let imported = match crate::import::import(&document, &name) {
-        Ok(imported) => imported,
+    let made = match prefiq_codegen::typescript_client(&text, &path, &name) {
+        Ok(made) => made,
         Err(error) => {
             printer.diagnostics(&[error]);
             return ExitCode::FAILURE;
         }
     };
-    let rendered = crate::emit::templates::Templates::builtin().and_then(|templates| {
-        crate::emit::ts::render(
-            &imported.app,
-            &templates,
-            &crate::emit::ts::TsOptions {
-                implied_errors: false,
-                types_path: "./types.js",
-            },
-        )
-    });
-    let (types, client, core) = match rendered {
-        Ok(files) => files,
-        Err(error) => {
-            printer.diagnostics(&[error]);
-            return ExitCode::FAILURE;
-        }
-    };
-    let source = args
-        .document
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for (file, contents) in [
-        ("types.ts", types),
-        ("client.ts", client),
-        ("core.ts", core),
-    ] {
-        let generated = crate::emit::GeneratedFile::new(file, &source, &contents);
+    for file in &made.files {
+        let target = args.out.join(&file.path);
         if let Err(error) = std::fs::create_dir_all(&args.out)
-            .and_then(|()| std::fs::write(args.out.join(file), generated.contents))
+            .and_then(|()| std::fs::write(&target, &file.contents))
         {
-            eprintln!(
-                "error: cannot write {}: {error}",
-                args.out.join(file).display()
-            );
+            eprintln!("error: cannot write {}: {error}", target.display());
             return ExitCode::FAILURE;
         }
     }
     printer.info(&format!(
         "prefiq openapi-ts: {} operations, {} types from {path} into {} in {} ms ({} schemas without a TypeScript shape became `unknown`)",
-        imported.app.operations.len(),
-        imported.app.types.len(),
+        made.operations,
+        made.types,
         args.out.display(),
         started.elapsed().as_millis(),
-        imported.degraded
+        made.degraded
     ));
     ExitCode::SUCCESS
 }

@@ -56,6 +56,7 @@ on_both_backends!(
     service_hooks_run_around_writes,
     values_round_trip_exactly,
     custom_operations_close_deals,
+    an_operation_either_fully_happens_or_not_at_all,
     pipeline_report_aggregates_in_sql,
     contact_search_finds_people_and_companies,
 );
@@ -794,6 +795,92 @@ async fn custom_operations_close_deals(server: &Server) {
         .body;
     assert_eq!(lost["stage"], "lost");
     assert_eq!(lost["lost_reason"], "price (lost to Initech)");
+}
+
+/// `winDeal` writes the deal, then an activity for its note; `loseDeal` writes a reason built
+/// from two inputs. When a later write is refused, the earlier ones are rolled back, and no
+/// write that breaks its schema is stored, whoever built the row.
+async fn an_operation_either_fully_happens_or_not_at_all(server: &Server) {
+    let acme = company(server, "Atomic Co").await;
+    // A 200-character deal name makes the activity's subject ("Won: " + name) 205 characters,
+    // beyond its maxLength of 200: the activity insert is refused after the deal was saved.
+    let long_name = "n".repeat(200);
+    let deal = server
+        .create(
+            "deals",
+            json!({ "name": long_name, "company_id": acme["id"], "amount": "100.00" }),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap();
+    let refused = server
+        .post(
+            &format!("/api/crm/deals/{id}/win"),
+            &json!({ "note": "Signed", "amount": "150.00" }),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused["errors"][0]["pointer"], "/subject", "{refused}");
+    let after = server
+        .get(&format!("/api/crm/deals/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        after.body["stage"], "lead",
+        "the deal was not won: {}",
+        after.body
+    );
+    assert_eq!(after.body["amount"], "100.00");
+    assert_eq!(after.body["version"], 1);
+    assert_eq!(after.header("etag"), Some("\"1\""));
+    let (activities, _) = server
+        .all_pages("activities", &format!("deal_id=eq.{id}"))
+        .await;
+    assert!(
+        activities.is_empty(),
+        "no activity was written: {activities:?}"
+    );
+    // Without the note, the same operation succeeds: nothing was left half-done to block it.
+    let won = server
+        .post(&format!("/api/crm/deals/{id}/win"), &json!({}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(won["stage"], "won");
+    assert_eq!(won["version"], 2);
+
+    // A service that builds a value longer than the schema allows cannot store it: 500
+    // characters of reason and 200 of competitor make a `lost_reason` beyond its maxLength.
+    let other = server
+        .create(
+            "deals",
+            json!({ "name": "Long story", "company_id": acme["id"], "amount": "10.00" }),
+        )
+        .await;
+    let other_id = other["id"].as_str().unwrap();
+    let refused = server
+        .post(
+            &format!("/api/crm/deals/{other_id}/lose"),
+            &json!({ "reason": "r".repeat(500), "competitor": "c".repeat(200) }),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused["errors"][0]["pointer"], "/lost_reason", "{refused}");
+    let untouched = server
+        .get(&format!("/api/crm/deals/{other_id}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(untouched["stage"], "lead");
+    assert!(untouched.get("lost_reason").is_none_or(Value::is_null));
+    // Every later patch still works: nothing invalid was stored.
+    server
+        .patch(
+            &format!("/api/crm/deals/{other_id}"),
+            &json!({ "tags": ["x"] }),
+            None,
+        )
+        .await
+        .expect(200);
 }
 
 async fn pipeline_report_aggregates_in_sql(server: &Server) {

@@ -1,5 +1,9 @@
 //! Hand-written business logic of the crm app. `prefiq codegen` created this file once and
 //! never touches it again; the generated handlers call these hooks around every write.
+//!
+//! Every hook and operation runs in the request's transaction (`tx`): whatever they write through
+//! the generated repositories commits with the request, or not at all. Generated types are built
+//! with `new` and `with_*`, so that a new optional member in a schema breaks nothing here.
 
 use app_crm_types::{
     ActivityCreate, ActivityKind, ContactHit, ContactSearch, Deal, DealCreate, DealStage, LoseDeal,
@@ -10,7 +14,7 @@ use prefiq_runtime::db::ToSql;
 use prefiq_runtime::deps::rust_decimal::Decimal;
 use prefiq_runtime::deps::uuid::Uuid;
 use prefiq_runtime::http::IfMatch;
-use prefiq_runtime::{Db, FieldError, Problem, RequestContext, SqlValue};
+use prefiq_runtime::{Db, Executor, FieldError, Problem, RequestContext, SqlValue, Tx};
 
 use crate::CrmService;
 use crate::generated::operations::{
@@ -81,43 +85,42 @@ enum Closing {
     Stale(Problem),
 }
 
-impl Service {
-    /// Moves an open deal to `stage`, honouring `If-Match`; `change` edits the rest.
-    async fn close(
-        &self,
-        id: &Uuid,
-        if_match: Option<&str>,
-        stage: DealStage,
-        change: impl FnOnce(&mut DealCreate),
-    ) -> Result<Closing, Problem> {
-        let problem = |e: prefiq_runtime::db::DbError| e.into_problem(&deal::TABLE);
-        let Some(current) = deal::find(&self.db, id).await.map_err(problem)? else {
-            return Ok(Closing::NotFound(Problem::not_found(format!(
-                "no Deal has the id `{id}`"
-            ))));
-        };
-        if let Err(stale) = IfMatch::parse(if_match).check(current.version) {
-            return Ok(Closing::Stale(stale));
-        }
-        if matches!(current.stage, DealStage::Won | DealStage::Lost) {
-            return Ok(Closing::Conflict(Problem::conflict(format!(
-                "the deal is already {}; reopen it (PATCH its stage) before closing it again",
-                current.stage
-            ))));
-        }
-        let mut next = DealCreate::from(&current);
-        next.stage = stage;
-        next.closed_at = Some(prefiq_runtime::db::now());
-        change(&mut next);
-        match deal::update(&self.db, id, current.version, &next)
-            .await
-            .map_err(problem)?
-        {
-            Some(closed) => Ok(Closing::Closed(closed)),
-            None => Ok(Closing::Stale(Problem::precondition_failed(
-                current.version + 1,
-            ))),
-        }
+/// Moves an open deal to `stage`, honouring `If-Match`; `change` edits the rest. The deal stays
+/// locked until `tx` ends.
+async fn close(
+    tx: &mut Tx,
+    id: &Uuid,
+    if_match: Option<&str>,
+    stage: DealStage,
+    change: impl FnOnce(&mut DealCreate),
+) -> Result<Closing, Problem> {
+    let problem = |e: prefiq_runtime::db::DbError| e.into_problem(&deal::TABLE);
+    let Some(current) = deal::find_for_update(tx, id).await.map_err(problem)? else {
+        return Ok(Closing::NotFound(Problem::not_found(format!(
+            "no Deal has the id `{id}`"
+        ))));
+    };
+    if let Err(stale) = IfMatch::parse(if_match).check(current.version) {
+        return Ok(Closing::Stale(stale));
+    }
+    if matches!(current.stage, DealStage::Won | DealStage::Lost) {
+        return Ok(Closing::Conflict(Problem::conflict(format!(
+            "the deal is already {}; reopen it (PATCH its stage) before closing it again",
+            current.stage
+        ))));
+    }
+    let mut next = DealCreate::from(&current);
+    next.stage = stage;
+    next.closed_at = Some(prefiq_runtime::db::now());
+    change(&mut next);
+    match deal::update(tx, id, current.version, &next)
+        .await
+        .map_err(problem)?
+    {
+        Some(closed) => Ok(Closing::Closed(closed)),
+        None => Ok(Closing::Stale(Problem::precondition_failed(
+            current.version + 1,
+        ))),
     }
 }
 
@@ -159,22 +162,23 @@ impl CrmService for Service {
     async fn win_deal(
         &self,
         _ctx: &RequestContext,
+        tx: &mut Tx,
         params: WinDealParams,
         body: WinDeal,
     ) -> Result<WinDealResponse, Problem> {
-        let closing = self
-            .close(
-                &params.id,
-                params.if_match.as_deref(),
-                DealStage::Won,
-                |next| {
-                    if let Some(amount) = body.amount {
-                        next.amount = amount;
-                    }
-                    next.lost_reason = None;
-                },
-            )
-            .await?;
+        let closing = close(
+            tx,
+            &params.id,
+            params.if_match.as_deref(),
+            DealStage::Won,
+            |next| {
+                if let Some(amount) = body.amount {
+                    next.amount = amount;
+                }
+                next.lost_reason = None;
+            },
+        )
+        .await?;
         let won = match closing {
             Closing::Closed(won) => won,
             Closing::NotFound(p) => return Ok(WinDealResponse::NotFound(p)),
@@ -182,18 +186,11 @@ impl CrmService for Service {
             Closing::Stale(p) => return Ok(WinDealResponse::PreconditionFailed(p)),
         };
         if let Some(note) = body.note.filter(|n| !n.trim().is_empty()) {
-            let activity = ActivityCreate {
-                kind: ActivityKind::Note,
-                subject: format!("Won: {}", won.name),
-                notes: Some(note),
-                due_at: None,
-                duration_minutes: None,
-                completed: true,
-                deal_id: Some(won.id),
-                contact_id: None,
-                participants: vec![],
-            };
-            activity::insert(&self.db, &activity)
+            let activity = ActivityCreate::new(ActivityKind::Note, format!("Won: {}", won.name))
+                .with_notes(note)
+                .with_completed(true)
+                .with_deal_id(won.id);
+            activity::insert(tx, &activity)
                 .await
                 .map_err(|e| e.into_problem(&activity::TABLE))?;
         }
@@ -203,6 +200,7 @@ impl CrmService for Service {
     async fn lose_deal(
         &self,
         _ctx: &RequestContext,
+        tx: &mut Tx,
         params: LoseDealParams,
         body: LoseDeal,
     ) -> Result<LoseDealResponse, Problem> {
@@ -212,16 +210,16 @@ impl CrmService for Service {
             }
             _ => body.reason.clone(),
         };
-        let closing = self
-            .close(
-                &params.id,
-                params.if_match.as_deref(),
-                DealStage::Lost,
-                |next| {
-                    next.lost_reason = Some(reason);
-                },
-            )
-            .await?;
+        let closing = close(
+            tx,
+            &params.id,
+            params.if_match.as_deref(),
+            DealStage::Lost,
+            |next| {
+                next.lost_reason = Some(reason);
+            },
+        )
+        .await?;
         Ok(match closing {
             Closing::Closed(lost) => LoseDealResponse::Ok(lost),
             Closing::NotFound(p) => LoseDealResponse::NotFound(p),
@@ -233,13 +231,14 @@ impl CrmService for Service {
     async fn pipeline_report(
         &self,
         _ctx: &RequestContext,
+        tx: &mut Tx,
         params: PipelineReportParams,
     ) -> Result<PipelineReportResponse, Problem> {
         let problem = |e: prefiq_runtime::db::DbError| e.into_problem(&deal::TABLE);
-        let rows = self
-            .db
+        let sql = tx.pick(PIPELINE[0], PIPELINE[1]);
+        let rows = tx
             .fetch_all(
-                self.db.pick(PIPELINE[0], PIPELINE[1]),
+                sql,
                 vec![
                     params.from.to_sql(),
                     params.to.to_sql(),
@@ -250,12 +249,7 @@ impl CrmService for Service {
             .map_err(problem)?;
         let mut stages: Vec<StageSummary> = DealStage::ALL
             .iter()
-            .map(|stage| StageSummary {
-                stage: *stage,
-                deals: 0,
-                amount: Decimal::ZERO,
-                weighted_amount: Decimal::ZERO,
-            })
+            .map(|stage| StageSummary::new(*stage, 0, Decimal::ZERO, Decimal::ZERO))
             .collect();
         for row in &rows {
             let stage: DealStage = row.req_enum(0).map_err(problem)?;
@@ -269,26 +263,28 @@ impl CrmService for Service {
             .iter()
             .filter(|s| !matches!(s.stage, DealStage::Won | DealStage::Lost))
             .collect();
-        Ok(PipelineReportResponse::Ok(PipelineReport {
-            currency: params.currency.clone(),
-            from: params.from,
-            to: params.to,
-            open_deals: open.iter().map(|s| s.deals).sum(),
-            open_amount: open.iter().map(|s| s.amount).sum(),
+        let mut report = PipelineReport::new(
+            open.iter().map(|s| s.deals).sum(),
+            open.iter().map(|s| s.amount).sum(),
             stages,
-        }))
+        );
+        report.currency = params.currency.clone();
+        report.from = params.from;
+        report.to = params.to;
+        Ok(PipelineReportResponse::Ok(report))
     }
 
     async fn search_contacts(
         &self,
         _ctx: &RequestContext,
+        tx: &mut Tx,
         params: SearchContactsParams,
     ) -> Result<SearchContactsResponse, Problem> {
         let problem = |e: prefiq_runtime::db::DbError| e.into_problem(&deal::TABLE);
-        let rows = self
-            .db
+        let sql = tx.pick(SEARCH[0], SEARCH[1]);
+        let rows = tx
             .fetch_all(
-                self.db.pick(SEARCH[0], SEARCH[1]),
+                sql,
                 vec![
                     SqlValue::Text(contains_pattern(&params.q)),
                     SqlValue::Int(i64::from(params.limit)),
@@ -300,20 +296,21 @@ impl CrmService for Service {
         for row in &rows {
             let first: String = row.req(1).map_err(problem)?;
             let last: String = row.req(2).map_err(problem)?;
-            items.push(ContactHit {
-                id: row.req(0).map_err(problem)?,
-                name: format!("{first} {last}"),
-                email: row.req(3).map_err(problem)?,
-                company_id: row.req(4).map_err(problem)?,
-                company_name: row.req(5).map_err(problem)?,
-            });
+            items.push(ContactHit::new(
+                row.req(0).map_err(problem)?,
+                format!("{first} {last}"),
+                row.req(3).map_err(problem)?,
+                row.req(4).map_err(problem)?,
+                row.req(5).map_err(problem)?,
+            ));
         }
-        Ok(SearchContactsResponse::Ok(ContactSearch { items }))
+        Ok(SearchContactsResponse::Ok(ContactSearch::new(items)))
     }
 
     async fn before_create_activity(
         &self,
         _ctx: &RequestContext,
+        _tx: &mut Tx,
         input: &mut ActivityCreate,
     ) -> Result<(), Problem> {
         check_subject(input)
@@ -322,6 +319,7 @@ impl CrmService for Service {
     async fn before_update_activity(
         &self,
         _ctx: &RequestContext,
+        _tx: &mut Tx,
         _current: &app_crm_types::Activity,
         next: &mut ActivityCreate,
     ) -> Result<(), Problem> {
@@ -331,6 +329,7 @@ impl CrmService for Service {
     async fn before_create_deal(
         &self,
         _ctx: &RequestContext,
+        _tx: &mut Tx,
         input: &mut DealCreate,
     ) -> Result<(), Problem> {
         settle(None, input)
@@ -339,6 +338,7 @@ impl CrmService for Service {
     async fn before_update_deal(
         &self,
         _ctx: &RequestContext,
+        _tx: &mut Tx,
         current: &Deal,
         next: &mut DealCreate,
     ) -> Result<(), Problem> {

@@ -1,0 +1,116 @@
+//! Stage 4, `emit`: the [`Ir`](crate::ir::Ir) → files in memory.
+//!
+//! Every emitter is a function of an app's IR, the project's settings and its templates. None
+//! reads a file, and none calls another stage: the session hands them what they need.
+
+mod openapi;
+mod openapi30;
+pub(crate) mod rust;
+pub(crate) mod schema;
+pub(crate) mod ts;
+
+use crate::config::ProjectConfig;
+use crate::diag::Diagnostic;
+use crate::ir::App;
+use crate::output::{GeneratedFile, Output, Scaffold, pretty_json};
+use crate::templates::Templates;
+
+pub use rust::Formatter;
+
+/// The files of the whole project that belong to no app: the meta-schema of `x-prefiq`.
+pub fn project() -> Output {
+    let mut output = Output::default();
+    output.files.push(GeneratedFile::new(
+        crate::vocab::META_SCHEMA_PATH,
+        "generator/codegen/src/vocab.rs",
+        &pretty_json(&crate::vocab::meta_schema()),
+    ));
+    output
+}
+
+/// Every generated file and first-run scaffold of `app`.
+pub fn app(
+    app: &App,
+    config: &ProjectConfig,
+    templates: &Templates,
+    formatter: &Formatter,
+) -> Result<Output, Diagnostic> {
+    let mut output = Output::default();
+    // The Rust crates are half of an app's emit time: make them on a second core meanwhile.
+    let mut rust_output = Output::default();
+    let (documents, rust) = std::thread::scope(|scope| {
+        let rust = rust::spawn_scoped(scope, || {
+            rust::emit(app, config, formatter, &mut rust_output)
+        });
+        (documents(app, templates, &mut output), rust.join())
+    });
+    documents?;
+    rust.unwrap_or_else(|_| {
+        Err(Diagnostic::error(
+            "prefiq::emit::rust",
+            "internal error: the Rust emitter panicked",
+        ))
+    })?;
+    output.files.append(&mut rust_output.files);
+    output.scaffolds.append(&mut rust_output.scaffolds);
+    output.sort();
+    Ok(output)
+}
+
+/// The API documents, the TypeScript client and their scaffolds.
+fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<(), Diagnostic> {
+    let schema_dir = format!("apps/{}/core/schema", app.name);
+    let openapi = openapi::document(app);
+    let openapi30 = openapi30::document(&openapi)?;
+    output.files.push(GeneratedFile::new(
+        format!("apps/{}/core/openapi.json", app.name),
+        &schema_dir,
+        &pretty_json(&openapi),
+    ));
+    output.files.push(GeneratedFile::new(
+        format!("apps/{}/core/openapi-3.0.json", app.name),
+        &schema_dir,
+        &pretty_json(&openapi30),
+    ));
+    output.files.push(GeneratedFile::new(
+        format!("apps/{}/bin/src/generated/schemas.json", app.name),
+        &schema_dir,
+        &pretty_json(&schema::document(app)),
+    ));
+    for (path, contents) in ts::emit(app, templates)? {
+        output
+            .files
+            .push(GeneratedFile::new(path, &schema_dir, &contents));
+    }
+    output.scaffolds.push(Scaffold {
+        path: format!("apps/{}/src/package.json", app.name),
+        contents: format!(
+            "{{\n  \"name\": \"{}-client\",\n  \"private\": true,\n  \"type\": \"module\"\n}}\n",
+            app.name
+        ),
+    });
+    output.scaffolds.push(Scaffold {
+        path: format!("apps/{}/src/tsconfig.json", app.name),
+        contents: TSCONFIG.to_owned(),
+    });
+    Ok(())
+}
+
+/// The TypeScript settings of an app's `src/` (a scaffold: yours to change).
+const TSCONFIG: &str = r#"{
+  "compilerOptions": {
+    "target": "ES2022",
+    "lib": ["ES2022", "DOM"],
+    "module": "NodeNext",
+    "moduleResolution": "NodeNext",
+    "strict": true,
+    "noUnusedLocals": true,
+    "noUnusedParameters": true,
+    "exactOptionalPropertyTypes": false,
+    "skipLibCheck": true,
+    "outDir": "dist",
+    "typeRoots": ["../../../.ci/node_modules/@types"]
+  },
+  "include": ["services/**/*.ts", "tests/**/*.ts", "../core/types/ts/**/*.ts"]
+}
+"#;

@@ -1,0 +1,322 @@
+//! The OpenAPI 3.1 document of an app: every route with its parameters, bodies, responses and
+//! problem+json errors, with components made by [`super::schema`].
+
+use serde_json::{Map, Value, json};
+
+use super::schema::{self, COMPONENTS};
+use crate::ir::{
+    App, CrudAction, Operation, OperationKind, OperationParam, OperationResponse, ParamRole,
+    ResponseBody, ResponseHeader, ResponseOrigin,
+};
+
+fn reference(kind: &str, name: &str) -> Value {
+    json!({ "$ref": format!("#/components/{kind}/{name}") })
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/problem+json": { "schema": reference("schemas", "Problem") } } })
+}
+
+fn parameter(param: &OperationParam) -> Value {
+    match param.role {
+        ParamRole::Limit => return reference("parameters", "limit"),
+        ParamRole::Cursor => return reference("parameters", "cursor"),
+        ParamRole::Count => return reference("parameters", "count"),
+        ParamRole::IfMatch => return reference("parameters", "if-match"),
+        _ => {}
+    }
+    let schema = match param.role {
+        // Sort keys and filters are strings with a small syntax of their own.
+        ParamRole::Sort | ParamRole::Filter { .. } | ParamRole::Or => json!({ "type": "string" }),
+        ParamRole::Key => schema::type_schema(&param.ty, false, COMPONENTS),
+        _ => schema::member_schema(&param.member(), false, COMPONENTS),
+    };
+    let mut p = Map::new();
+    p.insert("name".into(), param.name.clone().into());
+    p.insert("in".into(), param.kind.as_str().into());
+    p.insert("required".into(), param.required.into());
+    if let Some(d) = &param.description {
+        p.insert("description".into(), d.clone().into());
+    }
+    p.insert("schema".into(), schema);
+    Value::Object(p)
+}
+
+fn header(header: ResponseHeader) -> (&'static str, Value) {
+    match header {
+        ResponseHeader::ETag => ("ETag", reference("headers", "ETag")),
+        ResponseHeader::Location => ("Location", reference("headers", "Location")),
+    }
+}
+
+/// OpenAPI links from a new row to the routes that take its key.
+fn links(app: &App, entity: &str) -> Option<Value> {
+    let entity = app.entity(entity)?;
+    let key = format!("$response.body#/{}", entity.key().member.name);
+    let mut links = Map::new();
+    for (action, verb) in [
+        (CrudAction::Get, "The {} just created."),
+        (CrudAction::Update, "Change the {} just created."),
+        (CrudAction::Delete, "Delete the {} just created."),
+    ] {
+        let operation = app.crud_operation(&entity.name, action)?;
+        links.insert(
+            operation.type_prefix.clone(),
+            json!({ "operationId": operation.id, "parameters": { "id": key }, "description": verb.replace("{}", &entity.name) }),
+        );
+    }
+    Some(Value::Object(links))
+}
+
+fn response(app: &App, operation: &Operation, response: &OperationResponse) -> Value {
+    if response.origin == ResponseOrigin::Standard {
+        return reference("responses", &response.name);
+    }
+    let mut r = Map::new();
+    r.insert("description".into(), response.description.clone().into());
+    if !response.headers.is_empty() {
+        let headers: Map<String, Value> = response
+            .headers
+            .iter()
+            .map(|h| {
+                let (name, value) = header(*h);
+                (name.to_owned(), value)
+            })
+            .collect();
+        r.insert("headers".into(), Value::Object(headers));
+    }
+    match &response.body {
+        ResponseBody::Empty => {}
+        ResponseBody::Json { ty } => {
+            r.insert(
+                "content".into(),
+                json_content(schema::type_schema(ty, false, COMPONENTS)),
+            );
+        }
+        ResponseBody::Problem => {
+            let schema = ResponseBody::problem_schema(response.status);
+            r.insert(
+                "content".into(),
+                json!({ "application/problem+json": { "schema": reference("schemas", schema) } }),
+            );
+        }
+    }
+    if let OperationKind::Crud {
+        entity,
+        action: CrudAction::Create,
+    } = &operation.kind
+    {
+        if response.is_success() {
+            if let Some(links) = links(app, entity) {
+                r.insert("links".into(), links);
+            }
+        }
+    }
+    Value::Object(r)
+}
+
+fn operation_item(app: &App, operation: &Operation) -> Value {
+    let mut item = Map::new();
+    item.insert("operationId".into(), operation.id.clone().into());
+    if !operation.tags.is_empty() {
+        item.insert("tags".into(), json!(operation.tags));
+    }
+    if let Some(summary) = &operation.summary {
+        item.insert("summary".into(), summary.clone().into());
+    }
+    if let Some(description) = &operation.description {
+        item.insert("description".into(), description.clone().into());
+    }
+    if operation.deprecated {
+        item.insert("deprecated".into(), true.into());
+    }
+    if let Some(security) = &operation.security {
+        item.insert("security".into(), security.clone());
+    }
+    // A CRUD route's key is a parameter of its path item, shared by the item's routes.
+    let parameters: Vec<Value> = operation
+        .params
+        .iter()
+        .filter(|p| !(p.role == ParamRole::Key && operation.crud_action().is_some()))
+        .map(parameter)
+        .collect();
+    if !parameters.is_empty() {
+        item.insert("parameters".into(), Value::Array(parameters));
+    }
+    if let Some(body) = &operation.body {
+        let mut b = Map::new();
+        b.insert("required".into(), true.into());
+        if let Some(d) = &body.description {
+            b.insert("description".into(), d.clone().into());
+        }
+        b.insert(
+            "content".into(),
+            json!({ body.media_type.clone(): { "schema": schema::type_schema(&body.ty, false, COMPONENTS) } }),
+        );
+        item.insert("requestBody".into(), Value::Object(b));
+    }
+    let responses: Map<String, Value> = operation
+        .responses
+        .iter()
+        .map(|r| (r.status.to_string(), response(app, operation, r)))
+        .collect();
+    item.insert("responses".into(), Value::Object(responses));
+    Value::Object(item)
+}
+
+/// The problem+json schemas.
+pub fn problem_schemas() -> Map<String, Value> {
+    let mut schemas = Map::new();
+    schemas.insert("FieldError".into(), json!({
+        "type": "object",
+        "description": "One invalid member of a request.",
+        "required": ["pointer", "detail"],
+        "properties": {
+            "pointer": { "type": "string", "description": "JSON pointer (RFC 6901) to the member in the request body." },
+            "detail": { "type": "string" },
+            "keyword": { "type": "string", "description": "The JSON Schema keyword that failed." }
+        }
+    }));
+    schemas.insert("Problem".into(), json!({
+        "type": "object",
+        "description": "An RFC 9457 problem.",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": { "type": "string", "format": "uri" },
+            "title": { "type": "string" },
+            "status": { "type": "integer", "format": "int32" },
+            "detail": { "type": "string" },
+            "errors": { "type": "array", "items": { "$ref": "#/components/schemas/FieldError" } }
+        }
+    }));
+    schemas.insert("ValidationProblem".into(), json!({
+        "description": "A 422 problem: `errors` lists every invalid member of the body.",
+        "allOf": [
+            { "$ref": "#/components/schemas/Problem" },
+            { "type": "object", "required": ["errors"], "properties": { "errors": { "type": "array", "items": { "$ref": "#/components/schemas/FieldError" } } } }
+        ]
+    }));
+    schemas
+}
+
+/// The OpenAPI 3.1 document of `app`.
+pub fn document(app: &App) -> Value {
+    let mut paths = Map::new();
+    for operation in &app.operations {
+        let entry = paths.entry(operation.path.clone()).or_insert_with(|| {
+            let mut item = Map::new();
+            if operation.crud_action().is_some() {
+                let shared: Vec<Value> = operation
+                    .params
+                    .iter()
+                    .filter(|p| p.role == ParamRole::Key)
+                    .map(parameter)
+                    .collect();
+                if !shared.is_empty() {
+                    item.insert("parameters".into(), Value::Array(shared));
+                }
+            }
+            Value::Object(item)
+        });
+        if let Some(item) = entry.as_object_mut() {
+            item.insert(
+                operation.method.lower().to_owned(),
+                operation_item(app, operation),
+            );
+        }
+    }
+    paths.insert("/healthz".into(), json!({
+        "get": {
+            "operationId": "health",
+            "tags": ["Service"],
+            "summary": "Check that the service and its database answer",
+            "responses": {
+                "200": { "description": "Healthy.", "content": json_content(json!({ "type": "object", "required": ["status"], "properties": { "status": { "type": "string" } } })) },
+                "503": problem_response("The database is unreachable.")
+            }
+        }
+    }));
+    let mut schemas = problem_schemas();
+    for (name, named) in app.declared_types() {
+        schemas.insert(
+            name.clone(),
+            schema::named_schema(app, name, named, COMPONENTS),
+        );
+    }
+    for entity in &app.entities {
+        schemas.insert(entity.name.clone(), schema::model(entity, COMPONENTS));
+        schemas.insert(
+            entity.types.create.clone(),
+            schema::create(entity, COMPONENTS),
+        );
+        schemas.insert(
+            entity.types.patch.clone(),
+            schema::patch(entity, COMPONENTS),
+        );
+        schemas.insert(entity.types.page.clone(), schema::page(entity, COMPONENTS));
+    }
+    // The standard errors, each described once; operations refer to them.
+    let mut standard: Vec<&OperationResponse> = app
+        .operations
+        .iter()
+        .flat_map(|o| &o.responses)
+        .filter(|r| r.origin == ResponseOrigin::Standard)
+        .collect();
+    standard.sort_by_key(|r| r.status);
+    standard.dedup_by_key(|r| r.status);
+    let responses: Map<String, Value> = standard
+        .into_iter()
+        .map(|r| {
+            let schema = ResponseBody::problem_schema(r.status);
+            (
+                r.name.clone(),
+                json!({ "description": r.description, "content": { "application/problem+json": { "schema": reference("schemas", schema) } } }),
+            )
+        })
+        .collect();
+    let mut tags: Vec<Value> = app
+        .entities
+        .iter()
+        .map(|e| json!({ "name": e.name, "description": e.description.clone().unwrap_or_else(|| format!("{} records.", e.name)) }))
+        .collect();
+    for operation in app.custom() {
+        for tag in &operation.tags {
+            if !tags.iter().any(|t| t["name"] == *tag) {
+                tags.push(json!({ "name": tag, "description": format!("{tag} operations.") }));
+            }
+        }
+    }
+    tags.push(json!({ "name": "Service", "description": "Operational endpoints." }));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": format!("{} API", app.name),
+            "version": "0.1.0",
+            "description": format!("The `{}` app, generated by Prefiq from apps/{}/core/schema. Errors are RFC 9457 problem+json.", app.name, app.name)
+        },
+        "servers": [{ "url": "/" }],
+        // Alone, an app accepts anonymous calls; operations that name a scheme say so themselves.
+        "security": [],
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "parameters": {
+                "limit": { "name": "limit", "in": "query", "required": false, "description": "Rows per page, 1 to 1000.", "schema": { "type": "integer", "format": "int32", "minimum": 1, "maximum": 1000, "default": 50 } },
+                "cursor": { "name": "cursor", "in": "query", "required": false, "description": "The `next_cursor` of the previous page.", "schema": { "type": "string" } },
+                "count": { "name": "count", "in": "query", "required": false, "description": "`exact` to add the number of matching rows as `total`.", "schema": { "type": "string", "enum": ["exact", "none"] } },
+                "if-match": { "name": "If-Match", "in": "header", "required": false, "description": "The ETag last read; the request fails with 412 if the row changed since.", "schema": { "type": "string" } }
+            },
+            "headers": {
+                "ETag": { "description": "The row version, for `If-Match`.", "schema": { "type": "string" } },
+                "Location": { "description": "The URL of the new resource.", "schema": { "type": "string" } }
+            },
+            "securitySchemes": app.security_schemes,
+            "responses": responses
+        }
+    })
+}

@@ -1,0 +1,504 @@
+//! Rust output: the model types crate and the axum server crate of an app, built with `quote!`
+//! and formatted once with `prettyplease`. Manifests and first-run scaffolds are plain text.
+
+mod client;
+mod server;
+mod types;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::config::ProjectConfig;
+use crate::diag::Diagnostic;
+use crate::ir::{App, Type};
+use crate::names;
+use crate::output::{GeneratedFile, Output, Scaffold};
+
+/// A Rust identifier, raw if it is a keyword.
+pub fn ident(name: &str) -> Ident {
+    if names::is_rust_keyword(name) {
+        Ident::new_raw(name, Span::call_site())
+    } else {
+        Ident::new(name, Span::call_site())
+    }
+}
+
+/// The crate names of an app: `app-crm` / `app_crm`, `app-crm-types` / `app_crm_types`.
+pub struct CrateNames {
+    /// The server crate's package name.
+    pub server: String,
+    /// The types crate's package name.
+    pub types: String,
+}
+
+impl CrateNames {
+    /// Names for `app`.
+    pub fn of(app: &str) -> CrateNames {
+        CrateNames {
+            server: format!("app-{app}"),
+            types: format!("app-{app}-types"),
+        }
+    }
+
+    /// The types crate as a Rust path root.
+    pub fn types_ident(&self) -> Ident {
+        format_ident!("{}", self.types.replace('-', "_"))
+    }
+
+    /// The server crate as a Rust path root.
+    pub fn server_ident(&self) -> Ident {
+        format_ident!("{}", self.server.replace('-', "_"))
+    }
+}
+
+/// Where generated code finds named types and third-party crates.
+pub struct Roots {
+    /// The prefix of named types: `crate` in the types crate, `::app_crm_types` elsewhere.
+    pub named: TokenStream,
+    /// The prefix of `uuid`, `chrono`, `rust_decimal`, `serde_json`: empty for direct
+    /// dependencies, `::prefiq_runtime::deps` in server crates.
+    pub deps: TokenStream,
+}
+
+impl Roots {
+    fn dep(&self, path: TokenStream) -> TokenStream {
+        let deps = &self.deps;
+        if deps.is_empty() {
+            quote!(::#path)
+        } else {
+            quote!(#deps::#path)
+        }
+    }
+}
+
+/// The Rust type of a value.
+pub fn rust_type(ty: &Type, roots: &Roots) -> TokenStream {
+    let krate = &roots.named;
+    match ty {
+        Type::String(_) => quote!(::std::string::String),
+        Type::Integer(n) if n.bits == 32 => quote!(i32),
+        Type::Integer(_) => quote!(i64),
+        Type::Number(_) => quote!(f64),
+        Type::Decimal(_) => roots.dep(quote!(rust_decimal::Decimal)),
+        Type::Boolean => quote!(bool),
+        Type::Uuid => roots.dep(quote!(uuid::Uuid)),
+        Type::Date => roots.dep(quote!(chrono::NaiveDate)),
+        Type::DateTime => {
+            let chrono = roots.dep(quote!(chrono));
+            quote!(#chrono::DateTime<#chrono::Utc>)
+        }
+        Type::Enum { name }
+        | Type::Object { name }
+        | Type::Entity { name }
+        | Type::Union { name } => {
+            let name = format_ident!("{}", name);
+            quote!(#krate::#name)
+        }
+        Type::Array(a) => {
+            let item = rust_type(&a.items, roots);
+            if a.items_nullable {
+                quote!(::std::vec::Vec<::std::option::Option<#item>>)
+            } else {
+                quote!(::std::vec::Vec<#item>)
+            }
+        }
+        Type::Map { values } => {
+            let value = rust_type(values, roots);
+            quote!(::std::collections::BTreeMap<::std::string::String, #value>)
+        }
+        Type::Any => roots.dep(quote!(serde_json::Value)),
+    }
+}
+
+fn not_rust(what: &str, error: &syn::Error) -> Diagnostic {
+    Diagnostic::error(
+        "prefiq::emit::rust",
+        format!("internal error: the generated {what} does not parse: {error}"),
+    )
+    .with_help("this is a bug in Prefiq; please report it with the schema that caused it")
+}
+
+/// Formats token streams as Rust files, remembering what it formatted.
+///
+/// Formatting (parsing with `syn`, printing with `prettyplease`) is most of the Rust emit time,
+/// and its output depends only on the token text. A [`Session`](crate::Session) keeps one
+/// formatter, so after a one-field edit the watcher reformats only the files that changed.
+/// Files not seen before are formatted on all cores.
+#[derive(Debug, Default)]
+pub struct Formatter {
+    memo: Mutex<Memo>,
+}
+
+/// Token text and formatted text kept, in bytes: the files of a few dozen apps. Beyond it the
+/// memo starts over.
+const MEMO_BYTES: usize = 64 << 20;
+
+#[derive(Debug, Default)]
+struct Memo {
+    formatted: HashMap<String, String>,
+    bytes: usize,
+}
+
+impl Formatter {
+    fn known(&self, text: &str) -> Option<String> {
+        self.memo
+            .lock()
+            .ok()
+            .and_then(|m| m.formatted.get(text).cloned())
+    }
+
+    fn remember(&self, text: &str, formatted: &str) {
+        if let Ok(mut memo) = self.memo.lock() {
+            memo.bytes += text.len() + formatted.len();
+            if memo.bytes > MEMO_BYTES {
+                *memo = Memo::default();
+                memo.bytes = text.len() + formatted.len();
+            }
+            memo.formatted.insert(text.to_owned(), formatted.to_owned());
+        }
+    }
+
+    /// Formats `files`, keeping their order.
+    pub fn format_all(
+        &self,
+        files: Vec<(String, TokenStream)>,
+    ) -> Result<Vec<(String, String)>, Diagnostic> {
+        // Token streams are not `Send`; their text is, and parses back to the same file.
+        let texts: Vec<(String, String)> = files
+            .into_iter()
+            .map(|(path, tokens)| (path, tokens.to_string()))
+            .collect();
+        let mut results: Vec<Option<String>> =
+            texts.iter().map(|(_, text)| self.known(text)).collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| results[i].is_none()).collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(missing.len());
+        let mut made: Vec<(usize, Result<String, Diagnostic>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|worker| {
+                    let (texts, missing) = (&texts, &missing);
+                    spawn_scoped(scope, move || {
+                        missing
+                            .iter()
+                            .skip(worker)
+                            .step_by(threads)
+                            .map(|&i| (i, unparse(&texts[i].1, &texts[i].0)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| {
+                    worker.join().unwrap_or_else(|_| {
+                        vec![(
+                            usize::MAX,
+                            Err(Diagnostic::error(
+                                "prefiq::emit::rust",
+                                "internal error: formatting generated Rust panicked",
+                            )),
+                        )]
+                    })
+                })
+                .collect()
+        });
+        // The first error in file order, whatever the number of cores.
+        made.sort_by_key(|(i, _)| *i);
+        for (i, result) in made {
+            let formatted = result?;
+            if let Some((_, text)) = texts.get(i) {
+                self.remember(text, &formatted);
+            }
+            results[i] = Some(formatted);
+        }
+        Ok(texts
+            .into_iter()
+            .zip(results)
+            .map(|((path, _), text)| (path, text.unwrap_or_default()))
+            .collect())
+    }
+}
+
+/// Spawns a scoped thread with the main thread's stack size: `syn` and `prettyplease` recurse
+/// once per call of a method chain, and an app's router is one chain with a call per route.
+pub(crate) fn spawn_scoped<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    work: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    const STACK: usize = 8 << 20;
+    std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn_scoped(scope, work)
+        .unwrap_or_else(|error| panic!("cannot start a thread: {error}"))
+}
+
+fn unparse(text: &str, what: &str) -> Result<String, Diagnostic> {
+    let file = syn::parse_str::<syn::File>(text).map_err(|e| not_rust(what, &e))?;
+    Ok(prettyplease::unparse(&file))
+}
+
+/// Dependencies the types crate needs, by what its types use.
+struct TypeDeps {
+    chrono: bool,
+    uuid: bool,
+    decimal: bool,
+    decimal_float: bool,
+    regex: bool,
+}
+
+fn type_deps(app: &App) -> TypeDeps {
+    let mut deps = TypeDeps {
+        chrono: false,
+        uuid: false,
+        decimal: false,
+        decimal_float: false,
+        regex: false,
+    };
+    let mut visit = |ty: &Type| {
+        let mut stack = vec![ty];
+        while let Some(ty) = stack.pop() {
+            match ty {
+                Type::Date | Type::DateTime => deps.chrono = true,
+                Type::Uuid => deps.uuid = true,
+                Type::Decimal(d) => {
+                    deps.decimal = true;
+                    deps.decimal_float |= d.as_number;
+                }
+                Type::String(s) if s.pattern.is_some() => deps.regex = true,
+                Type::Array(a) => stack.push(&a.items),
+                Type::Map { values } => stack.push(values),
+                _ => {}
+            }
+        }
+    };
+    for entity in &app.entities {
+        for field in &entity.fields {
+            visit(&field.member.ty);
+        }
+    }
+    for named in app.types.values() {
+        match named {
+            crate::ir::NamedType::Struct(s) => s.members.iter().for_each(|m| visit(&m.ty)),
+            crate::ir::NamedType::Union(u) => u.variants.iter().for_each(|v| visit(&v.ty)),
+            crate::ir::NamedType::Enum(_) | crate::ir::NamedType::Derived(_) => {}
+        }
+    }
+    deps
+}
+
+fn runtime_dependency(config: &ProjectConfig, depth: usize) -> String {
+    match &config.runtime.path {
+        Some(path) if std::path::Path::new(path).is_absolute() => {
+            format!("prefiq-runtime = {{ path = \"{path}\" }}")
+        }
+        Some(path) => format!(
+            "prefiq-runtime = {{ path = \"{}{}\" }}",
+            "../".repeat(depth),
+            path
+        ),
+        None => format!("prefiq-runtime = \"{}\"", config.runtime.version),
+    }
+}
+
+/// Emits the types crate, the server crate, the client crate and their scaffolds.
+pub fn emit(
+    app: &App,
+    config: &ProjectConfig,
+    formatter: &Formatter,
+    output: &mut Output,
+) -> Result<(), Diagnostic> {
+    let crates = CrateNames::of(&app.name);
+    let source = format!("apps/{}/core/schema", app.name);
+    let deps = type_deps(app);
+
+    // The types crate: no web dependencies.
+    let mut manifest = format!(
+        "[package]\nname = \"{}\"\ndescription = \"Model types of the {} app.\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n[dependencies]\n",
+        crates.types, app.name
+    );
+    if deps.chrono {
+        manifest.push_str("chrono = { version = \"0.4\", default-features = false, features = [\"std\", \"serde\"] }\n");
+    }
+    if deps.regex {
+        manifest.push_str("regex = { version = \"1\", default-features = false, features = [\"std\", \"unicode-perl\", \"unicode-case\"] }\n");
+    }
+    if deps.decimal {
+        let float = if deps.decimal_float {
+            ", \"serde-with-float\""
+        } else {
+            ""
+        };
+        manifest.push_str(&format!("rust_decimal = {{ version = \"1\", default-features = false, features = [\"std\", \"serde\"{float}] }}\n"));
+    }
+    manifest.push_str("serde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n");
+    if deps.uuid {
+        manifest.push_str("uuid = { version = \"1\", features = [\"serde\"] }\n");
+    }
+    let types_dir = format!("apps/{}/core/types/rust", app.name);
+    output.files.push(GeneratedFile::new(
+        format!("{types_dir}/Cargo.toml"),
+        &source,
+        &manifest,
+    ));
+    // The server crate: generated modules under src/generated/, scaffolds around them.
+    let bin = format!("apps/{}/bin", app.name);
+    let mut files = Vec::new();
+    for (path, tokens) in types::emit(app)? {
+        files.push((format!("{types_dir}/{path}"), tokens));
+    }
+    for (path, tokens) in server::emit(app, &crates)? {
+        files.push((format!("{bin}/{path}"), tokens));
+    }
+    for (path, text) in formatter.format_all(files)? {
+        output.files.push(GeneratedFile::new(path, &source, &text));
+    }
+    for (path, text) in client::files(&app.name) {
+        output.files.push(GeneratedFile::new(path, &source, &text));
+    }
+    output.scaffolds.extend(scaffolds(app, config, &crates));
+    Ok(())
+}
+
+fn scaffolds(app: &App, config: &ProjectConfig, crates: &CrateNames) -> Vec<Scaffold> {
+    let bin = format!("apps/{}/bin", app.name);
+    let server = crates.server_ident();
+    let trait_name = format!("{}Service", names::pascal(&app.name));
+    let manifest = format!(
+        "[package]\nname = \"{server}\"\ndescription = \"The {app} app: generated routes and hand-written services.\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+         # Created once by `prefiq codegen`; yours to edit. Generated code needs the two\n\
+         # dependencies below and nothing else.\n\
+         [dependencies]\n{types} = {{ path = \"../core/types/rust\" }}\n{runtime}\n",
+        server = crates.server,
+        app = app.name,
+        types = crates.types,
+        runtime = runtime_dependency(config, 3),
+    );
+    let lib = format!(
+        "//! The {app} app: routes, handlers and repositories generated from `core/schema/`,\n\
+         //! and the hand-written services in `services/`.\n\n\
+         #[rustfmt::skip]\npub mod generated;\npub mod services;\n\npub use generated::{{{trait_name}, router}};\n",
+        app = app.name,
+    );
+    let main = format!(
+        "//! Serves the {app} app alone: `cargo run -p {package}`.\n\n\
+         fn main() -> std::process::ExitCode {{\n    \
+         prefiq_runtime::serve::main({server}::generated::APP, |db| {{\n        \
+         let service = {server}::services::Service::new(db.clone());\n        \
+         Ok({server}::router(service, db)?)\n    \
+         }})\n}}\n",
+        app = app.name,
+        package = crates.server,
+    );
+    let services = format!(
+        "//! Hand-written business logic of the {app} app. `prefiq codegen` created this file once\n\
+         //! and never touches it again.\n\
+         //!\n\
+         //! Every method of [`{trait_name}`] has a default; override the hooks you need.\n\n\
+         use prefiq_runtime::Db;\n\n\
+         use crate::{trait_name};\n\n\
+         /// The {app} service.\n\
+         #[derive(Debug, Clone)]\n\
+         pub struct Service {{\n    \
+         #[allow(dead_code)]\n    \
+         db: Db,\n\
+         }}\n\n\
+         impl Service {{\n    \
+         /// A service over the app's database.\n    \
+         pub fn new(db: Db) -> Self {{\n        \
+         Self {{ db }}\n    \
+         }}\n\
+         }}\n\n\
+         impl {trait_name} for Service {{}}\n",
+        app = app.name,
+    );
+    let types_lib = format!(
+        "//! Model types of the {app} app, generated from `apps/{app}/core/schema/`.\n//!\n\
+         //! Plain serde types with no web dependencies, for servers and clients alike.\n\n\
+         #[rustfmt::skip]\nmod generated;\n\npub use generated::*;\n",
+        app = app.name,
+    );
+    vec![
+        Scaffold {
+            path: format!("{bin}/Cargo.toml"),
+            contents: manifest,
+        },
+        Scaffold {
+            path: format!("{bin}/src/lib.rs"),
+            contents: lib,
+        },
+        Scaffold {
+            path: format!("{bin}/src/main.rs"),
+            contents: main,
+        },
+        Scaffold {
+            path: format!("{bin}/src/services/mod.rs"),
+            contents: services,
+        },
+        Scaffold {
+            path: format!("apps/{}/core/types/rust/src/lib.rs", app.name),
+            contents: types_lib,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting_keeps_order_and_the_memo_gives_the_same_bytes() {
+        let files = || {
+            vec![
+                (
+                    "a.rs".to_owned(),
+                    quote!(
+                        pub struct A {
+                            x: i32,
+                        }
+                    ),
+                ),
+                (
+                    "b.rs".to_owned(),
+                    quote!(
+                        fn b() -> u8 {
+                            1 + 2
+                        }
+                    ),
+                ),
+                (
+                    "c.rs".to_owned(),
+                    quote!(
+                        pub enum C {
+                            One,
+                            Two,
+                        }
+                    ),
+                ),
+            ]
+        };
+        let formatter = Formatter::default();
+        let first = formatter.format_all(files()).unwrap();
+        let paths: Vec<&str> = first.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["a.rs", "b.rs", "c.rs"]);
+        assert_eq!(first[0].1, "pub struct A {\n    x: i32,\n}\n");
+        assert_eq!(first[1].1, "fn b() -> u8 {\n    1 + 2\n}\n");
+        // The second run answers from the memo, with the same bytes.
+        assert_eq!(formatter.format_all(files()).unwrap(), first);
+        assert_eq!(formatter.memo.lock().unwrap().formatted.len(), 3);
+    }
+
+    #[test]
+    fn tokens_that_are_not_a_file_are_an_internal_error() {
+        let error = Formatter::default()
+            .format_all(vec![("bad.rs".to_owned(), quote!(fn))])
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("bad.rs does not parse"),
+            "{error}"
+        );
+    }
+}

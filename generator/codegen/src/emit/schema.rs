@@ -1,0 +1,422 @@
+//! JSON Schemas made from the IR: the request and response schemas of every entity and named
+//! type. The same functions feed the runtime validators (`schemas.json`) and the OpenAPI
+//! components, so what is documented is what is enforced.
+
+use serde_json::{Map, Value, json};
+
+use crate::ir::{App, Entity, FieldRole, Member, NamedType, NumberType, Type};
+
+/// Where `$ref`s point.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// `#/$defs/` or `#/components/schemas/`.
+    pub ref_prefix: &'static str,
+}
+
+/// Runtime validation: a 2020-12 document with `$defs`.
+pub const DEFS: Style = Style {
+    ref_prefix: "#/$defs/",
+};
+/// OpenAPI components.
+pub const COMPONENTS: Style = Style {
+    ref_prefix: "#/components/schemas/",
+};
+
+/// The pattern every decimal string must match.
+pub const DECIMAL_PATTERN: &str = "^-?[0-9]+(\\.[0-9]+)?$";
+
+fn with_null(mut schema: Value, nullable: bool) -> Value {
+    if !nullable {
+        return schema;
+    }
+    match schema.get_mut("type") {
+        Some(Value::String(t)) => {
+            let t = t.clone();
+            schema["type"] = json!([t, "null"]);
+            if let Some(Value::Array(values)) = schema.get_mut("enum") {
+                values.push(Value::Null);
+            }
+            schema
+        }
+        _ => json!({ "oneOf": [schema, { "type": "null" }] }),
+    }
+}
+
+fn bounds(schema: &mut Map<String, Value>, bounds: &NumberType) {
+    for (key, value) in [
+        ("minimum", &bounds.minimum),
+        ("maximum", &bounds.maximum),
+        ("exclusiveMinimum", &bounds.exclusive_minimum),
+        ("exclusiveMaximum", &bounds.exclusive_maximum),
+        ("multipleOf", &bounds.multiple_of),
+    ] {
+        if let Some(n) = value {
+            schema.insert(key.into(), Value::Number(n.clone()));
+        }
+    }
+}
+
+/// The schema of a type.
+pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
+    let schema = match ty {
+        Type::String(s) => {
+            let mut o = Map::new();
+            o.insert("type".into(), "string".into());
+            if let Some(f) = &s.format {
+                o.insert("format".into(), f.clone().into());
+            }
+            if let Some(n) = s.min_length {
+                o.insert("minLength".into(), n.into());
+            }
+            if let Some(n) = s.max_length {
+                o.insert("maxLength".into(), n.into());
+            }
+            if let Some(p) = &s.pattern {
+                o.insert("pattern".into(), p.clone().into());
+            }
+            if let Some(c) = &s.constant {
+                o.insert("const".into(), c.clone().into());
+            }
+            Value::Object(o)
+        }
+        Type::Integer(n) => {
+            let mut o = Map::new();
+            o.insert("type".into(), "integer".into());
+            o.insert(
+                "format".into(),
+                if n.bits == 32 { "int32" } else { "int64" }.into(),
+            );
+            bounds(&mut o, n);
+            Value::Object(o)
+        }
+        Type::Number(n) => {
+            let mut o = Map::new();
+            o.insert("type".into(), "number".into());
+            o.insert("format".into(), "double".into());
+            bounds(&mut o, n);
+            Value::Object(o)
+        }
+        Type::Decimal(d) => {
+            let mut o = Map::new();
+            if d.as_number {
+                o.insert("type".into(), "number".into());
+            } else {
+                o.insert("type".into(), "string".into());
+                o.insert("pattern".into(), DECIMAL_PATTERN.into());
+            }
+            o.insert("format".into(), "decimal".into());
+            let mut limits = Map::new();
+            if let Some(p) = d.precision {
+                limits.insert("precision".into(), p.into());
+            }
+            if let Some(s) = d.scale {
+                limits.insert("scale".into(), s.into());
+            }
+            bounds(&mut limits, &d.bounds);
+            if d.as_number {
+                bounds(&mut o, &d.bounds);
+            }
+            if !limits.is_empty() {
+                o.insert("x-decimal".into(), Value::Object(limits));
+            }
+            Value::Object(o)
+        }
+        Type::Boolean => json!({ "type": "boolean" }),
+        Type::Uuid => json!({ "type": "string", "format": "uuid" }),
+        Type::Date => json!({ "type": "string", "format": "date" }),
+        Type::DateTime => json!({ "type": "string", "format": "date-time" }),
+        Type::Enum { name }
+        | Type::Object { name }
+        | Type::Entity { name }
+        | Type::Union { name } => {
+            json!({ "$ref": format!("{}{name}", style.ref_prefix) })
+        }
+        Type::Array(a) => {
+            let mut o = Map::new();
+            o.insert("type".into(), "array".into());
+            o.insert(
+                "items".into(),
+                type_schema(&a.items, a.items_nullable, style),
+            );
+            if let Some(n) = a.min_items {
+                o.insert("minItems".into(), n.into());
+            }
+            if let Some(n) = a.max_items {
+                o.insert("maxItems".into(), n.into());
+            }
+            if a.unique_items {
+                o.insert("uniqueItems".into(), true.into());
+            }
+            Value::Object(o)
+        }
+        Type::Map { values } => {
+            json!({ "type": "object", "additionalProperties": type_schema(values, false, style) })
+        }
+        Type::Any => json!({}),
+    };
+    if matches!(ty, Type::Any) {
+        schema
+    } else {
+        with_null(schema, nullable)
+    }
+}
+
+/// The schema of a member: its type plus its annotations.
+pub fn member_schema(member: &Member, nullable: bool, style: Style) -> Value {
+    let mut schema = type_schema(&member.ty, nullable, style);
+    let annotate = schema.as_object().is_some_and(|o| !o.contains_key("$ref"));
+    let Some(object) = schema.as_object_mut() else {
+        return schema;
+    };
+    // Annotations beside a bare `$ref` would be invalid in OpenAPI 3.0: wrap them.
+    if !annotate && (member.description.is_some() || member.default.is_some() || member.deprecated)
+    {
+        let reference = Value::Object(object.clone());
+        object.clear();
+        object.insert("allOf".into(), json!([reference]));
+    }
+    if let Some(d) = &member.description {
+        object.insert("description".into(), d.clone().into());
+    }
+    if let Some(d) = &member.default {
+        object.insert("default".into(), d.clone());
+    }
+    if member.deprecated {
+        object.insert("deprecated".into(), true.into());
+    }
+    if !member.examples.is_empty() {
+        object.insert("examples".into(), Value::Array(member.examples.clone()));
+    }
+    schema
+}
+
+/// The schema of a named type.
+pub fn named_schema(app: &App, name: &str, named: &NamedType, style: Style) -> Value {
+    let mut schema = match named {
+        NamedType::Struct(s) => {
+            let mut properties = Map::new();
+            let mut required: Vec<Value> = Vec::new();
+            if let Some((tag, value)) = app.variant_tag(name) {
+                properties.insert(tag.to_owned(), json!({ "type": "string", "const": value }));
+                required.push(tag.into());
+            }
+            for m in &s.members {
+                properties.insert(m.name.clone(), member_schema(m, m.nullable, style));
+                if m.required {
+                    required.push(m.name.clone().into());
+                }
+            }
+            let mut o = Map::new();
+            o.insert("type".into(), "object".into());
+            if !required.is_empty() {
+                o.insert("required".into(), Value::Array(required));
+            }
+            o.insert("properties".into(), Value::Object(properties));
+            o.insert("additionalProperties".into(), false.into());
+            Value::Object(o)
+        }
+        NamedType::Enum(e) => {
+            json!({ "type": "string", "enum": e.values.iter().map(|v| v.value.clone()).collect::<Vec<_>>() })
+        }
+        NamedType::Union(u) => {
+            let variants: Vec<Value> = u
+                .variants
+                .iter()
+                .map(|v| type_schema(&v.ty, false, style))
+                .collect();
+            let mut o = Map::new();
+            o.insert("oneOf".into(), Value::Array(variants));
+            if let Some(tag) = &u.tag {
+                let mapping: Map<String, Value> = u
+                    .variants
+                    .iter()
+                    .filter_map(|v| match (&v.ty, &v.tag_value) {
+                        (Type::Object { name }, Some(value)) => {
+                            Some((value.clone(), format!("{}{name}", style.ref_prefix).into()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                o.insert(
+                    "discriminator".into(),
+                    json!({ "propertyName": tag, "mapping": mapping }),
+                );
+            }
+            Value::Object(o)
+        }
+        // A derived type's schema is made from what it derives from: see `model`, `create`,
+        // `patch`, `replace`, `page` and `params`.
+        NamedType::Derived(_) => json!({}),
+    };
+    if let (Some(d), Some(o)) = (named.description(), schema.as_object_mut()) {
+        o.insert("description".into(), d.into());
+    }
+    schema
+}
+
+fn object(
+    properties: Map<String, Value>,
+    required: Vec<Value>,
+    closed: bool,
+    description: Option<String>,
+) -> Value {
+    let mut o = Map::new();
+    if let Some(d) = description {
+        o.insert("description".into(), d.into());
+    }
+    o.insert("type".into(), "object".into());
+    if !required.is_empty() {
+        o.insert("required".into(), Value::Array(required));
+    }
+    o.insert("properties".into(), Value::Object(properties));
+    if closed {
+        o.insert("additionalProperties".into(), false.into());
+    }
+    Value::Object(o)
+}
+
+/// What a client reads: every field; server-set ones are `readOnly`.
+pub fn model(entity: &Entity, style: Style) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in &entity.fields {
+        let mut schema = member_schema(&field.member, field.is_model_nullable(), style);
+        if field.role != FieldRole::Data {
+            if let Some(o) = schema.as_object_mut() {
+                o.insert("readOnly".into(), true.into());
+            }
+        }
+        properties.insert(field.member.name.clone(), schema);
+        if !field.is_model_optional() {
+            required.push(field.member.name.clone().into());
+        }
+    }
+    object(properties, required, false, entity.description.clone())
+}
+
+/// What a client sends to create: writable fields only; unknown members are rejected.
+pub fn create(entity: &Entity, style: Style) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in entity.writable() {
+        properties.insert(
+            field.member.name.clone(),
+            member_schema(&field.member, field.member.nullable, style),
+        );
+        if field.is_create_required() {
+            required.push(field.member.name.clone().into());
+        }
+    }
+    object(
+        properties,
+        required,
+        true,
+        Some(format!(
+            "The fields a client sends to create a {}.",
+            entity.name
+        )),
+    )
+}
+
+/// A JSON merge patch (RFC 7386): any writable field; `null` removes a field (NULL, or its default).
+pub fn patch(entity: &Entity, style: Style) -> Value {
+    let mut properties = Map::new();
+    for field in entity.writable().filter(|f| f.role == FieldRole::Data) {
+        let schema = match &field.member.ty {
+            // Objects merge member by member, so a partial object is a valid patch.
+            Type::Object { .. } => with_null(
+                json!({ "type": "object", "description": "Merged into the current value (RFC 7386)." }),
+                field.is_patch_removable(),
+            ),
+            _ => member_schema(&field.member, field.is_patch_removable(), style),
+        };
+        properties.insert(field.member.name.clone(), schema);
+    }
+    object(
+        properties,
+        Vec::new(),
+        true,
+        Some(format!(
+            "A JSON merge patch (RFC 7386) of a {}: members set to null are removed.",
+            entity.name
+        )),
+    )
+}
+
+/// The stored state after a patch is merged: required fields must remain, removed ones are NULL.
+pub fn replace(entity: &Entity, style: Style) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in entity.writable() {
+        properties.insert(
+            field.member.name.clone(),
+            member_schema(&field.member, field.member.nullable, style),
+        );
+        if field.is_create_required() && !field.member.nullable {
+            required.push(field.member.name.clone().into());
+        }
+    }
+    object(properties, required, true, None)
+}
+
+/// One page of a list.
+pub fn page(entity: &Entity, style: Style) -> Value {
+    json!({
+        "description": format!("One page of {}, in the requested order.", entity.plural),
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": { "type": "array", "items": { "$ref": format!("{}{}", style.ref_prefix, entity.name) } },
+            "next_cursor": { "type": ["string", "null"], "description": "Pass as `cursor` to get the next page; null on the last page." },
+            "total": { "type": "integer", "format": "int64", "description": "Rows matching the filters, when `count=exact` was asked." }
+        }
+    })
+}
+
+/// The object of an operation's parameters, keyed by their names on the wire.
+pub fn params(operation: &crate::ir::Operation, style: Style) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for param in &operation.params {
+        properties.insert(
+            param.name.clone(),
+            member_schema(&param.member(), false, style),
+        );
+        if param.required {
+            required.push(param.name.clone().into());
+        }
+    }
+    object(properties, required, true, None)
+}
+
+/// The definition in `schemas.json` that a custom operation's body is checked against.
+pub fn body_definition(operation: &crate::ir::Operation) -> String {
+    format!("{}Body", operation.type_prefix)
+}
+
+/// `schemas.json`: every definition the runtime validators need.
+pub fn document(app: &App) -> Value {
+    let mut defs = Map::new();
+    for (name, named) in app.declared_types() {
+        defs.insert(name.clone(), named_schema(app, name, named, DEFS));
+    }
+    for operation in app.custom() {
+        if let Some(name) = &operation.params_type {
+            defs.insert(name.clone(), params(operation, DEFS));
+        }
+        if let Some(body) = &operation.body {
+            defs.insert(
+                body_definition(operation),
+                type_schema(&body.ty, false, DEFS),
+            );
+        }
+    }
+    for entity in &app.entities {
+        let types = &entity.types;
+        defs.insert(entity.name.clone(), model(entity, DEFS));
+        defs.insert(types.create.clone(), create(entity, DEFS));
+        defs.insert(types.patch.clone(), patch(entity, DEFS));
+        defs.insert(types.replace.clone(), replace(entity, DEFS));
+    }
+    json!({ "$schema": crate::vocab::DRAFT_2020_12, "$defs": defs })
+}

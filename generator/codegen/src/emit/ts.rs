@@ -1,0 +1,687 @@
+//! TypeScript output: the types of an app (`core/types/ts/index.ts`) and a fetch-only client
+//! (`src/services/`). Type expressions are decided here; the files come from `templates/ts/`.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diag::Diagnostic;
+use crate::ir::{
+    App, CrudAction, Entity, FieldRole, Member, NamedType, Operation, OperationKind,
+    OperationParamKind, ParamRole, ResponseBody, Type,
+};
+use crate::names::pascal;
+use crate::templates::Templates;
+
+/// Where the client imports the types from (relative to `src/services/`).
+const TYPES_FROM_CLIENT: &str = "../../core/types/ts/index.js";
+
+/// A comment block, with `*/` made harmless.
+pub fn doc(lines: &[String], indent: &str) -> String {
+    let lines: Vec<String> = lines
+        .iter()
+        .flat_map(|l| {
+            if l.is_empty() {
+                vec![String::new()]
+            } else {
+                l.lines().map(str::to_owned).collect::<Vec<_>>()
+            }
+        })
+        .collect();
+    if lines.iter().all(|l| l.trim().is_empty()) {
+        return String::new();
+    }
+    let escape = |l: &str| l.replace("*/", "*\\/");
+    if lines.len() == 1 {
+        return format!("{indent}/** {} */\n", escape(lines[0].trim()));
+    }
+    let mut out = format!("{indent}/**\n");
+    for line in lines {
+        out.push_str(&format!("{indent} * {}\n", escape(line.trim_end())).replace(" * \n", " *\n"));
+    }
+    out.push_str(&format!("{indent} */\n"));
+    out
+}
+
+/// A property name, quoted when it is not an identifier.
+fn key(name: &str) -> String {
+    let identifier = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if identifier {
+        name.to_owned()
+    } else {
+        serde_json::to_string(name).unwrap_or_default()
+    }
+}
+
+/// The TypeScript type of a value.
+pub fn ts_type(ty: &Type, nullable: bool) -> String {
+    let base = match ty {
+        Type::String(_) | Type::Uuid | Type::Date | Type::DateTime => "string".to_owned(),
+        Type::Decimal(d) => if d.as_number { "number" } else { "string" }.to_owned(),
+        Type::Integer(_) | Type::Number(_) => "number".to_owned(),
+        Type::Boolean => "boolean".to_owned(),
+        Type::Enum { name }
+        | Type::Object { name }
+        | Type::Entity { name }
+        | Type::Union { name } => name.clone(),
+        Type::Array(a) => {
+            let item = ts_type(&a.items, a.items_nullable);
+            if item.contains(' ') {
+                format!("({item})[]")
+            } else {
+                format!("{item}[]")
+            }
+        }
+        Type::Map { values } => format!("Record<string, {}>", ts_type(values, false)),
+        Type::Any => "unknown".to_owned(),
+    };
+    if nullable {
+        format!("{base} | null")
+    } else {
+        base
+    }
+}
+
+fn format_note(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Uuid => Some("A UUID.".into()),
+        Type::Date => Some("A date, `YYYY-MM-DD`.".into()),
+        Type::DateTime => Some("An RFC 3339 date-time.".into()),
+        Type::Decimal(d) if !d.as_number => Some("An exact decimal, as a string.".into()),
+        Type::String(s) => s.format.as_ref().map(|f| format!("Format: {f}.")),
+        _ => None,
+    }
+}
+
+fn member_doc(member: &Member, indent: &str) -> String {
+    let mut lines = Vec::new();
+    if let Some(d) = &member.description {
+        lines.push(d.clone());
+    }
+    if let Some(note) = format_note(&member.ty) {
+        lines.push(note);
+    }
+    if let Some(default) = &member.default {
+        lines.push(format!("Default: `{default}`."));
+    }
+    if member.deprecated {
+        lines.push("@deprecated".into());
+    }
+    doc(&lines, indent)
+}
+
+fn property(
+    member: &Member,
+    optional: bool,
+    nullable: bool,
+    readonly: bool,
+    ty: Option<String>,
+) -> String {
+    let ty = ty.unwrap_or_else(|| ts_type(&member.ty, nullable));
+    format!(
+        "{}  {}{}{}: {};\n",
+        member_doc(member, "  "),
+        if readonly { "readonly " } else { "" },
+        key(&member.name),
+        if optional { "?" } else { "" },
+        ty
+    )
+}
+
+#[derive(Serialize)]
+struct TsItem {
+    name: String,
+    doc: String,
+    interface: bool,
+    body: String,
+}
+
+fn object(properties: &[String]) -> String {
+    if properties.is_empty() {
+        return "{}".to_owned();
+    }
+    format!("{{\n{}}}", properties.concat())
+}
+
+fn entity_items(app: &App, entity: &Entity, items: &mut Vec<TsItem>) {
+    let fields = &entity.fields;
+    let model: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            property(
+                &f.member,
+                f.is_model_optional(),
+                f.is_model_nullable(),
+                f.role != FieldRole::Data,
+                None,
+            )
+        })
+        .collect();
+    let description = entity
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("A {}.", entity.name));
+    items.push(TsItem {
+        name: entity.name.clone(),
+        doc: doc(&[description], ""),
+        interface: true,
+        body: object(&model),
+    });
+    let create: Vec<String> = entity
+        .writable()
+        .map(|f| {
+            property(
+                &f.member,
+                !f.is_create_required(),
+                f.member.nullable,
+                false,
+                None,
+            )
+        })
+        .collect();
+    items.push(TsItem {
+        name: entity.types.create.clone(),
+        doc: doc(
+            &[format!(
+                "The fields a client sends to create a {}.",
+                entity.name
+            )],
+            "",
+        ),
+        interface: true,
+        body: object(&create),
+    });
+    let patch: Vec<String> = entity
+        .writable()
+        .filter(|f| f.role == FieldRole::Data)
+        .map(|f| {
+            let removable = f.is_patch_removable();
+            let ty = match &f.member.ty {
+                Type::Object { name } => Some(format!(
+                    "Partial<{name}>{}",
+                    if removable { " | null" } else { "" }
+                )),
+                _ => None,
+            };
+            property(&f.member, true, removable, false, ty)
+        })
+        .collect();
+    items.push(TsItem {
+        name: entity.types.patch.clone(),
+        doc: doc(
+            &[format!(
+                "A JSON merge patch of a {}: `null` removes a field.",
+                entity.name
+            )],
+            "",
+        ),
+        interface: true,
+        body: object(&patch),
+    });
+    items.push(TsItem {
+        name: entity.types.page.clone(),
+        doc: doc(&[format!("One page of {}.", entity.plural)], ""),
+        interface: true,
+        body: format!(
+            "{{\n  items: {}[];\n  /** Pass as `cursor` to get the next page; null on the last page. */\n  next_cursor: string | null;\n  /** Every matching row, when `count: \"exact\"` was asked. */\n  total?: number;\n}}",
+            entity.name
+        ),
+    });
+    let Some(list) = app.crud_operation(&entity.name, CrudAction::List) else {
+        return;
+    };
+    let sortable: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.sortable)
+        .map(|f| f.member.name.as_str())
+        .collect();
+    let query: Vec<String> = list
+        .params
+        .iter()
+        .filter_map(|p| match &p.role {
+            ParamRole::Limit => Some(
+                "  /** Rows per page, 1 to 1000 (default 50). */\n  limit?: number;\n".to_owned(),
+            ),
+            ParamRole::Cursor => Some(
+                "  /** The `next_cursor` of the previous page. */\n  cursor?: string;\n".to_owned(),
+            ),
+            ParamRole::Count => Some(
+                "  /** `exact` adds `total`. */\n  count?: \"exact\" | \"none\";\n".to_owned(),
+            ),
+            ParamRole::Sort if !sortable.is_empty() => Some(format!(
+                "  /** Sort keys, `-` for descending: {}. */\n  sort?: string;\n",
+                sortable.join(", ")
+            )),
+            ParamRole::Filter { .. } => Some(format!(
+                "  /** Filter: `op.value`, as in `eq.x`, `in.(a,b)`, `gte.5`; a bare value means `eq`. */\n  {}?: string | string[];\n",
+                key(&p.name)
+            )),
+            ParamRole::Or => Some(
+                "  /** Conditions of which one must hold: `(field.op.value,field.op.value)`. */\n  or?: string;\n".to_owned(),
+            ),
+            _ => None,
+        })
+        .collect();
+    items.push(TsItem {
+        name: entity.types.query.clone(),
+        doc: doc(&[format!("The query of `{}`.", list.id)], ""),
+        interface: true,
+        body: object(&query),
+    });
+}
+
+fn named_items(app: &App, items: &mut Vec<TsItem>) {
+    for (name, named) in app.declared_types() {
+        let description: Vec<String> = named
+            .description()
+            .map(|d| vec![d.to_owned()])
+            .unwrap_or_default();
+        let (interface, body) = match named {
+            NamedType::Struct(s) => {
+                let mut properties = Vec::new();
+                if let Some((tag, value)) = app.variant_tag(name) {
+                    properties.push(format!(
+                        "  {}: {};\n",
+                        key(tag),
+                        serde_json::to_string(value).unwrap_or_default()
+                    ));
+                }
+                for m in &s.members {
+                    properties.push(property(m, !m.required, m.nullable, false, None));
+                }
+                (true, object(&properties))
+            }
+            NamedType::Enum(e) => (
+                false,
+                e.values
+                    .iter()
+                    .map(|v| serde_json::to_string(&v.value).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            ),
+            NamedType::Union(u) => (
+                false,
+                u.variants
+                    .iter()
+                    .map(|v| ts_type(&v.ty, false))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            ),
+            NamedType::Derived(_) => continue,
+        };
+        items.push(TsItem {
+            name: name.clone(),
+            doc: doc(&description, ""),
+            interface,
+            body,
+        });
+    }
+}
+
+fn params_item(operation: &Operation, items: &mut Vec<TsItem>) {
+    let Some(name) = &operation.params_type else {
+        return;
+    };
+    let properties: Vec<String> = operation
+        .params
+        .iter()
+        .map(|p| {
+            let member = p.member();
+            let where_ = match p.kind {
+                OperationParamKind::Path => "In the path.",
+                OperationParamKind::Query => "In the query.",
+                OperationParamKind::Header => "A header.",
+            };
+            let mut lines: Vec<String> = p.description.iter().cloned().collect();
+            lines.push(where_.to_owned());
+            format!(
+                "{}  {}{}: {};\n",
+                doc(&lines, "  "),
+                key(&p.name),
+                if p.required { "" } else { "?" },
+                ts_type(&member.ty, false)
+            )
+        })
+        .collect();
+    items.push(TsItem {
+        name: name.clone(),
+        doc: doc(
+            &[format!(
+                "The parameters of `{}` ({} {}).",
+                operation.id, operation.method, operation.path
+            )],
+            "",
+        ),
+        interface: true,
+        body: object(&properties),
+    });
+}
+
+#[derive(Serialize)]
+struct TsListAll {
+    name: String,
+    query: String,
+    item: String,
+}
+
+#[derive(Serialize)]
+struct TsOperation {
+    name: String,
+    doc: String,
+    result: String,
+    results: Vec<String>,
+    signature: String,
+    method: String,
+    path: String,
+    query: Option<String>,
+    headers: Option<String>,
+    body: Option<String>,
+    content_type: Option<String>,
+    statuses: String,
+    list_all: Option<TsListAll>,
+}
+
+fn results(statuses: &[(u16, String, bool)]) -> (Vec<String>, String) {
+    // Group errors of one type: `Err<400 | 409, Problem>`.
+    let mut out: Vec<String> = Vec::new();
+    let mut groups: Vec<(String, Vec<u16>)> = Vec::new();
+    for (status, ty, success) in statuses {
+        if *success {
+            out.push(format!("Ok<{status}, {ty}>"));
+        } else if let Some(group) = groups.iter_mut().find(|(t, _)| t == ty) {
+            group.1.push(*status);
+        } else {
+            groups.push((ty.clone(), vec![*status]));
+        }
+    }
+    for (ty, codes) in groups {
+        let codes: Vec<String> = codes.iter().map(u16::to_string).collect();
+        out.push(format!("Err<{}, {ty}>", codes.join(" | ")));
+    }
+    let table: Vec<String> = statuses
+        .iter()
+        .map(|(s, _, ok)| format!("{s}: {ok}"))
+        .collect();
+    (out, format!("{{ {} }}", table.join(", ")))
+}
+
+/// `(status, TypeScript type, success)` of every response of `operation`.
+fn statuses(operation: &Operation) -> Vec<(u16, String, bool)> {
+    operation
+        .responses
+        .iter()
+        .map(|r| {
+            let ty = match &r.body {
+                ResponseBody::Empty => "undefined".to_owned(),
+                ResponseBody::Json { ty } => ts_type(ty, false),
+                ResponseBody::Problem => ResponseBody::problem_schema(r.status).to_owned(),
+            };
+            (r.status, ty, r.is_success())
+        })
+        .collect()
+}
+
+/// A path template as a JavaScript expression; `value` gives the expression of a parameter.
+fn path_expression(path: &str, value: impl Fn(&str) -> String) -> String {
+    let mut out = String::from("`");
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .map(|e| start + e)
+            .unwrap_or(rest.len() - 1);
+        let name = &rest[start + 1..end];
+        out.push_str(&format!("${{encodeURIComponent(String({}))}}", value(name)));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out.push('`');
+    out
+}
+
+fn crud_operation(entity: &Entity, operation: &Operation, action: CrudAction) -> TsOperation {
+    let key_ty = ts_type(&entity.key().member.ty, false);
+    let (results, table) = results(&statuses(operation));
+    let plain = format!("\"{}\"", operation.path);
+    let item = path_expression(&operation.path, str::to_owned);
+    let query = &entity.types.query;
+    let (doc_line, signature, path, query_arg, headers, body, content_type) = match action {
+        CrudAction::List => (
+            format!("Lists {} (filters, sorting, keyset pages).", entity.plural),
+            format!("query: {query} = {{}}, options: RequestOptions = {{}}"),
+            plain,
+            Some("query".to_owned()),
+            None,
+            None,
+            None,
+        ),
+        CrudAction::Create => (
+            format!("Creates a {}.", entity.name),
+            format!(
+                "body: {}, options: RequestOptions = {{}}",
+                entity.types.create
+            ),
+            plain,
+            None,
+            None,
+            Some("body".to_owned()),
+            None,
+        ),
+        CrudAction::Get => (
+            format!(
+                "Gets a {} (its ETag is in `response.headers`).",
+                entity.name
+            ),
+            format!("id: {key_ty}, options: RequestOptions = {{}}"),
+            item,
+            None,
+            None,
+            None,
+            None,
+        ),
+        CrudAction::Update => (
+            format!(
+                "Updates a {} with a JSON merge patch; pass `ifMatch` (the ETag you read) to refuse a lost update with 412.",
+                entity.name
+            ),
+            format!(
+                "id: {key_ty}, patch: {}, options: RequestOptions & {{ ifMatch?: string }} = {{}}",
+                entity.types.patch
+            ),
+            item,
+            None,
+            Some("{ \"if-match\": options.ifMatch }".to_owned()),
+            Some("patch".to_owned()),
+            operation.body.as_ref().map(|b| b.media_type.clone()),
+        ),
+        CrudAction::Delete => (
+            format!(
+                "Deletes a {}; pass `ifMatch` to refuse if it changed since you read it.",
+                entity.name
+            ),
+            format!("id: {key_ty}, options: RequestOptions & {{ ifMatch?: string }} = {{}}"),
+            item,
+            None,
+            Some("{ \"if-match\": options.ifMatch }".to_owned()),
+            None,
+            None,
+        ),
+    };
+    let method = operation.method.as_str().to_owned();
+    let list_all = (action == CrudAction::List).then(|| TsListAll {
+        name: format!("listAll{}", pascal(&entity.plural)),
+        query: query.clone(),
+        item: entity.name.clone(),
+    });
+    TsOperation {
+        name: operation.id.clone(),
+        doc: doc(&[doc_line, format!("`{method} {}`", operation.path)], ""),
+        result: format!("{}Result", operation.type_prefix),
+        results,
+        signature,
+        method,
+        path,
+        query: query_arg,
+        headers,
+        body,
+        content_type,
+        statuses: table,
+        list_all,
+    }
+}
+
+fn custom_operation(operation: &Operation) -> TsOperation {
+    let prefix = &operation.type_prefix;
+    let (results, table) = results(&statuses(operation));
+    let mut args = Vec::new();
+    let access = |name: &str| {
+        if key(name) == name {
+            format!("params.{name}")
+        } else {
+            format!("params[{}]", key(name))
+        }
+    };
+    if let Some(params_type) = &operation.params_type {
+        let optional = operation.params.iter().all(|p| !p.required);
+        args.push(format!(
+            "params: {params_type}{}",
+            if optional { " = {}" } else { "" }
+        ));
+    }
+    if let Some(body) = &operation.body {
+        args.push(format!("body: {}", ts_type(&body.ty, false)));
+    }
+    args.push("options: RequestOptions = {}".to_owned());
+    let path = path_expression(&operation.path, access);
+    let pick = |kind: OperationParamKind| -> Option<String> {
+        let entries: Vec<String> = operation
+            .params
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| format!("{}: {}", key(&p.name), access(&p.name)))
+            .collect();
+        (!entries.is_empty()).then(|| format!("{{ {} }}", entries.join(", ")))
+    };
+    let mut lines: Vec<String> = operation.summary.iter().cloned().collect();
+    if let Some(description) = &operation.description {
+        lines.push(String::new());
+        lines.push(description.clone());
+    }
+    lines.push(String::new());
+    lines.push(format!(
+        "`{} {}`{}",
+        operation.method,
+        operation.path,
+        if operation.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" (tags: {})", operation.tags.join(", "))
+        }
+    ));
+    if let Some(security) = &operation.security {
+        lines.push(format!("Security: `{security}`."));
+    }
+    if operation.deprecated {
+        lines.push("@deprecated".into());
+    }
+    TsOperation {
+        name: operation.id.clone(),
+        doc: doc(&lines, ""),
+        result: format!("{prefix}Result"),
+        results,
+        signature: args.join(", "),
+        method: operation.method.as_str().to_owned(),
+        path,
+        query: pick(OperationParamKind::Query),
+        headers: pick(OperationParamKind::Header),
+        body: operation.body.as_ref().map(|_| "body".to_owned()),
+        content_type: None,
+        statuses: table,
+        list_all: None,
+    }
+}
+
+/// How to render TypeScript.
+pub struct TsOptions<'a> {
+    /// Where the client imports the types from.
+    pub types_path: &'a str,
+}
+
+/// The TypeScript of an app: `(types, client, core)`.
+pub fn render(
+    app: &App,
+    templates: &Templates,
+    options: &TsOptions,
+) -> Result<(String, String, String), Diagnostic> {
+    let mut items = Vec::new();
+    named_items(app, &mut items);
+    for entity in &app.entities {
+        entity_items(app, entity, &mut items);
+    }
+    for operation in app.custom() {
+        params_item(operation, &mut items);
+    }
+    let types = templates.render(
+        "ts/types.ts.jinja",
+        serde_json::json!({ "app": app.name, "types": items }),
+    )?;
+
+    let operations: Vec<TsOperation> = app
+        .operations
+        .iter()
+        .map(|operation| match &operation.kind {
+            OperationKind::Crud { entity, action } => match app.entity(entity) {
+                Some(entity) => crud_operation(entity, operation, *action),
+                None => custom_operation(operation),
+            },
+            OperationKind::Custom => custom_operation(operation),
+        })
+        .collect();
+    // Import only what the client mentions, so that `tsc` sees no unused imports.
+    let mut mentioned: BTreeSet<String> = BTreeSet::new();
+    for o in &operations {
+        let mut text = format!("{} {}", o.signature, o.results.join(" "));
+        if let Some(list) = &o.list_all {
+            text.push_str(&format!(" {} {}", list.query, list.item));
+        }
+        mentioned.extend(
+            text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .map(str::to_owned),
+        );
+    }
+    let mut imports: Vec<String> = vec!["Problem".into(), "ValidationProblem".into()];
+    imports.extend(items.iter().map(|i| i.name.clone()));
+    imports.sort();
+    imports.dedup();
+    imports.retain(|name| mentioned.contains(name));
+    let client = templates.render(
+        "ts/client.ts.jinja",
+        serde_json::json!({ "app": app.name, "imports": imports, "types_path": options.types_path, "operations": operations }),
+    )?;
+    let core = templates.render("ts/core.ts.jinja", Value::Null)?;
+    Ok((types, client, core))
+}
+
+/// The TypeScript files of `app`: `(path, contents)`.
+pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, Diagnostic> {
+    let (types, client, core) = render(
+        app,
+        templates,
+        &TsOptions {
+            types_path: TYPES_FROM_CLIENT,
+        },
+    )?;
+    Ok(vec![
+        (format!("apps/{}/core/types/ts/index.ts", app.name), types),
+        (format!("apps/{}/src/services/client.ts", app.name), client),
+        (format!("apps/{}/src/services/core.ts", app.name), core),
+    ])
+}

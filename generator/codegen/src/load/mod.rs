@@ -1,0 +1,438 @@
+//! Stage 1, `load`: find the project and its apps, read every schema file, and parse it into a
+//! JSON value plus a span index. Syntax errors become diagnostics; nothing here panics.
+
+pub mod migrations;
+pub mod spans;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::ProjectConfig;
+use crate::diag::{Diagnostic, SourceText, Span};
+use crate::templates::{TemplateOverride, override_paths};
+use migrations::MigrationsFolder;
+pub use spans::SpanIndex;
+
+/// What a schema file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A JSON Schema: an entity, or shared definitions.
+    Schema,
+    /// An OpenAPI fragment (`*.openapi.yaml`) with custom operations.
+    OpenApi,
+    /// A fixture pack under `core/fixtures/`: seed rows by entity name.
+    Fixture,
+}
+
+/// One parsed input file.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path and text, for diagnostics.
+    pub source: Arc<SourceText>,
+    /// What it holds.
+    pub kind: FileKind,
+    /// The document, or `None` if it did not parse.
+    pub value: Option<Value>,
+    /// Where each node is.
+    pub spans: SpanIndex,
+}
+
+impl SourceFile {
+    /// The path relative to the project root.
+    pub fn path(&self) -> &str {
+        &self.source.path
+    }
+
+    /// A diagnostic located at `pointer` (on its key if `on_key`).
+    pub fn diag(
+        &self,
+        diagnostic: Diagnostic,
+        pointer: &str,
+        on_key: bool,
+        label: impl Into<String>,
+    ) -> Diagnostic {
+        diagnostic.at(
+            &self.source,
+            pointer,
+            self.spans.span(pointer, on_key),
+            label,
+        )
+    }
+}
+
+/// One app's inputs.
+#[derive(Debug, Clone)]
+pub struct AppInput {
+    /// The folder name under `apps/`.
+    pub name: String,
+    /// Its schema files, sorted by path.
+    pub files: Vec<SourceFile>,
+    /// Its migrations folder.
+    pub migrations: MigrationsFolder,
+    /// Its own template overrides (`apps/<app>/templates/`).
+    pub templates: Vec<TemplateOverride>,
+}
+
+/// The project: its root, settings and apps.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The folder holding `apps/`.
+    pub root: PathBuf,
+    /// `prefiq.toml`.
+    pub config: ProjectConfig,
+    /// Apps with a `core/schema/` folder, sorted by name.
+    pub apps: Vec<AppInput>,
+    /// The project's template overrides (`templates/`).
+    pub templates: Vec<TemplateOverride>,
+}
+
+/// Each input file's last parse, kept by a [`Session`](crate::Session) between runs: the
+/// watcher reloads every file of an app on each save, and all but the saved one are unchanged.
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    parsed: std::collections::HashMap<String, (String, SourceFile, Vec<Diagnostic>)>,
+}
+
+impl ParseCache {
+    /// [`parse`], or the last parse of `path` if its text is the same.
+    fn parse(&mut self, path: String, text: String) -> (SourceFile, Vec<Diagnostic>) {
+        if let Some((known, file, problems)) = self.parsed.get(&path) {
+            if *known == text {
+                return (file.clone(), problems.clone());
+            }
+        }
+        let (file, problems) = parse(&path, &text);
+        self.parsed
+            .insert(path, (text, file.clone(), problems.clone()));
+        (file, problems)
+    }
+}
+
+/// The overrides of built-in templates found under `folder` (relative to `root`).
+fn template_overrides(root: &Path, folder: &str) -> Vec<TemplateOverride> {
+    override_paths(folder)
+        .filter_map(|(name, path)| {
+            let text = std::fs::read_to_string(root.join(&path)).ok()?;
+            Some(TemplateOverride {
+                name: name.to_owned(),
+                path,
+                text,
+            })
+        })
+        .collect()
+}
+
+/// Finds the project root: the nearest folder, from `start` up, with `prefiq.toml` or `apps/`.
+pub fn find_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join("prefiq.toml").is_file() || dir.join("apps").is_dir())
+        .map(Path::to_path_buf)
+}
+
+/// Whether `name` can be an app: lower-case letters, digits and `-`, starting with a letter.
+pub fn is_valid_app_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Reads the project at `root`: `prefiq.toml`, template overrides, and every app (or only
+/// `only`) with its schemas, fixtures and migrations.
+pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let config = read_config(root, &mut diagnostics);
+    let mut apps = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(root.join("apps"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("core/schema").is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if let Some(only) = only {
+        if !names.iter().any(|n| n == only) {
+            diagnostics.push(
+                Diagnostic::error(
+                    "prefiq::load::unknown_app",
+                    format!("there is no app `{only}` (no apps/{only}/core/schema/ folder)"),
+                )
+                .with_help(format!(
+                    "apps found: {}",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                )),
+            );
+        }
+        names.retain(|n| n == only);
+    }
+    for name in names {
+        if !is_valid_app_name(&name) {
+            diagnostics.push(
+                Diagnostic::error("prefiq::load::app_name", format!("`apps/{name}` is not a valid app name"))
+                    .with_help("app names are lower-case letters, digits and single dashes, starting with a letter (they become crate names and URL segments)"),
+            );
+            continue;
+        }
+        let mut paths = yaml_and_json(&root.join("apps").join(&name).join("core/schema"));
+        paths.extend(yaml_and_json(
+            &root.join("apps").join(&name).join("core/fixtures"),
+        ));
+        let mut files = Vec::new();
+        for path in paths {
+            let rel = relative(root, &path);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let (file, problems) = cache.parse(rel, text);
+                    diagnostics.extend(problems);
+                    files.push(file);
+                }
+                Err(error) => diagnostics.push(Diagnostic::error(
+                    "prefiq::load::read",
+                    format!("cannot read {rel}: {error}"),
+                )),
+            }
+        }
+        let migrations = match migrations::read(root, &name) {
+            Ok(folder) => folder,
+            Err(problems) => {
+                diagnostics.extend(problems.into_iter().map(|problem| {
+                    Diagnostic::error("prefiq::load::migrations", problem)
+                        .with_help("restore the file from version control")
+                }));
+                MigrationsFolder::default()
+            }
+        };
+        let templates = template_overrides(root, &format!("apps/{name}/templates"));
+        apps.push(AppInput {
+            name,
+            files,
+            migrations,
+            templates,
+        });
+    }
+    (
+        Project {
+            root: root.to_path_buf(),
+            config,
+            apps,
+            templates: template_overrides(root, "templates"),
+        },
+        diagnostics,
+    )
+}
+
+/// The YAML and JSON files under `dir`, sorted by path.
+fn yaml_and_json(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        })
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn read_config(root: &Path, diagnostics: &mut Vec<Diagnostic>) -> ProjectConfig {
+    let path = root.join("prefiq.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return ProjectConfig::default();
+    };
+    match toml::from_str(&text) {
+        Ok(config) => config,
+        Err(error) => {
+            let source = SourceText::new("prefiq.toml", &text);
+            let span = error
+                .span()
+                .map(|r| Span::new(r.start, r.end))
+                .unwrap_or_default();
+            diagnostics.push(
+                Diagnostic::error(
+                    "prefiq::load::config",
+                    format!("prefiq.toml is invalid: {}", error.message()),
+                )
+                .with_help("see docs/ARCHITECTURE.md for the settings prefiq.toml accepts")
+                .at(&source, "", span, "here"),
+            );
+            ProjectConfig::default()
+        }
+    }
+}
+
+/// Parses one file. YAML and JSON are both accepted; the extension picks the parser so that
+/// error messages speak the file's language.
+pub fn parse(path: &str, text: &str) -> (SourceFile, Vec<Diagnostic>) {
+    let source = SourceText::new(path, text);
+    let kind = if path.contains("/core/fixtures/") {
+        FileKind::Fixture
+    } else if path.contains(".openapi.") {
+        FileKind::OpenApi
+    } else {
+        FileKind::Schema
+    };
+    let mut diagnostics = Vec::new();
+    let value = if path.ends_with(".json") {
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let offset = source.offset(error.line(), error.column());
+                let message = error.to_string();
+                let message = message.split(" at line ").next().unwrap_or(&message);
+                diagnostics.push(
+                    Diagnostic::error("prefiq::load::syntax", format!("invalid JSON: {message}"))
+                        .with_help("fix the syntax; JSON allows no comments and no trailing commas")
+                        .at(&source, "", Span::new(offset, offset + 1), "here"),
+                );
+                None
+            }
+        }
+    } else {
+        match serde_yaml::from_str::<serde_yaml::Value>(text) {
+            Ok(value) => match yaml_to_json(value) {
+                Ok(value) => Some(value),
+                Err(problem) => {
+                    diagnostics.push(
+                        Diagnostic::error("prefiq::load::syntax", format!("unsupported YAML: {problem}"))
+                            .with_help("schema files hold plain data: maps with string keys, lists, strings, numbers, booleans and null")
+                            .at(&source, "", Span::default(), "in this file"),
+                    );
+                    None
+                }
+            },
+            Err(error) => {
+                let offset = error
+                    .location()
+                    .map(|l| l.index())
+                    .unwrap_or(0)
+                    .min(text.len());
+                let message = error.to_string();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
+                diagnostics.push(
+                    Diagnostic::error("prefiq::load::syntax", format!("invalid YAML: {message}"))
+                        .with_help("fix the syntax; check the indentation and that every `key:` is followed by a space")
+                        .at(&source, "", Span::new(offset, offset + 1), "here"),
+                );
+                None
+            }
+        }
+    };
+    let value = match value {
+        Some(Value::Null) => {
+            diagnostics.push(
+                Diagnostic::error("prefiq::load::empty", format!("{path} is empty"))
+                    .with_help("write a JSON Schema object, or delete the file")
+                    .at(&source, "", Span::default(), "empty"),
+            );
+            None
+        }
+        Some(value) if !value.is_object() => {
+            diagnostics.push(
+                Diagnostic::error(
+                    "prefiq::load::not_object",
+                    format!("{path} must hold an object"),
+                )
+                .with_help("a schema file is a map: `type: object`, `properties: ...`")
+                .at(
+                    &source,
+                    "",
+                    Span::new(0, text.len().min(40)),
+                    "not an object",
+                ),
+            );
+            None
+        }
+        other => other,
+    };
+    let spans = if value.is_some() {
+        SpanIndex::build(text)
+    } else {
+        SpanIndex::default()
+    };
+    (
+        SourceFile {
+            source,
+            kind,
+            value,
+            spans,
+        },
+        diagnostics,
+    )
+}
+
+/// Converts YAML to JSON: keys become strings, and only JSON-representable values are allowed.
+fn yaml_to_json(value: serde_yaml::Value) -> Result<Value, String> {
+    Ok(match value {
+        serde_yaml::Value::Null => Value::Null,
+        serde_yaml::Value::Bool(b) => Value::Bool(b),
+        serde_yaml::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("{n} is not a finite number"))?
+            }
+        }
+        serde_yaml::Value::String(s) => Value::String(s),
+        serde_yaml::Value::Sequence(items) => Value::Array(
+            items
+                .into_iter()
+                .map(yaml_to_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_yaml::Value::Mapping(map) => {
+            let mut object = serde_json::Map::new();
+            for (key, value) in map {
+                let key = match key {
+                    serde_yaml::Value::String(s) => s,
+                    serde_yaml::Value::Number(n) => n.to_string(),
+                    serde_yaml::Value::Bool(b) => b.to_string(),
+                    other => return Err(format!("a map key must be a string, not {other:?}")),
+                };
+                object.insert(key, yaml_to_json(value)?);
+            }
+            Value::Object(object)
+        }
+        serde_yaml::Value::Tagged(tagged) => {
+            return Err(format!(
+                "YAML tags such as `{}` are not supported",
+                tagged.tag
+            ));
+        }
+    })
+}

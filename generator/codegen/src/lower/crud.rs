@@ -1,0 +1,341 @@
+//! The generated routes of every entity, lowered once into [`Operation`]s: their ids, paths,
+//! parameters, bodies and responses, and the names of the types derived from the entity.
+
+use crate::ir::{
+    Access, ArrayType, CrudAction, Entity, EntityTypes, Field, Method, NumberType, Operation,
+    OperationBody, OperationKind, OperationParam, OperationParamKind, OperationResponse, ParamRole,
+    ResponseBody, ResponseHeader, ResponseOrigin, RowScope, StringType, Type, status_name,
+};
+
+use crate::names::{pascal, rust_field};
+
+/// The names of the types derived from an entity.
+pub(super) fn entity_types(name: &str, plural: &str) -> EntityTypes {
+    EntityTypes {
+        create: format!("{name}Create"),
+        patch: format!("{name}Patch"),
+        replace: format!("{name}Replace"),
+        page: format!("{name}Page"),
+        query: format!("List{}Query", pascal(plural)),
+    }
+}
+
+/// Sets the entity's paths under the app's `base` path.
+pub(super) fn place(entity: &mut Entity, base: &str) {
+    entity.collection_path = format!("{base}/{}", entity.plural);
+    entity.item_path = format!("{}/{{id}}", entity.collection_path);
+}
+
+/// The operation id of an entity's route: `listCompanies`, `createCompany`, ...
+pub(super) fn operation_id(entity: &Entity, action: CrudAction) -> String {
+    match action {
+        CrudAction::List => format!("list{}", pascal(&entity.plural)),
+        CrudAction::Create => format!("create{}", entity.name),
+        CrudAction::Get => format!("get{}", entity.name),
+        CrudAction::Update => format!("update{}", entity.name),
+        CrudAction::Delete => format!("delete{}", entity.name),
+    }
+}
+
+/// The errors Prefiq's handlers give, each described once; every operation refers to these.
+pub(super) fn standard_response(status: u16) -> OperationResponse {
+    let description = match status {
+        400 => "The request is malformed: bad JSON, or a bad query parameter.",
+        404 => "No such resource.",
+        409 => {
+            "The change conflicts with stored data: a unique value is taken, or a reference is broken."
+        }
+        412 => "`If-Match` names a version that is no longer current.",
+        413 => "The body is larger than the server accepts.",
+        415 => "The body is not JSON.",
+        422 => "The body breaks the schema; `errors` lists each invalid member.",
+        _ => "The server failed; quote the `x-request-id` header when reporting it.",
+    };
+    OperationResponse {
+        status,
+        name: status_name(status),
+        description: description.to_owned(),
+        body: ResponseBody::Problem,
+        origin: ResponseOrigin::Standard,
+        headers: Vec::new(),
+    }
+}
+
+fn success(
+    status: u16,
+    description: String,
+    body: ResponseBody,
+    headers: Vec<ResponseHeader>,
+) -> OperationResponse {
+    OperationResponse {
+        status,
+        name: status_name(status),
+        description,
+        body,
+        origin: ResponseOrigin::Declared,
+        headers,
+    }
+}
+
+fn param(name: &str, kind: OperationParamKind, role: ParamRole, ty: Type) -> OperationParam {
+    OperationParam {
+        name: name.to_owned(),
+        rust: rust_field(name),
+        kind,
+        role,
+        required: kind == OperationParamKind::Path,
+        ty,
+        default: None,
+        description: None,
+    }
+}
+
+fn text() -> Type {
+    Type::String(StringType::default())
+}
+
+/// What a filter on `field` accepts, for its parameter's description.
+fn filter_description(entity: &Entity, field: &Field) -> String {
+    let operators = match &field.member.ty {
+        Type::Array(_) => "`cs` (contains)",
+        Type::String(_) | Type::Enum { .. } => {
+            "`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, `in`, `like`, `ilike`"
+        }
+        Type::Boolean => "`eq`, `ne`",
+        _ => "`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, `in`",
+    };
+    let nulls = if field.is_nullable_column() {
+        ", `is.null`, `is.notnull`"
+    } else {
+        ""
+    };
+    format!(
+        "Filter {} by `{}`: `op.value` with {operators}{nulls}. A value without an operator means `eq`; `in.(a,b)` lists values; `like.*text*` uses `*` as the wildcard.",
+        entity.plural, field.member.name
+    )
+}
+
+fn list_params(entity: &Entity) -> Vec<OperationParam> {
+    let limit = Type::Integer(NumberType {
+        bits: 32,
+        minimum: Some(1.into()),
+        maximum: Some(1000.into()),
+        ..NumberType::default()
+    });
+    let mut params = vec![
+        OperationParam {
+            default: Some(50.into()),
+            description: Some("Rows per page, 1 to 1000.".into()),
+            ..param("limit", OperationParamKind::Query, ParamRole::Limit, limit)
+        },
+        OperationParam {
+            description: Some("The `next_cursor` of the previous page.".into()),
+            ..param(
+                "cursor",
+                OperationParamKind::Query,
+                ParamRole::Cursor,
+                text(),
+            )
+        },
+        OperationParam {
+            description: Some("`exact` to add the number of matching rows as `total`.".into()),
+            ..param("count", OperationParamKind::Query, ParamRole::Count, text())
+        },
+    ];
+    let sortable: Vec<&str> = entity
+        .fields
+        .iter()
+        .filter(|f| f.sortable)
+        .map(|f| f.member.name.as_str())
+        .collect();
+    params.push(OperationParam {
+        description: Some(format!(
+            "Comma-separated sort keys, `-` for descending (NULLs last). Sortable: {}. The primary key breaks ties.",
+            if sortable.is_empty() {
+                "none".to_owned()
+            } else {
+                sortable.join(", ")
+            }
+        )),
+        ..param("sort", OperationParamKind::Query, ParamRole::Sort, text())
+    });
+    for field in entity.fields.iter().filter(|f| f.filterable) {
+        let values = Type::Array(Box::new(ArrayType {
+            items: text(),
+            items_nullable: false,
+            min_items: None,
+            max_items: None,
+            unique_items: false,
+        }));
+        params.push(OperationParam {
+            rust: field.member.rust.clone(),
+            description: Some(filter_description(entity, field)),
+            ..param(
+                &field.member.name,
+                OperationParamKind::Query,
+                ParamRole::Filter {
+                    field: field.member.name.clone(),
+                },
+                values,
+            )
+        });
+    }
+    if entity.fields.iter().any(|f| f.filterable) {
+        params.push(OperationParam {
+            description: Some(
+                "A group of conditions of which one must hold: `or=(field.op.value,field.op.value)`."
+                    .into(),
+            ),
+            ..param("or", OperationParamKind::Query, ParamRole::Or, text())
+        });
+    }
+    params
+}
+
+/// The five routes of an entity of the app `app`.
+pub(super) fn operations(app: &str, entity: &Entity) -> Vec<Operation> {
+    let key = OperationParam {
+        rust: "id".into(),
+        description: Some(format!(
+            "The {}'s `{}`.",
+            entity.name,
+            entity.key().member.name
+        )),
+        ..param(
+            "id",
+            OperationParamKind::Path,
+            ParamRole::Key,
+            entity.key().member.ty.clone(),
+        )
+    };
+    let if_match = OperationParam {
+        description: Some(
+            "The ETag last read; the request fails with 412 if the row changed since.".into(),
+        ),
+        ..param(
+            "If-Match",
+            OperationParamKind::Header,
+            ParamRole::IfMatch,
+            text(),
+        )
+    };
+    let model = Type::Entity {
+        name: entity.name.clone(),
+    };
+    let named = |name: &str| Type::Object {
+        name: name.to_owned(),
+    };
+    let json = |ty: Type| ResponseBody::Json { ty };
+    let body = |ty: Type, media: &str| OperationBody {
+        ty,
+        media_type: media.to_owned(),
+        description: None,
+    };
+    CrudAction::ALL
+        .into_iter()
+        .map(|action| {
+            let id = operation_id(entity, action);
+            let (method, path, summary, description, params, request, success_response, errors) =
+                match action {
+                    CrudAction::List => (
+                        Method::Get,
+                        &entity.collection_path,
+                        format!("List {}", entity.plural),
+                        Some("Keyset-paginated: follow `next_cursor` until it is null."),
+                        list_params(entity),
+                        None,
+                        success(
+                            200,
+                            format!("A page of {}.", entity.plural),
+                            json(named(&entity.types.page)),
+                            vec![],
+                        ),
+                        &[400, 500][..],
+                    ),
+                    CrudAction::Create => (
+                        Method::Post,
+                        &entity.collection_path,
+                        format!("Create a {}", entity.name),
+                        None,
+                        vec![],
+                        Some(body(named(&entity.types.create), "application/json")),
+                        success(
+                            201,
+                            format!("The new {}.", entity.name),
+                            json(model.clone()),
+                            vec![ResponseHeader::ETag, ResponseHeader::Location],
+                        ),
+                        &[400, 409, 413, 415, 422, 500][..],
+                    ),
+                    CrudAction::Get => (
+                        Method::Get,
+                        &entity.item_path,
+                        format!("Get a {}", entity.name),
+                        None,
+                        vec![key.clone()],
+                        None,
+                        success(
+                            200,
+                            format!("The {}.", entity.name),
+                            json(model.clone()),
+                            vec![ResponseHeader::ETag],
+                        ),
+                        &[404, 500][..],
+                    ),
+                    CrudAction::Update => (
+                        Method::Patch,
+                        &entity.item_path,
+                        format!("Update a {}", entity.name),
+                        Some("A JSON merge patch (RFC 7386). Send `If-Match` with the ETag you read to be sure nobody changed it meanwhile (412 otherwise)."),
+                        vec![key.clone(), if_match.clone()],
+                        Some(body(named(&entity.types.patch), "application/merge-patch+json")),
+                        success(
+                            200,
+                            format!("The updated {}.", entity.name),
+                            json(model.clone()),
+                            vec![ResponseHeader::ETag],
+                        ),
+                        &[400, 404, 409, 412, 413, 415, 422, 500][..],
+                    ),
+                    CrudAction::Delete => (
+                        Method::Delete,
+                        &entity.item_path,
+                        format!("Delete a {}", entity.name),
+                        None,
+                        vec![key.clone(), if_match.clone()],
+                        None,
+                        success(204, "Deleted.".into(), ResponseBody::Empty, vec![]),
+                        &[404, 409, 412, 500][..],
+                    ),
+                };
+            let mut responses = vec![success_response];
+            responses.extend(errors.iter().map(|s| standard_response(*s)));
+            Operation {
+                rust: rust_field(&id),
+                type_prefix: pascal(&id),
+                id,
+                method,
+                path: path.clone(),
+                kind: OperationKind::Crud {
+                    entity: entity.name.clone(),
+                    action,
+                },
+                summary: Some(summary),
+                description: description.map(str::to_owned),
+                tags: vec![entity.name.clone()],
+                deprecated: false,
+                security: None,
+                access: Access {
+                    permission: format!("{app}.{}.{}", entity.snake, action.verb()),
+                    default_roles: Vec::new(),
+                    scope: RowScope::All,
+                },
+                params,
+                params_type: None,
+                body: request,
+                responses,
+                source: entity.source.clone(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,321 @@
+//! The invariants of docs/ARCHITECTURE.md, enforced rather than described: the crate graph
+//! (read from `cargo metadata`, failing on a forbidden edge), templates packaged with their
+//! crate, emitters that read only the IR, and a generator without process-wide state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The workspace root.
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("generator/ has a parent")
+        .to_path_buf()
+}
+
+/// Package name → the names of the packages it links: normal dependencies, transitively, not
+/// counting what a procedural macro uses at compile time (`serde_derive` → `syn`).
+struct Graph {
+    links: BTreeMap<String, BTreeSet<String>>,
+    direct: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn graph() -> Graph {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("cargo metadata is JSON");
+    let names: BTreeMap<String, String> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap_or_default().to_owned(),
+                p["name"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let macros: BTreeSet<String> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| {
+            p["targets"].as_array().into_iter().flatten().any(|t| {
+                t["kind"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|k| k == "proc-macro")
+            })
+        })
+        .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let mut direct: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for node in metadata["resolve"]["nodes"]
+        .as_array()
+        .expect("resolve nodes")
+    {
+        let from = names[node["id"].as_str().unwrap_or_default()].clone();
+        let linked: BTreeSet<String> = node["deps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|dep| {
+                dep["dep_kinds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|kind| kind["kind"].is_null())
+            })
+            .map(|dep| names[dep["pkg"].as_str().unwrap_or_default()].clone())
+            .filter(|name| !macros.contains(name))
+            .collect();
+        direct.entry(from).or_default().extend(linked);
+    }
+    let mut links = BTreeMap::new();
+    for package in direct.keys() {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![package.clone()];
+        while let Some(next) = stack.pop() {
+            for dep in direct.get(&next).into_iter().flatten() {
+                if seen.insert(dep.clone()) {
+                    stack.push(dep.clone());
+                }
+            }
+        }
+        links.insert(package.clone(), seen);
+    }
+    Graph { links, direct }
+}
+
+#[test]
+fn forbidden_edges_are_absent() {
+    let graph = graph();
+    let forbidden: &[(&str, &[&str], &str)] = &[
+        (
+            "prefiq-codegen",
+            &[
+                "prefiq-runtime",
+                "tokio",
+                "sqlx",
+                "axum",
+                "hyper",
+                "reqwest",
+            ],
+            "the code generator is a pure library: no async runtime, no database driver, no web stack",
+        ),
+        (
+            "prefiq-ir",
+            &[
+                "prefiq-codegen",
+                "prefiq-runtime",
+                "serde_yaml",
+                "jsonschema",
+                "syn",
+                "minijinja",
+            ],
+            "the IR is data: it knows no parser, validator, template engine or runtime",
+        ),
+        (
+            "prefiq-runtime",
+            &[
+                "prefiq-codegen",
+                "prefiq-ir",
+                "prefiq-templates",
+                "prefiq",
+                "syn",
+                "minijinja",
+            ],
+            "generated servers never depend on the generator",
+        ),
+        (
+            "prefiq-templates",
+            &["prefiq-codegen", "prefiq-ir", "prefiq-runtime"],
+            "templates are data",
+        ),
+    ];
+    let mut broken = Vec::new();
+    for (package, banned, why) in forbidden {
+        let links = graph
+            .links
+            .get(*package)
+            .unwrap_or_else(|| panic!("{package} is a workspace package"));
+        for ban in *banned {
+            if links.contains(*ban) {
+                broken.push(format!("{package} → {ban}: {why}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "forbidden edges:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn the_stages_depend_downwards_only() {
+    let graph = graph();
+    let direct = |package: &str| graph.direct.get(package).cloned().unwrap_or_default();
+    // The IR is at the bottom: it needs only serde.
+    let ir: BTreeSet<String> = direct("prefiq-ir");
+    assert_eq!(
+        ir,
+        ["serde", "serde_json"].map(str::to_owned).into(),
+        "prefiq-ir's dependencies"
+    );
+    assert!(
+        direct("prefiq-templates").is_empty(),
+        "prefiq-templates has no dependencies"
+    );
+    // The generator sits on the IR and the templates; the command line on the generator and
+    // the runtime.
+    let codegen = direct("prefiq-codegen");
+    assert!(codegen.contains("prefiq-ir") && codegen.contains("prefiq-templates"));
+    let cli = direct("prefiq");
+    assert!(cli.contains("prefiq-codegen") && cli.contains("prefiq-runtime"));
+    // Generated crates: server crates link the runtime and their types; types crates link
+    // neither the runtime nor anything of the generator.
+    for (package, deps) in &graph.direct {
+        if package.starts_with("app-") && package.ends_with("-types") {
+            for banned in [
+                "prefiq-runtime",
+                "prefiq-codegen",
+                "prefiq-ir",
+                "axum",
+                "sqlx",
+            ] {
+                assert!(
+                    !graph.links[package].contains(banned),
+                    "{package} links {banned}: model types have no web or database dependency"
+                );
+            }
+        } else if package.starts_with("app-") && !package.ends_with("-client") {
+            assert!(
+                deps.contains("prefiq-runtime"),
+                "{package} is a server crate and links the runtime"
+            );
+            assert!(
+                !graph.links[package].contains("prefiq-codegen"),
+                "{package} links the generator"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_templates_ship_inside_their_crate() {
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "package",
+            "--list",
+            "--allow-dirty",
+            "-p",
+            "prefiq-templates",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo package runs");
+    assert!(
+        output.status.success(),
+        "cargo package --list failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed = String::from_utf8_lossy(&output.stdout);
+    let builtin = std::fs::read_to_string(root().join("templates/src/lib.rs")).unwrap();
+    let mut embedded = 0;
+    for line in builtin.lines() {
+        let Some(rest) = line.split("include_str!(\"../").nth(1) else {
+            continue;
+        };
+        let file = rest.split('"').next().unwrap();
+        embedded += 1;
+        assert!(
+            listed.lines().any(|l| l.trim() == file),
+            "{file} is embedded but not packaged:\n{listed}"
+        );
+    }
+    assert!(embedded >= 4, "found {embedded} embedded templates");
+}
+
+/// The source files of `crate_dir/src`, with their paths relative to it and the text of
+/// raw strings (`r#"..."#`, the text of files the generator writes) blanked out.
+fn sources(crate_dir: &str) -> Vec<(String, String)> {
+    let src = root().join(crate_dir).join("src");
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(&src).into_iter().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let mut code = String::new();
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("r#\"") {
+                code.push_str(&rest[..start]);
+                let after = &rest[start + 3..];
+                let end = after.find("\"#").map_or(after.len(), |e| e + 2);
+                rest = &after[end..];
+            }
+            code.push_str(rest);
+            let relative = entry.path().strip_prefix(&src).unwrap();
+            files.push((relative.to_string_lossy().into_owned(), code));
+        }
+    }
+    assert!(!files.is_empty(), "no sources under {}", src.display());
+    files
+}
+
+#[test]
+fn emitters_read_only_the_ir_and_only_load_and_write_touch_the_disk() {
+    let mut broken = Vec::new();
+    for (path, code) in sources("generator/codegen") {
+        let stage = path.split('/').next().unwrap_or_default();
+        if stage == "emit" {
+            for other_stage in [
+                "crate::load",
+                "crate::lower",
+                "crate::validate",
+                "crate::write",
+                "crate::session",
+                "crate::migrate",
+                "serde_yaml",
+                "jsonschema",
+                "std::fs",
+            ] {
+                if code.contains(other_stage) {
+                    broken.push(format!("emit/{path} uses {other_stage}: emitters read only the IR"));
+                }
+            }
+        }
+        let disk = stage == "load" || path == "write.rs";
+        if !disk && (code.contains("std::fs") || code.contains("File::open")) {
+            broken.push(format!("{path} touches the disk: only load reads and write writes"));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn the_generator_keeps_no_process_wide_state() {
+    let mut broken = Vec::new();
+    for crate_dir in ["generator/codegen", "generator/ir", "templates"] {
+        for (path, code) in sources(crate_dir) {
+            // Generated code spells its statics `::std::sync::...`; the generator's own would not.
+            let own = code
+                .replace("::std::sync::LazyLock", "")
+                .replace("::std::sync::OnceLock", "");
+            for state in ["OnceLock", "LazyLock", "thread_local!", "static mut", "lazy_static"] {
+                if own.contains(state) {
+                    broken.push(format!(
+                        "{crate_dir}/src/{path} holds {state}: state that a run reuses lives in a Session"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

@@ -1,0 +1,24 @@
+//! Prefiq's built-in templates, embedded from this crate's own folder.
+//!
+//! Everything the generator writes that is not Rust comes from one of these minijinja templates.
+//! A project overrides one by putting a file of the same name in its `templates/` folder (or an
+//! app's `apps/<app>/templates/`).
+
+/// Every built-in template: `(name, source)`, the name being its path in this folder.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "migration.sql.jinja",
+        include_str!("../migration.sql.jinja"),
+    ),
+    ("ts/types.ts.jinja", include_str!("../ts/types.ts.jinja")),
+    ("ts/client.ts.jinja", include_str!("../ts/client.ts.jinja")),
+    ("ts/core.ts.jinja", include_str!("../ts/core.ts.jinja")),
+];
+
+/// The built-in source of the template `name`.
+pub fn builtin(name: &str) -> Option<&'static str> {
+    BUILTIN
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, source)| *source)
+}
