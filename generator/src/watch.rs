@@ -2,8 +2,9 @@
 //! gathered into batches, sorted by what they affect, and regenerated app by app.
 //!
 //! The debounce is a few lines over the event channel rather than `notify-debouncer-*`: a batch
-//! ends after [`QUIET`] without events, which keeps save-to-written latency low, and the batch
-//! is classified by app here anyway.
+//! ends [`SETTLE`] after a save is known complete (a file closed after writing, or renamed into
+//! place), or after [`QUIET`] without events otherwise. That keeps save-to-written latency low,
+//! which a debouncer's fixed window cannot, and the batch is classified by app here anyway.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,9 @@ use prefiq_codegen::write::{self, Refusal, Scope};
 
 /// A batch ends when no event came for this long (an editor's save is a burst of events).
 pub const QUIET: Duration = Duration::from_millis(15);
+/// ...or this long after a save is known to be complete: a file closed after writing, or renamed
+/// into place (an atomic save). The pause gathers the other files of a multi-file save.
+pub const SETTLE: Duration = Duration::from_millis(2);
 /// A batch never waits longer than this, even if events keep coming.
 const LONGEST: Duration = Duration::from_millis(500);
 
@@ -95,13 +99,13 @@ impl Watcher {
     /// generator's own writes, a build's output) neither start nor prolong a batch.
     pub fn next_batch(&mut self, relevant: impl Fn(&str) -> bool) -> Option<Vec<String>> {
         let mut paths = BTreeSet::new();
-        // When the batch started, and when it last grew.
+        // When the batch started, and when it may end.
         let mut started: Option<(Instant, Instant)> = None;
         loop {
             let signal = match started {
                 None => self.events.recv().ok()?,
-                Some((first, last)) => {
-                    let deadline = (last + QUIET).min(first + LONGEST);
+                Some((first, end)) => {
+                    let deadline = end.min(first + LONGEST);
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         break;
@@ -116,9 +120,15 @@ impl Watcher {
             match signal {
                 Signal::Stop => return None,
                 Signal::Event(Ok(event)) => {
-                    if matches!(event.kind, EventKind::Access(_)) {
-                        continue;
-                    }
+                    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+                    let complete = match event.kind {
+                        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+                            true
+                        }
+                        EventKind::Access(_) => continue,
+                        _ => false,
+                    };
                     for path in &event.paths {
                         let Some(relative) = self.relative(path) else {
                             continue;
@@ -129,7 +139,8 @@ impl Watcher {
                         if relevant(&relative) {
                             paths.insert(relative);
                             let now = Instant::now();
-                            started = Some((started.map_or(now, |(first, _)| first), now));
+                            let end = now + if complete { SETTLE } else { QUIET };
+                            started = Some((started.map_or(now, |(first, _)| first), end));
                         }
                     }
                 }
@@ -137,7 +148,7 @@ impl Watcher {
                 Signal::Event(Err(_)) => {
                     paths.insert("prefiq.toml".to_owned());
                     let now = Instant::now();
-                    started = Some((started.map_or(now, |(first, _)| first), now));
+                    started = Some((started.map_or(now, |(first, _)| first), now + QUIET));
                 }
             }
         }

@@ -287,13 +287,17 @@ fn emitters_read_only_the_ir_and_only_load_and_write_touch_the_disk() {
                 "std::fs",
             ] {
                 if code.contains(other_stage) {
-                    broken.push(format!("emit/{path} uses {other_stage}: emitters read only the IR"));
+                    broken.push(format!(
+                        "emit/{path} uses {other_stage}: emitters read only the IR"
+                    ));
                 }
             }
         }
         let disk = stage == "load" || path == "write.rs";
         if !disk && (code.contains("std::fs") || code.contains("File::open")) {
-            broken.push(format!("{path} touches the disk: only load reads and write writes"));
+            broken.push(format!(
+                "{path} touches the disk: only load reads and write writes"
+            ));
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
@@ -308,7 +312,13 @@ fn the_generator_keeps_no_process_wide_state() {
             let own = code
                 .replace("::std::sync::LazyLock", "")
                 .replace("::std::sync::OnceLock", "");
-            for state in ["OnceLock", "LazyLock", "thread_local!", "static mut", "lazy_static"] {
+            for state in [
+                "OnceLock",
+                "LazyLock",
+                "thread_local!",
+                "static mut",
+                "lazy_static",
+            ] {
                 if own.contains(state) {
                     broken.push(format!(
                         "{crate_dir}/src/{path} holds {state}: state that a run reuses lives in a Session"

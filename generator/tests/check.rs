@@ -319,3 +319,78 @@ fn a_project_or_app_template_replaces_the_built_in_one() {
         "the diagnostic names the template file and line: {text}"
     );
 }
+
+/// `--check` answers from the manifest while the inputs keep their fingerprint and every file
+/// its digest; anything else sends it back to a full comparison, which finds the difference.
+#[test]
+fn the_up_to_date_shortcut_never_hides_a_difference() {
+    let dir = project();
+    let root = dir.path();
+    assert_eq!(prefiq(root, &["codegen"]).0, 0);
+    let manifest = std::fs::read_to_string(root.join("apps/crm/core/codegen.sum")).unwrap();
+    assert!(
+        manifest.contains("file ") && manifest.contains("inputs "),
+        "{manifest}"
+    );
+    let (code, text) = prefiq(root, &["codegen", "--check"]);
+    assert_eq!(code, 0, "{text}");
+
+    // A generated file swapped for another generated text (its own digest is valid) is stale.
+    let company = root.join("apps/crm/core/types/rust/src/generated/company.rs");
+    let current = std::fs::read_to_string(&company).unwrap();
+    let older = prefiq::output::GeneratedFile::new(
+        "apps/crm/core/types/rust/src/generated/company.rs",
+        "apps/crm/core/schema",
+        "pub struct Company;\n",
+    );
+    std::fs::write(&company, &older.contents).unwrap();
+    let (code, text) = prefiq(root, &["codegen", "--check"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("stale") && text.contains("company.rs"),
+        "{text}"
+    );
+    std::fs::write(&company, current).unwrap();
+    assert_eq!(prefiq(root, &["codegen", "--check"]).0, 0);
+
+    // Settings and templates are inputs: changing them is a change, even without a new output.
+    let settings = root.join("prefiq.toml");
+    std::fs::write(&settings, "# a comment\n").unwrap();
+    let (code, text) = prefiq(root, &["codegen", "--check"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("apps/crm/core/codegen.sum"), "{text}");
+    assert_eq!(prefiq(root, &["codegen"]).0, 0);
+    assert_eq!(prefiq(root, &["codegen", "--check"]).0, 0);
+    std::fs::create_dir_all(root.join("templates/ts")).unwrap();
+    let builtin = prefiq_templates_core();
+    std::fs::write(
+        root.join("templates/ts/core.ts.jinja"),
+        format!("{builtin}\n// ours\n"),
+    )
+    .unwrap();
+    let (code, text) = prefiq(root, &["codegen", "--check"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("apps/crm/src/services/core.ts"), "{text}");
+
+    // A new migration file is an input too.
+    assert_eq!(prefiq(root, &["codegen"]).0, 0);
+    let stray = root.join("apps/crm/bin/migrations/postgres/0002_by_hand.sql");
+    std::fs::write(&stray, "SELECT 1;\n").unwrap();
+    std::fs::write(
+        root.join("apps/crm/bin/migrations/sqlite/0002_by_hand.sql"),
+        "SELECT 1;\n",
+    )
+    .unwrap();
+    let (code, text) = prefiq(root, &["codegen", "--check"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("0002_by_hand.sql"),
+        "the binary must embed it: {text}"
+    );
+}
+
+/// The built-in `ts/core.ts.jinja`, as the repository holds it.
+fn prefiq_templates_core() -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    std::fs::read_to_string(repo.join("templates/ts/core.ts.jinja")).unwrap()
+}

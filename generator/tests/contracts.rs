@@ -76,6 +76,16 @@ fn tsc_strict_accepts_every_client() {
 }
 
 #[test]
+fn the_30_rendition_is_a_30_document_for_the_openapiv3_crate() {
+    for app in apps() {
+        let text = std::fs::read_to_string(app.join("core/openapi-3.0.json")).unwrap();
+        if let Err(error) = serde_json::from_str::<openapiv3::OpenAPI>(&text) {
+            panic!("{}: {error}", app.display());
+        }
+    }
+}
+
+#[test]
 fn the_30_rendition_follows_what_progenitor_needs() {
     for app in apps() {
         let text = std::fs::read_to_string(app.join("core/openapi-3.0.json")).unwrap();

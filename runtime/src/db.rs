@@ -353,6 +353,9 @@ pub enum DbError {
     /// The `DATABASE_URL` names no supported database.
     #[error("unsupported DATABASE_URL `{0}`: use postgres://... or sqlite:...")]
     UnsupportedUrl(String),
+    /// Something that is not the database's fault failed (a schema that does not compile).
+    #[error("{0}")]
+    Internal(String),
     /// A row about to be written breaks its schema, so it was not written.
     #[error("the row breaks its schema: {}", .0.iter().map(|e| format!("{} {}", e.pointer, e.detail)).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
@@ -440,6 +443,7 @@ impl From<DbError> for Problem {
             table: "",
             columns: &[],
             primary_key: 0,
+            version: 0,
             uniques: &[],
             foreign_keys: &[],
         };

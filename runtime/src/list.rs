@@ -700,6 +700,7 @@ mod tests {
             sortable: true,
             items: None,
             values: &[],
+            written: crate::meta::Written::Always,
         }
     }
 
@@ -716,6 +717,7 @@ mod tests {
             sortable: false,
             items: None,
             values: &["lead", "won"],
+            written: crate::meta::Written::Always,
         },
     ];
     static META: TableMeta = TableMeta {
@@ -723,6 +725,7 @@ mod tests {
         table: "deals",
         columns: &COLUMNS,
         primary_key: 0,
+        version: 0,
         uniques: &[],
         foreign_keys: &[],
     };

@@ -26,6 +26,17 @@ pub enum ColumnKind {
     Json,
 }
 
+/// Which writes set a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Inserts and updates (data, `updated_at`).
+    Always,
+    /// Inserts only (a key the server or client makes, `created_at`, the version).
+    OnInsert,
+    /// Neither: the database makes it (an identity key).
+    Never,
+}
+
 /// One column of a generated table, in the order the generated row reader expects.
 #[derive(Debug)]
 pub struct ColumnMeta {
@@ -45,6 +56,8 @@ pub struct ColumnMeta {
     pub items: Option<ColumnKind>,
     /// For an enum: its values, so a filter on an unknown value is a 400, not an empty page.
     pub values: &'static [&'static str],
+    /// Which writes set it.
+    pub written: Written,
 }
 
 impl ColumnMeta {
@@ -59,7 +72,20 @@ impl ColumnMeta {
             sortable: false,
             items: None,
             values: &[],
+            written: Written::Always,
         }
+    }
+
+    /// Only inserts set it.
+    pub const fn on_insert(mut self) -> ColumnMeta {
+        self.written = Written::OnInsert;
+        self
+    }
+
+    /// The database makes it.
+    pub const fn database(mut self) -> ColumnMeta {
+        self.written = Written::Never;
+        self
     }
 
     /// It may hold `NULL`.
@@ -104,6 +130,8 @@ pub struct TableMeta {
     pub columns: &'static [ColumnMeta],
     /// The index of the primary key in `columns`.
     pub primary_key: usize,
+    /// The index of the row version in `columns`.
+    pub version: usize,
     /// Named unique constraints: `(constraint, columns)`.
     pub uniques: &'static [(&'static str, &'static [&'static str])],
     /// Named foreign keys: `(constraint, column, referenced entity)`.

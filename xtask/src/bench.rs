@@ -1,6 +1,6 @@
-//! `cargo xtask bench codegen`: generates a synthetic app of many entities with the release
-//! build of `prefiq` and prints how long it takes. Figures, not assertions: compare them with
-//! other generators on the same input.
+//! `cargo xtask bench codegen`: times the release build of `prefiq` on the CRM app and on a
+//! synthetic app of many entities, beside openapi-generator on the same documents. Figures, not
+//! assertions.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -58,73 +58,195 @@ fn write_project(root: &Path, entities: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
-/// Times `prefiq codegen` (cold: empty output folders) and `prefiq codegen --check` (all fresh).
+/// openapi-generator (its PyPI wrapper, which ships the jar; Java 17 runs it), installed once
+/// under `target/bench/`.
+fn openapi_generator() -> Option<std::path::PathBuf> {
+    let venv = crate::root().join("target/bench/openapi-generator");
+    let cli = venv.join("bin/openapi-generator-cli");
+    if !cli.exists() {
+        let venv_arg = venv.to_string_lossy().into_owned();
+        let pip = venv.join("bin/pip").to_string_lossy().into_owned();
+        let ok = crate::run("python3", &["-m", "venv", &venv_arg])
+            && crate::run(
+                &pip,
+                &["install", "--quiet", "openapi-generator-cli==7.26.0"],
+            );
+        if !ok {
+            eprintln!("error: cannot install openapi-generator-cli from PyPI");
+            return None;
+        }
+    }
+    Some(cli)
+}
+
+/// Wall time (ms) and peak memory (KiB, by GNU time) of one command; `None` if it failed.
+fn run_measured(program: &Path, args: &[&str], cwd: Option<&Path>) -> Option<(f64, u64)> {
+    let mut command = Command::new("/usr/bin/time");
+    command.args(["-f", "%M"]).arg(program).args(args);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let started = Instant::now();
+    let output = command.output().ok()?;
+    let elapsed = ms(started.elapsed());
+    if !output.status.success() {
+        eprintln!(
+            "{} {} failed:\n{}",
+            program.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return None;
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let kib = stderr.lines().last()?.trim().parse().ok()?;
+    Some((elapsed, kib))
+}
+
+/// One project measured: Prefiq from nothing, Prefiq when everything is fresh (`--check`), and
+/// openapi-generator's `rust-axum` server stubs from the project's own OpenAPI 3.0 document.
+struct Figures {
+    cold: Vec<f64>,
+    fresh: Vec<f64>,
+    theirs: Vec<f64>,
+    peak_kib: u64,
+    files: usize,
+    bytes: u64,
+}
+
+fn measure_project(
+    prefiq: &Path,
+    generator: &Path,
+    app: &str,
+    inputs: &dyn Fn(&Path) -> std::io::Result<()>,
+    runs: usize,
+) -> Option<Figures> {
+    let mut figures = Figures {
+        cold: Vec::new(),
+        fresh: Vec::new(),
+        theirs: Vec::new(),
+        peak_kib: 0,
+        files: 0,
+        bytes: 0,
+    };
+    for run in 0..runs {
+        let dir = tempfile::tempdir().ok()?;
+        inputs(dir.path()).ok()?;
+        let root = dir.path().to_string_lossy().into_owned();
+        let (cold, peak) = run_measured(
+            prefiq,
+            &["--root", &root, "--quiet", "codegen", "--app", app],
+            None,
+        )?;
+        let (fresh, peak_fresh) = run_measured(
+            prefiq,
+            &[
+                "--root", &root, "--quiet", "codegen", "--app", app, "--check",
+            ],
+            None,
+        )?;
+        let document = dir.path().join(format!("apps/{app}/core/openapi-3.0.json"));
+        let out = dir.path().join("openapi-generator");
+        let (theirs, _) = run_measured(
+            generator,
+            &[
+                "generate",
+                "--skip-validate-spec",
+                "-g",
+                "rust-axum",
+                "-i",
+                &document.to_string_lossy(),
+                "-o",
+                &out.to_string_lossy(),
+            ],
+            None,
+        )?;
+        println!(
+            "  run {}: prefiq {cold:>7.1} ms, fresh {fresh:>6.1} ms | openapi-generator rust-axum {theirs:>7.1} ms | ratio {:>5.1}×",
+            run + 1,
+            theirs / cold
+        );
+        figures.cold.push(cold);
+        figures.fresh.push(fresh);
+        figures.theirs.push(theirs);
+        figures.peak_kib = figures.peak_kib.max(peak).max(peak_fresh);
+        let walked = walk(&dir.path().join("apps").join(app));
+        figures.files = walked.0;
+        figures.bytes = walked.1;
+    }
+    Some(figures)
+}
+
+fn report(label: &str, figures: &mut Figures) {
+    let cold = median(&mut figures.cold);
+    let fresh = median(&mut figures.fresh);
+    let theirs = median(&mut figures.theirs);
+    println!(
+        "{label}: {} files, {} KiB generated; medians: prefiq {cold:.1} ms, fresh (--check) {fresh:.1} ms, \
+         peak RSS {:.0} MiB | openapi-generator rust-axum {theirs:.1} ms | prefiq is {:.1}× faster",
+        figures.files,
+        figures.bytes / 1024,
+        figures.peak_kib as f64 / 1024.0,
+        theirs / cold
+    );
+}
+
+/// Times `prefiq codegen` on the CRM app and on a synthetic app of many entities: from nothing
+/// (cold) and when everything is fresh (`--check`), with peak memory, beside openapi-generator's
+/// `rust-axum` generator on the same app's OpenAPI 3.0 document, run after run.
 pub fn codegen(args: &[&str]) -> ExitCode {
     let entities = flag(args, "--entities", 200);
     let runs = flag(args, "--runs", 5).max(1);
     if !crate::run("cargo", &["build", "--release", "--quiet", "-p", "prefiq"]) {
         return ExitCode::FAILURE;
     }
-    let prefiq = crate::root().join("target/release/prefiq");
-    let mut cold = Vec::new();
-    let mut check = Vec::new();
-    let mut files = 0;
-    let mut bytes = 0u64;
-    for _ in 0..runs {
-        let Ok(dir) = tempfile::tempdir() else {
-            return ExitCode::FAILURE;
-        };
-        if write_project(dir.path(), entities).is_err() {
-            return ExitCode::FAILURE;
+    let Some(generator) = openapi_generator() else {
+        return ExitCode::FAILURE;
+    };
+    let repo = crate::root();
+    let prefiq = repo.join("target/release/prefiq");
+    let crm = |root: &Path| -> std::io::Result<()> {
+        for folder in ["core/schema", "core/fixtures"] {
+            copy_dir(
+                &repo.join("apps/crm").join(folder),
+                &root.join("apps/crm").join(folder),
+            )?;
         }
-        let started = Instant::now();
-        let status = Command::new(&prefiq)
-            .arg("--root")
-            .arg(dir.path())
-            .args(["--quiet", "codegen"])
-            .status();
-        cold.push(started.elapsed());
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("prefiq codegen failed on the synthetic app");
-            return ExitCode::FAILURE;
-        }
-        let started = Instant::now();
-        let status = Command::new(&prefiq)
-            .arg("--root")
-            .arg(dir.path())
-            .args(["--quiet", "codegen", "--check"])
-            .status();
-        check.push(started.elapsed());
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("prefiq codegen --check failed right after codegen");
-            return ExitCode::FAILURE;
-        }
-        let walk = walk(&dir.path().join("apps/bench"));
-        files = walk.0;
-        bytes = walk.1;
-    }
-    println!(
-        "synthetic app: {entities} entities, {files} files, {} KiB generated",
-        bytes / 1024
-    );
-    println!(
-        "prefiq codegen          median {:>7.1} ms  (min {:.1}, max {:.1}, {runs} runs)",
-        ms(median(&mut cold.clone())),
-        ms(*cold.iter().min().unwrap()),
-        ms(*cold.iter().max().unwrap())
-    );
-    println!(
-        "prefiq codegen --check  median {:>7.1} ms  (min {:.1}, max {:.1}, {runs} runs)",
-        ms(median(&mut check.clone())),
-        ms(*check.iter().min().unwrap()),
-        ms(*check.iter().max().unwrap())
-    );
+        std::fs::copy(repo.join("prefiq.toml"), root.join("prefiq.toml")).map(|_| ())
+    };
+    println!("CRM app (4 entities, 4 custom operations), release build, 2 cores:");
+    let Some(mut crm_figures) = measure_project(&prefiq, &generator, "crm", &crm, runs) else {
+        return ExitCode::FAILURE;
+    };
+    println!("synthetic app, {entities} entities:");
+    let synthetic = |root: &Path| write_project(root, entities);
+    let Some(mut synthetic_figures) =
+        measure_project(&prefiq, &generator, "bench", &synthetic, runs)
+    else {
+        return ExitCode::FAILURE;
+    };
+    report("CRM", &mut crm_figures);
+    report(&format!("{entities} entities"), &mut synthetic_figures);
     ExitCode::SUCCESS
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn ms(duration: Duration) -> f64 {

@@ -2,9 +2,10 @@
 //! change in the CRM app. Figures, not assertions.
 //!
 //! A copy of the CRM schemas in a temporary project is watched by the release build. Each edit
-//! changes the `maxLength` of `Company.name`; the clock starts just before the file is saved and
-//! stops when the new value shows in `core/openapi.json` on disk (polled every millisecond). The
-//! watcher's own JSON line gives its generation time and when the Rust client was written too.
+//! changes the `maxLength` of `Company.name`; the clock starts just before the file is saved. It
+//! stops when the new value shows in `core/openapi.json` on disk (polled every millisecond), and
+//! again when the watcher reports the run done: every output written. The watcher's own JSON
+//! line gives the time from the batch's end to that report.
 
 use std::io::BufRead as _;
 use std::path::Path;
@@ -97,7 +98,7 @@ pub fn watch(args: &[&str]) -> ExitCode {
         }
     });
     let next = |what: &str| match events.recv_timeout(Duration::from_secs(30)) {
-        Ok(event) if event["ok"] == true => Some(event),
+        Ok(event) if event["ok"] == true => Some((event, Instant::now())),
         Ok(event) => {
             eprintln!("error: {what}: the watcher reported {event}");
             None
@@ -109,7 +110,7 @@ pub fn watch(args: &[&str]) -> ExitCode {
     };
     let outcome = (|| {
         next("the first generation")?;
-        let (mut to_disk, mut generation, mut with_client): (Vec<f64>, Vec<f64>, Vec<f64>) =
+        let (mut to_disk, mut generation, mut everything): (Vec<f64>, Vec<f64>, Vec<f64>) =
             (Vec::new(), Vec::new(), Vec::new());
         for edit in 0..edits {
             let value = 5000 + edit;
@@ -129,23 +130,26 @@ pub fn watch(args: &[&str]) -> ExitCode {
                 }
                 std::thread::sleep(Duration::from_millis(1));
             };
-            let event = next(&format!("edit {edit}"))?;
+            let (event, reported) = next(&format!("edit {edit}"))?;
             to_disk.push(crate::bench::ms(written));
             generation.push(event["ms"].as_f64().unwrap_or(f64::NAN));
-            with_client.push(event["total_ms"].as_f64().unwrap_or(f64::NAN));
+            everything.push(crate::bench::ms(reported.duration_since(saved)));
         }
-        Some((to_disk, generation, with_client))
+        Some((to_disk, generation, everything))
     })();
     let _ = child.kill();
     let _ = child.wait();
-    let Some((mut to_disk, mut generation, mut with_client)) = outcome else {
+    let Some((mut to_disk, mut generation, mut everything)) = outcome else {
         return ExitCode::FAILURE;
     };
     println!(
         "prefiq codegen --watch, CRM app (4 entities, 4 custom operations), {edits} edits of one field, release build:"
     );
-    summary("save → openapi.json on disk (15 ms debounce)", &mut to_disk);
-    summary("generation + write, API files (watcher)", &mut generation);
-    summary("generation + write, with the Rust client", &mut with_client);
+    summary("save → openapi.json on disk", &mut to_disk);
+    summary(
+        "save → every output on disk (watcher's report)",
+        &mut everything,
+    );
+    summary("generation + write (watcher's own clock)", &mut generation);
     ExitCode::SUCCESS
 }

@@ -50,7 +50,7 @@ fn comment_style(path: &str) -> (&'static str, &'static str) {
     match path.rsplit('.').next().unwrap_or("") {
         "rs" | "ts" | "js" | "mjs" => ("// ", ""),
         "sql" => ("-- ", ""),
-        "toml" | "yaml" | "yml" | "sh" => ("# ", ""),
+        "toml" | "yaml" | "yml" | "sh" | "sum" => ("# ", ""),
         "md" | "html" => ("<!-- ", " -->"),
         _ => ("", ""),
     }
@@ -106,6 +106,80 @@ pub fn is_generated(contents: &str) -> bool {
     head.contains(MARKER)
 }
 
+/// The digest a generated file's header records.
+pub fn recorded_digest(contents: &str) -> Option<&str> {
+    let start = contents.find(DIGEST_LABEL)? + DIGEST_LABEL.len();
+    contents.get(start..start + DIGEST_PLACEHOLDER.len())
+}
+
+/// What a run wrote for an app (`apps/<app>/core/codegen.sum`, itself generated): the
+/// fingerprint of its inputs, and the digest of every file. While the inputs keep their
+/// fingerprint and every file its digest, the output is up to date without being made again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The fingerprint of the inputs (see `load`).
+    pub fingerprint: String,
+    /// Whether the migrations covered the schema and matched their sum at that run.
+    pub migrations_ok: bool,
+    /// Every generated file of the app but this one: `(path, digest)`, sorted.
+    pub files: Vec<(String, String)>,
+    /// The app's scaffolds, which must exist.
+    pub scaffolds: Vec<String>,
+}
+
+impl Manifest {
+    /// Where an app's manifest lives.
+    pub fn path(app: &str) -> String {
+        format!("apps/{app}/core/codegen.sum")
+    }
+
+    /// The manifest as a generated file of `app`.
+    pub fn file(&self, app: &str) -> GeneratedFile {
+        let mut body = format!(
+            "inputs {}\nmigrations {}\n",
+            self.fingerprint,
+            if self.migrations_ok { "ok" } else { "pending" }
+        );
+        for (path, digest) in &self.files {
+            body.push_str(&format!("file {digest} {path}\n"));
+        }
+        for path in &self.scaffolds {
+            body.push_str(&format!("scaffold {path}\n"));
+        }
+        GeneratedFile::new(
+            Manifest::path(app),
+            &format!("apps/{app}/core/schema"),
+            &body,
+        )
+    }
+
+    /// Reads a manifest written by [`Manifest::file`]; `None` if it is not one, or was edited.
+    pub fn parse(contents: &str) -> Option<Manifest> {
+        if !is_generated(contents) || !digest_matches(contents) {
+            return None;
+        }
+        let mut manifest = Manifest {
+            fingerprint: String::new(),
+            migrations_ok: false,
+            files: Vec::new(),
+            scaffolds: Vec::new(),
+        };
+        for line in contents.lines().filter(|l| !l.starts_with('#')) {
+            match line.split_once(' ')? {
+                ("inputs", fingerprint) => manifest.fingerprint = fingerprint.to_owned(),
+                ("migrations", state) => manifest.migrations_ok = state == "ok",
+                ("file", rest) => {
+                    let (digest, path) = rest.split_once(' ')?;
+                    manifest.files.push((path.to_owned(), digest.to_owned()));
+                }
+                ("scaffold", path) => manifest.scaffolds.push(path.to_owned()),
+                _ => return None,
+            }
+        }
+        (!manifest.fingerprint.is_empty()).then_some(manifest)
+    }
+}
+
 /// Whether a generated file still has the content its digest was made for.
 pub fn digest_matches(contents: &str) -> bool {
     let Some(start) = contents.find(DIGEST_LABEL) else {
@@ -141,6 +215,27 @@ mod tests {
         assert!(is_generated(&file.contents));
         assert!(digest_matches(&file.contents));
         assert!(!digest_matches(&file.contents.replace("main", "mine")));
+    }
+
+    #[test]
+    fn manifests_read_back_what_they_record_and_refuse_edits() {
+        let manifest = Manifest {
+            fingerprint: "f".repeat(64),
+            migrations_ok: true,
+            files: vec![("apps/x/a.rs".into(), "0123456789abcdef".into())],
+            scaffolds: vec!["apps/x/bin/Cargo.toml".into()],
+        };
+        let file = manifest.file("x");
+        assert_eq!(file.path, "apps/x/core/codegen.sum");
+        assert_eq!(Manifest::parse(&file.contents), Some(manifest));
+        assert_eq!(
+            Manifest::parse(&file.contents.replace("ok", "pending")),
+            None
+        );
+        assert_eq!(
+            recorded_digest(&GeneratedFile::new("a.rs", "s", "x\n").contents).map(str::len),
+            Some(16)
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::fixtures::{self, Row};
 use crate::ir::{App, Ir};
 use crate::load::migrations::{MigrationsFolder, folder};
 use crate::load::{self, AppInput, ParseCache, Project};
-use crate::output::{Output, Scaffold};
+use crate::output::{Manifest, Output, Scaffold, recorded_digest};
 use crate::templates::Templates;
 use crate::validate::MetaValidator;
 use crate::write::Finding;
@@ -116,7 +116,7 @@ impl Laps {
 }
 
 impl Session {
-    /// A session for the project at `root`.
+    /// A session for the project at `root`, for one run or a few.
     pub fn new(root: impl Into<PathBuf>) -> Session {
         Session {
             root: root.into(),
@@ -124,6 +124,15 @@ impl Session {
             meta: None,
             builtin: None,
             formatter: Formatter::default(),
+        }
+    }
+
+    /// A session that runs again and again (the watcher's): it also remembers the Rust it
+    /// formatted, so that an edit reformats only the files it changed.
+    pub fn watching(root: impl Into<PathBuf>) -> Session {
+        Session {
+            formatter: Formatter::remembering(),
+            ..Session::new(root)
         }
     }
 
@@ -234,24 +243,70 @@ impl Session {
         observe: &dyn Fn(&str),
     ) -> Result<Output, Diagnostic> {
         let mut output = crate::emit::project();
-        for app in &ir.apps {
+        for (app, input) in ir.apps.iter().zip(&project.apps) {
             let Some(run) = runs.get(&app.name) else {
                 continue;
             };
             observe(&format!("emitting {}", app.name));
             let mut emitted =
                 crate::emit::app(app, &project.config, &run.templates, &self.formatter)?;
-            output.files.append(&mut emitted.files);
-            output.scaffolds.append(&mut emitted.scaffolds);
+            let mut fingerprint = input.fingerprint.clone();
             if app.migrations.is_empty() {
-                // A new app: its first migration is made once; later ones come from `prefiq migrate diff`.
-                for (path, contents) in crate::migrate::initial(app, &run.templates)? {
+                // A new app: its first migration is made once; later ones come from `prefiq migrate
+                // diff`. Later runs read it as an input, so the manifest records their fingerprint.
+                let initial = crate::migrate::initial(app, &run.templates)?;
+                if let Some(folder) = MigrationsFolder::from_files(&app.name, &initial) {
+                    fingerprint = project.fingerprint_with(input, &folder);
+                }
+                for (path, contents) in initial {
                     output.scaffolds.push(Scaffold { path, contents });
                 }
             }
+            let manifest = Manifest {
+                fingerprint,
+                migrations_ok: crate::migrate::uncovered(app, &run.migrations).is_none()
+                    && crate::migrate::verify(&app.name, &run.migrations).is_none(),
+                files: emitted
+                    .files
+                    .iter()
+                    .map(|f| {
+                        let digest = recorded_digest(&f.contents).unwrap_or_default();
+                        (f.path.clone(), digest.to_owned())
+                    })
+                    .collect(),
+                scaffolds: emitted.scaffolds.iter().map(|s| s.path.clone()).collect(),
+            };
+            output.files.push(manifest.file(&app.name));
+            output.files.append(&mut emitted.files);
+            output.scaffolds.append(&mut emitted.scaffolds);
         }
         output.sort();
         Ok(output)
+    }
+
+    /// Whether the output of the project (or one app) is up to date, without making it again:
+    /// every app's inputs have the fingerprint its manifest records, its migrations were in order,
+    /// and every file on disk is the one recorded. Then how many files that is; `None` means a
+    /// run is needed to tell (or to write).
+    pub fn up_to_date(&mut self, app: Option<&str>) -> Option<usize> {
+        let (project, diagnostics) = load::load(&self.root, app, &mut self.parses);
+        if diagnostics.iter().any(Diagnostic::is_error) {
+            return None;
+        }
+        let mut manifests = Vec::new();
+        for input in &project.apps {
+            let manifest = crate::write::manifest(&self.root, &input.name)?;
+            if manifest.fingerprint != input.fingerprint || !manifest.migrations_ok {
+                return None;
+            }
+            manifests.push((Manifest::path(&input.name), manifest));
+        }
+        let files = match app {
+            Some(_) => Vec::new(),
+            None => crate::emit::project().files,
+        };
+        let scope = crate::write::Scope::of(&self.root, app);
+        crate::write::up_to_date(&self.root, &scope, &manifests, &files)
     }
 }
 

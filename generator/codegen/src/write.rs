@@ -8,7 +8,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::output::{GeneratedFile, Output, digest_matches, is_generated};
+use crate::output::{
+    GeneratedFile, Manifest, Output, digest_matches, is_generated, recorded_digest,
+};
 
 /// What `--check` (and the writer) found wrong with one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +170,43 @@ fn has_header(path: &Path) -> bool {
 
 /// Enough bytes to hold the header of any generated file.
 const HEAD_BYTES: usize = 2048;
+
+/// The manifest an earlier run wrote for `app`, if it is there and intact.
+pub fn manifest(root: &Path, app: &str) -> Option<Manifest> {
+    Manifest::parse(&std::fs::read_to_string(root.join(Manifest::path(app))).ok()?)
+}
+
+/// Whether the output on disk is exactly what the manifests record, plus `files`: every file
+/// listed is there with its recorded digest and untouched since, every scaffold exists, and no
+/// generated file in `scope` is missing from them. Then it is what a run would make from the
+/// same inputs, and how many files that is.
+pub fn up_to_date(
+    root: &Path,
+    scope: &Scope,
+    manifests: &[(String, Manifest)],
+    files: &[GeneratedFile],
+) -> Option<usize> {
+    if !compare(root, files, StaleDiffs::No).is_empty() {
+        return None;
+    }
+    let mut produced: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    for (path, manifest) in manifests {
+        produced.insert(path);
+        for (file, digest) in &manifest.files {
+            let text = std::fs::read_to_string(root.join(file)).ok()?;
+            if recorded_digest(&text) != Some(digest.as_str()) || !digest_matches(&text) {
+                return None;
+            }
+            produced.insert(file);
+        }
+        if !manifest.scaffolds.iter().all(|s| root.join(s).exists()) {
+            return None;
+        }
+    }
+    orphans_on_disk(root, scope, &produced)
+        .is_empty()
+        .then_some(produced.len())
+}
 
 /// Writes through a temporary file and a rename (for migrations, which `write` does not manage).
 pub fn write_file(target: &Path, contents: &str) -> std::io::Result<()> {

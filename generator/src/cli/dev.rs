@@ -294,7 +294,7 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
     };
 
     let mut servers: BTreeMap<String, Server> = BTreeMap::new();
-    let mut session = prefiq_codegen::Session::new(&root);
+    let mut session = prefiq_codegen::Session::watching(&root);
     let first = watch::regenerate(&mut session, only, false);
     printer.run(&first, "start");
     let mut schema_ok: BTreeMap<String, bool> =

@@ -344,9 +344,24 @@ fn codegen(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode {
         return codegen_watch(root, args, printer);
     }
     let started = Instant::now();
+    let mut session = prefiq_codegen::Session::new(root);
+    // Inputs with the fingerprint their manifests record, and every file as recorded: nothing
+    // to make (or to check) again.
+    if !args.force {
+        if let Some(files) = session.up_to_date(args.app.as_deref()) {
+            let ms = started.elapsed().as_millis();
+            printer.info(&if args.check {
+                format!("prefiq codegen --check: {files} generated files are up to date ({ms} ms)")
+            } else {
+                format!(
+                    "prefiq codegen: 0 written, {files} unchanged in {ms} ms (inputs unchanged)"
+                )
+            });
+            return ExitCode::SUCCESS;
+        }
+    }
     let progress = printer.progress(None, "loading schemas");
-    let generation = prefiq_codegen::Session::new(root)
-        .generate_observed(args.app.as_deref(), &|what| progress.message(what));
+    let generation = session.generate_observed(args.app.as_deref(), &|what| progress.message(what));
     drop(progress);
     if printer.verbose {
         let stages: Vec<String> = generation
@@ -475,7 +490,7 @@ fn codegen_watch(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode
         }
     };
     let root = watcher.root().to_path_buf();
-    let mut session = prefiq_codegen::Session::new(&root);
+    let mut session = prefiq_codegen::Session::watching(&root);
     let first = crate::watch::regenerate(&mut session, args.app.as_deref(), args.force);
     printer.run(&first, "start");
     printer.info(

@@ -60,18 +60,20 @@ pub fn app(
 /// The API documents, the TypeScript client and their scaffolds.
 fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<(), Diagnostic> {
     let schema_dir = format!("apps/{}/core/schema", app.name);
+    // Each document is printed and dropped before the next is built: large apps make large trees.
     let openapi = openapi::document(app);
-    let openapi30 = openapi30::document(&openapi)?;
     output.files.push(GeneratedFile::new(
         format!("apps/{}/core/openapi.json", app.name),
         &schema_dir,
         &pretty_json(&openapi),
     ));
+    let openapi30 = openapi30::document(openapi);
     output.files.push(GeneratedFile::new(
         format!("apps/{}/core/openapi-3.0.json", app.name),
         &schema_dir,
         &pretty_json(&openapi30),
     ));
+    drop(openapi30);
     output.files.push(GeneratedFile::new(
         format!("apps/{}/bin/src/generated/schemas.json", app.name),
         &schema_dir,

@@ -100,6 +100,46 @@ impl MigrationsFolder {
     }
 }
 
+impl MigrationsFolder {
+    /// The folder `files` (paths relative to the project root) make, for files a run is about
+    /// to write; `None` if they do not make a valid one.
+    pub fn from_files(app: &str, files: &[(String, String)]) -> Option<MigrationsFolder> {
+        let prefix = format!("{}/", folder(app));
+        let text = |name: &str| {
+            files
+                .iter()
+                .find(|(path, _)| path.strip_prefix(&prefix) == Some(name))
+                .map(|(_, text)| text.clone())
+        };
+        let mut out = MigrationsFolder::default();
+        let mut scripts: std::collections::BTreeMap<(i64, String), [Option<String>; 2]> =
+            std::collections::BTreeMap::new();
+        for (path, contents) in files {
+            let relative = path.strip_prefix(&prefix)?;
+            for (slot, dialect) in Dialect::ALL.into_iter().enumerate() {
+                if let Some(file) = relative.strip_prefix(&format!("{}/", dialect.name())) {
+                    let key = parse_name(file)?.ok()?;
+                    scripts.entry(key).or_default()[slot] = Some(contents.clone());
+                }
+            }
+        }
+        for ((version, name), [postgres, sqlite]) in scripts {
+            out.scripts.push(MigrationScript {
+                version,
+                name,
+                postgres: postgres?,
+                sqlite: sqlite?,
+            });
+        }
+        if let Some(snapshot) = text("snapshot.json") {
+            let file: SnapshotFile = serde_json::from_str(&snapshot).ok()?;
+            out.snapshot = Some((snapshot, file.model));
+        }
+        out.sum = text("migrations.sum");
+        Some(out)
+    }
+}
+
 /// `(version, name)` of a file name like `0002_add_vat_number.sql`.
 fn parse_name(file: &str) -> Option<Result<(i64, String), ()>> {
     let stem = file.strip_suffix(".sql")?;

@@ -73,6 +73,9 @@ pub struct AppInput {
     pub migrations: MigrationsFolder,
     /// Its own template overrides (`apps/<app>/templates/`).
     pub templates: Vec<TemplateOverride>,
+    /// A hash of everything its output depends on: the generator, the project's settings and
+    /// templates, and every file read for this app. Equal fingerprints make equal output.
+    pub fingerprint: String,
 }
 
 /// The project: its root, settings and apps.
@@ -86,6 +89,8 @@ pub struct Project {
     pub apps: Vec<AppInput>,
     /// The project's template overrides (`templates/`).
     pub templates: Vec<TemplateOverride>,
+    /// The text of `prefiq.toml`, if there is one.
+    pub config_text: Option<String>,
 }
 
 /// Each input file's last parse, kept by a [`Session`](crate::Session) between runs: the
@@ -96,17 +101,70 @@ pub struct ParseCache {
 }
 
 impl ParseCache {
-    /// [`parse`], or the last parse of `path` if its text is the same.
-    fn parse(&mut self, path: String, text: String) -> (SourceFile, Vec<Diagnostic>) {
-        if let Some((known, file, problems)) = self.parsed.get(&path) {
-            if *known == text {
-                return (file.clone(), problems.clone());
-            }
+    /// [`parse`] of every `(path, text)`, in order: the last parse of a file whose text is the
+    /// same, the others parsed on every core.
+    fn parse_all(&mut self, texts: Vec<(String, String)>) -> Vec<(SourceFile, Vec<Diagnostic>)> {
+        let mut done: Vec<Option<(SourceFile, Vec<Diagnostic>)>> = texts
+            .iter()
+            .map(|(path, text)| {
+                let (known, file, problems) = self.parsed.get(path)?;
+                (known == text).then(|| (file.clone(), problems.clone()))
+            })
+            .collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| done[i].is_none()).collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(missing.len());
+        let parsed: Vec<(usize, (SourceFile, Vec<Diagnostic>))> = if threads <= 1 {
+            missing
+                .iter()
+                .map(|&i| (i, parse(&texts[i].0, &texts[i].1)))
+                .collect()
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|worker| {
+                        let (texts, missing) = (&texts, &missing);
+                        scope.spawn(move || {
+                            missing
+                                .iter()
+                                .skip(worker)
+                                .step_by(threads)
+                                .map(|&i| (i, parse(&texts[i].0, &texts[i].1)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                // A worker that panicked leaves its files to this thread, so none is lost.
+                workers
+                    .into_iter()
+                    .enumerate()
+                    .flat_map(|(worker, w)| {
+                        w.join().unwrap_or_else(|_| {
+                            missing
+                                .iter()
+                                .skip(worker)
+                                .step_by(threads)
+                                .map(|&i| (i, parse(&texts[i].0, &texts[i].1)))
+                                .collect()
+                        })
+                    })
+                    .collect()
+            })
+        };
+        for (i, result) in parsed {
+            done[i] = Some(result);
         }
-        let (file, problems) = parse(&path, &text);
-        self.parsed
-            .insert(path, (text, file.clone(), problems.clone()));
-        (file, problems)
+        texts
+            .into_iter()
+            .zip(done)
+            .filter_map(|((path, text), result)| {
+                let (file, problems) = result?;
+                self.parsed
+                    .insert(path, (text, file.clone(), problems.clone()));
+                Some((file, problems))
+            })
+            .collect()
     }
 }
 
@@ -154,7 +212,8 @@ fn relative(root: &Path, path: &Path) -> String {
 /// `only`) with its schemas, fixtures and migrations.
 pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
-    let config = read_config(root, &mut diagnostics);
+    let (config, config_text) = read_config(root, &mut diagnostics);
+    let project_templates = template_overrides(root, "templates");
     let mut apps = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(root.join("apps"))
         .map(|entries| {
@@ -198,20 +257,21 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
         paths.extend(yaml_and_json(
             &root.join("apps").join(&name).join("core/fixtures"),
         ));
-        let mut files = Vec::new();
+        let mut texts = Vec::new();
         for path in paths {
             let rel = relative(root, &path);
             match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    let (file, problems) = cache.parse(rel, text);
-                    diagnostics.extend(problems);
-                    files.push(file);
-                }
+                Ok(text) => texts.push((rel, text)),
                 Err(error) => diagnostics.push(Diagnostic::error(
                     "prefiq::load::read",
                     format!("cannot read {rel}: {error}"),
                 )),
             }
+        }
+        let mut files = Vec::new();
+        for (file, problems) in cache.parse_all(texts) {
+            diagnostics.extend(problems);
+            files.push(file);
         }
         let migrations = match migrations::read(root, &name) {
             Ok(folder) => folder,
@@ -224,11 +284,20 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
             }
         };
         let templates = template_overrides(root, &format!("apps/{name}/templates"));
+        let fingerprint = fingerprint(
+            &name,
+            config_text.as_deref(),
+            &project_templates,
+            &templates,
+            &files,
+            &migrations,
+        );
         apps.push(AppInput {
             name,
             files,
             migrations,
             templates,
+            fingerprint,
         });
     }
     (
@@ -236,10 +305,79 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
             root: root.to_path_buf(),
             config,
             apps,
-            templates: template_overrides(root, "templates"),
+            templates: project_templates,
+            config_text,
         },
         diagnostics,
     )
+}
+
+impl Project {
+    /// The fingerprint `input` will have once its migrations folder holds `migrations` (the
+    /// first migration a run creates is an input of every later run).
+    pub fn fingerprint_with(&self, input: &AppInput, migrations: &MigrationsFolder) -> String {
+        fingerprint(
+            &input.name,
+            self.config_text.as_deref(),
+            &self.templates,
+            &input.templates,
+            &input.files,
+            migrations,
+        )
+    }
+}
+
+/// The generator's identity: its version and a hash of its sources (see `build.rs`).
+pub const GENERATOR: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "+",
+    env!("PREFIQ_GENERATOR_SOURCES")
+);
+
+/// The fingerprint of an app's run: a SHA-256 over the generator, the built-in and overriding
+/// templates, `prefiq.toml`, and the text of every file read for the app.
+fn fingerprint(
+    app: &str,
+    config: Option<&str>,
+    project_templates: &[TemplateOverride],
+    app_templates: &[TemplateOverride],
+    files: &[SourceFile],
+    migrations: &MigrationsFolder,
+) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    let mut feed = |part: &str| {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    };
+    feed(GENERATOR);
+    feed(app);
+    for (name, text) in prefiq_templates::BUILTIN {
+        feed(name);
+        feed(text);
+    }
+    feed(config.unwrap_or("\0 no prefiq.toml"));
+    for template in project_templates.iter().chain(app_templates) {
+        feed(&template.path);
+        feed(&template.text);
+    }
+    for file in files {
+        feed(file.path());
+        feed(&file.source.text);
+    }
+    for script in &migrations.scripts {
+        feed(&script.file_name());
+        feed(&script.postgres);
+        feed(&script.sqlite);
+    }
+    feed(
+        migrations
+            .snapshot
+            .as_ref()
+            .map_or("\0", |(text, _)| text.as_str()),
+    );
+    feed(migrations.sum.as_deref().unwrap_or("\0"));
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The YAML and JSON files under `dir`, sorted by path.
@@ -261,12 +399,13 @@ fn yaml_and_json(dir: &Path) -> Vec<PathBuf> {
     paths
 }
 
-fn read_config(root: &Path, diagnostics: &mut Vec<Diagnostic>) -> ProjectConfig {
+/// `prefiq.toml`, parsed, and its text (`None` without one).
+fn read_config(root: &Path, diagnostics: &mut Vec<Diagnostic>) -> (ProjectConfig, Option<String>) {
     let path = root.join("prefiq.toml");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        return ProjectConfig::default();
+        return (ProjectConfig::default(), None);
     };
-    match toml::from_str(&text) {
+    let config = match toml::from_str(&text) {
         Ok(config) => config,
         Err(error) => {
             let source = SourceText::new("prefiq.toml", &text);
@@ -284,7 +423,8 @@ fn read_config(root: &Path, diagnostics: &mut Vec<Diagnostic>) -> ProjectConfig 
             );
             ProjectConfig::default()
         }
-    }
+    };
+    (config, Some(text))
 }
 
 /// Parses one file. YAML and JSON are both accepted; the extension picks the parser so that

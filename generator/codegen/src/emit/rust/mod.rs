@@ -78,7 +78,7 @@ impl Roots {
 pub fn rust_type(ty: &Type, roots: &Roots) -> TokenStream {
     let krate = &roots.named;
     match ty {
-        Type::String(_) => quote!(::std::string::String),
+        Type::String(_) => quote!(String),
         Type::Integer(n) if n.bits == 32 => quote!(i32),
         Type::Integer(_) => quote!(i64),
         Type::Number(_) => quote!(f64),
@@ -100,14 +100,14 @@ pub fn rust_type(ty: &Type, roots: &Roots) -> TokenStream {
         Type::Array(a) => {
             let item = rust_type(&a.items, roots);
             if a.items_nullable {
-                quote!(::std::vec::Vec<::std::option::Option<#item>>)
+                quote!(Vec<Option<#item>>)
             } else {
-                quote!(::std::vec::Vec<#item>)
+                quote!(Vec<#item>)
             }
         }
         Type::Map { values } => {
             let value = rust_type(values, roots);
-            quote!(::std::collections::BTreeMap<::std::string::String, #value>)
+            quote!(::std::collections::BTreeMap<String, #value>)
         }
         Type::Any => roots.dep(quote!(serde_json::Value)),
     }
@@ -121,16 +121,19 @@ fn not_rust(what: &str, error: &syn::Error) -> Diagnostic {
     .with_help("this is a bug in Prefiq; please report it with the schema that caused it")
 }
 
-/// Formats token streams as Rust files, remembering what it formatted.
+/// Makes and formats Rust files on every core, and remembers what it formatted when asked to.
 ///
-/// Formatting (parsing with `syn`, printing with `prettyplease`) is most of the Rust emit time,
-/// and its output depends only on the token text. A [`Session`](crate::Session) keeps one
-/// formatter, so after a one-field edit the watcher reformats only the files that changed.
-/// Files not seen before are formatted on all cores.
+/// Formatting (parsing with `syn`, printing with `prettyplease`) is most of the Rust emit time.
+/// Each file's tokens are made and formatted on a worker thread, straight from the token tree.
+/// A [`Session`](crate::Session) that runs again (the watcher's) remembers each file by its token
+/// text, so after a one-field edit only the files that changed are formatted again.
 #[derive(Debug, Default)]
 pub struct Formatter {
-    memo: Mutex<Memo>,
+    memo: Option<Mutex<Memo>>,
 }
+
+/// A formatted file `(path, text)`, or why it could not be made.
+type Made = Result<(String, String), Diagnostic>;
 
 /// Token text and formatted text kept, in bytes: the files of a few dozen apps. Beyond it the
 /// memo starts over.
@@ -143,83 +146,87 @@ struct Memo {
 }
 
 impl Formatter {
-    fn known(&self, text: &str) -> Option<String> {
-        self.memo
-            .lock()
-            .ok()
-            .and_then(|m| m.formatted.get(text).cloned())
+    /// A formatter that remembers what it formatted, for sessions that run again.
+    pub fn remembering() -> Formatter {
+        Formatter {
+            memo: Some(Mutex::default()),
+        }
     }
 
-    fn remember(&self, text: &str, formatted: &str) {
-        if let Ok(mut memo) = self.memo.lock() {
+    /// Formats one file's tokens (or finds them in the memo).
+    fn format(&self, path: &str, tokens: TokenStream) -> Result<String, Diagnostic> {
+        let Some(memo) = &self.memo else {
+            return unparse(tokens, path);
+        };
+        let text = tokens.to_string();
+        if let Some(known) = memo
+            .lock()
+            .ok()
+            .and_then(|m| m.formatted.get(&text).cloned())
+        {
+            return Ok(known);
+        }
+        let formatted = unparse(tokens, path)?;
+        if let Ok(mut memo) = memo.lock() {
             memo.bytes += text.len() + formatted.len();
             if memo.bytes > MEMO_BYTES {
                 *memo = Memo::default();
                 memo.bytes = text.len() + formatted.len();
             }
-            memo.formatted.insert(text.to_owned(), formatted.to_owned());
+            memo.formatted.insert(text, formatted.clone());
         }
+        Ok(formatted)
     }
 
-    /// Formats `files`, keeping their order.
-    pub fn format_all(
+    /// Makes the file of every job with `make` and formats it, on every core; keeps job order.
+    pub fn run<J: Sync>(
         &self,
-        files: Vec<(String, TokenStream)>,
+        jobs: &[J],
+        make: &(dyn Fn(&J) -> (String, TokenStream) + Sync),
     ) -> Result<Vec<(String, String)>, Diagnostic> {
-        // Token streams are not `Send`; their text is, and parses back to the same file.
-        let texts: Vec<(String, String)> = files
-            .into_iter()
-            .map(|(path, tokens)| (path, tokens.to_string()))
-            .collect();
-        let mut results: Vec<Option<String>> =
-            texts.iter().map(|(_, text)| self.known(text)).collect();
-        let missing: Vec<usize> = (0..texts.len()).filter(|&i| results[i].is_none()).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
-            .min(missing.len());
-        let mut made: Vec<(usize, Result<String, Diagnostic>)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|worker| {
-                    let (texts, missing) = (&texts, &missing);
-                    spawn_scoped(scope, move || {
-                        missing
-                            .iter()
-                            .skip(worker)
-                            .step_by(threads)
-                            .map(|&i| (i, unparse(&texts[i].1, &texts[i].0)))
-                            .collect::<Vec<_>>()
+            .min(jobs.len())
+            .max(1);
+        let mut made: Vec<(usize, Made)> =
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        let next = &next;
+                        spawn_scoped(scope, move || {
+                            let mut done = Vec::new();
+                            loop {
+                                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(job) = jobs.get(index) else {
+                                    break;
+                                };
+                                let (path, tokens) = make(job);
+                                let file = self.format(&path, tokens).map(|text| (path, text));
+                                done.push((index, file));
+                            }
+                            done
+                        })
                     })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|worker| {
-                    worker.join().unwrap_or_else(|_| {
-                        vec![(
-                            usize::MAX,
-                            Err(Diagnostic::error(
-                                "prefiq::emit::rust",
-                                "internal error: formatting generated Rust panicked",
-                            )),
-                        )]
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|worker| {
+                        worker.join().unwrap_or_else(|_| {
+                            vec![(
+                                usize::MAX,
+                                Err(Diagnostic::error(
+                                    "prefiq::emit::rust",
+                                    "internal error: making or formatting generated Rust panicked",
+                                )),
+                            )]
+                        })
                     })
-                })
-                .collect()
-        });
+                    .collect()
+            });
         // The first error in file order, whatever the number of cores.
         made.sort_by_key(|(i, _)| *i);
-        for (i, result) in made {
-            let formatted = result?;
-            if let Some((_, text)) = texts.get(i) {
-                self.remember(text, &formatted);
-            }
-            results[i] = Some(formatted);
-        }
-        Ok(texts
-            .into_iter()
-            .zip(results)
-            .map(|((path, _), text)| (path, text.unwrap_or_default()))
-            .collect())
+        made.into_iter().map(|(_, file)| file).collect()
     }
 }
 
@@ -236,21 +243,21 @@ pub(crate) fn spawn_scoped<'scope, T: Send + 'scope>(
         .unwrap_or_else(|error| panic!("cannot start a thread: {error}"))
 }
 
-fn unparse(text: &str, what: &str) -> Result<String, Diagnostic> {
-    let file = syn::parse_str::<syn::File>(text).map_err(|e| not_rust(what, &e))?;
+fn unparse(tokens: TokenStream, what: &str) -> Result<String, Diagnostic> {
+    let file = syn::parse2::<syn::File>(tokens).map_err(|e| not_rust(what, &e))?;
     Ok(prettyplease::unparse(&file))
 }
 
 /// Dependencies the types crate needs, by what its types use.
-struct TypeDeps {
+pub(super) struct TypeDeps {
     chrono: bool,
     uuid: bool,
-    decimal: bool,
+    pub(super) decimal: bool,
     decimal_float: bool,
     regex: bool,
 }
 
-fn type_deps(app: &App) -> TypeDeps {
+pub(super) fn type_deps(app: &App) -> TypeDeps {
     let mut deps = TypeDeps {
         chrono: false,
         uuid: false,
@@ -346,14 +353,32 @@ pub fn emit(
     ));
     // The server crate: generated modules under src/generated/, scaffolds around them.
     let bin = format!("apps/{}/bin", app.name);
-    let mut files = Vec::new();
-    for (path, tokens) in types::emit(app)? {
-        files.push((format!("{types_dir}/{path}"), tokens));
+    enum Job {
+        Types(types::Part),
+        Server(server::Part),
     }
-    for (path, tokens) in server::emit(app, &crates)? {
-        files.push((format!("{bin}/{path}"), tokens));
-    }
-    for (path, text) in formatter.format_all(files)? {
+    // The app-wide files are the largest: they start first, so that no core waits for one at
+    // the end.
+    let (plan, parts) = types::Plan::new(app);
+    let mut jobs: Vec<Job> = server::parts(app).into_iter().map(Job::Server).collect();
+    jobs.extend(parts.into_iter().map(Job::Types));
+    jobs.sort_by_key(|job| {
+        matches!(
+            job,
+            Job::Server(server::Part::Entity(_)) | Job::Types(types::Part::Entity(_))
+        )
+    });
+    let make = |job: &Job| match job {
+        Job::Types(part) => {
+            let (path, tokens) = plan.render(*part);
+            (format!("{types_dir}/{path}"), tokens)
+        }
+        Job::Server(part) => {
+            let (path, tokens) = server::render(app, &crates, *part);
+            (format!("{bin}/{path}"), tokens)
+        }
+    };
+    for (path, text) in formatter.run(&jobs, &make)? {
         output.files.push(GeneratedFile::new(path, &source, &text));
     }
     for (path, text) in client::files(&app.name) {
@@ -451,51 +476,30 @@ mod tests {
 
     #[test]
     fn formatting_keeps_order_and_the_memo_gives_the_same_bytes() {
-        let files = || {
-            vec![
-                (
-                    "a.rs".to_owned(),
-                    quote!(
-                        pub struct A {
-                            x: i32,
-                        }
-                    ),
-                ),
-                (
-                    "b.rs".to_owned(),
-                    quote!(
-                        fn b() -> u8 {
-                            1 + 2
-                        }
-                    ),
-                ),
-                (
-                    "c.rs".to_owned(),
-                    quote!(
-                        pub enum C {
-                            One,
-                            Two,
-                        }
-                    ),
-                ),
-            ]
-        };
-        let formatter = Formatter::default();
-        let first = formatter.format_all(files()).unwrap();
+        let jobs = [
+            ("a.rs", "pub struct A { x: i32 }"),
+            ("b.rs", "fn b() -> u8 { 1 + 2 }"),
+            ("c.rs", "pub enum C { One, Two }"),
+        ];
+        let make = |job: &(&str, &str)| (job.0.to_owned(), job.1.parse::<TokenStream>().unwrap());
+        let formatter = Formatter::remembering();
+        let first = formatter.run(&jobs, &make).unwrap();
         let paths: Vec<&str> = first.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, ["a.rs", "b.rs", "c.rs"]);
         assert_eq!(first[0].1, "pub struct A {\n    x: i32,\n}\n");
         assert_eq!(first[1].1, "fn b() -> u8 {\n    1 + 2\n}\n");
-        // The second run answers from the memo, with the same bytes.
-        assert_eq!(formatter.format_all(files()).unwrap(), first);
-        assert_eq!(formatter.memo.lock().unwrap().formatted.len(), 3);
+        // The second run answers from the memo, with the same bytes; a one-shot formatter
+        // remembers nothing and formats the same.
+        let memo = formatter.memo.as_ref().unwrap();
+        assert_eq!(memo.lock().unwrap().formatted.len(), 3);
+        assert_eq!(formatter.run(&jobs, &make).unwrap(), first);
+        assert_eq!(Formatter::default().run(&jobs, &make).unwrap(), first);
     }
 
     #[test]
     fn tokens_that_are_not_a_file_are_an_internal_error() {
-        let error = Formatter::default()
-            .format_all(vec![("bad.rs".to_owned(), quote!(fn))])
-            .unwrap_err();
+        let make = |_: &()| ("bad.rs".to_owned(), quote!(fn));
+        let error = Formatter::default().run(&[()], &make).unwrap_err();
         assert!(
             error.to_string().contains("bad.rs does not parse"),
             "{error}"

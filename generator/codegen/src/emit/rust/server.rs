@@ -9,13 +9,11 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{CrateNames, Roots, ident, rust_type};
-use crate::diag::Diagnostic;
 use crate::ir::{
-    App, CrudAction, Entity, Field, FieldRole, KeyGeneration, Operation, OperationParamKind,
-    ResponseBody, Storage, Type,
+    App, Entity, Field, FieldRole, KeyGeneration, Operation, OperationParamKind, ResponseBody,
+    Storage, Type,
 };
 use crate::names;
-use crate::sql::{Dialect, quote as quote_sql};
 
 /// The runtime's `ColumnKind` of a stored value.
 fn column_kind(storage: &Storage) -> TokenStream {
@@ -34,80 +32,6 @@ fn column_kind(storage: &Storage) -> TokenStream {
     quote!(ColumnKind::#kind)
 }
 
-/// Each statement as `[postgres, sqlite]`.
-struct Statements {
-    insert: [String; 2],
-    select: [String; 2],
-    select_for_update: [String; 2],
-    update: [String; 2],
-    delete: [String; 2],
-}
-
-fn statements(entity: &Entity) -> Statements {
-    let table = quote_sql(&entity.table);
-    let columns: Vec<String> = entity.fields.iter().map(|f| quote_sql(&f.column)).collect();
-    let returning = columns.join(", ");
-    let key = quote_sql(&entity.key().column);
-    let version = quote_sql(&entity.version().column);
-    let inserted: Vec<&Field> = entity
-        .fields
-        .iter()
-        .filter(|f| f.role != FieldRole::PrimaryKey(KeyGeneration::Identity))
-        .collect();
-    let updated: Vec<&Field> = entity
-        .fields
-        .iter()
-        .filter(|f| f.role == FieldRole::Data || f.role == FieldRole::UpdatedAt)
-        .collect();
-    let per_dialect =
-        |make: &dyn Fn(Dialect) -> String| [make(Dialect::Postgres), make(Dialect::Sqlite)];
-    let select = |d: Dialect| {
-        format!(
-            "SELECT {returning} FROM {table} WHERE {key} = {}",
-            d.placeholder(1)
-        )
-    };
-    Statements {
-        insert: per_dialect(&|d| {
-            let names: Vec<String> = inserted.iter().map(|f| quote_sql(&f.column)).collect();
-            let values: Vec<String> = (1..=inserted.len()).map(|n| d.placeholder(n)).collect();
-            format!(
-                "INSERT INTO {table} ({}) VALUES ({}) RETURNING {returning}",
-                names.join(", "),
-                values.join(", ")
-            )
-        }),
-        select: per_dialect(&select),
-        // SQLite has no row locks: a writing transaction holds the database's write lock from
-        // its start (`BEGIN IMMEDIATE`).
-        select_for_update: per_dialect(&|d| match d {
-            Dialect::Postgres => format!("{} FOR UPDATE", select(d)),
-            Dialect::Sqlite => select(d),
-        }),
-        update: per_dialect(&|d| {
-            let sets: Vec<String> = updated
-                .iter()
-                .enumerate()
-                .map(|(i, f)| format!("{} = {}", quote_sql(&f.column), d.placeholder(i + 1)))
-                .collect();
-            let n = updated.len();
-            format!(
-                "UPDATE {table} SET {}, {version} = {version} + 1 WHERE {key} = {} AND {version} = {} RETURNING {returning}",
-                sets.join(", "),
-                d.placeholder(n + 1),
-                d.placeholder(n + 2)
-            )
-        }),
-        delete: per_dialect(&|d| {
-            format!(
-                "DELETE FROM {table} WHERE {key} = {} AND {version} = {}",
-                d.placeholder(1),
-                d.placeholder(2)
-            )
-        }),
-    }
-}
-
 /// Reads column `index` of a row into the field's Rust type.
 fn read_column(field: &Field, index: usize) -> TokenStream {
     let optional = field.is_nullable_column();
@@ -121,7 +45,7 @@ fn read_column(field: &Field, index: usize) -> TokenStream {
     };
     let value = quote!(row.#method(#index)?);
     if field.member.boxed {
-        quote!(::std::boxed::Box::new(#value))
+        quote!(Box::new(#value))
     } else {
         value
     }
@@ -136,7 +60,7 @@ fn bind_field(field: &Field, source: &TokenStream) -> TokenStream {
             quote!(::prefiq_runtime::SqlValue::text(#source.#name.as_ref()))
         }
         Type::Enum { .. } => {
-            quote!(::prefiq_runtime::SqlValue::text(::std::option::Option::Some(&#source.#name)))
+            quote!(::prefiq_runtime::SqlValue::text(Some(&#source.#name)))
         }
         ty if ty.is_json() => quote!(::prefiq_runtime::SqlValue::json(&#source.#name)),
         _ => quote!(::prefiq_runtime::db::ToSql::to_sql(&#source.#name)),
@@ -149,7 +73,7 @@ fn key_type(entity: &Entity) -> TokenStream {
         Type::Uuid => quote!(::prefiq_runtime::deps::uuid::Uuid),
         Type::Integer(n) if n.bits == 32 => quote!(i32),
         Type::Integer(_) => quote!(i64),
-        _ => quote!(::std::string::String),
+        _ => quote!(String),
     }
 }
 
@@ -183,9 +107,21 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
                 tokens.extend(quote!(.values(&[#(#values),*])));
             }
         }
+        match f.role {
+            FieldRole::PrimaryKey(KeyGeneration::Identity) => tokens.extend(quote!(.database())),
+            FieldRole::PrimaryKey(_) | FieldRole::CreatedAt | FieldRole::Version => {
+                tokens.extend(quote!(.on_insert()));
+            }
+            FieldRole::Data | FieldRole::UpdatedAt => {}
+        }
         tokens
     });
     let primary_key = entity.primary_key;
+    let version = entity
+        .fields
+        .iter()
+        .position(|f| f.role == FieldRole::Version)
+        .unwrap_or(entity.primary_key);
     let uniques = entity.indexes.iter().filter(|i| i.unique).map(|i| {
         let name = &i.name;
         let columns = &i.columns;
@@ -205,6 +141,7 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
             table: #table_name,
             columns: &[#(#columns),*],
             primary_key: #primary_key,
+            version: #version,
             uniques: &[#(#uniques),*],
             foreign_keys: &[#(#foreign_keys),*],
         };
@@ -231,13 +168,17 @@ fn reader(entity: &Entity, model: &syn::Ident) -> TokenStream {
         quote!(let mut model)
     };
     quote! {
-        /// Reads a row in `TABLE.columns` order.
-        pub fn read(row: &Row) -> ::std::result::Result<#model, DbError> {
+        fn read(row: &Row) -> Result<#model, DbError> {
             #binding = #model::new(#(#required),*);
             #(#optional)*
-            ::std::result::Result::Ok(model)
+            Ok(model)
         }
     }
+}
+
+/// The name of an entity's [`Resource`](prefiq_runtime::crud::Resource) type: `DealResource`.
+fn resource(entity: &Entity) -> syn::Ident {
+    format_ident!("{}Resource", entity.name)
 }
 
 fn entity_module(
@@ -249,17 +190,11 @@ fn entity_module(
     let types = crates.types_ident();
     let model = format_ident!("{}", entity.name);
     let create = format_ident!("{}", entity.types.create);
-    let entity_name = &entity.name;
-    let snake = &entity.snake;
+    let resource = resource(entity);
+    let snake = format_ident!("{}", entity.snake);
     let key_ty = key_type(entity);
     let key_field = ident(&entity.key().member.rust);
     let version_field = ident(&entity.version().member.rust);
-    let statements = statements(entity);
-    let [insert_pg, insert_sqlite] = &statements.insert;
-    let [select_pg, select_sqlite] = &statements.select;
-    let [lock_pg, lock_sqlite] = &statements.select_for_update;
-    let [update_pg, update_sqlite] = &statements.update;
-    let [delete_pg, delete_sqlite] = &statements.delete;
     let table = table_meta(app, entity);
     let read = reader(entity, &model);
 
@@ -293,17 +228,15 @@ fn entity_module(
         })
         .collect();
     let stamps = |roles: &[FieldRole]| entity.fields.iter().any(|f| roles.contains(&f.role));
-    let now = quote!(let now = ::prefiq_runtime::db::now(););
-    let insert_now = if stamps(&[FieldRole::CreatedAt, FieldRole::UpdatedAt]) {
-        now.clone()
-    } else {
-        quote!()
+    let now_name = |used: bool| {
+        if used {
+            format_ident!("now")
+        } else {
+            format_ident!("_now")
+        }
     };
-    let update_now = if stamps(&[FieldRole::UpdatedAt]) {
-        now
-    } else {
-        quote!()
-    };
+    let insert_now = now_name(stamps(&[FieldRole::CreatedAt, FieldRole::UpdatedAt]));
+    let update_now = now_name(stamps(&[FieldRole::UpdatedAt]));
     let writable: Vec<&str> = entity.writable().map(|f| f.member.name.as_str()).collect();
     let read_only: Vec<&str> = entity
         .fields
@@ -311,35 +244,42 @@ fn entity_module(
         .filter(|f| !f.is_writable())
         .map(|f| f.member.name.as_str())
         .collect();
-
     let collection = &entity.collection_path;
-    let hook = |verb: &str| format_ident!("{verb}_{snake}");
-    let (before_create, after_create) = (hook("before_create"), hook("after_create"));
-    let (before_update, after_update) = (hook("before_update"), hook("after_update"));
-    let (before_delete, after_delete) = (hook("before_delete"), hook("after_delete"));
-    let validator = |suffix: &str| format_ident!("{snake}_{suffix}");
-    let (create_validator, patch_validator, replace_validator) = (
-        validator("create"),
-        validator("patch"),
-        validator("replace"),
-    );
+    let hooks = [
+        ("before_create", quote!(input: &mut #create), quote!(input)),
+        ("after_create", quote!(row: &#model), quote!(row)),
+        ("before_update", quote!(current: &#model, next: &mut #create), quote!(current, next)),
+        ("after_update", quote!(row: &#model), quote!(row)),
+        ("before_delete", quote!(current: &#model), quote!(current)),
+        ("after_delete", quote!(row: &#model), quote!(row)),
+    ]
+    .map(|(verb, params, args)| {
+        let method = format_ident!("{verb}");
+        let hook = format_ident!("{verb}_{}", entity.snake);
+        quote! {
+            fn #method(&self, ctx: &RequestContext, tx: &mut Tx, #params) -> impl ::std::future::Future<Output = Result<(), Problem>> + Send {
+                self.0.#hook(ctx, tx, #args)
+            }
+        }
+    });
     let module_doc = format!(
-        " The {entity_name} routes and repository, from {}.",
-        entity.source
+        " The {} routes and repository, from {}.",
+        entity.name, entity.source
     );
-    let not_found = format!("no {entity_name} has the id `{{}}`");
+    let resource_doc = format!(
+        " The {} entity, for the routes and repository of [`crud`].",
+        entity.name
+    );
 
     quote! {
         #![doc = #module_doc]
 
-        use ::prefiq_runtime::Problem;
+        use ::prefiq_runtime::crud::{self, Resource};
         use ::prefiq_runtime::db::{DbError, Executor, Row};
         use ::prefiq_runtime::meta::{ColumnKind, ColumnMeta, TableMeta};
-        use ::prefiq_runtime::deps::axum;
-        use ::prefiq_runtime::http::{Created, IfMatch, JsonBody, NoContent, PathKey, QueryPairs, RequestContext, Tagged};
-        use ::prefiq_runtime::list::{ListQuery, Page};
+        use ::prefiq_runtime::{Problem, RequestContext, SqlValue, Tx};
 
-        use super::{AppState, #service};
+        use super::{Handlers, #service};
         use ::#types::{#model, #create};
 
         #table
@@ -349,157 +289,79 @@ fn entity_module(
         /// Members only the server sets.
         pub const READ_ONLY: &[&str] = &[#(#read_only),*];
 
-        const INSERT: [&str; 2] = [#insert_pg, #insert_sqlite];
-        const SELECT: [&str; 2] = [#select_pg, #select_sqlite];
-        const SELECT_FOR_UPDATE: [&str; 2] = [#lock_pg, #lock_sqlite];
-        const UPDATE: [&str; 2] = [#update_pg, #update_sqlite];
-        const DELETE: [&str; 2] = [#delete_pg, #delete_sqlite];
+        #[doc = #resource_doc]
+        #[derive(Debug)]
+        pub struct #resource;
 
-        #read
+        impl Resource for #resource {
+            type Model = #model;
+            type Create = #create;
+            type Key = #key_ty;
+            const TABLE: &'static TableMeta = &TABLE;
+            const COLLECTION: &'static str = #collection;
+            const WRITABLE: &'static [&'static str] = WRITABLE;
 
-        fn problem(error: DbError) -> Problem {
-            error.into_problem(&TABLE)
+            #read
+
+            fn insert_params(input: &#create, #insert_now: ::prefiq_runtime::deps::chrono::DateTime<::prefiq_runtime::deps::chrono::Utc>) -> Vec<SqlValue> {
+                ::std::vec![#(#insert_params),*]
+            }
+
+            fn update_params(input: &#create, #update_now: ::prefiq_runtime::deps::chrono::DateTime<::prefiq_runtime::deps::chrono::Utc>) -> Vec<SqlValue> {
+                ::std::vec![#(#update_params),*]
+            }
+
+            fn key(model: &#model) -> String {
+                model.#key_field.to_string()
+            }
+
+            fn version(model: &#model) -> i64 {
+                model.#version_field
+            }
+
+            fn statements() -> &'static crud::Statements {
+                static STATEMENTS: ::std::sync::OnceLock<crud::Statements> = ::std::sync::OnceLock::new();
+                STATEMENTS.get_or_init(|| crud::Statements::of(&TABLE))
+            }
+
+            fn validators() -> Result<&'static crud::EntityValidators, &'static ::prefiq_runtime::validate::SchemaError> {
+                super::validators().map(|v| &v.#snake)
+            }
         }
 
-        /// The row `input` would store, checked against the schema: whoever built it, a row that
-        /// breaks the schema is never written.
-        fn check(input: &#create) -> ::std::result::Result<(), DbError> {
-            let validators = super::validators().map_err(|e| DbError::Invalid(::std::vec![::prefiq_runtime::FieldError {
-                pointer: ::std::string::String::new(),
-                detail: e.to_string(),
-                keyword: ::std::option::Option::None,
-            }]))?;
-            validators.#replace_validator.check_row(input)
+        impl<S: #service> crud::Hooks<#resource> for Handlers<S> {
+            #(#hooks)*
+        }
+
+        /// Reads a row in `TABLE.columns` order.
+        pub fn read(row: &Row) -> Result<#model, DbError> {
+            #resource::read(row)
         }
 
         /// Inserts a row, after checking it against the schema.
-        pub async fn insert(db: &mut impl Executor, input: &#create) -> ::std::result::Result<#model, DbError> {
-            check(input)?;
-            #insert_now
-            let params = ::std::vec![#(#insert_params),*];
-            let sql = db.pick(INSERT[0], INSERT[1]);
-            read(&db.fetch_one(sql, params).await?)
+        pub async fn insert(db: &mut impl Executor, input: &#create) -> Result<#model, DbError> {
+            crud::insert::<#resource>(db, input).await
         }
 
         /// Finds a row by key.
-        pub async fn find(db: &mut impl Executor, key: &#key_ty) -> ::std::result::Result<::std::option::Option<#model>, DbError> {
-            let params = ::std::vec![::prefiq_runtime::db::ToSql::to_sql(key)];
-            let sql = db.pick(SELECT[0], SELECT[1]);
-            db.fetch_optional(sql, params).await?.as_ref().map(read).transpose()
+        pub async fn find(db: &mut impl Executor, key: &#key_ty) -> Result<Option<#model>, DbError> {
+            crud::find::<#resource>(db, key).await
         }
 
         /// Finds a row by key and keeps anyone else from changing it until the transaction ends.
-        pub async fn find_for_update(db: &mut impl Executor, key: &#key_ty) -> ::std::result::Result<::std::option::Option<#model>, DbError> {
-            let params = ::std::vec![::prefiq_runtime::db::ToSql::to_sql(key)];
-            let sql = db.pick(SELECT_FOR_UPDATE[0], SELECT_FOR_UPDATE[1]);
-            db.fetch_optional(sql, params).await?.as_ref().map(read).transpose()
+        pub async fn find_for_update(db: &mut impl Executor, key: &#key_ty) -> Result<Option<#model>, DbError> {
+            crud::find_for_update::<#resource>(db, key).await
         }
 
         /// Writes `input` over the row if it is still at `version`, after checking it against the
         /// schema; `None` if the row moved on or is gone.
-        pub async fn update(db: &mut impl Executor, key: &#key_ty, version: i64, input: &#create) -> ::std::result::Result<::std::option::Option<#model>, DbError> {
-            check(input)?;
-            #update_now
-            let params = ::std::vec![#(#update_params,)* ::prefiq_runtime::db::ToSql::to_sql(key), ::prefiq_runtime::SqlValue::Int(version)];
-            let sql = db.pick(UPDATE[0], UPDATE[1]);
-            db.fetch_optional(sql, params).await?.as_ref().map(read).transpose()
+        pub async fn update(db: &mut impl Executor, key: &#key_ty, version: i64, input: &#create) -> Result<Option<#model>, DbError> {
+            crud::update::<#resource>(db, key, version, input).await
         }
 
         /// Deletes the row if it is still at `version`; whether it did.
-        pub async fn delete(db: &mut impl Executor, key: &#key_ty, version: i64) -> ::std::result::Result<bool, DbError> {
-            let params = ::std::vec![::prefiq_runtime::db::ToSql::to_sql(key), ::prefiq_runtime::SqlValue::Int(version)];
-            let sql = db.pick(DELETE[0], DELETE[1]);
-            ::std::result::Result::Ok(db.execute(sql, params).await? == 1)
-        }
-
-        fn missing(key: &#key_ty) -> Problem {
-            Problem::not_found(::std::format!(#not_found, key))
-        }
-
-        /// `GET` on the collection.
-        pub async fn list_handler<S: #service>(
-            axum::extract::State(state): axum::extract::State<AppState<S>>,
-            QueryPairs(pairs): QueryPairs,
-        ) -> ::std::result::Result<axum::Json<Page<#model>>, Problem> {
-            let query = ListQuery::parse(&TABLE, &pairs)?;
-            let page = query.run(&mut state.db.clone(), &TABLE, read).await.map_err(problem)?;
-            ::std::result::Result::Ok(axum::Json(page))
-        }
-
-        /// `POST` on the collection: the hooks and the insert share one transaction.
-        pub async fn create_handler<S: #service>(
-            axum::extract::State(state): axum::extract::State<AppState<S>>,
-            ctx: RequestContext,
-            JsonBody(body): JsonBody,
-        ) -> ::std::result::Result<Created<#model>, Problem> {
-            state.validators.#create_validator.check(&body)?;
-            let mut input: #create = ::prefiq_runtime::validate::decode(body)?;
-            let mut tx = state.db.begin().await?;
-            state.service.#before_create(&ctx, &mut tx, &mut input).await?;
-            let row = insert(&mut tx, &input).await.map_err(problem)?;
-            state.service.#after_create(&ctx, &mut tx, &row).await?;
-            tx.commit().await.map_err(problem)?;
-            ::std::result::Result::Ok(Created {
-                location: ::std::format!("{}/{}", #collection, row.#key_field),
-                version: row.#version_field,
-                body: row,
-            })
-        }
-
-        /// `GET` on an item.
-        pub async fn get_handler<S: #service>(
-            axum::extract::State(state): axum::extract::State<AppState<S>>,
-            PathKey(key): PathKey,
-        ) -> ::std::result::Result<Tagged<#model>, Problem> {
-            let key: #key_ty = ::prefiq_runtime::http::parse_key(&key, #entity_name)?;
-            let row = find(&mut state.db.clone(), &key).await.map_err(problem)?.ok_or_else(|| missing(&key))?;
-            ::std::result::Result::Ok(Tagged { version: row.#version_field, body: row })
-        }
-
-        /// `PATCH` on an item: a JSON merge patch, applied to the row locked for the transaction,
-        /// so that no concurrent update is lost.
-        pub async fn update_handler<S: #service>(
-            axum::extract::State(state): axum::extract::State<AppState<S>>,
-            ctx: RequestContext,
-            PathKey(key): PathKey,
-            precondition: IfMatch,
-            JsonBody(patch): JsonBody,
-        ) -> ::std::result::Result<Tagged<#model>, Problem> {
-            state.validators.#patch_validator.check(&patch)?;
-            let key: #key_ty = ::prefiq_runtime::http::parse_key(&key, #entity_name)?;
-            let mut tx = state.db.begin().await?;
-            let current = find_for_update(&mut tx, &key).await.map_err(problem)?.ok_or_else(|| missing(&key))?;
-            precondition.check(current.#version_field)?;
-            let mut merged = ::prefiq_runtime::patch::writable_members(&current, WRITABLE)?;
-            ::prefiq_runtime::patch::merge_patch(&mut merged, &patch);
-            state.validators.#replace_validator.check(&merged)?;
-            let mut input: #create = ::prefiq_runtime::validate::decode(merged)?;
-            state.service.#before_update(&ctx, &mut tx, &current, &mut input).await?;
-            let row = update(&mut tx, &key, current.#version_field, &input).await.map_err(problem)?
-                .ok_or_else(::prefiq_runtime::patch::contended)?;
-            state.service.#after_update(&ctx, &mut tx, &row).await?;
-            tx.commit().await.map_err(problem)?;
-            ::std::result::Result::Ok(Tagged { version: row.#version_field, body: row })
-        }
-
-        /// `DELETE` on an item.
-        pub async fn delete_handler<S: #service>(
-            axum::extract::State(state): axum::extract::State<AppState<S>>,
-            ctx: RequestContext,
-            PathKey(key): PathKey,
-            precondition: IfMatch,
-        ) -> ::std::result::Result<NoContent, Problem> {
-            let key: #key_ty = ::prefiq_runtime::http::parse_key(&key, #entity_name)?;
-            let mut tx = state.db.begin().await?;
-            let current = find_for_update(&mut tx, &key).await.map_err(problem)?.ok_or_else(|| missing(&key))?;
-            precondition.check(current.#version_field)?;
-            state.service.#before_delete(&ctx, &mut tx, &current).await?;
-            if !delete(&mut tx, &key, current.#version_field).await.map_err(problem)? {
-                return ::std::result::Result::Err(::prefiq_runtime::patch::contended());
-            }
-            state.service.#after_delete(&ctx, &mut tx, &current).await?;
-            tx.commit().await.map_err(problem)?;
-            ::std::result::Result::Ok(NoContent)
+        pub async fn delete(db: &mut impl Executor, key: &#key_ty, version: i64) -> Result<bool, DbError> {
+            crud::delete::<#resource>(db, key, version).await
         }
     }
 }
@@ -593,7 +455,7 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
         let specs_name = format_ident!("{}_PARAMS", operation.rust.to_ascii_uppercase());
         let (params_validator, body_validator) = operation_validators(operation);
         let mut extractors = vec![
-            quote!(axum::extract::State(state): axum::extract::State<super::AppState<S>>),
+            quote!(axum::extract::State(state): axum::extract::State<::prefiq_runtime::crud::AppState<super::Handlers<S>>>),
             quote!(ctx: ::prefiq_runtime::RequestContext),
         ];
         let mut steps = Vec::new();
@@ -604,7 +466,7 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
             extractors.push(quote!(::prefiq_runtime::http::QueryPairs(query): ::prefiq_runtime::http::QueryPairs));
             steps.push(quote! {
                 let params = ::prefiq_runtime::params::collect(#specs_name, &path, &query, &ctx.headers);
-                state.validators.#params_validator.check(&params).map_err(::prefiq_runtime::params::invalid)?;
+                validators.#params_validator.check(&params).map_err(::prefiq_runtime::params::invalid)?;
                 let params: ::#types::#params_type = ::prefiq_runtime::validate::decode(params).map_err(::prefiq_runtime::params::invalid)?;
             });
             args.push(quote!(params));
@@ -618,7 +480,7 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
                 quote!(::prefiq_runtime::http::JsonBody(body): ::prefiq_runtime::http::JsonBody),
             );
             steps.push(quote! {
-                state.validators.#body_validator.check(&body)?;
+                validators.#body_validator.check(&body)?;
                 let body: #body_type = ::prefiq_runtime::validate::decode(body)?;
             });
             args.push(quote!(body));
@@ -663,16 +525,17 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
             #specs_item
 
             #[doc = #handler_doc]
-            pub async fn #handler<S: #service>(#(#extractors),*) -> ::std::result::Result<#response, ::prefiq_runtime::Problem> {
+            pub async fn #handler<S: #service>(#(#extractors),*) -> Result<#response, ::prefiq_runtime::Problem> {
+                let validators = super::validators().map_err(|e| ::prefiq_runtime::Problem::internal(e))?;
                 #(#steps)*
                 let mut tx = state.db.#begin().await?;
-                let response = state.service.#method(&ctx, &mut tx, #(#args),*).await?;
+                let response = state.service.0.#method(&ctx, &mut tx, #(#args),*).await?;
                 if response.is_success() {
                     tx.commit().await?;
                 } else {
                     tx.rollback().await?;
                 }
-                ::std::result::Result::Ok(response)
+                Ok(response)
             }
         });
     }
@@ -722,7 +585,7 @@ fn operation_methods(app: &App, crates: &CrateNames) -> Vec<TokenStream> {
             docs.push(" `Err(problem)` only for failures outside the contract (an unreachable database, a bug).".to_owned());
             quote! {
                 #(#[doc = #docs])*
-                fn #method(&self, ctx: &RequestContext, tx: &mut Tx, #(#args),*) -> impl ::std::future::Future<Output = ::std::result::Result<super::operations::#response, Problem>> + Send;
+                fn #method(&self, ctx: &RequestContext, tx: &mut Tx, #(#args),*) -> impl ::std::future::Future<Output = Result<super::operations::#response, Problem>> + Send;
             }
         })
         .collect()
@@ -743,9 +606,9 @@ fn service_trait(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenS
             let method = format_ident!("{verb}_{snake}");
             quote! {
                 #[doc = #text]
-                fn #method(&self, ctx: &RequestContext, tx: &mut Tx, #args) -> impl ::std::future::Future<Output = ::std::result::Result<(), Problem>> + Send {
+                fn #method(&self, ctx: &RequestContext, tx: &mut Tx, #args) -> impl ::std::future::Future<Output = Result<(), Problem>> + Send {
                     let _ = (ctx, tx, #uses);
-                    async { ::std::result::Result::Ok(()) }
+                    async { Ok(()) }
                 }
             }
         };
@@ -811,49 +674,35 @@ fn service_trait(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenS
     }
 }
 
-/// The routes of the app, one `.route(path, ...)` per path in operation order.
+/// The routes of the app: each entity's five through `crud::routes`, then the custom
+/// operations, one `.route(path, ...)` per path.
 fn routes(app: &App) -> Vec<TokenStream> {
+    let mut routes: Vec<TokenStream> = app
+        .entities
+        .iter()
+        .map(|entity| {
+            let module = format_ident!("{}", entity.snake);
+            let resource = resource(entity);
+            quote!(let router = crud::routes::<#module::#resource, Handlers<S>>(router);)
+        })
+        .collect();
     let mut by_path: Vec<(&str, Vec<TokenStream>)> = Vec::new();
-    for operation in &app.operations {
-        let handler = match &operation.kind {
-            crate::ir::OperationKind::Crud { entity, action } => {
-                let Some(entity) = app.entity(entity) else {
-                    continue;
-                };
-                let module = format_ident!("{}", entity.snake);
-                let name = format_ident!(
-                    "{}_handler",
-                    match action {
-                        CrudAction::List => "list",
-                        CrudAction::Create => "create",
-                        CrudAction::Get => "get",
-                        CrudAction::Update => "update",
-                        CrudAction::Delete => "delete",
-                    }
-                );
-                quote!(#module::#name::<S>)
-            }
-            crate::ir::OperationKind::Custom => {
-                let name = format_ident!("{}_handler", operation.rust);
-                quote!(operations::#name::<S>)
-            }
-        };
+    for operation in app.custom() {
+        let handler = format_ident!("{}_handler", operation.rust);
         let method = format_ident!("{}", operation.method.lower());
-        let route = quote!(#method(#handler));
+        let route = quote!(#method(operations::#handler::<S>));
         match by_path.iter_mut().find(|(path, _)| *path == operation.path) {
             Some((_, methods)) => methods.push(route),
             None => by_path.push((&operation.path, vec![route])),
         }
     }
-    by_path
-        .into_iter()
-        .map(|(path, methods)| {
-            let mut chain = methods.into_iter();
-            let first = chain.next().unwrap_or_default();
-            let rest = chain.map(|m| quote!(.#m));
-            quote!(.route(#path, axum::routing::#first #(#rest)*))
-        })
-        .collect()
+    routes.extend(by_path.into_iter().map(|(path, methods)| {
+        let mut chain = methods.into_iter();
+        let first = chain.next().unwrap_or_default();
+        let rest = chain.map(|m| quote!(.#m));
+        quote!(let router = router.route(#path, axum::routing::#first #(#rest)*);)
+    }));
+    routes
 }
 
 fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
@@ -867,17 +716,14 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
     let mut validator_inits = Vec::new();
     for entity in &app.entities {
         let module = format_ident!("{}", entity.snake);
-        for (suffix, definition) in [
-            ("create", &entity.types.create),
-            ("patch", &entity.types.patch),
-            ("replace", &entity.types.replace),
-        ] {
-            let field = format_ident!("{}_{}", entity.snake, suffix);
-            let doc = format!(" Checks `{definition}` bodies.");
-            validator_fields
-                .push(quote!(#[doc = #doc] pub #field: ::prefiq_runtime::validate::Validator));
-            validator_inits.push(quote!(#field: ::prefiq_runtime::validate::Validator::new(&document, #definition, #module::READ_ONLY)?));
-        }
+        let types = &entity.types;
+        let (create, patch, replace) = (&types.create, &types.patch, &types.replace);
+        let doc = format!(
+            " Checks `{}` bodies, merged patches and every row written.",
+            entity.name
+        );
+        validator_fields.push(quote!(#[doc = #doc] pub #module: crud::EntityValidators));
+        validator_inits.push(quote!(#module: crud::EntityValidators::new(&document, [#create, #patch, #replace], #module::READ_ONLY)?));
     }
     for operation in app.custom() {
         let (params_field, body_field) = operation_validators(operation);
@@ -924,6 +770,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
 
         pub use service::#service;
 
+        use ::prefiq_runtime::crud;
         use ::prefiq_runtime::deps::axum;
 
         /// The app's name and migrations, for `prefiq_runtime::serve::main`.
@@ -952,46 +799,36 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
 
         impl Validators {
             /// Compiles every validator from [`SCHEMAS`].
-            pub fn new() -> ::std::result::Result<Self, ::prefiq_runtime::validate::SchemaError> {
+            pub fn new() -> Result<Self, ::prefiq_runtime::validate::SchemaError> {
                 let document = ::prefiq_runtime::validate::document(SCHEMAS)?;
-                ::std::result::Result::Ok(Self { #(#validator_inits,)* })
+                Ok(Self { #(#validator_inits,)* })
             }
         }
 
-        static VALIDATORS: ::std::sync::LazyLock<::std::result::Result<Validators, ::prefiq_runtime::validate::SchemaError>> =
+        static VALIDATORS: ::std::sync::LazyLock<Result<Validators, ::prefiq_runtime::validate::SchemaError>> =
             ::std::sync::LazyLock::new(Validators::new);
 
         /// The validators, compiled on first use; [`router`] compiles them at start-up.
-        pub fn validators() -> ::std::result::Result<&'static Validators, &'static ::prefiq_runtime::validate::SchemaError> {
+        pub fn validators() -> Result<&'static Validators, &'static ::prefiq_runtime::validate::SchemaError> {
             VALIDATORS.as_ref()
         }
 
-        /// What every handler receives.
-        pub struct AppState<S> {
-            /// The hand-written service.
-            pub service: ::std::sync::Arc<S>,
-            /// The database.
-            pub db: ::prefiq_runtime::Db,
-            /// Request validators.
-            pub validators: &'static Validators,
-        }
-
-        impl<S> ::std::clone::Clone for AppState<S> {
-            fn clone(&self) -> Self {
-                Self { service: self.service.clone(), db: self.db.clone(), validators: self.validators }
-            }
-        }
+        /// The app's service as the generated handlers call it: each entity's hooks are wired to
+        /// its methods.
+        #[derive(Debug)]
+        pub struct Handlers<S>(pub S);
 
         async fn openapi() -> impl axum::response::IntoResponse {
             ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
         }
 
         /// The app's routes under its base path, plus `/openapi.json`.
-        pub fn router<S: #service>(service: S, db: ::prefiq_runtime::Db) -> ::std::result::Result<axum::Router, ::prefiq_runtime::validate::SchemaError> {
-            let validators = validators().map_err(::std::clone::Clone::clone)?;
-            let state = AppState { service: ::std::sync::Arc::new(service), db, validators };
-            ::std::result::Result::Ok(axum::Router::new()
-                #(#routes)*
+        pub fn router<S: #service>(service: S, db: ::prefiq_runtime::Db) -> Result<axum::Router, ::prefiq_runtime::validate::SchemaError> {
+            validators().map_err(::std::clone::Clone::clone)?;
+            let state = crud::AppState { service: ::std::sync::Arc::new(Handlers(service)), db };
+            let router = axum::Router::new();
+            #(#routes)*
+            Ok(router
                 .route("/openapi.json", axum::routing::get(openapi))
                 .route(#openapi_route, axum::routing::get(openapi))
                 .with_state(state))
@@ -999,30 +836,51 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
     }
 }
 
-/// The files under `src/generated/`: `(path, tokens)`.
-pub fn emit(app: &App, crates: &CrateNames) -> Result<Vec<(String, TokenStream)>, Diagnostic> {
+/// One file of the server crate.
+#[derive(Debug, Clone, Copy)]
+pub enum Part {
+    /// `mod.rs`: router, validators, embedded documents and migrations.
+    Mod,
+    /// `service.rs`: the service trait.
+    Service,
+    /// An entity's file, by index.
+    Entity(usize),
+    /// `operations.rs`: the custom operations.
+    Operations,
+}
+
+/// The files of `app`'s server crate.
+pub fn parts(app: &App) -> Vec<Part> {
+    let mut parts = vec![Part::Mod, Part::Service];
+    parts.extend((0..app.entities.len()).map(Part::Entity));
+    if app.custom().next().is_some() {
+        parts.push(Part::Operations);
+    }
+    parts
+}
+
+/// A file: `(path under the crate, tokens)`.
+pub fn render(app: &App, crates: &CrateNames, part: Part) -> (String, TokenStream) {
     let service = format_ident!("{}Service", names::pascal(&app.name));
-    let mut files = vec![
-        (
+    match part {
+        Part::Mod => (
             "src/generated/mod.rs".to_owned(),
             root_module(app, &service),
         ),
-        (
+        Part::Service => (
             "src/generated/service.rs".to_owned(),
             service_trait(app, crates, &service),
         ),
-    ];
-    for entity in &app.entities {
-        files.push((
-            format!("src/generated/{}.rs", entity.snake),
-            entity_module(app, entity, crates, &service),
-        ));
-    }
-    if app.custom().next().is_some() {
-        files.push((
+        Part::Entity(index) => {
+            let entity = &app.entities[index];
+            (
+                format!("src/generated/{}.rs", entity.snake),
+                entity_module(app, entity, crates, &service),
+            )
+        }
+        Part::Operations => (
             "src/generated/operations.rs".to_owned(),
             operations_module(app, crates, &service),
-        ));
+        ),
     }
-    Ok(files)
 }

@@ -5,7 +5,6 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::{Roots, ident, rust_type};
-use crate::diag::Diagnostic;
 use crate::ir::{
     App, Entity, FieldRole, Member, NamedType, NumberType, StructType, Type, UnionType,
 };
@@ -41,7 +40,7 @@ fn decimal_literal(text: &str) -> TokenStream {
 fn default_expr(app: &App, ty: &Type, value: &serde_json::Value) -> TokenStream {
     use serde_json::Value;
     match (ty, value) {
-        (Type::String(_), Value::String(s)) => quote!(::std::string::String::from(#s)),
+        (Type::String(_), Value::String(s)) => quote!(String::from(#s)),
         (Type::Integer(n), Value::Number(v)) => {
             let v = v.as_i64().unwrap_or(0);
             if n.bits == 32 {
@@ -74,10 +73,10 @@ fn default_expr(app: &App, ty: &Type, value: &serde_json::Value) -> TokenStream 
         }
         (Type::Array(a), Value::Array(items)) => {
             let items = items.iter().map(|item| match item {
-                Value::Null => quote!(::std::option::Option::None),
+                Value::Null => quote!(None),
                 item if a.items_nullable => {
                     let inner = default_expr(app, &a.items, item);
-                    quote!(::std::option::Option::Some(#inner))
+                    quote!(Some(#inner))
                 }
                 item => default_expr(app, &a.items, item),
             });
@@ -86,7 +85,7 @@ fn default_expr(app: &App, ty: &Type, value: &serde_json::Value) -> TokenStream 
         (Type::Map { values }, Value::Object(members)) => {
             let entries = members.iter().map(|(key, value)| {
                 let value = default_expr(app, values, value);
-                quote!((::std::string::String::from(#key), #value))
+                quote!((String::from(#key), #value))
             });
             quote!(::std::collections::BTreeMap::from([#(#entries),*]))
         }
@@ -144,10 +143,10 @@ fn field_tokens(app: &App, owner: &str, member: &Member, presence: Presence, fie
         },
     );
     if member.boxed {
-        ty = quote!(::std::boxed::Box<#ty>);
+        ty = quote!(Box<#ty>);
     }
     let given = match presence {
-        Presence::Patch => quote!(::std::option::Option<#ty>),
+        Presence::Patch => quote!(Option<#ty>),
         _ => ty.clone(),
     };
     let docs = doc(member.description.as_deref());
@@ -164,7 +163,7 @@ fn field_tokens(app: &App, owner: &str, member: &Member, presence: Presence, fie
             },
         ),
         Presence::Nullable => (
-            quote!(::std::option::Option<#ty>),
+            quote!(Option<#ty>),
             if float {
                 quote!(#[serde(default, with = "::rust_decimal::serde::float_option")])
             } else {
@@ -172,16 +171,16 @@ fn field_tokens(app: &App, owner: &str, member: &Member, presence: Presence, fie
             },
         ),
         Presence::Optional => (
-            quote!(::std::option::Option<#ty>),
+            quote!(Option<#ty>),
             if float {
-                quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none", with = "::rust_decimal::serde::float_option")])
+                quote!(#[serde(default, skip_serializing_if = "Option::is_none", with = "::rust_decimal::serde::float_option")])
             } else {
-                quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none")])
+                quote!(#[serde(default, skip_serializing_if = "Option::is_none")])
             },
         ),
         Presence::Patch => (
-            quote!(::std::option::Option<::std::option::Option<#ty>>),
-            quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none", deserialize_with = "crate::generated::patch::deserialize")]),
+            quote!(Option<Option<#ty>>),
+            quote!(#[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::generated::patch::deserialize")]),
         ),
         Presence::Defaulted => {
             let function = format!(
@@ -196,7 +195,7 @@ fn field_tokens(app: &App, owner: &str, member: &Member, presence: Presence, fie
                 .map(|d| default_expr(app, &member.ty, d))
                 .unwrap_or_else(|| quote!(::std::default::Default::default()));
             let value = if member.boxed {
-                quote!(::std::boxed::Box::new(#value))
+                quote!(Box::new(#value))
             } else {
                 value
             };
@@ -251,31 +250,36 @@ fn constructor(name: &str, members: &[FieldInfo]) -> TokenStream {
         match (m.presence, &m.default) {
             (Presence::Plain, _) => quote!(#name),
             (Presence::Defaulted, Some(default)) => quote!(#name: #default),
-            _ => quote!(#name: ::std::option::Option::None),
+            _ => quote!(#name: None),
         }
     });
-    let setters = members.iter().map(|m| {
-        let (name, setter, ty) = (&m.name, &m.setter, &m.given);
-        let (value, doc) = match m.presence {
-            Presence::Plain | Presence::Defaulted => (quote!(#name), format!(" Sets `{name}`.")),
-            Presence::Nullable | Presence::Optional => (
-                quote!(::std::option::Option::Some(#name)),
-                format!(" Sets `{name}`."),
-            ),
-            Presence::Patch => (
-                quote!(::std::option::Option::Some(#name)),
-                format!(" Sets `{name}`: `None` removes it."),
-            ),
-        };
-        quote! {
-            #[doc = #doc]
-            #[must_use]
-            pub fn #setter(mut self, #name: #ty) -> Self {
-                self.#name = #value;
-                self
+    // Members `new` takes are set there; the others get a setter each.
+    let setters = members
+        .iter()
+        .filter(|m| m.presence != Presence::Plain)
+        .map(|m| {
+            let (name, setter, ty) = (&m.name, &m.setter, &m.given);
+            let (value, doc) = match m.presence {
+                Presence::Nullable | Presence::Optional => {
+                    (quote!(Some(#name)), format!(" Sets `{name}`."))
+                }
+                Presence::Patch => (
+                    quote!(Some(#name)),
+                    format!(" Sets `{name}`: `None` removes it."),
+                ),
+                Presence::Plain | Presence::Defaulted => {
+                    (quote!(#name), format!(" Sets `{name}`."))
+                }
+            };
+            quote! {
+                #[doc = #doc]
+                #[must_use]
+                pub fn #setter(mut self, #name: #ty) -> Self {
+                    self.#name = #value;
+                    self
+                }
             }
-        }
-    });
+        });
     let doc = if required.is_empty() {
         format!(" A `{name}` with every member absent or at its default.")
     } else {
@@ -458,10 +462,10 @@ fn enum_tokens(name: &str, e: &crate::ir::EnumType) -> TokenStream {
 
         impl ::std::str::FromStr for #ident {
             type Err = crate::generated::validate::UnknownValue;
-            fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
                 match value {
-                    #(#values => ::std::result::Result::Ok(#ident::#variants),)*
-                    _ => ::std::result::Result::Err(crate::generated::validate::UnknownValue {
+                    #(#values => Ok(#ident::#variants),)*
+                    _ => Err(crate::generated::validate::UnknownValue {
                         value: value.to_owned(),
                         expected: &[#(#values),*],
                     }),
@@ -503,130 +507,105 @@ fn union_tokens(name: &str, u: &UnionType) -> TokenStream {
     }
 }
 
-/// Checks of one value against its type's constraints, pushing violations at `at`.
+/// The calls that check one value (`value`, a reference) against its type's constraints, with
+/// the checker `c` and the member's pointer `member` (a `&str` expression).
 fn check_value(
     ty: &Type,
     value: TokenStream,
-    at: TokenStream,
-    patterns: &mut Vec<String>,
+    member: TokenStream,
+    patterns: &[String],
 ) -> TokenStream {
-    let push = |message: TokenStream| quote!(out.push(crate::generated::validate::Violation { pointer: #at.clone(), message: #message }));
+    let mut checks = Vec::new();
     match ty {
         Type::String(s) => {
-            let mut checks = Vec::new();
             if let Some(min) = s.min_length {
-                let message = push(quote!(
-                    ::std::format!("must be at least {} characters long", #min)
-                ));
-                checks.push(quote!(if (#value.chars().count() as u64) < #min { #message; }));
+                checks.push(quote!(c.min_chars(#member, #value, #min);));
             }
             if let Some(max) = s.max_length {
-                let message = push(quote!(
-                    ::std::format!("must be at most {} characters long", #max)
-                ));
-                checks.push(quote!(if (#value.chars().count() as u64) > #max { #message; }));
+                checks.push(quote!(c.max_chars(#member, #value, #max);));
             }
-            if let Some(pattern) = &s.pattern {
-                let index = patterns
-                    .iter()
-                    .position(|p| p == pattern)
-                    .unwrap_or_else(|| {
-                        patterns.push(pattern.clone());
-                        patterns.len() - 1
-                    });
-                let message = push(quote!(
-                    ::std::format!("must match the pattern {}", #pattern)
-                ));
-                checks.push(
-                    quote!(if !crate::generated::validate::matches(#index, #value) { #message; }),
-                );
+            // Every pattern is in the list: `collect_patterns` walks the same types.
+            if let Some(index) = s
+                .pattern
+                .as_ref()
+                .and_then(|p| patterns.iter().position(|q| q == p))
+            {
+                checks.push(quote!(c.pattern(#member, #value, #index);));
             }
             if let Some(constant) = &s.constant {
-                let message = push(quote!(::std::format!("must be {:?}", #constant)));
-                checks.push(quote!(if #value != #constant { #message; }));
+                checks.push(quote!(c.constant(#member, #value, #constant);));
             }
-            quote!(#(#checks)*)
         }
         Type::Integer(n) | Type::Number(n) => {
-            let float = matches!(ty, Type::Number(_));
-            bounds_checks(n, float, &value, &push)
+            checks.push(number_checks(
+                n,
+                matches!(ty, Type::Number(_)),
+                &value,
+                &member,
+            ));
         }
         Type::Decimal(d) => {
-            let mut checks = Vec::new();
-            let bound = |n: &serde_json::Number| decimal_literal(&n.to_string());
-            for (limit, op, words) in [
-                (&d.bounds.minimum, quote!(<), "at least"),
-                (&d.bounds.maximum, quote!(>), "at most"),
-                (&d.bounds.exclusive_minimum, quote!(<=), "more than"),
-                (&d.bounds.exclusive_maximum, quote!(>=), "less than"),
+            let b = &d.bounds;
+            for (limit, check) in [
+                (&b.minimum, quote!(min)),
+                (&b.maximum, quote!(max)),
+                (&b.exclusive_minimum, quote!(above)),
+                (&b.exclusive_maximum, quote!(below)),
             ] {
                 if let Some(limit) = limit {
-                    let literal = bound(limit);
-                    let text = format!("must be {words} {limit}");
-                    let message = push(quote!(::std::string::String::from(#text)));
-                    checks.push(quote!(if *#value #op #literal { #message; }));
+                    let literal = decimal_literal(&limit.to_string());
+                    checks.push(quote!(c.#check(#member, *#value, #literal);));
                 }
             }
             if let Some(scale) = d.scale {
-                let text = format!("must have at most {scale} digits after the decimal point");
-                let message = push(quote!(::std::string::String::from(#text)));
-                checks.push(quote!(if #value.normalize().scale() > #scale { #message; }));
+                checks.push(quote!(c.scale(#member, #value, #scale);));
                 if let Some(precision) = d.precision {
-                    let whole = (precision - scale) as usize;
-                    let text = format!("must have at most {whole} digits before the decimal point");
-                    let message = push(quote!(::std::string::String::from(#text)));
-                    checks.push(quote!(if #value.trunc().abs().to_string().trim_start_matches('0').len() > #whole { #message; }));
+                    let whole = precision - scale;
+                    checks.push(quote!(c.whole_digits(#member, #value, #whole);));
                 }
             }
-            quote!(#(#checks)*)
         }
-        Type::Object { .. } | Type::Union { .. } => quote!(#value.validate_at(&#at, out);),
+        Type::Object { .. } | Type::Union { .. } => checks.push(quote!(c.nested(#member, #value);)),
         Type::Array(a) => {
-            let mut checks = Vec::new();
             if let Some(min) = a.min_items {
-                let message = push(quote!(::std::format!("must have at least {} items", #min)));
-                checks.push(quote!(if (#value.len() as u64) < #min { #message; }));
+                checks.push(quote!(c.min_items(#member, #value.len(), #min);));
             }
             if let Some(max) = a.max_items {
-                let message = push(quote!(::std::format!("must have at most {} items", #max)));
-                checks.push(quote!(if (#value.len() as u64) > #max { #message; }));
+                checks.push(quote!(c.max_items(#member, #value.len(), #max);));
             }
             if a.unique_items {
-                let message = push(quote!(::std::string::String::from("must not repeat items")));
-                checks.push(quote!(if #value.iter().enumerate().any(|(i, item)| #value[..i].contains(item)) { #message; }));
+                checks.push(quote!(c.unique(#member, #value);));
             }
-            let inner = check_value(&a.items, quote!(item), quote!(item_at), patterns);
+            let inner = check_value(&a.items, quote!(item), quote!(&item_at), patterns);
             if !inner.is_empty() {
                 let item_binding = if a.items_nullable {
-                    quote!(let ::std::option::Option::Some(item) = item else { continue };)
+                    quote!(let Some(item) = item else { continue };)
                 } else {
                     quote!()
                 };
                 checks.push(quote! {
                     for (index, item) in #value.iter().enumerate() {
                         #item_binding
-                        let item_at = ::std::format!("{}/{}", #at, index);
+                        let item_at = ::std::format!("{}/{}", #member, index);
                         #inner
                     }
                 });
             }
-            quote!(#(#checks)*)
         }
         Type::Map { values } => {
-            let inner = check_value(values, quote!(item), quote!(item_at), patterns);
-            if inner.is_empty() {
-                quote!()
-            } else {
-                quote! {
+            let inner = check_value(values, quote!(item), quote!(&item_at), patterns);
+            if !inner.is_empty() {
+                checks.push(quote! {
                     for (key, item) in #value.iter() {
-                        let item_at = ::std::format!("{}/{}", #at, key.replace('~', "~0").replace('/', "~1"));
+                        let item_at = ::std::format!("{}/{}", #member, crate::generated::validate::escape(key));
                         #inner
                     }
-                }
+                });
             }
         }
-        _ => quote!(),
+        _ => {}
     }
+    quote!(#(#checks)*)
 }
 
 /// Whether the Rust type of `ty` is `Copy` (so is its `Option`): generated code copies it rather
@@ -645,124 +624,106 @@ fn is_copy(ty: &Type) -> bool {
     )
 }
 
-fn bounds_checks(
+/// The bound and multiple checks of a number.
+fn number_checks(
     n: &NumberType,
     float: bool,
     value: &TokenStream,
-    push: &dyn Fn(TokenStream) -> TokenStream,
+    member: &TokenStream,
 ) -> TokenStream {
-    let mut checks = Vec::new();
-    let literal = |n: &serde_json::Number| -> TokenStream {
-        if float {
-            let v = Literal::f64_unsuffixed(n.as_f64().unwrap_or(0.0));
+    let limits = [
+        (&n.minimum, quote!(min)),
+        (&n.maximum, quote!(max)),
+        (&n.exclusive_minimum, quote!(above)),
+        (&n.exclusive_maximum, quote!(below)),
+    ];
+    // Integers compare exactly while every bound is an integer; otherwise as floats.
+    let exact = !float
+        && limits
+            .iter()
+            .all(|(l, _)| l.as_ref().is_none_or(|l| l.is_i64()))
+        && n.multiple_of.as_ref().is_none_or(|m| m.is_i64());
+    let literal = |l: &serde_json::Number| {
+        if exact {
+            let v = Literal::i64_unsuffixed(l.as_i64().unwrap_or(0));
             quote!(#v)
         } else {
-            let v = Literal::i64_unsuffixed(n.as_i64().unwrap_or(0));
+            let v = Literal::f64_unsuffixed(l.as_f64().unwrap_or(0.0));
             quote!(#v)
         }
     };
-    // The value widened for comparison, without a cast clippy would call useless.
-    let as_f64 = match (float, n.bits) {
-        (true, _) => quote!((*#value)),
-        (false, 32) => quote!(f64::from(*#value)),
-        (false, _) => quote!((*#value as f64)),
+    let widened = match (exact, float, n.bits) {
+        (true, _, 32) => quote!(i64::from(*#value)),
+        (true, _, _) | (false, true, _) => quote!(*#value),
+        (false, false, 32) => quote!(f64::from(*#value)),
+        (false, false, _) => quote!((*#value as f64)),
     };
-    let as_value = match (float, n.bits) {
-        (false, 32) => quote!(i64::from(*#value)),
-        _ => quote!((*#value)),
-    };
-    for (limit, op, words) in [
-        (&n.minimum, quote!(<), "at least"),
-        (&n.maximum, quote!(>), "at most"),
-        (&n.exclusive_minimum, quote!(<=), "more than"),
-        (&n.exclusive_maximum, quote!(>=), "less than"),
-    ] {
+    let mut checks = Vec::new();
+    for (limit, check) in limits {
         if let Some(limit) = limit {
-            let bound = if float {
-                let v = Literal::f64_unsuffixed(limit.as_f64().unwrap_or(0.0));
-                quote!(#v)
-            } else if limit.is_i64() {
-                literal(limit)
-            } else {
-                // A fractional bound, or one beyond i64, on an integer: compare as floats.
-                let v = Literal::f64_unsuffixed(limit.as_f64().unwrap_or(0.0));
-                let text = format!("must be {words} {limit}");
-                let message = push(quote!(::std::string::String::from(#text)));
-                checks.push(quote!(if #as_f64 #op #v { #message; }));
-                continue;
-            };
-            let text = format!("must be {words} {limit}");
-            let message = push(quote!(::std::string::String::from(#text)));
-            checks.push(quote!(if #as_value #op #bound { #message; }));
+            let bound = literal(limit);
+            checks.push(quote!(c.#check(#member, #widened, #bound);));
         }
     }
     if let Some(multiple) = &n.multiple_of {
-        let text = format!("must be a multiple of {multiple}");
-        let message = push(quote!(::std::string::String::from(#text)));
-        if float || !multiple.is_i64() {
-            let m = Literal::f64_unsuffixed(multiple.as_f64().unwrap_or(1.0));
-            checks.push(quote!({
-                let ratio = #as_f64 / #m;
-                if (ratio - ratio.round()).abs() > 1e-9 { #message; }
-            }));
+        let m = literal(multiple);
+        let check = if exact {
+            quote!(multiple_of)
         } else {
-            let m = literal(multiple);
-            checks.push(quote!(if #as_value % #m != 0 { #message; }));
-        }
+            quote!(multiple_of_float)
+        };
+        checks.push(quote!(c.#check(#member, #widened, #m);));
     }
     quote!(#(#checks)*)
 }
 
 /// `impl Validate` for a struct over its members.
-fn validate_impl(
-    name: &str,
-    members: &[(&Member, Presence)],
-    patterns: &mut Vec<String>,
-) -> TokenStream {
+fn validate_impl(name: &str, members: &[(&Member, Presence)], patterns: &[String]) -> TokenStream {
     let type_ident = format_ident!("{}", name);
     let checks: Vec<TokenStream> = members
         .iter()
-        .map(|(member, presence)| {
+        .filter_map(|(member, presence)| {
             let field = ident(&member.rust);
             let pointer = format!("/{}", member.name.replace('~', "~0").replace('/', "~1"));
-            let boxed = if member.boxed { quote!(.as_ref()) } else { quote!() };
-            let (bind, value) = match presence {
-                Presence::Plain | Presence::Defaulted => (quote!(let value = &self.#field #boxed;), quote!(value)),
-                Presence::Nullable | Presence::Optional => (quote!(let ::std::option::Option::Some(value) = &self.#field else { break 'member; };), quote!(value)),
-                Presence::Patch => (quote!(let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.#field else { break 'member; };), quote!(value)),
+            let boxed = if member.boxed {
+                quote!(.as_ref())
+            } else {
+                quote!()
             };
-            let inner = check_value(&member.ty, value, quote!(member_at), patterns);
+            let inner = check_value(&member.ty, quote!(value), quote!(#pointer), patterns);
             if inner.is_empty() {
-                return quote!();
+                return None;
             }
-            match presence {
+            Some(match presence {
                 Presence::Plain | Presence::Defaulted => quote! {
-                    {
-                        #bind
-                        let member_at = ::std::format!("{}{}", at, #pointer);
+                    let value = &self.#field #boxed;
+                    #inner
+                },
+                Presence::Nullable | Presence::Optional => quote! {
+                    if let Some(value) = &self.#field {
                         #inner
                     }
                 },
-                _ => quote! {
-                    'member: {
-                        #bind
-                        let member_at = ::std::format!("{}{}", at, #pointer);
+                Presence::Patch => quote! {
+                    if let Some(Some(value)) = &self.#field {
                         #inner
                     }
                 },
-            }
+            })
         })
         .collect();
-    let uses = if checks.iter().all(TokenStream::is_empty) {
+    let body = if checks.is_empty() {
         quote!(let _ = (at, out);)
     } else {
-        quote!()
+        quote! {
+            let c = &mut crate::generated::validate::Checks::new(at, out);
+            #(#checks)*
+        }
     };
     quote! {
         impl crate::generated::validate::Validate for #type_ident {
-            fn validate_at(&self, at: &str, out: &mut ::std::vec::Vec<crate::generated::validate::Violation>) {
-                #uses
-                #(#checks)*
+            fn validate_at(&self, at: &str, out: &mut Vec<crate::generated::validate::Violation>) {
+                #body
             }
         }
     }
@@ -790,7 +751,7 @@ fn union_validate(name: &str, u: &UnionType) -> TokenStream {
     });
     quote! {
         impl crate::generated::validate::Validate for #ident {
-            fn validate_at(&self, at: &str, out: &mut ::std::vec::Vec<crate::generated::validate::Violation>) {
+            fn validate_at(&self, at: &str, out: &mut Vec<crate::generated::validate::Violation>) {
                 #uses
                 match self {
                     #(#arms,)*
@@ -800,14 +761,45 @@ fn union_validate(name: &str, u: &UnionType) -> TokenStream {
     }
 }
 
-fn validate_module(patterns: &[String]) -> TokenStream {
+fn validate_module(patterns: &[String], decimals: bool) -> TokenStream {
     let count = patterns.len();
+    let decimal_check = if decimals {
+        quote! {
+            /// Digits after the decimal point (`x-prefiq.scale`).
+            pub(crate) fn scale(&mut self, member: &str, value: &::rust_decimal::Decimal, scale: u32) {
+                if value.normalize().scale() > scale {
+                    self.fail(member, ::std::format!("must have at most {scale} digits after the decimal point"));
+                }
+            }
+
+            /// Digits before the decimal point (precision minus scale).
+            pub(crate) fn whole_digits(&mut self, member: &str, value: &::rust_decimal::Decimal, whole: u32) {
+                if value.trunc().abs().to_string().trim_start_matches('0').len() > whole as usize {
+                    self.fail(member, ::std::format!("must have at most {whole} digits before the decimal point"));
+                }
+            }
+        }
+    } else {
+        quote!()
+    };
+    let pattern_check = if patterns.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            /// A string's pattern, by its index in `PATTERNS`.
+            pub(crate) fn pattern(&mut self, member: &str, value: &str, index: usize) {
+                if !matches(index, value) {
+                    self.fail(member, ::std::format!("must match the pattern {}", PATTERNS[index]));
+                }
+            }
+        }
+    };
     let matcher = if patterns.is_empty() {
         quote!()
     } else {
         quote! {
             static PATTERNS: [&str; #count] = [#(#patterns),*];
-            static COMPILED: ::std::sync::LazyLock<::std::vec::Vec<::regex::Regex>> = ::std::sync::LazyLock::new(|| {
+            static COMPILED: ::std::sync::LazyLock<Vec<::regex::Regex>> = ::std::sync::LazyLock::new(|| {
                 PATTERNS.iter().filter_map(|p| ::regex::Regex::new(p).ok()).collect()
             });
 
@@ -825,9 +817,9 @@ fn validate_module(patterns: &[String]) -> TokenStream {
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct Violation {
             /// Where, as in `/address/city`.
-            pub pointer: ::std::string::String,
+            pub pointer: String,
             /// What is wrong.
-            pub message: ::std::string::String,
+            pub message: String,
         }
 
         impl ::std::fmt::Display for Violation {
@@ -840,7 +832,7 @@ fn validate_module(patterns: &[String]) -> TokenStream {
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct UnknownValue {
             /// The string.
-            pub value: ::std::string::String,
+            pub value: String,
             /// The values the enum has.
             pub expected: &'static [&'static str],
         }
@@ -853,16 +845,140 @@ fn validate_module(patterns: &[String]) -> TokenStream {
 
         impl ::std::error::Error for UnknownValue {}
 
+        /// Escapes one JSON pointer segment (RFC 6901).
+        #[allow(dead_code)]
+        pub(crate) fn escape(segment: &str) -> String {
+            segment.replace('~', "~0").replace('/', "~1")
+        }
+
+        /// Collects the broken constraints of one value, under the pointer it was checked at.
+        pub(crate) struct Checks<'a> {
+            at: &'a str,
+            out: &'a mut Vec<Violation>,
+        }
+
+        #[allow(dead_code)]
+        impl<'a> Checks<'a> {
+            /// Checks under the pointer `at`, pushing to `out`.
+            pub(crate) fn new(at: &'a str, out: &'a mut Vec<Violation>) -> Self {
+                Self { at, out }
+            }
+
+            fn fail(&mut self, member: &str, message: String) {
+                self.out.push(Violation { pointer: ::std::format!("{}{}", self.at, member), message });
+            }
+
+            /// `minimum`.
+            pub(crate) fn min<T: PartialOrd + ::std::fmt::Display>(&mut self, member: &str, value: T, min: T) {
+                if value < min {
+                    self.fail(member, ::std::format!("must be at least {min}"));
+                }
+            }
+
+            /// `maximum`.
+            pub(crate) fn max<T: PartialOrd + ::std::fmt::Display>(&mut self, member: &str, value: T, max: T) {
+                if value > max {
+                    self.fail(member, ::std::format!("must be at most {max}"));
+                }
+            }
+
+            /// `exclusiveMinimum`.
+            pub(crate) fn above<T: PartialOrd + ::std::fmt::Display>(&mut self, member: &str, value: T, bound: T) {
+                if value <= bound {
+                    self.fail(member, ::std::format!("must be more than {bound}"));
+                }
+            }
+
+            /// `exclusiveMaximum`.
+            pub(crate) fn below<T: PartialOrd + ::std::fmt::Display>(&mut self, member: &str, value: T, bound: T) {
+                if value >= bound {
+                    self.fail(member, ::std::format!("must be less than {bound}"));
+                }
+            }
+
+            /// `multipleOf` of an integer.
+            pub(crate) fn multiple_of(&mut self, member: &str, value: i64, multiple: i64) {
+                if multiple != 0 && value % multiple != 0 {
+                    self.fail(member, ::std::format!("must be a multiple of {multiple}"));
+                }
+            }
+
+            /// `multipleOf` of a number.
+            pub(crate) fn multiple_of_float(&mut self, member: &str, value: f64, multiple: f64) {
+                let ratio = value / multiple;
+                if (ratio - ratio.round()).abs() > 1e-9 {
+                    self.fail(member, ::std::format!("must be a multiple of {multiple}"));
+                }
+            }
+
+            /// `minLength`, in characters.
+            pub(crate) fn min_chars(&mut self, member: &str, value: &str, min: u64) {
+                if (value.chars().count() as u64) < min {
+                    self.fail(member, ::std::format!("must be at least {min} characters long"));
+                }
+            }
+
+            /// `maxLength`, in characters.
+            pub(crate) fn max_chars(&mut self, member: &str, value: &str, max: u64) {
+                if (value.chars().count() as u64) > max {
+                    self.fail(member, ::std::format!("must be at most {max} characters long"));
+                }
+            }
+
+            /// `const`.
+            pub(crate) fn constant(&mut self, member: &str, value: &str, expected: &str) {
+                if value != expected {
+                    self.fail(member, ::std::format!("must be {expected:?}"));
+                }
+            }
+
+            /// `minItems`.
+            pub(crate) fn min_items(&mut self, member: &str, length: usize, min: u64) {
+                if (length as u64) < min {
+                    self.fail(member, ::std::format!("must have at least {min} items"));
+                }
+            }
+
+            /// `maxItems`.
+            pub(crate) fn max_items(&mut self, member: &str, length: usize, max: u64) {
+                if (length as u64) > max {
+                    self.fail(member, ::std::format!("must have at most {max} items"));
+                }
+            }
+
+            /// `uniqueItems`.
+            pub(crate) fn unique<T: PartialEq>(&mut self, member: &str, items: &[T]) {
+                if items.iter().enumerate().any(|(i, item)| items[..i].contains(item)) {
+                    self.fail(member, String::from("must not repeat items"));
+                }
+            }
+
+            /// A nested value's own constraints.
+            pub(crate) fn nested(&mut self, member: &str, value: &impl Validate) {
+                let at = ::std::format!("{}{}", self.at, member);
+                value.validate_at(&at, self.out);
+            }
+
+            #pattern_check
+            #decimal_check
+        }
+
+        impl<T: Validate + ?::std::marker::Sized> Validate for Box<T> {
+            fn validate_at(&self, at: &str, out: &mut Vec<Violation>) {
+                (**self).validate_at(at, out);
+            }
+        }
+
         /// Checks a value against its schema's constraints.
         pub trait Validate {
             /// Pushes every broken constraint under the pointer `at`.
-            fn validate_at(&self, at: &str, out: &mut ::std::vec::Vec<Violation>);
+            fn validate_at(&self, at: &str, out: &mut Vec<Violation>);
 
             /// Every broken constraint, or `Ok`.
-            fn validate(&self) -> ::std::result::Result<(), ::std::vec::Vec<Violation>> {
-                let mut out = ::std::vec::Vec::new();
+            fn validate(&self) -> Result<(), Vec<Violation>> {
+                let mut out = Vec::new();
                 self.validate_at("", &mut out);
-                if out.is_empty() { ::std::result::Result::Ok(()) } else { ::std::result::Result::Err(out) }
+                if out.is_empty() { Ok(()) } else { Err(out) }
             }
         }
 
@@ -903,61 +1019,147 @@ fn operations_tokens(app: &App) -> TokenStream {
     }
 }
 
-/// The files of the types crate under `src/generated/`: `(path, tokens)`.
-pub fn emit(app: &App) -> Result<Vec<(String, TokenStream)>, Diagnostic> {
-    let mut files = Vec::new();
-    let mut patterns: Vec<String> = Vec::new();
-    let mut named = Vec::new();
-    for (name, ty) in app.declared_types() {
+/// Every `pattern` a validator checks, sorted: `PATTERNS` in `validate.rs`, indexed by the checks.
+fn collect_patterns(app: &App) -> Vec<String> {
+    fn walk(ty: &Type, out: &mut std::collections::BTreeSet<String>) {
         match ty {
-            NamedType::Struct(StructType {
-                description,
-                members,
-            }) => {
-                let mut fields = Fields::default();
-                let mut presences = Vec::new();
-                let tag = app.variant_tag(name).map(|(tag, _)| tag);
-                for m in members {
-                    if tag == Some(m.name.as_str()) {
-                        continue;
-                    }
-                    let presence = match (m.required, m.nullable, m.default.is_some()) {
-                        (_, false, true) => Presence::Defaulted,
-                        (true, false, false) => Presence::Plain,
-                        (true, true, _) => Presence::Nullable,
-                        _ => Presence::Optional,
-                    };
-                    field_tokens(app, name, m, presence, &mut fields);
-                    presences.push((m, presence));
-                }
-                named.push(struct_tokens(name, doc(description.as_deref()), fields));
-                named.push(validate_impl(name, &presences, &mut patterns));
-            }
-            NamedType::Enum(e) => named.push(enum_tokens(name, e)),
-            NamedType::Union(u) => {
-                named.push(union_tokens(name, u));
-                named.push(union_validate(name, u));
-            }
-            NamedType::Derived(_) => {}
+            Type::String(s) => out.extend(s.pattern.iter().cloned()),
+            Type::Array(a) => walk(&a.items, out),
+            Type::Map { values } => walk(values, out),
+            _ => {}
         }
     }
-    let has_types = !named.is_empty();
-    if has_types {
-        files.push((
-            "src/generated/types.rs".to_owned(),
-            quote! {
-                //! Named types: nested objects, enums and unions.
-                #[allow(unused_imports)]
-                use crate::generated::validate::Validate as _;
-                #(#named)*
-            },
-        ));
+    let mut patterns = std::collections::BTreeSet::new();
+    for (_, named) in app.declared_types() {
+        if let NamedType::Struct(s) = named {
+            s.members.iter().for_each(|m| walk(&m.ty, &mut patterns));
+        }
+    }
+    for entity in &app.entities {
+        entity
+            .fields
+            .iter()
+            .for_each(|f| walk(&f.member.ty, &mut patterns));
+    }
+    patterns.into_iter().collect()
+}
+
+/// One file of the types crate.
+#[derive(Debug, Clone, Copy)]
+pub enum Part {
+    /// `types.rs`: the named types.
+    Named,
+    /// An entity's file, by index.
+    Entity(usize),
+    /// `operations.rs`: the parameters of custom operations.
+    Params,
+    /// `validate.rs`.
+    Validate,
+    /// `mod.rs`.
+    Mod,
+}
+
+/// What every file of the types crate needs to know.
+pub struct Plan<'a> {
+    app: &'a App,
+    patterns: Vec<String>,
+    has_types: bool,
+    has_params: bool,
+}
+
+impl<'a> Plan<'a> {
+    /// The plan of `app`'s types crate and its files.
+    pub fn new(app: &'a App) -> (Plan<'a>, Vec<Part>) {
+        let has_types = app.declared_types().next().is_some();
+        let has_params = app.custom().any(|o| o.params_type.is_some());
+        let mut parts = Vec::new();
+        if has_types {
+            parts.push(Part::Named);
+        }
+        parts.extend((0..app.entities.len()).map(Part::Entity));
+        if has_params {
+            parts.push(Part::Params);
+        }
+        parts.extend([Part::Validate, Part::Mod]);
+        let plan = Plan {
+            app,
+            patterns: collect_patterns(app),
+            has_types,
+            has_params,
+        };
+        (plan, parts)
     }
 
-    let mut modules = Vec::new();
-    for entity in &app.entities {
-        let module = format_ident!("{}", entity.snake);
-        modules.push(module);
+    /// A file: `(path under the crate, tokens)`.
+    pub fn render(&self, part: Part) -> (String, TokenStream) {
+        let app = self.app;
+        match part {
+            Part::Named => ("src/generated/types.rs".to_owned(), self.named()),
+            Part::Entity(index) => {
+                let entity = &app.entities[index];
+                (
+                    format!("src/generated/{}.rs", entity.snake),
+                    self.entity(entity),
+                )
+            }
+            Part::Params => (
+                "src/generated/operations.rs".to_owned(),
+                operations_tokens(app),
+            ),
+            Part::Validate => (
+                "src/generated/validate.rs".to_owned(),
+                validate_module(&self.patterns, super::type_deps(app).decimal),
+            ),
+            Part::Mod => ("src/generated/mod.rs".to_owned(), self.module()),
+        }
+    }
+
+    fn named(&self) -> TokenStream {
+        let app = self.app;
+        let mut named = Vec::new();
+        for (name, ty) in app.declared_types() {
+            match ty {
+                NamedType::Struct(StructType {
+                    description,
+                    members,
+                }) => {
+                    let mut fields = Fields::default();
+                    let mut presences = Vec::new();
+                    let tag = app.variant_tag(name).map(|(tag, _)| tag);
+                    for m in members {
+                        if tag == Some(m.name.as_str()) {
+                            continue;
+                        }
+                        let presence = match (m.required, m.nullable, m.default.is_some()) {
+                            (_, false, true) => Presence::Defaulted,
+                            (true, false, false) => Presence::Plain,
+                            (true, true, _) => Presence::Nullable,
+                            _ => Presence::Optional,
+                        };
+                        field_tokens(app, name, m, presence, &mut fields);
+                        presences.push((m, presence));
+                    }
+                    named.push(struct_tokens(name, doc(description.as_deref()), fields));
+                    named.push(validate_impl(name, &presences, &self.patterns));
+                }
+                NamedType::Enum(e) => named.push(enum_tokens(name, e)),
+                NamedType::Union(u) => {
+                    named.push(union_tokens(name, u));
+                    named.push(union_validate(name, u));
+                }
+                NamedType::Derived(_) => {}
+            }
+        }
+        quote! {
+            //! Named types: nested objects, enums and unions.
+            #[allow(unused_imports)]
+            use crate::generated::validate::Validate as _;
+            #(#named)*
+        }
+    }
+
+    fn entity(&self, entity: &Entity) -> TokenStream {
+        let app = self.app;
         let mut tokens = entity_tokens(app, entity);
         let model: Vec<(&Member, Presence)> = entity
             .fields
@@ -975,7 +1177,7 @@ pub fn emit(app: &App) -> Result<Vec<(String, TokenStream)>, Diagnostic> {
                 )
             })
             .collect();
-        tokens.extend(validate_impl(&entity.name, &model, &mut patterns));
+        tokens.extend(validate_impl(&entity.name, &model, &self.patterns));
         let create: Vec<(&Member, Presence)> = entity
             .writable()
             .map(|f| {
@@ -989,7 +1191,7 @@ pub fn emit(app: &App) -> Result<Vec<(String, TokenStream)>, Diagnostic> {
                 )
             })
             .collect();
-        tokens.extend(validate_impl(&entity.types.create, &create, &mut patterns));
+        tokens.extend(validate_impl(&entity.types.create, &create, &self.patterns));
         let patch: Vec<(&Member, Presence)> = entity
             .writable()
             .filter(|f| f.role == FieldRole::Data)
@@ -1004,75 +1206,68 @@ pub fn emit(app: &App) -> Result<Vec<(String, TokenStream)>, Diagnostic> {
                 )
             })
             .collect();
-        tokens.extend(validate_impl(&entity.types.patch, &patch, &mut patterns));
+        tokens.extend(validate_impl(&entity.types.patch, &patch, &self.patterns));
         let header = format!(" The {} entity, from {}.", entity.name, entity.source);
-        let uses = if !has_types {
-            quote!()
-        } else {
+        let uses = if self.has_types {
             quote!(
                 #[allow(unused_imports)]
                 use super::types::*;
             )
+        } else {
+            quote!()
         };
-        let uses =
-            quote!(#uses #[allow(unused_imports)] use crate::generated::validate::Validate as _;);
-        files.push((
-            format!("src/generated/{}.rs", entity.snake),
-            quote! {
-                #![doc = #header]
-                #uses
-                #tokens
-            },
-        ));
+        quote! {
+            #![doc = #header]
+            #uses
+            #[allow(unused_imports)]
+            use crate::generated::validate::Validate as _;
+            #tokens
+        }
     }
 
-    let has_params = app.custom().any(|o| o.params_type.is_some());
-    if has_params {
-        files.push((
-            "src/generated/operations.rs".to_owned(),
-            operations_tokens(app),
-        ));
-    }
-    let operations_module = if has_params {
-        quote!(
-            mod operations;
-            pub use operations::*;
-        )
-    } else {
-        quote!()
-    };
-    let types_module = if !has_types {
-        quote!()
-    } else {
-        quote!(
-            mod types;
-            pub use types::*;
-        )
-    };
-    let removable = app.entities.iter().any(|e| {
-        e.writable()
-            .any(|f| f.role == FieldRole::Data && f.is_patch_removable())
-    });
-    let patch_helper = if removable {
-        quote! {
-            /// Deserialises the members of a merge patch: absent is `None`, `null` is `Some(None)`.
-            pub(crate) mod patch {
-                pub(crate) fn deserialize<'de, T, D>(deserializer: D) -> ::std::result::Result<::std::option::Option<::std::option::Option<T>>, D::Error>
-                where
-                    T: ::serde::Deserialize<'de>,
-                    D: ::serde::Deserializer<'de>,
-                {
-                    <::std::option::Option<T> as ::serde::Deserialize>::deserialize(deserializer).map(::std::option::Option::Some)
+    fn module(&self) -> TokenStream {
+        let app = self.app;
+        let modules: Vec<_> = app
+            .entities
+            .iter()
+            .map(|e| format_ident!("{}", e.snake))
+            .collect();
+        let operations_module = if self.has_params {
+            quote!(
+                mod operations;
+                pub use operations::*;
+            )
+        } else {
+            quote!()
+        };
+        let types_module = if self.has_types {
+            quote!(
+                mod types;
+                pub use types::*;
+            )
+        } else {
+            quote!()
+        };
+        let removable = app.entities.iter().any(|e| {
+            e.writable()
+                .any(|f| f.role == FieldRole::Data && f.is_patch_removable())
+        });
+        let patch_helper = if removable {
+            quote! {
+                /// Deserialises the members of a merge patch: absent is `None`, `null` is `Some(None)`.
+                pub(crate) mod patch {
+                    pub(crate) fn deserialize<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+                    where
+                        T: ::serde::Deserialize<'de>,
+                        D: ::serde::Deserializer<'de>,
+                    {
+                        <Option<T> as ::serde::Deserialize>::deserialize(deserializer).map(Some)
+                    }
                 }
             }
-        }
-    } else {
-        quote!()
-    };
-    let validate = validate_module(&patterns);
-    files.push(("src/generated/validate.rs".to_owned(), validate));
-    files.push((
-        "src/generated/mod.rs".to_owned(),
+        } else {
+            quote!()
+        };
         quote! {
             //! Everything in this folder is generated by `prefiq codegen` from the app's schemas.
             #(mod #modules; pub use #modules::*;)*
@@ -1082,7 +1277,6 @@ pub fn emit(app: &App) -> Result<Vec<(String, TokenStream)>, Diagnostic> {
             pub use validate::{UnknownValue, Validate, Violation};
 
             #patch_helper
-        },
-    ));
-    Ok(files)
+        }
+    }
 }
