@@ -169,7 +169,7 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
         "SELECT c.table_name::text, c.column_name::text, c.data_type::text, c.is_nullable::text, c.column_default::text, \
          c.numeric_precision::text, c.numeric_scale::text \
          FROM information_schema.columns c JOIN information_schema.tables t ON t.table_name = c.table_name AND t.table_schema = c.table_schema \
-         WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.table_name <> '_prefiq_migrations'",
+         WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.table_name NOT IN ('_prefiq_migrations', 'prefiq_audit')",
         vec![],
         7,
     )
@@ -231,7 +231,7 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
          (SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM unnest(ix.indkey) WITH ORDINALITY AS k(attnum, n) \
           JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum)::text \
          FROM pg_index ix JOIN pg_class t ON t.oid = ix.indrelid JOIN pg_class i ON i.oid = ix.indexrelid \
-         JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = current_schema() AND NOT ix.indisprimary AND t.relname <> '_prefiq_migrations'",
+         JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = current_schema() AND NOT ix.indisprimary AND t.relname NOT IN ('_prefiq_migrations', 'prefiq_audit')",
         vec![],
         4,
     )
@@ -313,7 +313,7 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
 
 async fn read_sqlite(db: &Db) -> Result<Live, DbError> {
     let mut live = Live::new();
-    let tables = strings(db, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_prefiq_migrations'", vec![], 2).await?;
+    let tables = strings(db, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_prefiq_migrations', 'prefiq_audit')", vec![], 2).await?;
     for row in tables {
         let [Some(table), sql] = &row[..] else {
             continue;

@@ -2,7 +2,7 @@
 //! dependency order, skipping rows whose key is already there (so seeding twice is harmless).
 
 use prefiq_codegen::fixtures::{Row, insert_order};
-use prefiq_codegen::ir::{App, FieldRole, KeyGeneration, Storage};
+use prefiq_codegen::ir::{App, FieldRole, KeyGeneration, Storage, TENANT_COLUMN, Tenancy};
 use prefiq_codegen::load::migrations::MigrationsFolder;
 use prefiq_codegen::sql::quote;
 use prefiq_runtime::db::{ColumnKind, Db, Dialect, PoolOptions, SqlValue};
@@ -42,12 +42,14 @@ pub fn column_kind(storage: &Storage) -> ColumnKind {
     }
 }
 
-/// Seeds `url` with `rows` of `app` after applying `migrations`.
+/// Seeds `url` with `rows` of `app` after applying `migrations`; rows of tenant-scoped entities
+/// belong to `tenant`.
 pub async fn seed_with(
     url: &str,
     app: &App,
     rows: &[Row],
     migrations: &[Migration],
+    tenant: prefiq_runtime::deps::uuid::Uuid,
 ) -> Result<SeedReport, String> {
     let db = Db::connect(url, &PoolOptions::default())
         .await
@@ -83,6 +85,10 @@ pub async fn seed_with(
                 };
                 columns.push(quote(&field.column));
                 params.push(value);
+            }
+            if entity.tenancy == Tenancy::Tenant {
+                columns.push(quote(TENANT_COLUMN));
+                params.push(SqlValue::Uuid(tenant));
             }
             let placeholders: Vec<String> = (1..=params.len())
                 .map(|n| db.dialect().placeholder(n))

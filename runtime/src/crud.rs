@@ -2,10 +2,17 @@
 //! with a [`Resource`] (its table, statements, row reader and parameter binders) and wires its
 //! service's hooks with [`Hooks`]; the repository functions and handlers here do the rest.
 //!
-//! Every handler that writes opens one transaction for the hooks and the write and commits only
-//! when all of them succeeded. Updates and deletes read the row locked for the transaction, so no
-//! concurrent update is lost. Every insert and update checks the row against the entity's schema
-//! first, whoever built it.
+//! Every handler authenticates its caller and checks the operation's permission (401, then 403)
+//! before it touches the database. Every handler that writes opens one transaction for the
+//! hooks and the write and commits only when all of them succeeded. Updates and deletes read
+//! the row locked for the transaction, so no concurrent update is lost.
+//!
+//! The repository functions are what handlers and services alike write through, so every rule
+//! holds for both: each row written is checked against the entity's schema; each statement of a
+//! tenant-scoped table is limited to the transaction's tenant, which also stamps the rows it
+//! inserts (never the request body); references must name rows of the same tenant; rows that
+//! belong to their owner are seen only by the owner or by callers granted every row; and each
+//! write appends its audit entry in the same transaction.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -15,10 +22,12 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use uuid::Uuid;
 use serde::de::DeserializeOwned;
 
+use crate::audit::Action;
 use crate::db::Dialect;
-use crate::db::{Db, DbError, Executor, Row, SqlValue, ToSql, Tx};
+use crate::db::{Db, DbError, Executor, Row, Sql, SqlValue, ToSql, Tx};
 use crate::http::{
     Created, IfMatch, JsonBody, NoContent, PathKey, QueryPairs, RequestContext, Tagged,
 };
@@ -34,14 +43,15 @@ pub struct Statements {
     /// `INSERT ... RETURNING` every column: the parameters are the columns not
     /// [`Written::Never`], in column order.
     pub insert: [String; 2],
-    /// `SELECT` a row by key.
+    /// `SELECT` a row by key (and tenant).
     pub select: [String; 2],
-    /// `SELECT` a row by key, locked until the transaction ends.
+    /// `SELECT` a row by key (and tenant), locked until the transaction ends.
     pub select_for_update: [String; 2],
-    /// `UPDATE ... WHERE key = ? AND version = ? RETURNING` every column: the parameters are the
-    /// [`Written::Always`] columns in column order, then the key and the version.
+    /// `UPDATE ... WHERE key = ? AND version = ? (AND tenant = ?) RETURNING` every column: the
+    /// parameters are the [`Written::Always`] columns in column order, then the key, the version
+    /// and the tenant.
     pub update: [String; 2],
-    /// `DELETE ... WHERE key = ? AND version = ?`.
+    /// `DELETE ... WHERE key = ? AND version = ? (AND tenant = ?)`.
     pub delete: [String; 2],
 }
 
@@ -55,10 +65,16 @@ impl Statements {
         let version = &columns[table.version];
         let per_dialect =
             |make: &dyn Fn(Dialect) -> String| [make(Dialect::Postgres), make(Dialect::Sqlite)];
+        // The tenant condition, bound last.
+        let tenant = |d: Dialect, n: usize| match table.tenant {
+            Some(index) => format!(" AND {} = {}", columns[index], d.placeholder(n)),
+            None => String::new(),
+        };
         let select = |d: Dialect| {
             format!(
-                "SELECT {returning} FROM {name} WHERE {key} = {}",
-                d.placeholder(1)
+                "SELECT {returning} FROM {name} WHERE {key} = {}{}",
+                d.placeholder(1),
+                tenant(d, 2)
             )
         };
         Statements {
@@ -95,17 +111,19 @@ impl Statements {
                     .collect();
                 let n = sets.len();
                 format!(
-                    "UPDATE {name} SET {}, {version} = {version} + 1 WHERE {key} = {} AND {version} = {} RETURNING {returning}",
+                    "UPDATE {name} SET {}, {version} = {version} + 1 WHERE {key} = {} AND {version} = {}{} RETURNING {returning}",
                     sets.join(", "),
                     d.placeholder(n + 1),
-                    d.placeholder(n + 2)
+                    d.placeholder(n + 2),
+                    tenant(d, n + 3)
                 )
             }),
             delete: per_dialect(&|d| {
                 format!(
-                    "DELETE FROM {name} WHERE {key} = {} AND {version} = {}",
+                    "DELETE FROM {name} WHERE {key} = {} AND {version} = {}{}",
                     d.placeholder(1),
-                    d.placeholder(2)
+                    d.placeholder(2),
+                    tenant(d, 3)
                 )
             }),
         }
@@ -158,6 +176,33 @@ pub fn routes<R: Resource, S: Hooks<R>>(
         )
 }
 
+/// The permissions of an entity's routes, from the IR: `<app>.<entity>.<action>`.
+#[derive(Debug)]
+pub struct Access {
+    /// To list and get rows.
+    pub read: &'static str,
+    /// To create one.
+    pub create: &'static str,
+    /// To change one.
+    pub update: &'static str,
+    /// To delete one.
+    pub delete: &'static str,
+    /// To see and change every row of a table whose rows belong to their owner, not only one's
+    /// own (`<app>.<entity>.all-rows`).
+    pub all_rows: &'static str,
+}
+
+/// What the server stamps on a row it writes: the time, and the caller's tenant and user.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    /// The time of the write.
+    pub now: DateTime<Utc>,
+    /// The tenant the row belongs to.
+    pub tenant: Uuid,
+    /// The user who writes it (none for a service client or the server itself).
+    pub user: Option<Uuid>,
+}
+
 /// What generated code says about an entity.
 pub trait Resource: Send + Sync + 'static {
     /// What a client reads.
@@ -168,6 +213,8 @@ pub trait Resource: Send + Sync + 'static {
     type Key: FromStr + ToSql + Display + Send + Sync + 'static;
     /// The table.
     const TABLE: &'static TableMeta;
+    /// The permissions of its routes.
+    const ACCESS: &'static Access;
     /// The statements, made once from `TABLE`.
     fn statements() -> &'static Statements;
     /// The collection's path, as in `/api/crm/deals`.
@@ -177,9 +224,9 @@ pub trait Resource: Send + Sync + 'static {
     /// Reads a row in `TABLE.columns` order.
     fn read(row: &Row) -> Result<Self::Model, DbError>;
     /// The parameters of `SQL.insert`.
-    fn insert_params(input: &Self::Create, now: DateTime<Utc>) -> Vec<SqlValue>;
+    fn insert_params(input: &Self::Create, stamp: &Stamp) -> Vec<SqlValue>;
     /// The parameters of `SQL.update` before the key and the version.
-    fn update_params(input: &Self::Create, now: DateTime<Utc>) -> Vec<SqlValue>;
+    fn update_params(input: &Self::Create, stamp: &Stamp) -> Vec<SqlValue>;
     /// The key of a row, as it appears in its URL.
     fn key(model: &Self::Model) -> String;
     /// The version of a row: its `ETag`.
@@ -265,66 +312,241 @@ fn missing<R: Resource>(key: &R::Key) -> Problem {
     Problem::not_found(format!("no {} has the id `{key}`", R::TABLE.entity))
 }
 
-/// Inserts a row, after checking it against the schema.
+/// The stamp of a write through `db`: its caller's tenant and user. A transaction begun for no
+/// caller may not touch tenant data.
+fn stamp<R: Resource>(db: &impl Executor) -> Result<Stamp, DbError> {
+    let principal = db.principal().ok_or_else(|| {
+        DbError::Internal(format!(
+            "{} rows are read and written for a caller: begin the transaction with Db::begin",
+            R::TABLE.entity
+        ))
+    })?;
+    Ok(Stamp {
+        now: crate::db::now(),
+        tenant: principal.tenant,
+        user: principal.user,
+    })
+}
+
+/// The tenant parameter of a statement of `R`'s table, if it is tenant-scoped.
+fn tenant_param<R: Resource>(stamp: &Stamp) -> Option<SqlValue> {
+    R::TABLE.tenant.map(|_| SqlValue::Uuid(stamp.tenant))
+}
+
+/// Whether the caller of `db` may see `row`: always, unless the table's rows belong to their
+/// owner and the caller is neither the owner nor granted every row.
+fn visible<R: Resource>(db: &impl Executor, row: &Row) -> Result<bool, DbError> {
+    let Some(owner) = R::TABLE.owner else {
+        return Ok(true);
+    };
+    let Some(principal) = db.principal() else {
+        return Ok(false);
+    };
+    if principal.allows(R::ACCESS.all_rows) {
+        return Ok(true);
+    }
+    let owned_by: Option<Uuid> = row.opt(owner)?;
+    Ok(owned_by.is_some() && owned_by == principal.user)
+}
+
+/// Refuses a row whose references name rows of another tenant (or none): the database's
+/// foreign key cannot see tenants, so a forged id would otherwise link across them.
+async fn check_references<R: Resource>(
+    db: &mut impl Executor,
+    stamp: &Stamp,
+    row: &serde_json::Value,
+    before: Option<&serde_json::Value>,
+) -> Result<(), DbError> {
+    for fk in R::TABLE.foreign_keys.iter().filter(|fk| fk.tenant) {
+        let Some((_, column)) = R::TABLE
+            .columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.column == fk.column)
+        else {
+            continue;
+        };
+        let value = row.get(column.field).unwrap_or(&serde_json::Value::Null);
+        if value.is_null() || before.and_then(|b| b.get(column.field)) == Some(value) {
+            continue;
+        }
+        let Some(key) = SqlValue::from_json(column.kind, value) else {
+            continue;
+        };
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {} = {} AND \"tenant_id\" = {}",
+            crate::meta::quote(fk.table),
+            crate::meta::quote(fk.target),
+            db.dialect().placeholder(1),
+            db.dialect().placeholder(2)
+        );
+        let found = db
+            .fetch_optional(Sql::built(sql), vec![key, SqlValue::Uuid(stamp.tenant)])
+            .await?;
+        if found.is_none() {
+            // The same answer as the database's foreign key gives: a row of another tenant is
+            // no row at all.
+            let problem = Problem::conflict(format!(
+                "`{}` must name an existing {}, and a row that others refer to cannot be deleted",
+                column.field, fk.entity
+            ))
+            .with_errors(vec![crate::problem::FieldError {
+                pointer: format!("/{}", column.field),
+                detail: format!("no such {}, or it is still referenced", fk.entity),
+                keyword: Some("references".into()),
+            }]);
+            return Err(DbError::Refused(Box::new(problem)));
+        }
+    }
+    Ok(())
+}
+
+fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, DbError> {
+    serde_json::to_value(value).map_err(|e| DbError::Internal(e.to_string()))
+}
+
+async fn audit<R: Resource>(
+    db: &mut impl Executor,
+    action: Action,
+    key: &str,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> Result<(), DbError> {
+    let secret = |member: &str| {
+        R::TABLE
+            .columns
+            .iter()
+            .any(|c| c.field == member && c.secret)
+    };
+    let changes = crate::audit::changes(before, after, R::WRITABLE, secret);
+    crate::audit::record(db, R::TABLE, action, key, changes).await
+}
+
+/// Inserts a row for the transaction's caller, after checking it against the schema, and
+/// appends its audit entry.
 pub async fn insert<R: Resource>(
     db: &mut impl Executor,
     input: &R::Create,
 ) -> Result<R::Model, DbError> {
     validators::<R>()?.replace.check_row(input)?;
-    let params = R::insert_params(input, crate::db::now());
+    let stamp = stamp::<R>(db)?;
+    let written = json(input)?;
+    check_references::<R>(db, &stamp, &written, None).await?;
+    let params = R::insert_params(input, &stamp);
     let sql = db.pick(&R::statements().insert[0], &R::statements().insert[1]);
-    R::read(&db.fetch_one(sql, params).await?)
+    let row = R::read(&db.fetch_one(sql, params).await?)?;
+    audit::<R>(db, Action::Create, &R::key(&row), None, Some(&json(&row)?)).await?;
+    Ok(row)
 }
 
-/// Finds a row by key.
+async fn select<R: Resource>(
+    db: &mut impl Executor,
+    key: &R::Key,
+    statement: &'static [String; 2],
+) -> Result<Option<R::Model>, DbError> {
+    let stamp = stamp::<R>(db)?;
+    let mut params = vec![key.to_sql()];
+    params.extend(tenant_param::<R>(&stamp));
+    let sql = db.pick(&statement[0], &statement[1]);
+    match db.fetch_optional(sql, params).await? {
+        Some(row) if visible::<R>(db, &row)? => R::read(&row).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Finds a row of the caller's tenant by key.
 pub async fn find<R: Resource>(
     db: &mut impl Executor,
     key: &R::Key,
 ) -> Result<Option<R::Model>, DbError> {
-    let sql = db.pick(&R::statements().select[0], &R::statements().select[1]);
-    let row = db.fetch_optional(sql, vec![key.to_sql()]).await?;
-    row.as_ref().map(R::read).transpose()
+    select::<R>(db, key, &R::statements().select).await
 }
 
-/// Finds a row by key and keeps anyone else from changing it until the transaction ends.
+/// Finds a row of the caller's tenant by key and keeps anyone else from changing it until the
+/// transaction ends.
 pub async fn find_for_update<R: Resource>(
     db: &mut impl Executor,
     key: &R::Key,
 ) -> Result<Option<R::Model>, DbError> {
-    let sql = db.pick(
-        &R::statements().select_for_update[0],
-        &R::statements().select_for_update[1],
-    );
-    let row = db.fetch_optional(sql, vec![key.to_sql()]).await?;
-    row.as_ref().map(R::read).transpose()
+    select::<R>(db, key, &R::statements().select_for_update).await
 }
 
 /// Writes `input` over the row if it is still at `version`, after checking it against the
-/// schema; `None` if the row moved on or is gone.
+/// schema, and appends the audit entry; `None` if the row moved on or is gone. `current` is
+/// the row as the caller read it.
 pub async fn update<R: Resource>(
     db: &mut impl Executor,
-    key: &R::Key,
-    version: i64,
+    current: &R::Model,
     input: &R::Create,
 ) -> Result<Option<R::Model>, DbError> {
     validators::<R>()?.replace.check_row(input)?;
-    let mut params = R::update_params(input, crate::db::now());
+    let stamp = stamp::<R>(db)?;
+    let before = json(current)?;
+    let written = json(input)?;
+    check_references::<R>(db, &stamp, &written, Some(&before)).await?;
+    let key: R::Key = R::key(current)
+        .parse()
+        .map_err(|_| DbError::Internal("a row's key does not parse".into()))?;
+    let mut params = R::update_params(input, &stamp);
     params.push(key.to_sql());
-    params.push(SqlValue::Int(version));
+    params.push(SqlValue::Int(R::version(current)));
+    params.extend(tenant_param::<R>(&stamp));
     let sql = db.pick(&R::statements().update[0], &R::statements().update[1]);
-    let row = db.fetch_optional(sql, params).await?;
-    row.as_ref().map(R::read).transpose()
+    let Some(row) = db.fetch_optional(sql, params).await? else {
+        return Ok(None);
+    };
+    let row = R::read(&row)?;
+    audit::<R>(
+        db,
+        Action::Update,
+        &R::key(&row),
+        Some(&before),
+        Some(&json(&row)?),
+    )
+    .await?;
+    Ok(Some(row))
 }
 
-/// Deletes the row if it is still at `version`; whether it did.
+/// Deletes the row if it is still at `current`'s version, and appends the audit entry;
+/// whether it did.
 pub async fn delete<R: Resource>(
     db: &mut impl Executor,
-    key: &R::Key,
-    version: i64,
+    current: &R::Model,
 ) -> Result<bool, DbError> {
+    let stamp = stamp::<R>(db)?;
+    let key: R::Key = R::key(current)
+        .parse()
+        .map_err(|_| DbError::Internal("a row's key does not parse".into()))?;
+    let mut params = vec![key.to_sql(), SqlValue::Int(R::version(current))];
+    params.extend(tenant_param::<R>(&stamp));
     let sql = db.pick(&R::statements().delete[0], &R::statements().delete[1]);
-    let params = vec![key.to_sql(), SqlValue::Int(version)];
-    Ok(db.execute(sql, params).await? == 1)
+    if db.execute(sql, params).await? != 1 {
+        return Ok(false);
+    }
+    audit::<R>(db, Action::Delete, &R::key(current), Some(&json(current)?), None).await?;
+    Ok(true)
+}
+
+/// A page of the rows of the caller's tenant (and, where rows belong to their owner, of the
+/// caller's own rows unless granted every row) that `query` selects.
+pub async fn list<R: Resource>(
+    db: &mut impl Executor,
+    mut query: ListQuery,
+) -> Result<Page<R::Model>, DbError> {
+    let stamp = stamp::<R>(db)?;
+    if let Some(tenant) = R::TABLE.tenant {
+        query.restrict(tenant, SqlValue::Uuid(stamp.tenant));
+    }
+    if let Some(owner) = R::TABLE.owner {
+        let everyone = db
+            .principal()
+            .is_some_and(|p| p.allows(R::ACCESS.all_rows));
+        if !everyone {
+            // No user, no rows: `nil` is nobody's id.
+            query.restrict(owner, SqlValue::Uuid(stamp.user.unwrap_or(Uuid::nil())));
+        }
+    }
+    query.run(db, R::TABLE, R::read).await
 }
 
 fn key<R: Resource>(raw: &str) -> Result<R::Key, Problem> {
@@ -334,13 +556,14 @@ fn key<R: Resource>(raw: &str) -> Result<R::Key, Problem> {
 /// `GET` on the collection.
 pub async fn list_handler<R: Resource, S: Send + Sync + 'static>(
     State(state): State<AppState<S>>,
+    ctx: RequestContext,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Page<R::Model>>, Problem> {
+    ctx.require(R::ACCESS.read)?;
     let query = ListQuery::parse(R::TABLE, &pairs)?;
-    let page = query
-        .run(&mut state.db.clone(), R::TABLE, R::read)
-        .await
-        .map_err(problem::<R>)?;
+    let mut tx = state.db.begin_read(&ctx.principal).await?;
+    let page = list::<R>(&mut tx, query).await.map_err(problem::<R>)?;
+    tx.commit().await.map_err(problem::<R>)?;
     Ok(Json(page))
 }
 
@@ -350,12 +573,13 @@ pub async fn create_handler<R: Resource, S: Hooks<R>>(
     ctx: RequestContext,
     JsonBody(body): JsonBody,
 ) -> Result<Created<R::Model>, Problem> {
+    ctx.require(R::ACCESS.create)?;
     validators::<R>()
         .map_err(Problem::from)?
         .create
         .check(&body)?;
     let mut input: R::Create = crate::validate::decode(body)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin(&ctx.principal).await?;
     state
         .service
         .before_create(&ctx, &mut tx, &mut input)
@@ -373,13 +597,17 @@ pub async fn create_handler<R: Resource, S: Hooks<R>>(
 /// `GET` on an item.
 pub async fn get_handler<R: Resource, S: Send + Sync + 'static>(
     State(state): State<AppState<S>>,
+    ctx: RequestContext,
     PathKey(raw): PathKey,
 ) -> Result<Tagged<R::Model>, Problem> {
+    ctx.require(R::ACCESS.read)?;
     let key = key::<R>(&raw)?;
-    let row = find::<R>(&mut state.db.clone(), &key)
+    let mut tx = state.db.begin_read(&ctx.principal).await?;
+    let row = find::<R>(&mut tx, &key)
         .await
         .map_err(problem::<R>)?
         .ok_or_else(|| missing::<R>(&key))?;
+    tx.commit().await.map_err(problem::<R>)?;
     Ok(Tagged {
         version: R::version(&row),
         body: row,
@@ -394,10 +622,11 @@ pub async fn update_handler<R: Resource, S: Hooks<R>>(
     precondition: IfMatch,
     JsonBody(patch): JsonBody,
 ) -> Result<Tagged<R::Model>, Problem> {
+    ctx.require(R::ACCESS.update)?;
     let validators = validators::<R>().map_err(Problem::from)?;
     validators.patch.check(&patch)?;
     let key = key::<R>(&raw)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin(&ctx.principal).await?;
     let current = find_for_update::<R>(&mut tx, &key)
         .await
         .map_err(problem::<R>)?
@@ -411,7 +640,7 @@ pub async fn update_handler<R: Resource, S: Hooks<R>>(
         .service
         .before_update(&ctx, &mut tx, &current, &mut input)
         .await?;
-    let row = update::<R>(&mut tx, &key, R::version(&current), &input)
+    let row = update::<R>(&mut tx, &current, &input)
         .await
         .map_err(problem::<R>)?
         .ok_or_else(crate::patch::contended)?;
@@ -430,15 +659,16 @@ pub async fn delete_handler<R: Resource, S: Hooks<R>>(
     PathKey(raw): PathKey,
     precondition: IfMatch,
 ) -> Result<NoContent, Problem> {
+    ctx.require(R::ACCESS.delete)?;
     let key = key::<R>(&raw)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin(&ctx.principal).await?;
     let current = find_for_update::<R>(&mut tx, &key)
         .await
         .map_err(problem::<R>)?
         .ok_or_else(|| missing::<R>(&key))?;
     precondition.check(R::version(&current))?;
     state.service.before_delete(&ctx, &mut tx, &current).await?;
-    if !delete::<R>(&mut tx, &key, R::version(&current))
+    if !delete::<R>(&mut tx, &current)
         .await
         .map_err(problem::<R>)?
     {
@@ -456,12 +686,13 @@ mod tests {
 
     #[test]
     fn statements_bind_the_columns_each_write_sets_in_column_order() {
-        static COLUMNS: [ColumnMeta; 5] = [
+        static COLUMNS: [ColumnMeta; 6] = [
             ColumnMeta::new("id", "id", ColumnKind::Int).database(),
             ColumnMeta::new("name", "name", ColumnKind::Text),
             ColumnMeta::new("order", "order", ColumnKind::Int),
             ColumnMeta::new("created_at", "created_at", ColumnKind::DateTime).on_insert(),
             ColumnMeta::new("version", "version", ColumnKind::Int).on_insert(),
+            ColumnMeta::new("", "tenant_id", ColumnKind::Uuid).on_insert(),
         ];
         static TABLE: TableMeta = TableMeta {
             entity: "Thing",
@@ -471,32 +702,35 @@ mod tests {
             version: 4,
             uniques: &[],
             foreign_keys: &[],
+            app: "lab",
+            tenant: Some(5),
+            owner: None,
         };
         let sql = Statements::of(&TABLE);
-        let all = r#""id", "name", "order", "created_at", "version""#;
+        let all = r#""id", "name", "order", "created_at", "version", "tenant_id""#;
         assert_eq!(
             sql.insert[0],
             format!(
-                r#"INSERT INTO "things" ("name", "order", "created_at", "version") VALUES ($1, $2, $3, $4) RETURNING {all}"#
+                r#"INSERT INTO "things" ("name", "order", "created_at", "version", "tenant_id") VALUES ($1, $2, $3, $4, $5) RETURNING {all}"#
             )
         );
         assert_eq!(
             sql.update[1],
             format!(
-                r#"UPDATE "things" SET "name" = ?1, "order" = ?2, "version" = "version" + 1 WHERE "id" = ?3 AND "version" = ?4 RETURNING {all}"#
+                r#"UPDATE "things" SET "name" = ?1, "order" = ?2, "version" = "version" + 1 WHERE "id" = ?3 AND "version" = ?4 AND "tenant_id" = ?5 RETURNING {all}"#
             )
         );
         assert_eq!(
             sql.select_for_update[0],
-            format!(r#"SELECT {all} FROM "things" WHERE "id" = $1 FOR UPDATE"#)
+            format!(r#"SELECT {all} FROM "things" WHERE "id" = $1 AND "tenant_id" = $2 FOR UPDATE"#)
         );
         assert_eq!(
             sql.select_for_update[1],
-            format!(r#"SELECT {all} FROM "things" WHERE "id" = ?1"#)
+            format!(r#"SELECT {all} FROM "things" WHERE "id" = ?1 AND "tenant_id" = ?2"#)
         );
         assert_eq!(
             sql.delete[1],
-            r#"DELETE FROM "things" WHERE "id" = ?1 AND "version" = ?2"#
+            r#"DELETE FROM "things" WHERE "id" = ?1 AND "version" = ?2 AND "tenant_id" = ?3"#
         );
     }
 }

@@ -20,6 +20,8 @@ use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, SqlStr, Sqlite};
 use uuid::Uuid;
 
 pub use crate::meta::ColumnKind;
+use crate::auth::Principal;
+use std::sync::Arc;
 use crate::meta::TableMeta;
 use crate::problem::{FieldError, Problem};
 
@@ -356,6 +358,10 @@ pub enum DbError {
     /// Something that is not the database's fault failed (a schema that does not compile).
     #[error("{0}")]
     Internal(String),
+    /// The write was refused before it reached the database, with this problem (a reference
+    /// to a row of another tenant, say).
+    #[error("{}", .0.detail.clone().unwrap_or_default())]
+    Refused(Box<Problem>),
     /// A row about to be written breaks its schema, so it was not written.
     #[error("the row breaks its schema: {}", .0.iter().map(|e| format!("{} {}", e.pointer, e.detail)).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
@@ -369,6 +375,7 @@ impl DbError {
         let error = match self {
             DbError::Sqlx(error) => error,
             DbError::Invalid(errors) => return Problem::unprocessable(errors),
+            DbError::Refused(problem) => return *problem,
             other => return Problem::internal(&other),
         };
         match &error {
@@ -397,9 +404,10 @@ impl DbError {
                 sqlx::error::ErrorKind::ForeignKeyViolation => {
                     let fk = db
                         .constraint()
-                        .and_then(|name| meta.foreign_keys.iter().find(|fk| fk.0 == name));
+                        .and_then(|name| meta.foreign_keys.iter().find(|fk| fk.constraint == name))
+                        .map(|fk| (fk.column, fk.entity));
                     match fk {
-                        Some((_, column, target)) => Problem::conflict(format!(
+                        Some((column, target)) => Problem::conflict(format!(
                             "`{}` must name an existing {target}, and a row that others refer to cannot be deleted",
                             meta.field_of(column)
                         ))
@@ -415,6 +423,12 @@ impl DbError {
                         )),
                     }
                 }
+                // Row-level security refused the row (`insufficient_privilege`): it is not the
+                // caller's tenant's. Generated statements never get here; a service's may.
+                _ if db.code().as_deref() == Some("42501") => Problem::forbidden(format!(
+                    "this {} belongs to another tenant, or your database role may not change it",
+                    meta.entity
+                )),
                 sqlx::error::ErrorKind::NotNullViolation
                 | sqlx::error::ErrorKind::CheckViolation => {
                     Problem::unprocessable(vec![FieldError {
@@ -446,6 +460,9 @@ impl From<DbError> for Problem {
             version: 0,
             uniques: &[],
             foreign_keys: &[],
+            app: "",
+            tenant: None,
+            owner: None,
         };
         error.into_problem(&NO_TABLE)
     }
@@ -466,20 +483,26 @@ fn kind_of(error: &dyn sqlx::error::DatabaseError) -> sqlx::error::ErrorKind {
 }
 
 fn unique_columns(meta: &TableMeta, constraint: Option<&str>, message: &str) -> Vec<String> {
-    if let Some((_, columns)) =
+    let columns: Vec<String> = if let Some((_, columns)) =
         constraint.and_then(|name| meta.uniques.iter().find(|u| u.0 == name))
     {
-        return columns.iter().map(|c| (*c).to_owned()).collect();
-    }
-    // SQLite names no constraint: "UNIQUE constraint failed: companies.name, companies.domain".
-    message
-        .split_once("failed:")
-        .map(|(_, list)| {
-            list.split(',')
-                .filter_map(|part| part.trim().split_once('.').map(|(_, c)| c.to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
+        columns.iter().map(|c| (*c).to_owned()).collect()
+    } else {
+        // SQLite names no constraint: "UNIQUE constraint failed: companies.name, companies.domain".
+        message
+            .split_once("failed:")
+            .map(|(_, list)| {
+                list.split(',')
+                    .filter_map(|part| part.trim().split_once('.').map(|(_, c)| c.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // A unique constraint of a tenant-scoped table leads with `tenant_id`, which no client sends.
+    columns
+        .into_iter()
+        .filter(|c| !meta.field_of(c).is_empty())
+        .collect()
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
@@ -539,6 +562,9 @@ pub struct PoolOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection.
     pub acquire_timeout: Duration,
+    /// On PostgreSQL, the role every connection switches to (`SET ROLE`): a server runs its
+    /// requests as [`APP_ROLE`], which owns nothing, so row-level security binds it.
+    pub role: Option<&'static str>,
 }
 
 impl Default for PoolOptions {
@@ -546,9 +572,26 @@ impl Default for PoolOptions {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
+            role: None,
         }
     }
 }
+
+impl PoolOptions {
+    /// The options of a server's request pool: connections run as [`APP_ROLE`].
+    pub fn serving(max_connections: u32) -> PoolOptions {
+        PoolOptions {
+            max_connections,
+            role: Some(APP_ROLE),
+            ..PoolOptions::default()
+        }
+    }
+}
+
+/// The PostgreSQL role requests run as. Migrations create it (without login) and grant it
+/// reading and writing of the apps' tables, only reading and appending of the audit log, and
+/// nothing on the migration ledger; row-level security policies apply to it.
+pub const APP_ROLE: &str = "prefiq_app";
 
 /// An SQL statement for an [`Executor`]: text written in the code ([`Sql::new`], or picked per
 /// dialect with [`Executor::pick`]), or text built at run time from identifiers the schema
@@ -574,6 +617,12 @@ impl Sql {
 pub trait Executor: Send {
     /// The dialect statements must be written in.
     fn dialect(&self) -> Dialect;
+
+    /// Whom the statements run for: the caller a transaction was begun for. Generated
+    /// repositories scope every statement of tenant data to its tenant, and refuse without one.
+    fn principal(&self) -> Option<&Arc<Principal>> {
+        None
+    }
 
     /// Picks the statement written for this executor's dialect.
     fn pick(&self, postgres: &'static str, sqlite: &'static str) -> Sql {
@@ -615,42 +664,56 @@ pub trait Executor: Send {
     }
 }
 
-/// A database transaction. It commits only when asked to; dropped (by an error, an early return
-/// or a panic), it rolls back, so an operation either fully happens or not at all.
+/// A database transaction, begun for a caller (or for the server itself). It commits only when
+/// asked to; dropped (by an error, an early return or a panic), it rolls back, so an operation
+/// either fully happens or not at all.
 #[derive(Debug)]
-pub enum Tx {
-    /// A PostgreSQL transaction.
+pub struct Tx {
+    inner: TxInner,
+    principal: Option<Arc<Principal>>,
+}
+
+#[derive(Debug)]
+enum TxInner {
     Postgres(sqlx::Transaction<'static, Postgres>),
-    /// An SQLite transaction.
     Sqlite(sqlx::Transaction<'static, Sqlite>),
 }
 
 impl Tx {
     /// Makes every change of the transaction permanent.
     pub async fn commit(self) -> Result<(), DbError> {
-        match self {
-            Tx::Postgres(tx) => tx.commit().await?,
-            Tx::Sqlite(tx) => tx.commit().await?,
+        match self.inner {
+            TxInner::Postgres(tx) => tx.commit().await?,
+            TxInner::Sqlite(tx) => tx.commit().await?,
         }
         Ok(())
     }
 
     /// Undoes every change of the transaction.
     pub async fn rollback(self) -> Result<(), DbError> {
-        match self {
-            Tx::Postgres(tx) => tx.rollback().await?,
-            Tx::Sqlite(tx) => tx.rollback().await?,
+        match self.inner {
+            TxInner::Postgres(tx) => tx.rollback().await?,
+            TxInner::Sqlite(tx) => tx.rollback().await?,
         }
         Ok(())
+    }
+
+    /// The tenant the transaction's statements are scoped to.
+    pub fn tenant(&self) -> Option<Uuid> {
+        self.principal.as_ref().map(|p| p.tenant)
     }
 }
 
 impl Executor for Tx {
     fn dialect(&self) -> Dialect {
-        match self {
-            Tx::Postgres(_) => Dialect::Postgres,
-            Tx::Sqlite(_) => Dialect::Sqlite,
+        match self.inner {
+            TxInner::Postgres(_) => Dialect::Postgres,
+            TxInner::Sqlite(_) => Dialect::Sqlite,
         }
+    }
+
+    fn principal(&self) -> Option<&Arc<Principal>> {
+        self.principal.as_ref()
     }
 
     async fn fetch_optional(
@@ -658,12 +721,12 @@ impl Executor for Tx {
         sql: Sql,
         params: Vec<SqlValue>,
     ) -> Result<Option<Row>, DbError> {
-        Ok(match self {
-            Tx::Postgres(tx) => {
+        Ok(match &mut self.inner {
+            TxInner::Postgres(tx) => {
                 let query = params.into_iter().fold(sqlx::query(sql.0), bind_pg);
                 query.fetch_optional(&mut **tx).await?.map(Row::Postgres)
             }
-            Tx::Sqlite(tx) => {
+            TxInner::Sqlite(tx) => {
                 let query = params.into_iter().fold(sqlx::query(sql.0), bind_sqlite);
                 query.fetch_optional(&mut **tx).await?.map(Row::Sqlite)
             }
@@ -671,13 +734,13 @@ impl Executor for Tx {
     }
 
     async fn fetch_all(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<Vec<Row>, DbError> {
-        Ok(match self {
-            Tx::Postgres(tx) => {
+        Ok(match &mut self.inner {
+            TxInner::Postgres(tx) => {
                 let query = params.into_iter().fold(sqlx::query(sql.0), bind_pg);
                 let rows = query.fetch_all(&mut **tx).await?;
                 rows.into_iter().map(Row::Postgres).collect()
             }
-            Tx::Sqlite(tx) => {
+            TxInner::Sqlite(tx) => {
                 let query = params.into_iter().fold(sqlx::query(sql.0), bind_sqlite);
                 let rows = query.fetch_all(&mut **tx).await?;
                 rows.into_iter().map(Row::Sqlite).collect()
@@ -686,12 +749,12 @@ impl Executor for Tx {
     }
 
     async fn execute(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<u64, DbError> {
-        Ok(match self {
-            Tx::Postgres(tx) => {
+        Ok(match &mut self.inner {
+            TxInner::Postgres(tx) => {
                 let query = params.into_iter().fold(sqlx::query(sql.0), bind_pg);
                 query.execute(&mut **tx).await?.rows_affected()
             }
-            Tx::Sqlite(tx) => {
+            TxInner::Sqlite(tx) => {
                 let query = params.into_iter().fold(sqlx::query(sql.0), bind_sqlite);
                 query.execute(&mut **tx).await?.rows_affected()
             }
@@ -722,33 +785,58 @@ impl Executor for Db {
 }
 
 impl Db {
-    /// Begins a transaction for an operation that writes. On SQLite it takes the write lock at
-    /// once (`BEGIN IMMEDIATE`), so that two writers queue instead of one failing when it
+    /// Begins a transaction for `principal`'s operation that writes. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), so that two writers queue instead of one failing when it
     /// upgrades a read lock; on PostgreSQL, rows are locked as they are read for update.
-    pub async fn begin(&self) -> Result<Tx, DbError> {
-        Ok(match self {
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-        })
+    pub async fn begin(&self, principal: &Arc<Principal>) -> Result<Tx, DbError> {
+        self.begin_with(principal, true).await
     }
 
-    /// Begins a transaction for an operation that only reads.
-    pub async fn begin_read(&self) -> Result<Tx, DbError> {
-        Ok(match self {
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+    /// Begins a transaction for `principal`'s operation that only reads.
+    pub async fn begin_read(&self, principal: &Arc<Principal>) -> Result<Tx, DbError> {
+        self.begin_with(principal, false).await
+    }
+
+    async fn begin_with(&self, principal: &Arc<Principal>, writes: bool) -> Result<Tx, DbError> {
+        let inner = match self {
+            // The caller's tenant and user, for the row-level security policies, set for this
+            // transaction only (never for the pooled connection), in the same round trip.
+            Db::Postgres(pool) => TxInner::Postgres(
+                pool.begin_with(AssertSqlSafe(format!(
+                    "BEGIN; SELECT set_config('prefiq.tenant_id', '{}', true), set_config('prefiq.user_id', '{}', true)",
+                    principal.tenant,
+                    principal.user.map(|u| u.to_string()).unwrap_or_default()
+                )))
+                .await?,
+            ),
+            Db::Sqlite(pool) if writes => {
+                TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Db::Sqlite(pool) => TxInner::Sqlite(pool.begin().await?),
+        };
+        Ok(Tx {
+            inner,
+            principal: Some(principal.clone()),
         })
     }
 
     /// Connects to `url`: `postgres://...` or `sqlite:path` (the file and its folder are created).
     pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
+            let mut pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
-                .acquire_timeout(options.acquire_timeout)
-                .connect(url)
-                .await?;
-            return Ok(Db::Postgres(pool));
+                .acquire_timeout(options.acquire_timeout);
+            if let Some(role) = options.role {
+                let set_role = format!("SET ROLE {}", crate::meta::quote(role));
+                pool = pool.after_connect(move |conn, _| {
+                    let set_role = set_role.clone();
+                    Box::pin(async move {
+                        sqlx::raw_sql(AssertSqlSafe(set_role)).execute(conn).await?;
+                        Ok(())
+                    })
+                });
+            }
+            return Ok(Db::Postgres(pool.connect(url).await?));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");

@@ -10,6 +10,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use crate::auth::{Caller, Principal};
 use crate::problem::Problem;
 
 /// The largest request body accepted, in bytes; set once by the server as a request extension.
@@ -155,19 +158,40 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     }
 }
 
-/// Facts about the request that services may need: its id (for logs) and its headers.
+/// Facts about the request that handlers and services need: who calls, its id (for logs) and
+/// its headers. Extracting it authenticates the request: without valid credentials the request
+/// ends with a 401 problem before any handler runs.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The `x-request-id` the server assigned or the client sent.
     pub request_id: String,
     /// The request headers.
     pub headers: HeaderMap,
+    /// Who calls.
+    pub principal: Arc<Principal>,
+}
+
+impl RequestContext {
+    /// The 403 problem unless the caller holds `permission`.
+    pub fn require(&self, permission: &str) -> Result<(), Problem> {
+        self.principal.require(permission)
+    }
+
+    /// A context for the server acting on its own (start-up tasks, jobs) as `principal`.
+    pub fn internal(principal: Principal) -> RequestContext {
+        RequestContext {
+            request_id: String::new(),
+            headers: HeaderMap::new(),
+            principal: Arc::new(principal),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
         let request_id = parts
             .headers
             .get("x-request-id")
@@ -177,6 +201,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
         Ok(RequestContext {
             request_id,
             headers: parts.headers.clone(),
+            principal,
         })
     }
 }

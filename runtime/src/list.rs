@@ -553,6 +553,17 @@ impl ListQuery {
     }
 
     /// Runs the list request: one page, its cursor, and the total when asked.
+    /// Keeps only rows whose `column` (an index into the table's columns) equals `value`: the
+    /// tenant and owner conditions the server adds, which no request can lift.
+    pub fn restrict(&mut self, column: usize, value: SqlValue) {
+        self.filters.push(Filter {
+            column,
+            op: Op::Eq,
+            values: vec![value],
+        });
+    }
+
+    /// Runs the query as it is; [`crate::crud::list`] adds the tenant and owner conditions.
     pub async fn run<T: Serialize>(
         &self,
         db: &mut impl Executor,
@@ -701,6 +712,7 @@ mod tests {
             items: None,
             values: &[],
             written: crate::meta::Written::Always,
+            secret: false,
         }
     }
 
@@ -718,6 +730,7 @@ mod tests {
             items: None,
             values: &["lead", "won"],
             written: crate::meta::Written::Always,
+            secret: false,
         },
     ];
     static META: TableMeta = TableMeta {
@@ -728,6 +741,9 @@ mod tests {
         version: 0,
         uniques: &[],
         foreign_keys: &[],
+        app: "lab",
+        tenant: None,
+        owner: None,
     };
 
     fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {

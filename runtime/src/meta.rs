@@ -58,6 +58,8 @@ pub struct ColumnMeta {
     pub values: &'static [&'static str],
     /// Which writes set it.
     pub written: Written,
+    /// Whether the schema marks it secret: audit entries show it changed, never its value.
+    pub secret: bool,
 }
 
 impl ColumnMeta {
@@ -73,7 +75,14 @@ impl ColumnMeta {
             items: None,
             values: &[],
             written: Written::Always,
+            secret: false,
         }
+    }
+
+    /// Audit entries redact its values.
+    pub const fn secret(mut self) -> ColumnMeta {
+        self.secret = true;
+        self
     }
 
     /// Only inserts set it.
@@ -119,6 +128,24 @@ impl ColumnMeta {
     }
 }
 
+/// A foreign key of a generated table.
+#[derive(Debug)]
+pub struct ForeignKeyMeta {
+    /// The constraint's name.
+    pub constraint: &'static str,
+    /// The referring column.
+    pub column: &'static str,
+    /// The referenced entity, as in `Company`.
+    pub entity: &'static str,
+    /// The referenced table.
+    pub table: &'static str,
+    /// The referenced column (its primary key).
+    pub target: &'static str,
+    /// Whether the referenced table is tenant-scoped: a row may only refer to a row of its own
+    /// tenant, which the database's key cannot check, so every write does.
+    pub tenant: bool,
+}
+
 /// A generated table.
 #[derive(Debug)]
 pub struct TableMeta {
@@ -134,8 +161,16 @@ pub struct TableMeta {
     pub version: usize,
     /// Named unique constraints: `(constraint, columns)`.
     pub uniques: &'static [(&'static str, &'static [&'static str])],
-    /// Named foreign keys: `(constraint, column, referenced entity)`.
-    pub foreign_keys: &'static [(&'static str, &'static str, &'static str)],
+    /// Named foreign keys.
+    pub foreign_keys: &'static [ForeignKeyMeta],
+    /// The app, as in `crm`: audit entries name it.
+    pub app: &'static str,
+    /// The index in `columns` of `tenant_id`, for a tenant-scoped table: every statement is
+    /// limited to the caller's tenant, and inserts take it from the caller.
+    pub tenant: Option<usize>,
+    /// The index in `columns` of the owner, for a table whose rows only their owner sees
+    /// (`x-prefiq: {rows: owner}`): the user who created a row.
+    pub owner: Option<usize>,
 }
 
 impl TableMeta {

@@ -173,8 +173,23 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
     Ok(out)
 }
 
-/// Applies every pending migration of `app`, in version order.
+/// Applies every pending migration of `app`, in version order, after the runtime's own
+/// ([`crate::audit::MIGRATIONS`]); then, on PostgreSQL, grants the server's role
+/// ([`crate::db::APP_ROLE`]) what it may do.
 pub async fn apply(
+    db: &Db,
+    app: &str,
+    migrations: &[Migration],
+) -> Result<MigrationReport, MigrateError> {
+    if app != crate::audit::LEDGER_APP {
+        apply_one(db, crate::audit::LEDGER_APP, crate::audit::MIGRATIONS).await?;
+    }
+    let report = apply_one(db, app, migrations).await?;
+    grant(db).await?;
+    Ok(report)
+}
+
+async fn apply_one(
     db: &Db,
     app: &str,
     migrations: &[Migration],
@@ -185,6 +200,32 @@ pub async fn apply(
         Db::Postgres(pool) => apply_postgres(pool, app, &ordered).await,
         Db::Sqlite(pool) => apply_sqlite(pool, app, &ordered).await,
     }
+}
+
+/// What the server's role may do, granted again after every migration run so that new tables
+/// are covered: read and write the apps' tables, read and append the audit log, nothing on
+/// the ledger.
+const GRANTS: &str = "GRANT USAGE ON SCHEMA public TO prefiq_app; \
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO prefiq_app; \
+    GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO prefiq_app; \
+    REVOKE ALL ON _prefiq_migrations FROM prefiq_app; \
+    REVOKE UPDATE, DELETE, TRUNCATE ON prefiq_audit FROM prefiq_app";
+
+async fn grant(db: &Db) -> Result<(), MigrateError> {
+    if let Db::Postgres(pool) = db {
+        let mut conn = pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(lock_key(crate::audit::LEDGER_APP))
+            .execute(&mut *conn)
+            .await?;
+        let granted = sqlx::raw_sql(GRANTS).execute(&mut *conn).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(lock_key(crate::audit::LEDGER_APP))
+            .execute(&mut *conn)
+            .await?;
+        granted?;
+    }
+    Ok(())
 }
 
 /// A stable advisory-lock key per app.

@@ -15,6 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{Auth, KeySet, Open, RemoteKeys, TokenVerifier};
 use crate::db::{Db, PoolOptions};
 use crate::http::BodyLimit;
 use crate::migrate::{self, Migration};
@@ -48,6 +49,45 @@ pub struct Config {
     /// Do not apply pending migrations at start-up.
     #[arg(long, env = "PREFIQ_NO_MIGRATE")]
     pub no_migrate: bool,
+    /// `production` refuses insecure settings (`PREFIQ_AUTH=off`, a missing signing key).
+    #[arg(long = "env", env = "PREFIQ_ENV", default_value = "development")]
+    pub environment: Environment,
+    /// `off` serves every request as a development principal with every permission, for local
+    /// development without a Cortex; it warns at every start and is refused in production.
+    #[arg(long, env = "PREFIQ_AUTH", default_value = "on")]
+    pub auth: AuthMode,
+    /// The public keys access tokens are verified with: a JSON Web Key Set, inline or as a path
+    /// to a file (as Cortex publishes at `/.well-known/jwks.json`).
+    #[arg(long, env = "PREFIQ_JWT_KEYS")]
+    pub jwt_keys: Option<String>,
+    /// Where to fetch the key set from (an `http://` URL of a Cortex), at start-up and every
+    /// ten minutes after.
+    #[arg(long, env = "PREFIQ_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// The issuer access tokens must name.
+    #[arg(long, env = "PREFIQ_JWT_ISSUER", default_value = "prefiq")]
+    pub jwt_issuer: String,
+    /// The audience access tokens must name.
+    #[arg(long, env = "PREFIQ_JWT_AUDIENCE", default_value = "prefiq")]
+    pub jwt_audience: String,
+}
+
+/// Where a server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Environment {
+    /// A developer's machine: insecure conveniences are allowed, with warnings.
+    Development,
+    /// Production: they are refused.
+    Production,
+}
+
+/// Whether requests must authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Every request needs a valid access token.
+    On,
+    /// No checks: every request is the development principal.
+    Off,
 }
 
 impl Config {
@@ -99,13 +139,14 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<axum::
     Problem::internal(&"a handler panicked").into_response()
 }
 
-/// Wraps an app router with `/healthz`, problem+json fallbacks, request ids, tracing,
-/// panic recovery and the body limit. Tests call this too, so they see what clients see.
-pub fn with_middleware(app: Router, db: Db, body_limit: usize) -> Router {
+/// Wraps an app router with `/healthz`, problem+json fallbacks, the authenticator, request ids,
+/// tracing, panic recovery and the body limit. Tests call this too, so they see what clients see.
+pub fn with_middleware(app: Router, db: Db, body_limit: usize, auth: Auth) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     app.route("/healthz", get(healthz).with_state(db))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(auth))
         .layer(axum::Extension(BodyLimit(body_limit)))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -120,23 +161,82 @@ pub fn with_middleware(app: Router, db: Db, body_limit: usize) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
-/// Connects to the configured database and applies pending migrations.
+/// Connects to the configured database, applies pending migrations with the connecting user,
+/// and returns the pool requests use: on PostgreSQL its connections run as
+/// [`crate::db::APP_ROLE`], which row-level security binds.
 pub async fn prepare(spec: &AppSpec, config: &Config) -> Result<Db, Box<dyn std::error::Error>> {
     let url = config.database_url(spec.name);
-    let options = PoolOptions {
-        max_connections: config.max_connections,
-        ..PoolOptions::default()
-    };
-    let db = Db::connect(&url, &options)
-        .await
-        .map_err(|e| format!("cannot open {url}: {e}"))?;
     if !config.no_migrate {
-        let report = migrate::apply(&db, spec.name, spec.migrations).await?;
+        let owner = Db::connect(&url, &PoolOptions { max_connections: 2, ..PoolOptions::default() })
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
+        let report = migrate::apply(&owner, spec.name, spec.migrations).await;
+        owner.close().await;
+        let report = report?;
         if !report.applied.is_empty() {
             tracing::info!(app = spec.name, applied = ?report.applied, "database migrated");
         }
     }
+    let db = Db::connect(&url, &PoolOptions::serving(config.max_connections))
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
     Ok(db)
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The authenticator `config` asks for: access tokens verified against the configured keys,
+/// or, with `PREFIQ_AUTH=off` outside production, none at all (with a warning).
+pub async fn authenticator(config: &Config) -> Result<Auth, String> {
+    if config.auth == AuthMode::Off {
+        if config.environment == Environment::Production {
+            return Err(
+                "PREFIQ_AUTH=off is refused in production (PREFIQ_ENV=production): configure \
+                 PREFIQ_JWT_KEYS or PREFIQ_JWKS_URL"
+                    .into(),
+            );
+        }
+        tracing::warn!(
+            "PREFIQ_AUTH=off: authentication and permissions are OFF, every request has every \
+             permission in the default tenant. Never do this outside local development."
+        );
+        return Ok(Auth(std::sync::Arc::new(Open)));
+    }
+    let issuer = config.jwt_issuer.clone();
+    let audience = config.jwt_audience.clone();
+    if let Some(keys) = &config.jwt_keys {
+        let text = if keys.trim_start().starts_with('{') {
+            keys.clone()
+        } else {
+            std::fs::read_to_string(keys)
+                .map_err(|e| format!("PREFIQ_JWT_KEYS: cannot read {keys}: {e}"))?
+        };
+        let set: KeySet = serde_json::from_str(&text)
+            .map_err(|e| format!("PREFIQ_JWT_KEYS is not a JSON Web Key Set: {e}"))?;
+        let verifier = TokenVerifier::new(&set, &issuer, &audience)
+            .map_err(|e| format!("PREFIQ_JWT_KEYS: {e}"))?;
+        return Ok(Auth(std::sync::Arc::new(verifier)));
+    }
+    if let Some(url) = &config.jwks_url {
+        let remote = RemoteKeys::start(url.clone(), issuer, audience).await?;
+        return Ok(Auth(std::sync::Arc::new(remote)));
+    }
+    Err("no keys to verify access tokens with: set PREFIQ_JWT_KEYS (a JSON Web Key Set, or a \
+         file holding one) or PREFIQ_JWKS_URL (a Cortex's /.well-known/jwks.json); for local \
+         development without a Cortex, PREFIQ_AUTH=off turns the checks off"
+        .into())
 }
 
 async fn shutdown_signal() {
@@ -191,8 +291,9 @@ where
         }
     };
     let result: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
+        let auth = authenticator(&config).await?;
         let db = prepare(&spec, &config).await?;
-        let router = with_middleware(build(db.clone())?, db.clone(), config.body_limit);
+        let router = with_middleware(build(db.clone())?, db.clone(), config.body_limit, auth);
         serve(router, &config).await?;
         db.close().await;
         Ok(())

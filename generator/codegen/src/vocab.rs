@@ -36,6 +36,70 @@ pub struct EntityOptions {
     /// The entity's previous name, to rename its table rather than drop and recreate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+    /// Whose rows these are. Default: `tenant`, each row belongs to one tenant (a `tenant_id`
+    /// column the server fills from the caller's token, enforced in every query and, on
+    /// PostgreSQL, by row-level security). `global`: rows every tenant shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenancy: Option<TenancyOption>,
+    /// Who sees a row within its tenant. Default: `all`, anyone granted the entity's
+    /// permissions. `owner`: only the user who created it (an `owner_id` field the server
+    /// sets), and callers granted `<app>.<entity>.all-rows`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<RowsOption>,
+    /// The roles granted each action by default, as `{role: [read, create, update, delete,
+    /// all-rows]}`; administrators change grants at run time. Default: `viewer` may read,
+    /// `member` may read, create, update and delete. The `admin` role may do everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<std::collections::BTreeMap<String, Vec<GrantAction>>>,
+}
+
+/// Whose rows an entity's are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TenancyOption {
+    /// Each row belongs to one tenant.
+    Tenant,
+    /// Rows every tenant shares.
+    Global,
+}
+
+/// Who sees a row within its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowsOption {
+    /// Anyone granted the entity's permissions.
+    All,
+    /// The user who created it, and callers granted `all-rows`.
+    Owner,
+}
+
+/// An action a role may be granted on an entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrantAction {
+    /// List and get.
+    Read,
+    /// Create.
+    Create,
+    /// Update.
+    Update,
+    /// Delete.
+    Delete,
+    /// See and change every row, not only one's own (with `rows: owner`).
+    AllRows,
+}
+
+impl GrantAction {
+    /// The action's segment in a permission.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantAction::Read => "read",
+            GrantAction::Create => "create",
+            GrantAction::Update => "update",
+            GrantAction::Delete => "delete",
+            GrantAction::AllRows => "all-rows",
+        }
+    }
 }
 
 /// An index over fields of an entity.
@@ -107,6 +171,10 @@ pub struct FieldOptions {
     /// Enum values renamed since the last migration, old → new: rows keep their meaning.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub renamed_values: std::collections::BTreeMap<String, String>,
+    /// The value is a secret (a token, a key): audit entries record that it changed, never
+    /// what it was or became.
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// How a primary key gets its value.
@@ -131,6 +199,8 @@ pub enum ServerValue {
     UpdatedAt,
     /// The row version: 1, then +1 per update. Sent as the `ETag`; `If-Match` compares with it.
     Version,
+    /// The user who created the row (`format: uuid`, nullable: service clients are nobody).
+    Owner,
 }
 
 /// A foreign key.

@@ -137,7 +137,32 @@ pub struct Entity {
     pub collection_path: String,
     /// The path of one of its rows, as in `/api/crm/companies/{id}`.
     pub item_path: String,
+    /// Whose rows these are.
+    pub tenancy: Tenancy,
+    /// Index into `fields` of the owner, when only a row's owner (and callers granted every
+    /// row) may see it.
+    pub owner: Option<usize>,
+    /// The roles granted each action by default (`read`, `create`, `update`, `delete`,
+    /// `all-rows`), by role.
+    pub grants: BTreeMap<String, Vec<String>>,
 }
+
+/// Whose rows an entity's are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tenancy {
+    /// Each row belongs to one tenant: a [`TENANT_COLUMN`] the server fills from the caller,
+    /// outside the entity's fields (no client reads or writes it).
+    Tenant,
+    /// Rows every tenant shares.
+    Global,
+}
+
+/// The security scheme every operation requires: a bearer access token.
+pub const BEARER_SCHEME: &str = "bearer";
+
+/// The column that holds a row's tenant.
+pub const TENANT_COLUMN: &str = "tenant_id";
 
 /// The names of the types derived from an entity, each registered in the type table.
 #[derive(Debug, Clone, Serialize)]
@@ -188,6 +213,8 @@ pub enum FieldRole {
     UpdatedAt,
     /// The server: 1 at insert, +1 at every update; the `ETag`.
     Version,
+    /// The server, at insert: the user who created the row.
+    Owner,
 }
 
 /// How a primary key gets its value.
@@ -230,6 +257,8 @@ pub struct Field {
     pub backfill: Option<Value>,
     /// Enum values renamed since the last migration, old → new.
     pub renamed_values: Vec<(String, String)>,
+    /// A secret: audit entries redact its values.
+    pub secret: bool,
 }
 
 impl Field {
@@ -243,8 +272,10 @@ impl Field {
 
     /// Whether the column may hold NULL.
     pub fn is_nullable_column(&self) -> bool {
-        self.role == FieldRole::Data
-            && (self.member.nullable || (!self.member.required && self.member.default.is_none()))
+        self.role == FieldRole::Owner
+            || (self.role == FieldRole::Data
+                && (self.member.nullable
+                    || (!self.member.required && self.member.default.is_none())))
     }
 
     /// Whether the model (what a client reads) may lack the member: optional, without a default.
@@ -254,7 +285,7 @@ impl Field {
 
     /// Whether the model's member is present but may be null.
     pub fn is_model_nullable(&self) -> bool {
-        self.role == FieldRole::Data && self.member.nullable
+        matches!(self.role, FieldRole::Data | FieldRole::Owner) && self.member.nullable
     }
 
     /// Whether a create request must carry the member.

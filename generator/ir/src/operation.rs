@@ -208,12 +208,17 @@ pub struct Access {
     pub scope: RowScope,
 }
 
-/// Which rows an operation may see or change.
+/// Which rows an operation may see or change, within the caller's tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RowScope {
     /// Every row of the tables it touches.
     All,
+    /// The caller's own rows, unless it holds `permission` (`<app>.<entity>.all-rows`).
+    Owner {
+        /// The permission that lifts the rule.
+        all_rows: String,
+    },
 }
 
 /// Where a parameter is sent.

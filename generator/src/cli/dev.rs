@@ -433,12 +433,21 @@ fn restart(
     if let Some(old) = servers.remove(app) {
         old.stop();
     }
-    let child = Command::new(executable)
+    let mut command = Command::new(executable);
+    command
         .current_dir(&root)
         .args(["--bind", &address.to_string()])
         .env("DATABASE_URL", &url)
-        .stdin(Stdio::null())
-        .spawn();
+        .stdin(Stdio::null());
+    // The dev loop serves a developer's own machine: unless they configured token checks,
+    // the server runs with them off (it warns at every start; production refuses it).
+    if ["PREFIQ_AUTH", "PREFIQ_JWT_KEYS", "PREFIQ_JWKS_URL"]
+        .iter()
+        .all(|name| std::env::var_os(name).is_none())
+    {
+        command.env("PREFIQ_AUTH", "off");
+    }
+    let child = command.spawn();
     let mut child = match child {
         Ok(child) => child,
         Err(error) => {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prefiq_runtime::Db;
 use prefiq_runtime::db::PoolOptions;
+use prefiq_runtime::deps::uuid::Uuid;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -40,6 +41,29 @@ pub enum Database {
 }
 
 static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
+
+/// A token for `identity` signed with `key`, valid for ten minutes.
+pub fn sign(key: &prefiq_runtime::auth::SigningKey, identity: &Identity) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let subject = identity.user.map(|u| u.to_string()).unwrap_or_else(|| "client".into());
+    key.sign(&prefiq_runtime::auth::Claims {
+        iss: ISSUER.into(),
+        aud: ISSUER.into(),
+        sub: subject,
+        exp: now + 600,
+        nbf: now,
+        iat: now,
+        jti: Uuid::now_v7().to_string(),
+        tid: identity.tenant,
+        roles: identity.roles.clone(),
+        perms: identity.permissions.clone(),
+        teams: Vec::new(),
+        kind: if identity.user.is_some() { "user" } else { "client" }.into(),
+    })
+}
 
 /// Drops databases left behind by test processes that no longer run.
 async fn drop_stale_databases(admin: &Db) {
@@ -151,12 +175,54 @@ impl Database {
     }
 }
 
+/// Who a test token speaks for.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The tenant.
+    pub tenant: Uuid,
+    /// The user (a fresh one by default).
+    pub user: Option<Uuid>,
+    /// Roles, for the record.
+    pub roles: Vec<String>,
+    /// Permissions (`*`, `crm.*`, `crm.deal.read`).
+    pub permissions: Vec<String>,
+}
+
+impl Identity {
+    /// A user of `tenant` with `permissions`.
+    pub fn user(tenant: Uuid, permissions: &[&str]) -> Identity {
+        Identity {
+            tenant,
+            user: Some(Uuid::now_v7()),
+            roles: vec!["member".into()],
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    /// An administrator of the default tenant: every permission.
+    pub fn admin() -> Identity {
+        Identity {
+            roles: vec!["admin".into()],
+            ..Identity::user(prefiq_runtime::auth::DEFAULT_TENANT, &["*"])
+        }
+    }
+}
+
+/// The issuer and audience of test tokens (the runtime's defaults).
+pub const ISSUER: &str = "prefiq";
+
 /// A running service.
 pub struct Server {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    /// The database it uses, for direct checks.
+    /// The database it uses, connected as its owner (row-level security does not bind it), for
+    /// direct checks. The server itself runs its requests as the app role.
     pub db: Db,
+    /// The key the server trusts; [`Server::token`] signs with it.
+    pub key: std::sync::Arc<prefiq_runtime::auth::SigningKey>,
+    /// The token every request carries unless it sends its own `authorization` header (an
+    /// empty value sends none): an administrator's of the default tenant.
+    pub token: String,
     /// The database URL.
     pub url: String,
     /// The app name: paths passed to `create` and `all_pages` are under `/api/<app>/`.
@@ -164,6 +230,7 @@ pub struct Server {
     /// The OpenAPI document every response is checked against, once set.
     pub contract: Option<contract::Contract>,
     client: reqwest::Client,
+    serving: Db,
     task: tokio::task::JoinHandle<()>,
     database: Option<Database>,
 }
@@ -231,8 +298,14 @@ impl Reply {
 }
 
 impl Server {
+    /// A token for `identity`, signed with the key the server trusts, valid for ten minutes.
+    pub fn token(&self, identity: &Identity) -> String {
+        sign(&self.key, identity)
+    }
+
     /// Starts an app on `backend`: a fresh database, its migrations applied, `build` making its
-    /// router, the standard middleware around it, on a free port.
+    /// router, the standard middleware around it (tokens verified against a fresh key), on a
+    /// free port.
     pub async fn start<F, E>(
         backend: Backend,
         app: &str,
@@ -250,8 +323,19 @@ impl Server {
         prefiq_runtime::migrate::apply(&db, app, migrations)
             .await
             .expect("migrations apply");
-        let router = build(db.clone()).expect("the router builds");
-        let router = prefiq_runtime::serve::with_middleware(router, db.clone(), BODY_LIMIT);
+        let serving = Db::connect(&url, &PoolOptions::serving(10))
+            .await
+            .expect("the test database opens as the app role");
+        let key = std::sync::Arc::new(prefiq_runtime::auth::SigningKey::generate("test"));
+        let keys = prefiq_runtime::auth::KeySet {
+            keys: vec![key.public().clone()],
+        };
+        let verifier = prefiq_runtime::auth::TokenVerifier::new(&keys, ISSUER, ISSUER)
+            .expect("a key set of one Ed25519 key");
+        let auth = prefiq_runtime::auth::Auth(std::sync::Arc::new(verifier));
+        let router = build(serving.clone()).expect("the router builds");
+        let router =
+            prefiq_runtime::serve::with_middleware(router, serving.clone(), BODY_LIMIT, auth);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port");
@@ -259,13 +343,17 @@ impl Server {
         let task = tokio::spawn(async move {
             let _ = prefiq_runtime::deps::axum::serve(listener, router).await;
         });
+        let token = sign(&key, &Identity::admin());
         Server {
             base,
             db,
+            key,
+            token,
             url,
             app: app.to_owned(),
             contract: None,
             client: reqwest::Client::new(),
+            serving,
             task,
             database: Some(database),
         }
@@ -294,6 +382,7 @@ impl Server {
     /// Stops the server and drops its database.
     pub async fn stop(mut self) {
         self.task.abort();
+        self.serving.close().await;
         self.db.close().await;
         if let Some(database) = self.database.take() {
             database.drop().await;
@@ -316,8 +405,18 @@ impl Server {
                 .header("content-type", "application/json")
                 .body(body.to_string());
         }
+        let mut authorized = false;
         for (name, value) in headers {
+            if name.eq_ignore_ascii_case("authorization") {
+                authorized = true;
+                if value.is_empty() {
+                    continue;
+                }
+            }
             request = request.header(*name, *value);
+        }
+        if !authorized {
+            request = request.bearer_auth(&self.token);
         }
         let response = request.send().await.expect("the server answers");
         let status = response.status();
@@ -348,6 +447,7 @@ impl Server {
         let mut request = self
             .client
             .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
             .body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);

@@ -1,17 +1,72 @@
-//! The app binary itself: `cargo run -p app-crm` must serve on SQLite with no set-up, and stop
-//! cleanly on SIGTERM.
+//! The app binary itself: `cargo run -p app-crm` serves on SQLite with no database set-up,
+//! verifies the access tokens of a Cortex through a configured key set, refuses to start with
+//! no keys (or with checks off in production), and stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use prefiq_runtime::auth::{KeySet, SigningKey};
+use prefiq_testkit::Identity;
+
+/// A key, and its key set as `PREFIQ_JWT_KEYS` takes it.
+fn keys() -> (SigningKey, String) {
+    let key = SigningKey::generate("cortex-1");
+    let set = serde_json::to_string(&KeySet {
+        keys: vec![key.public().clone()],
+    })
+    .unwrap();
+    (key, set)
+}
+
+/// Runs the binary with `env` until it exits; its status and standard error.
+fn refused(env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_app-crm"));
+    command
+        .args(["--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("PREFIQ_JWT_KEYS")
+        .env_remove("PREFIQ_JWKS_URL")
+        .env_remove("PREFIQ_AUTH")
+        .env_remove("PREFIQ_ENV");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_binary_refuses_to_start_open_by_accident() {
+    let (ok, stderr) = refused(&[]);
+    assert!(!ok, "no keys, no start");
+    assert!(
+        stderr.contains("PREFIQ_JWT_KEYS") && stderr.contains("PREFIQ_AUTH=off"),
+        "the error says what to set: {stderr}"
+    );
+    let (ok, stderr) = refused(&[("PREFIQ_AUTH", "off"), ("PREFIQ_ENV", "production")]);
+    assert!(!ok, "checks off is refused in production");
+    assert!(stderr.contains("refused in production"), "{stderr}");
+    let (ok, stderr) = refused(&[("PREFIQ_JWT_KEYS", "{\"keys\": []}")]);
+    assert!(!ok, "an empty key set verifies nothing");
+    assert!(stderr.contains("no keys"), "{stderr}");
+}
+
 #[tokio::test]
 async fn the_binary_serves_on_sqlite_with_no_setup_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("a temporary folder");
+    let (key, set) = keys();
     let mut child = Command::new(env!("CARGO_BIN_EXE_app-crm"))
         .args(["--bind", "127.0.0.1:0"])
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
+        .env_remove("PREFIQ_AUTH")
+        .env("PREFIQ_JWT_KEYS", &set)
         .env("PREFIQ_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -47,13 +102,47 @@ async fn the_binary_serves_on_sqlite_with_no_setup_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/api/crm/companies"]["post"].is_object());
-    let created = client
+    let anonymous = client
         .post(format!("{base}/api/crm/companies"))
         .json(&serde_json::json!({ "name": "Binary Co" }))
         .send()
         .await
         .unwrap();
+    assert_eq!(anonymous.status(), 401, "nothing is open by default");
+    assert!(
+        anonymous.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let reader = prefiq_testkit::sign(
+        &key,
+        &Identity::user(prefiq_runtime::auth::DEFAULT_TENANT, &["crm.company.read"]),
+    );
+    let forbidden = client
+        .post(format!("{base}/api/crm/companies"))
+        .bearer_auth(&reader)
+        .json(&serde_json::json!({ "name": "Binary Co" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403, "reading is not creating");
+    let created = client
+        .post(format!("{base}/api/crm/companies"))
+        .bearer_auth(prefiq_testkit::sign(&key, &Identity::admin()))
+        .json(&serde_json::json!({ "name": "Binary Co" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(created.status(), 201);
+    let stranger = prefiq_testkit::sign(&SigningKey::generate("cortex-1"), &Identity::admin());
+    let unknown = client
+        .get(format!("{base}/api/crm/companies"))
+        .bearer_auth(&stranger)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401, "a token signed by another key is refused");
     assert!(
         dir.path().join(".prefiq/crm.db").exists(),
         "the default database is an SQLite file under .prefiq/"
@@ -74,6 +163,7 @@ fn start(url: &str) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_app-crm"))
         .args(["--bind", "127.0.0.1:0"])
         .env("DATABASE_URL", url)
+        .env("PREFIQ_JWT_KEYS", keys().1)
         .env("PREFIQ_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

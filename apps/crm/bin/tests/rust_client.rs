@@ -27,8 +27,19 @@ async fn the_progenitor_client_agrees_with_the_server_on_postgres() {
 }
 
 // README:begin
-async fn example(base_url: &str) -> Result<(), app_crm_client::Error<types::Problem>> {
-    let client = Client::new(base_url);
+async fn example(
+    base_url: &str,
+    access_token: &str,
+) -> Result<(), app_crm_client::Error<types::Problem>> {
+    // Every call carries an access token from Cortex (`POST /auth/token`) or a personal one.
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {access_token}");
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let client = Client::new_with_client(base_url, http);
     let company = client
         .create_company()
         .body_map(|b| b.name("Initrode".parse::<types::CompanyCreateName>().unwrap()))
@@ -68,12 +79,37 @@ async fn example(base_url: &str) -> Result<(), app_crm_client::Error<types::Prob
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_example_runs() {
     let server = start(Backend::Sqlite).await;
-    example(&server.base).await.expect("the README example");
+    example(&server.base, &server.token)
+        .await
+        .expect("the README example");
     server.stop().await;
 }
 
+/// A client that sends `token` with every request.
+fn client(base: &str, token: &str) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    Client::new_with_client(
+        base,
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+    )
+}
+
 async fn round_trip(server: &Server) {
-    let client = Client::new(&server.base);
+    let anonymous = Client::new(&server.base);
+    let refused = anonymous
+        .list_companies()
+        .send()
+        .await
+        .expect_err("no token, no answer");
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(401));
+    let client = client(&server.base, &server.token);
 
     // create
     let created = client

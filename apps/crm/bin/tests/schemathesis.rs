@@ -22,10 +22,12 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     // Schemathesis keeps a cache folder in its working directory; keep it out of the repository.
     let scratch = tempfile::tempdir().unwrap();
     let cwd = scratch.path().to_path_buf();
+    let authorization = format!("Authorization: Bearer {}", server.token);
     let output = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis())
             .current_dir(cwd)
             .args(["run", &schema])
+            .args(["--header", &authorization])
             .args(["--checks", "not_a_server_error,response_schema_conformance"])
             .args(["--max-examples", "100", "--seed", &seed, "--workers", "2"])
             .args(["--generation-database", "none", "--no-color"])

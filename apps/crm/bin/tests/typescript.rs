@@ -37,11 +37,13 @@ async fn the_typescript_client_drives_the_live_service() {
     );
     let test = out.path().join("src/tests/client.test.js");
     let base = server.base.clone();
+    let token = server.token.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("--test")
             .arg(&test)
             .env("PREFIQ_BASE_URL", base)
+            .env("PREFIQ_TOKEN", token)
             .output()
     })
     .await
@@ -53,6 +55,6 @@ async fn the_typescript_client_drives_the_live_service() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "the Node test failed:\n{text}");
-    assert!(text.contains("# pass 6"), "all six Node tests ran:\n{text}");
+    assert!(text.contains("# pass 7"), "all seven Node tests ran:\n{text}");
     server.stop().await;
 }

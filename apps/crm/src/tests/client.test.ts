@@ -20,7 +20,9 @@ import {
 
 const baseUrl = process.env.PREFIQ_BASE_URL;
 if (!baseUrl) throw new Error("set PREFIQ_BASE_URL to the CRM service");
-configure({ baseUrl });
+const token = process.env.PREFIQ_TOKEN;
+if (!token) throw new Error("set PREFIQ_TOKEN to an access token of the CRM service");
+configure({ baseUrl, token });
 
 // README:begin
 async function example(): Promise<void> {
@@ -37,6 +39,17 @@ async function example(): Promise<void> {
   if (updated.status === 422) console.log(updated.error.errors.map((e) => e.pointer)); // narrowed
 }
 // README:end
+
+test("a call without a token is refused with a typed 401", async () => {
+  configure({ baseUrl, token: undefined });
+  try {
+    const refused = await listCompanies({});
+    assert.equal(refused.status, 401);
+    if (refused.status === 401) assert.match(refused.error.detail ?? "", /access token/);
+  } finally {
+    configure({ baseUrl, token });
+  }
+});
 
 test("the README example runs", async () => {
   await example();

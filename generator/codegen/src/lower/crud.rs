@@ -48,6 +48,8 @@ pub(super) fn standard_response(status: u16) -> OperationResponse {
         412 => "`If-Match` names a version that is no longer current.",
         413 => "The body is larger than the server accepts.",
         415 => "The body is not JSON.",
+        401 => "No valid access token was sent: send `Authorization: Bearer <token>`.",
+        403 => "The caller's roles do not grant the operation's permission.",
         422 => "The body breaks the schema; `errors` lists each invalid member.",
         _ => "The server failed; quote the `x-request-id` header when reporting it.",
     };
@@ -192,6 +194,30 @@ fn list_params(entity: &Entity) -> Vec<OperationParam> {
     params
 }
 
+/// Who may call the route of `entity` that does `verb`, and which rows it sees.
+fn access(app: &str, entity: &Entity, verb: &str) -> Access {
+    Access {
+        permission: format!("{app}.{}.{verb}", entity.snake),
+        default_roles: entity
+            .grants
+            .iter()
+            .filter(|(_, actions)| actions.iter().any(|a| a == verb))
+            .map(|(role, _)| role.clone())
+            .collect(),
+        scope: match entity.owner {
+            Some(_) => RowScope::Owner {
+                all_rows: all_rows_permission(app, entity),
+            },
+            None => RowScope::All,
+        },
+    }
+}
+
+/// The permission to see and change every row of an entity whose rows belong to their owner.
+pub(crate) fn all_rows_permission(app: &str, entity: &Entity) -> String {
+    format!("{app}.{}.all-rows", entity.snake)
+}
+
 /// The five routes of an entity of the app `app`.
 pub(super) fn operations(app: &str, entity: &Entity) -> Vec<Operation> {
     let key = OperationParam {
@@ -309,6 +335,9 @@ pub(super) fn operations(app: &str, entity: &Entity) -> Vec<Operation> {
                     ),
                 };
             let mut responses = vec![success_response];
+            let mut errors = errors.to_vec();
+            errors.extend([401, 403]);
+            errors.sort_unstable();
             responses.extend(errors.iter().map(|s| standard_response(*s)));
             Operation {
                 rust: rust_field(&id),
@@ -325,11 +354,7 @@ pub(super) fn operations(app: &str, entity: &Entity) -> Vec<Operation> {
                 tags: vec![entity.name.clone()],
                 deprecated: false,
                 security: None,
-                access: Access {
-                    permission: format!("{app}.{}.{}", entity.snake, action.verb()),
-                    default_roles: Vec::new(),
-                    scope: RowScope::All,
-                },
+                access: access(app, entity, action.verb()),
                 params,
                 params_type: None,
                 body: request,

@@ -14,13 +14,14 @@ use serde_json::Value;
 
 use crate::diag::Diagnostic;
 use crate::ir::{
-    App, Entity, Field, FieldRole, Index, KeyGeneration, Member, NamedType, NumberType, OnDelete,
-    Reference, Storage, Type,
+    App, BEARER_SCHEME, Entity, Field, FieldRole, Index, KeyGeneration, Member, NamedType, NumberType, OnDelete,
+    Reference, Storage, TENANT_COLUMN, Tenancy, Type,
 };
 use crate::load::{AppInput, FileKind, Project, SourceFile};
 use crate::names;
 use crate::vocab::{
-    self, EntityOptions, FieldOptions, Generated, OnDeleteOption, ReferenceOptions, ServerValue,
+    self, EntityOptions, FieldOptions, GrantAction, Generated, OnDeleteOption, ReferenceOptions,
+    RowsOption, ServerValue, TenancyOption,
 };
 
 /// A schema node: a file and a JSON pointer into it.
@@ -217,6 +218,18 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
         }
     }
 
+    // Every operation needs an access token from Cortex; a fragment may describe the scheme.
+    let mut security_schemes = lowerer.security_schemes;
+    security_schemes
+        .entry(BEARER_SCHEME.to_owned())
+        .or_insert_with(|| {
+            serde_json::json!({
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "An access token issued by Cortex (`POST /auth/token`), or a personal access token. Every operation needs one; the operation's permission (`x-prefiq-permission`) must be granted to one of the caller's roles."
+            })
+        });
     let app = App {
         name: input.name.clone(),
         base_path,
@@ -224,7 +237,7 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
         entities,
         types: lowerer.types,
         operations,
-        security_schemes: lowerer.security_schemes,
+        security_schemes,
         migrations: input.migrations.versions(),
     };
     (app, lowerer.diagnostics)
@@ -472,6 +485,7 @@ impl Lowerer<'_> {
                     .iter()
                     .map(|(a, b)| (a.clone(), b.clone()))
                     .collect(),
+                secret: options.secret,
             });
             // Pending unique/index flags are applied once the table name is known.
             self.pending_indexes
@@ -530,6 +544,51 @@ impl Lowerer<'_> {
                     renamed_from: None,
                     backfill: None,
                     renamed_values: vec![],
+                    secret: false,
+                });
+            }
+        }
+        let rows = options.rows.unwrap_or(RowsOption::All);
+        if rows == RowsOption::Owner && !fields.iter().any(|f| f.role == FieldRole::Owner) {
+            if let Some(clash) = fields
+                .iter()
+                .find(|f| f.member.name == "owner_id" || f.column == "owner_id")
+            {
+                let at = root.child("properties").child(&clash.member.name);
+                self.error(
+                    &at,
+                    true,
+                    "prefiq::lower::owner_reserved",
+                    "`owner_id` holds the owner of each row of an entity with `rows: owner`",
+                    "mark it `x-prefiq: {server: owner}` (`type: [string, \"null\"], format: uuid`), or rename this field",
+                    "reserved",
+                );
+            } else {
+                fields.push(Field {
+                    member: Member {
+                        name: "owner_id".into(),
+                        rust: "owner_id".into(),
+                        ty: Type::Uuid,
+                        required: true,
+                        nullable: true,
+                        boxed: false,
+                        default: None,
+                        description: Some("The user who created it: only they (and callers granted every row) see it. Null for rows made by service clients.".into()),
+                        deprecated: false,
+                        examples: vec![],
+                    },
+                    column: "owner_id".into(),
+                    storage: Storage::Uuid,
+                    check: None,
+                    role: FieldRole::Owner,
+                    filterable: true,
+                    sortable: false,
+                    references: None,
+                    stable_id: None,
+                    renamed_from: None,
+                    backfill: None,
+                    renamed_values: vec![],
+                    secret: false,
                 });
             }
         }
@@ -560,7 +619,70 @@ impl Lowerer<'_> {
                 ));
             }
         }
+        let tenancy = match options.tenancy {
+            Some(TenancyOption::Global) => Tenancy::Global,
+            Some(TenancyOption::Tenant) | None => Tenancy::Tenant,
+        };
+        let owner = fields.iter().position(|f| f.role == FieldRole::Owner);
+        if owner.is_some() && rows != RowsOption::Owner {
+            let at = root.child("x-prefiq");
+            self.error(
+                &at,
+                true,
+                "prefiq::lower::owner_rows",
+                format!("`{name}` has a `server: owner` field, but its rows are not owned"),
+                "add `rows: owner` to the entity's `x-prefiq`, or drop `server: owner`",
+                "rows",
+            );
+        }
+        if tenancy == Tenancy::Tenant {
+            if let Some(clash) = fields.iter().find(|f| f.column == TENANT_COLUMN) {
+                let at = root.child("properties").child(&clash.member.name);
+                self.error(
+                    &at,
+                    true,
+                    "prefiq::lower::tenant_reserved",
+                    format!("`{TENANT_COLUMN}` holds the tenant of each row, which the server takes from the caller's token"),
+                    "remove this field (the tenant is never sent or read by clients), or mark the entity `x-prefiq: {tenancy: global}`",
+                    "reserved",
+                );
+            }
+        }
+        let mut indexes = indexes;
+        if tenancy == Tenancy::Tenant {
+            // A value is unique within its tenant, and every query filters by tenant.
+            for index in indexes.iter_mut().filter(|i| i.unique) {
+                index.columns.insert(0, TENANT_COLUMN.to_owned());
+            }
+            indexes.insert(
+                0,
+                Index {
+                    name: index_name(&table, &[TENANT_COLUMN.to_owned()], "idx"),
+                    columns: vec![TENANT_COLUMN.to_owned()],
+                    unique: false,
+                    json: false,
+                },
+            );
+        }
+        let grants: BTreeMap<String, Vec<String>> = match &options.grants {
+            Some(grants) => grants
+                .iter()
+                .map(|(role, actions)| {
+                    let mut actions: Vec<GrantAction> = actions.clone();
+                    actions.sort();
+                    actions.dedup();
+                    (role.clone(), actions.iter().map(|a| a.as_str().to_owned()).collect())
+                })
+                .collect(),
+            None => BTreeMap::from([
+                ("member".to_owned(), ["read", "create", "update", "delete"].map(String::from).to_vec()),
+                ("viewer".to_owned(), vec!["read".to_owned()]),
+            ]),
+        };
         Some(Entity {
+            tenancy,
+            owner,
+            grants,
             types: crud::entity_types(name, &plural),
             collection_path: String::new(),
             item_path: String::new(),
@@ -652,12 +774,17 @@ impl Lowerer<'_> {
                 FieldRole::Version,
                 matches!(member.ty, Type::Integer(_)),
             ),
+            ServerValue::Owner => (
+                "owner",
+                FieldRole::Owner,
+                member.ty == Type::Uuid && member.nullable,
+            ),
         };
         if !fits {
-            let wanted = if role == FieldRole::Version {
-                "`type: integer`"
-            } else {
-                "`type: string, format: date-time`"
+            let wanted = match role {
+                FieldRole::Version => "`type: integer`",
+                FieldRole::Owner => "`type: [string, \"null\"], format: uuid`",
+                _ => "`type: string, format: date-time`",
             };
             self.error(
                 key,

@@ -348,7 +348,7 @@ impl Lowerer<'_> {
             self.error(&loc.child("responses"), true, "prefiq::lower::no_success", format!("`{id}` declares no 2xx response"), "declare the success response, as in `'200': {description: ..., content: {application/json: {schema: ...}}}`", "no success");
         }
         // The errors the generated handler itself gives: bad parameters or bodies, and 500.
-        let mut implied = vec![500];
+        let mut implied = vec![401, 403, 500];
         if body.is_some() {
             implied.extend([400, 413, 415, 422]);
         }
@@ -387,11 +387,18 @@ impl Lowerer<'_> {
         }
 
         let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
+        // The roles granted it by default: `x-prefiq-roles`, or whoever may read for a `GET`
+        // and members for anything else.
+        let default_roles: Vec<String> = match object.get("x-prefiq-roles").and_then(Value::as_array) {
+            Some(roles) => roles.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            None if method == Method::Get => vec!["member".into(), "viewer".into()],
+            None => vec!["member".into()],
+        };
         Some(Operation {
             rust: names::rust_field(&id),
             access: Access {
                 permission: format!("{app}.{id}"),
-                default_roles: Vec::new(),
+                default_roles,
                 scope: RowScope::All,
             },
             type_prefix,

@@ -58,6 +58,7 @@ impl TablePlan {
             || self.old.indexes != self.new.indexes
             || self.old.foreign_keys != self.new.foreign_keys
             || self.old.checks != self.new.checks
+            || self.old.tenant != self.new.tenant
     }
 }
 
@@ -403,6 +404,7 @@ mod tests {
         Model {
             format: FORMAT,
             tables: vec![Table {
+                tenant: false,
                 id: "Deal".into(),
                 name: "deals".into(),
                 entity: "Deal".into(),

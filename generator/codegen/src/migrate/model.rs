@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ir::{App, Entity, Field, FieldRole, KeyGeneration, OnDelete, Type};
+use crate::ir::{
+    App, Entity, Field, FieldRole, KeyGeneration, OnDelete, Storage, TENANT_COLUMN, Tenancy, Type,
+};
 
 /// The format version of `snapshot.json`.
 pub const FORMAT: u32 = 1;
@@ -114,6 +116,11 @@ pub struct Table {
     /// Enum checks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    /// Whether each row belongs to a tenant: a `tenant_id` column (the last one) and, on
+    /// PostgreSQL, row-level security that keeps the server's role to the tenant of its
+    /// transaction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tenant: bool,
     /// The previous entity name, for a rename (not stored).
     #[serde(skip)]
     pub renamed_from: Option<String>,
@@ -189,12 +196,30 @@ fn column(field: &Field, primary_key: bool) -> Column {
 fn table(app: &App, entity: &Entity) -> Table {
     let tables: std::collections::BTreeMap<&str, &Entity> =
         app.entities.iter().map(|e| (e.name.as_str(), e)).collect();
-    let columns = entity
+    let mut columns: Vec<Column> = entity
         .fields
         .iter()
         .enumerate()
         .map(|(i, f)| column(f, i == entity.primary_key))
         .collect();
+    let tenant = entity.tenancy == Tenancy::Tenant;
+    if tenant {
+        columns.push(Column {
+            id: TENANT_COLUMN.to_owned(),
+            name: TENANT_COLUMN.to_owned(),
+            field: String::new(),
+            ty: Storage::Uuid,
+            nullable: false,
+            default: None,
+            primary_key: false,
+            identity: false,
+            renamed_from: None,
+            declared_id: false,
+            // Rows written before the table had tenants belong to the default tenant.
+            backfill: Some(Value::from(uuid_nil())),
+            renamed_values: Vec::new(),
+        });
+    }
     let indexes = entity
         .indexes
         .iter()
@@ -254,9 +279,15 @@ fn table(app: &App, entity: &Entity) -> Table {
         indexes,
         foreign_keys,
         checks,
+        tenant,
         renamed_from: entity.renamed_from.clone(),
         declared_id: entity.stable_id.is_some(),
     }
+}
+
+/// The default tenant's id, as text.
+fn uuid_nil() -> &'static str {
+    "00000000-0000-0000-0000-000000000000"
 }
 
 /// The database model the app's schemas describe, tables in dependency order.

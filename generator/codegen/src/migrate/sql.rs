@@ -283,6 +283,40 @@ fn map_values(plan: &TablePlan, column: &Column, expression: String, dialect: Di
     format!("CASE {expression} {} ELSE {expression} END", arms.join(" "))
 }
 
+/// The expression of the tenant a transaction is for: `NULL` (so no row matches) when unset.
+const CURRENT_TENANT: &str = "nullif(current_setting('prefiq.tenant_id', true), '')::uuid";
+
+/// Turns on row-level security for a tenant-scoped table: forced (so it binds the owner too),
+/// a permissive policy for everyone, and a restrictive one that binds the server's role to
+/// its transaction's tenant.
+fn row_security(table: &str) -> Vec<String> {
+    let t = quote(table);
+    vec![
+        format!("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;"),
+        format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY;"),
+        format!(
+            "CREATE POLICY {} ON {t} USING (true) WITH CHECK (true);",
+            quote(&format!("{table}_rows"))
+        ),
+        format!(
+            "CREATE POLICY {} ON {t} AS RESTRICTIVE TO prefiq_app USING ({col} = {CURRENT_TENANT}) WITH CHECK ({col} = {CURRENT_TENANT});",
+            quote(&format!("{table}_tenant")),
+            col = quote(crate::ir::TENANT_COLUMN)
+        ),
+    ]
+}
+
+/// Undoes [`row_security`] for a table that no longer has tenants.
+fn no_row_security(table: &str) -> Vec<String> {
+    let t = quote(table);
+    vec![
+        format!("DROP POLICY IF EXISTS {} ON {t};", quote(&format!("{table}_tenant"))),
+        format!("DROP POLICY IF EXISTS {} ON {t};", quote(&format!("{table}_rows"))),
+        format!("ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY;"),
+        format!("ALTER TABLE {t} DISABLE ROW LEVEL SECURITY;"),
+    ]
+}
+
 fn needs_rebuild(plan: &TablePlan) -> bool {
     !plan.dropped.is_empty()
         || plan
@@ -618,6 +652,24 @@ pub fn script(plan: &Plan, dialect: Dialect) -> Script {
         "Foreign keys, once every table they name exists.".into(),
         std::mem::take(&mut deferred),
     );
+    if dialect == Dialect::Postgres {
+        let mut security = Vec::new();
+        for table in plan.created.iter().filter(|t| t.tenant) {
+            security.extend(row_security(&table.name));
+        }
+        for p in &plan.altered {
+            match (p.old.tenant, p.new.tenant) {
+                (false, true) => security.extend(row_security(&p.new.name)),
+                (true, false) => security.extend(no_row_security(&p.new.name)),
+                _ => {}
+            }
+        }
+        statement(
+            &mut steps,
+            "Row-level security: the server's role (prefiq_app) sees and writes only the rows of the tenant its transaction set; the migrating user is not bound.".into(),
+            security,
+        );
+    }
     if dialect == Dialect::Postgres {
         for p in &plan.altered {
             let drops: Vec<String> = p

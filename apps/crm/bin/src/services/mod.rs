@@ -4,6 +4,10 @@
 //! Every hook and operation runs in the request's transaction (`tx`): whatever they write through
 //! the generated repositories commits with the request, or not at all. Generated types are built
 //! with `new` and `with_*`, so that a new optional member in a schema breaks nothing here.
+//!
+//! The repositories keep every read and write to the caller's tenant. Hand-written SQL must
+//! filter by `tenant_id` itself (`ctx.principal.tenant`); on PostgreSQL, row-level security
+//! hides other tenants' rows from a query that forgets.
 
 use app_crm_types::{
     ActivityCreate, ActivityKind, ContactHit, ContactSearch, Deal, DealCreate, DealStage, LoseDeal,
@@ -113,7 +117,7 @@ async fn close(
     next.stage = stage;
     next.closed_at = Some(prefiq_runtime::db::now());
     change(&mut next);
-    match deal::update(tx, id, current.version, &next)
+    match deal::update(tx, &current, &next)
         .await
         .map_err(problem)?
     {
@@ -138,23 +142,23 @@ const PIPELINE: [&str; 2] = [
     "SELECT stage, COUNT(*), ROUND(COALESCE(SUM(amount), 0), 2), \
      ROUND(COALESCE(SUM(amount * probability / 100.0), 0), 2) FROM deals \
      WHERE ($1::date IS NULL OR expected_close_date >= $1) AND ($2::date IS NULL OR expected_close_date <= $2) \
-     AND ($3::text IS NULL OR currency = $3) GROUP BY stage",
+     AND ($3::text IS NULL OR currency = $3) AND tenant_id = $4 GROUP BY stage",
     "SELECT stage, COUNT(*), printf('%.2f', COALESCE(SUM(CAST(amount AS REAL)), 0)), \
      printf('%.2f', COALESCE(SUM(CAST(amount AS REAL) * probability / 100.0), 0)) FROM deals \
      WHERE (?1 IS NULL OR expected_close_date >= ?1) AND (?2 IS NULL OR expected_close_date <= ?2) \
-     AND (?3 IS NULL OR currency = ?3) GROUP BY stage",
+     AND (?3 IS NULL OR currency = ?3) AND tenant_id = ?4 GROUP BY stage",
 ];
 
 const SEARCH: [&str; 2] = [
     "SELECT c.id, c.first_name, c.last_name, c.email, c.company_id, co.name FROM contacts c \
-     JOIN companies co ON co.id = c.company_id \
-     WHERE lower(c.first_name) LIKE $1 ESCAPE '\\' OR lower(c.last_name) LIKE $1 ESCAPE '\\' \
-     OR lower(c.email) LIKE $1 ESCAPE '\\' OR lower(co.name) LIKE $1 ESCAPE '\\' \
+     JOIN companies co ON co.id = c.company_id AND co.tenant_id = c.tenant_id \
+     WHERE c.tenant_id = $3 AND (lower(c.first_name) LIKE $1 ESCAPE '\\' OR lower(c.last_name) LIKE $1 ESCAPE '\\' \
+     OR lower(c.email) LIKE $1 ESCAPE '\\' OR lower(co.name) LIKE $1 ESCAPE '\\') \
      ORDER BY c.last_name, c.first_name, c.id LIMIT $2",
     "SELECT c.id, c.first_name, c.last_name, c.email, c.company_id, co.name FROM contacts c \
-     JOIN companies co ON co.id = c.company_id \
-     WHERE lower(c.first_name) LIKE ?1 ESCAPE '\\' OR lower(c.last_name) LIKE ?1 ESCAPE '\\' \
-     OR lower(c.email) LIKE ?1 ESCAPE '\\' OR lower(co.name) LIKE ?1 ESCAPE '\\' \
+     JOIN companies co ON co.id = c.company_id AND co.tenant_id = c.tenant_id \
+     WHERE c.tenant_id = ?3 AND (lower(c.first_name) LIKE ?1 ESCAPE '\\' OR lower(c.last_name) LIKE ?1 ESCAPE '\\' \
+     OR lower(c.email) LIKE ?1 ESCAPE '\\' OR lower(co.name) LIKE ?1 ESCAPE '\\') \
      ORDER BY c.last_name, c.first_name, c.id LIMIT ?2",
 ];
 
@@ -230,7 +234,7 @@ impl CrmService for Service {
 
     async fn pipeline_report(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         tx: &mut Tx,
         params: PipelineReportParams,
     ) -> Result<PipelineReportResponse, Problem> {
@@ -243,6 +247,7 @@ impl CrmService for Service {
                     params.from.to_sql(),
                     params.to.to_sql(),
                     SqlValue::text(params.currency.as_deref()),
+                    SqlValue::Uuid(ctx.principal.tenant),
                 ],
             )
             .await
@@ -276,7 +281,7 @@ impl CrmService for Service {
 
     async fn search_contacts(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         tx: &mut Tx,
         params: SearchContactsParams,
     ) -> Result<SearchContactsResponse, Problem> {
@@ -288,6 +293,7 @@ impl CrmService for Service {
                 vec![
                     SqlValue::Text(contains_pattern(&params.q)),
                     SqlValue::Int(i64::from(params.limit)),
+                    SqlValue::Uuid(ctx.principal.tenant),
                 ],
             )
             .await

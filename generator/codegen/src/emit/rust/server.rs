@@ -10,8 +10,8 @@ use quote::{format_ident, quote};
 
 use super::{CrateNames, Roots, ident, rust_type};
 use crate::ir::{
-    App, Entity, Field, FieldRole, KeyGeneration, Operation, OperationParamKind, ResponseBody,
-    Storage, Type,
+    App, CrudAction, Entity, Field, FieldRole, KeyGeneration, Operation, OperationParamKind,
+    ResponseBody, RowScope, Storage, TENANT_COLUMN, Tenancy, Type,
 };
 use crate::names;
 
@@ -109,13 +109,36 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
         }
         match f.role {
             FieldRole::PrimaryKey(KeyGeneration::Identity) => tokens.extend(quote!(.database())),
-            FieldRole::PrimaryKey(_) | FieldRole::CreatedAt | FieldRole::Version => {
+            FieldRole::PrimaryKey(_)
+            | FieldRole::CreatedAt
+            | FieldRole::Version
+            | FieldRole::Owner => {
                 tokens.extend(quote!(.on_insert()));
             }
             FieldRole::Data | FieldRole::UpdatedAt => {}
         }
+        if f.secret {
+            tokens.extend(quote!(.secret()));
+        }
         tokens
     });
+    // The tenant column comes last: no client reads or writes it.
+    let tenant_column = (entity.tenancy == Tenancy::Tenant).then(|| {
+        quote!(ColumnMeta::new("", #TENANT_COLUMN, ColumnKind::Uuid).on_insert())
+    });
+    let columns = columns.chain(tenant_column);
+    let tenant = match entity.tenancy {
+        Tenancy::Tenant => {
+            let index = entity.fields.len();
+            quote!(Some(#index))
+        }
+        Tenancy::Global => quote!(None),
+    };
+    let owner = match entity.owner {
+        Some(index) => quote!(Some(#index)),
+        None => quote!(None),
+    };
+    let app_name = &app.name;
     let primary_key = entity.primary_key;
     let version = entity
         .fields
@@ -129,10 +152,21 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
     });
     let foreign_keys = entity.fields.iter().filter_map(|f| {
         let reference = f.references.as_ref()?;
+        let target = app.entity(&reference.entity)?;
         let name = &reference.constraint;
         let column = &f.column;
-        let target = &reference.entity;
-        Some(quote!((#name, #column, #target)))
+        let target_entity = &target.name;
+        let target_table = &target.table;
+        let target_column = &target.key().column;
+        let tenant = target.tenancy == Tenancy::Tenant;
+        Some(quote!(::prefiq_runtime::meta::ForeignKeyMeta {
+            constraint: #name,
+            column: #column,
+            entity: #target_entity,
+            table: #target_table,
+            target: #target_column,
+            tenant: #tenant,
+        }))
     });
     quote! {
         /// The table, for list queries and constraint errors.
@@ -144,6 +178,39 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
             version: #version,
             uniques: &[#(#uniques),*],
             foreign_keys: &[#(#foreign_keys),*],
+            app: #app_name,
+            tenant: #tenant,
+            owner: #owner,
+        };
+    }
+}
+
+/// `ACCESS`: the permissions of the entity's routes, from its operations in the IR.
+fn access(app: &App, entity: &Entity) -> TokenStream {
+    let permission = |action: CrudAction| {
+        app.crud_operation(&entity.name, action)
+            .map(|o| o.access.permission.clone())
+            .unwrap_or_default()
+    };
+    let read = permission(CrudAction::Get);
+    let create = permission(CrudAction::Create);
+    let update = permission(CrudAction::Update);
+    let delete = permission(CrudAction::Delete);
+    let all_rows = app
+        .crud_operation(&entity.name, CrudAction::List)
+        .and_then(|o| match &o.access.scope {
+            RowScope::Owner { all_rows } => Some(all_rows.clone()),
+            RowScope::All => None,
+        })
+        .unwrap_or_default();
+    quote! {
+        /// The permissions of the routes.
+        pub static ACCESS: crud::Access = crud::Access {
+            read: #read,
+            create: #create,
+            update: #update,
+            delete: #delete,
+            all_rows: #all_rows,
         };
     }
 }
@@ -207,13 +274,17 @@ fn entity_module(
                 ::prefiq_runtime::deps::uuid::Uuid::now_v7()
             )),
             FieldRole::CreatedAt | FieldRole::UpdatedAt => {
-                quote!(::prefiq_runtime::SqlValue::DateTime(now))
+                quote!(::prefiq_runtime::SqlValue::DateTime(stamp.now))
             }
             FieldRole::Version => quote!(::prefiq_runtime::SqlValue::Int(1)),
+            FieldRole::Owner => quote!(::prefiq_runtime::db::ToSql::to_sql(&stamp.user)),
             FieldRole::PrimaryKey(KeyGeneration::Client) | FieldRole::Data => {
                 bind_field(field, &input)
             }
         });
+    }
+    if entity.tenancy == Tenancy::Tenant {
+        insert_params.push(quote!(::prefiq_runtime::SqlValue::Uuid(stamp.tenant)));
     }
     let update_params: Vec<TokenStream> = entity
         .fields
@@ -221,22 +292,26 @@ fn entity_module(
         .filter(|f| f.role == FieldRole::Data || f.role == FieldRole::UpdatedAt)
         .map(|f| {
             if f.role == FieldRole::UpdatedAt {
-                quote!(::prefiq_runtime::SqlValue::DateTime(now))
+                quote!(::prefiq_runtime::SqlValue::DateTime(stamp.now))
             } else {
                 bind_field(f, &input)
             }
         })
         .collect();
     let stamps = |roles: &[FieldRole]| entity.fields.iter().any(|f| roles.contains(&f.role));
-    let now_name = |used: bool| {
+    let stamp_name = |used: bool| {
         if used {
-            format_ident!("now")
+            format_ident!("stamp")
         } else {
-            format_ident!("_now")
+            format_ident!("_stamp")
         }
     };
-    let insert_now = now_name(stamps(&[FieldRole::CreatedAt, FieldRole::UpdatedAt]));
-    let update_now = now_name(stamps(&[FieldRole::UpdatedAt]));
+    let insert_stamp = stamp_name(
+        entity.tenancy == Tenancy::Tenant
+            || stamps(&[FieldRole::CreatedAt, FieldRole::UpdatedAt, FieldRole::Owner]),
+    );
+    let update_stamp = stamp_name(stamps(&[FieldRole::UpdatedAt]));
+    let access = access(app, entity);
     let writable: Vec<&str> = entity.writable().map(|f| f.member.name.as_str()).collect();
     let read_only: Vec<&str> = entity
         .fields
@@ -284,6 +359,8 @@ fn entity_module(
 
         #table
 
+        #access
+
         /// Members a client may send (the rest are set by the server).
         pub const WRITABLE: &[&str] = &[#(#writable),*];
         /// Members only the server sets.
@@ -298,16 +375,17 @@ fn entity_module(
             type Create = #create;
             type Key = #key_ty;
             const TABLE: &'static TableMeta = &TABLE;
+            const ACCESS: &'static crud::Access = &ACCESS;
             const COLLECTION: &'static str = #collection;
             const WRITABLE: &'static [&'static str] = WRITABLE;
 
             #read
 
-            fn insert_params(input: &#create, #insert_now: ::prefiq_runtime::deps::chrono::DateTime<::prefiq_runtime::deps::chrono::Utc>) -> Vec<SqlValue> {
+            fn insert_params(input: &#create, #insert_stamp: &crud::Stamp) -> Vec<SqlValue> {
                 ::std::vec![#(#insert_params),*]
             }
 
-            fn update_params(input: &#create, #update_now: ::prefiq_runtime::deps::chrono::DateTime<::prefiq_runtime::deps::chrono::Utc>) -> Vec<SqlValue> {
+            fn update_params(input: &#create, #update_stamp: &crud::Stamp) -> Vec<SqlValue> {
                 ::std::vec![#(#update_params),*]
             }
 
@@ -338,30 +416,34 @@ fn entity_module(
             #resource::read(row)
         }
 
-        /// Inserts a row, after checking it against the schema.
+        /// Inserts a row for the transaction's caller (in its tenant), after checking it against
+        /// the schema, and appends the audit entry.
         pub async fn insert(db: &mut impl Executor, input: &#create) -> Result<#model, DbError> {
             crud::insert::<#resource>(db, input).await
         }
 
-        /// Finds a row by key.
+        /// Finds a row of the caller's tenant by key.
         pub async fn find(db: &mut impl Executor, key: &#key_ty) -> Result<Option<#model>, DbError> {
             crud::find::<#resource>(db, key).await
         }
 
-        /// Finds a row by key and keeps anyone else from changing it until the transaction ends.
+        /// Finds a row of the caller's tenant by key and keeps anyone else from changing it until
+        /// the transaction ends.
         pub async fn find_for_update(db: &mut impl Executor, key: &#key_ty) -> Result<Option<#model>, DbError> {
             crud::find_for_update::<#resource>(db, key).await
         }
 
-        /// Writes `input` over the row if it is still at `version`, after checking it against the
-        /// schema; `None` if the row moved on or is gone.
-        pub async fn update(db: &mut impl Executor, key: &#key_ty, version: i64, input: &#create) -> Result<Option<#model>, DbError> {
-            crud::update::<#resource>(db, key, version, input).await
+        /// Writes `input` over `current` (as read with [`find_for_update`]) if it is still at
+        /// its version, after checking it against the schema, and appends the audit entry;
+        /// `None` if the row moved on or is gone.
+        pub async fn update(db: &mut impl Executor, current: &#model, input: &#create) -> Result<Option<#model>, DbError> {
+            crud::update::<#resource>(db, current, input).await
         }
 
-        /// Deletes the row if it is still at `version`; whether it did.
-        pub async fn delete(db: &mut impl Executor, key: &#key_ty, version: i64) -> Result<bool, DbError> {
-            crud::delete::<#resource>(db, key, version).await
+        /// Deletes `current` if it is still at its version, and appends the audit entry; whether
+        /// it did.
+        pub async fn delete(db: &mut impl Executor, current: &#model) -> Result<bool, DbError> {
+            crud::delete::<#resource>(db, current).await
         }
     }
 }
@@ -491,10 +573,11 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
             quote!(begin_read)
         };
         let handler_doc = format!(
-            " `{} {}`: validates the inputs, then calls [`{service}::{}`] in a transaction that \
-             commits only if it returns a success.",
-            operation.method, operation.path, operation.rust
+            " `{} {}`: checks the permission `{}`, validates the inputs, then calls \
+             [`{service}::{}`] in a transaction that commits only if it returns a success.",
+            operation.method, operation.path, operation.access.permission, operation.rust
         );
+        let permission = &operation.access.permission;
         let success_check = if successes.is_empty() {
             quote!(false)
         } else {
@@ -526,9 +609,10 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
 
             #[doc = #handler_doc]
             pub async fn #handler<S: #service>(#(#extractors),*) -> Result<#response, ::prefiq_runtime::Problem> {
+                ctx.require(#permission)?;
                 let validators = super::validators().map_err(|e| ::prefiq_runtime::Problem::internal(e))?;
                 #(#steps)*
-                let mut tx = state.db.#begin().await?;
+                let mut tx = state.db.#begin(&ctx.principal).await?;
                 let response = state.service.0.#method(&ctx, &mut tx, #(#args),*).await?;
                 if response.is_success() {
                     tx.commit().await?;

@@ -343,7 +343,7 @@ fn entity_tokens(app: &App, entity: &Entity) -> TokenStream {
     for field in &entity.fields {
         let presence = if field.is_model_optional() {
             Presence::Optional
-        } else if field.role == FieldRole::Data && field.member.nullable {
+        } else if field.is_model_nullable() {
             Presence::Nullable
         } else {
             Presence::Plain
@@ -1169,7 +1169,7 @@ impl<'a> Plan<'a> {
                     &f.member,
                     if f.is_model_optional() {
                         Presence::Optional
-                    } else if f.role == FieldRole::Data && f.member.nullable {
+                    } else if f.is_model_nullable() {
                         Presence::Nullable
                     } else {
                         Presence::Plain

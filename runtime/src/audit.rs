@@ -1,0 +1,261 @@
+//! The audit log: one entry per create, update and delete, written by the repository in the
+//! write's own transaction, so a write whose entry fails is rolled back with it and no write
+//! path skips it.
+//!
+//! The table (`prefiq_audit`) belongs to the runtime, not to an app: [`MIGRATIONS`] makes it
+//! before any app's tables. It is append-only for the server. On PostgreSQL the server's role is
+//! granted `SELECT` and `INSERT` only, and row-level security keeps each tenant to its own
+//! entries; on SQLite, triggers refuse updates, and deletes of entries younger than a day (the
+//! shortest retention).
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::db::{DbError, Executor, Sql, SqlValue};
+use crate::meta::{ColumnKind, ColumnMeta, TableMeta};
+use crate::migrate::Migration;
+
+/// The name the runtime's own migrations are recorded under.
+pub const LEDGER_APP: &str = "prefiq";
+
+/// The runtime's migrations, applied before any app's.
+pub const MIGRATIONS: &[Migration] = &[Migration::embedded(
+    1,
+    "audit",
+    include_str!("migrations/postgres/0001_audit.sql"),
+    include_str!("migrations/sqlite/0001_audit.sql"),
+)];
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A row was inserted.
+    Create,
+    /// A row was changed.
+    Update,
+    /// A row was deleted.
+    Delete,
+}
+
+impl Action {
+    /// `create`, `update` or `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// What an entry shows of a secret field's values.
+pub const REDACTED: &str = "[redacted]";
+
+/// The changed members of a row, as `{"member": {"from": old, "to": new}}`: `from` is absent
+/// for a create, `to` for a delete. Only `members` (what a client may write) are compared, and
+/// the values of `secret` members are replaced by [`REDACTED`].
+pub fn changes(
+    before: Option<&Value>,
+    after: Option<&Value>,
+    members: &[&str],
+    secret: impl Fn(&str) -> bool,
+) -> Value {
+    let mut out = Map::new();
+    for member in members {
+        let old = before.and_then(|b| b.get(*member));
+        let new = after.and_then(|a| a.get(*member));
+        let unchanged = match (old, new) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => true,
+            // A create or delete shows the members that hold something.
+            (None, Some(v)) | (Some(v), None) => v.is_null(),
+        };
+        if unchanged {
+            continue;
+        }
+        let show = |value: &Value| {
+            if secret(member) {
+                Value::String(REDACTED.into())
+            } else {
+                value.clone()
+            }
+        };
+        let mut change = Map::new();
+        if let Some(old) = old {
+            change.insert("from".into(), show(old));
+        }
+        if let Some(new) = new {
+            change.insert("to".into(), show(new));
+        }
+        out.insert((*member).to_owned(), Value::Object(change));
+    }
+    Value::Object(out)
+}
+
+/// Appends an entry for `action` on the row `key` of `table`, in the transaction of `db`, for
+/// the caller that transaction was begun for.
+pub async fn record(
+    db: &mut impl Executor,
+    table: &TableMeta,
+    action: Action,
+    key: &str,
+    changes: Value,
+) -> Result<(), DbError> {
+    let principal = db.principal().cloned().ok_or_else(|| {
+        DbError::Internal("a write needs a caller for its audit entry: use Db::begin".into())
+    })?;
+    let sql = db.pick(
+        "INSERT INTO prefiq_audit (id, tenant_id, at, actor, actor_user, credential, app, entity, entity_id, action, changes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO prefiq_audit (id, tenant_id, at, actor, actor_user, credential, app, entity, entity_id, action, changes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    );
+    let credential = serde_json::to_value(principal.credential)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    db.execute(
+        sql,
+        vec![
+            SqlValue::Uuid(Uuid::now_v7()),
+            SqlValue::Uuid(principal.tenant),
+            SqlValue::DateTime(crate::db::now()),
+            SqlValue::Text(principal.subject.clone()),
+            principal
+                .user
+                .map(SqlValue::Uuid)
+                .unwrap_or(SqlValue::Null(ColumnKind::Uuid)),
+            SqlValue::Text(credential),
+            SqlValue::Text(table.app.to_owned()),
+            SqlValue::Text(table.entity.to_owned()),
+            SqlValue::Text(key.to_owned()),
+            SqlValue::Text(action.as_str().to_owned()),
+            SqlValue::Json(changes),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes the entries of every tenant older than `days` days; how many. Run it with the
+/// migrating (owner) connection: the server's role may not delete entries.
+pub async fn prune(db: &mut impl Executor, days: u32) -> Result<u64, DbError> {
+    let cutoff = crate::db::now() - chrono::Duration::days(i64::from(days.max(1)));
+    let sql = db.pick(
+        "DELETE FROM prefiq_audit WHERE at < $1",
+        "DELETE FROM prefiq_audit WHERE at < ?1",
+    );
+    db.execute(sql, vec![SqlValue::DateTime(cutoff)]).await
+}
+
+/// The audit log as a table, for list queries (filters on every column but the changes).
+pub static TABLE: TableMeta = TableMeta {
+    entity: "AuditEntry",
+    table: "prefiq_audit",
+    columns: &[
+        ColumnMeta::new("id", "id", ColumnKind::Uuid).on_insert(),
+        ColumnMeta::new("at", "at", ColumnKind::DateTime)
+            .filterable()
+            .sortable(),
+        ColumnMeta::new("actor", "actor", ColumnKind::Text).filterable(),
+        ColumnMeta::new("actor_user", "actor_user", ColumnKind::Uuid)
+            .nullable()
+            .filterable(),
+        ColumnMeta::new("credential", "credential", ColumnKind::Text).filterable(),
+        ColumnMeta::new("app", "app", ColumnKind::Text)
+            .filterable()
+            .sortable(),
+        ColumnMeta::new("entity", "entity", ColumnKind::Text)
+            .filterable()
+            .sortable(),
+        ColumnMeta::new("entity_id", "entity_id", ColumnKind::Text).filterable(),
+        ColumnMeta::new("action", "action", ColumnKind::Text)
+            .filterable()
+            .values(&["create", "update", "delete"]),
+        ColumnMeta::new("changes", "changes", ColumnKind::Json),
+        ColumnMeta::new("", "tenant_id", ColumnKind::Uuid).on_insert(),
+    ],
+    primary_key: 0,
+    version: 0,
+    uniques: &[],
+    foreign_keys: &[],
+    app: LEDGER_APP,
+    tenant: Some(10),
+    owner: None,
+};
+
+/// One entry, as the API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    /// Its id.
+    pub id: Uuid,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Who: a user id, a service client, `system` or `development`.
+    pub actor: String,
+    /// The user, when a person did it.
+    pub actor_user: Option<Uuid>,
+    /// How the actor signed in.
+    pub credential: String,
+    /// The app.
+    pub app: String,
+    /// The entity.
+    pub entity: String,
+    /// The row's key.
+    pub entity_id: String,
+    /// `create`, `update` or `delete`.
+    pub action: String,
+    /// The changed members.
+    pub changes: Value,
+}
+
+/// Reads a row of [`TABLE`].
+pub fn read(row: &crate::db::Row) -> Result<Entry, DbError> {
+    Ok(Entry {
+        id: row.req(0)?,
+        at: row.req(1)?,
+        actor: row.req(2)?,
+        actor_user: row.opt(3)?,
+        credential: row.req(4)?,
+        app: row.req(5)?,
+        entity: row.req(6)?,
+        entity_id: row.req(7)?,
+        action: row.req(8)?,
+        changes: row.req_json(9)?,
+    })
+}
+
+/// The text of `Sql` for tests and tools that read the log directly.
+pub fn select_all() -> Sql {
+    Sql::new("SELECT id, at, actor, actor_user, credential, app, entity, entity_id, action, changes, tenant_id FROM prefiq_audit ORDER BY at, id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changes_name_what_moved_and_hide_secrets() {
+        let before = json!({"name": "a", "token": "s1", "n": 1, "gone": "x"});
+        let after = json!({"name": "b", "token": "s2", "n": 1, "gone": null});
+        let diff = changes(
+            Some(&before),
+            Some(&after),
+            &["name", "token", "n", "gone"],
+            |m| m == "token",
+        );
+        assert_eq!(
+            diff,
+            json!({
+                "name": {"from": "a", "to": "b"},
+                "token": {"from": REDACTED, "to": REDACTED},
+                "gone": {"from": "x", "to": null}
+            })
+        );
+        let created = changes(None, Some(&after), &["name", "gone"], |_| false);
+        assert_eq!(created, json!({"name": {"to": "b"}}));
+        let deleted = changes(Some(&before), None, &["name"], |_| false);
+        assert_eq!(deleted, json!({"name": {"from": "a"}}));
+    }
+}
