@@ -117,7 +117,14 @@ pub async fn prepare(app: &App, run: &AppRun, url: &str) -> Result<Prepared, Str
         .map_err(|e| e.to_string())?;
     db.close().await;
     if fresh && !rows.is_empty() {
-        let report = crate::seed::seed_with(url, app, rows, &wanted, prefiq_runtime::auth::DEFAULT_TENANT).await?;
+        let report = crate::seed::seed_with(
+            url,
+            app,
+            rows,
+            &wanted,
+            prefiq_runtime::auth::DEFAULT_TENANT,
+        )
+        .await?;
         prepared.seeded = Some(report.iter().map(|r| r.1).sum());
     }
     Ok(prepared)

@@ -227,7 +227,9 @@ pub fn read(row: &crate::db::Row) -> Result<Entry, DbError> {
 
 /// The text of `Sql` for tests and tools that read the log directly.
 pub fn select_all() -> Sql {
-    Sql::new("SELECT id, at, actor, actor_user, credential, app, entity, entity_id, action, changes, tenant_id FROM prefiq_audit ORDER BY at, id")
+    Sql::new(
+        "SELECT id, at, actor, actor_user, credential, app, entity, entity_id, action, changes, tenant_id FROM prefiq_audit ORDER BY at, id",
+    )
 }
 
 #[cfg(test)]

@@ -235,7 +235,9 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Unauthenticated> {
         .to_str()
         .map_err(|_| Unauthenticated::Invalid("the Authorization header is not text".into()))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim()))
         }
         _ => Err(Unauthenticated::Invalid(
@@ -293,7 +295,10 @@ impl TokenVerifier {
     pub fn new(keys: &KeySet, issuer: &str, audience: &str) -> Result<TokenVerifier, String> {
         let mut decoding = BTreeMap::new();
         for key in &keys.keys {
-            if key.kty != "OKP" || key.crv != "Ed25519" || key.alg.as_deref().is_some_and(|a| a != "EdDSA") {
+            if key.kty != "OKP"
+                || key.crv != "Ed25519"
+                || key.alg.as_deref().is_some_and(|a| a != "EdDSA")
+            {
                 return Err(format!(
                     "key `{}` is not an Ed25519 key (kty OKP, crv Ed25519, alg EdDSA)",
                     key.kid
@@ -370,13 +375,19 @@ pub struct RemoteKeys {
 
 impl std::fmt::Debug for RemoteKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteKeys").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("RemoteKeys")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
 impl RemoteKeys {
     /// Fetches the key set at `url` and keeps it fresh.
-    pub async fn start(url: String, issuer: String, audience: String) -> Result<Arc<RemoteKeys>, String> {
+    pub async fn start(
+        url: String,
+        issuer: String,
+        audience: String,
+    ) -> Result<Arc<RemoteKeys>, String> {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
@@ -413,7 +424,10 @@ impl RemoteKeys {
             .await
             .map_err(|e| format!("PREFIQ_JWKS_URL: cannot fetch {url}: {e}"))?;
         if !response.status().is_success() {
-            return Err(format!("PREFIQ_JWKS_URL: {url} answered {}", response.status()));
+            return Err(format!(
+                "PREFIQ_JWKS_URL: {url} answered {}",
+                response.status()
+            ));
         }
         let set: KeySet = response
             .json()
@@ -480,7 +494,9 @@ pub struct SigningKey {
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key itself.
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -525,9 +541,7 @@ impl SigningKey {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(seed.trim_end_matches('='))
             .map_err(|_| "the seed is not base64url")?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "the seed must be 32 bytes")?;
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| "the seed must be 32 bytes")?;
         if kid.is_empty() {
             return Err("the key id is empty".into());
         }

@@ -22,8 +22,8 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use uuid::Uuid;
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 use crate::audit::Action;
 use crate::db::Dialect;
@@ -523,7 +523,14 @@ pub async fn delete<R: Resource>(
     if db.execute(sql, params).await? != 1 {
         return Ok(false);
     }
-    audit::<R>(db, Action::Delete, &R::key(current), Some(&json(current)?), None).await?;
+    audit::<R>(
+        db,
+        Action::Delete,
+        &R::key(current),
+        Some(&json(current)?),
+        None,
+    )
+    .await?;
     Ok(true)
 }
 
@@ -538,9 +545,7 @@ pub async fn list<R: Resource>(
         query.restrict(tenant, SqlValue::Uuid(stamp.tenant));
     }
     if let Some(owner) = R::TABLE.owner {
-        let everyone = db
-            .principal()
-            .is_some_and(|p| p.allows(R::ACCESS.all_rows));
+        let everyone = db.principal().is_some_and(|p| p.allows(R::ACCESS.all_rows));
         if !everyone {
             // No user, no rows: `nil` is nobody's id.
             query.restrict(owner, SqlValue::Uuid(stamp.user.unwrap_or(Uuid::nil())));
@@ -668,10 +673,7 @@ pub async fn delete_handler<R: Resource, S: Hooks<R>>(
         .ok_or_else(|| missing::<R>(&key))?;
     precondition.check(R::version(&current))?;
     state.service.before_delete(&ctx, &mut tx, &current).await?;
-    if !delete::<R>(&mut tx, &current)
-        .await
-        .map_err(problem::<R>)?
-    {
+    if !delete::<R>(&mut tx, &current).await.map_err(problem::<R>)? {
         return Err(crate::patch::contended());
     }
     state.service.after_delete(&ctx, &mut tx, &current).await?;
@@ -722,7 +724,9 @@ mod tests {
         );
         assert_eq!(
             sql.select_for_update[0],
-            format!(r#"SELECT {all} FROM "things" WHERE "id" = $1 AND "tenant_id" = $2 FOR UPDATE"#)
+            format!(
+                r#"SELECT {all} FROM "things" WHERE "id" = $1 AND "tenant_id" = $2 FOR UPDATE"#
+            )
         );
         assert_eq!(
             sql.select_for_update[1],

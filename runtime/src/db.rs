@@ -19,11 +19,11 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, SqlStr, Sqlite};
 use uuid::Uuid;
 
-pub use crate::meta::ColumnKind;
 use crate::auth::Principal;
-use std::sync::Arc;
+pub use crate::meta::ColumnKind;
 use crate::meta::TableMeta;
 use crate::problem::{FieldError, Problem};
+use std::sync::Arc;
 
 /// Which SQL dialect a [`Db`] speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod crud;
 pub mod db;
 pub mod http;

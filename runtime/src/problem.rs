@@ -40,7 +40,7 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Response headers the problem needs (`WWW-Authenticate`, `Retry-After`).
     #[serde(skip)]
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Option<Box<Vec<(&'static str, String)>>>,
 }
 
 impl Problem {
@@ -52,13 +52,15 @@ impl Problem {
             status: status.as_u16(),
             detail: None,
             errors: Vec::new(),
-            headers: Vec::new(),
+            headers: None,
         }
     }
 
     /// Adds a response header.
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+        self.headers
+            .get_or_insert_with(Default::default)
+            .push((name, value.into()));
         self
     }
 
@@ -244,7 +246,7 @@ impl IntoResponse for Problem {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers.iter().flat_map(|h| h.iter()) {
             if let Ok(value) = HeaderValue::from_str(value) {
                 headers.insert(*name, value);
             }

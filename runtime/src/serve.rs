@@ -167,9 +167,15 @@ pub fn with_middleware(app: Router, db: Db, body_limit: usize, auth: Auth) -> Ro
 pub async fn prepare(spec: &AppSpec, config: &Config) -> Result<Db, Box<dyn std::error::Error>> {
     let url = config.database_url(spec.name);
     if !config.no_migrate {
-        let owner = Db::connect(&url, &PoolOptions { max_connections: 2, ..PoolOptions::default() })
-            .await
-            .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
+        let owner = Db::connect(
+            &url,
+            &PoolOptions {
+                max_connections: 2,
+                ..PoolOptions::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
         let report = migrate::apply(&owner, spec.name, spec.migrations).await;
         owner.close().await;
         let report = report?;
@@ -233,13 +239,16 @@ pub async fn authenticator(config: &Config) -> Result<Auth, String> {
         let remote = RemoteKeys::start(url.clone(), issuer, audience).await?;
         return Ok(Auth(std::sync::Arc::new(remote)));
     }
-    Err("no keys to verify access tokens with: set PREFIQ_JWT_KEYS (a JSON Web Key Set, or a \
+    Err(
+        "no keys to verify access tokens with: set PREFIQ_JWT_KEYS (a JSON Web Key Set, or a \
          file holding one) or PREFIQ_JWKS_URL (a Cortex's /.well-known/jwks.json); for local \
          development without a Cortex, PREFIQ_AUTH=off turns the checks off"
-        .into())
+            .into(),
+    )
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -9,6 +9,25 @@ pub struct ProjectConfig {
     /// Where generated crates find `prefiq-runtime`.
     #[serde(default)]
     pub runtime: RuntimeSource,
+    /// Cortex, the server that runs the installed apps together.
+    #[serde(default)]
+    pub cortex: CortexConfig,
+}
+
+/// `[cortex]` in `prefiq.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CortexConfig {
+    /// The apps Cortex runs, in the order their migrations apply. Default: every app under
+    /// `apps/`, by name. Installing an app is adding it here and running `prefiq codegen`.
+    pub apps: Option<Vec<String>>,
+}
+
+impl ProjectConfig {
+    /// The apps Cortex runs (resolved by the loader).
+    pub fn installed(&self) -> &[String] {
+        self.cortex.apps.as_deref().unwrap_or_default()
+    }
 }
 
 /// How generated crates depend on `prefiq-runtime`.

@@ -130,7 +130,7 @@ pub struct Manifest {
 impl Manifest {
     /// Where an app's manifest lives.
     pub fn path(app: &str) -> String {
-        format!("apps/{app}/core/codegen.sum")
+        format!("{}/core/codegen.sum", crate::ir::app_root(app))
     }
 
     /// The manifest as a generated file of `app`.
@@ -148,7 +148,7 @@ impl Manifest {
         }
         GeneratedFile::new(
             Manifest::path(app),
-            &format!("apps/{app}/core/schema"),
+            &format!("{}/core/schema", crate::ir::app_root(app)),
             &body,
         )
     }

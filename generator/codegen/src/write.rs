@@ -110,7 +110,7 @@ impl Scope {
     pub fn of(root: &Path, app: Option<&str>) -> Scope {
         let mut folders = Vec::new();
         match app {
-            Some(app) => folders.push(format!("apps/{app}")),
+            Some(app) => folders.push(crate::ir::app_root(app)),
             None => {
                 folders.push("schemas".to_owned());
                 if let Ok(entries) = std::fs::read_dir(root.join("apps")) {
@@ -121,6 +121,9 @@ impl Scope {
                         .collect();
                     apps.sort();
                     folders.extend(apps);
+                    if root.join("cortex/core/schema").is_dir() {
+                        folders.push(crate::ir::app_root(crate::ir::CORTEX));
+                    }
                 }
             }
         }

@@ -158,6 +158,30 @@ pub enum Tenancy {
     Global,
 }
 
+/// The app whose folder is the project's `cortex/` rather than `apps/cortex/`: Cortex's own
+/// entities, generated like any app's.
+pub const CORTEX: &str = "cortex";
+
+/// The folder of the app `name`, relative to the project root: `apps/<name>`, or `cortex` for
+/// Cortex's own app.
+pub fn app_root(name: &str) -> String {
+    if name == CORTEX {
+        CORTEX.to_owned()
+    } else {
+        format!("apps/{name}")
+    }
+}
+
+/// The package name of the app `name`'s server crate: `app-<name>`, or `cortex`; its types and
+/// client crates add `-types` and `-client`.
+pub fn crate_name(name: &str) -> String {
+    if name == CORTEX {
+        CORTEX.to_owned()
+    } else {
+        format!("app-{name}")
+    }
+}
+
 /// The security scheme every operation requires: a bearer access token.
 pub const BEARER_SCHEME: &str = "bearer";
 

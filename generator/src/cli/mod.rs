@@ -106,7 +106,11 @@ pub struct SeedArgs {
     pub database_url: Option<String>,
     /// The tenant the rows of tenant-scoped entities belong to. Default: the default tenant
     /// (the nil UUID), which a first Cortex start creates.
-    #[arg(long, value_name = "UUID", default_value = "00000000-0000-0000-0000-000000000000")]
+    #[arg(
+        long,
+        value_name = "UUID",
+        default_value = "00000000-0000-0000-0000-000000000000"
+    )]
     pub tenant: prefiq_runtime::deps::uuid::Uuid,
 }
 
@@ -540,7 +544,13 @@ fn seed(root: &Path, args: &SeedArgs, printer: &Printer) -> ExitCode {
     };
     let progress = printer.progress(None, &format!("seeding {} into {url}", args.app));
     let migrations = crate::seed::migrations(&run.migrations);
-    let seeded = runtime.block_on(crate::seed::seed_with(&url, app, rows, &migrations, args.tenant));
+    let seeded = runtime.block_on(crate::seed::seed_with(
+        &url,
+        app,
+        rows,
+        &migrations,
+        args.tenant,
+    ));
     drop(progress);
     match seeded {
         Ok(report) => {

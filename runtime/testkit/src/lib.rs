@@ -48,7 +48,10 @@ pub fn sign(key: &prefiq_runtime::auth::SigningKey, identity: &Identity) -> Stri
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let subject = identity.user.map(|u| u.to_string()).unwrap_or_else(|| "client".into());
+    let subject = identity
+        .user
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| "client".into());
     key.sign(&prefiq_runtime::auth::Claims {
         iss: ISSUER.into(),
         aud: ISSUER.into(),
@@ -61,7 +64,12 @@ pub fn sign(key: &prefiq_runtime::auth::SigningKey, identity: &Identity) -> Stri
         roles: identity.roles.clone(),
         perms: identity.permissions.clone(),
         teams: Vec::new(),
-        kind: if identity.user.is_some() { "user" } else { "client" }.into(),
+        kind: if identity.user.is_some() {
+            "user"
+        } else {
+            "client"
+        }
+        .into(),
     })
 }
 

@@ -3,6 +3,7 @@
 //! Every emitter is a function of an app's IR, the project's settings and its templates. None
 //! reads a file, and none calls another stage: the session hands them what they need.
 
+mod cortex;
 mod openapi;
 mod openapi30;
 pub(crate) mod rust;
@@ -53,29 +54,34 @@ pub fn app(
     })?;
     output.files.append(&mut rust_output.files);
     output.scaffolds.append(&mut rust_output.scaffolds);
+    let source = format!("{}/core/schema", crate::ir::app_root(&app.name));
+    for (path, text) in cortex::files(app, config) {
+        output.files.push(GeneratedFile::new(path, &source, &text));
+    }
     output.sort();
     Ok(output)
 }
 
 /// The API documents, the TypeScript client and their scaffolds.
 fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<(), Diagnostic> {
-    let schema_dir = format!("apps/{}/core/schema", app.name);
+    let root = crate::ir::app_root(&app.name);
+    let schema_dir = format!("{root}/core/schema");
     // Each document is printed and dropped before the next is built: large apps make large trees.
     let openapi = openapi::document(app);
     output.files.push(GeneratedFile::new(
-        format!("apps/{}/core/openapi.json", app.name),
+        format!("{root}/core/openapi.json"),
         &schema_dir,
         &pretty_json(&openapi),
     ));
     let openapi30 = openapi30::document(openapi);
     output.files.push(GeneratedFile::new(
-        format!("apps/{}/core/openapi-3.0.json", app.name),
+        format!("{root}/core/openapi-3.0.json"),
         &schema_dir,
         &pretty_json(&openapi30),
     ));
     drop(openapi30);
     output.files.push(GeneratedFile::new(
-        format!("apps/{}/bin/src/generated/schemas.json", app.name),
+        format!("{root}/bin/src/generated/schemas.json"),
         &schema_dir,
         &pretty_json(&schema::document(app)),
     ));
@@ -85,14 +91,14 @@ fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<()
             .push(GeneratedFile::new(path, &schema_dir, &contents));
     }
     output.scaffolds.push(Scaffold {
-        path: format!("apps/{}/src/package.json", app.name),
+        path: format!("{root}/src/package.json"),
         contents: format!(
             "{{\n  \"name\": \"{}-client\",\n  \"private\": true,\n  \"type\": \"module\"\n}}\n",
             app.name
         ),
     });
     output.scaffolds.push(Scaffold {
-        path: format!("apps/{}/src/tsconfig.json", app.name),
+        path: format!("{root}/src/tsconfig.json"),
         contents: TSCONFIG.to_owned(),
     });
     Ok(())

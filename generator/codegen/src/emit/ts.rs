@@ -679,9 +679,10 @@ pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, D
             types_path: TYPES_FROM_CLIENT,
         },
     )?;
+    let root = crate::ir::app_root(&app.name);
     Ok(vec![
-        (format!("apps/{}/core/types/ts/index.ts", app.name), types),
-        (format!("apps/{}/src/services/client.ts", app.name), client),
-        (format!("apps/{}/src/services/core.ts", app.name), core),
+        (format!("{root}/core/types/ts/index.ts"), types),
+        (format!("{root}/src/services/client.ts"), client),
+        (format!("{root}/src/services/core.ts"), core),
     ])
 }

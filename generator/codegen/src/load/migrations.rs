@@ -12,7 +12,7 @@ use crate::sql::Dialect;
 
 /// The folder of an app's migrations, relative to the project root.
 pub fn folder(app: &str) -> String {
-    format!("apps/{app}/bin/migrations")
+    format!("{}/bin/migrations", crate::ir::app_root(app))
 }
 
 /// `snapshot.json` on disk.

@@ -212,7 +212,7 @@ fn relative(root: &Path, path: &Path) -> String {
 /// `only`) with its schemas, fixtures and migrations.
 pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
-    let (config, config_text) = read_config(root, &mut diagnostics);
+    let (mut config, config_text) = read_config(root, &mut diagnostics);
     let project_templates = template_overrides(root, "templates");
     let mut apps = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(root.join("apps"))
@@ -226,6 +226,35 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
         })
         .unwrap_or_default();
     names.sort();
+    // Cortex's own entities live in cortex/, not apps/; `apps/cortex` would collide with it.
+    if let Some(clash) = names.iter().position(|n| n == crate::ir::CORTEX) {
+        names.remove(clash);
+        diagnostics.push(
+            Diagnostic::error(
+                "prefiq::load::app_name",
+                "`apps/cortex` collides with Cortex's own app in cortex/",
+            )
+            .with_help("rename the folder: `cortex` is reserved"),
+        );
+    }
+    // The apps Cortex runs: listed in prefiq.toml, or every app.
+    match &config.cortex.apps {
+        Some(listed) => {
+            for app in listed.iter().filter(|a| !names.contains(a)) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "prefiq::load::cortex_app",
+                        format!("prefiq.toml installs `{app}` in Cortex, but there is no apps/{app}/core/schema/"),
+                    )
+                    .with_help(format!("apps found: {}; remove `{app}` from [cortex] apps, or create it with `cargo xtask new-app {app}`", names.join(", "))),
+                );
+            }
+        }
+        None => config.cortex.apps = Some(names.clone()),
+    }
+    if root.join("cortex/core/schema").is_dir() {
+        names.push(crate::ir::CORTEX.to_owned());
+    }
     if let Some(only) = only {
         if !names.iter().any(|n| n == only) {
             diagnostics.push(
@@ -253,10 +282,9 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
             );
             continue;
         }
-        let mut paths = yaml_and_json(&root.join("apps").join(&name).join("core/schema"));
-        paths.extend(yaml_and_json(
-            &root.join("apps").join(&name).join("core/fixtures"),
-        ));
+        let folder = root.join(crate::ir::app_root(&name));
+        let mut paths = yaml_and_json(&folder.join("core/schema"));
+        paths.extend(yaml_and_json(&folder.join("core/fixtures")));
         let mut texts = Vec::new();
         for path in paths {
             let rel = relative(root, &path);
@@ -283,10 +311,12 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
                 MigrationsFolder::default()
             }
         };
-        let templates = template_overrides(root, &format!("apps/{name}/templates"));
+        let templates =
+            template_overrides(root, &format!("{}/templates", crate::ir::app_root(&name)));
         let fingerprint = fingerprint(
             &name,
             config_text.as_deref(),
+            config.installed(),
             &project_templates,
             &templates,
             &files,
@@ -319,6 +349,7 @@ impl Project {
         fingerprint(
             &input.name,
             self.config_text.as_deref(),
+            self.config.installed(),
             &self.templates,
             &input.templates,
             &input.files,
@@ -339,6 +370,7 @@ pub const GENERATOR: &str = concat!(
 fn fingerprint(
     app: &str,
     config: Option<&str>,
+    installed: &[String],
     project_templates: &[TemplateOverride],
     app_templates: &[TemplateOverride],
     files: &[SourceFile],
@@ -352,6 +384,12 @@ fn fingerprint(
     };
     feed(GENERATOR);
     feed(app);
+    if app == crate::ir::CORTEX {
+        // Cortex's output depends on which apps it runs, and a new app folder adds one.
+        for name in installed {
+            feed(name);
+        }
+    }
     for (name, text) in prefiq_templates::BUILTIN {
         feed(name);
         feed(text);

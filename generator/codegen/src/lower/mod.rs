@@ -14,13 +14,13 @@ use serde_json::Value;
 
 use crate::diag::Diagnostic;
 use crate::ir::{
-    App, BEARER_SCHEME, Entity, Field, FieldRole, Index, KeyGeneration, Member, NamedType, NumberType, OnDelete,
-    Reference, Storage, TENANT_COLUMN, Tenancy, Type,
+    App, BEARER_SCHEME, Entity, Field, FieldRole, Index, KeyGeneration, Member, NamedType,
+    NumberType, OnDelete, Reference, Storage, TENANT_COLUMN, Tenancy, Type,
 };
 use crate::load::{AppInput, FileKind, Project, SourceFile};
 use crate::names;
 use crate::vocab::{
-    self, EntityOptions, FieldOptions, GrantAction, Generated, OnDeleteOption, ReferenceOptions,
+    self, EntityOptions, FieldOptions, Generated, GrantAction, OnDeleteOption, ReferenceOptions,
     RowsOption, ServerValue, TenancyOption,
 };
 
@@ -671,11 +671,19 @@ impl Lowerer<'_> {
                     let mut actions: Vec<GrantAction> = actions.clone();
                     actions.sort();
                     actions.dedup();
-                    (role.clone(), actions.iter().map(|a| a.as_str().to_owned()).collect())
+                    (
+                        role.clone(),
+                        actions.iter().map(|a| a.as_str().to_owned()).collect(),
+                    )
                 })
                 .collect(),
             None => BTreeMap::from([
-                ("member".to_owned(), ["read", "create", "update", "delete"].map(String::from).to_vec()),
+                (
+                    "member".to_owned(),
+                    ["read", "create", "update", "delete"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
                 ("viewer".to_owned(), vec!["read".to_owned()]),
             ]),
         };

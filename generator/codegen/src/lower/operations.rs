@@ -389,11 +389,16 @@ impl Lowerer<'_> {
         let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
         // The roles granted it by default: `x-prefiq-roles`, or whoever may read for a `GET`
         // and members for anything else.
-        let default_roles: Vec<String> = match object.get("x-prefiq-roles").and_then(Value::as_array) {
-            Some(roles) => roles.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-            None if method == Method::Get => vec!["member".into(), "viewer".into()],
-            None => vec!["member".into()],
-        };
+        let default_roles: Vec<String> =
+            match object.get("x-prefiq-roles").and_then(Value::as_array) {
+                Some(roles) => roles
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                None if method == Method::Get => vec!["member".into(), "viewer".into()],
+                None => vec!["member".into()],
+            };
         Some(Operation {
             rust: names::rust_field(&id),
             access: Access {

@@ -310,8 +310,14 @@ fn row_security(table: &str) -> Vec<String> {
 fn no_row_security(table: &str) -> Vec<String> {
     let t = quote(table);
     vec![
-        format!("DROP POLICY IF EXISTS {} ON {t};", quote(&format!("{table}_tenant"))),
-        format!("DROP POLICY IF EXISTS {} ON {t};", quote(&format!("{table}_rows"))),
+        format!(
+            "DROP POLICY IF EXISTS {} ON {t};",
+            quote(&format!("{table}_tenant"))
+        ),
+        format!(
+            "DROP POLICY IF EXISTS {} ON {t};",
+            quote(&format!("{table}_rows"))
+        ),
         format!("ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY;"),
         format!("ALTER TABLE {t} DISABLE ROW LEVEL SECURITY;"),
     ]

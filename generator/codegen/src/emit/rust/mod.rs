@@ -38,8 +38,8 @@ impl CrateNames {
     /// Names for `app`.
     pub fn of(app: &str) -> CrateNames {
         CrateNames {
-            server: format!("app-{app}"),
-            types: format!("app-{app}-types"),
+            server: crate::ir::crate_name(app),
+            types: format!("{}-types", crate::ir::crate_name(app)),
         }
     }
 
@@ -189,41 +189,40 @@ impl Formatter {
             .map_or(1, usize::from)
             .min(jobs.len())
             .max(1);
-        let mut made: Vec<(usize, Made)> =
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = (0..threads)
-                    .map(|_| {
-                        let next = &next;
-                        spawn_scoped(scope, move || {
-                            let mut done = Vec::new();
-                            loop {
-                                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let Some(job) = jobs.get(index) else {
-                                    break;
-                                };
-                                let (path, tokens) = make(job);
-                                let file = self.format(&path, tokens).map(|text| (path, text));
-                                done.push((index, file));
-                            }
-                            done
-                        })
+        let mut made: Vec<(usize, Made)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let next = &next;
+                    spawn_scoped(scope, move || {
+                        let mut done = Vec::new();
+                        loop {
+                            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(job) = jobs.get(index) else {
+                                break;
+                            };
+                            let (path, tokens) = make(job);
+                            let file = self.format(&path, tokens).map(|text| (path, text));
+                            done.push((index, file));
+                        }
+                        done
                     })
-                    .collect();
-                workers
-                    .into_iter()
-                    .flat_map(|worker| {
-                        worker.join().unwrap_or_else(|_| {
-                            vec![(
-                                usize::MAX,
-                                Err(Diagnostic::error(
-                                    "prefiq::emit::rust",
-                                    "internal error: making or formatting generated Rust panicked",
-                                )),
-                            )]
-                        })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| {
+                    worker.join().unwrap_or_else(|_| {
+                        vec![(
+                            usize::MAX,
+                            Err(Diagnostic::error(
+                                "prefiq::emit::rust",
+                                "internal error: making or formatting generated Rust panicked",
+                            )),
+                        )]
                     })
-                    .collect()
-            });
+                })
+                .collect()
+        });
         // The first error in file order, whatever the number of cores.
         made.sort_by_key(|(i, _)| *i);
         made.into_iter().map(|(_, file)| file).collect()
@@ -297,7 +296,7 @@ pub(super) fn type_deps(app: &App) -> TypeDeps {
     deps
 }
 
-fn runtime_dependency(config: &ProjectConfig, depth: usize) -> String {
+pub(crate) fn runtime_dependency(config: &ProjectConfig, depth: usize) -> String {
     match &config.runtime.path {
         Some(path) if std::path::Path::new(path).is_absolute() => {
             format!("prefiq-runtime = {{ path = \"{path}\" }}")
@@ -319,7 +318,8 @@ pub fn emit(
     output: &mut Output,
 ) -> Result<(), Diagnostic> {
     let crates = CrateNames::of(&app.name);
-    let source = format!("apps/{}/core/schema", app.name);
+    let root = crate::ir::app_root(&app.name);
+    let source = format!("{root}/core/schema");
     let deps = type_deps(app);
 
     // The types crate: no web dependencies.
@@ -345,14 +345,14 @@ pub fn emit(
     if deps.uuid {
         manifest.push_str("uuid = { version = \"1\", features = [\"serde\"] }\n");
     }
-    let types_dir = format!("apps/{}/core/types/rust", app.name);
+    let types_dir = format!("{root}/core/types/rust");
     output.files.push(GeneratedFile::new(
         format!("{types_dir}/Cargo.toml"),
         &source,
         &manifest,
     ));
     // The server crate: generated modules under src/generated/, scaffolds around them.
-    let bin = format!("apps/{}/bin", app.name);
+    let bin = format!("{root}/bin");
     enum Job {
         Types(types::Part),
         Server(server::Part),
@@ -389,7 +389,8 @@ pub fn emit(
 }
 
 fn scaffolds(app: &App, config: &ProjectConfig, crates: &CrateNames) -> Vec<Scaffold> {
-    let bin = format!("apps/{}/bin", app.name);
+    let root = crate::ir::app_root(&app.name);
+    let bin = format!("{root}/bin");
     let server = crates.server_ident();
     let trait_name = format!("{}Service", names::pascal(&app.name));
     let manifest = format!(
@@ -400,7 +401,7 @@ fn scaffolds(app: &App, config: &ProjectConfig, crates: &CrateNames) -> Vec<Scaf
         server = crates.server,
         app = app.name,
         types = crates.types,
-        runtime = runtime_dependency(config, 3),
+        runtime = runtime_dependency(config, root.split('/').count() + 1),
     );
     let lib = format!(
         "//! The {app} app: routes, handlers and repositories generated from `core/schema/`,\n\
@@ -464,7 +465,7 @@ fn scaffolds(app: &App, config: &ProjectConfig, crates: &CrateNames) -> Vec<Scaf
             contents: services,
         },
         Scaffold {
-            path: format!("apps/{}/core/types/rust/src/lib.rs", app.name),
+            path: format!("{root}/core/types/rust/src/lib.rs"),
             contents: types_lib,
         },
     ]

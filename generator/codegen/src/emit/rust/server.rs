@@ -123,9 +123,8 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
         tokens
     });
     // The tenant column comes last: no client reads or writes it.
-    let tenant_column = (entity.tenancy == Tenancy::Tenant).then(|| {
-        quote!(ColumnMeta::new("", #TENANT_COLUMN, ColumnKind::Uuid).on_insert())
-    });
+    let tenant_column = (entity.tenancy == Tenancy::Tenant)
+        .then(|| quote!(ColumnMeta::new("", #TENANT_COLUMN, ColumnKind::Uuid).on_insert()));
     let columns = columns.chain(tenant_column);
     let tenant = match entity.tenancy {
         Tenancy::Tenant => {
@@ -789,6 +788,78 @@ fn routes(app: &App) -> Vec<TokenStream> {
     routes
 }
 
+/// `CATALOG`: what a host (Cortex) needs to know of the app, from the IR: its entities, and
+/// every permission its operations check with the roles granted it by default.
+fn catalog(app: &App) -> TokenStream {
+    let app_name = &app.name;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut permissions = Vec::new();
+    let mut add = |name: &str, entity: Option<&str>, action: &str, roles: &[String]| {
+        if seen.insert(name.to_owned()) {
+            let entity = match entity {
+                Some(e) => quote!(Some(#e)),
+                None => quote!(None),
+            };
+            permissions.push(quote!(::prefiq_runtime::catalog::Permission {
+                name: #name, entity: #entity, action: #action, roles: &[#(#roles),*]
+            }));
+        }
+    };
+    for operation in &app.operations {
+        let (entity, action) = match &operation.kind {
+            crate::ir::OperationKind::Crud { entity, action } => {
+                (Some(entity.as_str()), action.verb())
+            }
+            crate::ir::OperationKind::Custom => (None, operation.id.as_str()),
+        };
+        add(
+            &operation.access.permission,
+            entity,
+            action,
+            &operation.access.default_roles,
+        );
+        if let RowScope::Owner { all_rows } = &operation.access.scope {
+            let entity = entity.and_then(|e| app.entity(e));
+            let roles: Vec<String> = entity
+                .map(|e| {
+                    e.grants
+                        .iter()
+                        .filter(|(_, actions)| actions.iter().any(|a| a == "all-rows"))
+                        .map(|(role, _)| role.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            add(
+                all_rows,
+                entity.map(|e| e.name.as_str()),
+                "all-rows",
+                &roles,
+            );
+        }
+    }
+    let entities = app.entities.iter().map(|e| {
+        let module = format_ident!("{}", e.snake);
+        let (name, plural, collection) = (&e.name, &e.plural, &e.collection_path);
+        let description = e.description.clone().unwrap_or_default();
+        let (model, create, patch) = (&e.name, &e.types.create, &e.types.patch);
+        quote!(::prefiq_runtime::catalog::EntityInfo {
+            name: #name, plural: #plural, collection: #collection, description: #description,
+            schemas: [#model, #create, #patch], table: &#module::TABLE,
+        })
+    });
+    quote! {
+        /// What a host needs to know of the app: its entities and permissions.
+        pub static CATALOG: ::prefiq_runtime::catalog::AppCatalog = ::prefiq_runtime::catalog::AppCatalog {
+            name: #app_name,
+            version: env!("CARGO_PKG_VERSION"),
+            migrations: MIGRATIONS,
+            openapi: OPENAPI,
+            entities: &[#(#entities),*],
+            permissions: &[#(#permissions),*],
+        };
+    }
+}
+
 fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
     let modules: Vec<_> = app
         .entities
@@ -837,6 +908,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
             ::prefiq_runtime::migrate::Migration::embedded(#version, #name, include_str!(#postgres), include_str!(#sqlite))
         }
     });
+    let catalog = catalog(app);
     let operations_module = if app.custom().next().is_none() {
         quote!()
     } else {
@@ -865,6 +937,8 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
 
         /// The SQL migrations, in order.
         pub const MIGRATIONS: &[::prefiq_runtime::migrate::Migration] = &[#(#migrations),*];
+
+        #catalog
 
         /// The OpenAPI 3.1 document.
         pub const OPENAPI: &str = include_str!("../../../core/openapi.json");
@@ -906,14 +980,19 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
             ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
         }
 
-        /// The app's routes under its base path, plus `/openapi.json`.
+        /// The app's routes under its base path, plus `/openapi.json`: the app served alone.
         pub fn router<S: #service>(service: S, db: ::prefiq_runtime::Db) -> Result<axum::Router, ::prefiq_runtime::validate::SchemaError> {
+            Ok(routes(service, db)?.route("/openapi.json", axum::routing::get(openapi)))
+        }
+
+        /// The app's routes, all under its base path (with its document at
+        /// `<base>/openapi.json`): what a host that serves many apps mounts.
+        pub fn routes<S: #service>(service: S, db: ::prefiq_runtime::Db) -> Result<axum::Router, ::prefiq_runtime::validate::SchemaError> {
             validators().map_err(::std::clone::Clone::clone)?;
             let state = crud::AppState { service: ::std::sync::Arc::new(Handlers(service)), db };
             let router = axum::Router::new();
             #(#routes)*
             Ok(router
-                .route("/openapi.json", axum::routing::get(openapi))
                 .route(#openapi_route, axum::routing::get(openapi))
                 .with_state(state))
         }

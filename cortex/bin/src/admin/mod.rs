@@ -1,0 +1,379 @@
+//! The admin web UI: server-rendered with askama, styled from the design tokens in
+//! `resources/design/`, usable without JavaScript. Every page reads and writes through the same
+//! API routers the public API serves, called in-process as the signed-in user, so permissions,
+//! tenancy, validation and the audit log hold exactly as they do over HTTP.
+//!
+//! Sessions are server-side (a random cookie, `HttpOnly`, `SameSite=Strict`, `Secure` in
+//! production); every form carries the session's anti-forgery token; every value is escaped by
+//! askama; responses carry a content-security policy that allows nothing from elsewhere.
+
+mod forms;
+mod pages;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use prefiq_runtime::catalog::AppCatalog;
+use prefiq_runtime::{Db, Principal};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+use crate::identity::{self, Session};
+use crate::oauth::Tokens;
+
+pub use pages::routes;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "prefiq_session";
+/// The anti-forgery cookie of the sign-in form (before there is a session).
+pub const LOGIN_CSRF_COOKIE: &str = "prefiq_login_csrf";
+
+/// What the admin pages share.
+pub struct Admin {
+    /// Every API route, unwrapped: pages call it in-process as the signed-in user.
+    pub api: Router,
+    /// The request pool.
+    pub db: Db,
+    /// Cortex's catalog first, then each installed app's.
+    pub catalogs: Vec<&'static AppCatalog>,
+    /// Each app's OpenAPI document, parsed, by app.
+    pub documents: BTreeMap<String, Value>,
+    /// The token service (personal tokens).
+    pub tokens: Arc<Tokens>,
+    /// Production mode: `Secure` cookies.
+    pub production: bool,
+    /// The design tokens as CSS custom properties.
+    pub tokens_css: String,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+/// An API response, read completely.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body as JSON (`Null` when empty).
+    pub body: Value,
+}
+
+impl Reply {
+    /// The problem's detail, or a plain description of the status.
+    pub fn detail(&self) -> String {
+        self.body["detail"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("the request failed ({})", self.status))
+    }
+}
+
+impl Admin {
+    /// Calls the API as `principal`.
+    pub async fn call(
+        &self,
+        principal: &Arc<Principal>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method.clone()).uri(path);
+        if let Some(tag) = if_match {
+            request = request.header(header::IF_MATCH, tag);
+        }
+        let content_type = if method == Method::PATCH {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
+        let body = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, content_type);
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        let Ok(mut request) = request.body(body) else {
+            return Reply {
+                status: StatusCode::BAD_REQUEST,
+                headers: HeaderMap::new(),
+                body: Value::Null,
+            };
+        };
+        request.extensions_mut().insert(principal.clone());
+        let response = match self.api.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
+            .await
+            .unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The catalog of `app`.
+    pub fn catalog(&self, app: &str) -> Option<&'static AppCatalog> {
+        self.catalogs.iter().copied().find(|c| c.name == app)
+    }
+
+    /// The OpenAPI component `name` of `app`'s document.
+    pub fn schema(&self, app: &str, name: &str) -> Value {
+        self.documents
+            .get(app)
+            .map(|d| d["components"]["schemas"][name].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Resolves a `$ref` within `app`'s document.
+    pub fn resolve(&self, app: &str, schema: &Value) -> Value {
+        match schema["$ref"].as_str() {
+            Some(reference) => self
+                .documents
+                .get(app)
+                .and_then(|d| d.pointer(reference.trim_start_matches('#')))
+                .cloned()
+                .unwrap_or(Value::Null),
+            None => schema.clone(),
+        }
+    }
+}
+
+/// The address a request came from (the connection's peer), for the sign-in throttle.
+#[derive(Debug, Clone)]
+pub struct Peer(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+}
+
+/// The value of cookie `name`.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A `Set-Cookie` value.
+pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The security headers of every Cortex response: nothing runs, loads or frames from elsewhere.
+pub async fn security_headers(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// A page with a title and one message (errors before there is a layout).
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// The HTML of a message page.
+pub fn message_page(title: &str, message: &str) -> Html<String> {
+    Html(
+        MessagePage { title, message }
+            .render()
+            .unwrap_or_else(|_| "error".into()),
+    )
+}
+
+/// Renders a template, or a plain 500.
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a template failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The signed-in user of a request, with their principal.
+pub struct Visitor {
+    /// Their session.
+    pub session: Session,
+    /// Who they are to the API.
+    pub principal: Arc<Principal>,
+}
+
+/// The visitor of a request, or the redirect to the sign-in page.
+pub async fn visitor(admin: &Admin, headers: &HeaderMap, here: &str) -> Result<Visitor, Response> {
+    let to_login = || {
+        Redirect::to(&crate::oauth::url_with(
+            "/login",
+            &[("next", here.to_owned())],
+        ))
+        .into_response()
+    };
+    let Some(secret) = cookie(headers, SESSION_COOKIE) else {
+        return Err(to_login());
+    };
+    let mut db = admin.db.clone();
+    let session = match identity::session(&mut db, &secret).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Err(to_login()),
+        Err(error) => {
+            tracing::error!(%error, "cannot read the session");
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                message_page("Unavailable", "The database cannot be reached; try again."),
+            )
+                .into_response());
+        }
+    };
+    let principal = identity::principal(
+        &mut db,
+        &session.user,
+        prefiq_runtime::auth::Credential::Session,
+    )
+    .await
+    .map_err(|_| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            message_page("Unavailable", "The database cannot be reached; try again."),
+        )
+            .into_response()
+    })?;
+    Ok(Visitor {
+        session,
+        principal: Arc::new(principal),
+    })
+}
+
+/// Whether a form's anti-forgery token is the session's.
+pub fn csrf_ok(session: &Session, form: &BTreeMap<String, Vec<String>>) -> bool {
+    form.get("csrf")
+        .and_then(|v| v.first())
+        .is_some_and(|token| identity::same(token, &session.csrf))
+}
+
+/// A form body, each name with every value sent.
+pub fn parse_form(body: &[u8]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        out.entry(name.into_owned())
+            .or_default()
+            .push(value.into_owned());
+    }
+    out
+}
+
+/// The design tokens (`resources/design/tokens.json`) as CSS custom properties.
+pub fn tokens_css(tokens: &Value) -> String {
+    fn walk(prefix: &str, value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if key.starts_with('$') {
+                        continue;
+                    }
+                    let name = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}-{key}")
+                    };
+                    walk(&name, child, out);
+                }
+            }
+            Value::String(text) => out.push(format!("  --{prefix}: {text};")),
+            Value::Number(n) => out.push(format!("  --{prefix}: {n};")),
+            _ => {}
+        }
+    }
+    let mut lines = Vec::new();
+    walk("", tokens, &mut lines);
+    format!(
+        "/* Generated from resources/design/tokens.json. */\n:root {{\n{}\n}}\n",
+        lines.join("\n")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_become_custom_properties() {
+        let css = tokens_css(
+            &serde_json::json!({"$description": "x", "color": {"primary": "#123"}, "space": {"1": "4px"}}),
+        );
+        assert!(css.contains("--color-primary: #123;"));
+        assert!(css.contains("--space-1: 4px;"));
+        assert!(!css.contains("description"));
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; prefiq_session=xyz; b=2"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("xyz"));
+        assert_eq!(cookie(&headers, "c"), None);
+    }
+}

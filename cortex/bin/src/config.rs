@@ -1,0 +1,47 @@
+//! Cortex's configuration: flags and environment variables, every one with a safe default.
+
+use std::net::SocketAddr;
+
+use prefiq_runtime::serve::Environment;
+
+/// How Cortex runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "PREFIQ_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// The database: postgres://... or sqlite:path. Default: .prefiq/cortex.db (SQLite).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "PREFIQ_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Most database connections.
+    #[arg(long, env = "PREFIQ_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub max_connections: u32,
+    /// Do not apply pending migrations at start-up.
+    #[arg(long, env = "PREFIQ_NO_MIGRATE")]
+    pub no_migrate: bool,
+    /// `production` refuses insecure settings and makes cookies `Secure`.
+    #[arg(long = "env", env = "PREFIQ_ENV", default_value = "development")]
+    pub environment: Environment,
+    /// The key access tokens are signed with, as `KID:SEED` (`cortex key generate` makes one).
+    /// Required in production; elsewhere a development key is kept in .prefiq/.
+    #[arg(long, env = "PREFIQ_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+    /// The first administrator's e-mail, used when the database has no user yet.
+    #[arg(long, env = "PREFIQ_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// The first administrator's password; without it, a one-time password is printed once.
+    #[arg(long, env = "PREFIQ_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+}
+
+impl Config {
+    /// The database URL.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| "sqlite:.prefiq/cortex.db".to_owned())
+    }
+}

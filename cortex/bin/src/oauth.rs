@@ -1,0 +1,911 @@
+//! The OAuth 2.0 authorization server, after the Security BCP (RFC 9700): the token endpoint
+//! (RFC 6749) with `authorization_code` + PKCE (S256 only), `client_credentials` and rotating
+//! `refresh_token`; the authorization endpoint; revocation (RFC 7009); the key set and the
+//! server's metadata (RFC 8414). The resource-owner `password` grant is refused.
+//!
+//! Access tokens are short-lived EdDSA JWTs (see `prefiq_runtime::auth`). Refresh tokens rotate
+//! on every use; presenting one that was already used revokes its whole family, in the same
+//! transaction that finds it.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::Duration;
+use prefiq_runtime::auth::{Claims, KeySet, Principal, SigningKey};
+use prefiq_runtime::db::ColumnKind;
+use prefiq_runtime::deps::uuid::Uuid;
+use prefiq_runtime::{Db, Executor, SqlValue, Tx};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use crate::identity::{self, digest, new_secret, same};
+
+/// The issuer and audience of the tokens Cortex signs (the apps' defaults).
+pub const ISSUER: &str = "prefiq";
+
+/// What the token endpoints share.
+pub struct Tokens {
+    /// The request pool.
+    pub db: Db,
+    /// The key new tokens are signed with.
+    pub key: SigningKey,
+    /// Every public key tokens may be verified with (the signing key first).
+    pub keys: KeySet,
+    /// Whether cookies are `Secure` and insecure settings refused.
+    pub production: bool,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("kid", &self.key.kid())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token response (RFC 6749 §5.1).
+#[derive(Debug, serde::Serialize)]
+pub struct Issued {
+    /// The access token.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// The refresh token, for user grants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+impl Tokens {
+    /// A signed access token for `principal`, valid `minutes`.
+    pub fn access_token(&self, principal: &Principal, minutes: i64) -> (String, i64) {
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let seconds = minutes.clamp(1, 60) * 60;
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: ISSUER.into(),
+            sub: principal.subject.clone(),
+            exp: now + seconds as u64,
+            nbf: now,
+            iat: now,
+            jti: Uuid::now_v7().to_string(),
+            tid: principal.tenant,
+            roles: principal.roles.clone(),
+            perms: principal.permissions.clone(),
+            teams: principal.teams.clone(),
+            kind: if principal.user.is_some() {
+                "user"
+            } else {
+                "client"
+            }
+            .into(),
+        };
+        (self.key.sign(&claims), seconds)
+    }
+
+    async fn minutes(&self, tenant: Uuid, key: &str) -> i64 {
+        crate::settings::integer(&mut self.db.clone(), tenant, key).await
+    }
+
+    /// Access and refresh tokens for `user`, the refresh token of `family`, inside `tx`.
+    async fn for_user(
+        &self,
+        tx: &mut Tx,
+        user: &identity::User,
+        client: &str,
+        family: Uuid,
+    ) -> Result<Issued, OAuthError> {
+        let principal =
+            identity::principal(tx, user, prefiq_runtime::auth::Credential::AccessToken)
+                .await
+                .map_err(OAuthError::server)?;
+        let access_minutes = self.minutes(user.tenant, "tokens.access-minutes").await;
+        let refresh_days = self.minutes(user.tenant, "tokens.refresh-days").await;
+        let (access_token, expires_in) = self.access_token(&principal, access_minutes);
+        let refresh = new_secret();
+        let now = prefiq_runtime::db::now();
+        let statement = tx.pick(
+            "INSERT INTO cortex_refresh_tokens (token_hash, family, user_id, client_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO cortex_refresh_tokens (token_hash, family, user_id, client_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        );
+        tx.execute(
+            statement,
+            vec![
+                SqlValue::Text(digest(&refresh)),
+                SqlValue::Uuid(family),
+                SqlValue::Uuid(user.id),
+                SqlValue::Text(client.to_owned()),
+                SqlValue::DateTime(now),
+                SqlValue::DateTime(now + Duration::days(refresh_days.max(1))),
+            ],
+        )
+        .await
+        .map_err(OAuthError::server)?;
+        Ok(Issued {
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+            refresh_token: Some(refresh),
+        })
+    }
+}
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    challenge: bool,
+    retry_after: Option<i64>,
+}
+
+impl OAuthError {
+    fn new(error: &'static str, description: impl Into<String>) -> OAuthError {
+        OAuthError {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description: description.into(),
+            challenge: false,
+            retry_after: None,
+        }
+    }
+
+    fn client(description: impl Into<String>) -> OAuthError {
+        OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            challenge: true,
+            ..OAuthError::new("invalid_client", description)
+        }
+    }
+
+    fn server(error: impl std::fmt::Display) -> OAuthError {
+        tracing::error!(%error, "token endpoint failed");
+        OAuthError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            ..OAuthError::new("server_error", "the server failed; try again")
+        }
+    }
+
+    fn throttled(wait: Option<i64>) -> OAuthError {
+        OAuthError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            retry_after: Some(wait.unwrap_or(60)),
+            ..OAuthError::new(
+                "invalid_request",
+                "too many failed attempts; try again later",
+            )
+        }
+    }
+}
+
+fn no_store(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            axum::Json(json!({"error": self.error, "error_description": self.description})),
+        )
+            .into_response();
+        no_store(&mut response);
+        if self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"cortex\""),
+            );
+        }
+        if let Some(wait) = self.retry_after {
+            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+/// The form parameters of a request, refusing repeats (RFC 6749 §3.2).
+fn form(body: &Bytes) -> Result<std::collections::BTreeMap<String, String>, OAuthError> {
+    let mut params = std::collections::BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        if params.insert(name.to_string(), value.to_string()).is_some() {
+            return Err(OAuthError::new(
+                "invalid_request",
+                format!("`{name}` is sent twice"),
+            ));
+        }
+    }
+    Ok(params)
+}
+
+/// The client's credentials: HTTP Basic, or `client_id` (and `client_secret`) in the body.
+fn client_credentials(
+    headers: &HeaderMap,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<(String, Option<String>), OAuthError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let text = value
+            .to_str()
+            .map_err(|_| OAuthError::client("bad Authorization header"))?;
+        let encoded = text
+            .strip_prefix("Basic ")
+            .ok_or_else(|| OAuthError::client("authenticate the client with HTTP Basic"))?;
+        let decoded = STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| OAuthError::client("bad Basic credentials"))?;
+        let (id, secret) = decoded
+            .split_once(':')
+            .ok_or_else(|| OAuthError::client("bad Basic credentials"))?;
+        let decode = |s: &str| {
+            form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        return Ok((decode(id), Some(decode(secret))));
+    }
+    let id = params
+        .get("client_id")
+        .cloned()
+        .ok_or_else(|| OAuthError::client("the client is not identified: send client_id"))?;
+    Ok((id, params.get("client_secret").cloned()))
+}
+
+/// A registered client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The digest of its secret; none for a public client (a browser app using PKCE).
+    pub secret_hash: Option<String>,
+    /// Where it may be sent back to, exactly.
+    pub redirect_uris: Vec<String>,
+    /// The tenant it acts in (client credentials).
+    pub tenant: Uuid,
+    /// Its roles (client credentials).
+    pub roles: Vec<String>,
+}
+
+/// The client `id`, unless revoked.
+pub async fn client(
+    db: &mut impl Executor,
+    id: &str,
+) -> Result<Option<Client>, prefiq_runtime::db::DbError> {
+    let statement = db.pick(
+        "SELECT client_id, name, secret_hash, redirect_uris, tenant_id, roles FROM cortex_clients WHERE client_id = $1 AND revoked_at IS NULL",
+        "SELECT client_id, name, secret_hash, redirect_uris, tenant_id, roles FROM cortex_clients WHERE client_id = ?1 AND revoked_at IS NULL",
+    );
+    let row = db
+        .fetch_optional(statement, vec![SqlValue::Text(id.to_owned())])
+        .await?;
+    row.map(|row| {
+        Ok(Client {
+            id: row.req(0)?,
+            name: row.req(1)?,
+            secret_hash: row.opt(2)?,
+            redirect_uris: row.req_json(3)?,
+            tenant: row.req(4)?,
+            roles: row.req_json(5)?,
+        })
+    })
+    .transpose()
+}
+
+/// Registers a client; its secret (for a confidential one), shown once.
+pub async fn create_client(
+    db: &mut impl Executor,
+    name: &str,
+    tenant: Uuid,
+    roles: &[String],
+    redirect_uris: &[String],
+    public: bool,
+) -> Result<(String, Option<String>), prefiq_runtime::db::DbError> {
+    let id = format!("client_{}", &new_secret()[..16]);
+    let secret = (!public).then(new_secret);
+    let statement = db.pick(
+        "INSERT INTO cortex_clients (client_id, name, secret_hash, redirect_uris, tenant_id, roles, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO cortex_clients (client_id, name, secret_hash, redirect_uris, tenant_id, roles, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    );
+    db.execute(
+        statement,
+        vec![
+            SqlValue::Text(id.clone()),
+            SqlValue::Text(name.to_owned()),
+            secret
+                .as_deref()
+                .map(|s| SqlValue::Text(digest(s)))
+                .unwrap_or(SqlValue::Null(ColumnKind::Text)),
+            SqlValue::Json(json!(redirect_uris)),
+            SqlValue::Uuid(tenant),
+            SqlValue::Json(json!(roles)),
+            SqlValue::DateTime(prefiq_runtime::db::now()),
+        ],
+    )
+    .await?;
+    Ok((id, secret))
+}
+
+type Shared = Arc<Tokens>;
+
+/// The routes of the authorization server.
+pub fn routes(tokens: Shared) -> Router {
+    Router::new()
+        .route("/auth/token", post(token))
+        .route("/auth/authorize", get(authorize))
+        .route("/auth/revoke", post(revoke))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .with_state(tokens)
+}
+
+async fn jwks(State(tokens): State<Shared>) -> Response {
+    let mut response = axum::Json(&tokens.keys).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+async fn metadata(headers: HeaderMap) -> axum::Json<serde_json::Value> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let base = format!("http://{host}");
+    axum::Json(json!({
+        "issuer": ISSUER,
+        "authorization_endpoint": format!("{base}/auth/authorize"),
+        "token_endpoint": format!("{base}/auth/token"),
+        "revocation_endpoint": format!("{base}/auth/revoke"),
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+    }))
+}
+
+/// `POST /auth/token`.
+async fn token(
+    State(tokens): State<Shared>,
+    // The connection's peer: behind a proxy every request shares one, which throttles harder,
+    // never softer.
+    crate::admin::Peer(address): crate::admin::Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = grant(&tokens, &headers, &address, &body).await;
+    match result {
+        Ok(issued) => {
+            let mut response = axum::Json(issued).into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn grant(
+    tokens: &Tokens,
+    headers: &HeaderMap,
+    address: &str,
+    body: &Bytes,
+) -> Result<Issued, OAuthError> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "send the parameters as application/x-www-form-urlencoded",
+        ));
+    }
+    let params = form(body)?;
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::new("invalid_request", "grant_type is missing"))?;
+    match grant_type.as_str() {
+        "authorization_code" => authorization_code(tokens, headers, address, &params).await,
+        "refresh_token" => refresh(tokens, headers, address, &params).await,
+        "client_credentials" => client_grant(tokens, headers, address, &params).await,
+        "password" => Err(OAuthError::new(
+            "unsupported_grant_type",
+            "the resource-owner password grant must not be used (RFC 9700 §2.4); use authorization_code with PKCE",
+        )),
+        other => Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!("`{other}` is not a grant this server offers"),
+        )),
+    }
+}
+
+/// The throttle of the token endpoint: failures per client and per address.
+async fn throttled(tokens: &Tokens, account: &str, address: &str) -> Result<(), OAuthError> {
+    identity::throttle(&tokens.db, account, address, identity::MAX_ACCOUNT_FAILURES)
+        .await
+        .map_err(|t| match t {
+            identity::Throttled::Wait(seconds) => OAuthError::throttled(Some(seconds)),
+            identity::Throttled::Unavailable => OAuthError::throttled(None),
+        })
+}
+
+async fn failed(tokens: &Tokens, account: &str, address: &str, error: OAuthError) -> OAuthError {
+    let _ = identity::record_attempt(&tokens.db, account, address, false).await;
+    error
+}
+
+/// Authenticates a client: confidential ones by secret, public ones by id alone.
+async fn authenticate_client(
+    tokens: &Tokens,
+    headers: &HeaderMap,
+    address: &str,
+    params: &std::collections::BTreeMap<String, String>,
+    confidential_only: bool,
+) -> Result<Client, OAuthError> {
+    let (id, secret) = client_credentials(headers, params)?;
+    let account = format!("client:{id}");
+    throttled(tokens, &account, address).await?;
+    let found = client(&mut tokens.db.clone(), &id)
+        .await
+        .map_err(OAuthError::server)?;
+    let Some(found) = found else {
+        return Err(failed(
+            tokens,
+            &account,
+            address,
+            OAuthError::client("unknown client"),
+        )
+        .await);
+    };
+    match (&found.secret_hash, secret) {
+        (Some(hash), Some(secret)) if same(hash, &digest(&secret)) => Ok(found),
+        (Some(_), _) => Err(failed(
+            tokens,
+            &account,
+            address,
+            OAuthError::client("wrong client secret"),
+        )
+        .await),
+        (None, _) if confidential_only => Err(failed(
+            tokens,
+            &account,
+            address,
+            OAuthError::new(
+                "unauthorized_client",
+                "a public client cannot use this grant",
+            ),
+        )
+        .await),
+        (None, Some(_)) => Err(OAuthError::client("a public client has no secret")),
+        (None, None) => Ok(found),
+    }
+}
+
+fn required<'a>(
+    params: &'a std::collections::BTreeMap<String, String>,
+    name: &str,
+) -> Result<&'a str, OAuthError> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| OAuthError::new("invalid_request", format!("`{name}` is missing")))
+}
+
+/// Revokes every refresh token of `family`.
+async fn revoke_family(tx: &mut Tx, family: Uuid) -> Result<(), OAuthError> {
+    let statement = tx.pick(
+        "UPDATE cortex_refresh_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL",
+        "UPDATE cortex_refresh_tokens SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL",
+    );
+    tx.execute(
+        statement,
+        vec![
+            SqlValue::Uuid(family),
+            SqlValue::DateTime(prefiq_runtime::db::now()),
+        ],
+    )
+    .await
+    .map_err(OAuthError::server)?;
+    Ok(())
+}
+
+async fn authorization_code(
+    tokens: &Tokens,
+    headers: &HeaderMap,
+    address: &str,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<Issued, OAuthError> {
+    let client = authenticate_client(tokens, headers, address, params, false).await?;
+    let code = required(params, "code")?;
+    let redirect_uri = required(params, "redirect_uri")?;
+    let verifier = required(params, "code_verifier")?;
+    let account = format!("client:{}", client.id);
+    let valid_verifier = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !valid_verifier {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+        ));
+    }
+    let mut tx = tokens
+        .db
+        .begin(&identity::system())
+        .await
+        .map_err(OAuthError::server)?;
+    let statement = tx.pick(
+        "SELECT client_id, user_id, redirect_uri, code_challenge, family, expires_at, used_at FROM cortex_auth_codes WHERE code_hash = $1 FOR UPDATE",
+        "SELECT client_id, user_id, redirect_uri, code_challenge, family, expires_at, used_at FROM cortex_auth_codes WHERE code_hash = ?1",
+    );
+    let row = tx
+        .fetch_optional(statement, vec![SqlValue::Text(digest(code))])
+        .await
+        .map_err(OAuthError::server)?;
+    let invalid = || OAuthError::new("invalid_grant", "the code is not valid");
+    let Some(row) = row else {
+        return Err(failed(tokens, &account, address, invalid()).await);
+    };
+    let read = |e| OAuthError::server(e);
+    let code_client: String = row.req(0).map_err(read)?;
+    let user_id: Uuid = row.req(1).map_err(read)?;
+    let code_redirect: String = row.req(2).map_err(read)?;
+    let challenge: String = row.req(3).map_err(read)?;
+    let family: Uuid = row.req(4).map_err(read)?;
+    let expires_at: chrono::DateTime<chrono::Utc> = row.req(5).map_err(read)?;
+    let used_at: Option<chrono::DateTime<chrono::Utc>> = row.opt(6).map_err(read)?;
+    if used_at.is_some() {
+        // A replayed code: whatever it was exchanged for is revoked too.
+        revoke_family(&mut tx, family).await?;
+        tx.commit().await.map_err(OAuthError::server)?;
+        return Err(failed(tokens, &account, address, invalid()).await);
+    }
+    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    if code_client != client.id
+        || code_redirect != redirect_uri
+        || expires_at < prefiq_runtime::db::now()
+        || !same(&computed, &challenge)
+    {
+        return Err(failed(tokens, &account, address, invalid()).await);
+    }
+    let statement = tx.pick(
+        "UPDATE cortex_auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL",
+        "UPDATE cortex_auth_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL",
+    );
+    let marked = tx
+        .execute(
+            statement,
+            vec![
+                SqlValue::Text(digest(code)),
+                SqlValue::DateTime(prefiq_runtime::db::now()),
+            ],
+        )
+        .await
+        .map_err(OAuthError::server)?;
+    if marked != 1 {
+        return Err(invalid());
+    }
+    let user = identity::user_by_id(&mut tx, user_id)
+        .await
+        .map_err(OAuthError::server)?
+        .filter(|u| u.active)
+        .ok_or_else(invalid)?;
+    let issued = tokens.for_user(&mut tx, &user, &client.id, family).await?;
+    tx.commit().await.map_err(OAuthError::server)?;
+    Ok(issued)
+}
+
+async fn refresh(
+    tokens: &Tokens,
+    headers: &HeaderMap,
+    address: &str,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<Issued, OAuthError> {
+    let client = authenticate_client(tokens, headers, address, params, false).await?;
+    let presented = required(params, "refresh_token")?;
+    let account = format!("client:{}", client.id);
+    let mut tx = tokens
+        .db
+        .begin(&identity::system())
+        .await
+        .map_err(OAuthError::server)?;
+    let statement = tx.pick(
+        "SELECT family, user_id, client_id, expires_at, used_at, revoked_at FROM cortex_refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        "SELECT family, user_id, client_id, expires_at, used_at, revoked_at FROM cortex_refresh_tokens WHERE token_hash = ?1",
+    );
+    let row = tx
+        .fetch_optional(statement, vec![SqlValue::Text(digest(presented))])
+        .await
+        .map_err(OAuthError::server)?;
+    let invalid = |why: &str| OAuthError::new("invalid_grant", why.to_owned());
+    let Some(row) = row else {
+        return Err(failed(
+            tokens,
+            &account,
+            address,
+            invalid("the refresh token is not valid"),
+        )
+        .await);
+    };
+    let read = |e| OAuthError::server(e);
+    let family: Uuid = row.req(0).map_err(read)?;
+    let user_id: Uuid = row.req(1).map_err(read)?;
+    let owner: String = row.req(2).map_err(read)?;
+    let expires_at: chrono::DateTime<chrono::Utc> = row.req(3).map_err(read)?;
+    let used: Option<chrono::DateTime<chrono::Utc>> = row.opt(4).map_err(read)?;
+    let revoked: Option<chrono::DateTime<chrono::Utc>> = row.opt(5).map_err(read)?;
+    if used.is_some() || revoked.is_some() {
+        // Reuse means the token leaked: end the whole family, in this transaction.
+        revoke_family(&mut tx, family).await?;
+        tx.commit().await.map_err(OAuthError::server)?;
+        return Err(failed(
+            tokens,
+            &account,
+            address,
+            invalid("the refresh token was already used or revoked; every token of its sign-in is revoked now"),
+        )
+        .await);
+    }
+    if owner != client.id || expires_at < prefiq_runtime::db::now() {
+        return Err(failed(
+            tokens,
+            &account,
+            address,
+            invalid("the refresh token is not valid"),
+        )
+        .await);
+    }
+    let statement = tx.pick(
+        "UPDATE cortex_refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
+        "UPDATE cortex_refresh_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL",
+    );
+    tx.execute(
+        statement,
+        vec![
+            SqlValue::Text(digest(presented)),
+            SqlValue::DateTime(prefiq_runtime::db::now()),
+        ],
+    )
+    .await
+    .map_err(OAuthError::server)?;
+    let user = identity::user_by_id(&mut tx, user_id)
+        .await
+        .map_err(OAuthError::server)?
+        .filter(|u| u.active);
+    let Some(user) = user else {
+        revoke_family(&mut tx, family).await?;
+        tx.commit().await.map_err(OAuthError::server)?;
+        return Err(invalid("the user can no longer sign in"));
+    };
+    let issued = tokens.for_user(&mut tx, &user, &client.id, family).await?;
+    tx.commit().await.map_err(OAuthError::server)?;
+    Ok(issued)
+}
+
+async fn client_grant(
+    tokens: &Tokens,
+    headers: &HeaderMap,
+    address: &str,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<Issued, OAuthError> {
+    let client = authenticate_client(tokens, headers, address, params, true).await?;
+    let mut db = tokens.db.clone();
+    let permissions = identity::permissions(&mut db, &client.roles)
+        .await
+        .map_err(OAuthError::server)?;
+    let principal = Principal {
+        subject: client.id.clone(),
+        user: None,
+        tenant: client.tenant,
+        roles: client.roles.clone(),
+        teams: Vec::new(),
+        permissions,
+        credential: prefiq_runtime::auth::Credential::AccessToken,
+    };
+    let minutes = tokens.minutes(client.tenant, "tokens.access-minutes").await;
+    let (access_token, expires_in) = tokens.access_token(&principal, minutes);
+    Ok(Issued {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token: None,
+    })
+}
+
+/// `POST /auth/revoke` (RFC 7009): a refresh token (with its family) or a personal token.
+/// Always 200, so that it tells nothing about the token.
+async fn revoke(State(tokens): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(params) = form(&body) else {
+        return OAuthError::new("invalid_request", "bad form").into_response();
+    };
+    let Some(token) = params.get("token") else {
+        return OAuthError::new("invalid_request", "`token` is missing").into_response();
+    };
+    let _ = headers;
+    let Ok(mut tx) = tokens.db.begin(&identity::system()).await else {
+        return OAuthError::server("cannot begin").into_response();
+    };
+    let statement = tx.pick(
+        "SELECT family FROM cortex_refresh_tokens WHERE token_hash = $1",
+        "SELECT family FROM cortex_refresh_tokens WHERE token_hash = ?1",
+    );
+    if let Ok(Some(row)) = tx
+        .fetch_optional(statement, vec![SqlValue::Text(digest(token))])
+        .await
+    {
+        if let Ok(family) = row.req::<Uuid>(0) {
+            let _ = revoke_family(&mut tx, family).await;
+        }
+    }
+    let statement = tx.pick(
+        "UPDATE cortex_personal_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
+        "UPDATE cortex_personal_tokens SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
+    );
+    let _ = tx
+        .execute(
+            statement,
+            vec![
+                SqlValue::Text(digest(token)),
+                SqlValue::DateTime(prefiq_runtime::db::now()),
+            ],
+        )
+        .await;
+    if tx.commit().await.is_err() {
+        return OAuthError::server("cannot commit").into_response();
+    }
+    let mut response = StatusCode::OK.into_response();
+    no_store(&mut response);
+    response
+}
+
+/// The query of `GET /auth/authorize`.
+#[derive(Debug, serde::Deserialize)]
+pub struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    state: Option<String>,
+}
+
+/// `GET /auth/authorize`: with a signed-in session, sends the browser back to the client with a
+/// one-time code; without, to the sign-in page first. A bad client or redirect URI is shown
+/// here and never redirected to (so it cannot become an open redirector).
+async fn authorize(
+    State(tokens): State<Shared>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(query): Query<AuthorizeQuery>,
+) -> Response {
+    let page = |status: StatusCode, message: &str| {
+        (
+            status,
+            crate::admin::message_page("Cannot sign in", message),
+        )
+            .into_response()
+    };
+    let Some(client_id) = query.client_id.as_deref() else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "The request names no client (client_id).",
+        );
+    };
+    let Ok(Some(client)) = client(&mut tokens.db.clone(), client_id).await else {
+        return page(StatusCode::BAD_REQUEST, "The client is not registered.");
+    };
+    let Some(redirect) = query
+        .redirect_uri
+        .as_deref()
+        .filter(|r| client.redirect_uris.iter().any(|u| u == r))
+    else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "The redirect URI is not one the client registered.",
+        );
+    };
+    let back = |params: Vec<(&str, String)>| {
+        let mut target = url_with(redirect, &params);
+        if let Some(state) = &query.state {
+            target = url_with(&target, &[("state", state.clone())]);
+        }
+        Redirect::to(&target).into_response()
+    };
+    if query.response_type.as_deref() != Some("code") {
+        return back(vec![("error", "unsupported_response_type".into())]);
+    }
+    let Some(challenge) = query.code_challenge.clone().filter(|c| c.len() == 43) else {
+        return back(vec![
+            ("error", "invalid_request".into()),
+            (
+                "error_description",
+                "PKCE is required: send a code_challenge (S256)".into(),
+            ),
+        ]);
+    };
+    if query.code_challenge_method.as_deref() != Some("S256") {
+        return back(vec![
+            ("error", "invalid_request".into()),
+            (
+                "error_description",
+                "only code_challenge_method=S256 is accepted".into(),
+            ),
+        ]);
+    }
+    let session = match crate::admin::cookie(&headers, crate::admin::SESSION_COOKIE) {
+        Some(secret) => identity::session(&mut tokens.db.clone(), &secret)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let Some(session) = session else {
+        let next = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/auth/authorize".into());
+        return Redirect::to(&url_with("/login", &[("next", next)])).into_response();
+    };
+    let code = new_secret();
+    let statement_result = async {
+        let mut tx = tokens.db.begin(&identity::system()).await?;
+        let statement = tx.pick(
+            "INSERT INTO cortex_auth_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, family, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO cortex_auth_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, family, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        );
+        tx.execute(
+            statement,
+            vec![
+                SqlValue::Text(digest(&code)),
+                SqlValue::Text(client.id.clone()),
+                SqlValue::Uuid(session.user.id),
+                SqlValue::Text(redirect.to_owned()),
+                SqlValue::Text(challenge),
+                SqlValue::Uuid(Uuid::now_v7()),
+                SqlValue::DateTime(prefiq_runtime::db::now() + Duration::seconds(60)),
+            ],
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    if statement_result.is_err() {
+        return back(vec![("error", "server_error".into())]);
+    }
+    back(vec![("code", code)])
+}
+
+/// `base` with `params` appended to its query.
+pub fn url_with(base: &str, params: &[(&str, String)]) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        serializer.append_pair(name, value);
+    }
+    let query = serializer.finish();
+    if query.is_empty() {
+        return base.to_owned();
+    }
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}{query}")
+}

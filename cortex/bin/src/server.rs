@@ -1,0 +1,664 @@
+//! Cortex's start-up and composition: one database for everything, every migration in
+//! dependency order (the runtime's, Cortex's, its identity store's, then each installed app's),
+//! the default tenant, roles and registry, the first administrator, and one router that serves
+//! every app, Cortex's API, the token endpoints, the merged document, the reference and the
+//! admin UI.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Request;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use prefiq_runtime::auth::{
+    Auth, Authenticated, Authenticator, Credential, KeySet, Principal, SigningKey, TokenVerifier,
+    Unauthenticated, bearer,
+};
+use prefiq_runtime::catalog::{AppCatalog, Installed};
+use prefiq_runtime::db::PoolOptions;
+use prefiq_runtime::deps::uuid::Uuid;
+use prefiq_runtime::migrate::{self, Migration};
+use prefiq_runtime::serve::Environment;
+use prefiq_runtime::{Db, Executor, Problem, RequestContext, SqlValue};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::identity;
+use crate::oauth::{self, Tokens};
+
+/// The ledger name of the identity store's migrations.
+pub const IDENTITY: &str = "cortex-identity";
+
+/// The identity store's migrations.
+pub const IDENTITY_MIGRATIONS: &[Migration] = &[Migration::embedded(
+    1,
+    "identity",
+    include_str!("../identity/postgres/0001_identity.sql"),
+    include_str!("../identity/sqlite/0001_identity.sql"),
+)];
+
+/// The apps Cortex runs.
+pub fn installed() -> &'static [Installed] {
+    cortex_apps::INSTALLED
+}
+
+/// Applies every migration with the owner connection, in dependency order.
+pub async fn migrate_all(owner: &Db) -> Result<(), String> {
+    let steps: Vec<(&str, &[Migration])> =
+        std::iter::once(("cortex", crate::generated::MIGRATIONS))
+            .chain(std::iter::once((IDENTITY, IDENTITY_MIGRATIONS)))
+            .chain(
+                installed()
+                    .iter()
+                    .map(|a| (a.catalog.name, a.catalog.migrations)),
+            )
+            .collect();
+    for (app, migrations) in steps {
+        let report = migrate::apply(owner, app, migrations)
+            .await
+            .map_err(|e| format!("{app}: {e}"))?;
+        if !report.applied.is_empty() {
+            tracing::info!(app, applied = ?report.applied, "database migrated");
+        }
+    }
+    Ok(())
+}
+
+/// The owner connection (migrations, maintenance) and the request pool (as the app role).
+pub async fn connect(config: &Config) -> Result<(Db, Db), String> {
+    let url = config.database_url();
+    let shown = prefiq_runtime::serve::redact_url(&url);
+    let owner = Db::connect(
+        &url,
+        &PoolOptions {
+            max_connections: 2,
+            ..PoolOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("cannot open {shown}: {e}"))?;
+    if !config.no_migrate {
+        migrate_all(&owner).await?;
+    }
+    let db = Db::connect(&url, &PoolOptions::serving(config.max_connections))
+        .await
+        .map_err(|e| format!("cannot open {shown}: {e}"))?;
+    Ok((owner, db))
+}
+
+/// The key tokens are signed with: `PREFIQ_SIGNING_KEY`, or outside production a key kept in
+/// `.prefiq/cortex-signing.key` (made on first start, readable by the owner only).
+pub fn signing_key(config: &Config) -> Result<SigningKey, String> {
+    if let Some(text) = &config.signing_key {
+        return SigningKey::parse(text).map_err(|e| format!("PREFIQ_SIGNING_KEY: {e}"));
+    }
+    if config.environment == Environment::Production {
+        return Err("production mode (PREFIQ_ENV=production) needs PREFIQ_SIGNING_KEY; make one with `cortex key generate`".into());
+    }
+    let path = std::path::Path::new(".prefiq/cortex-signing.key");
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(_) => {
+            let text = SigningKey::generate_text(&format!(
+                "dev-{}",
+                &Uuid::now_v7().simple().to_string()[..8]
+            ));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            write_private(path, &text)?;
+            tracing::warn!(
+                "no PREFIQ_SIGNING_KEY: made a development key in {}; production needs PREFIQ_SIGNING_KEY",
+                path.display()
+            );
+            text
+        }
+    };
+    SigningKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Who a request to Cortex is: an access token Cortex signed, or a personal access token.
+/// (Admin UI sessions authenticate only the admin pages, never the API, so that no cookie can
+/// make an API call on someone's behalf.)
+pub struct CortexAuth {
+    db: Db,
+    verifier: TokenVerifier,
+}
+
+impl Authenticator for CortexAuth {
+    fn authenticate<'a>(&'a self, parts: &'a Parts) -> Authenticated<'a> {
+        Box::pin(async move {
+            let token = bearer(&parts.headers)?.ok_or(Unauthenticated::Missing)?;
+            if token.starts_with(identity::PERSONAL_TOKEN_PREFIX) {
+                let mut db = self.db.clone();
+                let user = identity::personal_token_user(&mut db, token)
+                    .await
+                    .map_err(|_| Unauthenticated::Invalid("it cannot be checked right now".into()))?
+                    .ok_or_else(|| {
+                        Unauthenticated::Invalid(
+                            "the personal access token is unknown, expired or revoked".into(),
+                        )
+                    })?;
+                return identity::principal(&mut db, &user, Credential::PersonalToken)
+                    .await
+                    .map_err(|_| {
+                        Unauthenticated::Invalid("it cannot be checked right now".into())
+                    });
+            }
+            Ok(self.verifier.verify(token)?.principal())
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Gate {
+    db: Db,
+    auth: Auth,
+    apps: Arc<Vec<String>>,
+}
+
+/// Answers 404 for an app its registration disables, or the caller's tenant turned off; the
+/// caller is authenticated here once, for the handler too.
+async fn gate(State(gate): State<Gate>, request: Request<Body>, next: Next) -> Response {
+    let app = request
+        .uri()
+        .path()
+        .strip_prefix("/api/")
+        .and_then(|rest| rest.split('/').next())
+        .map(str::to_owned);
+    let Some(app) = app.filter(|a| gate.apps.contains(a)) else {
+        return next.run(request).await;
+    };
+    let (mut parts, body) = request.into_parts();
+    let principal = match parts.extensions.get::<Arc<Principal>>() {
+        Some(p) => Some(p.clone()),
+        None => match gate.auth.0.authenticate(&parts).await {
+            Ok(p) => {
+                let p = Arc::new(p);
+                parts.extensions.insert(p.clone());
+                Some(p)
+            }
+            Err(_) => None,
+        },
+    };
+    if let Some(principal) = principal {
+        let db = gate.db.clone();
+        let statement = db.pick(
+            "SELECT (SELECT disabled_apps FROM tenants WHERE id = $1), (SELECT enabled FROM app_registrations WHERE app = $2)",
+            "SELECT (SELECT disabled_apps FROM tenants WHERE id = ?1), (SELECT enabled FROM app_registrations WHERE app = ?2)",
+        );
+        let row = db
+            .fetch_optional(
+                statement,
+                vec![
+                    SqlValue::Uuid(principal.tenant),
+                    SqlValue::Text(app.clone()),
+                ],
+            )
+            .await;
+        let off = match row {
+            Ok(Some(row)) => {
+                let disabled: Vec<String> = row.opt_json(0).ok().flatten().unwrap_or_default();
+                let enabled: bool = row.opt(1).ok().flatten().unwrap_or(true);
+                !enabled || disabled.contains(&app)
+            }
+            Ok(None) => false,
+            Err(error) => return Problem::unavailable(&error).into_response(),
+        };
+        if off {
+            return Problem::not_found("no route matches this URL").into_response();
+        }
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Makes sure the default tenant, the built-in roles, the registry and the first administrator
+/// exist; returns the one-time password it made, if it made one.
+pub async fn bootstrap(db: &Db, config: &Config) -> Result<Option<(String, String)>, String> {
+    let system = identity::system();
+    let mut tx = db.begin(&system).await.map_err(|e| e.to_string())?;
+    let problem = |e: prefiq_runtime::db::DbError| e.to_string();
+    // The default tenant.
+    use crate::generated::{app_registration, role, tenant, user};
+    if tenant::find(&mut tx, &prefiq_runtime::auth::DEFAULT_TENANT)
+        .await
+        .map_err(problem)?
+        .is_none()
+    {
+        let sql = tx.pick(
+            "INSERT INTO tenants (id, name, slug, active, disabled_apps, created_at, updated_at, version) VALUES ($1, 'Default', 'default', true, '[]'::jsonb, $2, $2, 1)",
+            "INSERT INTO tenants (id, name, slug, active, disabled_apps, created_at, updated_at, version) VALUES (?1, 'Default', 'default', 1, '[]', ?2, ?2, 1)",
+        );
+        tx.execute(
+            sql,
+            vec![
+                SqlValue::Uuid(prefiq_runtime::auth::DEFAULT_TENANT),
+                SqlValue::DateTime(prefiq_runtime::db::now()),
+            ],
+        )
+        .await
+        .map_err(problem)?;
+    }
+    // Roles: `admin` has everything; the others start with what the schemas grant them.
+    let catalogs: Vec<&'static AppCatalog> = std::iter::once(&crate::generated::CATALOG)
+        .chain(installed().iter().map(|a| a.catalog))
+        .collect();
+    let mut roles = BTreeMap::new();
+    for existing in role_rows(&mut tx).await? {
+        roles.insert(existing.name.clone(), existing);
+    }
+    let mut wanted: Vec<String> = vec![
+        "admin".into(),
+        "member".into(),
+        "viewer".into(),
+        "manager".into(),
+    ];
+    for catalog in &catalogs {
+        for permission in catalog.permissions {
+            wanted.extend(permission.roles.iter().map(|r| (*r).to_owned()));
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    for name in &wanted {
+        if !roles.contains_key(name) {
+            let input = cortex_types::RoleCreate::new(name.clone())
+                .with_permissions(if name == "admin" {
+                    vec!["*".into()]
+                } else {
+                    vec![]
+                })
+                .with_description(match name.as_str() {
+                    "admin" => "Every permission, in every app.".to_owned(),
+                    "member" => "Works with the apps' data.".to_owned(),
+                    "viewer" => "Reads the apps' data.".to_owned(),
+                    "manager" => "A member who also sees every row of owned entities.".to_owned(),
+                    _ => format!("Granted by the apps' schemas: {name}."),
+                });
+            let made = role::insert(&mut tx, &input).await.map_err(problem)?;
+            roles.insert(name.clone(), made);
+        }
+    }
+    // The registry; an app seen for the first time adds its default grants to the roles.
+    let registered = app_registration_rows(&mut tx).await?;
+    for catalog in &catalogs {
+        let applied: Vec<i64> = migrate::applied(db, catalog.name)
+            .await
+            .map(|rows| rows.into_iter().map(|r| r.0).collect())
+            .unwrap_or_default();
+        match registered.iter().find(|r| r.app == catalog.name) {
+            Some(existing) => {
+                if existing.app_version != catalog.version || existing.migrations != applied {
+                    let mut next = cortex_types::AppRegistrationCreate::from(existing);
+                    next.app_version = catalog.version.to_owned();
+                    next.migrations = applied;
+                    app_registration::update(&mut tx, existing, &next)
+                        .await
+                        .map_err(problem)?;
+                }
+            }
+            None => {
+                let input = cortex_types::AppRegistrationCreate::new(
+                    catalog.name.to_owned(),
+                    catalog.version.to_owned(),
+                )
+                .with_migrations(applied)
+                .with_description(format!(
+                    "{} entities, {} permissions",
+                    catalog.entities.len(),
+                    catalog.permissions.len()
+                ));
+                app_registration::insert(&mut tx, &input)
+                    .await
+                    .map_err(problem)?;
+                for permission in catalog.permissions {
+                    for name in permission.roles {
+                        if let Some(current) = roles.get(*name).cloned() {
+                            if current.name == "admin"
+                                || current.permissions.iter().any(|p| p == permission.name)
+                            {
+                                continue;
+                            }
+                            let mut next = cortex_types::RoleCreate::from(&current);
+                            next.permissions.push(permission.name.to_owned());
+                            if let Some(updated) = role::update(&mut tx, &current, &next)
+                                .await
+                                .map_err(problem)?
+                            {
+                                roles.insert((*name).to_owned(), updated);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The first administrator.
+    let count = tx
+        .fetch_optional(
+            prefiq_runtime::Sql::new("SELECT COUNT(*) FROM users"),
+            vec![],
+        )
+        .await
+        .map_err(problem)?
+        .map(|r| r.req::<i64>(0))
+        .transpose()
+        .map_err(problem)?
+        .unwrap_or(0);
+    let mut made = None;
+    if count == 0 {
+        let email = config
+            .admin_email
+            .clone()
+            .unwrap_or_else(|| "admin@localhost".into());
+        let (password, generated) = match &config.admin_password {
+            Some(password) => (password.clone(), false),
+            None => (identity::new_secret()[..20].to_owned(), true),
+        };
+        identity::check_new_password(&password)
+            .map_err(|e| format!("PREFIQ_ADMIN_PASSWORD: {e}"))?;
+        let input = cortex_types::UserCreate::new(
+            email.clone(),
+            "Administrator".into(),
+            prefiq_runtime::auth::DEFAULT_TENANT,
+        )
+        .with_roles(vec!["admin".into()]);
+        let admin = user::insert(&mut tx, &input).await.map_err(problem)?;
+        identity::set_password(&mut tx, admin.id, &password).await?;
+        if generated {
+            made = Some((email, password));
+        }
+    }
+    tx.commit().await.map_err(problem)?;
+    Ok(made)
+}
+
+async fn role_rows(tx: &mut prefiq_runtime::Tx) -> Result<Vec<cortex_types::Role>, String> {
+    let query = prefiq_runtime::list::ListQuery::parse(
+        &crate::generated::role::TABLE,
+        &[("limit".into(), "1000".into())],
+    )
+    .map_err(|p| p.detail.unwrap_or_default())?;
+    let page = prefiq_runtime::crud::list::<crate::generated::role::RoleResource>(tx, query)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(page.items)
+}
+
+async fn app_registration_rows(
+    tx: &mut prefiq_runtime::Tx,
+) -> Result<Vec<cortex_types::AppRegistration>, String> {
+    let query = prefiq_runtime::list::ListQuery::parse(
+        &crate::generated::app_registration::TABLE,
+        &[("limit".into(), "1000".into())],
+    )
+    .map_err(|p| p.detail.unwrap_or_default())?;
+    let page = prefiq_runtime::crud::list::<
+        crate::generated::app_registration::AppRegistrationResource,
+    >(tx, query)
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(page.items)
+}
+
+/// The audit log, for callers granted `cortex.audit.read`: their tenant's entries, filtered,
+/// sorted and paged like any list.
+async fn audit_list(
+    State(db): State<Db>,
+    ctx: RequestContext,
+    prefiq_runtime::http::QueryPairs(pairs): prefiq_runtime::http::QueryPairs,
+) -> Result<axum::Json<prefiq_runtime::list::Page<prefiq_runtime::audit::Entry>>, Problem> {
+    ctx.require("cortex.audit.read")?;
+    let table = &prefiq_runtime::audit::TABLE;
+    let mut query = prefiq_runtime::list::ListQuery::parse(table, &pairs)?;
+    if let Some(tenant) = table.tenant {
+        query.restrict(tenant, SqlValue::Uuid(ctx.principal.tenant));
+    }
+    let mut tx = db.begin_read(&ctx.principal).await?;
+    let page = query
+        .run(&mut tx, table, prefiq_runtime::audit::read)
+        .await
+        .map_err(|e| e.into_problem(table))?;
+    tx.commit().await?;
+    Ok(axum::Json(page))
+}
+
+/// Who the caller is, and what they may do.
+async fn me(ctx: RequestContext) -> axum::Json<Value> {
+    let p = &ctx.principal;
+    axum::Json(serde_json::json!({
+        "subject": p.subject,
+        "user": p.user,
+        "tenant": p.tenant,
+        "roles": p.roles,
+        "teams": p.teams,
+        "permissions": p.permissions,
+    }))
+}
+
+async fn settings_schema(_ctx: RequestContext) -> axum::Json<Value> {
+    axum::Json(crate::settings::catalog())
+}
+
+/// Everything the server needs, once started.
+pub struct Started {
+    /// The router, with the shared middleware.
+    pub router: Router,
+    /// The request pool.
+    pub db: Db,
+    /// The owner connection.
+    pub owner: Db,
+}
+
+/// Connects, migrates, bootstraps and builds the router.
+pub async fn start(config: &Config) -> Result<Started, String> {
+    let key = signing_key(config)?;
+    let (owner, db) = connect(config).await?;
+    if let Some((email, password)) = bootstrap(&db, config).await? {
+        // Shown once, on the terminal that started the first run (never logged).
+        eprintln!(
+            "\n  Cortex made the first administrator:\n    e-mail:   {email}\n    password: {password}\n  Sign in at /login and change it. It is not shown again.\n"
+        );
+    }
+    let router = build(config, key, db.clone())?;
+    Ok(Started { router, db, owner })
+}
+
+/// The router over `db`, tokens signed with `key`.
+pub fn build(config: &Config, key: SigningKey, db: Db) -> Result<Router, String> {
+    let production = config.environment == Environment::Production;
+    let keys = KeySet {
+        keys: vec![key.public().clone()],
+    };
+    let verifier = TokenVerifier::new(&keys, oauth::ISSUER, oauth::ISSUER)?;
+    let auth = Auth(Arc::new(CortexAuth {
+        db: db.clone(),
+        verifier,
+    }));
+    let tokens = Arc::new(Tokens {
+        db: db.clone(),
+        key,
+        keys,
+        production,
+    });
+    // Every API route: Cortex's generated ones and hand-written ones, then each app's.
+    let service = crate::services::Service::new(db.clone());
+    let mut api = crate::generated::routes(service, db.clone()).map_err(|e| e.to_string())?;
+    api = api.merge(
+        Router::new()
+            .route("/api/cortex/audit", get(audit_list))
+            .route("/api/cortex/me", get(me))
+            .route("/api/cortex/settings/schema", get(settings_schema))
+            .with_state(db.clone()),
+    );
+    let mut documents = BTreeMap::new();
+    documents.insert(
+        "cortex".to_owned(),
+        serde_json::from_str(crate::generated::OPENAPI).unwrap_or(Value::Null),
+    );
+    let mut app_documents = Vec::new();
+    let mut names = Vec::new();
+    for app in installed() {
+        let routes = (app.router)(db.clone()).map_err(|e| format!("{}: {e}", app.catalog.name))?;
+        api = api.merge(routes);
+        documents.insert(
+            app.catalog.name.to_owned(),
+            serde_json::from_str(app.catalog.openapi).unwrap_or(Value::Null),
+        );
+        app_documents.push((app.catalog.name, app.catalog.openapi));
+        names.push(app.catalog.name.to_owned());
+    }
+    let gate_state = Gate {
+        db: db.clone(),
+        auth: auth.clone(),
+        apps: Arc::new(names),
+    };
+    let api = api.layer(axum::middleware::from_fn_with_state(gate_state, gate));
+    let merged = Arc::new(crate::docs::merged(
+        crate::generated::OPENAPI,
+        &app_documents,
+    ));
+    let reference = {
+        use askama::Template as _;
+        crate::docs::page(&merged)
+            .render()
+            .map_err(|e| e.to_string())?
+    };
+    let tokens_json: Value =
+        serde_json::from_str(include_str!("../../../resources/design/tokens.json"))
+            .map_err(|e| format!("resources/design/tokens.json: {e}"))?;
+    let admin = Arc::new(crate::admin::Admin {
+        api: api.clone(),
+        db: db.clone(),
+        catalogs: std::iter::once(&crate::generated::CATALOG)
+            .chain(installed().iter().map(|a| a.catalog))
+            .collect(),
+        documents,
+        tokens: tokens.clone(),
+        production,
+        tokens_css: crate::admin::tokens_css(&tokens_json),
+    });
+    let document = merged.clone();
+    let router = Router::new()
+        .merge(api)
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { axum::Json((*document).clone()) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let page = reference.clone();
+                async move { Html(page) }
+            }),
+        )
+        .route("/", get(|| async { Redirect::to("/admin") }))
+        .merge(oauth::routes(tokens))
+        .merge(crate::admin::routes(admin));
+    let router = prefiq_runtime::serve::with_middleware(router, db, config.body_limit, auth)
+        .layer(axum::middleware::from_fn(crate::admin::security_headers));
+    Ok(router)
+}
+
+/// Deletes what has expired: audit entries past their retention, old sessions, codes and
+/// sign-in attempts. Runs with the owner connection (the app role may not delete audit
+/// entries).
+pub async fn maintain(owner: &Db, db: &Db) {
+    let days = crate::settings::integer(
+        &mut db.clone(),
+        prefiq_runtime::auth::DEFAULT_TENANT,
+        "audit.retention-days",
+    )
+    .await;
+    let owner = owner.clone();
+    match prefiq_runtime::audit::prune(&mut owner.clone(), days.clamp(1, 36500) as u32).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, days, "pruned the audit log"),
+        Err(error) => tracing::warn!(%error, "cannot prune the audit log"),
+    }
+    let now = prefiq_runtime::db::now();
+    for sql in [
+        (
+            "DELETE FROM cortex_sessions WHERE expires_at < $1",
+            "DELETE FROM cortex_sessions WHERE expires_at < ?1",
+        ),
+        (
+            "DELETE FROM cortex_auth_codes WHERE expires_at < $1",
+            "DELETE FROM cortex_auth_codes WHERE expires_at < ?1",
+        ),
+    ] {
+        let statement = owner.pick(sql.0, sql.1);
+        let _ = owner
+            .execute(statement, vec![SqlValue::DateTime(now)])
+            .await;
+    }
+    let week = now - chrono::Duration::days(7);
+    let statement = owner.pick(
+        "DELETE FROM cortex_login_attempts WHERE at < $1",
+        "DELETE FROM cortex_login_attempts WHERE at < ?1",
+    );
+    let _ = owner
+        .execute(statement, vec![SqlValue::DateTime(week)])
+        .await;
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub async fn run(config: &Config) -> Result<(), String> {
+    let started = start(config).await?;
+    let maintenance = {
+        let (owner, db) = (started.owner.clone(), started.db.clone());
+        tokio::spawn(async move {
+            loop {
+                maintain(&owner, &db).await;
+                tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{address}");
+    let apps: Vec<&str> = installed().iter().map(|a| a.catalog.name).collect();
+    tracing::info!(apps = ?apps, "cortex serves /admin, /docs, /openapi.json and /api/<app>/");
+    axum::serve(
+        listener,
+        started
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(prefiq_runtime::serve::shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
+    maintenance.abort();
+    started.db.close().await;
+    started.owner.close().await;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Cortex's hand-written rules around its generated entities: the `admin` role keeps every
+//! permission and cannot be deleted, a setting's value must fit its key's schema, an app must be
+//! installed to be registered, and a user's roles must exist.
+
+use cortex_types::{
+    AppRegistrationCreate, Role, RoleCreate, Setting, SettingCreate, User, UserCreate,
+};
+use prefiq_runtime::{Db, Executor, FieldError, Problem, RequestContext, SqlValue, Tx};
+
+use crate::CortexService;
+
+/// The Cortex service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    #[allow(dead_code)]
+    db: Db,
+}
+
+impl Service {
+    /// A service over Cortex's database.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+fn invalid(pointer: &str, detail: impl Into<String>) -> Problem {
+    Problem::unprocessable(vec![FieldError {
+        pointer: pointer.to_owned(),
+        detail: detail.into(),
+        keyword: None,
+    }])
+}
+
+fn check_setting(input: &SettingCreate) -> Result<(), Problem> {
+    crate::settings::check(input.key.as_ref(), &input.value)
+        .map(|_| ())
+        .map_err(|why| invalid("/value", why))
+}
+
+/// The roles of `names` that do not exist.
+async fn unknown_roles(tx: &mut Tx, names: &[String]) -> Result<Vec<String>, Problem> {
+    let rows = tx
+        .fetch_all(prefiq_runtime::Sql::new("SELECT name FROM roles"), vec![])
+        .await?;
+    let known: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.req::<String>(0).ok())
+        .collect();
+    Ok(names
+        .iter()
+        .filter(|n| !known.contains(n))
+        .cloned()
+        .collect())
+}
+
+async fn check_roles(tx: &mut Tx, input: &UserCreate) -> Result<(), Problem> {
+    let unknown = unknown_roles(tx, &input.roles).await?;
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(
+            "/roles",
+            format!("no such role: {}", unknown.join(", ")),
+        ))
+    }
+}
+
+/// A global setting (no tenant) is unique per key, which the database's unique index cannot
+/// say of NULLs.
+async fn check_single_default(
+    tx: &mut Tx,
+    input: &SettingCreate,
+    own: Option<&Setting>,
+) -> Result<(), Problem> {
+    if input.for_tenant.is_some() {
+        return Ok(());
+    }
+    let statement = tx.pick(
+        "SELECT id FROM settings WHERE key = $1 AND for_tenant IS NULL",
+        "SELECT id FROM settings WHERE key = ?1 AND for_tenant IS NULL",
+    );
+    let rows = tx
+        .fetch_all(statement, vec![SqlValue::Text(input.key.to_string())])
+        .await?;
+    let taken = rows
+        .iter()
+        .filter_map(|r| r.req::<prefiq_runtime::deps::uuid::Uuid>(0).ok())
+        .any(|id| own.is_none_or(|o| o.id != id));
+    if taken {
+        return Err(Problem::conflict(format!(
+            "the global default of `{}` exists already; change that one",
+            input.key
+        )));
+    }
+    Ok(())
+}
+
+impl CortexService for Service {
+    async fn before_create_setting(
+        &self,
+        _ctx: &RequestContext,
+        tx: &mut Tx,
+        input: &mut SettingCreate,
+    ) -> Result<(), Problem> {
+        check_setting(input)?;
+        check_single_default(tx, input, None).await
+    }
+
+    async fn before_update_setting(
+        &self,
+        _ctx: &RequestContext,
+        tx: &mut Tx,
+        current: &Setting,
+        next: &mut SettingCreate,
+    ) -> Result<(), Problem> {
+        check_setting(next)?;
+        check_single_default(tx, next, Some(current)).await
+    }
+
+    async fn before_update_role(
+        &self,
+        _ctx: &RequestContext,
+        _tx: &mut Tx,
+        current: &Role,
+        next: &mut RoleCreate,
+    ) -> Result<(), Problem> {
+        if current.name == "admin" && (next.name != "admin" || next.permissions != ["*"]) {
+            return Err(Problem::conflict(
+                "the admin role keeps its name and every permission",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn before_delete_role(
+        &self,
+        _ctx: &RequestContext,
+        tx: &mut Tx,
+        current: &Role,
+    ) -> Result<(), Problem> {
+        if current.name == "admin" {
+            return Err(Problem::conflict("the admin role cannot be deleted"));
+        }
+        let statement = tx.pick(
+            "SELECT COUNT(*) FROM users WHERE roles @> $1::jsonb",
+            "SELECT COUNT(*) FROM users, json_each(users.roles) WHERE json_each.value = ?1",
+        );
+        let value = match tx.dialect() {
+            prefiq_runtime::Dialect::Postgres => {
+                SqlValue::Text(serde_json::json!([current.name]).to_string())
+            }
+            prefiq_runtime::Dialect::Sqlite => SqlValue::Text(current.name.clone()),
+        };
+        let users: i64 = tx
+            .fetch_optional(statement, vec![value])
+            .await?
+            .map(|r| r.req::<i64>(0))
+            .transpose()?
+            .unwrap_or(0);
+        if users > 0 {
+            return Err(Problem::conflict(format!(
+                "{users} user(s) still have the role `{}`; take it from them first",
+                current.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn before_create_user(
+        &self,
+        _ctx: &RequestContext,
+        tx: &mut Tx,
+        input: &mut UserCreate,
+    ) -> Result<(), Problem> {
+        input.email = input.email.trim().to_lowercase();
+        check_roles(tx, input).await
+    }
+
+    async fn before_update_user(
+        &self,
+        _ctx: &RequestContext,
+        tx: &mut Tx,
+        _current: &User,
+        next: &mut UserCreate,
+    ) -> Result<(), Problem> {
+        next.email = next.email.trim().to_lowercase();
+        check_roles(tx, next).await
+    }
+
+    async fn before_create_app_registration(
+        &self,
+        _ctx: &RequestContext,
+        _tx: &mut Tx,
+        input: &mut AppRegistrationCreate,
+    ) -> Result<(), Problem> {
+        let installed = input.app == "cortex"
+            || crate::server::installed()
+                .iter()
+                .any(|a| a.catalog.name == input.app);
+        if installed {
+            Ok(())
+        } else {
+            Err(invalid(
+                "/app",
+                format!(
+                    "`{}` is not installed: add it to [cortex] apps in prefiq.toml and run prefiq codegen",
+                    input.app
+                ),
+            ))
+        }
+    }
+}
