@@ -61,9 +61,11 @@ pub fn changes(
     secret: impl Fn(&str) -> bool,
 ) -> Value {
     let mut out = Map::new();
+    // A member a row leaves out (an optional one without a value) is null.
+    let null = Value::Null;
     for member in members {
-        let old = before.and_then(|b| b.get(*member));
-        let new = after.and_then(|a| a.get(*member));
+        let old = before.map(|b| b.get(*member).unwrap_or(&null));
+        let new = after.map(|a| a.get(*member).unwrap_or(&null));
         let unchanged = match (old, new) {
             (Some(a), Some(b)) => a == b,
             (None, None) => true,
@@ -259,5 +261,7 @@ mod tests {
         assert_eq!(created, json!({"name": {"to": "b"}}));
         let deleted = changes(Some(&before), None, &["name"], |_| false);
         assert_eq!(deleted, json!({"name": {"from": "a"}}));
+        let filled = changes(Some(&json!({})), Some(&json!({"n": 2})), &["n"], |_| false);
+        assert_eq!(filled, json!({"n": {"from": null, "to": 2}}), "an absent member was null");
     }
 }

@@ -1,0 +1,249 @@
+//! Starts Cortex for a test: a fresh database (SQLite file or PostgreSQL database), every
+//! migration, the bootstrap, and the real router on a free port, with a known administrator.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use cortex::config::Config;
+use prefiq_runtime::Db;
+use prefiq_runtime::auth::SigningKey;
+use prefiq_runtime::deps::uuid::Uuid;
+use prefiq_runtime::serve::Environment;
+use prefiq_testkit::{Backend, Database};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The administrator every test Cortex starts with.
+pub const ADMIN_EMAIL: &str = "root@example.com";
+/// Their password.
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// A running Cortex.
+pub struct Cortex {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The request pool (as the app role on PostgreSQL).
+    pub db: Db,
+    /// The owner connection, for direct checks.
+    pub owner: Db,
+    /// Whether it runs on PostgreSQL.
+    pub backend: Backend,
+    /// The administrator's personal access token.
+    pub admin_token: String,
+    task: tokio::task::JoinHandle<()>,
+    database: Option<Database>,
+}
+
+/// A response, read completely.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+}
+
+/// A client that keeps cookies and never follows redirects (tests look at them).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn read(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+impl Cortex {
+    /// Starts Cortex on `backend`.
+    pub async fn start(backend: Backend) -> Cortex {
+        let (database, url) = Database::create(backend).await;
+        let config = Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            database_url: Some(url),
+            body_limit: 256 * 1024,
+            max_connections: 8,
+            no_migrate: false,
+            environment: Environment::Development,
+            signing_key: Some(SigningKey::generate_text("test")),
+            admin_email: Some(ADMIN_EMAIL.into()),
+            admin_password: Some(ADMIN_PASSWORD.into()),
+        };
+        let started = cortex::server::start(&config).await.expect("Cortex starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = started.router.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+        let admin = cortex::identity::user_by_email(&mut started.db.clone(), ADMIN_EMAIL)
+            .await
+            .unwrap()
+            .expect("the first administrator exists")
+            .0;
+        let admin_token = cortex::identity::create_personal_token(
+            &mut started.db.clone(),
+            admin.id,
+            "tests",
+            None,
+        )
+        .await
+        .unwrap();
+        Cortex {
+            base,
+            db: started.db,
+            owner: started.owner,
+            backend,
+            admin_token,
+            task,
+            database: Some(database),
+        }
+    }
+
+    /// Stops it and drops its database.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        self.db.close().await;
+        self.owner.close().await;
+        if let Some(database) = self.database.take() {
+            database.drop().await;
+        }
+    }
+
+    /// Sends a JSON request with a bearer token (none when `token` is empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Reply {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method.clone(), format!("{}{path}", self.base));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
+        if let Some(body) = body {
+            let content_type = if method == reqwest::Method::PATCH {
+                "application/merge-patch+json"
+            } else {
+                "application/json"
+            };
+            request = request
+                .header("content-type", content_type)
+                .body(body.to_string());
+        }
+        read(request.send().await.expect("Cortex answers")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(reqwest::Method::GET, path, token, None, None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.call(reqwest::Method::POST, path, token, Some(body), None)
+            .await
+    }
+
+    /// Makes a tenant; its id.
+    pub async fn tenant(&self, slug: &str) -> Uuid {
+        let reply = self
+            .post(
+                "/api/cortex/tenants",
+                &self.admin_token,
+                &json!({"name": slug, "slug": slug}),
+            )
+            .await
+            .expect(201);
+        reply.body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Makes a user of `tenant` with `roles` and a password; their personal access token.
+    pub async fn user(&self, email: &str, tenant: Uuid, roles: &[&str]) -> (Uuid, String) {
+        let reply = self
+            .post(
+                "/api/cortex/users",
+                &self.admin_token,
+                &json!({"email": email, "name": email, "tenant_id": tenant, "roles": roles}),
+            )
+            .await
+            .expect(201);
+        let id: Uuid = reply.body["id"].as_str().unwrap().parse().unwrap();
+        cortex::identity::set_password(&mut self.db.clone(), id, ADMIN_PASSWORD)
+            .await
+            .unwrap();
+        let token =
+            cortex::identity::create_personal_token(&mut self.db.clone(), id, "tests", None)
+                .await
+                .unwrap();
+        (id, token)
+    }
+
+    /// Signs in through the sign-in page; the client now holds the session cookie.
+    pub async fn sign_in(&self, client: &reqwest::Client, email: &str, password: &str) -> Reply {
+        let page = read(
+            client
+                .get(format!("{}/login", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let csrf = hidden(&page.text, "csrf").expect("the sign-in form has an anti-forgery token");
+        read(
+            client
+                .post(format!("{}/login", self.base))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("email", email),
+                    ("password", password),
+                    ("next", "/admin"),
+                ])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+/// The value of the hidden input `name` in an HTML page.
+pub fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}

@@ -1,0 +1,471 @@
+//! The authorization server, on both databases: the token endpoint's grants and errors
+//! (RFC 6749, RFC 9700), PKCE, refresh-token rotation with family revocation, revocation, the
+//! sign-in throttle, and the tokens the APIs accept and refuse.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex, browser, read};
+use prefiq_testkit::Backend;
+use serde_json::json;
+use sha2::Digest as _;
+
+async fn token_request(
+    cortex: &Cortex,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> common::Reply {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(format!("{}/auth/token", cortex.base))
+        .form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    read(request.send().await.unwrap()).await
+}
+
+async fn errors_follow_rfc_6749(cortex: &Cortex) {
+    let refused = token_request(
+        cortex,
+        &[
+            ("grant_type", "password"),
+            ("username", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+        ],
+        None,
+    )
+    .await
+    .expect(400);
+    assert_eq!(
+        refused.body["error"], "unsupported_grant_type",
+        "the BCP forbids the password grant"
+    );
+    assert_eq!(refused.headers["cache-control"], "no-store");
+    assert_eq!(refused.headers["pragma"], "no-cache");
+    let missing = token_request(cortex, &[("code", "x")], None)
+        .await
+        .expect(400);
+    assert_eq!(missing.body["error"], "invalid_request");
+    let json = read(
+        reqwest::Client::new()
+            .post(format!("{}/auth/token", cortex.base))
+            .json(&json!({"grant_type": "client_credentials"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(400);
+    assert_eq!(
+        json.body["error"], "invalid_request",
+        "the endpoint takes forms only"
+    );
+    let unknown = token_request(
+        cortex,
+        &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+        None,
+    )
+    .await
+    .expect(400);
+    assert_eq!(unknown.body["error"], "unsupported_grant_type");
+}
+
+async fn client_credentials_act_with_the_client_roles(cortex: &Cortex) {
+    let (id, secret) = cortex::oauth::create_client(
+        &mut cortex.db.clone(),
+        "reporting",
+        prefiq_runtime::auth::DEFAULT_TENANT,
+        &["viewer".into()],
+        &[],
+        false,
+    )
+    .await
+    .unwrap();
+    let secret = secret.unwrap();
+    let wrong = token_request(
+        cortex,
+        &[("grant_type", "client_credentials")],
+        Some((&id, "not the secret")),
+    )
+    .await
+    .expect(401);
+    assert_eq!(wrong.body["error"], "invalid_client");
+    assert!(
+        wrong.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let issued = token_request(
+        cortex,
+        &[("grant_type", "client_credentials")],
+        Some((&id, &secret)),
+    )
+    .await
+    .expect(200);
+    assert_eq!(issued.headers["cache-control"], "no-store");
+    assert_eq!(issued.body["token_type"], "Bearer");
+    assert!(
+        issued.body.get("refresh_token").is_none(),
+        "no refresh token for a client"
+    );
+    let token = issued.body["access_token"].as_str().unwrap();
+    // The header names the pinned algorithm and a key.
+    let header: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["kid"], "test");
+    cortex.get("/api/crm/companies", token).await.expect(200);
+    cortex
+        .post("/api/crm/companies", token, &json!({"name": "Viewer Co"}))
+        .await
+        .expect(403);
+    // Secret in the body works too (client_secret_post).
+    token_request(
+        cortex,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ],
+        None,
+    )
+    .await
+    .expect(200);
+}
+
+async fn tampered_and_unsigned_tokens_are_refused(cortex: &Cortex) {
+    let (id, secret) = cortex::oauth::create_client(
+        &mut cortex.db.clone(),
+        "svc",
+        prefiq_runtime::auth::DEFAULT_TENANT,
+        &["member".into()],
+        &[],
+        false,
+    )
+    .await
+    .unwrap();
+    let issued = token_request(
+        cortex,
+        &[("grant_type", "client_credentials")],
+        Some((&id, &secret.unwrap())),
+    )
+    .await
+    .expect(200);
+    let token = issued.body["access_token"].as_str().unwrap().to_owned();
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["perms"] = json!(["*"]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    let reply = cortex.get("/api/crm/companies", &forged).await.expect(401);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string());
+    let unsigned = format!(
+        "{none_header}.{}.",
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    cortex
+        .get("/api/crm/companies", &unsigned)
+        .await
+        .expect(401);
+    cortex
+        .get("/api/crm/companies", "pfq_not-a-real-token")
+        .await
+        .expect(401);
+    cortex.get("/api/crm/companies", "").await.expect(401);
+}
+
+fn pkce() -> (String, String) {
+    let verifier = cortex::identity::new_secret() + "-extra._~";
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn query_value(location: &str, name: &str) -> Option<String> {
+    let query = location.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn authorization_code_with_pkce_and_rotating_refresh_tokens(cortex: &Cortex) {
+    let redirect = "http://localhost:5173/callback";
+    let (client_id, _) = cortex::oauth::create_client(
+        &mut cortex.db.clone(),
+        "crm web",
+        prefiq_runtime::auth::DEFAULT_TENANT,
+        &[],
+        &[redirect.to_owned()],
+        true,
+    )
+    .await
+    .unwrap();
+    let browser = browser();
+    let (verifier, challenge) = pkce();
+    let authorize = |challenge: &str, method: &str, redirect: &str| {
+        format!(
+            "{}/auth/authorize?response_type=code&client_id={client_id}&redirect_uri={}&code_challenge={challenge}&code_challenge_method={method}&state=xyz",
+            cortex.base,
+            form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+        )
+    };
+    // Not signed in: to the sign-in page, which comes back here.
+    let first = read(
+        browser
+            .get(authorize(&challenge, "S256", redirect))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(first.status.is_redirection());
+    assert!(
+        first.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?next=")
+    );
+    // A redirect URI the client did not register is never redirected to.
+    let evil = read(
+        browser
+            .get(authorize(&challenge, "S256", "https://evil.example/cb"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(evil.status, 400);
+    cortex.sign_in(&browser, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // plain PKCE is refused.
+    let plain = read(
+        browser
+            .get(authorize(&challenge, "plain", redirect))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let location = plain.headers["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        query_value(&location, "error").as_deref(),
+        Some("invalid_request")
+    );
+    let granted = read(
+        browser
+            .get(authorize(&challenge, "S256", redirect))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let location = granted.headers["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(redirect), "{location}");
+    assert_eq!(query_value(&location, "state").as_deref(), Some("xyz"));
+    let code = query_value(&location, "code").expect("a code");
+    // The wrong verifier fails; the right one succeeds once.
+    let (other, _) = pkce();
+    token_request(
+        cortex,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", &client_id),
+            ("code_verifier", &other),
+        ],
+        None,
+    )
+    .await
+    .expect(400);
+    let issued = token_request(
+        cortex,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", &client_id),
+            ("code_verifier", &verifier),
+        ],
+        None,
+    )
+    .await
+    .expect(200);
+    let access = issued.body["access_token"].as_str().unwrap().to_owned();
+    let first_refresh = issued.body["refresh_token"].as_str().unwrap().to_owned();
+    let me = cortex.get("/api/cortex/me", &access).await.expect(200);
+    assert_eq!(me.body["permissions"], json!(["*"]));
+    // Rotation: the refresh token works once and gives a new one.
+    let rotated = token_request(
+        cortex,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &first_refresh),
+            ("client_id", &client_id),
+        ],
+        None,
+    )
+    .await
+    .expect(200);
+    let second_refresh = rotated.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first_refresh);
+    // Reusing the first revokes the family: the second stops working too.
+    let reuse = token_request(
+        cortex,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &first_refresh),
+            ("client_id", &client_id),
+        ],
+        None,
+    )
+    .await
+    .expect(400);
+    assert_eq!(reuse.body["error"], "invalid_grant");
+    token_request(
+        cortex,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &second_refresh),
+            ("client_id", &client_id),
+        ],
+        None,
+    )
+    .await
+    .expect(400);
+    // A replayed code is refused.
+    token_request(
+        cortex,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", &client_id),
+            ("code_verifier", &verifier),
+        ],
+        None,
+    )
+    .await
+    .expect(400);
+    // A fresh sign-in's refresh token, revoked (RFC 7009), stops working.
+    let (verifier, challenge) = pkce();
+    let granted = read(
+        browser
+            .get(authorize(&challenge, "S256", redirect))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let code = query_value(granted.headers["location"].to_str().unwrap(), "code").unwrap();
+    let issued = token_request(
+        cortex,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", &client_id),
+            ("code_verifier", &verifier),
+        ],
+        None,
+    )
+    .await
+    .expect(200);
+    let refresh = issued.body["refresh_token"].as_str().unwrap().to_owned();
+    read(
+        reqwest::Client::new()
+            .post(format!("{}/auth/revoke", cortex.base))
+            .form(&[("token", refresh.as_str())])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(200);
+    token_request(
+        cortex,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
+        None,
+    )
+    .await
+    .expect(400);
+}
+
+async fn sign_in_is_throttled_per_account(cortex: &Cortex) {
+    let (_, _) = cortex
+        .user(
+            "victim@example.com",
+            prefiq_runtime::auth::DEFAULT_TENANT,
+            &["member"],
+        )
+        .await;
+    let browser = browser();
+    for _ in 0..cortex::identity::MAX_ACCOUNT_FAILURES {
+        let reply = cortex
+            .sign_in(&browser, "victim@example.com", "wrong password!")
+            .await;
+        assert_eq!(reply.status, 401);
+        assert!(reply.text.contains("The e-mail or the password is wrong."));
+    }
+    // Now even the right password waits, and says why.
+    let reply = cortex
+        .sign_in(&browser, "victim@example.com", ADMIN_PASSWORD)
+        .await;
+    assert_eq!(reply.status, 429);
+    assert!(reply.headers.contains_key("retry-after"));
+    // Another account is not locked by it.
+    let other = cortex
+        .sign_in(&common::browser(), ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(other.status, 303);
+}
+
+async fn all(backend: Backend) {
+    let cortex = Cortex::start(backend).await;
+    errors_follow_rfc_6749(&cortex).await;
+    client_credentials_act_with_the_client_roles(&cortex).await;
+    tampered_and_unsigned_tokens_are_refused(&cortex).await;
+    authorization_code_with_pkce_and_rotating_refresh_tokens(&cortex).await;
+    sign_in_is_throttled_per_account(&cortex).await;
+    // The key set and the metadata.
+    let keys = cortex.get("/.well-known/jwks.json", "").await.expect(200);
+    assert_eq!(keys.body["keys"][0]["alg"], "EdDSA");
+    assert!(
+        keys.body["keys"][0].get("d").is_none(),
+        "never the private half"
+    );
+    let metadata = cortex
+        .get("/.well-known/oauth-authorization-server", "")
+        .await
+        .expect(200);
+    assert_eq!(
+        metadata.body["code_challenge_methods_supported"],
+        json!(["S256"])
+    );
+    cortex.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_server_on_sqlite() {
+    all(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_server_on_postgres() {
+    all(Backend::Postgres).await;
+}
