@@ -580,6 +580,10 @@ pub fn build(config: &Config, key: SigningKey, db: Db) -> Result<Router, String>
             }),
         )
         .route("/", get(|| async { Redirect::to("/admin") }))
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .merge(oauth::routes(tokens))
         .merge(crate::admin::routes(admin));
     let router = prefiq_runtime::serve::with_middleware(router, db, config.body_limit, auth)
