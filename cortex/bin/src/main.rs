@@ -171,11 +171,7 @@ async fn prepared(config: &Config) -> Result<prefiq_runtime::Db, String> {
     let (owner, db) = cortex::server::connect(config).await?;
     owner.close().await;
     // The first start's bootstrap, without making an administrator here.
-    let quiet = Config {
-        admin_password: Some(identity::new_secret()),
-        ..config.clone()
-    };
-    cortex::server::bootstrap(&db, &quiet).await?;
+    cortex::server::bootstrap(&db, config, false).await?;
     Ok(db)
 }
 

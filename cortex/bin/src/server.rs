@@ -236,9 +236,13 @@ async fn gate(State(gate): State<Gate>, request: Request<Body>, next: Next) -> R
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// Makes sure the default tenant, the built-in roles, the registry and the first administrator
-/// exist; returns the one-time password it made, if it made one.
-pub async fn bootstrap(db: &Db, config: &Config) -> Result<Option<(String, String)>, String> {
+/// Makes sure the default tenant, the built-in roles, the registry and (with `first_admin`)
+/// the first administrator exist; returns the one-time password it made, if it made one.
+pub async fn bootstrap(
+    db: &Db,
+    config: &Config,
+    first_admin: bool,
+) -> Result<Option<(String, String)>, String> {
     let system = identity::system();
     let mut tx = db.begin(&system).await.map_err(|e| e.to_string())?;
     let problem = |e: prefiq_runtime::db::DbError| e.to_string();
@@ -370,7 +374,7 @@ pub async fn bootstrap(db: &Db, config: &Config) -> Result<Option<(String, Strin
         .map_err(problem)?
         .unwrap_or(0);
     let mut made = None;
-    if count == 0 {
+    if count == 0 && first_admin {
         let email = config
             .admin_email
             .clone()
@@ -478,7 +482,7 @@ pub struct Started {
 pub async fn start(config: &Config) -> Result<Started, String> {
     let key = signing_key(config)?;
     let (owner, db) = connect(config).await?;
-    if let Some((email, password)) = bootstrap(&db, config).await? {
+    if let Some((email, password)) = bootstrap(&db, config, true).await? {
         // Shown once, on the terminal that started the first run (never logged).
         eprintln!(
             "\n  Cortex made the first administrator:\n    e-mail:   {email}\n    password: {password}\n  Sign in at /login and change it. It is not shown again.\n"
