@@ -255,7 +255,8 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
          FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class ft ON ft.oid = c.confrelid \
          JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
          JOIN pg_attribute fa ON fa.attrelid = c.confrelid AND fa.attnum = c.confkey[1] \
-         JOIN pg_namespace n ON n.oid = t.relnamespace WHERE c.contype = 'f' AND n.nspname = current_schema()",
+         JOIN pg_namespace n ON n.oid = t.relnamespace WHERE c.contype = 'f' AND n.nspname = current_schema() \
+         AND t.relname NOT IN ('_prefiq_migrations', 'prefiq_audit')",
         vec![],
         5,
     )
@@ -291,7 +292,8 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
     let checks = strings(
         db,
         "SELECT t.relname::text, pg_get_constraintdef(c.oid)::text FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
-         JOIN pg_namespace n ON n.oid = t.relnamespace WHERE c.contype = 'c' AND n.nspname = current_schema()",
+         JOIN pg_namespace n ON n.oid = t.relnamespace WHERE c.contype = 'c' AND n.nspname = current_schema() \
+         AND t.relname NOT IN ('_prefiq_migrations', 'prefiq_audit')",
         vec![],
         2,
     )
