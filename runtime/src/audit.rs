@@ -262,6 +262,10 @@ mod tests {
         let deleted = changes(Some(&before), None, &["name"], |_| false);
         assert_eq!(deleted, json!({"name": {"from": "a"}}));
         let filled = changes(Some(&json!({})), Some(&json!({"n": 2})), &["n"], |_| false);
-        assert_eq!(filled, json!({"n": {"from": null, "to": 2}}), "an absent member was null");
+        assert_eq!(
+            filled,
+            json!({"n": {"from": null, "to": 2}}),
+            "an absent member was null"
+        );
     }
 }

@@ -29,7 +29,10 @@ fn production_refuses_to_start_without_a_signing_key() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("PREFIQ_SIGNING_KEY"), "{stderr}");
-    assert!(!dir.path().join(".prefiq/cortex.db").exists(), "nothing was made");
+    assert!(
+        !dir.path().join(".prefiq/cortex.db").exists(),
+        "nothing was made"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,21 +45,43 @@ async fn a_first_start_on_sqlite_needs_no_set_up_and_prints_a_one_time_password(
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("listening on ").expect("it listens").to_owned();
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("it listens")
+        .to_owned();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let mut stderr = String::new();
     use std::io::Read as _;
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(child.wait().unwrap().success(), "graceful shutdown:\n{stderr}");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "graceful shutdown:\n{stderr}"
+    );
     let password = stderr
         .lines()
         .find_map(|l| l.trim().strip_prefix("password: "))
         .expect("the one-time password is printed")
         .to_owned();
     assert!(stderr.contains("admin@localhost"));
-    assert!(dir.path().join(".prefiq/cortex.db").exists(), "the embedded default is SQLite");
-    assert!(dir.path().join(".prefiq/cortex-signing.key").exists(), "a development key was made");
+    assert!(
+        dir.path().join(".prefiq/cortex.db").exists(),
+        "the embedded default is SQLite"
+    );
+    assert!(
+        dir.path().join(".prefiq/cortex-signing.key").exists(),
+        "a development key was made"
+    );
     // The password is shown once only, and works.
     let mut again = cortex(dir.path())
         .args(["--bind", "127.0.0.1:0"])
@@ -65,30 +90,58 @@ async fn a_first_start_on_sqlite_needs_no_set_up_and_prints_a_one_time_password(
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(again.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base_again = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    BufReader::new(again.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base_again = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let login = client.get(format!("{base_again}/login")).send().await.unwrap().text().await.unwrap();
+    let login = client
+        .get(format!("{base_again}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let marker = "name=\"csrf\" value=\"";
     let start = login.find(marker).unwrap() + marker.len();
     let csrf = &login[start..start + login[start..].find('"').unwrap()];
     let signed = client
         .post(format!("{base_again}/login"))
-        .form(&[("csrf", csrf), ("email", "admin@localhost"), ("password", password.as_str()), ("next", "/admin")])
+        .form(&[
+            ("csrf", csrf),
+            ("email", "admin@localhost"),
+            ("password", password.as_str()),
+            ("next", "/admin"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(signed.status(), 303, "the one-time password signs in");
     let _ = base;
-    let _ = Command::new("kill").args(["-TERM", &again.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &again.id().to_string()])
+        .status();
     let mut stderr_again = String::new();
-    again.stderr.take().unwrap().read_to_string(&mut stderr_again).unwrap();
+    again
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr_again)
+        .unwrap();
     again.wait().unwrap();
-    assert!(!stderr_again.contains(&password), "the password is never shown again");
+    assert!(
+        !stderr_again.contains(&password),
+        "the password is never shown again"
+    );
     assert!(!stderr_again.contains("password:"));
 }
 
@@ -96,29 +149,70 @@ async fn a_first_start_on_sqlite_needs_no_set_up_and_prints_a_one_time_password(
 async fn admin_create_and_token_create_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut create = cortex(dir.path())
-        .args(["admin", "create", "--email", "ops@example.com", "--password-stdin"])
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    create.stdin.take().unwrap().write_all(b"a long enough password\n").unwrap();
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
     let created = create.wait_with_output().unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stdout));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stdout)
+    );
     let short = cortex(dir.path())
-        .args(["admin", "create", "--email", "x@example.com", "--password-stdin"])
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "x@example.com",
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .output()
         .unwrap();
     assert!(!short.status.success(), "an empty password is refused");
     let token = cortex(dir.path())
-        .args(["token", "create", "--email", "ops@example.com", "--name", "ci", "--expires-in", "30d"])
+        .args([
+            "token",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "ci",
+            "--expires-in",
+            "30d",
+        ])
         .output()
         .unwrap();
-    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("pfq_"), "{token}");
     let unknown = cortex(dir.path())
-        .args(["token", "create", "--email", "nobody@example.com", "--name", "x"])
+        .args([
+            "token",
+            "create",
+            "--email",
+            "nobody@example.com",
+            "--name",
+            "x",
+        ])
         .output()
         .unwrap();
     assert!(!unknown.status.success());
@@ -130,10 +224,21 @@ async fn admin_create_and_token_create_on_the_command_line() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
     let client = reqwest::Client::new();
-    let me = client.get(format!("{base}/api/cortex/me")).bearer_auth(&token).send().await.unwrap();
+    let me = client
+        .get(format!("{base}/api/cortex/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200);
     let me: serde_json::Value = me.json().await.unwrap();
     assert_eq!(me["permissions"], serde_json::json!(["*"]));
@@ -146,7 +251,12 @@ async fn admin_create_and_token_create_on_the_command_line() {
         .json()
         .await
         .unwrap();
-    assert_eq!(users["total"], 1, "only the administrator the command line made");
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    assert_eq!(
+        users["total"], 1,
+        "only the administrator the command line made"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
     server.wait().unwrap();
 }

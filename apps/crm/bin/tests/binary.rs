@@ -142,7 +142,11 @@ async fn the_binary_serves_on_sqlite_with_no_setup_and_stops_on_sigterm() {
         .send()
         .await
         .unwrap();
-    assert_eq!(unknown.status(), 401, "a token signed by another key is refused");
+    assert_eq!(
+        unknown.status(),
+        401,
+        "a token signed by another key is refused"
+    );
     assert!(
         dir.path().join(".prefiq/crm.db").exists(),
         "the default database is an SQLite file under .prefiq/"

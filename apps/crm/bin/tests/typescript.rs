@@ -55,6 +55,9 @@ async fn the_typescript_client_drives_the_live_service() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "the Node test failed:\n{text}");
-    assert!(text.contains("# pass 7"), "all seven Node tests ran:\n{text}");
+    assert!(
+        text.contains("# pass 7"),
+        "all seven Node tests ran:\n{text}"
+    );
     server.stop().await;
 }

@@ -117,10 +117,7 @@ async fn close(
     next.stage = stage;
     next.closed_at = Some(prefiq_runtime::db::now());
     change(&mut next);
-    match deal::update(tx, &current, &next)
-        .await
-        .map_err(problem)?
-    {
+    match deal::update(tx, &current, &next).await.map_err(problem)? {
         Some(closed) => Ok(Closing::Closed(closed)),
         None => Ok(Closing::Stale(Problem::precondition_failed(
             current.version + 1,
