@@ -435,6 +435,75 @@ async fn sign_in_is_throttled_per_account(cortex: &Cortex) {
     assert_eq!(other.status, 303);
 }
 
+/// An app alone verifies Cortex's tokens through its key set URL (`PREFIQ_JWKS_URL`).
+async fn an_app_alone_trusts_the_tokens_of_a_cortex(cortex: &Cortex) {
+    use clap::Parser as _;
+    let config = prefiq_runtime::serve::Config::try_parse_from([
+        "app-crm",
+        "--jwks-url",
+        &format!("{}/.well-known/jwks.json", cortex.base),
+    ])
+    .unwrap();
+    let auth = prefiq_runtime::serve::authenticator(&config)
+        .await
+        .expect("the key set is fetched");
+    let crm = cortex::server::installed()
+        .iter()
+        .find(|a| a.catalog.name == "crm")
+        .unwrap();
+    let router = prefiq_runtime::serve::with_middleware(
+        (crm.router)(cortex.db.clone()).unwrap(),
+        cortex.db.clone(),
+        65536,
+        auth,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let alone = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let (id, secret) = cortex::oauth::create_client(
+        &mut cortex.db.clone(),
+        "alone",
+        prefiq_runtime::auth::DEFAULT_TENANT,
+        &["member".into()],
+        &[],
+        false,
+    )
+    .await
+    .unwrap();
+    let issued = token_request(
+        cortex,
+        &[("grant_type", "client_credentials")],
+        Some((&id, &secret.unwrap())),
+    )
+    .await
+    .expect(200);
+    let token = issued.body["access_token"].as_str().unwrap();
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(format!("{alone}/api/crm/companies"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "the app accepts the Cortex's token");
+    let foreign = prefiq_runtime::auth::SigningKey::generate("test");
+    let forged = prefiq_testkit::sign(&foreign, &prefiq_testkit::Identity::admin());
+    let refused = client
+        .get(format!("{alone}/api/crm/companies"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        401,
+        "a token of another key, even with a known kid, is refused"
+    );
+    server.abort();
+}
+
 async fn all(backend: Backend) {
     let cortex = Cortex::start(backend).await;
     errors_follow_rfc_6749(&cortex).await;
@@ -442,6 +511,7 @@ async fn all(backend: Backend) {
     tampered_and_unsigned_tokens_are_refused(&cortex).await;
     authorization_code_with_pkce_and_rotating_refresh_tokens(&cortex).await;
     sign_in_is_throttled_per_account(&cortex).await;
+    an_app_alone_trusts_the_tokens_of_a_cortex(&cortex).await;
     // The key set and the metadata.
     let keys = cortex.get("/.well-known/jwks.json", "").await.expect(200);
     assert_eq!(keys.body["keys"][0]["alg"], "EdDSA");
