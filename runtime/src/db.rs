@@ -55,8 +55,8 @@ impl Dialect {
 /// A connection pool to the app's database.
 #[derive(Debug, Clone)]
 pub enum Db {
-    /// A PostgreSQL pool.
-    Postgres(sqlx::PgPool),
+    /// A PostgreSQL pool, and where tenants' rows live.
+    Postgres(sqlx::PgPool, Layout),
     /// An SQLite pool.
     Sqlite(sqlx::SqlitePool),
 }
@@ -344,6 +344,24 @@ pub fn now() -> DateTime<Utc> {
 /// The format of instants stored in SQLite: UTC, microseconds, fixed width, so text order is time order.
 pub fn sqlite_datetime(value: &DateTime<Utc>) -> String {
     value.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Where the rows of tenant-scoped tables live on PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// In shared tables, each row with its `tenant_id` (filtered twice: by the queries and by
+    /// row-level security).
+    #[default]
+    Rows,
+    /// In a schema of each tenant's own ([`tenant_schema`]), which every transaction puts first
+    /// on its `search_path`; the shared tables (the audit log, Cortex's) stay in `public`. The
+    /// rows keep their `tenant_id` and its policies, so isolation holds twice here too.
+    Schemas,
+}
+
+/// The schema of `tenant`'s tables when each tenant has its own.
+pub fn tenant_schema(tenant: Uuid) -> String {
+    format!("tenant_{}", tenant.simple())
 }
 
 /// A database failure, before it is turned into a [`Problem`].
@@ -801,11 +819,19 @@ impl Db {
         let inner = match self {
             // The caller's tenant and user, for the row-level security policies, set for this
             // transaction only (never for the pooled connection), in the same round trip.
-            Db::Postgres(pool) => TxInner::Postgres(
+            Db::Postgres(pool, layout) => TxInner::Postgres(
                 pool.begin_with(AssertSqlSafe(format!(
-                    "BEGIN; SELECT set_config('prefiq.tenant_id', '{}', true), set_config('prefiq.user_id', '{}', true)",
+                    "BEGIN; SELECT set_config('prefiq.tenant_id', '{}', true), set_config('prefiq.user_id', '{}', true){}",
                     principal.tenant,
-                    principal.user.map(|u| u.to_string()).unwrap_or_default()
+                    principal.user.map(|u| u.to_string()).unwrap_or_default(),
+                    match layout {
+                        Layout::Rows => String::new(),
+                        // The tenant's own tables first; the shared ones in public.
+                        Layout::Schemas => format!(
+                            ", set_config('search_path', '\"{}\", public', true)",
+                            tenant_schema(principal.tenant)
+                        ),
+                    }
                 )))
                 .await?,
             ),
@@ -836,7 +862,7 @@ impl Db {
                     })
                 });
             }
-            return Ok(Db::Postgres(pool.connect(url).await?));
+            return Ok(Db::Postgres(pool.connect(url).await?, Layout::Rows));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
@@ -883,15 +909,31 @@ impl Db {
     /// The dialect of this pool.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Db::Postgres(_) => Dialect::Postgres,
+            Db::Postgres(..) => Dialect::Postgres,
             Db::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// The same pool, with tenants' rows in `layout` (PostgreSQL only; SQLite keeps rows).
+    pub fn with_layout(self, layout: Layout) -> Db {
+        match self {
+            Db::Postgres(pool, _) => Db::Postgres(pool, layout),
+            other => other,
+        }
+    }
+
+    /// Where tenants' rows live.
+    pub fn layout(&self) -> Layout {
+        match self {
+            Db::Postgres(_, layout) => *layout,
+            Db::Sqlite(_) => Layout::Rows,
         }
     }
 
     /// Picks the statement written for this pool's dialect.
     pub fn pick(&self, postgres: &'static str, sqlite: &'static str) -> &'static str {
         match self {
-            Db::Postgres(_) => postgres,
+            Db::Postgres(..) => postgres,
             Db::Sqlite(_) => sqlite,
         }
     }
@@ -903,7 +945,7 @@ impl Db {
         params: Vec<SqlValue>,
     ) -> Result<Option<Row>, DbError> {
         Ok(match self {
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
                 query.fetch_optional(pool).await?.map(Row::Postgres)
             }
@@ -932,7 +974,7 @@ impl Db {
         params: Vec<SqlValue>,
     ) -> Result<Vec<Row>, DbError> {
         Ok(match self {
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
                 query
                     .fetch_all(pool)
@@ -960,7 +1002,7 @@ impl Db {
         params: Vec<SqlValue>,
     ) -> Result<u64, DbError> {
         Ok(match self {
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
                 query.execute(pool).await?.rows_affected()
             }
@@ -974,7 +1016,7 @@ impl Db {
     /// Closes every connection.
     pub async fn close(&self) {
         match self {
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres(pool, _) => pool.close().await,
             Db::Sqlite(pool) => pool.close().await,
         }
     }

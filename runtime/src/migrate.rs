@@ -131,7 +131,7 @@ fn now() -> String {
 /// An empty list when the ledger does not exist yet.
 pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, MigrateError> {
     let sql = match db {
-        Db::Postgres(_) => {
+        Db::Postgres(..) => {
             "SELECT version, checksum, applied_at FROM _prefiq_migrations WHERE app = $1 ORDER BY version"
         }
         Db::Sqlite(_) => {
@@ -139,7 +139,7 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
         }
     };
     let exists = match db {
-        Db::Postgres(_) => {
+        Db::Postgres(..) => {
             "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = '_prefiq_migrations' AND schemaname = current_schema()"
         }
         Db::Sqlite(_) => {
@@ -197,7 +197,10 @@ async fn apply_one(
     let mut ordered = migrations.to_vec();
     ordered.sort_by_key(|m| m.version);
     match db {
-        Db::Postgres(pool) => apply_postgres(pool, app, &ordered).await,
+        Db::Postgres(pool, _) => {
+            let mut conn = pool.acquire().await?;
+            apply_postgres(&mut conn, app, lock_key(app), &ordered).await
+        }
         Db::Sqlite(pool) => apply_sqlite(pool, app, &ordered).await,
     }
 }
@@ -212,7 +215,7 @@ const GRANTS: &str = "GRANT USAGE ON SCHEMA public TO prefiq_app; \
     REVOKE UPDATE, DELETE, TRUNCATE ON prefiq_audit FROM prefiq_app";
 
 async fn grant(db: &Db) -> Result<(), MigrateError> {
-    if let Db::Postgres(pool) = db {
+    if let Db::Postgres(pool, _) = db {
         let mut conn = pool.acquire().await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(lock_key(crate::audit::LEDGER_APP))
@@ -228,6 +231,60 @@ async fn grant(db: &Db) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// Applies `app`'s pending migrations inside `schema` (made if missing), for a tenant whose
+/// tables live in a schema of its own, and grants the server's role what it may do there. Each
+/// migration commits on its own and is recorded in the schema's own ledger, so a run that
+/// failed resumes where it stopped. PostgreSQL only.
+pub async fn apply_in_schema(
+    db: &Db,
+    schema: &str,
+    app: &str,
+    migrations: &[Migration],
+) -> Result<MigrationReport, MigrateError> {
+    let Db::Postgres(pool, _) = db else {
+        return Err(MigrateError::Database(sqlx::Error::Protocol(
+            "a schema per tenant needs PostgreSQL".into(),
+        )));
+    };
+    let mut ordered = migrations.to_vec();
+    ordered.sort_by_key(|m| m.version);
+    let quoted = crate::meta::quote(schema);
+    let mut conn = pool.acquire().await?;
+    let result = async {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}, public"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        let report = apply_postgres(
+            &mut conn,
+            app,
+            lock_key(&format!("{schema}/{app}")),
+            &ordered,
+        )
+        .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "GRANT USAGE ON SCHEMA {quoted} TO prefiq_app; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {quoted} TO prefiq_app; \
+             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {quoted} TO prefiq_app; \
+             REVOKE ALL ON {quoted}._prefiq_migrations FROM prefiq_app"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        Ok::<_, MigrateError>(report)
+    }
+    .await;
+    // The connection goes back to the pool as it came, or not at all.
+    if sqlx::raw_sql("RESET search_path")
+        .execute(&mut *conn)
+        .await
+        .is_err()
+    {
+        conn.detach();
+    }
+    result
+}
+
 /// A stable advisory-lock key per app.
 fn lock_key(app: &str) -> i64 {
     let digest = Sha256::digest(format!("prefiq-migrate:{app}").as_bytes());
@@ -235,13 +292,13 @@ fn lock_key(app: &str) -> i64 {
 }
 
 async fn apply_postgres(
-    pool: &sqlx::PgPool,
+    conn: &mut sqlx::PgConnection,
     app: &str,
+    lock: i64,
     migrations: &[Migration],
 ) -> Result<MigrationReport, MigrateError> {
-    let mut conn = pool.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(lock_key(app))
+        .bind(lock)
         .execute(&mut *conn)
         .await?;
     let result = async {
@@ -278,7 +335,7 @@ async fn apply_postgres(
     }
     .await;
     let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(lock_key(app))
+        .bind(lock)
         .execute(&mut *conn)
         .await;
     let report = result?;

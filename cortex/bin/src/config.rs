@@ -35,6 +35,20 @@ pub struct Config {
     /// The first administrator's password; without it, a one-time password is printed once.
     #[arg(long, env = "PREFIQ_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// Where tenants' rows live: `rows` (shared tables, a `tenant_id` on each row) or, on
+    /// PostgreSQL, `schemas` (each tenant's tables in a schema of its own, migrated when the
+    /// tenant is first used and at every start).
+    #[arg(long, env = "PREFIQ_TENANCY", default_value = "rows")]
+    pub tenancy: TenancyMode,
+}
+
+/// Where tenants' rows live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TenancyMode {
+    /// Shared tables.
+    Rows,
+    /// A schema per tenant (PostgreSQL).
+    Schemas,
 }
 
 impl Config {

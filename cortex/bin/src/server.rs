@@ -29,9 +29,10 @@ use prefiq_runtime::serve::Environment;
 use prefiq_runtime::{Db, Executor, Problem, RequestContext, SqlValue};
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{Config, TenancyMode};
 use crate::identity;
 use crate::oauth::{self, Tokens};
+use prefiq_runtime::db::Layout;
 
 /// The ledger name of the identity store's migrations.
 pub const IDENTITY: &str = "cortex-identity";
@@ -49,16 +50,22 @@ pub fn installed() -> &'static [Installed] {
     cortex_apps::INSTALLED
 }
 
-/// Applies every migration with the owner connection, in dependency order.
+/// Applies every migration with the owner connection, in dependency order: the runtime's,
+/// Cortex's, the identity store's, then each installed app's.
 pub async fn migrate_all(owner: &Db) -> Result<(), String> {
+    // With a schema per tenant, the apps' tables are made in each tenant's schema instead
+    // (see [`provision`]); Cortex's own tables and the audit log stay shared.
+    let apps: Vec<(&str, &[Migration])> = match owner.layout() {
+        Layout::Rows => installed()
+            .iter()
+            .map(|a| (a.catalog.name, a.catalog.migrations))
+            .collect(),
+        Layout::Schemas => Vec::new(),
+    };
     let steps: Vec<(&str, &[Migration])> =
         std::iter::once(("cortex", crate::generated::MIGRATIONS))
             .chain(std::iter::once((IDENTITY, IDENTITY_MIGRATIONS)))
-            .chain(
-                installed()
-                    .iter()
-                    .map(|a| (a.catalog.name, a.catalog.migrations)),
-            )
+            .chain(apps)
             .collect();
     for (app, migrations) in steps {
         let report = migrate::apply(owner, app, migrations)
@@ -75,6 +82,15 @@ pub async fn migrate_all(owner: &Db) -> Result<(), String> {
 pub async fn connect(config: &Config) -> Result<(Db, Db), String> {
     let url = config.database_url();
     let shown = prefiq_runtime::serve::redact_url(&url);
+    let layout = match config.tenancy {
+        TenancyMode::Rows => Layout::Rows,
+        TenancyMode::Schemas if url.starts_with("postgres") => Layout::Schemas,
+        TenancyMode::Schemas => {
+            return Err(
+                "PREFIQ_TENANCY=schemas needs PostgreSQL (DATABASE_URL=postgres://...)".into(),
+            );
+        }
+    };
     let owner = Db::connect(
         &url,
         &PoolOptions {
@@ -83,14 +99,57 @@ pub async fn connect(config: &Config) -> Result<(Db, Db), String> {
         },
     )
     .await
-    .map_err(|e| format!("cannot open {shown}: {e}"))?;
+    .map_err(|e| format!("cannot open {shown}: {e}"))?
+    .with_layout(layout);
     if !config.no_migrate {
         migrate_all(&owner).await?;
     }
     let db = Db::connect(&url, &PoolOptions::serving(config.max_connections))
         .await
-        .map_err(|e| format!("cannot open {shown}: {e}"))?;
+        .map_err(|e| format!("cannot open {shown}: {e}"))?
+        .with_layout(layout);
     Ok((owner, db))
+}
+
+/// The tenants whose schemas are migrated, with a schema per tenant.
+#[derive(Clone, Default)]
+pub struct Provisioned(Arc<tokio::sync::Mutex<std::collections::HashSet<Uuid>>>);
+
+/// With a schema per tenant, makes `tenant`'s schema and applies every installed app's pending
+/// migrations to it (once per process; a failed run resumes where it stopped).
+pub async fn provision(owner: &Db, provisioned: &Provisioned, tenant: Uuid) -> Result<(), String> {
+    if owner.layout() != Layout::Schemas {
+        return Ok(());
+    }
+    let mut done = provisioned.0.lock().await;
+    if done.contains(&tenant) {
+        return Ok(());
+    }
+    let schema = prefiq_runtime::db::tenant_schema(tenant);
+    for app in installed() {
+        let report =
+            migrate::apply_in_schema(owner, &schema, app.catalog.name, app.catalog.migrations)
+                .await
+                .map_err(|e| {
+                    format!("tenant {tenant} ({schema}), app {}: {e}", app.catalog.name)
+                })?;
+        if !report.applied.is_empty() {
+            tracing::info!(%tenant, app = app.catalog.name, applied = ?report.applied, "tenant schema migrated");
+        }
+    }
+    done.insert(tenant);
+    Ok(())
+}
+
+/// Every tenant's id.
+pub async fn tenants(db: &Db) -> Result<Vec<Uuid>, String> {
+    let rows = db
+        .fetch_all("SELECT id FROM tenants", vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    rows.iter()
+        .map(|r| r.req::<Uuid>(0).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// The key tokens are signed with: `PREFIQ_SIGNING_KEY`, or outside production a key kept in
@@ -177,6 +236,8 @@ impl Authenticator for CortexAuth {
 #[derive(Clone)]
 struct Gate {
     db: Db,
+    owner: Db,
+    provisioned: Provisioned,
     auth: Auth,
     apps: Arc<Vec<String>>,
 }
@@ -231,6 +292,11 @@ async fn gate(State(gate): State<Gate>, request: Request<Body>, next: Next) -> R
         };
         if off {
             return Problem::not_found("no route matches this URL").into_response();
+        }
+        if let Err(error) = provision(&gate.owner, &gate.provisioned, principal.tenant).await {
+            tracing::error!(%error, "cannot prepare the tenant's schema");
+            return Problem::unavailable(&"the tenant's tables cannot be prepared; try again")
+                .into_response();
         }
     }
     next.run(Request::from_parts(parts, body)).await
@@ -488,12 +554,26 @@ pub async fn start(config: &Config) -> Result<Started, String> {
             "\n  Cortex made the first administrator:\n    e-mail:   {email}\n    password: {password}\n  Sign in at /login and change it. It is not shown again.\n"
         );
     }
-    let router = build(config, key, db.clone())?;
+    // With a schema per tenant, every tenant's schema is brought up to date now, so that a
+    // failure shows at start-up (a later start resumes where it stopped).
+    let provisioned = Provisioned::default();
+    if owner.layout() == Layout::Schemas && !config.no_migrate {
+        for tenant in tenants(&owner).await? {
+            provision(&owner, &provisioned, tenant).await?;
+        }
+    }
+    let router = build(config, key, db.clone(), owner.clone(), provisioned)?;
     Ok(Started { router, db, owner })
 }
 
-/// The router over `db`, tokens signed with `key`.
-pub fn build(config: &Config, key: SigningKey, db: Db) -> Result<Router, String> {
+/// The router over `db` (and `owner`, to prepare tenants' schemas), tokens signed with `key`.
+pub fn build(
+    config: &Config,
+    key: SigningKey,
+    db: Db,
+    owner: Db,
+    provisioned: Provisioned,
+) -> Result<Router, String> {
     let production = config.environment == Environment::Production;
     let keys = KeySet {
         keys: vec![key.public().clone()],
@@ -538,6 +618,8 @@ pub fn build(config: &Config, key: SigningKey, db: Db) -> Result<Router, String>
     }
     let gate_state = Gate {
         db: db.clone(),
+        owner,
+        provisioned,
         auth: auth.clone(),
         apps: Arc::new(names),
     };

@@ -105,11 +105,24 @@ async fn parents(cortex: &Cortex, admin: &str) -> Parents {
     }
 }
 
-/// Sets the owner of a row directly (as the owner connection): a row "of" a user for the matrix.
-async fn own(cortex: &Cortex, table: &str, id: &str, owner: Uuid) {
+/// The qualified name of `table` holding `tenant`'s rows, for the owner connection.
+fn table_of(cortex: &Cortex, tenant: Uuid, table: &str) -> String {
+    match cortex.owner.layout() {
+        prefiq_runtime::db::Layout::Rows => format!("\"{table}\""),
+        prefiq_runtime::db::Layout::Schemas => format!(
+            "\"{}\".\"{table}\"",
+            prefiq_runtime::db::tenant_schema(tenant)
+        ),
+    }
+}
+
+/// Sets the owner of a row of `tenant` directly (as the owner connection): a row "of" a user
+/// for the matrix.
+async fn own(cortex: &Cortex, tenant: Uuid, table: &str, id: &str, owner: Uuid) {
+    let table = table_of(cortex, tenant, table);
     let sql = match cortex.backend {
-        Backend::Postgres => format!("UPDATE \"{table}\" SET owner_id = $1 WHERE id = $2::uuid"),
-        Backend::Sqlite => format!("UPDATE \"{table}\" SET owner_id = ?1 WHERE id = ?2"),
+        Backend::Postgres => format!("UPDATE {table} SET owner_id = $1 WHERE id = $2::uuid"),
+        Backend::Sqlite => format!("UPDATE {table} SET owner_id = ?1 WHERE id = ?2"),
     };
     let changed = Executor::execute(
         &mut cortex.owner.clone(),
@@ -126,6 +139,7 @@ async fn own(cortex: &Cortex, table: &str, id: &str, owner: Uuid) {
 
 struct Tenants {
     a: Uuid,
+    b: Uuid,
     admin_a: String,
     admin_b: String,
     users: BTreeMap<&'static str, (Uuid, String)>,
@@ -170,6 +184,7 @@ async fn tenants(cortex: &Cortex) -> Tenants {
         .await;
     Tenants {
         a,
+        b,
         admin_a,
         admin_b,
         users,
@@ -274,9 +289,9 @@ async fn access_matrix(cortex: &Cortex, t: &Tenants) {
                 let theirs = make(&parents_a, &t.admin_a).await;
                 let foreign = make(&parents_b, &t.admin_b).await;
                 if owned {
-                    own(cortex, entity.table.table, &mine, *user).await;
-                    own(cortex, entity.table.table, &theirs, t.other_a.0).await;
-                    own(cortex, entity.table.table, &foreign, t.member_b.0).await;
+                    own(cortex, t.a, entity.table.table, &mine, *user).await;
+                    own(cortex, t.a, entity.table.table, &theirs, t.other_a.0).await;
+                    own(cortex, t.b, entity.table.table, &foreign, t.member_b.0).await;
                 }
                 for (scope, id) in [
                     ("own", &mine),
@@ -592,9 +607,13 @@ async fn postgres_policies_catch_a_forgotten_filter(cortex: &Cortex, t: &Tenants
         .unwrap();
     let names: Vec<String> = rows.iter().map(|r| r.req(0).unwrap()).collect();
     assert!(!names.is_empty(), "A's own companies are there");
+    let counting = format!(
+        "SELECT count(*) FROM {} WHERE tenant_id = $1",
+        table_of(cortex, t.a, "companies")
+    );
     let all = Executor::fetch_all(
         &mut cortex.owner.clone(),
-        prefiq_runtime::Sql::new("SELECT count(*) FROM companies WHERE tenant_id = $1"),
+        prefiq_runtime::Sql::built(counting),
         vec![prefiq_runtime::SqlValue::Uuid(t.a)],
     )
     .await
@@ -614,16 +633,30 @@ async fn postgres_policies_catch_a_forgotten_filter(cortex: &Cortex, t: &Tenants
         .await
         .unwrap();
     assert_eq!(refused, 0, "no other tenant's row is visible to update");
+    // With a schema per tenant, naming B's schema outright still shows none of B's rows: the
+    // policies hold inside every schema.
+    if cortex.owner.layout() == prefiq_runtime::db::Layout::Schemas {
+        let theirs = format!("SELECT id FROM {}", table_of(cortex, t.b, "companies"));
+        let seen = tx
+            .fetch_all(prefiq_runtime::Sql::built(theirs), vec![])
+            .await
+            .unwrap();
+        assert!(seen.is_empty(), "tenant B's schema shows A nothing");
+    }
     tx.rollback().await.unwrap();
-    // Without a tenant set, the server's role sees nothing at all.
+    // Without a tenant set, the server's role sees nothing at all (with a schema per tenant,
+    // there is not even a table to see).
     let none = Executor::fetch_all(
         &mut cortex.db.clone(),
         prefiq_runtime::Sql::new("SELECT id FROM companies"),
         vec![],
     )
-    .await
-    .unwrap();
-    assert!(none.is_empty(), "no tenant, no rows");
+    .await;
+    assert!(
+        none.is_ok_and(|rows| rows.is_empty())
+            || cortex.owner.layout() == prefiq_runtime::db::Layout::Schemas,
+        "no tenant, no rows"
+    );
     // The audit log is append-only for the server's role.
     let mut tx = cortex.db.begin(&principal).await.unwrap();
     let denied = tx
@@ -814,8 +847,8 @@ async fn a_tenant_can_turn_an_app_off(cortex: &Cortex, t: &Tenants) {
         .expect(200);
 }
 
-async fn all(backend: Backend) {
-    let cortex = Cortex::start(backend).await;
+async fn all(backend: Backend, tenancy: common::TenancyMode) {
+    let cortex = Cortex::start_with(backend, tenancy).await;
     let t = tenants(&cortex).await;
     access_matrix(&cortex, &t).await;
     tenant_a_never_reaches_tenant_b(&cortex, &t).await;
@@ -830,10 +863,90 @@ async fn all(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenancy_rbac_and_audit_on_sqlite() {
-    all(Backend::Sqlite).await;
+    all(Backend::Sqlite, common::TenancyMode::Rows).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenancy_rbac_and_audit_on_postgres() {
-    all(Backend::Postgres).await;
+    all(Backend::Postgres, common::TenancyMode::Rows).await;
+}
+
+/// The same, with each tenant's tables in a schema of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenancy_rbac_and_audit_on_postgres_with_a_schema_per_tenant() {
+    all(Backend::Postgres, common::TenancyMode::Schemas).await;
+}
+
+/// With a schema per tenant, the apps' tables are in each tenant's schema and nowhere else, and
+/// a tenant whose migrations stopped half-way is brought up to date when it is next used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_per_tenant_hold_the_rows_and_resume_their_migrations() {
+    let cortex = Cortex::start_with(Backend::Postgres, common::TenancyMode::Schemas).await;
+    let a = cortex.tenant("schema-a").await;
+    let c = cortex.tenant("schema-c").await;
+    let (_, token_a) = cortex.user("schema-a@example.com", a, &["member"]).await;
+    cortex
+        .post("/api/crm/companies", &token_a, &json!({"name": "In A"}))
+        .await
+        .expect(201);
+    let count = |sql: String| {
+        let owner = cortex.owner.clone();
+        async move {
+            let rows = owner
+                .fetch_all(prefiq_runtime::deps::sqlx::AssertSqlSafe(sql), vec![])
+                .await;
+            rows.map(|r| r[0].req::<i64>(0).unwrap())
+        }
+    };
+    let schema_a = prefiq_runtime::db::tenant_schema(a);
+    assert_eq!(
+        count(format!("SELECT count(*) FROM \"{schema_a}\".companies"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        count("SELECT count(*) FROM public.companies".into())
+            .await
+            .is_err(),
+        "no app table is shared"
+    );
+    // Tenant C's schema stopped after the first CRM migration (as a failed run leaves it).
+    let schema_c = prefiq_runtime::db::tenant_schema(c);
+    let crm = cortex::server::installed()
+        .iter()
+        .find(|i| i.catalog.name == "crm")
+        .unwrap();
+    prefiq_runtime::migrate::apply_in_schema(
+        &cortex.owner,
+        &schema_c,
+        "crm",
+        &crm.catalog.migrations[..1],
+    )
+    .await
+    .unwrap();
+    let (_, token_c) = cortex.user("schema-c@example.com", c, &["member"]).await;
+    cortex
+        .post("/api/crm/companies", &token_c, &json!({"name": "In C"}))
+        .await
+        .expect(201);
+    let ledger = count(format!(
+        "SELECT count(*) FROM \"{schema_c}\"._prefiq_migrations WHERE app = 'crm'"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        ledger as usize,
+        crm.catalog.migrations.len(),
+        "the rest was applied, each once"
+    );
+    let listed = cortex.get("/api/crm/companies", &token_c).await.expect(200);
+    let names: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["In C"]);
+    cortex.stop().await;
 }

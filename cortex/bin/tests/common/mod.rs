@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use cortex::config::Config;
+pub use cortex::config::TenancyMode;
 use prefiq_runtime::Db;
 use prefiq_runtime::auth::SigningKey;
 use prefiq_runtime::deps::uuid::Uuid;
@@ -79,8 +80,13 @@ pub async fn read(response: reqwest::Response) -> Reply {
 }
 
 impl Cortex {
-    /// Starts Cortex on `backend`.
+    /// Starts Cortex on `backend`, tenants' rows in shared tables.
     pub async fn start(backend: Backend) -> Cortex {
+        Cortex::start_with(backend, TenancyMode::Rows).await
+    }
+
+    /// Starts Cortex on `backend` with `tenancy`.
+    pub async fn start_with(backend: Backend, tenancy: TenancyMode) -> Cortex {
         let (database, url) = Database::create(backend).await;
         let config = Config {
             bind: "127.0.0.1:0".parse().unwrap(),
@@ -92,6 +98,7 @@ impl Cortex {
             signing_key: Some(SigningKey::generate_text("test")),
             admin_email: Some(ADMIN_EMAIL.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
+            tenancy,
         };
         let started = cortex::server::start(&config).await.expect("Cortex starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
