@@ -42,8 +42,53 @@ macro_rules! on_both_backends {
 on_both_backends!(
     reserved_words_work_everywhere,
     keys_references_and_recursion,
-    numbers_formats_and_unions
+    numbers_formats_and_unions,
+    secrets_are_redacted_in_the_audit_log
 );
+
+async fn secrets_are_redacted_in_the_audit_log(server: &Server) {
+    server
+        .create(
+            "categories",
+            json!({ "code": "hooks", "label": "Hooks", "webhook_secret": "s3cr3t-one" }),
+        )
+        .await;
+    server
+        .patch(
+            "/api/showcase/categories/hooks",
+            &json!({ "webhook_secret": "s3cr3t-two", "label": "Webhooks" }),
+            Some("\"1\""),
+        )
+        .await
+        .expect(200);
+    let rows = server
+        .db
+        .fetch_all(
+            "SELECT action, changes FROM prefiq_audit WHERE entity = 'Category' AND entity_id = 'hooks' ORDER BY at",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let entries: Vec<(String, serde_json::Value)> = rows
+        .iter()
+        .map(|r| (r.req(0).unwrap(), r.req_json(1).unwrap()))
+        .collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].1["webhook_secret"], json!({"to": "[redacted]"}));
+    assert_eq!(
+        entries[1].1["webhook_secret"],
+        json!({"from": "[redacted]", "to": "[redacted]"})
+    );
+    assert_eq!(
+        entries[1].1["label"],
+        json!({"from": "Hooks", "to": "Webhooks"})
+    );
+    let everything = format!("{entries:?}");
+    assert!(
+        !everything.contains("s3cr3t"),
+        "no secret value is recorded"
+    );
+}
 
 async fn reserved_words_work_everywhere(server: &Server) {
     let body = json!({
