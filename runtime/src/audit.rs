@@ -184,6 +184,7 @@ pub static TABLE: TableMeta = TableMeta {
     app: LEDGER_APP,
     tenant: Some(10),
     owner: None,
+    referrers: &[],
 };
 
 /// One entry, as the API shows it.

@@ -401,6 +401,19 @@ async fn check_references<R: Resource>(
     Ok(())
 }
 
+/// Gives every decimal its column's scale (`1.1` → `1.10`), so both databases store and return
+/// the same canonical text. `columns` are the columns `params` bind, in order.
+fn canonical<'a>(
+    columns: impl Iterator<Item = &'a crate::meta::ColumnMeta>,
+    params: &mut [SqlValue],
+) {
+    for (column, param) in columns.zip(params.iter_mut()) {
+        if let (Some(scale), SqlValue::Decimal(value)) = (column.scale, &mut *param) {
+            value.rescale(scale);
+        }
+    }
+}
+
 fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, DbError> {
     serde_json::to_value(value).map_err(|e| DbError::Internal(e.to_string()))
 }
@@ -432,7 +445,14 @@ pub async fn insert<R: Resource>(
     let stamp = stamp::<R>(db)?;
     let written = json(input)?;
     check_references::<R>(db, &stamp, &written, None).await?;
-    let params = R::insert_params(input, &stamp);
+    let mut params = R::insert_params(input, &stamp);
+    canonical(
+        R::TABLE
+            .columns
+            .iter()
+            .filter(|c| c.written != Written::Never),
+        &mut params,
+    );
     let sql = db.pick(&R::statements().insert[0], &R::statements().insert[1]);
     let row = R::read(&db.fetch_one(sql, params).await?)?;
     audit::<R>(db, Action::Create, &R::key(&row), None, Some(&json(&row)?)).await?;
@@ -488,6 +508,13 @@ pub async fn update<R: Resource>(
         .parse()
         .map_err(|_| DbError::Internal("a row's key does not parse".into()))?;
     let mut params = R::update_params(input, &stamp);
+    canonical(
+        R::TABLE
+            .columns
+            .iter()
+            .filter(|c| c.written == Written::Always),
+        &mut params,
+    );
     params.push(key.to_sql());
     params.push(SqlValue::Int(R::version(current)));
     params.extend(tenant_param::<R>(&stamp));
@@ -517,6 +544,39 @@ pub async fn delete<R: Resource>(
     let key: R::Key = R::key(current)
         .parse()
         .map_err(|_| DbError::Internal("a row's key does not parse".into()))?;
+    // Rows that refer to this one with `on-delete: set-null` lose the reference here rather than
+    // in the database, so that their version and `updated_at` move with their body.
+    for referrer in R::TABLE.referrers {
+        let d = db.dialect();
+        let mut sets = vec![
+            format!("{} = NULL", crate::meta::quote(referrer.column)),
+            format!("{v} = {v} + 1", v = crate::meta::quote(referrer.version)),
+        ];
+        let mut values = vec![key.to_sql()];
+        if let Some(updated) = referrer.updated_at {
+            values.push(SqlValue::DateTime(stamp.now));
+            sets.push(format!(
+                "{} = {}",
+                crate::meta::quote(updated),
+                d.placeholder(values.len())
+            ));
+        }
+        let mut sql = format!(
+            "UPDATE {} SET {} WHERE {} = {}",
+            crate::meta::quote(referrer.table),
+            sets.join(", "),
+            crate::meta::quote(referrer.column),
+            d.placeholder(1)
+        );
+        if referrer.tenant {
+            values.push(SqlValue::Uuid(stamp.tenant));
+            sql.push_str(&format!(
+                " AND \"tenant_id\" = {}",
+                d.placeholder(values.len())
+            ));
+        }
+        db.execute(Sql::built(sql), values).await?;
+    }
     let mut params = vec![key.to_sql(), SqlValue::Int(R::version(current))];
     params.extend(tenant_param::<R>(&stamp));
     let sql = db.pick(&R::statements().delete[0], &R::statements().delete[1]);
@@ -636,15 +696,26 @@ pub async fn update_handler<R: Resource, S: Hooks<R>>(
         .await
         .map_err(problem::<R>)?
         .ok_or_else(|| missing::<R>(&key))?;
-    precondition.check(R::version(&current))?;
-    let mut merged = crate::patch::writable_members(&current, R::WRITABLE)?;
+    let unchanged = crate::patch::writable_members(&current, R::WRITABLE)?;
+    let mut merged = unchanged.clone();
     crate::patch::merge_patch(&mut merged, &patch);
+    // A body that breaks the schema is a 422 whatever the precondition (RFC 9110 §13.2.1
+    // evaluates preconditions once the request is otherwise acceptable).
     validators.replace.check(&merged)?;
+    precondition.check(R::version(&current))?;
     let mut input: R::Create = crate::validate::decode(merged)?;
     state
         .service
         .before_update(&ctx, &mut tx, &current, &mut input)
         .await?;
+    // A patch that changes nothing writes nothing: the version and `updated_at` stay.
+    if json(&input).map_err(problem::<R>)? == unchanged {
+        tx.commit().await.map_err(problem::<R>)?;
+        return Ok(Tagged {
+            version: R::version(&current),
+            body: current,
+        });
+    }
     let row = update::<R>(&mut tx, &current, &input)
         .await
         .map_err(problem::<R>)?
@@ -707,6 +778,7 @@ mod tests {
             app: "lab",
             tenant: Some(5),
             owner: None,
+            referrers: &[],
         };
         let sql = Statements::of(&TABLE);
         let all = r#""id", "name", "order", "created_at", "version", "tenant_id""#;

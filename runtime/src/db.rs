@@ -8,6 +8,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::Datelike as _;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -151,7 +152,10 @@ impl SqlValue {
 impl SqlValue {
     /// Parses text (a query parameter, a cursor member) into a parameter for a column of `kind`.
     pub fn parse(kind: ColumnKind, text: &str) -> Result<SqlValue, String> {
-        let fail = |what: &str| format!("`{text}` is not {what}");
+        let fail = |what: &str| format!("`{}` is not {what}", text.escape_debug());
+        if text.contains('\0') {
+            return Err("a value may not contain the NUL character (U+0000)".into());
+        }
         Ok(match kind {
             ColumnKind::Bool => match text {
                 "true" => SqlValue::Bool(true),
@@ -176,12 +180,16 @@ impl SqlValue {
             ColumnKind::Uuid => SqlValue::Uuid(Uuid::parse_str(text).map_err(|_| fail("a UUID"))?),
             ColumnKind::Date => SqlValue::Date(
                 NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                    .map_err(|_| fail("a date (YYYY-MM-DD)"))?,
+                    .ok()
+                    .filter(|d| (1..=9999).contains(&d.year()) && text.len() == 10)
+                    .ok_or_else(|| fail("a date from 0001-01-01 to 9999-12-31 (YYYY-MM-DD)"))?,
             ),
             ColumnKind::DateTime => SqlValue::DateTime(
                 DateTime::parse_from_rfc3339(text)
-                    .map_err(|_| fail("an RFC 3339 date-time"))?
-                    .with_timezone(&Utc),
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+                    .filter(|t| (1..=9999).contains(&t.year()))
+                    .ok_or_else(|| fail("an RFC 3339 date-time from year 0001 to 9999"))?,
             ),
         })
     }
@@ -346,6 +354,17 @@ pub fn sqlite_datetime(value: &DateTime<Utc>) -> String {
     value.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The `prefiq_decimal` collation: decimal texts in numeric order (`1.10` equals `1.1`); text
+/// that is not a decimal sorts after every decimal, by its bytes.
+pub fn compare_decimals(a: &str, b: &str) -> std::cmp::Ordering {
+    match (Decimal::from_str(a), Decimal::from_str(b)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
 /// Where the rows of tenant-scoped tables live on PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Layout {
@@ -441,6 +460,10 @@ impl DbError {
                         )),
                     }
                 }
+                // The statement ran past the statement timeout (`query_canceled`).
+                _ if db.code().as_deref() == Some("57014") => {
+                    Problem::unavailable(&"the database took too long to answer")
+                }
                 // Row-level security refused the row (`insufficient_privilege`): it is not the
                 // caller's tenant's. Generated statements never get here; a service's may.
                 _ if db.code().as_deref() == Some("42501") => Problem::forbidden(format!(
@@ -481,6 +504,7 @@ impl From<DbError> for Problem {
             app: "",
             tenant: None,
             owner: None,
+            referrers: &[],
         };
         error.into_problem(&NO_TABLE)
     }
@@ -583,6 +607,8 @@ pub struct PoolOptions {
     /// On PostgreSQL, the role every connection switches to (`SET ROLE`): a server runs its
     /// requests as [`APP_ROLE`], which owns nothing, so row-level security binds it.
     pub role: Option<&'static str>,
+    /// On PostgreSQL, how long one statement may run before the database cancels it.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PoolOptions {
@@ -591,6 +617,7 @@ impl Default for PoolOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             role: None,
+            statement_timeout: None,
         }
     }
 }
@@ -852,8 +879,15 @@ impl Db {
             let mut pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout);
+            let mut session = Vec::new();
             if let Some(role) = options.role {
-                let set_role = format!("SET ROLE {}", crate::meta::quote(role));
+                session.push(format!("SET ROLE {}", crate::meta::quote(role)));
+            }
+            if let Some(timeout) = options.statement_timeout {
+                session.push(format!("SET statement_timeout = {}", timeout.as_millis()));
+            }
+            if !session.is_empty() {
+                let set_role = session.join("; ");
                 pool = pool.after_connect(move |conn, _| {
                     let set_role = set_role.clone();
                     Box::pin(async move {
@@ -880,8 +914,12 @@ impl Db {
                 .foreign_keys(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(10))
-                // `like` filters are case-sensitive in both dialects; `ilike` is the insensitive one.
-                .pragma("case_sensitive_like", "ON");
+                // `like` filters are case-sensitive in both dialects; `ilike` is the insensitive one,
+                // a Unicode-aware regular expression (`REGEXP`) here.
+                .pragma("case_sensitive_like", "ON")
+                .with_regexp()
+                // Decimals are exact text: they compare and sort as decimals, never as REAL.
+                .collation("prefiq_decimal", compare_decimals);
             // Two processes opening a new database at once race to switch it to WAL, and the
             // loser is told the database is locked (before any busy timeout applies): retry.
             let mut attempt = 0;

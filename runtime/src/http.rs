@@ -75,14 +75,44 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "the body is empty; send a JSON object",
             ));
         }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             Problem::malformed_json(format!(
                 "line {} column {}: {}",
                 e.line(),
                 e.column(),
                 e.to_string().split(" at line").next().unwrap_or_default()
             ))
-        })
+        })?;
+        if let Some(pointer) = nul_at(&value, String::new()) {
+            return Err(Problem::unprocessable(vec![crate::problem::FieldError {
+                pointer,
+                detail: "may not contain the NUL character (U+0000)".into(),
+                keyword: Some("pattern".into()),
+            }]));
+        }
+        Ok(JsonBody(value))
+    }
+}
+
+/// The JSON pointer of the first string (or member name) holding a NUL character, which no
+/// text column of PostgreSQL can store.
+fn nul_at(value: &Value, at: String) -> Option<String> {
+    let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+    match value {
+        Value::String(text) if text.contains('\0') => Some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, format!("{at}/{i}"))),
+        Value::Object(members) => members.iter().find_map(|(key, item)| {
+            let here = format!("{at}/{}", escape(key));
+            if key.contains('\0') {
+                Some(here)
+            } else {
+                nul_at(item, here)
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -92,53 +122,110 @@ async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Pro
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             Err(Problem::payload_too_large(limit))
         }
+        Err(error)
+            if error
+                .downcast_ref::<tower_http::timeout::TimeoutError>()
+                .is_some() =>
+        {
+            Err(Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            )
+            .with_detail("the body did not arrive in time"))
+        }
         Err(error) => Err(Problem::bad_request(format!(
             "the body could not be read: {error}"
         ))),
     }
 }
 
-/// The `If-Match` precondition of a `PATCH` or `DELETE`.
+/// The `If-Match` precondition of a `PATCH` or `DELETE` (RFC 9110 §13.1.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IfMatch {
     /// No precondition.
     Any,
     /// `If-Match: *`: the resource must exist.
     Exists,
-    /// One or more versions, any of which may be current.
-    Versions(Vec<i64>),
+    /// Entity tags, any of which may be current. Weak tags and tags that are not one of our
+    /// versions are kept as `None`: If-Match compares strongly, so they never match.
+    Tags(Vec<Option<i64>>),
+}
+
+/// How a header value lists entity tags: `"3"`, `W/"3"`, comma-separated, or `*`.
+fn entity_tags(value: &str) -> Option<Vec<Option<i64>>> {
+    let mut tags = Vec::new();
+    let mut rest = value.trim();
+    while !rest.is_empty() {
+        let (weak, tail) = match rest.strip_prefix("W/") {
+            Some(tail) => (true, tail),
+            None => (false, rest),
+        };
+        let tail = tail.strip_prefix('"')?;
+        let end = tail.find('"')?;
+        let opaque = &tail[..end];
+        // etagc: %x21 / %x23-7E / obs-text
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        tags.push(if weak {
+            None
+        } else {
+            opaque.parse::<i64>().ok()
+        });
+        rest = tail[end + 1..].trim_start();
+        match rest.strip_prefix(',') {
+            Some(after) => rest = after.trim_start(),
+            None if rest.is_empty() => {}
+            None => return None,
+        }
+    }
+    (!tags.is_empty()).then_some(tags)
 }
 
 impl IfMatch {
-    /// Parses the header value; tags that are not ours can never match, so they fail with 412.
-    pub fn parse(value: Option<&str>) -> IfMatch {
-        let Some(value) = value else {
-            return IfMatch::Any;
-        };
-        if value.trim() == "*" {
-            return IfMatch::Exists;
+    /// Parses the header's values (repeated headers are one list, RFC 9110 §5.3); an empty or
+    /// malformed value is a 400.
+    pub fn parse_all<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<IfMatch, Problem> {
+        let values: Vec<&str> = values.into_iter().collect();
+        if values.is_empty() {
+            return Ok(IfMatch::Any);
         }
-        IfMatch::Versions(
-            value
-                .split(',')
-                .filter_map(|tag| {
-                    let tag = tag.trim();
-                    let tag = tag.strip_prefix("W/").unwrap_or(tag);
-                    tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
-                })
-                .collect(),
-        )
+        let malformed = || {
+            Problem::bad_request(
+                "If-Match must be `*` or a list of entity tags such as `\"3\"` (the ETag you read)",
+            )
+        };
+        if values.len() == 1 && values[0].trim() == "*" {
+            return Ok(IfMatch::Exists);
+        }
+        let mut tags = Vec::new();
+        for value in values {
+            if value.trim() == "*" {
+                return Err(malformed());
+            }
+            tags.extend(entity_tags(value).ok_or_else(malformed)?);
+        }
+        Ok(IfMatch::Tags(tags))
+    }
+
+    /// Parses one header value (tests and tools).
+    pub fn parse(value: Option<&str>) -> IfMatch {
+        IfMatch::parse_all(value).unwrap_or(IfMatch::Tags(vec![None]))
     }
 
     /// Whether the client sent a version to compare with.
     pub fn is_conditional(&self) -> bool {
-        matches!(self, IfMatch::Versions(_))
+        matches!(self, IfMatch::Tags(_))
     }
 
     /// Passes if `current` satisfies the precondition; otherwise 412 with the current ETag.
     pub fn check(&self, current: i64) -> Result<(), Problem> {
         match self {
-            IfMatch::Versions(versions) if !versions.contains(&current) => {
+            IfMatch::Tags(tags) if !tags.contains(&Some(current)) => {
                 Err(Problem::precondition_failed(current))
             }
             _ => Ok(()),
@@ -150,11 +237,15 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::IF_MATCH)
-            .map(|v| v.to_str().unwrap_or("\"\""));
-        Ok(IfMatch::parse(value))
+        let mut values = Vec::new();
+        for value in parts.headers.get_all(header::IF_MATCH) {
+            values.push(
+                value
+                    .to_str()
+                    .map_err(|_| Problem::bad_request("If-Match must be ASCII entity tags"))?,
+            );
+        }
+        IfMatch::parse_all(values)
     }
 }
 
@@ -215,11 +306,19 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        Ok(QueryPairs(
-            form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(Problem::bad_parameter(
+                &name.replace('\0', ""),
+                "a query parameter may not contain the NUL character (U+0000)",
+            ));
+        }
+        Ok(QueryPairs(pairs))
     }
 }
 
@@ -262,10 +361,22 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
     }
 }
 
-/// Parses a path key; a key that cannot exist is a 404, like any other unknown key.
-pub fn parse_key<T: std::str::FromStr>(raw: &str, entity: &str) -> Result<T, Problem> {
-    raw.parse()
-        .map_err(|_| Problem::not_found(format!("no {entity} has the id `{raw}`")))
+/// Parses a path key; a key that cannot exist is a 404, like any other unknown key. Only the
+/// key's own written form is one (a UUID with its hyphens, an integer without leading zeros),
+/// as the document's formats say.
+pub fn parse_key<T: std::str::FromStr + std::fmt::Display>(
+    raw: &str,
+    entity: &str,
+) -> Result<T, Problem> {
+    let missing = || Problem::not_found(format!("no {entity} has the id `{}`", raw.escape_debug()));
+    if raw.contains('\0') {
+        return Err(missing());
+    }
+    let key: T = raw.parse().map_err(|_| missing())?;
+    if !key.to_string().eq_ignore_ascii_case(raw) {
+        return Err(missing());
+    }
+    Ok(key)
 }
 
 /// The `ETag` of a row at `version`.
@@ -330,14 +441,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn if_match_accepts_strong_weak_and_lists() {
-        assert_eq!(IfMatch::parse(None), IfMatch::Any);
-        assert_eq!(IfMatch::parse(Some("*")), IfMatch::Exists);
-        assert_eq!(IfMatch::parse(Some("\"3\"")), IfMatch::Versions(vec![3]));
+    fn if_match_compares_strongly_and_combines_headers() {
+        assert_eq!(IfMatch::parse_all([]).unwrap(), IfMatch::Any);
+        assert_eq!(IfMatch::parse_all(["*"]).unwrap(), IfMatch::Exists);
         assert_eq!(
-            IfMatch::parse(Some("W/\"3\", \"4\"")),
-            IfMatch::Versions(vec![3, 4])
+            IfMatch::parse_all(["\"3\""]).unwrap(),
+            IfMatch::Tags(vec![Some(3)])
         );
+        // A weak tag never matches (RFC 9110 §13.1.1 uses the strong comparison).
+        let weak = IfMatch::parse_all(["W/\"3\", \"4\""]).unwrap();
+        assert_eq!(weak, IfMatch::Tags(vec![None, Some(4)]));
+        assert_eq!(weak.check(3).unwrap_err().status, 412);
+        assert!(weak.check(4).is_ok());
+        // Two header lines are one list.
+        let both = IfMatch::parse_all(["\"1\"", "\"2\""]).unwrap();
+        assert!(both.check(2).is_ok());
+        // Empty and malformed values are 400.
+        for bad in ["", " ", "3", "\"3", "\"3\" \"4\"", "*, \"3\"", "\"a b\""] {
+            assert_eq!(
+                IfMatch::parse_all([bad]).unwrap_err().status,
+                400,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

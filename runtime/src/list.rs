@@ -27,6 +27,12 @@ use crate::problem::Problem;
 pub const DEFAULT_LIMIT: u32 = 50;
 /// The largest `limit` accepted.
 pub const MAX_LIMIT: u32 = 1000;
+/// The most conditions one list request may hold, in filters and `or` groups together.
+pub const MAX_CONDITIONS: usize = 50;
+/// The most values one list request may bind, over every condition.
+pub const MAX_VALUES: usize = 500;
+/// The most values of one `in`, `cs`, `cd` or `ov` list.
+pub const MAX_LIST: usize = 100;
 
 /// A comparison in a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +59,12 @@ pub enum Op {
     IsNull,
     /// `IS NOT NULL`
     NotNull,
-    /// Array contains.
+    /// Array contains every value (`cs`).
     Contains,
+    /// Array holds only values of the list (`cd`).
+    ContainedBy,
+    /// Array holds at least one value of the list (`ov`).
+    Overlaps,
 }
 
 impl Op {
@@ -71,6 +81,8 @@ impl Op {
             "ilike" => Op::Ilike,
             "is" => Op::IsNull,
             "cs" => Op::Contains,
+            "cd" => Op::ContainedBy,
+            "ov" => Op::Overlaps,
             _ => return None,
         })
     }
@@ -215,6 +227,17 @@ fn parse_condition(
             )))
         }
     };
+    // Arrays compare as sets: containment and overlap, never `=` or `in`.
+    if column.items.is_some()
+        && !matches!(
+            op,
+            Op::Contains | Op::ContainedBy | Op::Overlaps | Op::IsNull
+        )
+    {
+        return Err(bad(format!(
+            "`{field}` is an array: filter it with `cs` (contains), `cd` (contained in), `ov` (overlaps) or `is`"
+        )));
+    }
     let values = match op {
         Op::IsNull => match operand {
             "null" => vec![],
@@ -238,8 +261,8 @@ fn parse_condition(
                 check_enum(&item)?;
                 values.push(SqlValue::parse(column.kind, &item).map_err(bad)?);
             }
-            if values.is_empty() || values.len() > 100 {
-                return Err(bad("an `in` list holds 1 to 100 values".into()));
+            if values.is_empty() || values.len() > MAX_LIST {
+                return Err(bad(format!("an `in` list holds 1 to {MAX_LIST} values")));
             }
             values
         }
@@ -252,13 +275,27 @@ fn parse_condition(
             }
             vec![SqlValue::Text(like_pattern(operand))]
         }
-        Op::Contains => {
+        Op::Contains | Op::ContainedBy | Op::Overlaps => {
             let Some(items) = column.items else {
                 return Err(bad(format!(
-                    "`cs` works on array fields only; `{field}` is not one"
+                    "`cs`, `cd` and `ov` work on array fields only; `{field}` is not one"
                 )));
             };
-            vec![SqlValue::parse(items, operand).map_err(bad)?]
+            // `cs.value`, or a set: `cs.{a,b}`.
+            let list = match operand.strip_prefix('{').and_then(|o| o.strip_suffix('}')) {
+                Some(inner) if inner.trim().is_empty() => Vec::new(),
+                Some(inner) => split_list(inner).iter().map(|i| unquote(i)).collect(),
+                None => vec![operand.to_owned()],
+            };
+            if list.len() > MAX_LIST {
+                return Err(bad(format!("a set holds at most {MAX_LIST} values")));
+            }
+            if list.is_empty() && op != Op::ContainedBy {
+                return Err(bad("write at least one value, as in `cs.{a,b}`".into()));
+            }
+            list.iter()
+                .map(|item| SqlValue::parse(items, item).map_err(bad))
+                .collect::<Result<Vec<_>, _>>()?
         }
         _ => {
             if matches!(column.kind, ColumnKind::Json) {
@@ -284,6 +321,52 @@ fn parse_condition(
         op,
         values,
     })
+}
+
+/// A `LIKE` pattern (`%` any run, `\` escaping) as a case-insensitive regular expression that
+/// matches the whole value.
+fn like_to_regex(pattern: &str) -> String {
+    let mut out = String::from("(?is)^");
+    let mut chars = pattern.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    out.push_str(&regex_escape(next));
+                }
+            }
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            other => out.push_str(&regex_escape(other)),
+        }
+    }
+    out.push('$');
+    out
+}
+
+fn regex_escape(ch: char) -> String {
+    if "\\.+*?()|[]{}^$".contains(ch) {
+        format!("\\{ch}")
+    } else {
+        ch.to_string()
+    }
+}
+
+/// A filter value as JSON, as an array stored as JSON holds it.
+fn json_of(value: &SqlValue) -> Value {
+    match value {
+        SqlValue::Int(i) => Value::from(*i),
+        SqlValue::Int32(i) => Value::from(*i),
+        SqlValue::Float(f) => Value::from(*f),
+        SqlValue::Bool(b) => Value::from(*b),
+        SqlValue::Uuid(u) => Value::from(u.to_string()),
+        SqlValue::Date(d) => Value::from(d.format("%Y-%m-%d").to_string()),
+        SqlValue::Decimal(d) => Value::from(d.to_string()),
+        SqlValue::Text(t) => Value::from(t.clone()),
+        SqlValue::DateTime(t) => Value::from(crate::db::sqlite_datetime(t)),
+        SqlValue::Json(v) => v.clone(),
+        SqlValue::Null(_) => Value::Null,
+    }
 }
 
 /// `*` is the wildcard; `%`, `_` and `\` match themselves.
@@ -344,8 +427,8 @@ impl ListQuery {
                 "cursor" => cursor = Some(value.clone()),
                 "count" => {
                     query.count = match value.as_str() {
-                        "exact" | "true" => true,
-                        "none" | "false" => false,
+                        "exact" => true,
+                        "none" => false,
                         _ => return Err(Problem::bad_parameter("count", "use `exact` or `none`")),
                     }
                 }
@@ -401,6 +484,23 @@ impl ListQuery {
                     .filters
                     .push(parse_condition(meta, field, value, field)?),
             }
+        }
+        let conditions = query.filters.len() + query.any_of.iter().map(Vec::len).sum::<usize>();
+        if conditions > MAX_CONDITIONS {
+            return Err(Problem::bad_request(format!(
+                "a list request holds at most {MAX_CONDITIONS} conditions; this one has {conditions}"
+            )));
+        }
+        let values: usize = query
+            .filters
+            .iter()
+            .chain(query.any_of.iter().flatten())
+            .map(|f| f.values.len())
+            .sum();
+        if values > MAX_VALUES {
+            return Err(Problem::bad_request(format!(
+                "a list request compares with at most {MAX_VALUES} values; this one has {values}"
+            )));
         }
         if let Some(cursor) = cursor {
             query.after = Some(query.decode_cursor(meta, &cursor)?);
@@ -617,22 +717,63 @@ impl SqlBuilder {
         }
     }
 
-    /// SQLite keeps decimals as exact text; they compare and sort as numbers.
+    /// SQLite keeps decimals as exact text; they compare and sort exactly, as decimals, under
+    /// the `prefiq_decimal` collation every connection registers (never as REAL).
     fn column(&self, column: &ColumnMeta) -> String {
         match (self.dialect, column.kind) {
             (Dialect::Sqlite, ColumnKind::Decimal) => {
-                format!("CAST({} AS REAL)", quote(column.column))
+                format!("{} COLLATE prefiq_decimal", quote(column.column))
             }
             _ => quote(column.column),
         }
     }
 
     fn param(&mut self, column: &ColumnMeta, value: SqlValue) -> String {
+        let _ = column;
+        self.push(value)
+    }
+
+    fn push(&mut self, value: SqlValue) -> String {
         self.params.push(value);
-        let placeholder = self.dialect.placeholder(self.params.len());
-        match (self.dialect, column.kind) {
-            (Dialect::Sqlite, ColumnKind::Decimal) => format!("CAST({placeholder} AS REAL)"),
-            _ => placeholder,
+        self.dialect.placeholder(self.params.len())
+    }
+
+    /// `cs`, `cd` and `ov` on an array stored as JSON.
+    fn array_filter(&mut self, expr: &str, op: Op, values: &[SqlValue]) -> String {
+        match self.dialect {
+            Dialect::Postgres => {
+                let set = SqlValue::Json(Value::Array(values.iter().map(json_of).collect()));
+                let p = self.push(set);
+                match op {
+                    Op::Contains => format!("{expr} @> {p}::jsonb"),
+                    Op::ContainedBy => format!("{expr} <@ {p}::jsonb"),
+                    _ => format!(
+                        "EXISTS (SELECT 1 FROM jsonb_array_elements({expr}) AS e(v) WHERE e.v IN (SELECT jsonb_array_elements({p}::jsonb)))"
+                    ),
+                }
+            }
+            Dialect::Sqlite => {
+                let placeholders: Vec<String> =
+                    values.iter().map(|v| self.push(v.clone())).collect();
+                match op {
+                    Op::Contains => placeholders
+                        .iter()
+                        .map(|p| format!("EXISTS (SELECT 1 FROM json_each({expr}) WHERE json_each.value = {p})"))
+                        .collect::<Vec<_>>()
+                        .join(" AND "),
+                    Op::ContainedBy if placeholders.is_empty() => {
+                        format!("NOT EXISTS (SELECT 1 FROM json_each({expr}))")
+                    }
+                    Op::ContainedBy => format!(
+                        "NOT EXISTS (SELECT 1 FROM json_each({expr}) WHERE json_each.value NOT IN ({}))",
+                        placeholders.join(", ")
+                    ),
+                    _ => format!(
+                        "EXISTS (SELECT 1 FROM json_each({expr}) WHERE json_each.value IN ({}))",
+                        placeholders.join(", ")
+                    ),
+                }
+            }
         }
     }
 
@@ -654,39 +795,26 @@ impl SqlBuilder {
                 let p = self.param(column, filter.values[0].clone());
                 format!("{expr} LIKE {p} ESCAPE '\\'")
             }
-            Op::Ilike => {
-                let p = self.param(column, filter.values[0].clone());
-                match self.dialect {
-                    Dialect::Postgres => format!("{expr} ILIKE {p} ESCAPE '\\'"),
-                    Dialect::Sqlite => format!("lower({expr}) LIKE lower({p}) ESCAPE '\\'"),
+            Op::Ilike => match self.dialect {
+                Dialect::Postgres => {
+                    let p = self.param(column, filter.values[0].clone());
+                    format!("{expr} ILIKE {p} ESCAPE '\\'")
                 }
-            }
-            Op::Contains => {
-                let item = filter.values[0].clone();
-                match self.dialect {
-                    Dialect::Postgres => {
-                        let json = match item {
-                            SqlValue::Int(i) => Value::from(i),
-                            SqlValue::Int32(i) => Value::from(i),
-                            SqlValue::Float(f) => Value::from(f),
-                            SqlValue::Bool(b) => Value::from(b),
-                            SqlValue::Uuid(u) => Value::from(u.to_string()),
-                            SqlValue::Date(d) => Value::from(d.format("%Y-%m-%d").to_string()),
-                            SqlValue::Decimal(d) => Value::from(d.to_string()),
-                            SqlValue::Text(t) => Value::from(t),
-                            other => Value::from(format!("{other:?}")),
-                        };
-                        self.params.push(SqlValue::Json(Value::Array(vec![json])));
-                        format!("{expr} @> {}", self.dialect.placeholder(self.params.len()))
-                    }
-                    Dialect::Sqlite => {
-                        self.params.push(item);
-                        format!(
-                            "EXISTS (SELECT 1 FROM json_each({expr}) WHERE json_each.value = {})",
-                            self.dialect.placeholder(self.params.len())
-                        )
-                    }
+                // SQLite folds case for ASCII only; a case-insensitive, Unicode-aware regular
+                // expression matches as PostgreSQL's ILIKE does.
+                Dialect::Sqlite => {
+                    let SqlValue::Text(pattern) = &filter.values[0] else {
+                        return "0".into();
+                    };
+                    self.params.push(SqlValue::Text(like_to_regex(pattern)));
+                    format!(
+                        "{expr} REGEXP {}",
+                        self.dialect.placeholder(self.params.len())
+                    )
                 }
+            },
+            Op::Contains | Op::ContainedBy | Op::Overlaps => {
+                self.array_filter(&expr, filter.op, &filter.values)
             }
             op => {
                 let p = self.param(column, filter.values[0].clone());
@@ -713,6 +841,7 @@ mod tests {
             values: &[],
             written: crate::meta::Written::Always,
             secret: false,
+            scale: None,
         }
     }
 
@@ -731,6 +860,7 @@ mod tests {
             values: &["lead", "won"],
             written: crate::meta::Written::Always,
             secret: false,
+            scale: None,
         },
     ];
     static META: TableMeta = TableMeta {
@@ -744,6 +874,7 @@ mod tests {
         app: "lab",
         tenant: None,
         owner: None,
+        referrers: &[],
     };
 
     fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -773,10 +904,13 @@ mod tests {
         );
         assert_eq!(params.len(), 3);
         let (sql, _) = query.select_sql(&META, Dialect::Sqlite);
+        // SQLite compares and sorts decimals exactly, under the decimal collation, never as REAL.
         assert!(
-            sql.contains("CAST(\"amount\" AS REAL) >= CAST(?1 AS REAL)"),
+            sql.contains("\"amount\" COLLATE prefiq_decimal >= ?1")
+                && sql.contains("ORDER BY \"amount\" COLLATE prefiq_decimal DESC"),
             "{sql}"
         );
+        assert!(!sql.contains("REAL"), "{sql}");
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct ColumnMeta {
     pub written: Written,
     /// Whether the schema marks it secret: audit entries show it changed, never its value.
     pub secret: bool,
+    /// For a decimal with a scale: the digits after the point every stored value has, so both
+    /// databases return the same canonical form (`1.10`, never `1.1`).
+    pub scale: Option<u32>,
 }
 
 impl ColumnMeta {
@@ -76,7 +79,14 @@ impl ColumnMeta {
             values: &[],
             written: Written::Always,
             secret: false,
+            scale: None,
         }
+    }
+
+    /// A decimal stored with `scale` digits after the point.
+    pub const fn scale(mut self, scale: u32) -> ColumnMeta {
+        self.scale = Some(scale);
+        self
     }
 
     /// Audit entries redact its values.
@@ -171,6 +181,24 @@ pub struct TableMeta {
     /// The index in `columns` of the owner, for a table whose rows only their owner sees
     /// (`x-prefiq: {rows: owner}`): the user who created a row.
     pub owner: Option<usize>,
+    /// The tables whose rows refer to this one with `on-delete: set-null`.
+    pub referrers: &'static [ReferrerMeta],
+}
+
+/// A table that refers to another with `on-delete: set-null`: deleting the referred row
+/// clears the reference and moves the referring row's version and `updated_at`.
+#[derive(Debug)]
+pub struct ReferrerMeta {
+    /// The referring table.
+    pub table: &'static str,
+    /// Its referring column.
+    pub column: &'static str,
+    /// Its version column.
+    pub version: &'static str,
+    /// Its `updated_at` column, if it has one.
+    pub updated_at: Option<&'static str>,
+    /// Whether it is tenant-scoped.
+    pub tenant: bool,
 }
 
 impl TableMeta {

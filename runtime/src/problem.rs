@@ -43,6 +43,9 @@ pub struct Problem {
     pub headers: Option<Box<Vec<(&'static str, String)>>>,
 }
 
+/// The most errors a 422 lists.
+pub const MAX_ERRORS: usize = 100;
+
 impl Problem {
     /// A problem with the given status, a `type` slug under `https://prefiq.dev/problems/` and a title.
     pub fn new(status: StatusCode, slug: &str, title: &str) -> Self {
@@ -190,11 +193,17 @@ impl Problem {
     }
 
     /// 422: the body is JSON but breaks the schema.
-    pub fn unprocessable(errors: Vec<FieldError>) -> Self {
-        let detail = match errors.len() {
+    pub fn unprocessable(mut errors: Vec<FieldError>) -> Self {
+        let total = errors.len();
+        let mut detail = match total {
             1 => "1 member of the request body is invalid".to_owned(),
             n => format!("{n} members of the request body are invalid"),
         };
+        // However large the body, the answer stays small: the first errors only.
+        if total > MAX_ERRORS {
+            errors.truncate(MAX_ERRORS);
+            detail.push_str(&format!("; the first {MAX_ERRORS} are listed"));
+        }
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation",

@@ -46,6 +46,9 @@ pub struct Config {
     /// Most database connections.
     #[arg(long, env = "PREFIQ_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
+    /// Resource limits of the HTTP server.
+    #[command(flatten)]
+    pub limits: Limits,
     /// Do not apply pending migrations at start-up.
     #[arg(long, env = "PREFIQ_NO_MIGRATE")]
     pub no_migrate: bool,
@@ -70,6 +73,173 @@ pub struct Config {
     /// The audience access tokens must name.
     #[arg(long, env = "PREFIQ_JWT_AUDIENCE", default_value = "prefiq")]
     pub jwt_audience: String,
+}
+
+/// What one client may hold of a server: each limit has a flag and an environment variable.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Limits {
+    /// Seconds a client has to send a request's headers (slow and idle partial requests are
+    /// closed after it).
+    #[arg(long, env = "PREFIQ_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body (408 after it).
+    #[arg(long, env = "PREFIQ_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
+    /// The most connections served at once; more wait to be accepted.
+    #[arg(long, env = "PREFIQ_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_open_connections: usize,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "PREFIQ_KEEP_ALIVE", default_value_t = 75)]
+    pub keep_alive: u64,
+    /// The longest request target (path and query), in bytes (414 beyond).
+    #[arg(long, env = "PREFIQ_MAX_URI", default_value_t = 8 * 1024)]
+    pub max_uri: usize,
+    /// The most header bytes of a request (431 beyond).
+    #[arg(long, env = "PREFIQ_MAX_HEADERS", default_value_t = 32 * 1024)]
+    pub max_headers: usize,
+    /// Milliseconds one database statement may run on PostgreSQL (503 beyond).
+    #[arg(long, env = "PREFIQ_STATEMENT_TIMEOUT", default_value_t = 5000)]
+    pub statement_timeout: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: 10,
+            body_timeout: 30,
+            max_open_connections: 8192,
+            keep_alive: 75,
+            max_uri: 8 * 1024,
+            max_headers: 32 * 1024,
+            statement_timeout: 5000,
+        }
+    }
+}
+
+/// Refuses a request target or header block over the limits, as problem+json (hyper itself
+/// would answer with an empty body, and only at far larger sizes).
+async fn limit_request(
+    axum::extract::State(limits): axum::extract::State<Limits>,
+    request: axum::http::Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response<axum::body::Body> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or(0);
+    if target > limits.max_uri {
+        return Problem::new(
+            axum::http::StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "URI too long",
+        )
+        .with_detail(format!(
+            "the request target may be at most {} bytes",
+            limits.max_uri
+        ))
+        .into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if headers > limits.max_headers {
+        return Problem::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request header fields too large",
+        )
+        .with_detail(format!(
+            "the headers may hold at most {} bytes",
+            limits.max_headers
+        ))
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Raises this process's soft limit of open files to its hard limit, so that many idle
+/// connections cannot take the last descriptor a real request needs.
+pub fn raise_open_files_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit and setrlimit read and write the plain struct passed by pointer.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes open requests: at most
+/// `limits.max_open_connections` connections at once, headers within the header timeout (which
+/// closes idle and slow partial requests), HTTP/1.1 keep-alive. Each request carries its peer's
+/// address (`ConnectInfo`).
+pub async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(
+        limits.max_open_connections.max(1),
+    ));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors or a reset before accept: wait a moment, keep serving.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(limits.header_timeout.max(1)))
+            .keep_alive(limits.keep_alive > 0)
+            .max_buf_size((limits.max_headers + limits.max_uri).max(64 * 1024) * 2);
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        let keep_alive = Duration::from_secs(limits.keep_alive.max(1));
+        tokio::spawn(async move {
+            // A connection lives at most as long as its keep-alive allows after its last request;
+            // hyper closes idle ones itself once the header timeout passes.
+            let _ = tokio::time::timeout(keep_alive * 100, connection).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(Duration::from_secs(30)) => {},
+    }
+    Ok(())
 }
 
 /// Where a server runs.
@@ -140,14 +310,23 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<axum::
 }
 
 /// Wraps an app router with `/healthz`, problem+json fallbacks, the authenticator, request ids,
-/// tracing, panic recovery and the body limit. Tests call this too, so they see what clients see.
+/// tracing, panic recovery, the body limit and timeout, and the request size limits. Tests call
+/// this too, so they see what clients see.
 pub fn with_middleware(app: Router, db: Db, body_limit: usize, auth: Auth) -> Router {
+    with_limits(app, db, body_limit, auth, Limits::default())
+}
+
+/// [`with_middleware`], with `limits`.
+pub fn with_limits(app: Router, db: Db, body_limit: usize, auth: Auth, limits: Limits) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     app.route("/healthz", get(healthz).with_state(db))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::Extension(auth))
         .layer(axum::Extension(BodyLimit(body_limit)))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_secs(limits.body_timeout.max(1)),
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
@@ -159,6 +338,7 @@ pub fn with_middleware(app: Router, db: Db, body_limit: usize, auth: Auth) -> Ro
             tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn_with_state(limits, limit_request))
 }
 
 /// Connects to the configured database, applies pending migrations with the connecting user,
@@ -183,7 +363,11 @@ pub async fn prepare(spec: &AppSpec, config: &Config) -> Result<Db, Box<dyn std:
             tracing::info!(app = spec.name, applied = ?report.applied, "database migrated");
         }
     }
-    let db = Db::connect(&url, &PoolOptions::serving(config.max_connections))
+    let options = PoolOptions {
+        statement_timeout: Some(Duration::from_millis(config.limits.statement_timeout)),
+        ..PoolOptions::serving(config.max_connections)
+    };
+    let db = Db::connect(&url, &options)
         .await
         .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
     Ok(db)
@@ -273,12 +457,11 @@ pub async fn shutdown_signal() {
 /// Serves `router` on the configured address until SIGINT or SIGTERM, finishing open requests.
 /// Prints `listening on http://ADDR` on standard output once the socket is bound.
 pub async fn serve(router: Router, config: &Config) -> std::io::Result<()> {
+    raise_open_files_limit();
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let address = listener.local_addr()?;
     println!("listening on http://{address}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    serve_connections(listener, router, config.limits, shutdown_signal()).await
 }
 
 /// The `main` of a generated app binary: parse configuration, open and migrate the database,
@@ -302,7 +485,13 @@ where
     let result: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
         let auth = authenticator(&config).await?;
         let db = prepare(&spec, &config).await?;
-        let router = with_middleware(build(db.clone())?, db.clone(), config.body_limit, auth);
+        let router = with_limits(
+            build(db.clone())?,
+            db.clone(),
+            config.body_limit,
+            auth,
+            config.limits,
+        );
         serve(router, &config).await?;
         db.close().await;
         Ok(())

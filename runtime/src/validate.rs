@@ -72,7 +72,19 @@ impl DecimalLimits {
             Value::Number(n) => n.to_string(),
             _ => return None,
         };
-        let value = Decimal::from_str(&text).ok()?.normalize();
+        let Ok(mut value) = Decimal::from_str(&text) else {
+            return Some(format!(
+                "{text} has more digits than an exact decimal holds (28 significant digits)"
+            ));
+        };
+        // A JSON number is a double: a value within rounding error of the scale is that value.
+        if let (Value::Number(_), Some(scale)) = (instance, self.scale) {
+            let rounded = value.round_dp(scale);
+            if (value - rounded).abs() <= Decimal::new(1, 9) {
+                value = rounded;
+            }
+        }
+        let value = value.normalize();
         if let Some(scale) = self.scale {
             if value.scale() > scale {
                 return Some(format!(

@@ -19,6 +19,9 @@ pub struct Config {
     /// Most database connections.
     #[arg(long, env = "PREFIQ_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
+    /// Resource limits of the HTTP server.
+    #[command(flatten)]
+    pub limits: prefiq_runtime::serve::Limits,
     /// Do not apply pending migrations at start-up.
     #[arg(long, env = "PREFIQ_NO_MIGRATE")]
     pub no_migrate: bool,

@@ -5,7 +5,6 @@
 //! admin UI.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,7 +103,11 @@ pub async fn connect(config: &Config) -> Result<(Db, Db), String> {
     if !config.no_migrate {
         migrate_all(&owner).await?;
     }
-    let db = Db::connect(&url, &PoolOptions::serving(config.max_connections))
+    let options = PoolOptions {
+        statement_timeout: Some(Duration::from_millis(config.limits.statement_timeout)),
+        ..PoolOptions::serving(config.max_connections)
+    };
+    let db = Db::connect(&url, &options)
         .await
         .map_err(|e| format!("cannot open {shown}: {e}"))?
         .with_layout(layout);
@@ -672,8 +675,9 @@ pub fn build(
         )
         .merge(oauth::routes(tokens))
         .merge(crate::admin::routes(admin));
-    let router = prefiq_runtime::serve::with_middleware(router, db, config.body_limit, auth)
-        .layer(axum::middleware::from_fn(crate::admin::security_headers));
+    let router =
+        prefiq_runtime::serve::with_limits(router, db, config.body_limit, auth, config.limits)
+            .layer(axum::middleware::from_fn(crate::admin::security_headers));
     Ok(router)
 }
 
@@ -731,6 +735,7 @@ pub async fn run(config: &Config) -> Result<(), String> {
             }
         })
     };
+    prefiq_runtime::serve::raise_open_files_limit();
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -738,13 +743,12 @@ pub async fn run(config: &Config) -> Result<(), String> {
     println!("listening on http://{address}");
     let apps: Vec<&str> = installed().iter().map(|a| a.catalog.name).collect();
     tracing::info!(apps = ?apps, "cortex serves /admin, /docs, /openapi.json and /api/<app>/");
-    axum::serve(
+    prefiq_runtime::serve::serve_connections(
         listener,
-        started
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>(),
+        started.router,
+        config.limits,
+        prefiq_runtime::serve::shutdown_signal(),
     )
-    .with_graceful_shutdown(prefiq_runtime::serve::shutdown_signal())
     .await
     .map_err(|e| e.to_string())?;
     maintenance.abort();

@@ -346,10 +346,49 @@ async fn stale_etags_are_refused(server: &Server) {
         "the problem names the current ETag: {problem}"
     );
     server.delete(&url, Some("\"1\"")).await.problem(412);
+    // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches.
     server
         .patch(&url, &json!({ "employee_count": 3 }), Some("W/\"2\""))
         .await
+        .problem(412);
+    // An empty or malformed If-Match is a bad request, not a conflict.
+    for bad in ["", "2", "\"2", "*, \"2\""] {
+        server
+            .patch(&url, &json!({ "employee_count": 3 }), Some(bad))
+            .await
+            .problem(400);
+    }
+    // Two If-Match lines are one list.
+    let reply = server
+        .send(
+            reqwest::Method::PATCH,
+            &url,
+            Some(&json!({ "employee_count": 3 })),
+            &[("if-match", "\"1\""), ("if-match", "\"2\"")],
+        )
+        .await
         .expect(200);
+    assert_eq!(reply.header("etag"), Some("\"3\""));
+    // An invalid body is a 422 even with a stale tag: the body is checked first.
+    server
+        .patch(&url, &json!({ "employee_count": "many" }), Some("\"1\""))
+        .await
+        .problem(422);
+    // A patch that changes nothing keeps the version.
+    let same = server
+        .patch(&url, &json!({}), Some("\"3\""))
+        .await
+        .expect(200);
+    assert_eq!(same.header("etag"), Some("\"3\""));
+    assert_eq!(same.body["version"], 3);
+    let same = server
+        .patch(&url, &json!({ "employee_count": 3 }), None)
+        .await
+        .expect(200);
+    assert_eq!(
+        same.body["version"], 3,
+        "writing the same value is no change"
+    );
     server.delete(&url, Some("\"3\"")).await.expect(204);
 }
 

@@ -93,6 +93,7 @@ impl Cortex {
             database_url: Some(url),
             body_limit: 256 * 1024,
             max_connections: 8,
+            limits: prefiq_runtime::serve::Limits::default(),
             no_migrate: false,
             environment: Environment::Development,
             signing_key: Some(SigningKey::generate_text("test")),

@@ -315,7 +315,7 @@ pub fn document(app: &App) -> Value {
                 "limit": { "name": "limit", "in": "query", "required": false, "description": "Rows per page, 1 to 1000.", "schema": { "type": "integer", "format": "int32", "minimum": 1, "maximum": 1000, "default": 50 } },
                 "cursor": { "name": "cursor", "in": "query", "required": false, "description": "The `next_cursor` of the previous page.", "schema": { "type": "string" } },
                 "count": { "name": "count", "in": "query", "required": false, "description": "`exact` to add the number of matching rows as `total`.", "schema": { "type": "string", "enum": ["exact", "none"] } },
-                "if-match": { "name": "If-Match", "in": "header", "required": false, "description": "The ETag last read; the request fails with 412 if the row changed since.", "schema": { "type": "string" } }
+                "if-match": { "name": "If-Match", "in": "header", "required": false, "description": "The ETag last read (`\"3\"`), or `*`; the request fails with 412 if the row changed since. If-Match compares strongly: a weak tag never matches. A value that is not an entity tag list is a 400.", "schema": { "type": "string", "pattern": crate::ir::ETAG_LIST_PATTERN } }
             },
             "headers": {
                 "ETag": { "description": "The row version, for `If-Match`.", "schema": { "type": "string" } },

@@ -22,8 +22,28 @@ pub const COMPONENTS: Style = Style {
     ref_prefix: "#/components/schemas/",
 };
 
-/// The pattern every decimal string must match.
-pub const DECIMAL_PATTERN: &str = "^-?[0-9]+(\\.[0-9]+)?$";
+/// The pattern a decimal string of `precision` digits, `scale` of them after the point, must
+/// match: exactly what the server accepts (an undeclared precision holds 14 + 14 digits, which an
+/// exact decimal always can).
+pub fn decimal_pattern(precision: Option<u32>, scale: Option<u32>) -> String {
+    let scale = scale.unwrap_or(14);
+    let whole = precision.map(|p| p.saturating_sub(scale)).unwrap_or(14);
+    let integer = if whole == 0 {
+        "0".to_owned()
+    } else {
+        format!("[0-9]{{1,{whole}}}")
+    };
+    let fraction = if scale == 0 {
+        String::new()
+    } else {
+        format!("(\\.[0-9]{{1,{scale}}})?")
+    };
+    format!("^-?{integer}{fraction}$")
+}
+
+/// The pattern of every string that declares none: no NUL character, which PostgreSQL cannot
+/// store (the server refuses it on both databases, and the document says so).
+pub const NO_NUL_PATTERN: &str = "^[^\\u0000]*$";
 
 fn with_null(mut schema: Value, nullable: bool) -> Value {
     if !nullable {
@@ -71,8 +91,14 @@ pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
             if let Some(n) = s.max_length {
                 o.insert("maxLength".into(), n.into());
             }
-            if let Some(p) = &s.pattern {
-                o.insert("pattern".into(), p.clone().into());
+            match (&s.pattern, &s.constant) {
+                (Some(p), _) => {
+                    o.insert("pattern".into(), p.clone().into());
+                }
+                (None, None) => {
+                    o.insert("pattern".into(), NO_NUL_PATTERN.into());
+                }
+                (None, Some(_)) => {}
             }
             if let Some(c) = &s.constant {
                 o.insert("const".into(), c.clone().into());
@@ -102,7 +128,10 @@ pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
                 o.insert("type".into(), "number".into());
             } else {
                 o.insert("type".into(), "string".into());
-                o.insert("pattern".into(), DECIMAL_PATTERN.into());
+                o.insert(
+                    "pattern".into(),
+                    decimal_pattern(d.precision, d.scale).into(),
+                );
             }
             o.insert("format".into(), "decimal".into());
             let mut limits = Map::new();
@@ -115,6 +144,23 @@ pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
             bounds(&mut limits, &d.bounds);
             if d.as_number {
                 bounds(&mut o, &d.bounds);
+                // A number holds only so many digits before the point, and so many after.
+                if let (Some(precision), Some(scale)) = (d.precision, d.scale) {
+                    let limit = Value::from(10f64.powi((precision - scale.min(precision)) as i32));
+                    if d.bounds.maximum.is_none() && d.bounds.exclusive_maximum.is_none() {
+                        o.insert("exclusiveMaximum".into(), limit.clone());
+                    }
+                    if d.bounds.minimum.is_none() && d.bounds.exclusive_minimum.is_none() {
+                        o.insert(
+                            "exclusiveMinimum".into(),
+                            json!(-limit.as_f64().unwrap_or(0.0)),
+                        );
+                    }
+                }
+                if let (Some(scale), true) = (d.scale, style.ref_prefix.starts_with("#/components"))
+                {
+                    o.insert("multipleOf".into(), json!(10f64.powi(-(scale as i32))));
+                }
             }
             if !limits.is_empty() {
                 o.insert("x-decimal".into(), Value::Object(limits));

@@ -242,7 +242,10 @@ pub(super) fn operations(app: &str, entity: &Entity) -> Vec<Operation> {
             "If-Match",
             OperationParamKind::Header,
             ParamRole::IfMatch,
-            text(),
+            Type::String(StringType {
+                pattern: Some(crate::ir::ETAG_LIST_PATTERN.to_owned()),
+                ..StringType::default()
+            }),
         )
     };
     let model = Type::Entity {

@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::{Loc, Lowerer};
 use crate::ir::{
     Access, Derived, Method, NamedType, Operation, OperationBody, OperationKind, OperationParam,
-    OperationParamKind, OperationResponse, ParamRole, ResponseBody, ResponseOrigin, RowScope, Type,
-    status_name,
+    OperationParamKind, OperationResponse, ParamRole, ResponseBody, ResponseHeader, ResponseOrigin,
+    RowScope, Type, status_name,
 };
 use crate::load::FileKind;
 use crate::names::{self, pascal};
@@ -647,13 +647,20 @@ impl Lowerer<'_> {
             );
             return None;
         };
+        // A response that carries one entity carries its version as the ETag.
+        let headers = match &body {
+            ResponseBody::Json {
+                ty: Type::Entity { .. },
+            } if (200..300).contains(&status) => vec![ResponseHeader::ETag],
+            _ => Vec::new(),
+        };
         Some(OperationResponse {
             status,
             name: status_name(status),
             description,
             body,
             origin: ResponseOrigin::Declared,
-            headers: Vec::new(),
+            headers,
         })
     }
 }

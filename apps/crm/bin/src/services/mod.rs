@@ -125,7 +125,8 @@ async fn close(
     }
 }
 
-/// `%text%` for LIKE, with the wildcards of the text itself escaped.
+/// `%text%` for LIKE on PostgreSQL (whose `lower` folds every script), with the wildcards of the
+/// text itself escaped.
 fn contains_pattern(text: &str) -> String {
     let escaped = text
         .to_lowercase()
@@ -135,15 +136,28 @@ fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// A case-insensitive, Unicode-aware regular expression that finds `text` anywhere, for SQLite
+/// (whose `lower` and `LIKE` fold ASCII only).
+fn contains_regex(text: &str) -> String {
+    let mut pattern = String::from("(?i)");
+    for ch in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(ch) {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern
+}
+
+/// The deals a pipeline report counts; they are summed in exact decimal arithmetic here, so both
+/// databases give the same cents.
 const PIPELINE: [&str; 2] = [
-    "SELECT stage, COUNT(*), ROUND(COALESCE(SUM(amount), 0), 2), \
-     ROUND(COALESCE(SUM(amount * probability / 100.0), 0), 2) FROM deals \
+    "SELECT stage, amount, probability FROM deals \
      WHERE ($1::date IS NULL OR expected_close_date >= $1) AND ($2::date IS NULL OR expected_close_date <= $2) \
-     AND ($3::text IS NULL OR currency = $3) AND tenant_id = $4 GROUP BY stage",
-    "SELECT stage, COUNT(*), printf('%.2f', COALESCE(SUM(CAST(amount AS REAL)), 0)), \
-     printf('%.2f', COALESCE(SUM(CAST(amount AS REAL) * probability / 100.0), 0)) FROM deals \
+     AND ($3::text IS NULL OR currency = $3) AND tenant_id = $4",
+    "SELECT stage, amount, probability FROM deals \
      WHERE (?1 IS NULL OR expected_close_date >= ?1) AND (?2 IS NULL OR expected_close_date <= ?2) \
-     AND (?3 IS NULL OR currency = ?3) AND tenant_id = ?4 GROUP BY stage",
+     AND (?3 IS NULL OR currency = ?3) AND tenant_id = ?4",
 ];
 
 const SEARCH: [&str; 2] = [
@@ -154,8 +168,8 @@ const SEARCH: [&str; 2] = [
      ORDER BY c.last_name, c.first_name, c.id LIMIT $2",
     "SELECT c.id, c.first_name, c.last_name, c.email, c.company_id, co.name FROM contacts c \
      JOIN companies co ON co.id = c.company_id AND co.tenant_id = c.tenant_id \
-     WHERE c.tenant_id = ?3 AND (lower(c.first_name) LIKE ?1 ESCAPE '\\' OR lower(c.last_name) LIKE ?1 ESCAPE '\\' \
-     OR lower(c.email) LIKE ?1 ESCAPE '\\' OR lower(co.name) LIKE ?1 ESCAPE '\\') \
+     WHERE c.tenant_id = ?3 AND (c.first_name REGEXP ?1 OR c.last_name REGEXP ?1 \
+     OR c.email REGEXP ?1 OR co.name REGEXP ?1) \
      ORDER BY c.last_name, c.first_name, c.id LIMIT ?2",
 ];
 
@@ -253,13 +267,26 @@ impl CrmService for Service {
             .iter()
             .map(|stage| StageSummary::new(*stage, 0, Decimal::ZERO, Decimal::ZERO))
             .collect();
+        // Exact sums; the weighted amount of a stage is rounded once, to the cent.
+        let mut weighted: Vec<Decimal> = vec![Decimal::ZERO; stages.len()];
         for row in &rows {
             let stage: DealStage = row.req_enum(0).map_err(problem)?;
-            if let Some(summary) = stages.iter_mut().find(|s| s.stage == stage) {
-                summary.deals = row.req(1).map_err(problem)?;
-                summary.amount = row.req(2).map_err(problem)?;
-                summary.weighted_amount = row.req(3).map_err(problem)?;
+            let amount: Decimal = row.req(1).map_err(problem)?;
+            let probability: i32 = row.req(2).map_err(problem)?;
+            if let Some(i) = stages.iter().position(|s| s.stage == stage) {
+                stages[i].deals += 1;
+                stages[i].amount += amount;
+                weighted[i] += amount * Decimal::from(probability) / Decimal::ONE_HUNDRED;
             }
+        }
+        for (summary, weighted) in stages.iter_mut().zip(weighted) {
+            summary.amount = summary.amount.round_dp(2);
+            summary.amount.rescale(2);
+            summary.weighted_amount = weighted.round_dp_with_strategy(
+                2,
+                prefiq_runtime::deps::rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+            );
+            summary.weighted_amount.rescale(2);
         }
         let open: Vec<&StageSummary> = stages
             .iter()
@@ -288,7 +315,10 @@ impl CrmService for Service {
             .fetch_all(
                 sql,
                 vec![
-                    SqlValue::Text(contains_pattern(&params.q)),
+                    SqlValue::Text(match tx.dialect() {
+                        prefiq_runtime::Dialect::Postgres => contains_pattern(&params.q),
+                        prefiq_runtime::Dialect::Sqlite => contains_regex(&params.q),
+                    }),
                     SqlValue::Int(i64::from(params.limit)),
                     SqlValue::Uuid(ctx.principal.tenant),
                 ],

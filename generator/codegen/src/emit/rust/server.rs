@@ -120,6 +120,12 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
         if f.secret {
             tokens.extend(quote!(.secret()));
         }
+        if let Storage::Numeric {
+            scale: Some(scale), ..
+        } = &f.storage
+        {
+            tokens.extend(quote!(.scale(#scale)));
+        }
         tokens
     });
     // The tenant column comes last: no client reads or writes it.
@@ -138,6 +144,35 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
         None => quote!(None),
     };
     let app_name = &app.name;
+    // Every table that refers to this one with `on-delete: set-null`.
+    let referrers: Vec<TokenStream> = app
+        .entities
+        .iter()
+        .flat_map(|other| {
+            other.fields.iter().filter_map(move |f| {
+                let reference = f.references.as_ref()?;
+                (reference.entity == entity.name
+                    && reference.on_delete == crate::ir::OnDelete::SetNull)
+                    .then_some((other, f))
+            })
+        })
+        .map(|(other, f)| {
+            let table = &other.table;
+            let column = &f.column;
+            let version = &other.version().column;
+            let updated = match other.fields.iter().find(|f| f.role == FieldRole::UpdatedAt) {
+                Some(u) => {
+                    let c = &u.column;
+                    quote!(Some(#c))
+                }
+                None => quote!(None),
+            };
+            let tenant = other.tenancy == Tenancy::Tenant;
+            quote!(::prefiq_runtime::meta::ReferrerMeta {
+                table: #table, column: #column, version: #version, updated_at: #updated, tenant: #tenant,
+            })
+        })
+        .collect();
     let primary_key = entity.primary_key;
     let version = entity
         .fields
@@ -180,6 +215,7 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
             app: #app_name,
             tenant: #tenant,
             owner: #owner,
+            referrers: &[#(#referrers),*],
         };
     }
 }
@@ -507,9 +543,27 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
                     quote!(Self::#variant)
                 }
                 ResponseBody::Json { ty } => {
+                    let entity = match ty {
+                        Type::Entity { name } => app.entity(name),
+                        _ => None,
+                    };
                     let ty = rust_type(ty, &roots);
                     variants.push(quote!(#[doc = #doc] #variant(#ty)));
-                    arms.push(quote!(Self::#variant(body) => (axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK), axum::Json(body)).into_response()));
+                    // One entity in the body: its version is the ETag, as on the CRUD routes.
+                    let arm = match entity {
+                        Some(entity) => {
+                            let version = ident(&entity.version().member.rust);
+                            quote!(Self::#variant(body) => (
+                                axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK),
+                                [(axum::http::header::ETAG, ::std::format!("\"{}\"", body.#version))],
+                                axum::Json(body),
+                            ).into_response())
+                        }
+                        None => {
+                            quote!(Self::#variant(body) => (axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK), axum::Json(body)).into_response())
+                        }
+                    };
+                    arms.push(arm);
                     quote!(Self::#variant(_))
                 }
                 ResponseBody::Problem => {
