@@ -699,10 +699,15 @@ pub async fn update_handler<R: Resource, S: Hooks<R>>(
     let unchanged = crate::patch::writable_members(&current, R::WRITABLE)?;
     let mut merged = unchanged.clone();
     crate::patch::merge_patch(&mut merged, &patch);
-    // A body that breaks the schema is a 422 whatever the precondition (RFC 9110 §13.2.1
-    // evaluates preconditions once the request is otherwise acceptable).
-    validators.replace.check(&merged)?;
+    // The patch itself was checked first: a body the schema refuses is a 422 whatever the
+    // precondition (RFC 9110 §13.2.1). Then the precondition, and only then what the patch
+    // makes of the current row: a valid patch whose result would break the schema conflicts
+    // with the stored state, a 409 (RFC 5789 §2.2).
     precondition.check(R::version(&current))?;
+    validators
+        .replace
+        .check(&merged)
+        .map_err(|problem| Problem::refused(problem.errors))?;
     let mut input: R::Create = crate::validate::decode(merged)?;
     state
         .service

@@ -185,7 +185,8 @@ impl SqlValue {
                     .ok_or_else(|| fail("a date from 0001-01-01 to 9999-12-31 (YYYY-MM-DD)"))?,
             ),
             ColumnKind::DateTime => SqlValue::DateTime(
-                DateTime::parse_from_rfc3339(text)
+                // RFC 3339 allows `t` and `z` for `T` and `Z`.
+                DateTime::parse_from_rfc3339(&text.to_ascii_uppercase())
                     .ok()
                     .map(|t| t.with_timezone(&Utc))
                     .filter(|t| (1..=9999).contains(&t.year()))
@@ -405,13 +406,14 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// The problem a client sees: 422 for a row that breaks its schema, 409 for unique and
-    /// foreign-key violations, 503 when the database is unreachable, 500 (logged, details
+    /// The problem a client sees: 409 for a row that would break its schema (the request was
+    /// valid, so what refuses it is the state or a service's rule; see [`Problem::refused`]) and
+    /// for unique and foreign-key violations, 503 when the database is unreachable, 500 (logged, details
     /// withheld) otherwise.
     pub fn into_problem(self, meta: &TableMeta) -> Problem {
         let error = match self {
             DbError::Sqlx(error) => error,
-            DbError::Invalid(errors) => return Problem::unprocessable(errors),
+            DbError::Invalid(errors) => return Problem::refused(errors),
             DbError::Refused(problem) => return *problem,
             other => return Problem::internal(&other),
         };

@@ -27,12 +27,74 @@ use crate::problem::Problem;
 pub const DEFAULT_LIMIT: u32 = 50;
 /// The largest `limit` accepted.
 pub const MAX_LIMIT: u32 = 1000;
-/// The most conditions one list request may hold, in filters and `or` groups together.
-pub const MAX_CONDITIONS: usize = 50;
-/// The most values one list request may bind, over every condition.
-pub const MAX_VALUES: usize = 500;
 /// The most values of one `in`, `cs`, `cd` or `ov` list.
-pub const MAX_LIST: usize = 100;
+pub const MAX_LIST: usize = prefiq_grammar::MAX_LIST;
+
+/// The grammar kind of a column's filter values.
+fn value_kind(column: &ColumnMeta) -> prefiq_grammar::ValueKind<'static> {
+    use prefiq_grammar::ValueKind;
+    match column.kind {
+        ColumnKind::Int32 => ValueKind::Int32,
+        ColumnKind::Int => ValueKind::Int64,
+        ColumnKind::Float => ValueKind::Float,
+        ColumnKind::Decimal => ValueKind::Decimal,
+        ColumnKind::Bool => ValueKind::Bool,
+        ColumnKind::Uuid => ValueKind::Uuid,
+        ColumnKind::Date => ValueKind::Date,
+        ColumnKind::DateTime => ValueKind::DateTime,
+        ColumnKind::Text if !column.values.is_empty() => ValueKind::Enum(column.values),
+        ColumnKind::Text | ColumnKind::Json => ValueKind::Text,
+    }
+}
+
+fn items_kind(column: &ColumnMeta) -> Option<prefiq_grammar::ValueKind<'static>> {
+    column.items.map(|kind| {
+        value_kind(&ColumnMeta {
+            values: column.values,
+            ..ColumnMeta::new("", "", kind)
+        })
+    })
+}
+
+/// Whether `text` matches `pattern`, each pattern compiled once per process.
+fn matches(pattern: &str, text: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COMPILED: OnceLock<Mutex<HashMap<String, std::sync::Arc<regex::Regex>>>> =
+        OnceLock::new();
+    let cache = COMPILED.get_or_init(Default::default);
+    let compiled = {
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match cache.get(pattern) {
+            Some(regex) => regex.clone(),
+            None => match regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 26)
+                .build()
+            {
+                Ok(regex) => {
+                    let regex = std::sync::Arc::new(regex);
+                    cache.insert(pattern.to_owned(), regex.clone());
+                    regex
+                }
+                Err(_) => return false,
+            },
+        }
+    };
+    compiled.is_match(text)
+}
+
+/// The pattern of `field`'s filter values, as the document gives it.
+fn filter_pattern(column: &ColumnMeta) -> String {
+    let items = items_kind(column);
+    let kind = if items.is_some() {
+        prefiq_grammar::ValueKind::Text
+    } else {
+        value_kind(column)
+    };
+    prefiq_grammar::filter(kind, column.nullable, items, prefiq_grammar::Bound::Open)
+}
 
 /// A comparison in a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +220,7 @@ fn names(meta: &TableMeta, keep: impl Fn(&ColumnMeta) -> bool) -> String {
     }
 }
 
-/// Splits on commas outside double quotes and parentheses.
+/// Splits on commas outside double quotes, parentheses and braces.
 fn split_list(text: &str) -> Vec<String> {
     let mut parts = Vec::new();
     let mut current = String::new();
@@ -169,11 +231,11 @@ fn split_list(text: &str) -> Vec<String> {
                 quoted = !quoted;
                 current.push(ch);
             }
-            '(' if !quoted => {
+            '(' | '{' if !quoted => {
                 depth += 1;
                 current.push(ch);
             }
-            ')' if !quoted => {
+            ')' | '}' if !quoted => {
                 depth = depth.saturating_sub(1);
                 current.push(ch);
             }
@@ -199,6 +261,12 @@ fn parse_condition(
     expression: &str,
     param: &str,
 ) -> Result<Filter, Problem> {
+    // Inside an `or` group lists are shorter, as the group's pattern says.
+    let max_list = if param == "or" {
+        prefiq_grammar::MAX_OR_LIST
+    } else {
+        MAX_LIST
+    };
     let Some((index, column)) = meta.column(field).filter(|(_, c)| c.filterable) else {
         return Err(Problem::bad_parameter(
             param,
@@ -261,8 +329,8 @@ fn parse_condition(
                 check_enum(&item)?;
                 values.push(SqlValue::parse(column.kind, &item).map_err(bad)?);
             }
-            if values.is_empty() || values.len() > MAX_LIST {
-                return Err(bad(format!("an `in` list holds 1 to {MAX_LIST} values")));
+            if values.is_empty() || values.len() > max_list {
+                return Err(bad(format!("an `in` list holds 1 to {max_list} values")));
             }
             values
         }
@@ -287,8 +355,8 @@ fn parse_condition(
                 Some(inner) => split_list(inner).iter().map(|i| unquote(i)).collect(),
                 None => vec![operand.to_owned()],
             };
-            if list.len() > MAX_LIST {
-                return Err(bad(format!("a set holds at most {MAX_LIST} values")));
+            if list.len() > max_list {
+                return Err(bad(format!("a set holds at most {max_list} values")));
             }
             if list.is_empty() && op != Op::ContainedBy {
                 return Err(bad("write at least one value, as in `cs.{a,b}`".into()));
@@ -410,6 +478,7 @@ impl ListQuery {
             count: false,
         };
         let mut cursor = None;
+        let mut per_field: std::collections::HashMap<&str, usize> = Default::default();
         for (name, value) in pairs {
             match name.as_str() {
                 "limit" => {
@@ -424,7 +493,15 @@ impl ListQuery {
                             )
                         })?;
                 }
-                "cursor" => cursor = Some(value.clone()),
+                "cursor" => {
+                    if !matches(prefiq_grammar::CURSOR, value) {
+                        return Err(Problem::bad_parameter(
+                            "cursor",
+                            "a cursor is the `next_cursor` of a page: base64url",
+                        ));
+                    }
+                    cursor = Some(value.clone());
+                }
                 "count" => {
                     query.count = match value.as_str() {
                         "exact" => true,
@@ -433,10 +510,32 @@ impl ListQuery {
                     }
                 }
                 "sort" => {
-                    for key in value.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                    let sortable: Vec<&str> = meta
+                        .columns
+                        .iter()
+                        .filter(|c| c.sortable)
+                        .map(|c| c.field)
+                        .collect();
+                    if !matches(&prefiq_grammar::sort(&sortable), value) {
+                        return Err(Problem::bad_parameter(
+                            "sort",
+                            format!(
+                                "list sortable fields of {}, `-` before one for descending, separated by commas; sortable: {}",
+                                meta.entity,
+                                names(meta, |c| c.sortable)
+                            ),
+                        ));
+                    }
+                    if value.split(',').count() > sortable.len() {
+                        return Err(Problem::bad_parameter(
+                            "sort",
+                            format!("list at most {} sort keys", sortable.len()),
+                        ));
+                    }
+                    for key in value.split(',') {
                         let (field, descending) = match key.strip_prefix('-') {
                             Some(field) => (field, true),
-                            None => (key.strip_prefix('+').unwrap_or(key), false),
+                            None => (key, false),
                         };
                         let Some((column, _)) = meta.column(field).filter(|(_, c)| c.sortable)
                         else {
@@ -449,16 +548,57 @@ impl ListQuery {
                                 ),
                             ));
                         };
-                        if query.sort.iter().any(|k| k.column == column) {
-                            return Err(Problem::bad_parameter(
-                                "sort",
-                                format!("`{field}` is listed twice"),
-                            ));
+                        // A field listed again adds nothing: the first mention decides.
+                        if !query.sort.iter().any(|k| k.column == column) {
+                            query.sort.push(SortKey { column, descending });
                         }
-                        query.sort.push(SortKey { column, descending });
                     }
                 }
                 "or" => {
+                    let fields: Vec<prefiq_grammar::Field<'_>> = meta
+                        .columns
+                        .iter()
+                        .filter(|c| c.filterable)
+                        .map(|c| {
+                            let items = items_kind(c);
+                            prefiq_grammar::Field {
+                                name: c.field,
+                                kind: if items.is_some() {
+                                    prefiq_grammar::ValueKind::Text
+                                } else {
+                                    value_kind(c)
+                                },
+                                nullable: c.nullable,
+                                items,
+                            }
+                        })
+                        .collect();
+                    // The document's pattern, checked part by part: the parentheses, 1 to
+                    // MAX_OR conditions split where the grammar separates them, each one a
+                    // condition of a filterable field.
+                    let condition = format!(
+                        "^{}$",
+                        prefiq_grammar::or_condition(&fields, prefiq_grammar::Bound::Open)
+                    );
+                    let parts = value
+                        .strip_prefix('(')
+                        .and_then(|v| v.strip_suffix(')'))
+                        .map(split_list);
+                    let valid = parts.as_ref().is_some_and(|parts| {
+                        !parts.is_empty()
+                            && parts.len() <= prefiq_grammar::MAX_OR
+                            && parts.iter().all(|p| matches(&condition, p))
+                    });
+                    if !valid {
+                        return Err(Problem::bad_parameter(
+                            "or",
+                            format!(
+                                "write 1 to {} conditions as `or=(field.op.value,...)`, each as its field's filter takes it (text holding `,` `(` `)` quoted); filterable: {}",
+                                prefiq_grammar::MAX_OR,
+                                filterable_names(meta)
+                            ),
+                        ));
+                    }
                     let inner = value
                         .strip_prefix('(')
                         .and_then(|v| v.strip_suffix(')'))
@@ -480,27 +620,42 @@ impl ListQuery {
                     }
                     query.any_of.push(group);
                 }
-                field => query
-                    .filters
-                    .push(parse_condition(meta, field, value, field)?),
+                field => {
+                    let Some((_, column)) = meta.column(field).filter(|(_, c)| c.filterable) else {
+                        return Err(Problem::bad_parameter(
+                            field,
+                            format!(
+                                "`{field}` is not a parameter of this list; filterable: {}",
+                                filterable_names(meta)
+                            ),
+                        ));
+                    };
+                    let count = per_field.entry(column.field).or_default();
+                    *count += 1;
+                    if *count > prefiq_grammar::MAX_PER_FIELD {
+                        return Err(Problem::bad_parameter(
+                            field,
+                            format!(
+                                "a field takes at most {} conditions",
+                                prefiq_grammar::MAX_PER_FIELD
+                            ),
+                        ));
+                    }
+                    // The reasons first (an unknown value, a null on a field that has none), then
+                    // the document's pattern, which decides what else is refused.
+                    let condition = parse_condition(meta, field, value, field)?;
+                    if !matches(&filter_pattern(column), value) {
+                        return Err(Problem::bad_parameter(
+                            field,
+                            format!(
+                                "`{}` is not a condition on `{field}`: write `op.value` (see the parameter's description and pattern)",
+                                value.escape_debug()
+                            ),
+                        ));
+                    }
+                    query.filters.push(condition);
+                }
             }
-        }
-        let conditions = query.filters.len() + query.any_of.iter().map(Vec::len).sum::<usize>();
-        if conditions > MAX_CONDITIONS {
-            return Err(Problem::bad_request(format!(
-                "a list request holds at most {MAX_CONDITIONS} conditions; this one has {conditions}"
-            )));
-        }
-        let values: usize = query
-            .filters
-            .iter()
-            .chain(query.any_of.iter().flatten())
-            .map(|f| f.values.len())
-            .sum();
-        if values > MAX_VALUES {
-            return Err(Problem::bad_request(format!(
-                "a list request compares with at most {MAX_VALUES} values; this one has {values}"
-            )));
         }
         if let Some(cursor) = cursor {
             query.after = Some(query.decode_cursor(meta, &cursor)?);
@@ -521,7 +676,8 @@ impl ListQuery {
     }
 
     fn decode_cursor(&self, meta: &TableMeta, cursor: &str) -> Result<Vec<SqlValue>, Problem> {
-        let bad = |detail: &str| Problem::bad_parameter("cursor", detail.to_owned());
+        // A well-formed cursor this API did not make for this query names no page.
+        let bad = |detail: &str| Problem::not_found(format!("no page has this cursor: {detail}"));
         let bytes = URL_SAFE_NO_PAD
             .decode(cursor)
             .map_err(|_| bad("not a cursor returned by this API"))?;
@@ -925,20 +1081,21 @@ mod tests {
             "{sql}"
         );
         assert_eq!(params, vec![SqlValue::Int(7)]);
+        // A well-formed cursor of another sort order points at no page: 404, as the document says.
         let other = ListQuery::parse(&META, &pairs(&[("sort", "name"), ("cursor", &cursor)]));
-        assert_eq!(other.unwrap_err().status, 400);
+        assert_eq!(other.unwrap_err().status, 404);
     }
 
     #[test]
     fn bad_parameters_are_400_with_the_reason() {
         for (name, value, needle) in [
-            ("nope", "eq.1", "not a filterable field"),
-            ("sort", "stage", "not a sortable field"),
+            ("nope", "eq.1", "not a parameter of this list"),
+            ("sort", "stage", "sortable: id, name, amount"),
             ("limit", "0", "from 1 to 1000"),
             ("amount", "gt.abc", "not a decimal"),
             ("stage", "eq.lost", "not a value of `stage`"),
             ("name", "is.null", "never null"),
-            ("cursor", "!!", "not a cursor"),
+            ("cursor", "!!", "`next_cursor` of a page"),
         ] {
             let problem = ListQuery::parse(&META, &pairs(&[(name, value)])).unwrap_err();
             assert_eq!(problem.status, 400);

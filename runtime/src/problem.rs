@@ -159,6 +159,25 @@ impl Problem {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict").with_detail(detail)
     }
 
+    /// 409: a body the document admits, refused by the state it would apply to or by a rule the
+    /// schema does not state (a service's business rule, or a merge patch whose result would
+    /// break the schema, RFC 5789 §2.2). The members to blame are listed as in a 422, which
+    /// stays the answer for bodies the document itself refuses.
+    pub fn refused(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => one.detail.clone(),
+            many => format!(
+                "{} members conflict with a rule or the stored state",
+                many.len()
+            ),
+        };
+        let mut errors = errors;
+        errors.truncate(MAX_ERRORS);
+        Self::new(StatusCode::CONFLICT, "refused", "Refused by a rule")
+            .with_detail(detail)
+            .with_errors(errors)
+    }
+
     /// 412: `If-Match` names a version that is no longer current.
     pub fn precondition_failed(current_version: i64) -> Self {
         Self::new(

@@ -281,7 +281,8 @@ pub fn document(text: &str) -> Result<Value, SchemaError> {
 
 /// Turns a validated body into its Rust type. Validation ran first, so a failure here is a value
 /// JSON Schema allows but Rust cannot hold (an integer beyond 64 bits): a 422 as well.
-pub fn decode<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, Problem> {
+pub fn decode<T: serde::de::DeserializeOwned>(mut body: Value) -> Result<T, Problem> {
+    integral(&mut body);
     serde_json::from_value(body).map_err(|e| {
         Problem::unprocessable(vec![FieldError {
             pointer: String::new(),
@@ -289,6 +290,24 @@ pub fn decode<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, Problem>
             keyword: None,
         }])
     })
+}
+
+/// JSON Schema counts `167.0` as an integer (its fraction is zero), and so does the document; serde
+/// would refuse it for an `i32`. Such numbers become integers before decoding, so what the schema
+/// admits the typed code reads. A `f64` member reads an integer just as well.
+fn integral(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral),
+        Value::Object(members) => members.values_mut().for_each(integral),
+        _ => {}
+    }
 }
 
 /// Escapes one JSON pointer segment (RFC 6901).

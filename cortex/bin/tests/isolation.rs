@@ -798,7 +798,7 @@ async fn every_write_is_audited_in_its_transaction(cortex: &Cortex, t: &Tenants)
             &json!({"note": "Signed"}),
         )
         .await
-        .expect(422);
+        .expect(409);
     let after = entries(
         cortex
             .get(

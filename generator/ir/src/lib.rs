@@ -184,7 +184,8 @@ pub fn crate_name(name: &str) -> String {
 
 /// The `If-Match` header's grammar (RFC 9110 §13.1.1): `*` or a list of entity tags. A weak or
 /// unknown tag never matches (412); anything else is a 400.
-pub const ETAG_LIST_PATTERN: &str = "^[ \\t]*(\\*|(W/)?\"[\\x21\\x23-\\x7E]*\"([ \\t]*,[ \\t]*(W/)?\"[\\x21\\x23-\\x7E]*\")*)[ \\t]*$";
+pub const ETAG_LIST_PATTERN: &str =
+    "^[ \\t]*(\\*|(W/)?\"[!#-~]*\"([ \\t]*,[ \\t]*(W/)?\"[!#-~]*\")*)[ \\t]*$";
 
 /// The security scheme every operation requires: a bearer access token.
 pub const BEARER_SCHEME: &str = "bearer";

@@ -285,14 +285,22 @@ async fn every_error_is_a_problem_with_the_right_status(server: &Server) {
         "nickname=eq.x",
         "employee_count=gt.many",
         "industry=eq.space",
-        "cursor=garbage",
+        "cursor=not%20base64",
         "count=maybe",
+        "industry=software",
+        "sort=",
+        "name=in.()",
     ] {
         server
             .get(&format!("/api/crm/companies?{query}"))
             .await
             .problem(400);
     }
+    // A well-formed cursor this API did not make names no page.
+    server
+        .get("/api/crm/companies?cursor=garbage")
+        .await
+        .problem(404);
     // 413: a body over the limit.
     let big = json!({ "name": "Big", "tags": ["x".repeat(prefiq_testkit::BODY_LIMIT)] });
     server.post("/api/crm/companies", &big).await.problem(413);
@@ -490,7 +498,7 @@ async fn filters_select_the_right_rows(server: &Server) {
     };
     let amount = |d: &Value| d["amount"].as_str().unwrap().parse::<f64>().unwrap();
     let cases: Vec<(&str, BTreeSet<String>)> = vec![
-        ("stage=won", expect(&|d| d["stage"] == "won")),
+        ("stage=eq.won", expect(&|d| d["stage"] == "won")),
         (
             "stage=in.(won,lost)",
             expect(&|d| d["stage"] == "won" || d["stage"] == "lost"),
@@ -537,7 +545,7 @@ async fn filters_select_the_right_rows(server: &Server) {
             expect(&|d| d["stage"] == "won" || amount(d) > 1500.0),
         ),
         (
-            "stage=won&or=(probability.lt.20,tags.cs.vip)",
+            "stage=eq.won&or=(probability.lt.20,tags.cs.vip)",
             expect(&|d| {
                 d["stage"] == "won"
                     && (d["probability"].as_i64().unwrap() < 20 || d["tags"] == json!(["vip"]))
@@ -638,7 +646,7 @@ async fn sorting_and_paging_cover_every_row_once(server: &Server) {
     server
         .get(&format!("/api/crm/deals?sort=-name&cursor={cursor}"))
         .await
-        .problem(400);
+        .problem(404);
 }
 
 async fn service_hooks_run_around_writes(server: &Server) {
@@ -663,7 +671,7 @@ async fn service_hooks_run_around_writes(server: &Server) {
     let problem = server
         .patch(&url, &json!({ "stage": "lost" }), None)
         .await
-        .problem(422);
+        .problem(409);
     assert_eq!(problem["errors"][0]["pointer"], "/lost_reason");
     let reopened = server
         .patch(&url, &json!({ "stage": "negotiation" }), None)
@@ -682,7 +690,7 @@ async fn service_hooks_run_around_writes(server: &Server) {
             &json!({ "kind": "call", "subject": "Intro" }),
         )
         .await
-        .problem(422);
+        .problem(409);
     assert_eq!(problem["errors"][0]["pointer"], "/deal_id");
     let activity = server.create("activities", json!({ "kind": "call", "subject": "Intro", "deal_id": deal["id"], "due_at": "2027-01-02T10:00:00+02:00" })).await;
     assert_eq!(
@@ -857,7 +865,7 @@ async fn an_operation_either_fully_happens_or_not_at_all(server: &Server) {
             &json!({ "note": "Signed", "amount": "150.00" }),
         )
         .await
-        .problem(422);
+        .problem(409);
     assert_eq!(refused["errors"][0]["pointer"], "/subject", "{refused}");
     let after = server
         .get(&format!("/api/crm/deals/{id}"))
@@ -889,6 +897,7 @@ async fn an_operation_either_fully_happens_or_not_at_all(server: &Server) {
 
     // A service that builds a value longer than the schema allows cannot store it: 500
     // characters of reason and 200 of competitor make a `lost_reason` beyond its maxLength.
+    // The request itself was valid, so the refusal is a 409 that names the member.
     let other = server
         .create(
             "deals",
@@ -902,7 +911,7 @@ async fn an_operation_either_fully_happens_or_not_at_all(server: &Server) {
             &json!({ "reason": "r".repeat(500), "competitor": "c".repeat(200) }),
         )
         .await
-        .problem(422);
+        .problem(409);
     assert_eq!(refused["errors"][0]["pointer"], "/lost_reason", "{refused}");
     let untouched = server
         .get(&format!("/api/crm/deals/{other_id}"))

@@ -24,7 +24,7 @@ impl Service {
 }
 
 fn invalid(pointer: &str, detail: impl Into<String>) -> Problem {
-    Problem::unprocessable(vec![FieldError {
+    Problem::refused(vec![FieldError {
         pointer: pointer.to_owned(),
         detail: detail.into(),
         keyword: None,

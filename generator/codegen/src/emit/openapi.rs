@@ -30,8 +30,14 @@ fn parameter(param: &OperationParam) -> Value {
         _ => {}
     }
     let schema = match param.role {
-        // Sort keys and filters are strings with a small syntax of their own.
-        ParamRole::Sort | ParamRole::Filter { .. } | ParamRole::Or => json!({ "type": "string" }),
+        // Sort keys and filters are strings with a small grammar of their own, as patterns the
+        // server checks too. A filter is one condition here; the server also takes the
+        // parameter repeated (up to 10 times), all of which must hold.
+        ParamRole::Filter { .. } => match &param.ty {
+            crate::ir::Type::Array(array) => schema::type_schema(&array.items, false, COMPONENTS),
+            other => schema::type_schema(other, false, COMPONENTS),
+        },
+        ParamRole::Sort | ParamRole::Or => schema::type_schema(&param.ty, false, COMPONENTS),
         ParamRole::Key => schema::type_schema(&param.ty, false, COMPONENTS),
         _ => schema::member_schema(&param.member(), false, COMPONENTS),
     };
@@ -261,7 +267,7 @@ pub fn document(app: &App) -> Value {
         );
         schemas.insert(
             entity.types.patch.clone(),
-            schema::patch(entity, COMPONENTS),
+            schema::patch(entity, app, COMPONENTS),
         );
         schemas.insert(entity.types.page.clone(), schema::page(entity, COMPONENTS));
     }
@@ -313,7 +319,7 @@ pub fn document(app: &App) -> Value {
             "schemas": schemas,
             "parameters": {
                 "limit": { "name": "limit", "in": "query", "required": false, "description": "Rows per page, 1 to 1000.", "schema": { "type": "integer", "format": "int32", "minimum": 1, "maximum": 1000, "default": 50 } },
-                "cursor": { "name": "cursor", "in": "query", "required": false, "description": "The `next_cursor` of the previous page.", "schema": { "type": "string" } },
+                "cursor": { "name": "cursor", "in": "query", "required": false, "description": "The `next_cursor` of the previous page; one this API did not make is a 404.", "schema": { "type": "string", "pattern": prefiq_grammar::CURSOR } },
                 "count": { "name": "count", "in": "query", "required": false, "description": "`exact` to add the number of matching rows as `total`.", "schema": { "type": "string", "enum": ["exact", "none"] } },
                 "if-match": { "name": "If-Match", "in": "header", "required": false, "description": "The ETag last read (`\"3\"`), or `*`; the request fails with 412 if the row changed since. If-Match compares strongly: a weak tag never matches. A value that is not an entity tag list is a 400.", "schema": { "type": "string", "pattern": crate::ir::ETAG_LIST_PATTERN } }
             },

@@ -186,9 +186,26 @@ fn operation(op: &Value) -> Value {
     op
 }
 
+/// Drops the no-NUL pattern of plain strings: 3.0 tools (progenitor) would make every such
+/// string a newtype; the 3.1 document keeps it.
+fn without_nul_patterns(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            if object.get("pattern").and_then(Value::as_str) == Some(super::schema::NO_NUL_PATTERN)
+            {
+                object.remove("pattern");
+            }
+            object.values_mut().for_each(without_nul_patterns);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_nul_patterns),
+        _ => {}
+    }
+}
+
 /// The 3.0.3 rendition of a 3.1 document made by [`super::openapi::document`].
 pub fn document(doc: Value) -> Value {
     let mut out = doc;
+    without_nul_patterns(&mut out);
     out["openapi"] = "3.0.3".into();
     if let Some(Value::Object(paths)) = out.get_mut("paths") {
         for item in paths.values_mut() {

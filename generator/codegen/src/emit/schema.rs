@@ -25,7 +25,7 @@ pub const COMPONENTS: Style = Style {
 /// The pattern a decimal string of `precision` digits, `scale` of them after the point, must
 /// match: exactly what the server accepts (an undeclared precision holds 14 + 14 digits, which an
 /// exact decimal always can).
-pub fn decimal_pattern(precision: Option<u32>, scale: Option<u32>) -> String {
+pub fn decimal_pattern(precision: Option<u32>, scale: Option<u32>, signed: bool) -> String {
     let scale = scale.unwrap_or(14);
     let whole = precision.map(|p| p.saturating_sub(scale)).unwrap_or(14);
     let integer = if whole == 0 {
@@ -38,7 +38,19 @@ pub fn decimal_pattern(precision: Option<u32>, scale: Option<u32>) -> String {
     } else {
         format!("(\\.[0-9]{{1,{scale}}})?")
     };
-    format!("^-?{integer}{fraction}$")
+    let sign = if signed { "-?" } else { "" };
+    format!("^{sign}{integer}{fraction}$")
+}
+
+/// Whether a decimal may be negative: not when its lower bound is zero or more (the pattern then
+/// leaves the sign out; other bounds a pattern cannot state, and `x-decimal` carries them).
+fn signed(bounds: &NumberType) -> bool {
+    let non_negative = |n: &Option<serde_json::Number>| {
+        n.as_ref()
+            .and_then(serde_json::Number::as_f64)
+            .is_some_and(|v| v >= 0.0)
+    };
+    !(non_negative(&bounds.minimum) || non_negative(&bounds.exclusive_minimum))
 }
 
 /// The pattern of every string that declares none: no NUL character, which PostgreSQL cannot
@@ -130,7 +142,7 @@ pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
                 o.insert("type".into(), "string".into());
                 o.insert(
                     "pattern".into(),
-                    decimal_pattern(d.precision, d.scale).into(),
+                    decimal_pattern(d.precision, d.scale, signed(&d.bounds)).into(),
                 );
             }
             o.insert("format".into(), "decimal".into());
@@ -365,13 +377,12 @@ pub fn create(entity: &Entity, style: Style) -> Value {
 }
 
 /// A JSON merge patch (RFC 7386): any writable field; `null` removes a field (NULL, or its default).
-pub fn patch(entity: &Entity, style: Style) -> Value {
+pub fn patch(entity: &Entity, app: &App, style: Style) -> Value {
     let mut properties = Map::new();
     for field in entity.writable().filter(|f| f.role == FieldRole::Data) {
         let schema = match &field.member.ty {
-            // Objects merge member by member, so a partial object is a valid patch.
-            Type::Object { .. } => with_null(
-                json!({ "type": "object", "description": "Merged into the current value (RFC 7386)." }),
+            Type::Object { name } => with_null(
+                partial(app, name, style, &mut Vec::new()),
                 field.is_patch_removable(),
             ),
             _ => member_schema(&field.member, field.is_patch_removable(), style),
@@ -386,6 +397,35 @@ pub fn patch(entity: &Entity, style: Style) -> Value {
             "A JSON merge patch (RFC 7386) of a {}: members set to null are removed.",
             entity.name
         )),
+    )
+}
+
+/// An object as a merge patch carries it: merged member by member, so every member is optional
+/// and `null` removes it; members the object does not have stay refused. Whether the merged
+/// object keeps its required members is the stored state's question (a 409, not a 422). A type
+/// that contains itself stays a free-form object below its first level.
+fn partial<'a>(app: &'a App, name: &'a str, style: Style, within: &mut Vec<&'a str>) -> Value {
+    let members = match app.types.get(name) {
+        Some(NamedType::Struct(s)) if !within.contains(&name) => &s.members,
+        _ => {
+            return json!({ "type": "object", "description": "Merged into the current value (RFC 7386)." });
+        }
+    };
+    within.push(name);
+    let mut properties = Map::new();
+    for m in members {
+        let schema = match &m.ty {
+            Type::Object { name } => with_null(partial(app, name, style, within), true),
+            _ => member_schema(m, true, style),
+        };
+        properties.insert(m.name.clone(), schema);
+    }
+    within.pop();
+    object(
+        properties,
+        Vec::new(),
+        true,
+        Some("Merged into the current value (RFC 7386).".into()),
     )
 }
 
@@ -461,7 +501,7 @@ pub fn document(app: &App) -> Value {
         let types = &entity.types;
         defs.insert(entity.name.clone(), model(entity, DEFS));
         defs.insert(types.create.clone(), create(entity, DEFS));
-        defs.insert(types.patch.clone(), patch(entity, DEFS));
+        defs.insert(types.patch.clone(), patch(entity, app, DEFS));
         defs.insert(types.replace.clone(), replace(entity, DEFS));
     }
     json!({ "$schema": crate::vocab::DRAFT_2020_12, "$defs": defs })

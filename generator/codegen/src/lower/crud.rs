@@ -7,6 +7,11 @@ use crate::ir::{
     ResponseBody, ResponseHeader, ResponseOrigin, RowScope, StringType, Type, status_name,
 };
 
+use std::collections::BTreeMap;
+
+use prefiq_grammar::ValueKind;
+
+use crate::ir::NamedType;
 use crate::names::{pascal, rust_field};
 
 /// The names of the types derived from an entity.
@@ -41,7 +46,7 @@ pub(super) fn operation_id(entity: &Entity, action: CrudAction) -> String {
 pub(super) fn standard_response(status: u16) -> OperationResponse {
     let description = match status {
         400 => "The request is malformed: bad JSON, or a bad query parameter.",
-        404 => "No such resource.",
+        404 => "No such resource (for a list: no page has this cursor).",
         409 => {
             "The change conflicts with stored data: a unique value is taken, or a reference is broken."
         }
@@ -99,10 +104,11 @@ fn text() -> Type {
 /// What a filter on `field` accepts, for its parameter's description.
 fn filter_description(entity: &Entity, field: &Field) -> String {
     let operators = match &field.member.ty {
-        Type::Array(_) => "`cs` (contains)",
-        Type::String(_) | Type::Enum { .. } => {
-            "`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, `in`, `like`, `ilike`"
+        Type::Array(_) => {
+            "`cs` (contains every value), `cd` (holds only values of the set), `ov` (overlaps): `cs.{a,b}`"
         }
+        Type::String(_) => "`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, `in`, `like`, `ilike`",
+        Type::Enum { .. } => "`eq`, `ne`, `in`",
         Type::Boolean => "`eq`, `ne`",
         _ => "`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, `in`",
     };
@@ -112,12 +118,66 @@ fn filter_description(entity: &Entity, field: &Field) -> String {
         ""
     };
     format!(
-        "Filter {} by `{}`: `op.value` with {operators}{nulls}. A value without an operator means `eq`; `in.(a,b)` lists values; `like.*text*` uses `*` as the wildcard.",
+        "Filter {} by `{}`: `op.value` with {operators}{nulls}. `in.(a,b)` lists values; `like.*text*` uses `*` as the wildcard. Repeat the parameter (at most 10 times) for conditions that must all hold.",
         entity.plural, field.member.name
     )
 }
 
-fn list_params(entity: &Entity) -> Vec<OperationParam> {
+/// How a field's filter values are written, or `None` for a field holding structured JSON.
+fn value_kind<'a>(
+    ty: &'a Type,
+    enums: &'a BTreeMap<String, Vec<&'a str>>,
+) -> Option<ValueKind<'a>> {
+    Some(match ty {
+        Type::Integer(n) if n.bits == 32 => ValueKind::Int32,
+        Type::Integer(_) => ValueKind::Int64,
+        Type::Number(_) => ValueKind::Float,
+        Type::Decimal(_) => ValueKind::Decimal,
+        Type::Boolean => ValueKind::Bool,
+        Type::Uuid => ValueKind::Uuid,
+        Type::Date => ValueKind::Date,
+        Type::DateTime => ValueKind::DateTime,
+        Type::String(_) => ValueKind::Text,
+        Type::Enum { name } => ValueKind::Enum(enums.get(name)?.as_slice()),
+        _ => return None,
+    })
+}
+
+/// A filter field's grammar: its kind, whether it may be null, and its items' kind if an array.
+fn grammar_field<'a>(
+    field: &'a Field,
+    enums: &'a BTreeMap<String, Vec<&'a str>>,
+) -> Option<prefiq_grammar::Field<'a>> {
+    let (kind, items) = match &field.member.ty {
+        Type::Array(a) => (ValueKind::Text, Some(value_kind(&a.items, enums)?)),
+        ty => (value_kind(ty, enums)?, None),
+    };
+    Some(prefiq_grammar::Field {
+        name: &field.member.name,
+        kind,
+        nullable: field.is_nullable_column(),
+        items,
+    })
+}
+
+fn patterned(pattern: String) -> Type {
+    Type::String(StringType {
+        pattern: Some(pattern),
+        ..StringType::default()
+    })
+}
+
+fn list_params(entity: &Entity, types: &BTreeMap<String, NamedType>) -> Vec<OperationParam> {
+    let enums: BTreeMap<String, Vec<&str>> = types
+        .iter()
+        .filter_map(|(name, t)| match t {
+            NamedType::Enum(e) => Some((
+                name.clone(),
+                e.values.iter().map(|v| v.value.as_str()).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
     let limit = Type::Integer(NumberType {
         bits: 32,
         minimum: Some(1.into()),
@@ -131,12 +191,15 @@ fn list_params(entity: &Entity) -> Vec<OperationParam> {
             ..param("limit", OperationParamKind::Query, ParamRole::Limit, limit)
         },
         OperationParam {
-            description: Some("The `next_cursor` of the previous page.".into()),
+            description: Some(
+                "The `next_cursor` of the previous page; one this API did not make is a 404."
+                    .into(),
+            ),
             ..param(
                 "cursor",
                 OperationParamKind::Query,
                 ParamRole::Cursor,
-                text(),
+                patterned(prefiq_grammar::CURSOR.to_owned()),
             )
         },
         OperationParam {
@@ -159,14 +222,29 @@ fn list_params(entity: &Entity) -> Vec<OperationParam> {
                 sortable.join(", ")
             }
         )),
-        ..param("sort", OperationParamKind::Query, ParamRole::Sort, text())
+        ..param(
+            "sort",
+            OperationParamKind::Query,
+            ParamRole::Sort,
+            patterned(prefiq_grammar::sort(&sortable)),
+        )
     });
+    let mut filterable = Vec::new();
     for field in entity.fields.iter().filter(|f| f.filterable) {
+        let Some(grammar) = grammar_field(field, &enums) else {
+            continue;
+        };
+        filterable.push(grammar);
         let values = Type::Array(Box::new(ArrayType {
-            items: text(),
+            items: patterned(prefiq_grammar::filter(
+                grammar.kind,
+                grammar.nullable,
+                grammar.items,
+                prefiq_grammar::Bound::Counted,
+            )),
             items_nullable: false,
             min_items: None,
-            max_items: None,
+            max_items: Some(prefiq_grammar::MAX_PER_FIELD as u64),
             unique_items: false,
         }));
         params.push(OperationParam {
@@ -182,13 +260,19 @@ fn list_params(entity: &Entity) -> Vec<OperationParam> {
             )
         });
     }
-    if entity.fields.iter().any(|f| f.filterable) {
+    if !filterable.is_empty() {
         params.push(OperationParam {
-            description: Some(
-                "A group of conditions of which one must hold: `or=(field.op.value,field.op.value)`."
-                    .into(),
-            ),
-            ..param("or", OperationParamKind::Query, ParamRole::Or, text())
+            description: Some(format!(
+                "A group of 1 to {} conditions of which one must hold: `or=(field.op.value,field.op.value)`; text values with `,` `(` or `)` are quoted (`\"a,b\"`); an `in` list or a set in a group holds at most {} values.",
+                prefiq_grammar::MAX_OR,
+                prefiq_grammar::MAX_OR_LIST
+            )),
+            ..param(
+                "or",
+                OperationParamKind::Query,
+                ParamRole::Or,
+                patterned(prefiq_grammar::or_group(&filterable)),
+            )
         });
     }
     params
@@ -218,8 +302,12 @@ pub(crate) fn all_rows_permission(app: &str, entity: &Entity) -> String {
     format!("{app}.{}.all-rows", entity.snake)
 }
 
-/// The five routes of an entity of the app `app`.
-pub(super) fn operations(app: &str, entity: &Entity) -> Vec<Operation> {
+/// The five routes of an entity of the app `app`; `types` holds the enums its filters name.
+pub(super) fn operations(
+    app: &str,
+    entity: &Entity,
+    types: &BTreeMap<String, NamedType>,
+) -> Vec<Operation> {
     let key = OperationParam {
         rust: "id".into(),
         description: Some(format!(
@@ -271,7 +359,7 @@ pub(super) fn operations(app: &str, entity: &Entity) -> Vec<Operation> {
                         &entity.collection_path,
                         format!("List {}", entity.plural),
                         Some("Keyset-paginated: follow `next_cursor` until it is null."),
-                        list_params(entity),
+                        list_params(entity, types),
                         None,
                         success(
                             200,
@@ -279,7 +367,7 @@ pub(super) fn operations(app: &str, entity: &Entity) -> Vec<Operation> {
                             json(named(&entity.types.page)),
                             vec![],
                         ),
-                        &[400, 500][..],
+                        &[400, 404, 500][..],
                     ),
                     CrudAction::Create => (
                         Method::Post,
@@ -334,7 +422,7 @@ pub(super) fn operations(app: &str, entity: &Entity) -> Vec<Operation> {
                         vec![key.clone(), if_match.clone()],
                         None,
                         success(204, "Deleted.".into(), ResponseBody::Empty, vec![]),
-                        &[404, 409, 412, 500][..],
+                        &[400, 404, 409, 412, 500][..],
                     ),
                 };
             let mut responses = vec![success_response];

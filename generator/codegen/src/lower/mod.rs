@@ -200,7 +200,7 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
     for entity in &mut entities {
         crud::place(entity, &base_path);
         lowerer.register_derived(entity);
-        operations.extend(crud::operations(&input.name, entity));
+        operations.extend(crud::operations(&input.name, entity, &lowerer.types));
     }
     operations.extend(lowerer.lower_operations(&input.name, &operations));
     lowerer.box_recursive_members();

@@ -40,8 +40,10 @@ impl Service {
     }
 }
 
+/// A body the document admits, refused by a business rule the schema does not state: 409, with
+/// the member to blame (422 stays for bodies the document itself refuses).
 fn invalid(pointer: &str, detail: &str) -> Problem {
-    Problem::unprocessable(vec![FieldError {
+    Problem::refused(vec![FieldError {
         pointer: pointer.to_owned(),
         detail: detail.to_owned(),
         keyword: None,
