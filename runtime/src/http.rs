@@ -116,24 +116,31 @@ fn nul_at(value: &Value, at: String) -> Option<String> {
     }
 }
 
+/// Whether the body's read failed because the body timeout passed (the timeout's error arrives
+/// wrapped, in the chain of sources).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Problem> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             Err(Problem::payload_too_large(limit))
         }
-        Err(error)
-            if error
-                .downcast_ref::<tower_http::timeout::TimeoutError>()
-                .is_some() =>
-        {
-            Err(Problem::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request-timeout",
-                "Request timeout",
-            )
-            .with_detail("the body did not arrive in time"))
-        }
+        Err(error) if timed_out(error.as_ref()) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+        )
+        .with_detail("the body did not arrive in time")),
         Err(error) => Err(Problem::bad_request(format!(
             "the body could not be read: {error}"
         ))),

@@ -528,3 +528,26 @@ impl Server {
         }
     }
 }
+
+impl Server {
+    /// Schemathesis with every check against this server's document (see
+    /// [`tools::run_schemathesis`]): it must pass, and test all `operations` of the app plus
+    /// `/healthz`.
+    pub async fn assert_meets_its_document(&self, operations: usize) {
+        let schema = format!("{}/openapi.json", self.base);
+        let authorization = format!("Authorization: Bearer {}", self.token);
+        let run = tokio::task::spawn_blocking(move || {
+            tools::run_schemathesis(&schema, &authorization, 100)
+        })
+        .await
+        .expect("Schemathesis ran");
+        assert!(run.passed, "Schemathesis found failures:\n{}", run.text);
+        assert!(
+            run.text.contains(&format!("Tested: {}", operations + 1)),
+            "every operation was tested:\n{}",
+            run.summary()
+        );
+        assert!(!run.text.contains(" failed"), "{}", run.summary());
+        eprintln!("{}", run.summary());
+    }
+}

@@ -231,3 +231,122 @@ async fn two_servers_starting_at_once_on_postgres_migrate_once_and_both_serve() 
     }
     database.drop().await;
 }
+
+/// Starts the binary on SQLite in `dir` with `env`; returns the child and its base URL.
+fn start_in(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_app-crm"));
+    command
+        .args(["--bind", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("PREFIQ_AUTH")
+        .env("PREFIQ_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a first line");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("did not start: {line:?}"))
+        .to_owned();
+    (child, base)
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success(), "a clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_idle_partial_connections_do_not_stop_real_requests() {
+    use tokio::io::AsyncWriteExt;
+    // This test holds 2,000 sockets of its own.
+    prefiq_runtime::serve::raise_open_files_limit();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (key, set) = keys();
+    let (child, base) = start_in(dir.path(), &[("PREFIQ_JWT_KEYS", &set)]);
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("the server accepts another connection");
+        stream.write_all(b"GET /healthz HT").await.unwrap();
+        idle.push(stream);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let token = prefiq_testkit::sign(&key, &Identity::admin());
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let list = client
+            .get(format!("{base}/api/crm/companies?limit=5"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(list.status(), 200);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "with 2,000 partial requests held open, /healthz and a list answered in {took:?}"
+        );
+    }
+    drop(idle);
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_bodies_are_cut_off_at_their_timeouts() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (key, set) = keys();
+    let token = prefiq_testkit::sign(&key, &Identity::admin());
+    let (child, base) = start_in(
+        dir.path(),
+        &[
+            ("PREFIQ_JWT_KEYS", &set),
+            ("PREFIQ_HEADER_TIMEOUT", "1"),
+            ("PREFIQ_BODY_TIMEOUT", "1"),
+        ],
+    );
+    let address = base.trim_start_matches("http://").to_owned();
+    // A request line that never ends: the connection is closed once the header timeout passes.
+    let mut partial = tokio::net::TcpStream::connect(&address).await.unwrap();
+    partial.write_all(b"GET /healthz HT").await.unwrap();
+    // (Closed means the read ends: at end of stream, or with a reset.)
+    let mut answer = Vec::new();
+    let _closed = tokio::time::timeout(Duration::from_secs(5), partial.read_to_end(&mut answer))
+        .await
+        .expect("closed within the header timeout, not held open");
+    // A body that never arrives: 408 problem+json once the body timeout passes, then closed.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "POST /api/crm/companies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"na"
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
+        .await
+        .expect("answered within the body timeout, not held open")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 408") && text.contains("application/problem+json"),
+        "a slow body is cut off with a problem: {text}"
+    );
+    stop(child);
+}
