@@ -100,6 +100,7 @@ pub(crate) fn ensure_tools() -> bool {
                     "install",
                     "--quiet",
                     "--disable-pip-version-check",
+                    "--require-hashes",
                     "-r",
                     ".ci/requirements.txt",
                 ],
@@ -122,15 +123,21 @@ fn test(extra: &[&str]) -> ExitCode {
     let steps: [(&str, Vec<&str>); 3] = [
         (
             "cargo",
-            vec!["run", "--quiet", "-p", "prefiq", "--", "codegen", "--check"],
+            vec![
+                "run", "--locked", "--quiet", "-p", "prefiq", "--", "codegen", "--check",
+            ],
         ),
-        ("cargo", [&["test", "--workspace"][..], extra].concat()),
+        (
+            "cargo",
+            [&["test", "--locked", "--workspace"][..], extra].concat(),
+        ),
         // Generated crates are part of the workspace, so this also keeps generated code free of
         // the lints a team's own `cargo clippy -D warnings` would trip over.
         (
             "cargo",
             vec![
                 "clippy",
+                "--locked",
                 "--workspace",
                 "--all-targets",
                 "--quiet",

@@ -58,26 +58,26 @@ async fn the_admin_ui_in_headless_chromium() {
     let b_id = b_company["id"].as_str().unwrap().to_owned();
     let shots = screenshots.clone();
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(&script)
-            .current_dir(repo_root().join(".ci"))
-            .env("TOOLS", repo_root().join(".ci/package.json"))
-            .env("CHROMIUM", chromium)
-            .env("CORTEX_URL", base)
-            .env("SCREENSHOTS", &shots)
-            .env("ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("COMPANY", "Analytical Engines")
-            .env("TENANT_A_EMAIL", "admin-a@example.com")
-            .env("TENANT_A_PASSWORD", ADMIN_PASSWORD)
-            .env("TENANT_A_COMPANY", "Alpha Widgets")
-            .env("TENANT_B_COMPANY", "Beta Confidential")
-            .env("TENANT_B_COMPANY_ID", b_id)
-            .output()
+        prefiq_testkit::tools::output(
+            std::process::Command::new("node")
+                .arg(&script)
+                .current_dir(repo_root().join(".ci"))
+                .env("TOOLS", repo_root().join(".ci/package.json"))
+                .env("CHROMIUM", chromium)
+                .env("CORTEX_URL", base)
+                .env("SCREENSHOTS", &shots)
+                .env("ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("COMPANY", "Analytical Engines")
+                .env("TENANT_A_EMAIL", "admin-a@example.com")
+                .env("TENANT_A_PASSWORD", ADMIN_PASSWORD)
+                .env("TENANT_A_COMPANY", "Alpha Widgets")
+                .env("TENANT_B_COMPANY", "Beta Confidential")
+                .env("TENANT_B_COMPANY_ID", b_id),
+        )
     })
     .await
-    .unwrap()
-    .expect("node runs");
+    .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -44,12 +44,70 @@ pub fn schemathesis() -> PathBuf {
     tool(".venv/bin/schemathesis")
 }
 
-/// Runs a command to completion and asserts that it succeeded, showing its output otherwise.
+/// How long an outside tool may run before the test fails instead of hanging CI: 600 s, or
+/// `PREFIQ_TOOL_TIMEOUT` seconds.
+pub fn tool_timeout() -> std::time::Duration {
+    let seconds = std::env::var("PREFIQ_TOOL_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    std::time::Duration::from_secs(seconds)
+}
+
+/// Runs a command to completion, as `Command::output` does, within [`tool_timeout`]: a tool
+/// that stalls is killed and the test fails, saying which tool and what it printed.
+#[track_caller]
+pub fn output(command: &mut Command) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let limit = tool_timeout();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    // Both pipes are drained while the tool runs, so a full pipe cannot stall it.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the tool's status") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = stdout.join().unwrap_or_default();
+            let err = stderr.join().unwrap_or_default();
+            panic!(
+                "{command:?} did not finish within {} s (PREFIQ_TOOL_TIMEOUT) and was stopped:\n{}\n{}",
+                limit.as_secs(),
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// Runs a command to completion within [`tool_timeout`] and asserts that it succeeded, showing
+/// its output otherwise.
 #[track_caller]
 pub fn run_ok(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let output = output(command);
     assert!(
         output.status.success(),
         "{command:?} failed ({}):\n{}\n{}",

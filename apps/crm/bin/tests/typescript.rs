@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use prefiq_testkit::tools::{repo_root, run_ok, tsc};
+use prefiq_testkit::tools::{output, repo_root, run_ok, tsc};
 use prefiq_testkit::{Backend, Server};
 
 #[test]
@@ -39,16 +39,16 @@ async fn the_typescript_client_drives_the_live_service() {
     let base = server.base.clone();
     let token = server.token.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("--test")
-            .arg(&test)
-            .env("PREFIQ_BASE_URL", base)
-            .env("PREFIQ_TOKEN", token)
-            .output()
+        output(
+            Command::new("node")
+                .arg("--test")
+                .arg(&test)
+                .env("PREFIQ_BASE_URL", base)
+                .env("PREFIQ_TOKEN", token),
+        )
     })
     .await
-    .unwrap()
-    .expect("node runs");
+    .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
