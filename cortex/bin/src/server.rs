@@ -740,17 +740,13 @@ pub async fn run(config: &Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let shutdown = prefiq_runtime::serve::shutdown_signal();
     println!("listening on http://{address}");
     let apps: Vec<&str> = installed().iter().map(|a| a.catalog.name).collect();
     tracing::info!(apps = ?apps, "cortex serves /admin, /docs, /openapi.json and /api/<app>/");
-    prefiq_runtime::serve::serve_connections(
-        listener,
-        started.router,
-        config.limits,
-        prefiq_runtime::serve::shutdown_signal(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    prefiq_runtime::serve::serve_connections(listener, started.router, config.limits, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
     maintenance.abort();
     started.db.close().await;
     started.owner.close().await;
