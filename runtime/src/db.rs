@@ -351,7 +351,16 @@ pub fn now() -> DateTime<Utc> {
 }
 
 /// The format of instants stored in SQLite: UTC, microseconds, fixed width, so text order is time order.
+/// A leap second (`23:59:60`) is stored as the instant after it, as PostgreSQL stores it, so
+/// both databases keep and return the same value.
 pub fn sqlite_datetime(value: &DateTime<Utc>) -> String {
+    use chrono::Timelike as _;
+    let value = match value.nanosecond().checked_sub(1_000_000_000) {
+        Some(nanos) => value
+            .with_nanosecond(nanos)
+            .map_or(*value, |t| t + chrono::Duration::seconds(1)),
+        None => *value,
+    };
     value.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
