@@ -143,6 +143,17 @@ fn forbidden_edges_are_absent() {
             &["prefiq-codegen", "prefiq-ir", "prefiq-runtime"],
             "templates are data",
         ),
+        (
+            "prefiq-grammar",
+            &[
+                "prefiq-codegen",
+                "prefiq-ir",
+                "prefiq-runtime",
+                "tokio",
+                "serde",
+            ],
+            "the query grammar is shared by the generator and the runtime, so it depends on neither",
+        ),
     ];
     let mut broken = Vec::new();
     for (package, banned, why) in forbidden {
