@@ -13,18 +13,7 @@ use uuid::Uuid;
 
 use crate::db::{DbError, Executor, Sql, SqlValue};
 use crate::meta::{ColumnKind, ColumnMeta, TableMeta};
-use crate::migrate::Migration;
-
-/// The name the runtime's own migrations are recorded under.
-pub const LEDGER_APP: &str = "prefiq";
-
-/// The runtime's migrations, applied before any app's.
-pub const MIGRATIONS: &[Migration] = &[Migration::embedded(
-    1,
-    "audit",
-    include_str!("migrations/postgres/0001_audit.sql"),
-    include_str!("migrations/sqlite/0001_audit.sql"),
-)];
+use crate::migrate::LEDGER_APP;
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

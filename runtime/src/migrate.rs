@@ -173,16 +173,27 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
     Ok(out)
 }
 
+/// The name the runtime's own migrations are recorded under.
+pub const LEDGER_APP: &str = "prefiq";
+
+/// The runtime's own migrations (the audit log), applied before any app's.
+pub const MIGRATIONS: &[Migration] = &[Migration::embedded(
+    1,
+    "audit",
+    include_str!("migrations/postgres/0001_audit.sql"),
+    include_str!("migrations/sqlite/0001_audit.sql"),
+)];
+
 /// Applies every pending migration of `app`, in version order, after the runtime's own
-/// ([`crate::audit::MIGRATIONS`]); then, on PostgreSQL, grants the server's role
+/// ([`MIGRATIONS`]); then, on PostgreSQL, grants the server's role
 /// ([`crate::db::APP_ROLE`]) what it may do.
 pub async fn apply(
     db: &Db,
     app: &str,
     migrations: &[Migration],
 ) -> Result<MigrationReport, MigrateError> {
-    if app != crate::audit::LEDGER_APP {
-        apply_one(db, crate::audit::LEDGER_APP, crate::audit::MIGRATIONS).await?;
+    if app != LEDGER_APP {
+        apply_one(db, LEDGER_APP, MIGRATIONS).await?;
     }
     let report = apply_one(db, app, migrations).await?;
     grant(db).await?;
@@ -218,12 +229,12 @@ async fn grant(db: &Db) -> Result<(), MigrateError> {
     if let Db::Postgres(pool, _) = db {
         let mut conn = pool.acquire().await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(lock_key(crate::audit::LEDGER_APP))
+            .bind(lock_key(LEDGER_APP))
             .execute(&mut *conn)
             .await?;
         let granted = sqlx::raw_sql(GRANTS).execute(&mut *conn).await;
         sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(lock_key(crate::audit::LEDGER_APP))
+            .bind(lock_key(LEDGER_APP))
             .execute(&mut *conn)
             .await?;
         granted?;

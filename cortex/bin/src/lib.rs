@@ -13,5 +13,6 @@ pub mod oauth;
 pub mod server;
 pub mod services;
 pub mod settings;
+pub mod web;
 
 pub use generated::{CortexService, router};

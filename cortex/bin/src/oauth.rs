@@ -388,7 +388,7 @@ async fn token(
     State(tokens): State<Shared>,
     // The connection's peer: behind a proxy every request shares one, which throttles harder,
     // never softer.
-    crate::admin::Peer(address): crate::admin::Peer,
+    crate::web::Peer(address): crate::web::Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -800,11 +800,7 @@ async fn authorize(
     Query(query): Query<AuthorizeQuery>,
 ) -> Response {
     let page = |status: StatusCode, message: &str| {
-        (
-            status,
-            crate::admin::message_page("Cannot sign in", message),
-        )
-            .into_response()
+        (status, crate::web::message_page("Cannot sign in", message)).into_response()
     };
     let Some(client_id) = query.client_id.as_deref() else {
         return page(
@@ -853,7 +849,7 @@ async fn authorize(
             ),
         ]);
     }
-    let session = match crate::admin::cookie(&headers, crate::admin::SESSION_COOKIE) {
+    let session = match crate::web::cookie(&headers, crate::web::SESSION_COOKIE) {
         Some(secret) => identity::session(&mut tokens.db.clone(), &secret)
             .await
             .ok()

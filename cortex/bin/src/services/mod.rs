@@ -194,7 +194,7 @@ impl CortexService for Service {
         input: &mut AppRegistrationCreate,
     ) -> Result<(), Problem> {
         let installed = input.app == "cortex"
-            || crate::server::installed()
+            || cortex_apps::INSTALLED
                 .iter()
                 .any(|a| a.catalog.name == input.app);
         if installed {
