@@ -532,7 +532,9 @@ async fn tenant_a_never_reaches_tenant_b(cortex: &Cortex, t: &Tenants) {
             a,
         )
         .await;
-    assert!(paged.status == 200 || paged.status == 400, "{}", paged.text);
+    // Either refused (a cursor this API did not make for this query names no page: 404), or
+    // a page of A's rows.
+    assert!(matches!(paged.status, 200 | 404), "{}", paged.text);
     if paged.status == 200 {
         assert!(
             paged.body["items"]
