@@ -90,3 +90,19 @@ pub fn message_page(title: &str, message: &str) -> Html<String> {
             .unwrap_or_else(|_| "error".into()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; prefiq_session=xyz; b=2"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("xyz"));
+        assert_eq!(cookie(&headers, "c"), None);
+    }
+}

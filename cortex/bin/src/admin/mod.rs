@@ -282,15 +282,4 @@ mod tests {
         assert!(css.contains("--space-1: 4px;"));
         assert!(!css.contains("description"));
     }
-
-    #[test]
-    fn cookies_are_found_by_name() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; prefiq_session=xyz; b=2"),
-        );
-        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("xyz"));
-        assert_eq!(cookie(&headers, "c"), None);
-    }
 }
