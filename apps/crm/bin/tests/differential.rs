@@ -86,10 +86,10 @@ impl Run<'_> {
             .send(method, &path, body.as_ref(), headers)
             .await;
         let raw = reply.body.clone();
-        if reply.status.as_u16() == 201 {
-            if let Some(id) = raw["id"].as_str() {
-                self.ids.push(id.to_owned());
-            }
+        if reply.status.as_u16() == 201
+            && let Some(id) = raw["id"].as_str()
+        {
+            self.ids.push(id.to_owned());
         }
         let answer = Answer {
             status: reply.status.as_u16(),
