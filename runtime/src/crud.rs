@@ -544,39 +544,7 @@ pub async fn delete<R: Resource>(
     let key: R::Key = R::key(current)
         .parse()
         .map_err(|_| DbError::Internal("a row's key does not parse".into()))?;
-    // Rows that refer to this one with `on-delete: set-null` lose the reference here rather than
-    // in the database, so that their version and `updated_at` move with their body.
-    for referrer in R::TABLE.referrers {
-        let d = db.dialect();
-        let mut sets = vec![
-            format!("{} = NULL", crate::meta::quote(referrer.column)),
-            format!("{v} = {v} + 1", v = crate::meta::quote(referrer.version)),
-        ];
-        let mut values = vec![key.to_sql()];
-        if let Some(updated) = referrer.updated_at {
-            values.push(SqlValue::DateTime(stamp.now));
-            sets.push(format!(
-                "{} = {}",
-                crate::meta::quote(updated),
-                d.placeholder(values.len())
-            ));
-        }
-        let mut sql = format!(
-            "UPDATE {} SET {} WHERE {} = {}",
-            crate::meta::quote(referrer.table),
-            sets.join(", "),
-            crate::meta::quote(referrer.column),
-            d.placeholder(1)
-        );
-        if referrer.tenant {
-            values.push(SqlValue::Uuid(stamp.tenant));
-            sql.push_str(&format!(
-                " AND \"tenant_id\" = {}",
-                d.placeholder(values.len())
-            ));
-        }
-        db.execute(Sql::built(sql), values).await?;
-    }
+    remove_referrers(db, R::TABLE, key.to_sql(), &stamp).await?;
     let mut params = vec![key.to_sql(), SqlValue::Int(R::version(current))];
     params.extend(tenant_param::<R>(&stamp));
     let sql = db.pick(&R::statements().delete[0], &R::statements().delete[1]);
@@ -592,6 +560,153 @@ pub async fn delete<R: Resource>(
     )
     .await?;
     Ok(true)
+}
+
+/// Does for the rows that refer to the row `key` of `table` what their `on-delete` says, before
+/// that row is deleted: `set-null` clears the reference and moves the referrer's version and
+/// `updated_at`; `cascade` deletes the referrer, after doing the same for the rows that refer to
+/// it, and appends an audit entry for each row it deletes. The database's own clauses stay as a
+/// backstop; after this they find nothing left to do.
+async fn remove_referrers(
+    db: &mut impl Executor,
+    table: &'static TableMeta,
+    key: SqlValue,
+    stamp: &Stamp,
+) -> Result<(), DbError> {
+    use crate::meta::OnDelete;
+    // Depth first, without recursion: the rows whose referrers are still to be seen, and the
+    // rows to delete, deepest last in discovery order (so deleted first).
+    let mut pending = vec![(table, key)];
+    let mut doomed: Vec<(&'static crate::meta::ReferrerMeta, Row)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while let Some((table, key)) = pending.pop() {
+        for referrer in table.referrers {
+            let d = db.dialect();
+            let mut values = vec![key.clone()];
+            let mut filter = format!("{} = {}", quote(referrer.column), d.placeholder(1));
+            if referrer.tenant {
+                values.push(SqlValue::Uuid(stamp.tenant));
+                filter.push_str(&format!(
+                    " AND \"tenant_id\" = {}",
+                    d.placeholder(values.len())
+                ));
+            }
+            match referrer.on_delete {
+                OnDelete::SetNull => {
+                    let mut sets = vec![
+                        format!("{} = NULL", quote(referrer.column)),
+                        format!("{v} = {v} + 1", v = quote(referrer.version)),
+                    ];
+                    if let Some(updated) = referrer.updated_at {
+                        values.push(SqlValue::DateTime(stamp.now));
+                        sets.push(format!(
+                            "{} = {}",
+                            quote(updated),
+                            d.placeholder(values.len())
+                        ));
+                    }
+                    let sql = format!(
+                        "UPDATE {} SET {} WHERE {filter}",
+                        quote(referrer.table),
+                        sets.join(", ")
+                    );
+                    db.execute(Sql::built(sql), values).await?;
+                }
+                OnDelete::Cascade => {
+                    let meta = referrer.meta;
+                    let columns: Vec<String> =
+                        meta.columns.iter().map(|c| quote(c.column)).collect();
+                    let sql = format!(
+                        "SELECT {} FROM {} WHERE {filter}",
+                        columns.join(", "),
+                        quote(referrer.table)
+                    );
+                    for row in db.fetch_all(Sql::built(sql), values).await? {
+                        let child = row_value(meta, &row, meta.primary_key)?;
+                        if seen.insert((meta.table, child.to_string())) {
+                            pending.push((
+                                meta,
+                                SqlValue::from_json(meta.columns[meta.primary_key].kind, &child)
+                                    .ok_or_else(|| {
+                                        DbError::Internal("a row's key does not bind".into())
+                                    })?,
+                            ));
+                            doomed.push((referrer, row));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (referrer, row) in doomed.into_iter().rev() {
+        let meta = referrer.meta;
+        let before = row_json(meta, &row)?;
+        let child = row_value(meta, &row, meta.primary_key)?;
+        let d = db.dialect();
+        let mut values = vec![
+            SqlValue::from_json(meta.columns[meta.primary_key].kind, &child)
+                .ok_or_else(|| DbError::Internal("a row's key does not bind".into()))?,
+        ];
+        let mut sql = format!(
+            "DELETE FROM {} WHERE {} = {}",
+            quote(meta.table),
+            quote(meta.columns[meta.primary_key].column),
+            d.placeholder(1)
+        );
+        if referrer.tenant {
+            values.push(SqlValue::Uuid(stamp.tenant));
+            sql.push_str(&format!(
+                " AND \"tenant_id\" = {}",
+                d.placeholder(values.len())
+            ));
+        }
+        if db.execute(Sql::built(sql), values).await? == 0 {
+            continue;
+        }
+        let secret = |member: &str| meta.columns.iter().any(|c| c.field == member && c.secret);
+        let changes = crate::audit::changes(Some(&before), None, referrer.writable, secret);
+        let key = match &child {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        crate::audit::record(db, meta, Action::Delete, &key, changes).await?;
+    }
+    Ok(())
+}
+
+/// The value of column `index` of a row selected with every column of `meta`, as JSON.
+fn row_value(meta: &TableMeta, row: &Row, index: usize) -> Result<serde_json::Value, DbError> {
+    use crate::meta::ColumnKind;
+    use serde_json::Value;
+    fn json<T: Serialize>(value: Option<T>) -> Value {
+        value.map_or(Value::Null, |v| {
+            serde_json::to_value(v).unwrap_or(Value::Null)
+        })
+    }
+    Ok(match meta.columns[index].kind {
+        ColumnKind::Bool => json(row.opt::<bool>(index)?),
+        ColumnKind::Int32 => json(row.opt::<i32>(index)?),
+        ColumnKind::Int => json(row.opt::<i64>(index)?),
+        ColumnKind::Float => json(row.opt::<f64>(index)?),
+        ColumnKind::Text => json(row.opt::<String>(index)?),
+        ColumnKind::Uuid => json(row.opt::<Uuid>(index)?),
+        ColumnKind::Date => json(row.opt::<chrono::NaiveDate>(index)?),
+        ColumnKind::DateTime => json(row.opt::<DateTime<Utc>>(index)?),
+        ColumnKind::Decimal => json(
+            row.opt::<rust_decimal::Decimal>(index)?
+                .map(|d| d.to_string()),
+        ),
+        ColumnKind::Json => row.opt_json::<Value>(index)?.unwrap_or(Value::Null),
+    })
+}
+
+/// A row selected with every column of `meta`, as the JSON object of its members.
+fn row_json(meta: &TableMeta, row: &Row) -> Result<serde_json::Value, DbError> {
+    let mut object = serde_json::Map::new();
+    for (index, column) in meta.columns.iter().enumerate() {
+        object.insert(column.field.to_owned(), row_value(meta, row, index)?);
+    }
+    Ok(serde_json::Value::Object(object))
 }
 
 /// A page of the rows of the caller's tenant (and, where rows belong to their owner, of the

@@ -185,8 +185,18 @@ pub struct TableMeta {
     pub referrers: &'static [ReferrerMeta],
 }
 
-/// A table that refers to another with `on-delete: set-null`: deleting the referred row
-/// clears the reference and moves the referring row's version and `updated_at`.
+/// What deleting a referred row does to the rows that refer to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    /// The reference is cleared, and the referring row's version and `updated_at` move.
+    SetNull,
+    /// The referring rows are deleted too, each with its own audit entry.
+    Cascade,
+}
+
+/// A table that refers to another with `on-delete: set-null` or `cascade`. The repository does
+/// what the clause says itself, rather than leave it to the database, so that every row it
+/// changes or removes moves its version and gets its audit entry.
 #[derive(Debug)]
 pub struct ReferrerMeta {
     /// The referring table.
@@ -199,6 +209,12 @@ pub struct ReferrerMeta {
     pub updated_at: Option<&'static str>,
     /// Whether it is tenant-scoped.
     pub tenant: bool,
+    /// What a delete does to it.
+    pub on_delete: OnDelete,
+    /// Its own description, for the rows a cascade removes (and, in turn, theirs).
+    pub meta: &'static TableMeta,
+    /// Its members a client writes, which its audit entries show.
+    pub writable: &'static [&'static str],
 }
 
 impl TableMeta {

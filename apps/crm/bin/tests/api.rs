@@ -706,6 +706,26 @@ async fn service_hooks_run_around_writes(server: &Server) {
         ))
         .await
         .problem(404);
+    // The repository deleted it, not the database, so its removal is in the audit log too.
+    let deleted: Vec<String> = server
+        .db
+        .fetch_all(
+            "SELECT entity_id FROM prefiq_audit WHERE entity = 'Activity' AND action = 'delete'",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.req::<String>(0).unwrap())
+        .collect();
+    assert_eq!(
+        deleted
+            .iter()
+            .filter(|id| id.as_str() == activity["id"].as_str().unwrap())
+            .count(),
+        1,
+        "one audit entry for the cascaded activity: {deleted:?}"
+    );
 }
 
 async fn values_round_trip_exactly(server: &Server) {

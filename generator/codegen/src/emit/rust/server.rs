@@ -144,19 +144,23 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
         None => quote!(None),
     };
     let app_name = &app.name;
-    // Every table that refers to this one with `on-delete: set-null`.
+    // Every table that refers to this one with `on-delete: set-null` or `cascade`: the
+    // repository does what the clause says, so that each row it touches is versioned and audited.
     let referrers: Vec<TokenStream> = app
         .entities
         .iter()
         .flat_map(|other| {
             other.fields.iter().filter_map(move |f| {
                 let reference = f.references.as_ref()?;
-                (reference.entity == entity.name
-                    && reference.on_delete == crate::ir::OnDelete::SetNull)
-                    .then_some((other, f))
+                let on_delete = match reference.on_delete {
+                    crate::ir::OnDelete::SetNull => quote!(::prefiq_runtime::meta::OnDelete::SetNull),
+                    crate::ir::OnDelete::Cascade => quote!(::prefiq_runtime::meta::OnDelete::Cascade),
+                    _ => return None,
+                };
+                (reference.entity == entity.name).then_some((other, f, on_delete))
             })
         })
-        .map(|(other, f)| {
+        .map(|(other, f, on_delete)| {
             let table = &other.table;
             let column = &f.column;
             let version = &other.version().column;
@@ -168,8 +172,10 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
                 None => quote!(None),
             };
             let tenant = other.tenancy == Tenancy::Tenant;
+            let module = format_ident!("{}", other.snake);
             quote!(::prefiq_runtime::meta::ReferrerMeta {
                 table: #table, column: #column, version: #version, updated_at: #updated, tenant: #tenant,
+                on_delete: #on_delete, meta: &super::#module::TABLE, writable: super::#module::WRITABLE,
             })
         })
         .collect();
