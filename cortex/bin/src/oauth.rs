@@ -216,10 +216,28 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// The form parameters of a request, refusing repeats (RFC 6749 §3.2).
+/// The parameters the token and revocation endpoints read.
+const PARAMETERS: &[&str] = &[
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "client_id",
+    "client_secret",
+    "scope",
+    "token",
+    "token_type_hint",
+];
+
+/// The form parameters of a request that the endpoints read, refusing a repeat of any of them
+/// (RFC 6749 §3.2) and ignoring the rest, as RFC 6749 §3.1 requires of unrecognized ones.
 fn form(body: &Bytes) -> Result<std::collections::BTreeMap<String, String>, OAuthError> {
     let mut params = std::collections::BTreeMap::new();
     for (name, value) in form_urlencoded::parse(body) {
+        if !PARAMETERS.contains(&name.as_ref()) {
+            continue;
+        }
         if params.insert(name.to_string(), value.to_string()).is_some() {
             return Err(OAuthError::new(
                 "invalid_request",
