@@ -38,8 +38,11 @@ pub struct Config {
     #[arg(long, env = "PREFIQ_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// Database to use: postgres://... or sqlite:path. Defaults to an SQLite file under .prefiq/.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A file holding the database URL (a mounted secret), read when DATABASE_URL is not set.
+    #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<std::path::PathBuf>,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "PREFIQ_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
@@ -52,6 +55,13 @@ pub struct Config {
     /// Do not apply pending migrations at start-up.
     #[arg(long, env = "PREFIQ_NO_MIGRATE")]
     pub no_migrate: bool,
+    /// Apply pending migrations and exit, without serving (a deployment's migration job).
+    #[arg(long, conflicts_with = "no_migrate")]
+    pub migrate_only: bool,
+    /// Ask the server listening on --bind for `/healthz` and exit 0 if it answers 200: a
+    /// container healthcheck that needs no shell or curl in the image.
+    #[arg(long)]
+    pub probe: bool,
     /// `production` refuses insecure settings (`PREFIQ_AUTH=off`, a missing signing key).
     #[arg(long = "env", env = "PREFIQ_ENV", default_value = "development")]
     pub environment: Environment,
@@ -267,6 +277,18 @@ impl Config {
             .clone()
             .unwrap_or_else(|| format!("sqlite:.prefiq/{app}.db"))
     }
+}
+
+/// A secret from a file (a mounted Kubernetes or Docker secret): its text without the line end.
+/// `setting` names the variable in the error.
+pub fn secret_file(setting: &str, path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{setting}: cannot read {}: {e}", path.display()))?;
+    let text = text.trim_end_matches(['\r', '\n']);
+    if text.is_empty() {
+        return Err(format!("{setting}: {} is empty", path.display()));
+    }
+    Ok(text.to_owned())
 }
 
 /// Starts logging; `PREFIQ_LOG` (or `RUST_LOG`) sets the filter, `info` by default. Colours only
@@ -487,6 +509,44 @@ pub async fn serve(router: Router, config: &Config) -> std::io::Result<()> {
     serve_connections(listener, router, config.limits, shutdown).await
 }
 
+/// The container healthcheck: `GET /healthz` on the server listening on `bind` (on this host's
+/// loopback when it listens on every address), with a two-second budget. Success when it answers
+/// 200. Plain HTTP/1.1 over a socket, so images need no shell, curl or wget.
+pub fn probe(bind: SocketAddr) -> ExitCode {
+    use std::io::{Read, Write};
+    let mut target = bind;
+    if target.ip().is_unspecified() {
+        target.set_ip(match bind {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let budget = Duration::from_secs(2);
+    let answer = (|| -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&target, budget)?;
+        stream.set_read_timeout(Some(budget))?;
+        stream.set_write_timeout(Some(budget))?;
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut head = [0u8; 64];
+        let read = stream.read(&mut head)?;
+        Ok(String::from_utf8_lossy(&head[..read]).into_owned())
+    })();
+    match answer {
+        Ok(head) if head.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(head) => {
+            eprintln!("unhealthy: {}", head.lines().next().unwrap_or("no answer"));
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("unhealthy: {target}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The `main` of a generated app binary: parse configuration, open and migrate the database,
 /// build the app's router with `build`, and serve it.
 pub fn main<F>(spec: AppSpec, build: F) -> ExitCode
@@ -494,7 +554,19 @@ where
     F: FnOnce(Db) -> Result<Router, Box<dyn std::error::Error>>,
 {
     init_tracing();
-    let config = Config::parse();
+    let mut config = Config::parse();
+    if config.probe {
+        return probe(config.bind);
+    }
+    if let Some(path) = &config.database_url_file {
+        match secret_file("DATABASE_URL_FILE", path) {
+            Ok(url) => config.database_url = Some(url),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -506,6 +578,11 @@ where
         }
     };
     let result: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
+        if config.migrate_only {
+            prepare(&spec, &config).await?.close().await;
+            println!("{}: migrations applied", spec.name);
+            return Ok(());
+        }
         let auth = authenticator(&config).await?;
         let db = prepare(&spec, &config).await?;
         let router = with_limits(

@@ -350,3 +350,66 @@ async fn slow_headers_and_bodies_are_cut_off_at_their_timeouts() {
     );
     stop(child);
 }
+
+/// What a container needs of the binary: a migration-only run (the deployment's migration job),
+/// the database URL from a mounted secret file, and a healthcheck that needs no curl.
+#[test]
+fn the_binary_migrates_alone_reads_its_database_url_from_a_file_and_probes_itself() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let secret = dir.path().join("database-url");
+    std::fs::write(&secret, "sqlite:deployed.db\n").unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_app-crm"));
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("PREFIQ_AUTH")
+            .env("PREFIQ_LOG", "warn");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().expect("the binary runs")
+    };
+    let secret_path = secret.to_str().unwrap();
+
+    // --migrate-only applies the migrations to the database the file names, and exits.
+    let migrated = run(&["--migrate-only"], &[("DATABASE_URL_FILE", secret_path)]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("crm: migrations applied"));
+    assert!(
+        dir.path().join("deployed.db").exists(),
+        "the file's database was migrated"
+    );
+    assert!(
+        !dir.path().join(".prefiq/crm.db").exists(),
+        "not the default database"
+    );
+
+    // An empty or missing secret file is an error that names the setting, not a default.
+    std::fs::write(dir.path().join("empty"), "\n").unwrap();
+    let empty = run(&["--migrate-only"], &[("DATABASE_URL_FILE", "empty")]);
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("DATABASE_URL_FILE"));
+
+    // --probe answers 0 against a serving server and 1 against a port nobody listens on.
+    let (child, base) = start_in(
+        dir.path(),
+        &[("DATABASE_URL_FILE", secret_path), ("PREFIQ_AUTH", "off")],
+    );
+    let bind = base.trim_start_matches("http://");
+    let healthy = run(&["--probe", "--bind", bind], &[]);
+    assert!(
+        healthy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
+    stop(child);
+    let gone = run(&["--probe", "--bind", bind], &[]);
+    assert!(!gone.status.success(), "nothing listens there any more");
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("unhealthy"));
+}
