@@ -13,6 +13,9 @@ pub struct Config {
     /// The database: postgres://... or sqlite:path. Default: .prefiq/cortex.db (SQLite).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A file holding the database URL (a mounted secret), read when DATABASE_URL is not set.
+    #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<std::path::PathBuf>,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "PREFIQ_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
@@ -32,12 +35,22 @@ pub struct Config {
     /// Required in production; elsewhere a development key is kept in .prefiq/.
     #[arg(long, env = "PREFIQ_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
+    /// A file holding the signing key (a mounted secret), read when PREFIQ_SIGNING_KEY is not set.
+    #[arg(long, env = "PREFIQ_SIGNING_KEY_FILE", conflicts_with = "signing_key")]
+    pub signing_key_file: Option<std::path::PathBuf>,
     /// The first administrator's e-mail, used when the database has no user yet.
     #[arg(long, env = "PREFIQ_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
     /// The first administrator's password; without it, a one-time password is printed once.
     #[arg(long, env = "PREFIQ_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// A file holding the first administrator's password (a mounted secret).
+    #[arg(
+        long,
+        env = "PREFIQ_ADMIN_PASSWORD_FILE",
+        conflicts_with = "admin_password"
+    )]
+    pub admin_password_file: Option<std::path::PathBuf>,
     /// Where tenants' rows live: `rows` (shared tables, a `tenant_id` on each row) or, on
     /// PostgreSQL, `schemas` (each tenant's tables in a schema of its own, migrated when the
     /// tenant is first used and at every start).
@@ -55,6 +68,21 @@ pub enum TenancyMode {
 }
 
 impl Config {
+    /// Reads the settings given as files (`*_FILE`, mounted secrets) into their values.
+    pub fn read_secret_files(&mut self) -> Result<(), String> {
+        use prefiq_runtime::serve::secret_file;
+        if let Some(path) = &self.database_url_file {
+            self.database_url = Some(secret_file("DATABASE_URL_FILE", path)?);
+        }
+        if let Some(path) = &self.signing_key_file {
+            self.signing_key = Some(secret_file("PREFIQ_SIGNING_KEY_FILE", path)?);
+        }
+        if let Some(path) = &self.admin_password_file {
+            self.admin_password = Some(secret_file("PREFIQ_ADMIN_PASSWORD_FILE", path)?);
+        }
+        Ok(())
+    }
+
     /// The database URL.
     pub fn database_url(&self) -> String {
         self.database_url

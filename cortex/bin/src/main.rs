@@ -37,6 +37,12 @@ enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Applies every pending migration (Cortex's and the apps') and exits: a deployment's
+    /// migration job.
+    Migrate,
+    /// Asks the Cortex listening on --bind for `/healthz`; exits 0 if it answers 200 (the
+    /// container healthcheck, with no shell or curl in the image).
+    Probe,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,11 +124,18 @@ fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
 
 fn main() -> ExitCode {
     prefiq_runtime::serve::init_tracing();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     if let Some(Command::Key(KeyCommand::Generate)) = &cli.command {
         let kid = format!("k{}", chrono::Utc::now().format("%Y%m%d"));
         println!("{}", prefiq_runtime::auth::SigningKey::generate_text(&kid));
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Probe) = &cli.command {
+        return prefiq_runtime::serve::probe(cli.config.bind);
+    }
+    if let Err(error) = cli.config.read_secret_files() {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -154,7 +167,12 @@ fn main() -> ExitCode {
                 tenant,
                 roles,
             })) => client_create(&cli.config, &name, public, &redirect_uris, tenant, &roles).await,
-            Some(Command::Key(_)) => Ok(()),
+            Some(Command::Migrate) => {
+                cortex::server::migrate(&cli.config).await?;
+                println!("cortex: migrations applied");
+                Ok(())
+            }
+            Some(Command::Key(_) | Command::Probe) => Ok(()),
         }
     });
     match result {

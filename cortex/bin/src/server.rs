@@ -547,6 +547,22 @@ pub struct Started {
     pub owner: Db,
 }
 
+/// What a deployment's migration job runs: every migration, the roles and default tenant, and,
+/// with a schema per tenant, every tenant's schema; then it closes the connections.
+pub async fn migrate(config: &Config) -> Result<(), String> {
+    let (owner, db) = connect(config).await?;
+    bootstrap(&db, config, false).await?;
+    if owner.layout() == Layout::Schemas {
+        let provisioned = Provisioned::default();
+        for tenant in tenants(&owner).await? {
+            provision(&owner, &provisioned, tenant).await?;
+        }
+    }
+    db.close().await;
+    owner.close().await;
+    Ok(())
+}
+
 /// Connects, migrates, bootstraps and builds the router.
 pub async fn start(config: &Config) -> Result<Started, String> {
     let key = signing_key(config)?;

@@ -260,3 +260,81 @@ async fn admin_create_and_token_create_on_the_command_line() {
         .status();
     server.wait().unwrap();
 }
+
+/// What the deployment runs: `cortex migrate` (the migration job) in production, with the
+/// database URL and signing key from mounted secret files, then `serve` from the same files,
+/// and `cortex probe` as the container healthcheck.
+#[test]
+fn the_migration_job_and_the_healthcheck_run_in_production_from_secret_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("database-url"), "sqlite:deployed.db\n").unwrap();
+    let key = cortex(dir.path())
+        .args(["key", "generate"])
+        .output()
+        .unwrap();
+    assert!(key.status.success());
+    std::fs::write(dir.path().join("signing-key"), &key.stdout).unwrap();
+    let production = |command: &mut Command| {
+        command
+            .env("PREFIQ_ENV", "production")
+            .env("DATABASE_URL_FILE", "database-url")
+            .env("PREFIQ_SIGNING_KEY_FILE", "signing-key");
+    };
+
+    let mut migrate = cortex(dir.path());
+    production(&mut migrate);
+    let migrated = migrate.arg("migrate").output().unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(dir.path().join("deployed.db").exists());
+    assert!(
+        !dir.path().join(".prefiq").exists(),
+        "no development key, no default database"
+    );
+
+    let mut serve = cortex(dir.path());
+    production(&mut serve);
+    let mut child = serve
+        .args(["--bind", "127.0.0.1:0", "--no-migrate", "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let bind = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("it listens: {line:?}"))
+        .to_owned();
+    let probe = |bind: &str| {
+        cortex(dir.path())
+            .args(["--bind", bind, "probe"])
+            .output()
+            .unwrap()
+    };
+    let healthy = probe(&bind);
+    assert!(
+        healthy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let gone = probe(&bind);
+    assert!(!gone.status.success(), "nothing listens any more");
+
+    // A secret file that is not there stops the start, naming the setting.
+    let mut missing = cortex(dir.path());
+    missing.env("PREFIQ_SIGNING_KEY_FILE", "nowhere");
+    let refused = missing.arg("migrate").output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("PREFIQ_SIGNING_KEY_FILE"));
+}

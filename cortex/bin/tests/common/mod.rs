@@ -91,14 +91,17 @@ impl Cortex {
         let config = Config {
             bind: "127.0.0.1:0".parse().unwrap(),
             database_url: Some(url),
+            database_url_file: None,
             body_limit: 256 * 1024,
             max_connections: 8,
             limits: prefiq_runtime::serve::Limits::default(),
             no_migrate: false,
             environment: Environment::Development,
             signing_key: Some(SigningKey::generate_text("test")),
+            signing_key_file: None,
             admin_email: Some(ADMIN_EMAIL.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
+            admin_password_file: None,
             tenancy,
         };
         let started = cortex::server::start(&config).await.expect("Cortex starts");
