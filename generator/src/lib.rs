@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod deploy;
 pub mod dev;
 pub mod introspect;
 pub mod seed;

@@ -26,6 +26,8 @@ fn help_texts_are_stable() {
         &["migrate", "apply"],
         &["migrate", "status"],
         &["migrate", "drift"],
+        &["deploy"],
+        &["deploy", "render"],
         &["openapi-ts"],
         &["completions"],
     ];
@@ -61,6 +63,7 @@ fn every_subcommand_has_a_golden_help() {
             "dev",
             "seed",
             "migrate",
+            "deploy",
             "completions",
             "openapi-ts"
         ]

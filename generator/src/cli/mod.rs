@@ -65,6 +65,9 @@ pub enum Command {
     /// Make, apply and check database migrations.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    /// Write deployment manifests.
+    #[command(subcommand)]
+    Deploy(DeployCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  prefiq completions bash > ~/.local/share/bash-completion/completions/prefiq\n  prefiq completions zsh > ~/.zfunc/_prefiq\n  prefiq completions fish > ~/.config/fish/completions/prefiq.fish"
@@ -80,6 +83,32 @@ pub enum Command {
         after_help = "Example:\n  prefiq openapi-ts api.github.com.json --out src/github\n\nWrites types.ts, client.ts and core.ts: one fetch-only function per operation."
     )]
     OpenapiTs(OpenapiTsArgs),
+}
+
+/// `prefiq deploy`.
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Write plain Kubernetes manifests for Cortex and the apps prefiq.toml installs, from the
+    /// Helm chart's values (resources/deploy/helm/prefiq/values.yaml).
+    #[command(
+        after_help = "Examples:\n  prefiq deploy render --tenancy rows                 print the manifests\n  prefiq deploy render --tenancy schemas --out deploy/schemas\n  prefiq deploy render --tenancy databases --values resources/deploy/helm/prefiq/values-databases.yaml --out deploy/databases\n\nApply the migration job first and wait for it: the servers do not migrate (PREFIQ_NO_MIGRATE).\nFiles are numbered in the order to apply them."
+    )]
+    Render(RenderArgs),
+}
+
+/// `prefiq deploy render`.
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Where tenants' rows live.
+    #[arg(long, value_enum)]
+    pub tenancy: crate::deploy::Tenancy,
+    /// A values file applied over the chart's (repeatable, later wins), as `helm -f` does.
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Write one file per object into this folder (replacing its .yaml files). Default: print
+    /// every object to standard output, separated by `---`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `prefiq openapi-ts`.
@@ -344,6 +373,60 @@ pub fn main() -> ExitCode {
         Command::Completions { .. } => ExitCode::SUCCESS,
         Command::Migrate(command) => migrate::run(&root, command, &printer),
         Command::Dev(args) => dev::run(&root, args, &printer),
+        Command::Deploy(DeployCommand::Render(args)) => deploy_render(&root, args, &printer),
+    }
+}
+
+fn deploy_render(root: &Path, args: &RenderArgs, printer: &Printer) -> ExitCode {
+    let (project, diagnostics) =
+        prefiq_codegen::load::load(root, None, &mut prefiq_codegen::load::ParseCache::default());
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        printer.diagnostics(&diagnostics);
+        eprintln!("error: fix prefiq.toml and the schemas first; nothing was rendered");
+        return ExitCode::FAILURE;
+    }
+    let overrides: Vec<&Path> = args.values.iter().map(PathBuf::as_path).collect();
+    let values = match crate::deploy::values(root, &overrides, args.tenancy) {
+        Ok(values) => values,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let objects = crate::deploy::render(&values, project.config.installed());
+    let yaml = |object: &serde_json::Value| serde_yaml::to_string(object).unwrap_or_default();
+    let Some(out) = &args.out else {
+        for (_, object) in &objects {
+            print!("---\n{}", yaml(object));
+        }
+        return ExitCode::SUCCESS;
+    };
+    let written = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(out)?;
+        for entry in std::fs::read_dir(out)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                std::fs::remove_file(path)?;
+            }
+        }
+        for (name, object) in &objects {
+            std::fs::write(out.join(name), format!("---\n{}", yaml(object)))?;
+        }
+        Ok(())
+    })();
+    match written {
+        Ok(()) => {
+            printer.info(&format!(
+                "prefiq deploy render: {} manifests in {}",
+                objects.len(),
+                out.display()
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: cannot write {}: {error}", out.display());
+            ExitCode::FAILURE
+        }
     }
 }
 

