@@ -7,9 +7,12 @@
 //! - `cargo xtask bench ts-client [--runs N]`: the TypeScript client of the GitHub API, beside
 //!   openapi-typescript.
 //! - `cargo xtask bench watch [--edits N]`: save-to-written latency of `prefiq codegen --watch`.
+//! - `cargo xtask bench serve [--duration S] [--connections N] [--rows N]`: the generated CRM
+//!   under wrk, beside a hand-written axum + sqlx service and FastAPI + SQLAlchemy.
 //! - `cargo xtask new-app NAME`: a new app, generated and built.
 
 mod bench;
+mod bench_serve;
 mod bench_watch;
 mod new_app;
 
@@ -35,7 +38,7 @@ fn run(program: &str, args: &[&str]) -> bool {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask new-app NAME"
+        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask bench serve [--duration S] [--connections N] [--rows N]\n  cargo xtask new-app NAME"
     );
     ExitCode::from(2)
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         ["bench", "codegen", rest @ ..] => bench::codegen(rest),
         ["bench", "ts-client", rest @ ..] => bench::ts_client(rest),
         ["bench", "watch", rest @ ..] => bench_watch::watch(rest),
+        ["bench", "serve", rest @ ..] => bench_serve::serve(rest),
         ["new-app", rest @ ..] => new_app::run(rest),
         _ => usage(),
     }
