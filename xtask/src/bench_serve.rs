@@ -174,8 +174,13 @@ fn prepare(base: &str, database: &str, rows: usize, crm: &Path) -> bool {
         )
 }
 
-/// Starts a service and waits until `/healthz` answers.
+/// Starts a service and waits until `/healthz` answers (from it, not from something already on
+/// the port).
 fn start(service: usize, base: &str, port: u16, root: &Path) -> Option<Child> {
+    if healthy(port) {
+        eprintln!("error: something already answers on port {port}; stop it first");
+        return None;
+    }
     let url = format!("{base}/{}", SERVICES[service].database);
     let bind = format!("127.0.0.1:{port}");
     let mut command = match service {
@@ -231,6 +236,9 @@ fn start(service: usize, base: &str, port: u16, root: &Path) -> Option<Child> {
         .ok()?;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
+        if child.try_wait().ok().flatten().is_some() {
+            return None;
+        }
         if healthy(port) {
             return Some(child);
         }
