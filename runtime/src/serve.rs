@@ -234,7 +234,8 @@ pub async fn serve_connections(
             .header_read_timeout(Duration::from_secs(limits.header_timeout.max(1)))
             .keep_alive(limits.keep_alive > 0)
             .max_buf_size((limits.max_headers + limits.max_uri).max(64 * 1024) * 2);
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection =
+            builder.serve_connection(TokioIo::new(ParseErrorsAsProblems::new(stream)), service);
         let connection = graceful.watch(connection);
         let keep_alive = Duration::from_secs(limits.keep_alive.max(1));
         tokio::spawn(async move {
@@ -250,6 +251,145 @@ pub async fn serve_connections(
         () = tokio::time::sleep(Duration::from_secs(30)) => {},
     }
     Ok(())
+}
+
+/// A connection whose HTTP-level errors are problem+json too.
+///
+/// hyper answers a request it cannot parse (a malformed header line, a bad or repeated
+/// `Content-Length`, an oversized head) itself, before any service runs, with a bodiless
+/// response headed `connection: close` and `content-length: 0`. No response of Prefiq's starts
+/// that way, so such a write is replaced by the same status as problem+json; everything else
+/// passes through untouched.
+struct ParseErrorsAsProblems<S> {
+    inner: S,
+    /// The replacement still to write, and how many bytes of hyper's it stands for.
+    pending: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl<S> ParseErrorsAsProblems<S> {
+    fn new(inner: S) -> Self {
+        ParseErrorsAsProblems {
+            inner,
+            pending: None,
+        }
+    }
+
+    /// hyper's own error response, as problem+json; `None` for any other write.
+    fn replacement(head: &[u8]) -> Option<Vec<u8>> {
+        let rest = head.strip_prefix(b"HTTP/1.1 ")?;
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let after = &rest[line_end + 2..];
+        if !after.starts_with(b"connection: close\r\ncontent-length: 0\r\n") {
+            return None;
+        }
+        let code: u16 = std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok()?;
+        let status = axum::http::StatusCode::from_u16(code).ok()?;
+        let reason = status.canonical_reason().unwrap_or("Bad request");
+        let problem = match code {
+            400 => Problem::bad_request(
+                "the request is not valid HTTP/1.1 (a malformed header, or a bad or repeated Content-Length)",
+            ),
+            _ => Problem::new(status, &reason.to_lowercase().replace(' ', "-"), reason)
+                .with_detail("the request's head was refused before it was read"),
+        };
+        let body = serde_json::to_vec(&problem).ok()?;
+        let mut out = format!(
+            "HTTP/1.1 {code} {reason}\r\nconnection: close\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
+            body.len(),
+            chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT")
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        Some(out)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ParseErrorsAsProblems<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> ParseErrorsAsProblems<S> {
+    /// Writes the pending replacement; `Ready(Ok(n))` with hyper's byte count once it is out.
+    fn drain(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        while let Some((bytes, written, stands_for)) = &mut self.pending {
+            if *written == bytes.len() {
+                let n = *stands_for;
+                self.pending = None;
+                return Poll::Ready(Ok(n));
+            }
+            match std::pin::Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(0))
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ParseErrorsAsProblems<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.pending.is_none() {
+            match Self::replacement(buf) {
+                Some(bytes) => self.pending = Some((bytes, 0, buf.len())),
+                None => return std::pin::Pin::new(&mut self.inner).poll_write(cx, buf),
+            }
+        }
+        self.drain(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.pending.is_none() {
+            let first = bufs.iter().find(|b| !b.is_empty());
+            match first.and_then(|b| Self::replacement(b)) {
+                Some(bytes) => {
+                    let total = bufs.iter().map(|b| b.len()).sum();
+                    self.pending = Some((bytes, 0, total));
+                }
+                None => return std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+            }
+        }
+        self.drain(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Where a server runs.

@@ -413,3 +413,47 @@ fn the_binary_migrates_alone_reads_its_database_url_from_a_file_and_probes_itsel
     assert!(!gone.status.success(), "nothing listens there any more");
     assert!(String::from_utf8_lossy(&gone.stderr).contains("unhealthy"));
 }
+
+/// Requests hyper refuses before any service runs (a malformed header line, a bad or repeated
+/// `Content-Length`) are answered with problem+json like every other error, and the server
+/// keeps serving.
+#[test]
+fn requests_the_http_parser_refuses_get_problem_json() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (child, base) = start_in(dir.path(), &[("PREFIQ_AUTH", "off")]);
+    let address = base.trim_start_matches("http://").to_owned();
+    let send = |raw: &[u8]| -> String {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(raw).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    for raw in [
+        &b"POST /api/crm/companies HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"[..],
+        b"GET /api/crm/companies HTTP/1.1\r\nHost: x\r\nNot a header\r\n\r\n",
+        b"POST /api/crm/companies HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    ] {
+        let answer = send(raw);
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
+        assert!(head.starts_with("HTTP/1.1 400 "), "{answer}");
+        assert!(head.contains("content-type: application/problem+json"), "{answer}");
+        let problem: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(problem["status"], 400);
+        assert!(problem["detail"].as_str().unwrap().contains("HTTP/1.1"));
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(length, body.len(), "the length matches the body");
+    }
+    let healthy = send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(healthy.starts_with("HTTP/1.1 200 "), "{healthy}");
+    stop(child);
+}
