@@ -1,4 +1,4 @@
-//! Schemathesis with every check (`--checks all`) against Cortex's merged document: Cortex's
+//! Schemathesis with every check (`--checks all`) against Cortex's merged document, on SQLite and on PostgreSQL: Cortex's
 //! own API (OAuth endpoints included) and every installed app's, as Cortex serves them, with an
 //! administrator's token. Fuzzing with that token also changes or deletes its own user and roles,
 //! after which later requests are rightly 401/403; the apps' operations are fuzzed in full by
@@ -29,4 +29,9 @@ async fn fuzz(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_meets_the_merged_document_under_every_check() {
     fuzz(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_meets_the_merged_document_under_every_check() {
+    fuzz(Backend::Postgres).await;
 }
