@@ -331,31 +331,10 @@ fn wrk(
 const THREADS: u64 = 2;
 
 fn fastapi_env(root: &Path) -> bool {
-    let venv = root.join("target/bench/fastapi");
-    let requirements = root.join("xtask/baseline/fastapi/requirements.txt");
-    let stamp = venv.join(".prefiq-stamp");
-    if crate::fresh(&requirements, &stamp) {
-        return true;
-    }
-    let venv_arg = venv.to_string_lossy().into_owned();
-    let pip = venv.join("bin/pip").to_string_lossy().into_owned();
-    let requirements_arg = requirements.to_string_lossy().into_owned();
-    let ok = crate::run("python3", &["-m", "venv", &venv_arg])
-        && crate::run(
-            &pip,
-            &[
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--require-hashes",
-                "-r",
-                &requirements_arg,
-            ],
-        );
-    if ok {
-        let _ = std::fs::copy(&requirements, &stamp);
-    }
-    ok
+    crate::python_tools(
+        &root.join("target/bench/fastapi"),
+        &root.join("xtask/baseline/fastapi/requirements.txt"),
+    )
 }
 
 pub(crate) fn serve(args: &[&str]) -> ExitCode {

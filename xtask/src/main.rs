@@ -103,36 +103,44 @@ pub(crate) fn ensure_tools() -> bool {
             "the deployment tests",
         ),
     ] {
-        let requirements = ci.join(lock);
-        let stamp = ci.join(venv).join(".prefiq-stamp");
-        if fresh(&requirements, &stamp) {
-            continue;
-        }
-        let venv_path = format!(".ci/{venv}");
-        let pip = format!(".ci/{venv}/bin/pip");
-        let lock_path = format!(".ci/{lock}");
-        // `--clear`: the virtualenv holds exactly what the lock file names, nothing left over.
-        let ok = run("python3", &["-m", "venv", "--clear", &venv_path])
-            && run(
-                &pip,
-                &[
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "--require-hashes",
-                    "-r",
-                    &lock_path,
-                ],
-            );
+        let ok = python_tools(&ci.join(venv), &ci.join(lock));
         if !ok {
             eprintln!(
                 "error: installing the Python tools of .ci/{lock} failed; {needed_for} need Python 3 with venv and PyPI"
             );
             return false;
         }
-        let _ = std::fs::copy(&requirements, &stamp);
     }
     true
+}
+
+/// Makes `venv` hold exactly what the hash-locked `requirements` names, unless its stamp says it
+/// already does; true when it is ready.
+pub(crate) fn python_tools(venv: &Path, requirements: &Path) -> bool {
+    let stamp = venv.join(".prefiq-stamp");
+    if fresh(requirements, &stamp) {
+        return true;
+    }
+    let venv_arg = venv.to_string_lossy().into_owned();
+    let pip = venv.join("bin/pip").to_string_lossy().into_owned();
+    let requirements_arg = requirements.to_string_lossy().into_owned();
+    // `--clear`: the virtualenv holds exactly what the lock file names, nothing left over.
+    let ok = run("python3", &["-m", "venv", "--clear", &venv_arg])
+        && run(
+            &pip,
+            &[
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--require-hashes",
+                "-r",
+                &requirements_arg,
+            ],
+        );
+    if ok {
+        let _ = std::fs::copy(requirements, &stamp);
+    }
+    ok
 }
 
 fn test(extra: &[&str]) -> ExitCode {
