@@ -821,8 +821,11 @@ pub async fn update_handler<R: Resource, S: Hooks<R>>(
     precondition.check(R::version(&current))?;
     validators
         .replace
-        .check(&merged)
-        .map_err(|problem| Problem::refused(problem.errors))?;
+        .check_schema(&merged)
+        .map_err(Problem::refused)?;
+    // The rules of core/validation judge what the client asked for, the merged result: a
+    // broken one is the client's to fix, a 422 like any other field error.
+    validators.replace.check_rules(&merged)?;
     let mut input: R::Create = crate::validate::decode(merged)?;
     state
         .service

@@ -24,6 +24,7 @@ pub mod migrate;
 pub mod params;
 pub mod patch;
 pub mod problem;
+pub mod rules;
 pub mod serve;
 pub mod validate;
 

@@ -13,6 +13,8 @@ use crate::problem::{FieldError, Problem};
 pub struct Validator {
     inner: jsonschema::Validator,
     read_only: &'static [&'static str],
+    /// The cross-field rules the definition publishes, checked once the schema holds.
+    rules: crate::rules::Rules,
 }
 
 impl std::fmt::Debug for Validator {
@@ -168,12 +170,34 @@ impl Validator {
             })
             .build(&schema)
             .map_err(|e| error(e.to_string()))?;
-        Ok(Self { inner, read_only })
+        let rules = crate::rules::Rules::of(&document["$defs"][name]).map_err(error)?;
+        Ok(Self {
+            inner,
+            read_only,
+            rules,
+        })
     }
 
-    /// Checks `instance`; on failure, a 422 problem with one entry per invalid member.
+    /// Checks `instance` against the schema, then against its rules; on failure, a 422 problem
+    /// with one entry per invalid member.
     pub fn check(&self, instance: &Value) -> Result<(), Problem> {
         self.errors(instance).map_err(Problem::unprocessable)
+    }
+
+    /// Checks `instance` against the schema alone; on failure, its errors.
+    pub fn check_schema(&self, instance: &Value) -> Result<(), Vec<FieldError>> {
+        self.schema_errors(instance)
+    }
+
+    /// Checks `instance`, which the schema admits, against the rules alone: a 422 problem
+    /// naming each blamed member with the rule's message.
+    pub fn check_rules(&self, instance: &Value) -> Result<(), Problem> {
+        let errors = self.rules.errors(instance);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::unprocessable(errors))
+        }
     }
 
     /// Checks a row about to be written: whoever built it (a handler, a hook, a service), a row
@@ -189,7 +213,18 @@ impl Validator {
         self.errors(&value).map_err(crate::db::DbError::Invalid)
     }
 
+    /// The schema's errors or, when it holds, the rules'.
     fn errors(&self, instance: &Value) -> Result<(), Vec<FieldError>> {
+        self.schema_errors(instance)?;
+        let errors = self.rules.errors(instance);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn schema_errors(&self, instance: &Value) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         for error in self.inner.iter_errors(instance) {
             self.explain(&error, &mut errors);
