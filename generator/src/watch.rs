@@ -190,7 +190,7 @@ pub fn is_scratch(name: &str) -> bool {
 }
 
 /// What a changed path (relative to the root) means for `prefiq codegen`, if anything. Inputs are
-/// `prefiq.toml`, `templates/`, and each app's `core/schema/`, `core/fixtures/` and `templates/`;
+/// `prefiq.toml`, `templates/`, and each app's `core/schema/`, `core/fixtures/`, `core/validation/` and `templates/`;
 /// generated files are never inputs, so the watcher does not hear its own writes.
 pub fn codegen_input(path: &str) -> Option<Affects> {
     let parts: Vec<&str> = path.split('/').collect();
@@ -199,12 +199,16 @@ pub fn codegen_input(path: &str) -> Option<Affects> {
     }
     match parts.as_slice() {
         ["prefiq.toml"] | ["templates", ..] => Some(Affects::Project),
-        ["apps", app, "core", "schema" | "fixtures"] | ["apps", app, "templates", ..] => {
-            Some(Affects::App((*app).to_owned()))
-        }
-        ["apps", app, "core", "schema" | "fixtures", .., file]
-            if [".yaml", ".yml", ".json"].iter().any(|e| file.ends_with(e)) =>
-        {
+        ["apps", app, "core", "schema" | "fixtures" | "validation"]
+        | ["apps", app, "templates", ..] => Some(Affects::App((*app).to_owned())),
+        [
+            "apps",
+            app,
+            "core",
+            "schema" | "fixtures" | "validation",
+            ..,
+            file,
+        ] if [".yaml", ".yml", ".json"].iter().any(|e| file.ends_with(e)) => {
             Some(Affects::App((*app).to_owned()))
         }
         // A whole app folder created, moved or deleted.
@@ -326,9 +330,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn inputs_are_schemas_fixtures_templates_and_the_config() {
+    fn inputs_are_schemas_fixtures_rules_templates_and_the_config() {
         let app = |a: &str| Some(Affects::App(a.to_owned()));
         assert_eq!(codegen_input("apps/crm/core/schema/deal.yaml"), app("crm"));
+        assert_eq!(
+            codegen_input("apps/crm/core/validation/deal.yaml"),
+            app("crm")
+        );
+        assert_eq!(codegen_input("apps/crm/core/validation/notes.txt"), None);
         assert_eq!(
             codegen_input("apps/crm/core/fixtures/demo.yaml"),
             app("crm")

@@ -13,6 +13,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("ts/types.ts.jinja", include_str!("../ts/types.ts.jinja")),
     ("ts/client.ts.jinja", include_str!("../ts/client.ts.jinja")),
     ("ts/core.ts.jinja", include_str!("../ts/core.ts.jinja")),
+    ("ts/rules.ts.jinja", include_str!("../ts/rules.ts.jinja")),
 ];
 
 /// The built-in source of the template `name`.

@@ -560,6 +560,7 @@ pub fn import(document: &Value, name: &str) -> Result<Imported, Diagnostic> {
                                 .get("description")
                                 .and_then(Value::as_str)
                                 .map(str::to_owned),
+                            rules: Vec::new(),
                         })
                 });
             let mut responses = Vec::new();

@@ -145,6 +145,26 @@ pub struct Entity {
     /// The roles granted each action by default (`read`, `create`, `update`, `delete`,
     /// `all-rows`), by role.
     pub grants: BTreeMap<String, Vec<String>>,
+    /// The rules of `core/validation/` that its create input and every merged patch must keep.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+}
+
+/// A cross-field rule from `core/validation/`: a JSONLogic condition a body must make true.
+/// Codegen admits only a portable subset of JSONLogic, on which every engine agrees, and has
+/// checked each `var` against the body's members and each comparison against their types.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rule {
+    /// Unique within the app, as in `activity-subject`.
+    pub id: String,
+    /// The condition: valid bodies make it `true`.
+    pub condition: Value,
+    /// The JSON pointers a failure blames, as in `/deal_id`.
+    pub blame: Vec<String>,
+    /// What a failure says, next to each blamed member.
+    pub message: String,
+    /// The file it is written in, relative to the project root.
+    pub source: String,
 }
 
 /// Whose rows an entity's are.

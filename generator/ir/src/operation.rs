@@ -322,6 +322,9 @@ pub struct OperationBody {
     pub media_type: String,
     /// `description`.
     pub description: Option<String>,
+    /// The rules of `core/validation/` it must keep, for a custom operation's body.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::Rule>,
 }
 
 /// Who decided that an operation gives a response.

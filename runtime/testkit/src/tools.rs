@@ -165,6 +165,56 @@ include-path-regex = "\\{[a-z_]+\\}/[a-z_-]+$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "429"]
 "#;
 
+/// The statuses Schemathesis accepts for schema-valid data at an operation whose body the server
+/// also judges by the cross-field rules `x-prefiq-rules` publishes: JSON Schema cannot state a
+/// rule, so a schema-valid body that breaks one is rightly a 422 there, and only there.
+fn ruled_operations_config(document: &serde_json::Value) -> String {
+    let resolve = |value: &'_ serde_json::Value| -> serde_json::Value {
+        match value.get("$ref").and_then(serde_json::Value::as_str) {
+            Some(reference) => document
+                .pointer(reference.trim_start_matches('#'))
+                .cloned()
+                .unwrap_or_default(),
+            None => value.clone(),
+        }
+    };
+    let mut config = String::new();
+    let paths = document["paths"].as_object().cloned().unwrap_or_default();
+    for item in paths.values() {
+        for operation in item.as_object().into_iter().flat_map(|o| o.values()) {
+            let Some(id) = operation["operationId"].as_str() else {
+                continue;
+            };
+            let ruled = operation["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flat_map(|c| c.values())
+                .any(|media| resolve(&media["schema"]).get("x-prefiq-rules").is_some());
+            if !ruled {
+                continue;
+            }
+            let preconditioned = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    resolve(p)["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case("if-match"))
+                });
+            let statuses = if preconditioned {
+                r#"["2xx", "3xx", "400", "401", "403", "404", "409", "412", "422", "429"]"#
+            } else {
+                r#"["2xx", "3xx", "401", "403", "404", "409", "412", "422", "429"]"#
+            };
+            config.push_str(&format!(
+                "\n[[operations]]\ninclude-operation-id = \"{id}\"\nchecks.positive_data_acceptance.expected-statuses = {statuses}\n"
+            ));
+        }
+    }
+    config
+}
+
 /// What a Schemathesis run printed, and whether it passed.
 pub struct SchemathesisRun {
     /// Whether it exited 0.
@@ -181,17 +231,28 @@ impl SchemathesisRun {
     }
 }
 
-/// Runs Schemathesis with every check against `schema` (an OpenAPI document's URL) with
-/// `authorization` as a header, from a scratch folder that holds [`SCHEMATHESIS_CONFIG`].
+/// Runs Schemathesis with every check against `schema` (the URL of `document`, an OpenAPI
+/// document) with `authorization` as a header, from a scratch folder that holds
+/// [`SCHEMATHESIS_CONFIG`] and the entries of the operations with rules.
 /// `PREFIQ_SCHEMATHESIS_SEED` picks other inputs than the fixed seed CI uses.
-pub fn run_schemathesis(schema: &str, authorization: &str, max_examples: u32) -> SchemathesisRun {
+pub fn run_schemathesis(
+    schema: &str,
+    document: &serde_json::Value,
+    authorization: &str,
+    max_examples: u32,
+) -> SchemathesisRun {
     let seed = std::env::var("PREFIQ_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261125".to_owned());
     let scratch = tempfile::tempdir().expect("a scratch folder");
-    std::fs::write(
-        scratch.path().join("schemathesis.toml"),
-        SCHEMATHESIS_CONFIG,
-    )
-    .expect("the Schemathesis configuration");
+    // The first `[[operations]]` entry that matches an operation applies: the ruled ones first.
+    let (checks, operations) = SCHEMATHESIS_CONFIG
+        .split_once("\n[[operations]]")
+        .expect("the configuration has operation entries");
+    let config = format!(
+        "{checks}{}\n[[operations]]{operations}",
+        ruled_operations_config(document)
+    );
+    std::fs::write(scratch.path().join("schemathesis.toml"), config)
+        .expect("the Schemathesis configuration");
     let run = || {
         let output = output(
             Command::new(schemathesis())

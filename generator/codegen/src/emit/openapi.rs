@@ -165,7 +165,7 @@ fn operation_item(app: &App, operation: &Operation) -> Value {
         }
         b.insert(
             "content".into(),
-            json!({ body.media_type.clone(): { "schema": schema::type_schema(&body.ty, false, COMPONENTS) } }),
+            json!({ body.media_type.clone(): { "schema": schema::with_rules(schema::type_schema(&body.ty, false, COMPONENTS), &body.rules) } }),
         );
         item.insert("requestBody".into(), Value::Object(b));
     }
@@ -265,9 +265,11 @@ pub fn document(app: &App) -> Value {
             entity.types.create.clone(),
             schema::create(entity, COMPONENTS),
         );
+        // On a merge patch the rules judge the merged result, not the patch: published for
+        // clients, never compiled against the patch itself (see `schema::document`).
         schemas.insert(
             entity.types.patch.clone(),
-            schema::patch(entity, app, COMPONENTS),
+            schema::with_rules(schema::patch(entity, app, COMPONENTS), &entity.rules),
         );
         schemas.insert(entity.types.page.clone(), schema::page(entity, COMPONENTS));
     }

@@ -352,6 +352,31 @@ pub fn model(entity: &Entity, style: Style) -> Value {
     object(properties, required, false, entity.description.clone())
 }
 
+/// The key that publishes the rules of `core/validation/` a body must keep, in the runtime's
+/// `schemas.json` and in the OpenAPI documents alike.
+pub const RULES: &str = "x-prefiq-rules";
+
+/// `schema` with `rules` published under [`RULES`] (unchanged when there are none). Each is
+/// `{id, condition, blame, message}`: `condition` is the JSONLogic a valid body makes true. On a
+/// merge patch's schema (OpenAPI only) they judge the merged result.
+pub fn with_rules(mut schema: Value, rules: &[crate::ir::Rule]) -> Value {
+    if let (false, Some(object)) = (rules.is_empty(), schema.as_object_mut()) {
+        let published = rules
+            .iter()
+            .map(|rule| {
+                json!({
+                    "id": rule.id,
+                    "condition": rule.condition,
+                    "blame": rule.blame,
+                    "message": rule.message,
+                })
+            })
+            .collect();
+        object.insert(RULES.into(), Value::Array(published));
+    }
+    schema
+}
+
 /// What a client sends to create: writable fields only; unknown members are rejected.
 pub fn create(entity: &Entity, style: Style) -> Value {
     let mut properties = Map::new();
@@ -365,7 +390,7 @@ pub fn create(entity: &Entity, style: Style) -> Value {
             required.push(field.member.name.clone().into());
         }
     }
-    object(
+    let schema = object(
         properties,
         required,
         true,
@@ -373,7 +398,8 @@ pub fn create(entity: &Entity, style: Style) -> Value {
             "The fields a client sends to create a {}.",
             entity.name
         )),
-    )
+    );
+    with_rules(schema, &entity.rules)
 }
 
 /// A JSON merge patch (RFC 7386): any writable field; `null` removes a field (NULL, or its default).
@@ -442,7 +468,7 @@ pub fn replace(entity: &Entity, style: Style) -> Value {
             required.push(field.member.name.clone().into());
         }
     }
-    object(properties, required, true, None)
+    with_rules(object(properties, required, true, None), &entity.rules)
 }
 
 /// One page of a list.
@@ -493,7 +519,7 @@ pub fn document(app: &App) -> Value {
         if let Some(body) = &operation.body {
             defs.insert(
                 body_definition(operation),
-                type_schema(&body.ty, false, DEFS),
+                with_rules(type_schema(&body.ty, false, DEFS), &body.rules),
             );
         }
     }

@@ -670,6 +670,42 @@ pub fn render(
     Ok((types, client, core))
 }
 
+/// `src/services/rules.ts`: the rules of `core/validation/` per body they judge, and the
+/// evaluator the browser runs them with.
+pub fn rules(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
+    let published = |rules: &[crate::ir::Rule]| {
+        let value = crate::emit::schema::with_rules(serde_json::json!({}), rules);
+        let lines: Vec<String> = value[crate::emit::schema::RULES]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|rule| format!("  {rule},"))
+            .collect();
+        format!("[\n{}\n]", lines.join("\n"))
+    };
+    let mut checks = Vec::new();
+    for entity in app.entities.iter().filter(|e| !e.rules.is_empty()) {
+        checks.push(serde_json::json!({
+            "name": entity.name,
+            "doc": format!("`{}` bodies (a create's input, or the merged result of a patch)", entity.name),
+            "rules": published(&entity.rules),
+        }));
+    }
+    for operation in app.custom() {
+        if let Some(body) = operation.body.as_ref().filter(|b| !b.rules.is_empty()) {
+            checks.push(serde_json::json!({
+                "name": pascal(&operation.id),
+                "doc": format!("`{}` bodies", operation.id),
+                "rules": published(&body.rules),
+            }));
+        }
+    }
+    templates.render(
+        "ts/rules.ts.jinja",
+        serde_json::json!({ "app": app.name, "checks": checks }),
+    )
+}
+
 /// The TypeScript files of `app`: `(path, contents)`.
 pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, Diagnostic> {
     let (types, client, core) = render(
@@ -684,5 +720,9 @@ pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, D
         (format!("{root}/core/types/ts/index.ts"), types),
         (format!("{root}/src/services/client.ts"), client),
         (format!("{root}/src/services/core.ts"), core),
+        (
+            format!("{root}/src/services/rules.ts"),
+            rules(app, templates)?,
+        ),
     ])
 }

@@ -24,6 +24,8 @@ pub enum FileKind {
     OpenApi,
     /// A fixture pack under `core/fixtures/`: seed rows by entity name.
     Fixture,
+    /// Cross-field rules under `core/validation/`.
+    Validation,
 }
 
 /// One parsed input file.
@@ -285,6 +287,7 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
         let folder = root.join(crate::ir::app_root(&name));
         let mut paths = yaml_and_json(&folder.join("core/schema"));
         paths.extend(yaml_and_json(&folder.join("core/fixtures")));
+        paths.extend(yaml_and_json(&folder.join("core/validation")));
         let mut texts = Vec::new();
         for path in paths {
             let rel = relative(root, &path);
@@ -471,6 +474,8 @@ pub fn parse(path: &str, text: &str) -> (SourceFile, Vec<Diagnostic>) {
     let source = SourceText::new(path, text);
     let kind = if path.contains("/core/fixtures/") {
         FileKind::Fixture
+    } else if path.contains("/core/validation/") {
+        FileKind::Validation
     } else if path.contains(".openapi.") {
         FileKind::OpenApi
     } else {

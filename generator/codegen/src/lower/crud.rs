@@ -347,6 +347,7 @@ pub(super) fn operations(
         ty,
         media_type: media.to_owned(),
         description: None,
+        rules: Vec::new(),
     };
     CrudAction::ALL
         .into_iter()

@@ -6,6 +6,7 @@
 mod crud;
 pub mod keywords;
 mod operations;
+mod rules;
 mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -230,7 +231,7 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
                 "description": "An access token issued by Cortex (`POST /auth/token`), or a personal access token. Every operation needs one; the operation's permission (`x-prefiq-permission`) must be granted to one of the caller's roles."
             })
         });
-    let app = App {
+    let mut app = App {
         name: input.name.clone(),
         base_path,
         sources: input.files.iter().map(|f| f.path().to_owned()).collect(),
@@ -240,11 +241,16 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
         security_schemes,
         migrations: input.migrations.versions(),
     };
-    (app, lowerer.diagnostics)
+    let mut diagnostics = lowerer.diagnostics;
+    rules::attach(&mut app, &input.files, &mut diagnostics);
+    (app, diagnostics)
 }
 
 impl Lowerer<'_> {
     fn check_schema_keyword(&mut self, file: usize, source: &SourceFile) {
+        if source.kind == FileKind::Validation {
+            return;
+        }
         let Some(schema) = source.value.as_ref().and_then(|v| v.get("$schema")) else {
             return;
         };
@@ -705,6 +711,7 @@ impl Lowerer<'_> {
             indexes,
             stable_id: options.id,
             renamed_from: options.renamed_from,
+            rules: Vec::new(),
         })
     }
 

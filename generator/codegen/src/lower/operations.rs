@@ -580,6 +580,7 @@ impl Lowerer<'_> {
                 .get("description")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            rules: Vec::new(),
         })
     }
 
