@@ -668,11 +668,30 @@ async fn service_hooks_run_around_writes(server: &Server) {
         won["closed_at"].is_string(),
         "winning stamps closed_at: {won}"
     );
+    // The rule `deal-lost-reason` (core/validation/deal.yaml) judges the merged result: a
+    // 422 at the member it blames, with its message, on both databases.
     let problem = server
         .patch(&url, &json!({ "stage": "lost" }), None)
         .await
-        .problem(409);
-    assert_eq!(problem["errors"][0]["pointer"], "/lost_reason");
+        .problem(422);
+    assert_eq!(problem["errors"][0]["pointer"], "/lost_reason", "{problem}");
+    assert_eq!(problem["errors"][0]["detail"], "say why the deal was lost");
+    assert_eq!(problem["errors"][0]["keyword"], "x-prefiq-rules");
+    let problem = server
+        .patch(&url, &json!({ "stage": "lost", "lost_reason": "" }), None)
+        .await
+        .problem(422);
+    assert_eq!(problem["errors"][0]["pointer"], "/lost_reason", "{problem}");
+    let lost = server
+        .patch(
+            &url,
+            &json!({ "stage": "lost", "lost_reason": "budget" }),
+            None,
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(lost["lost_reason"], "budget");
     let reopened = server
         .patch(&url, &json!({ "stage": "negotiation" }), None)
         .await
@@ -683,15 +702,30 @@ async fn service_hooks_run_around_writes(server: &Server) {
         "reopening clears closed_at: {reopened}"
     );
 
-    // An activity is about a deal or a contact, exactly one.
+    // An activity is about a deal or a contact, exactly one (the rule `activity-subject`).
     let problem = server
         .post(
             "/api/crm/activities",
             &json!({ "kind": "call", "subject": "Intro" }),
         )
         .await
-        .problem(409);
-    assert_eq!(problem["errors"][0]["pointer"], "/deal_id");
+        .problem(422);
+    let blamed: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(blamed, ["/deal_id", "/contact_id"], "{problem}");
+    let contact = server
+        .create("contacts", json!({ "company_id": acme["id"], "first_name": "Ada", "last_name": "Hook", "email": "ada@hook.example" }))
+        .await;
+    let both = json!({ "kind": "call", "subject": "Intro", "deal_id": deal["id"], "contact_id": contact["id"] });
+    let problem = server.post("/api/crm/activities", &both).await.problem(422);
+    assert_eq!(
+        problem["errors"][0]["detail"],
+        "an activity is about a deal or a contact, exactly one"
+    );
     let activity = server.create("activities", json!({ "kind": "call", "subject": "Intro", "deal_id": deal["id"], "due_at": "2027-01-02T10:00:00+02:00" })).await;
     assert_eq!(
         activity["due_at"], "2027-01-02T08:00:00Z",

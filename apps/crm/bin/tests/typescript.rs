@@ -35,16 +35,30 @@ async fn the_typescript_client_drives_the_live_service() {
             .arg("--outDir")
             .arg(out.path()),
     );
-    let test = out.path().join("src/tests/client.test.js");
+    // The rules test imports json-logic-js, a test tool installed in .ci/.
+    std::os::unix::fs::symlink(
+        repo_root().join(".ci/node_modules"),
+        out.path().join("node_modules"),
+    )
+    .expect("node_modules for the compiled tests");
+    let tests = [
+        out.path().join("src/tests/client.test.js"),
+        out.path().join("src/tests/rules.test.js"),
+    ];
     let base = server.base.clone();
     let token = server.token.clone();
     let output = tokio::task::spawn_blocking(move || {
         output(
             Command::new("node")
                 .arg("--test")
-                .arg(&test)
+                .args(&tests)
                 .env("PREFIQ_BASE_URL", base)
-                .env("PREFIQ_TOKEN", token),
+                .env("PREFIQ_TOKEN", token)
+                .env("PREFIQ_RULE_CASES", src.join("tests/rules.cases.json"))
+                .env(
+                    "PREFIQ_LOGIC_CASES",
+                    repo_root().join("runtime/src/rules.cases.json"),
+                ),
         )
     })
     .await
@@ -56,8 +70,8 @@ async fn the_typescript_client_drives_the_live_service() {
     );
     assert!(output.status.success(), "the Node test failed:\n{text}");
     assert!(
-        text.contains("# pass 7"),
-        "all seven Node tests ran:\n{text}"
+        text.contains("# pass 9") && text.contains("# fail 0"),
+        "all nine Node tests ran:\n{text}"
     );
     server.stop().await;
 }

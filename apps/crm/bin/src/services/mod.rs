@@ -18,7 +18,7 @@ use prefiq_runtime::db::ToSql;
 use prefiq_runtime::deps::rust_decimal::Decimal;
 use prefiq_runtime::deps::uuid::Uuid;
 use prefiq_runtime::http::IfMatch;
-use prefiq_runtime::{Db, Executor, FieldError, Problem, RequestContext, SqlValue, Tx};
+use prefiq_runtime::{Db, Executor, Problem, RequestContext, SqlValue, Tx};
 
 use crate::CrmService;
 use crate::generated::operations::{
@@ -40,32 +40,9 @@ impl Service {
     }
 }
 
-/// A body the document admits, refused by a business rule the schema does not state: 409, with
-/// the member to blame (422 stays for bodies the document itself refuses).
-fn invalid(pointer: &str, detail: &str) -> Problem {
-    Problem::refused(vec![FieldError {
-        pointer: pointer.to_owned(),
-        detail: detail.to_owned(),
-        keyword: None,
-    }])
-}
-
-/// An activity is about a deal or a contact: exactly one of the two.
-fn check_subject(input: &ActivityCreate) -> Result<(), Problem> {
-    match (input.deal_id, input.contact_id) {
-        (Some(_), Some(_)) => Err(invalid(
-            "/contact_id",
-            "an activity is about a deal or a contact, not both",
-        )),
-        (None, None) => Err(invalid(
-            "/deal_id",
-            "set `deal_id` or `contact_id`: an activity is about a deal or a contact",
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Closing a deal stamps `closed_at`; reopening clears it. A lost deal needs a reason.
+/// Closing a deal stamps `closed_at`; reopening clears it, and only a lost deal keeps a reason.
+/// (That a lost deal has a reason is the rule `deal-lost-reason` of core/validation/deal.yaml,
+/// which the server checks before this hook and again on the row written.)
 fn settle(previous: Option<&Deal>, next: &mut DealCreate) -> Result<(), Problem> {
     let closed = matches!(next.stage, DealStage::Won | DealStage::Lost);
     let was_closed = previous.is_some_and(|d| matches!(d.stage, DealStage::Won | DealStage::Lost));
@@ -73,9 +50,6 @@ fn settle(previous: Option<&Deal>, next: &mut DealCreate) -> Result<(), Problem>
         next.closed_at = Some(prefiq_runtime::db::now());
     } else if !closed {
         next.closed_at = None;
-    }
-    if next.stage == DealStage::Lost && next.lost_reason.as_deref().is_none_or(str::is_empty) {
-        return Err(invalid("/lost_reason", "say why the deal was lost"));
     }
     if next.stage != DealStage::Lost {
         next.lost_reason = None;
@@ -340,25 +314,6 @@ impl CrmService for Service {
             ));
         }
         Ok(SearchContactsResponse::Ok(ContactSearch::new(items)))
-    }
-
-    async fn before_create_activity(
-        &self,
-        _ctx: &RequestContext,
-        _tx: &mut Tx,
-        input: &mut ActivityCreate,
-    ) -> Result<(), Problem> {
-        check_subject(input)
-    }
-
-    async fn before_update_activity(
-        &self,
-        _ctx: &RequestContext,
-        _tx: &mut Tx,
-        _current: &app_crm_types::Activity,
-        next: &mut ActivityCreate,
-    ) -> Result<(), Problem> {
-        check_subject(next)
     }
 
     async fn before_create_deal(
