@@ -198,7 +198,9 @@ pub fn codegen_input(path: &str) -> Option<Affects> {
         return None;
     }
     match parts.as_slice() {
-        ["prefiq.toml"] | ["templates", ..] => Some(Affects::Project),
+        ["prefiq.toml"] | ["templates", ..] | ["resources", "design", "tokens.json"] => {
+            Some(Affects::Project)
+        }
         ["apps", app, "core", "schema" | "fixtures" | "validation"]
         | ["apps", app, "templates", ..] => Some(Affects::App((*app).to_owned())),
         [
@@ -348,6 +350,11 @@ mod tests {
         );
         assert_eq!(codegen_input("apps/lms"), app("lms"));
         assert_eq!(codegen_input("prefiq.toml"), Some(Affects::Project));
+        assert_eq!(
+            codegen_input("resources/design/tokens.json"),
+            Some(Affects::Project)
+        );
+        assert_eq!(codegen_input("resources/design/generated/tokens.css"), None);
         assert_eq!(
             codegen_input("templates/migration.sql.jinja"),
             Some(Affects::Project)

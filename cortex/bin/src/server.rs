@@ -653,9 +653,6 @@ pub fn build(
             .render()
             .map_err(|e| e.to_string())?
     };
-    let tokens_json: Value =
-        serde_json::from_str(include_str!("../../../resources/design/tokens.json"))
-            .map_err(|e| format!("resources/design/tokens.json: {e}"))?;
     let admin = Arc::new(crate::admin::Admin {
         api: api.clone(),
         db: db.clone(),
@@ -665,7 +662,7 @@ pub fn build(
         documents,
         tokens: tokens.clone(),
         production,
-        tokens_css: crate::admin::tokens_css(&tokens_json),
+        tokens_css: crate::admin::TOKENS_CSS,
     });
     let document = merged.clone();
     let router = Router::new()

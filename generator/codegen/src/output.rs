@@ -52,6 +52,7 @@ fn comment_style(path: &str) -> (&'static str, &'static str) {
         "sql" => ("-- ", ""),
         "toml" | "yaml" | "yml" | "sh" | "sum" => ("# ", ""),
         "md" | "html" => ("<!-- ", " -->"),
+        "css" => ("/* ", " */"),
         _ => ("", ""),
     }
 }

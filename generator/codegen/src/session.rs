@@ -176,6 +176,9 @@ impl Session {
         observe("lowering");
         let (ir, lowered) = crate::lower::lower(&project);
         diagnostics.extend(without_echoes(lowered, &project));
+        if let Err(problems) = design_files(&project) {
+            diagnostics.extend(problems);
+        }
         let mut generation = Generation {
             ir: None,
             ..Generation::default()
@@ -242,7 +245,7 @@ impl Session {
         runs: &BTreeMap<String, AppRun>,
         observe: &dyn Fn(&str),
     ) -> Result<Output, Diagnostic> {
-        let mut output = crate::emit::project();
+        let mut output = crate::emit::project(&design_files(project).unwrap_or_default());
         for (app, input) in ir.apps.iter().zip(&project.apps) {
             let Some(run) = runs.get(&app.name) else {
                 continue;
@@ -303,10 +306,19 @@ impl Session {
         }
         let files = match app {
             Some(_) => Vec::new(),
-            None => crate::emit::project().files,
+            None => crate::emit::project(&design_files(&project).ok()?).files,
         };
         let scope = crate::write::Scope::of(&self.root, app);
         crate::write::up_to_date(&self.root, &scope, &manifests, &files)
+    }
+}
+
+/// The files made from the project's design tokens (none without a token file), or the
+/// problems with it.
+fn design_files(project: &Project) -> Result<Vec<crate::output::GeneratedFile>, Vec<Diagnostic>> {
+    match &project.tokens {
+        Some(file) => crate::emit::design::files(file),
+        None => Ok(Vec::new()),
     }
 }
 

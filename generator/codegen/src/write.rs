@@ -113,6 +113,7 @@ impl Scope {
             Some(app) => folders.push(crate::ir::app_root(app)),
             None => {
                 folders.push("schemas".to_owned());
+                folders.push(crate::emit::design::GENERATED.to_owned());
                 if let Ok(entries) = std::fs::read_dir(root.join("apps")) {
                     let mut apps: Vec<String> = entries
                         .filter_map(Result::ok)

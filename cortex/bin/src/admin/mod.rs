@@ -47,7 +47,7 @@ pub struct Admin {
     /// Production mode: `Secure` cookies.
     pub production: bool,
     /// The design tokens as CSS custom properties.
-    pub tokens_css: String,
+    pub tokens_css: &'static str,
 }
 
 impl std::fmt::Debug for Admin {
@@ -239,47 +239,6 @@ pub fn parse_form(body: &[u8]) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// The design tokens (`resources/design/tokens.json`) as CSS custom properties.
-pub fn tokens_css(tokens: &Value) -> String {
-    fn walk(prefix: &str, value: &Value, out: &mut Vec<String>) {
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map {
-                    if key.starts_with('$') {
-                        continue;
-                    }
-                    let name = if prefix.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{prefix}-{key}")
-                    };
-                    walk(&name, child, out);
-                }
-            }
-            Value::String(text) => out.push(format!("  --{prefix}: {text};")),
-            Value::Number(n) => out.push(format!("  --{prefix}: {n};")),
-            _ => {}
-        }
-    }
-    let mut lines = Vec::new();
-    walk("", tokens, &mut lines);
-    format!(
-        "/* Generated from resources/design/tokens.json. */\n:root {{\n{}\n}}\n",
-        lines.join("\n")
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_become_custom_properties() {
-        let css = tokens_css(
-            &serde_json::json!({"$description": "x", "color": {"primary": "#123"}, "space": {"1": "4px"}}),
-        );
-        assert!(css.contains("--color-primary: #123;"));
-        assert!(css.contains("--space-1: 4px;"));
-        assert!(!css.contains("description"));
-    }
-}
+/// The design tokens (`resources/design/tokens.json`) as CSS custom properties, light and dark,
+/// as `prefiq codegen` makes them for the apps' frontends too.
+pub const TOKENS_CSS: &str = include_str!("../../../../resources/design/generated/tokens.css");

@@ -148,7 +148,7 @@ async fn asset(State(admin): State<Shared>, Path(file): Path<String>) -> Respons
             include_str!("../../assets/admin.js").to_owned(),
             "text/javascript",
         ),
-        "tokens.css" => (admin.tokens_css.clone(), "text/css"),
+        "tokens.css" => (admin.tokens_css.to_owned(), "text/css"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (

@@ -4,6 +4,7 @@
 //! reads a file, and none calls another stage: the session hands them what they need.
 
 mod cortex;
+pub mod design;
 mod openapi;
 mod openapi30;
 pub(crate) mod rust;
@@ -18,14 +19,16 @@ use crate::templates::Templates;
 
 pub use rust::Formatter;
 
-/// The files of the whole project that belong to no app: the meta-schema of `x-prefiq`.
-pub fn project() -> Output {
+/// The files of the whole project that belong to no app: the meta-schema of `x-prefiq`, and
+/// `design`, the files of the design tokens (see [`design::files`]).
+pub fn project(design: &[GeneratedFile]) -> Output {
     let mut output = Output::default();
     output.files.push(GeneratedFile::new(
         crate::vocab::META_SCHEMA_PATH,
         "generator/codegen/src/vocab.rs",
         &pretty_json(&crate::vocab::meta_schema()),
     ));
+    output.files.extend(design.iter().cloned());
     output
 }
 

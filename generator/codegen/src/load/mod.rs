@@ -93,6 +93,8 @@ pub struct Project {
     pub templates: Vec<TemplateOverride>,
     /// The text of `prefiq.toml`, if there is one.
     pub config_text: Option<String>,
+    /// The design tokens (`resources/design/tokens.json`), if the project has them.
+    pub tokens: Option<SourceFile>,
 }
 
 /// Each input file's last parse, kept by a [`Session`](crate::Session) between runs: the
@@ -333,6 +335,14 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
             fingerprint,
         });
     }
+    let tokens = match std::fs::read_to_string(root.join(crate::emit::design::TOKENS)) {
+        Ok(text) => {
+            let (file, problems) = parse(crate::emit::design::TOKENS, &text);
+            diagnostics.extend(problems);
+            Some(file)
+        }
+        Err(_) => None,
+    };
     (
         Project {
             root: root.to_path_buf(),
@@ -340,6 +350,7 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
             apps,
             templates: project_templates,
             config_text,
+            tokens,
         },
         diagnostics,
     )
