@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod config;
+pub mod design;
 pub mod diag;
 pub mod emit;
 pub mod fixtures;

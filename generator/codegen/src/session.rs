@@ -317,7 +317,7 @@ impl Session {
 /// problems with it.
 fn design_files(project: &Project) -> Result<Vec<crate::output::GeneratedFile>, Vec<Diagnostic>> {
     match &project.tokens {
-        Some(file) => crate::emit::design::files(file),
+        Some(file) => crate::design::check(file).map(|tokens| crate::emit::design::files(&tokens)),
         None => Ok(Vec::new()),
     }
 }
