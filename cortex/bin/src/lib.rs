@@ -9,6 +9,7 @@ pub mod docs;
 #[rustfmt::skip]
 pub mod generated;
 pub mod identity;
+pub mod messages;
 pub mod oauth;
 pub mod server;
 pub mod services;
