@@ -110,6 +110,13 @@ fn schema(value: &Value) -> Value {
             }
         }
     }
+    // 3.0 ignores whatever sits beside a `$ref` (an `x-prefiq-rules` at a body's use site):
+    // `allOf: [$ref]` keeps it.
+    if out.len() > 1 {
+        if let Some(reference) = out.remove("$ref") {
+            out.insert("allOf".into(), json!([{ "$ref": reference }]));
+        }
+    }
     // A nullable enum lists null among its values in 3.0.3.
     if out.get("nullable") == Some(&Value::Bool(true)) {
         if let Some(Value::Array(values)) = out.get_mut("enum") {
