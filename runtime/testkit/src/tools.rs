@@ -189,7 +189,12 @@ fn ruled_operations_config(document: &serde_json::Value) -> String {
                 .as_object()
                 .into_iter()
                 .flat_map(|c| c.values())
-                .any(|media| resolve(&media["schema"]).get("x-prefiq-rules").is_some());
+                .any(|media| {
+                    // At the use site (beside a `$ref`, or in a 3.0 `allOf`) or on the component.
+                    let schema = &media["schema"];
+                    schema.get("x-prefiq-rules").is_some()
+                        || resolve(schema).get("x-prefiq-rules").is_some()
+                });
             if !ruled {
                 continue;
             }

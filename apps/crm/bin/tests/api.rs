@@ -831,6 +831,17 @@ async fn custom_operations_close_deals(server: &Server) {
         .post(&format!("/api/crm/deals/{id}/lose"), &json!({}))
         .await
         .problem(422);
+    // A custom operation's body keeps its rules too (`lose-deal-competitor`), before the
+    // service runs: the deal stays open.
+    let problem = server
+        .post(
+            &format!("/api/crm/deals/{id}/lose"),
+            &json!({ "reason": "price", "competitor": "" }),
+        )
+        .await
+        .problem(422);
+    assert_eq!(problem["errors"][0]["pointer"], "/competitor", "{problem}");
+    assert_eq!(problem["errors"][0]["keyword"], "x-prefiq-rules");
     server
         .post("/api/crm/deals/not-a-uuid/win", &json!({}))
         .await
