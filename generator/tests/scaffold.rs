@@ -1,4 +1,5 @@
-//! The example schemas `cargo xtask new-app` starts a new app from generate without a warning.
+//! The example schemas and rules `cargo xtask new-app` starts a new app from generate without a
+//! warning.
 //! (The LMS example is also the committed `apps/lms`, compiled and tested with the workspace.)
 
 use std::path::Path;
@@ -11,7 +12,11 @@ fn every_scaffold_example_generates_cleanly() {
     for example in std::fs::read_dir(&examples).unwrap() {
         let example = example.unwrap().path();
         let dir = tempfile::tempdir().unwrap();
-        for (from, to) in [("schema", "core/schema"), ("fixtures", "core/fixtures")] {
+        for (from, to) in [
+            ("schema", "core/schema"),
+            ("fixtures", "core/fixtures"),
+            ("validation", "core/validation"),
+        ] {
             let target = dir.path().join("apps/example").join(to);
             std::fs::create_dir_all(&target).unwrap();
             for file in std::fs::read_dir(example.join(from)).unwrap() {
@@ -31,12 +36,16 @@ fn every_scaffold_example_generates_cleanly() {
             example.display(),
             generation.diagnostics
         );
+        let document = generation
+            .output
+            .files
+            .iter()
+            .find(|f| f.path == "apps/example/core/openapi.json")
+            .expect("the document");
         assert!(
-            generation
-                .output
-                .files
-                .iter()
-                .any(|f| f.path == "apps/example/core/openapi.json")
+            document.contents.contains("\"x-prefiq-rules\""),
+            "{}: every example comes with a rule",
+            example.display()
         );
         seen += 1;
     }

@@ -1,4 +1,4 @@
-//! `cargo xtask new-app NAME`: a new app with the bin/core/src layout, an example schema, fixtures,
+//! `cargo xtask new-app NAME`: a new app with the bin/core/src layout, an example schema, fixtures, rules,
 //! tests and a README, generated and built, ready for `prefiq dev --app NAME`.
 //!
 //! The app is assembled in `target/` and moved into `apps/` in one rename, so a watcher never
@@ -200,7 +200,11 @@ fn assemble(root: &Path, name: &str, folder: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(to.parent().expect("a parent folder"))?;
         std::fs::write(to, fill(&std::fs::read_to_string(from)?, name))
     };
-    for (from, to) in [("schema", "core/schema"), ("fixtures", "core/fixtures")] {
+    for (from, to) in [
+        ("schema", "core/schema"),
+        ("fixtures", "core/fixtures"),
+        ("validation", "core/validation"),
+    ] {
         for entry in std::fs::read_dir(example.join(from))? {
             let entry = entry?;
             copy_filled(&entry.path(), &folder.join(to).join(entry.file_name()))?;
@@ -275,7 +279,7 @@ pub fn run(args: &[&str]) -> ExitCode {
         return roll_back(&format!("the new crate {package} does not build"));
     }
     println!(
-        "\ncreated apps/{name}: {} entities, fixtures, tests and a README.\n\nnext:",
+        "\ncreated apps/{name}: {} entities, fixtures, rules, tests and a README.\n\nnext:",
         std::fs::read_dir(folder.join("core/schema"))
             .map(|d| d.count())
             .unwrap_or(0)
@@ -363,7 +367,10 @@ mod tests {
             );
             compared += 1;
         }
-        assert_eq!(compared, 6, "three schemas, fixtures, tests and the README");
+        assert_eq!(
+            compared, 7,
+            "three schemas, fixtures, rules, tests and the README"
+        );
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {

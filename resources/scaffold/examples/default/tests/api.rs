@@ -67,6 +67,16 @@ async fn projects_and_tasks_round_trip(server: &Server) {
         )
         .await
         .problem(422);
+    // The rule `task-assigned-due` (core/validation/task.yaml): an assigned task needs a due date.
+    let problem = server
+        .post(
+            "/api/__APP__/tasks",
+            &json!({ "project_id": project_id, "title": "Y", "assignee": "bo@example.com" }),
+        )
+        .await
+        .problem(422);
+    assert_eq!(problem["errors"][0]["pointer"], "/due_on", "{problem}");
+    assert_eq!(problem["errors"][0]["keyword"], "x-prefiq-rules");
     // Deleting the project deletes its tasks.
     server
         .delete(&format!("/api/__APP__/projects/{project_id}"), None)

@@ -210,6 +210,38 @@ async fn references_between_courses_lessons_and_enrollments_hold(server: &Server
     let url = format!("{BASE}/enrollments/{}", id(&enrollment));
     let after = server.get(&url).await.expect(200);
     assert_eq!(after.body["last_lesson_id"], Value::Null);
+    // The rule `enrollment-completed-on` (core/validation/enrollment.yaml): a completion date
+    // goes with the status `completed` and only with it, on the merged result of a patch.
+    let problem = server
+        .patch(&url, &json!({ "status": "completed" }), None)
+        .await
+        .problem(422);
+    assert_eq!(
+        problem["errors"][0]["pointer"], "/completed_on",
+        "{problem}"
+    );
+    assert_eq!(problem["errors"][0]["keyword"], "x-prefiq-rules");
+    let done = server
+        .patch(
+            &url,
+            &json!({ "status": "completed", "completed_on": "2026-11-30" }),
+            None,
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(done["completed_on"], "2026-11-30");
+    server
+        .patch(&url, &json!({ "status": "active" }), None)
+        .await
+        .problem(422);
+    server
+        .post(
+            &format!("{BASE}/enrollments"),
+            &json!({ "course_id": sql, "learner_email": "bo@example.com", "completed_on": "2026-11-30" }),
+        )
+        .await
+        .problem(422);
     // Once the enrollment is gone, the course and its lessons go (on-delete: cascade).
     server.delete(&url, None).await.expect(204);
     server
