@@ -142,7 +142,49 @@ pub fn check(app: &App, files: &[SourceFile]) -> (Vec<Row>, Vec<Diagnostic>) {
         }
     }
     check_keys(app, files, &rows, &mut diagnostics);
+    check_rules(app, files, &rows, &mut diagnostics);
     (rows, diagnostics)
+}
+
+/// Every row keeps its entity's rules (`core/validation/`), evaluated with the engine the server
+/// uses, so that `prefiq seed` never meets a row the server would refuse.
+fn check_rules(app: &App, files: &[SourceFile], rows: &[Row], diagnostics: &mut Vec<Diagnostic>) {
+    let engine = datalogic_rs::Engine::new();
+    for entity in app.entities.iter().filter(|e| !e.rules.is_empty()) {
+        for rule in &entity.rules {
+            let Ok(logic) = engine.compile(&rule.condition) else {
+                continue;
+            };
+            for row in rows.iter().filter(|r| r.entity == entity.name) {
+                let arena = bumpalo::Bump::new();
+                let holds = engine
+                    .evaluate(&logic, &row.value, &arena)
+                    .ok()
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
+                if !holds {
+                    let diagnostic = Diagnostic::error(
+                        "prefiq::fixtures::rule",
+                        format!(
+                            "this {} fixture breaks the rule `{}`: {}",
+                            entity.name, rule.id, rule.message
+                        ),
+                    )
+                    .with_help(format!(
+                        "change the row, or the rule in {} (it blames {})",
+                        rule.source,
+                        rule.blame.join(", ")
+                    ));
+                    diagnostics.push(files[row.file].diag(
+                        diagnostic,
+                        &row.pointer,
+                        false,
+                        "breaks a rule",
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Keys are unique, and every reference names a row some fixture defines.
