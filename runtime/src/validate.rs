@@ -184,11 +184,6 @@ impl Validator {
         self.errors(instance).map_err(Problem::unprocessable)
     }
 
-    /// Checks `instance` against the schema alone; on failure, its errors.
-    pub fn check_schema(&self, instance: &Value) -> Result<(), Vec<FieldError>> {
-        self.schema_errors(instance)
-    }
-
     /// Checks `instance`, which the schema admits, against the rules alone: a 422 problem
     /// naming each blamed member with the rule's message.
     pub fn check_rules(&self, instance: &Value) -> Result<(), Problem> {
@@ -215,7 +210,7 @@ impl Validator {
 
     /// The schema's errors or, when it holds, the rules'.
     fn errors(&self, instance: &Value) -> Result<(), Vec<FieldError>> {
-        self.schema_errors(instance)?;
+        self.check_schema(instance)?;
         let errors = self.rules.errors(instance);
         if errors.is_empty() {
             Ok(())
@@ -224,7 +219,8 @@ impl Validator {
         }
     }
 
-    fn schema_errors(&self, instance: &Value) -> Result<(), Vec<FieldError>> {
+    /// Checks `instance` against the schema alone; on failure, its errors.
+    pub fn check_schema(&self, instance: &Value) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         for error in self.inner.iter_errors(instance) {
             self.explain(&error, &mut errors);
