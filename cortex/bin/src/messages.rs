@@ -37,7 +37,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
-    /// The subject line (the HTML template's `subject` block, as text).
+    /// The subject line (the text template's `subject` block).
     pub subject: String,
     /// The HTML part.
     pub html: String,
@@ -97,27 +97,20 @@ impl Messages {
     /// The email `name` (`email/<name>.html.jinja` and `.txt.jinja`) for `context`.
     pub fn email(&self, name: &str, context: &impl Serialize) -> Result<Email, minijinja::Error> {
         let context = minijinja::Value::from(Serde(context));
-        let html = self.env.get_template(&format!("email/{name}.html.jinja"))?;
-        let mut captured = html.render_captured(context.clone())?;
-        let subject = captured.with_state_mut(|state| state.render_block("subject"))?;
-        // The subject is text in a header: unescape what the HTML template escaped, one line.
-        let subject = subject
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&#x27;", "'")
-            .replace("&#x2f;", "/")
-            .replace("&amp;", "&")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let html = self
+            .env
+            .get_template(&format!("email/{name}.html.jinja"))?
+            .render(context.clone())?;
+        // The subject is a block of the text template: unescaped, as a header must be.
+        let mut text = self
+            .env
+            .get_template(&format!("email/{name}.txt.jinja"))?
+            .render_captured(context)?;
+        let subject = text.with_state_mut(|state| state.render_block("subject"))?;
         Ok(Email {
-            subject,
-            html: captured.into_output(),
-            text: self
-                .env
-                .get_template(&format!("email/{name}.txt.jinja"))?
-                .render(context)?,
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            html,
+            text: text.into_output(),
         })
     }
 
