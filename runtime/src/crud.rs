@@ -743,7 +743,7 @@ pub async fn list_handler<R: Resource, S: Send + Sync + 'static>(
     let query = ListQuery::parse(R::TABLE, &pairs)?;
     let mut tx = state.db.begin_read(&ctx.principal).await?;
     let page = list::<R>(&mut tx, query).await.map_err(problem::<R>)?;
-    tx.commit().await.map_err(problem::<R>)?;
+    tx.end_read();
     Ok(Json(page))
 }
 
@@ -787,7 +787,7 @@ pub async fn get_handler<R: Resource, S: Send + Sync + 'static>(
         .await
         .map_err(problem::<R>)?
         .ok_or_else(|| missing::<R>(&key))?;
-    tx.commit().await.map_err(problem::<R>)?;
+    tx.end_read();
     Ok(Tagged {
         version: R::version(&row),
         body: row,

@@ -608,6 +608,9 @@ fn bind_sqlite(query: SqliteQuery<'_>, value: SqlValue) -> SqliteQuery<'_> {
     }
 }
 
+/// How long a pooled PostgreSQL connection may sit idle before it is tested when taken out.
+const RETEST_IDLE_AFTER: Duration = Duration::from_secs(30);
+
 /// Pool settings read from the environment.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -743,6 +746,15 @@ impl Tx {
             TxInner::Sqlite(tx) => tx.commit().await?,
         }
         Ok(())
+    }
+
+    /// Ends a transaction that only read. There is nothing to keep, so instead of waiting for a
+    /// `COMMIT`, the rollback is queued and sent when the connection goes back to the pool, off
+    /// the request's path: one round trip fewer for every read. Only for statements known not to
+    /// write (the generated list and get); a service's reading operation still commits, so that
+    /// nothing it wrote is dropped.
+    pub fn end_read(self) {
+        drop(self);
     }
 
     /// Undoes every change of the transaction.
@@ -889,7 +901,19 @@ impl Db {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
-                .acquire_timeout(options.acquire_timeout);
+                .acquire_timeout(options.acquire_timeout)
+                // sqlx tests a connection when it goes back to the pool; testing it again when
+                // it is taken out costs every request a round trip. Only a connection that sat
+                // idle long enough to have been dropped by the server is tested again.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > RETEST_IDLE_AFTER {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                });
             let mut session = Vec::new();
             if let Some(role) = options.role {
                 session.push(format!("SET ROLE {}", crate::meta::quote(role)));
@@ -936,6 +960,8 @@ impl Db {
             let mut attempt = 0;
             loop {
                 let opened = SqlitePoolOptions::new()
+                    // The database is a file this process opened: nothing drops the connection.
+                    .test_before_acquire(false)
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect.clone())

@@ -516,7 +516,7 @@ async fn audit_list(
         .run(&mut tx, table, prefiq_runtime::audit::read)
         .await
         .map_err(|e| e.into_problem(table))?;
-    tx.commit().await?;
+    tx.end_read();
     Ok(axum::Json(page))
 }
 
