@@ -17,6 +17,7 @@ pub mod auth;
 pub mod catalog;
 pub mod crud;
 pub mod db;
+pub mod format;
 pub mod http;
 pub mod list;
 pub mod meta;

@@ -31,16 +31,6 @@ pub struct SchemaError {
     message: String,
 }
 
-/// `format: decimal`: an optional sign, digits, and an optional fraction.
-fn is_decimal(text: &str) -> bool {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
-    !whole.is_empty()
-        && !fraction.is_empty()
-        && whole.bytes().all(|b| b.is_ascii_digit())
-        && fraction.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// The `x-decimal` keyword: precision, scale and bounds of exact decimals, which JSON Schema
 /// cannot check on strings (and checks only approximately on numbers).
 struct DecimalLimits {
@@ -75,9 +65,9 @@ impl DecimalLimits {
             _ => return None,
         };
         let Ok(mut value) = Decimal::from_str(&text) else {
-            return Some(format!(
-                "{text} has more digits than an exact decimal holds (28 significant digits)"
-            ));
+            return Some(
+                "has more digits than an exact decimal holds (28 significant digits)".into(),
+            );
         };
         // A JSON number is a double: a value within rounding error of the scale is that value.
         if let (Value::Number(_), Some(scale)) = (instance, self.scale) {
@@ -90,7 +80,7 @@ impl DecimalLimits {
         if let Some(scale) = self.scale {
             if value.scale() > scale {
                 return Some(format!(
-                    "{text} has more than {scale} digits after the decimal point"
+                    "has more than {scale} digits after the decimal point"
                 ));
             }
             if let Some(precision) = self.precision {
@@ -102,7 +92,7 @@ impl DecimalLimits {
                     .len() as u32;
                 if whole > precision.saturating_sub(scale) {
                     return Some(format!(
-                        "{text} has more than {} digits before the decimal point",
+                        "has more than {} digits before the decimal point",
                         precision - scale
                     ));
                 }
@@ -122,7 +112,7 @@ impl DecimalLimits {
                     "exclusiveMinimum" => "more than",
                     _ => "less than",
                 };
-                return Some(format!("{text} is not {words} {bound}"));
+                return Some(format!("must be {words} {bound}"));
             }
         }
         None
@@ -162,9 +152,11 @@ impl Validator {
             "$ref": format!("#/$defs/{name}"),
             "$defs": document["$defs"].clone(),
         });
-        let inner = jsonschema::draft202012::options()
-            .should_validate_formats(true)
-            .with_format("decimal", is_decimal)
+        let options = crate::format::PINNED.iter().fold(
+            jsonschema::draft202012::options().should_validate_formats(true),
+            |options, (format, check)| options.with_format(*format, *check),
+        );
+        let inner = options
             .with_keyword("x-decimal", |_, value: &Value, _| {
                 Ok(Box::new(DecimalLimits::from_schema(value)))
             })
@@ -228,7 +220,7 @@ impl Validator {
         if errors.is_empty() {
             Ok(())
         } else {
-            errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+            errors.sort_by(|a, b| (&a.pointer, &a.detail).cmp(&(&b.pointer, &b.detail)));
             errors.dedup();
             Err(errors)
         }
@@ -288,17 +280,79 @@ impl Validator {
                     }
                     _ => out.push(FieldError {
                         pointer: at,
-                        detail: error.to_string(),
+                        detail: message(error.kind()),
                         keyword: Some(keyword),
                     }),
                 }
             }
-            _ => out.push(FieldError {
+            kind => out.push(FieldError {
                 pointer: at,
-                detail: error.to_string(),
+                detail: message(kind),
                 keyword: Some(keyword),
             }),
         }
+    }
+}
+
+/// The message of a failed keyword. It never repeats the value (which may be long, or secret)
+/// and is worded the same in the browser's validators (`src/services/validate.ts`), so that a
+/// form shows what the server would answer.
+fn message(kind: &ValidationErrorKind) -> String {
+    use jsonschema::error::TypeKind;
+    let json = |value: &Value| value.to_string();
+    match kind {
+        ValidationErrorKind::Type { kind } => {
+            let mut names: Vec<String> = match kind {
+                TypeKind::Single(one) => vec![one.to_string()],
+                TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect(),
+            };
+            names.sort();
+            format!("must be of type {}", names.join(" or "))
+        }
+        ValidationErrorKind::Enum { options } => {
+            let options: Vec<String> = options
+                .as_array()
+                .map(|values| values.iter().map(json).collect())
+                .unwrap_or_default();
+            format!("must be one of {}", options.join(", "))
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            format!("must be {}", json(expected_value))
+        }
+        ValidationErrorKind::MinLength { limit } => {
+            format!("must be at least {limit} characters long")
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("must be at most {limit} characters long")
+        }
+        ValidationErrorKind::Pattern { .. } => "does not have the expected form".into(),
+        ValidationErrorKind::Format { format } => format!("is not a valid {format}"),
+        ValidationErrorKind::Minimum { limit } => format!("must be at least {limit}"),
+        ValidationErrorKind::Maximum { limit } => format!("must be at most {limit}"),
+        ValidationErrorKind::ExclusiveMinimum { limit } => format!("must be more than {limit}"),
+        ValidationErrorKind::ExclusiveMaximum { limit } => format!("must be less than {limit}"),
+        ValidationErrorKind::MultipleOf { multiple_of } => {
+            format!("must be a multiple of {multiple_of}")
+        }
+        ValidationErrorKind::MinItems { limit } => format!("must have at least {limit} items"),
+        ValidationErrorKind::MaxItems { limit } => format!("must have at most {limit} items"),
+        ValidationErrorKind::UniqueItems => "must not hold the same item twice".into(),
+        ValidationErrorKind::MinProperties { limit } => {
+            format!("must have at least {limit} members")
+        }
+        ValidationErrorKind::MaxProperties { limit } => {
+            format!("must have at most {limit} members")
+        }
+        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
+            "matches none of the allowed shapes".into()
+        }
+        ValidationErrorKind::OneOfMultipleValid { .. } => {
+            "matches more than one of the allowed shapes".into()
+        }
+        ValidationErrorKind::Custom { message, .. } => message.clone(),
+        ValidationErrorKind::FalseSchema => "is not allowed".into(),
+        // Keywords the generator never emits.
+        other => format!("does not satisfy `{}`", other.keyword()),
     }
 }
 
@@ -411,6 +465,7 @@ mod tests {
 
     #[test]
     fn decimals_need_digits_on_both_sides_of_the_point() {
+        use crate::format::is_decimal;
         assert!(is_decimal("10") && is_decimal("-0.5") && is_decimal("12.50"));
         assert!(!is_decimal("") && !is_decimal(".5") && !is_decimal("1.") && !is_decimal("1e3"));
     }
