@@ -14,6 +14,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("ts/client.ts.jinja", include_str!("../ts/client.ts.jinja")),
     ("ts/core.ts.jinja", include_str!("../ts/core.ts.jinja")),
     ("ts/rules.ts.jinja", include_str!("../ts/rules.ts.jinja")),
+    (
+        "ts/validate.ts.jinja",
+        include_str!("../ts/validate.ts.jinja"),
+    ),
 ];
 
 /// The built-in source of the template `name`.
