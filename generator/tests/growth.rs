@@ -161,6 +161,7 @@ fn additive_schema_changes_break_no_hand_written_code() {
     std::fs::write(root.join("prefiq.toml"), "[runtime]\npath = \"runtime\"\n").unwrap();
     std::os::unix::fs::symlink(repo.join("runtime"), root.join("runtime")).unwrap();
     std::os::unix::fs::symlink(repo.join(".ci"), root.join(".ci")).unwrap();
+    prefiq_testkit::tools::link_node_modules(root);
     let before = hand_written(root);
 
     // Grow every schema.

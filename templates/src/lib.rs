@@ -18,6 +18,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "ts/validate.ts.jinja",
         include_str!("../ts/validate.ts.jinja"),
     ),
+    ("ts/hooks.ts.jinja", include_str!("../ts/hooks.ts.jinja")),
 ];
 
 /// The built-in source of the template `name`.

@@ -26,9 +26,21 @@ pub fn tool(relative: &str) -> PathBuf {
     path
 }
 
-/// TypeScript's compiler.
+/// TypeScript's compiler. The packages the generated TypeScript imports (React, TanStack Query)
+/// resolve from the repository's `node_modules`, a link to `.ci/node_modules` made here.
 pub fn tsc() -> PathBuf {
-    tool("node_modules/.bin/tsc")
+    let tsc = tool("node_modules/.bin/tsc");
+    link_node_modules(&repo_root());
+    tsc
+}
+
+/// Links `root/node_modules` to the contract tools' packages, unless it exists.
+pub fn link_node_modules(root: &std::path::Path) {
+    let link = root.join("node_modules");
+    if link.symlink_metadata().is_err() {
+        // Another test may make it at the same moment: either link is the same.
+        let _ = std::os::unix::fs::symlink(repo_root().join(".ci/node_modules"), &link);
+    }
 }
 
 /// Redocly's CLI.

@@ -35,7 +35,7 @@ async fn the_typescript_client_drives_the_live_service() {
             .arg("--outDir")
             .arg(out.path()),
     );
-    // The rules test imports json-logic-js, a test tool installed in .ci/.
+    // The tests import json-logic-js, React and TanStack Query, installed in .ci/.
     std::os::unix::fs::symlink(
         repo_root().join(".ci/node_modules"),
         out.path().join("node_modules"),
@@ -44,6 +44,8 @@ async fn the_typescript_client_drives_the_live_service() {
     let tests = [
         out.path().join("src/tests/client.test.js"),
         out.path().join("src/tests/rules.test.js"),
+        out.path().join("src/tests/validate.test.js"),
+        out.path().join("src/tests/hooks.test.js"),
     ];
     let base = server.base.clone();
     let token = server.token.clone();
@@ -55,6 +57,14 @@ async fn the_typescript_client_drives_the_live_service() {
                 .env("PREFIQ_BASE_URL", base)
                 .env("PREFIQ_TOKEN", token)
                 .env("PREFIQ_RULE_CASES", src.join("tests/rules.cases.json"))
+                .env(
+                    "PREFIQ_VALIDATE_CASES",
+                    src.join("tests/validate.cases.json"),
+                )
+                .env(
+                    "PREFIQ_FORMAT_CASES",
+                    repo_root().join("runtime/src/format.cases.json"),
+                )
                 .env(
                     "PREFIQ_LOGIC_CASES",
                     repo_root().join("runtime/src/rules.cases.json"),
@@ -70,8 +80,8 @@ async fn the_typescript_client_drives_the_live_service() {
     );
     assert!(output.status.success(), "the Node test failed:\n{text}");
     assert!(
-        text.contains("# pass 9") && text.contains("# fail 0"),
-        "all nine Node tests ran:\n{text}"
+        text.contains("# pass 16") && text.contains("# fail 0"),
+        "all sixteen Node tests ran:\n{text}"
     );
     server.stop().await;
 }

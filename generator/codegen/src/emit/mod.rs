@@ -122,6 +122,6 @@ const TSCONFIG: &str = r#"{
     "outDir": "dist",
     "typeRoots": ["../../../.ci/node_modules/@types"]
   },
-  "include": ["services/**/*.ts", "tests/**/*.ts", "../core/types/ts/**/*.ts"]
+  "include": ["services/**/*.ts", "hooks/**/*.ts", "tests/**/*.ts", "../core/types/ts/**/*.ts"]
 }
 "#;

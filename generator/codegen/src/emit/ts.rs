@@ -802,6 +802,111 @@ pub fn validators(app: &App, templates: &Templates) -> Result<String, Diagnostic
     )
 }
 
+/// `src/hooks/generated.ts`: TanStack Query keys, options and hooks per operation, with the
+/// cache follow-up of each write derived from the entities' references.
+pub fn hooks(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
+    use heck::ToLowerCamelCase;
+    let key_of = |name: &str| {
+        app.entity(name)
+            .map(|e| e.plural.to_lower_camel_case())
+            .unwrap_or_default()
+    };
+    let mut imports: BTreeSet<String> = BTreeSet::new();
+    let mut entities = Vec::new();
+    for entity in &app.entities {
+        let op = |action: CrudAction| {
+            app.operations
+                .iter()
+                .find(|o| matches!(&o.kind, OperationKind::Crud { entity: e, action: a } if *e == entity.name && *a == action))
+                .map(|o| o.id.clone())
+        };
+        let types = &entity.types;
+        imports.extend([
+            entity.name.clone(),
+            types.create.clone(),
+            types.patch.clone(),
+            types.query.clone(),
+        ]);
+        let parents: Vec<Value> = entity
+            .fields
+            .iter()
+            .filter_map(|f| {
+                let target = f.references.as_ref()?;
+                Some(serde_json::json!({ "field": f.member.name, "key": key_of(&target.entity) }))
+            })
+            .collect();
+        let children: BTreeSet<String> = app
+            .entities
+            .iter()
+            .filter(|other| {
+                other.fields.iter().any(|f| {
+                    f.references
+                        .as_ref()
+                        .is_some_and(|r| r.entity == entity.name)
+                })
+            })
+            .map(|other| key_of(&other.name))
+            .collect();
+        let words = entity.plural.replace(['-', '_'], " ");
+        let article = if entity.name.starts_with(['A', 'E', 'I', 'O', 'U']) {
+            "an"
+        } else {
+            "a"
+        };
+        let key = entity.plural.to_lower_camel_case();
+        let row = entity.name.to_lower_camel_case();
+        entities.push(serde_json::json!({
+            "name": entity.name,
+            "key": key,
+            "plural": pascal(&entity.plural),
+            "plural_words": words,
+            "article": article,
+            "id": entity.key().member.name,
+            "id_type": ts_type(&entity.key().member.ty, false),
+            "version": entity.fields.iter().find(|f| f.role == FieldRole::Version).map(|f| f.member.name.clone()),
+            "query": types.query,
+            "create_type": types.create,
+            "patch_type": types.patch,
+            "list": op(CrudAction::List),
+            "get": op(CrudAction::Get),
+            "create": op(CrudAction::Create),
+            "update": op(CrudAction::Update),
+            "delete": op(CrudAction::Delete),
+            "create_pascal": op(CrudAction::Create).map(|o| pascal(&o)),
+            "update_pascal": op(CrudAction::Update).map(|o| pascal(&o)),
+            "delete_pascal": op(CrudAction::Delete).map(|o| pascal(&o)),
+            "list_query": format!("{key}Query"),
+            "pages_query": format!("{key}PagesQuery"),
+            "row_query": format!("{row}Query"),
+            "parents": parents,
+            "children": children,
+        }));
+    }
+    let operations: Vec<Value> = app
+        .custom()
+        .map(|o| {
+            // A writing operation's variables are the client function's arguments.
+            if let Some(params) = o.params_type.as_ref().filter(|_| !o.writes()) {
+                imports.insert(params.clone());
+            }
+            let optional = o.params.iter().all(|p| !p.required);
+            serde_json::json!({
+                "id": o.id,
+                "pascal": pascal(&o.id),
+                "method": o.method.as_str(),
+                "path": o.path,
+                "reads": !o.writes(),
+                "params_type": o.params_type,
+                "params_arg": o.params_type.as_ref().map(|t| format!("params: {t}{}", if optional { " = {}" } else { "" })).unwrap_or_default(),
+            })
+        })
+        .collect();
+    templates.render(
+        "ts/hooks.ts.jinja",
+        serde_json::json!({ "app": app.name, "entities": entities, "operations": operations, "imports": imports }),
+    )
+}
+
 /// The TypeScript files of `app`: `(path, contents)`.
 pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, Diagnostic> {
     let (types, client, core) = render(
