@@ -630,7 +630,16 @@ impl<'a> Checker<'a> {
         };
         let mut members: Vec<&Member> = target.members.clone();
         let mut kind = None;
+        // A tagged union's tag is the one member every alternative has.
+        let mut tag: Option<(&str, Vec<String>)> = None;
         for (depth, segment) in path.split('.').enumerate() {
+            if let Some((_, values)) = tag.take().filter(|(name, _)| *name == segment) {
+                kind = Some(Kind::Text {
+                    values: Some(values),
+                });
+                members = Vec::new();
+                continue;
+            }
             if depth > 0 && members.is_empty() {
                 self.error(
                     at,
@@ -660,6 +669,7 @@ impl<'a> Checker<'a> {
                 return None;
             };
             let (next, inner) = self.kind_of(&member.ty);
+            tag = self.union_tag(&member.ty);
             kind = Some(next);
             match inner {
                 Some(inner) => members = inner,
@@ -667,6 +677,24 @@ impl<'a> Checker<'a> {
             }
         }
         kind
+    }
+
+    /// The tag of a tagged union, and its values.
+    fn union_tag(&self, ty: &Type) -> Option<(&'a str, Vec<String>)> {
+        let Type::Union { name } = ty else {
+            return None;
+        };
+        match self.app.types.get(name) {
+            Some(NamedType::Union(u)) => u.tag.as_deref().map(|tag| {
+                let values = u
+                    .variants
+                    .iter()
+                    .filter_map(|v| v.tag_value.clone())
+                    .collect();
+                (tag, values)
+            }),
+            _ => None,
+        }
     }
 
     /// The kind of a member's values, and the members of the object it holds.
