@@ -1,0 +1,10 @@
+export { EntityDetail } from "./detail.js";
+export { Dialog } from "./dialog.js";
+export { Field } from "./field.js";
+export type { Draft } from "./field.js";
+export { EntityForm } from "./form.js";
+export { explain, fieldOf } from "./problem.js";
+export type { Explained } from "./problem.js";
+export type { EntitySpec, FieldError, FieldKind, FieldSpec, MutationLike, Option, PageLike, QueryLike } from "./spec.js";
+export { EntityTable } from "./table.js";
+export { ToastProvider, useToast } from "./toast.js";
