@@ -19,6 +19,30 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../ts/validate.ts.jinja"),
     ),
     ("ts/hooks.ts.jinja", include_str!("../ts/hooks.ts.jinja")),
+    (
+        "ts/components.tsx.jinja",
+        include_str!("../ts/components.tsx.jinja"),
+    ),
+    (
+        "ts/app/App.tsx.jinja",
+        include_str!("../ts/app/App.tsx.jinja"),
+    ),
+    (
+        "ts/app/main.tsx.jinja",
+        include_str!("../ts/app/main.tsx.jinja"),
+    ),
+    (
+        "ts/app/index.html.jinja",
+        include_str!("../ts/app/index.html.jinja"),
+    ),
+    (
+        "ts/app/vite.config.ts.jinja",
+        include_str!("../ts/app/vite.config.ts.jinja"),
+    ),
+    (
+        "ts/app/app.css.jinja",
+        include_str!("../ts/app/app.css.jinja"),
+    ),
 ];
 
 /// The built-in source of the template `name`.

@@ -48,7 +48,7 @@ impl Output {
 /// How a file's comments look, by extension.
 fn comment_style(path: &str) -> (&'static str, &'static str) {
     match path.rsplit('.').next().unwrap_or("") {
-        "rs" | "ts" | "js" | "mjs" => ("// ", ""),
+        "rs" | "ts" | "tsx" | "js" | "mjs" => ("// ", ""),
         "sql" => ("-- ", ""),
         "toml" | "yaml" | "yml" | "sh" | "sum" => ("# ", ""),
         "md" | "html" => ("<!-- ", " -->"),

@@ -32,6 +32,9 @@ async fn the_typescript_client_drives_the_live_service() {
         Command::new(tsc())
             .arg("-p")
             .arg(src.join("tsconfig.json"))
+            // The pages import resources/frontend: paths under out/ follow the repository's.
+            .arg("--rootDir")
+            .arg(repo_root())
             .arg("--outDir")
             .arg(out.path()),
     );
@@ -42,10 +45,10 @@ async fn the_typescript_client_drives_the_live_service() {
     )
     .expect("node_modules for the compiled tests");
     let tests = [
-        out.path().join("src/tests/client.test.js"),
-        out.path().join("src/tests/rules.test.js"),
-        out.path().join("src/tests/validate.test.js"),
-        out.path().join("src/tests/hooks.test.js"),
+        out.path().join("apps/crm/src/tests/client.test.js"),
+        out.path().join("apps/crm/src/tests/rules.test.js"),
+        out.path().join("apps/crm/src/tests/validate.test.js"),
+        out.path().join("apps/crm/src/tests/hooks.test.js"),
     ];
     let base = server.base.clone();
     let token = server.token.clone();

@@ -104,6 +104,25 @@ fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<()
         path: format!("{root}/src/tsconfig.json"),
         contents: TSCONFIG.to_owned(),
     });
+    // The pages and the build, written once: the team owns them from then on.
+    let root_up = "../".repeat(root.matches('/').count() + 2);
+    let context = serde_json::json!({
+        "app": app.name,
+        "library": format!("../{root_up}resources/frontend/src/index.js"),
+        "root_up": root_up,
+    });
+    for (template, path) in [
+        ("ts/app/App.tsx.jinja", "src/app/App.tsx"),
+        ("ts/app/main.tsx.jinja", "src/app/main.tsx"),
+        ("ts/app/index.html.jinja", "src/index.html"),
+        ("ts/app/vite.config.ts.jinja", "src/vite.config.ts"),
+        ("ts/app/app.css.jinja", "src/styles/app.css"),
+    ] {
+        output.scaffolds.push(Scaffold {
+            path: format!("{root}/{path}"),
+            contents: templates.render(template, context.clone())?,
+        });
+    }
     Ok(())
 }
 
@@ -119,9 +138,10 @@ const TSCONFIG: &str = r#"{
     "noUnusedParameters": true,
     "exactOptionalPropertyTypes": false,
     "skipLibCheck": true,
+    "jsx": "react-jsx",
     "outDir": "dist",
     "typeRoots": ["../../../.ci/node_modules/@types"]
   },
-  "include": ["services/**/*.ts", "hooks/**/*.ts", "tests/**/*.ts", "../core/types/ts/**/*.ts"]
+  "include": ["services/**/*.ts", "hooks/**/*.ts", "components/**/*.tsx", "app/**/*.tsx", "tests/**/*.ts", "../core/types/ts/**/*.ts"]
 }
 "#;

@@ -907,6 +907,188 @@ pub fn hooks(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
     )
 }
 
+/// A member name as a label: `first_name` → `First name`, `company_id` → `Company`.
+fn label(name: &str) -> String {
+    let words = name
+        .strip_suffix("_id")
+        .unwrap_or(name)
+        .replace(['_', '-'], " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The first text member a person would know a row by (its name), or its key.
+fn title_field(entity: &Entity) -> String {
+    entity
+        .fields
+        .iter()
+        .find(|f| f.role == FieldRole::Data && matches!(f.member.ty, Type::String(_)))
+        .unwrap_or_else(|| entity.key())
+        .member
+        .name
+        .clone()
+}
+
+/// How a field is entered, for resources/frontend's `FieldSpec.kind`, and an enum's values.
+fn field_kind(app: &App, field: &crate::ir::Field) -> (&'static str, Option<Vec<String>>) {
+    let enum_values = |name: &str| match app.types.get(name) {
+        Some(NamedType::Enum(e)) => Some(e.values.iter().map(|v| v.value.clone()).collect()),
+        _ => None,
+    };
+    if field.references.is_some() {
+        return ("reference", None);
+    }
+    match &field.member.ty {
+        Type::String(s) => match s.format.as_deref() {
+            Some("email") => ("email", None),
+            Some("uri") => ("url", None),
+            _ => ("text", None),
+        },
+        Type::Uuid => ("text", None),
+        Type::Date => ("date", None),
+        Type::DateTime => ("datetime", None),
+        Type::Integer(_) => ("integer", None),
+        Type::Number(_) => ("number", None),
+        Type::Decimal(_) => ("decimal", None),
+        Type::Boolean => ("boolean", None),
+        Type::Enum { name } => ("enum", enum_values(name)),
+        Type::Array(a) if matches!(a.items, Type::String(_)) => ("tags", None),
+        _ => ("json", None),
+    }
+}
+
+/// The CRUD operation `action` of `entity`, by its id.
+fn crud_op(app: &App, entity: &Entity, action: CrudAction) -> Option<String> {
+    app.operations
+        .iter()
+        .find(|o| matches!(&o.kind, OperationKind::Crud { entity: e, action: a } if *e == entity.name && *a == action))
+        .map(|o| o.id.clone())
+}
+
+/// One field's `FieldSpec`, as the members of a TypeScript object literal, and the picker of a
+/// reference.
+fn field_spec(app: &App, field: &crate::ir::Field, hooks: &mut BTreeSet<String>) -> Value {
+    let (kind, options) = field_kind(app, field);
+    let mut spec = serde_json::json!({
+        "name": field.member.name,
+        "label": label(&field.member.name),
+        "kind": kind,
+        "required": field.member.required && field.is_writable(),
+        "nullable": field.member.nullable,
+        "writable": field.is_writable(),
+        "sortable": field.sortable,
+        "filterable": field.filterable,
+        "column": field.is_writable() && kind != "json",
+    });
+    if let Some(description) = &field.member.description {
+        spec["description"] = description.clone().into();
+    }
+    if let Type::String(s) = &field.member.ty {
+        if let Some(max) = s.max_length {
+            spec["maxLength"] = max.into();
+        }
+    }
+    if let Some(options) = options {
+        spec["options"] = options.into();
+    }
+    let literal = spec.to_string();
+    let mut out = serde_json::json!({ "json": &literal[1..literal.len() - 1] });
+    let target = field
+        .references
+        .as_ref()
+        .and_then(|r| app.entity(&r.entity))
+        .filter(|t| crud_op(app, t, CrudAction::List).is_some());
+    if let Some(target) = target {
+        let hook = format!("use{}", pascal(&target.plural));
+        hooks.insert(hook.clone());
+        out["options_hook"] = hook.into();
+        out["options_value"] = target.key().member.name.clone().into();
+        out["options_label"] = title_field(target).into();
+    }
+    out
+}
+
+/// `src/components/generated.tsx`: each entity's screens described from its schema, bound to
+/// the generated hooks and validators, for the components of resources/frontend.
+pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
+    use heck::ToLowerCamelCase;
+    let root = crate::ir::app_root(&app.name);
+    let depth = root.matches('/').count() + 3; // out of <root>/src/components/
+    let library = format!("{}resources/frontend/src/index.js", "../".repeat(depth));
+    let mut hooks: BTreeSet<String> = BTreeSet::new();
+    let mut validators: BTreeSet<String> = BTreeSet::new();
+    let mut types: BTreeSet<String> = BTreeSet::new();
+    let mut entities = Vec::new();
+    let complete = |entity: &Entity| {
+        CrudAction::ALL
+            .iter()
+            .all(|a| crud_op(app, entity, *a).is_some())
+    };
+    for entity in app.entities.iter().filter(|e| complete(e)) {
+        let fields: Vec<Value> = entity
+            .fields
+            .iter()
+            .map(|field| field_spec(app, field, &mut hooks))
+            .collect();
+        let hook = |action: CrudAction| {
+            format!(
+                "use{}",
+                pascal(&crud_op(app, entity, action).unwrap_or_default())
+            )
+        };
+        let use_list = format!("use{}", pascal(&entity.plural));
+        let use_row = format!("use{}", entity.name);
+        let version = entity.fields.iter().any(|f| f.role == FieldRole::Version);
+        hooks.extend([
+            use_list.clone(),
+            use_row.clone(),
+            hook(CrudAction::Create),
+            hook(CrudAction::Update),
+            hook(CrudAction::Delete),
+            format!("type {}Id", entity.name),
+        ]);
+        if version {
+            hooks.insert(format!("etag{}", entity.name));
+        }
+        validators.insert(format!("validate{}Create", entity.name));
+        validators.insert(format!("validate{}Patch", entity.name));
+        types.insert(entity.name.clone());
+        types.insert(entity.types.query.clone());
+        let numeric = matches!(entity.key().member.ty, Type::Integer(_) | Type::Number(_));
+        entities.push(serde_json::json!({
+            "name": entity.name,
+            "spec": format!("{}Spec", entity.name.to_lower_camel_case()),
+            "plural_label": label(&entity.plural),
+            "path": entity.plural,
+            "id": entity.key().member.name,
+            "title": title_field(entity),
+            "from_string": if numeric { "Number(id)" } else { "id" },
+            "etag": version.then(|| format!("etag{}", entity.name)),
+            "query": entity.types.query,
+            "use_list": use_list,
+            "use_row": use_row,
+            "use_create": hook(CrudAction::Create),
+            "use_update": hook(CrudAction::Update),
+            "use_delete": hook(CrudAction::Delete),
+            "fields": fields,
+        }));
+    }
+    let specs: Vec<String> = entities
+        .iter()
+        .map(|e| e["spec"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    templates.render(
+        "ts/components.tsx.jinja",
+        serde_json::json!({
+            "app": app.name, "library": library, "entities": entities, "specs": specs,
+            "hooks": hooks, "validators": validators, "types": types,
+        }),
+    )
+}
+
 /// The TypeScript files of `app`: `(path, contents)`.
 pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, Diagnostic> {
     let (types, client, core) = render(
@@ -932,6 +1114,10 @@ pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, D
         (
             format!("{root}/src/hooks/generated.ts"),
             hooks(app, templates)?,
+        ),
+        (
+            format!("{root}/src/components/generated.tsx"),
+            components(app, templates)?,
         ),
     ])
 }
