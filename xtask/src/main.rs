@@ -12,6 +12,7 @@
 //! - `cargo xtask new-app NAME`: a new app, generated and built.
 
 mod bench;
+mod bench_frontend;
 mod bench_serve;
 mod bench_watch;
 mod new_app;
@@ -38,7 +39,7 @@ fn run(program: &str, args: &[&str]) -> bool {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask bench serve [--duration S] [--connections N] [--rows N]\n  cargo xtask new-app NAME"
+        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask bench serve [--duration S] [--connections N] [--rows N]\n  cargo xtask bench frontend [--runs N]\n  cargo xtask new-app NAME"
     );
     ExitCode::from(2)
 }
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         ["bench", "ts-client", rest @ ..] => bench::ts_client(rest),
         ["bench", "watch", rest @ ..] => bench_watch::watch(rest),
         ["bench", "serve", rest @ ..] => bench_serve::serve(rest),
+        ["bench", "frontend", rest @ ..] => bench_frontend::frontend(rest),
         ["new-app", rest @ ..] => new_app::run(rest),
         _ => usage(),
     }
