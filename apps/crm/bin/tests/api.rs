@@ -776,6 +776,7 @@ async fn values_round_trip_exactly(server: &Server) {
                 "first_name": "Zoë",
                 "last_name": "O'Brien",
                 "email": "zoe@exact.example",
+                "phone": "+4930123456",
                 "birthday": "1990-02-28",
                 "preferred_channel": { "kind": "phone", "best_time": "morning" },
                 "marketing_opt_in": true
