@@ -82,6 +82,10 @@ async fn the_typescript_client_drives_the_live_service() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "the Node test failed:\n{text}");
+    // The corpus's size, for whoever runs this with --nocapture.
+    for line in text.lines().filter(|l| l.contains("refused by the browser")) {
+        eprintln!("{}", line.trim());
+    }
     assert!(
         text.contains("# pass 16") && text.contains("# fail 0"),
         "all sixteen Node tests ran:\n{text}"
