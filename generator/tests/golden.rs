@@ -77,6 +77,10 @@ fn copy_tree(from: &Path, to: &Path) {
             continue;
         }
         let target = to.join(relative);
+        if entry.path_is_symlink() {
+            // A link to shared resources (resources/frontend), not an input of codegen.
+            continue;
+        }
         if entry.file_type().is_dir() {
             std::fs::create_dir_all(&target).unwrap();
         } else {

@@ -111,7 +111,7 @@ fn run(command: &mut Command) -> String {
 }
 
 /// Every file a team owns: services, tests, manifests and entry points of the server crates,
-/// and the TypeScript tests.
+/// the TypeScript tests and the frontend's pages.
 fn hand_written(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
     for app in ["crm", "lms"] {
@@ -119,6 +119,7 @@ fn hand_written(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             format!("apps/{app}/bin/src/services"),
             format!("apps/{app}/bin/tests"),
             format!("apps/{app}/src/tests"),
+            format!("apps/{app}/src/app"),
         ] {
             for entry in walkdir::WalkDir::new(root.join(dir)).into_iter().flatten() {
                 if entry.file_type().is_file() {
@@ -162,6 +163,12 @@ fn additive_schema_changes_break_no_hand_written_code() {
     std::os::unix::fs::symlink(repo.join("runtime"), root.join("runtime")).unwrap();
     std::os::unix::fs::symlink(repo.join(".ci"), root.join(".ci")).unwrap();
     prefiq_testkit::tools::link_node_modules(root);
+    std::fs::create_dir_all(root.join("resources")).unwrap();
+    std::os::unix::fs::symlink(
+        repo.join("resources/frontend"),
+        root.join("resources/frontend"),
+    )
+    .unwrap();
     let before = hand_written(root);
 
     // Grow every schema.
