@@ -11,8 +11,11 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+/// A format's check: whether a string is of the format.
+pub type Check = fn(&str) -> bool;
+
 /// The formats with a pinned definition, and their checks.
-pub const PINNED: &[(&str, fn(&str) -> bool)] = &[
+pub const PINNED: &[(&str, Check)] = &[
     ("date", is_date),
     ("date-time", is_date_time),
     ("time", is_time),

@@ -83,7 +83,10 @@ async fn the_typescript_client_drives_the_live_service() {
     );
     assert!(output.status.success(), "the Node test failed:\n{text}");
     // The corpus's size, for whoever runs this with --nocapture.
-    for line in text.lines().filter(|l| l.contains("refused by the browser")) {
+    for line in text
+        .lines()
+        .filter(|l| l.contains("refused by the browser"))
+    {
         eprintln!("{}", line.trim());
     }
     assert!(
