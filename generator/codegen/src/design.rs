@@ -14,9 +14,6 @@ use serde_json::{Map, Value};
 use crate::diag::Diagnostic;
 use crate::load::SourceFile;
 
-/// The token file, relative to the project root.
-pub const TOKENS: &str = "resources/design/tokens.json";
-
 /// The themes a token may tell apart; the first is the default.
 const THEMES: [&str; 2] = ["light", "dark"];
 

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 pub const META_SCHEMA_ID: &str = "https://prefiq.dev/schemas/entity.schema.json";
 /// Where the meta-schema is written, relative to the project root.
 pub const META_SCHEMA_PATH: &str = "schemas/entity.schema.json";
+/// The design tokens of every app and Cortex, relative to the project root.
+pub const TOKENS_PATH: &str = "resources/design/tokens.json";
 /// The JSON Schema dialect of every schema file.
 pub const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 

@@ -335,9 +335,9 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
             fingerprint,
         });
     }
-    let tokens = match std::fs::read_to_string(root.join(crate::design::TOKENS)) {
+    let tokens = match std::fs::read_to_string(root.join(crate::vocab::TOKENS_PATH)) {
         Ok(text) => {
-            let (file, problems) = parse(crate::design::TOKENS, &text);
+            let (file, problems) = parse(crate::vocab::TOKENS_PATH, &text);
             diagnostics.extend(problems);
             Some(file)
         }
