@@ -1,13 +1,14 @@
-// Between what a form holds (text, flags) and what the API takes (typed JSON), per field kind.
+// Between what a form holds (text and flags, one per member path such as `address.city`) and
+// what the API takes (typed JSON), per field kind.
 import type { Draft } from "./field.js";
 import type { FieldSpec } from "./spec.js";
 
-/** A stored value as the form shows it. */
+/** A stored scalar as the form shows it. */
 export function toDraft(spec: FieldSpec, value: unknown): Draft {
   if (spec.kind === "boolean") return value === true;
   if (value === null || value === undefined) return "";
   if (spec.kind === "tags" && Array.isArray(value)) return value.join(", ");
-  if (spec.kind === "json") return JSON.stringify(value, null, 2);
+  if (spec.kind === "json" || spec.kind === "object" || spec.kind === "union") return JSON.stringify(value, null, 2);
   if (spec.kind === "datetime" && typeof value === "string") {
     const date = new Date(value);
     if (Number.isNaN(date.getTime())) return value;
@@ -49,4 +50,53 @@ export function fromDraft(spec: FieldSpec, draft: Draft): unknown {
     default:
       return text;
   }
+}
+
+const join = (prefix: string, name: string) => (prefix ? `${prefix}.${name}` : name);
+
+/** The drafts of `specs` for the stored `value`, by member path. */
+export function drafts(specs: readonly FieldSpec[], value: Record<string, unknown> | undefined, prefix = ""): Record<string, Draft> {
+  const out: Record<string, Draft> = {};
+  for (const spec of specs) {
+    const path = join(prefix, spec.name);
+    const stored = value?.[spec.name];
+    const inner = stored !== null && typeof stored === "object" && !Array.isArray(stored) ? (stored as Record<string, unknown>) : undefined;
+    if (spec.kind === "object" && spec.fields) {
+      Object.assign(out, drafts(spec.fields, inner, path));
+    } else if (spec.kind === "union" && spec.tag && spec.variants) {
+      out[join(path, spec.tag)] = typeof inner?.[spec.tag] === "string" ? (inner[spec.tag] as string) : "";
+      for (const variant of spec.variants) Object.assign(out, drafts(variant.fields, inner, path));
+    } else {
+      out[path] = toDraft(spec, stored ?? (spec.kind === "boolean" ? false : undefined));
+    }
+  }
+  return out;
+}
+
+/**
+ * The value `specs` make of `drafts`: members left empty are left out, and an object or union
+ * with nothing filled in is left out as a whole.
+ */
+export function build(specs: readonly FieldSpec[], drafts: Record<string, Draft>, prefix = ""): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const spec of specs) {
+    const value = valueOf(spec, drafts, join(prefix, spec.name));
+    if (value !== undefined) out[spec.name] = value;
+  }
+  return out;
+}
+
+/** The value of one field, or `undefined` when it was left empty. */
+export function valueOf(spec: FieldSpec, drafts: Record<string, Draft>, path: string): unknown {
+  if (spec.kind === "object" && spec.fields) {
+    const value = build(spec.fields, drafts, path);
+    return Object.keys(value).length > 0 ? value : undefined;
+  }
+  if (spec.kind === "union" && spec.tag && spec.variants) {
+    const tag = drafts[join(path, spec.tag)] ?? "";
+    const variant = spec.variants.find((v) => v.value === tag);
+    return variant ? { [spec.tag]: tag, ...build(variant.fields, drafts, path) } : undefined;
+  }
+  const draft = drafts[path] ?? "";
+  return isEmpty(spec, draft) ? undefined : fromDraft(spec, draft);
 }

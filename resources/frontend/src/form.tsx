@@ -1,14 +1,16 @@
 // A create or edit form for any entity: it checks every change with the generated validators
 // (JSON Schema and the rules of core/validation), sends only a body the server would take, and
-// places the server's problems (422, 409, 412) next to the fields they name.
+// places the server's problems (422, 409, 412) next to the fields they name. Objects are
+// fieldsets of their members; a tagged union is a choice of its tag that shows that
+// alternative's members.
 import { useMemo, useState } from "react";
-import type { FormEvent } from "react";
+import type { FormEvent, ReactNode } from "react";
 
-import { fromDraft, isEmpty, toDraft } from "./convert.js";
+import { drafts as draftsOf, valueOf } from "./convert.js";
 import { Field } from "./field.js";
 import type { Draft } from "./field.js";
-import { explain, fieldOf } from "./problem.js";
-import type { EntitySpec, FieldError } from "./spec.js";
+import { explain } from "./problem.js";
+import type { EntitySpec, FieldError, FieldSpec } from "./spec.js";
 
 interface FormProps<Row extends object> {
   spec: EntitySpec<Row>;
@@ -21,12 +23,19 @@ interface FormProps<Row extends object> {
 
 const equal = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+/** A JSON pointer as a member path: `/address/city` → `address.city`. */
+const pathOf = (pointer: string) =>
+  pointer
+    .split("/")
+    .slice(1)
+    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .join(".");
+
 /** Creates a row, or edits `row` with a merge patch and its `If-Match`. */
 export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }: FormProps<Row>) {
   const fields = spec.fields.filter((f) => f.writable);
   const stored = row as Record<string, unknown> | undefined;
-  const initial = () => Object.fromEntries(fields.map((f) => [f.name, toDraft(f, stored?.[f.name] ?? defaultOf(f))]));
-  const [drafts, setDrafts] = useState<Record<string, Draft>>(initial);
+  const [drafts, setDrafts] = useState<Record<string, Draft>>(() => draftsOf(fields, stored));
   const [touched, setTouched] = useState<Set<string>>(new Set());
   const [server, setServer] = useState<{ fields: FieldError[]; message?: string | undefined; stale: boolean }>({ fields: [], stale: false });
   const create = spec.useCreate();
@@ -38,8 +47,7 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
     const patch: Record<string, unknown> = {};
     const merged: Record<string, unknown> = {};
     for (const f of fields) {
-      const draft = drafts[f.name] ?? "";
-      const value = isEmpty(f, draft) ? undefined : fromDraft(f, draft);
+      const value = valueOf(f, drafts, f.name);
       if (value !== undefined) body[f.name] = value;
       if (stored === undefined) continue;
       const before = stored[f.name];
@@ -54,20 +62,82 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
   }, [drafts, stored]);
 
   const local = stored === undefined ? spec.validateCreate(body) : spec.validatePatch(merged);
-  const errorOf = (name: string): string | undefined => {
-    // A field's own errors show once it was touched; a rule's, once any field was (a rule blames
-    // a member for what another says).
-    const shown = (e: FieldError) => touched.has(name) || (e.keyword === "x-prefiq-rules" && touched.size > 0);
-    const own = server.fields.find((e) => fieldOf(e.pointer) === name) ?? local.find((e) => fieldOf(e.pointer) === name && shown(e));
+  const belongs = (path: string, errorPath: string) => errorPath === path || errorPath.startsWith(`${path}.`);
+  const topOf = (path: string) => path.split(".")[0] ?? path;
+  // A field's own errors show once it (or its group) was touched; a rule's, once any field was
+  // (a rule blames a member for what another says).
+  const shown = (path: string, e: FieldError) =>
+    touched.has(path) || touched.has(topOf(path)) || [...touched].some((t) => topOf(t) === topOf(path)) || (e.keyword === "x-prefiq-rules" && touched.size > 0);
+  const errorAt = (path: string, exact: boolean): string | undefined => {
+    const match = (e: FieldError) => (exact ? pathOf(e.pointer) === path : belongs(path, pathOf(e.pointer)));
+    const own = server.fields.find(match) ?? local.find((e) => match(e) && shown(path, e));
     if (!own) return undefined;
-    const inner = own.pointer.split("/").slice(2).join(".");
+    const inner = pathOf(own.pointer).slice(path.length + 1);
     return inner ? `${inner}: ${own.detail}` : own.detail;
   };
-  const elsewhere = server.fields.filter((e) => !fields.some((f) => f.name === fieldOf(e.pointer)));
+  const known = (errorPath: string) => fields.some((f) => belongs(f.name, errorPath));
+  const elsewhere = server.fields.filter((e) => !known(pathOf(e.pointer)));
+
+  const change = (path: string, value: Draft) => {
+    setDrafts((d) => ({ ...d, [path]: value }));
+    setTouched((t) => new Set(t).add(path));
+    setServer((s) => ({ ...s, fields: s.fields.filter((e) => pathOf(e.pointer) !== path) }));
+  };
+  const touch = (path: string) => setTouched((t) => new Set(t).add(path));
+
+  // One field; a group (object or union) shows its members, and the errors no member claims.
+  const render = (f: FieldSpec, path: string): ReactNode => {
+    if ((f.kind === "object" && f.fields) || (f.kind === "union" && f.tag && f.variants)) {
+      const tagPath = `${path}.${f.tag ?? ""}`;
+      const variant = f.variants?.find((v) => v.value === drafts[tagPath]);
+      const members = f.kind === "object" ? (f.fields ?? []) : (variant?.fields ?? []);
+      const claimed = (p: string) => members.some((m) => belongs(`${path}.${m.name}`, p)) || (f.kind === "union" && p === tagPath);
+      const loose = errorAt(path, true) ?? (() => {
+        const e = [...server.fields, ...local].find((e) => belongs(path, pathOf(e.pointer)) && !claimed(pathOf(e.pointer)) && (server.fields.includes(e) || shown(path, e)));
+        if (!e) return undefined;
+        const inner = pathOf(e.pointer).slice(path.length + 1);
+        return inner ? `${inner}: ${e.detail}` : e.detail;
+      })();
+      return (
+        <fieldset key={path} className="pq-group" aria-describedby={loose ? `${path}-error` : undefined}>
+          <legend>
+            {f.label}
+            {f.required ? <span aria-hidden="true"> *</span> : null}
+          </legend>
+          {f.description ? <p className="pq-hint">{f.description}</p> : null}
+          {f.kind === "union" && f.tag ? (
+            <Field
+              spec={{ ...f, name: f.tag, label: `${f.label}: kind`, kind: "enum", options: f.variants?.map((v) => v.value) ?? [], description: undefined, required: f.required }}
+              value={drafts[tagPath] ?? ""}
+              error={errorAt(tagPath, false)}
+              onChange={(v) => change(tagPath, v)}
+              onBlur={() => touch(tagPath)}
+            />
+          ) : null}
+          {members.map((m) => render(m, `${path}.${m.name}`))}
+          {loose ? (
+            <p id={`${path}-error`} className="pq-error" role="alert">
+              {loose}
+            </p>
+          ) : null}
+        </fieldset>
+      );
+    }
+    return (
+      <Field
+        key={path}
+        spec={f}
+        value={drafts[path] ?? ""}
+        error={errorAt(path, false)}
+        onChange={(value) => change(path, value)}
+        onBlur={() => touch(path)}
+      />
+    );
+  };
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    setTouched(new Set(fields.map((f) => f.name)));
+    setTouched(new Set(Object.keys(drafts).concat(fields.map((f) => f.name))));
     if (local.length > 0) return;
     try {
       const saved =
@@ -76,7 +146,7 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
           : await update.mutateAsync({ id: spec.id(row), patch: patch as never, ...(spec.etag ? { ifMatch: spec.etag(row) } : {}), before: row });
       setServer({ fields: [], stale: false });
       if (stored === undefined) {
-        setDrafts(initial());
+        setDrafts(draftsOf(fields, undefined));
         setTouched(new Set());
       }
       onSaved?.(saved);
@@ -88,20 +158,7 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
   const busy = create.isPending || update.isPending;
   return (
     <form className="pq-form" noValidate onSubmit={submit} aria-label={row ? `Edit ${spec.name}` : `New ${spec.name}`}>
-      {fields.map((f) => (
-        <Field
-          key={f.name}
-          spec={f}
-          value={drafts[f.name] ?? ""}
-          error={errorOf(f.name)}
-          onChange={(value) => {
-            setDrafts((d) => ({ ...d, [f.name]: value }));
-            setTouched((t) => new Set(t).add(f.name));
-            setServer((s) => ({ ...s, fields: s.fields.filter((e) => fieldOf(e.pointer) !== f.name) }));
-          }}
-          onBlur={() => setTouched((t) => new Set(t).add(f.name))}
-        />
-      ))}
+      {fields.map((f) => render(f, f.name))}
       {server.message || elsewhere.length > 0 ? (
         <div className={`pq-banner${server.stale ? " pq-banner-warning" : " pq-banner-danger"}`} role="alert">
           {server.message ? <p>{server.message}</p> : null}
@@ -124,8 +181,4 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
       </div>
     </form>
   );
-}
-
-function defaultOf(spec: { kind: string }): unknown {
-  return spec.kind === "boolean" ? false : undefined;
 }

@@ -15,6 +15,8 @@ export type FieldKind =
   | "enum"
   | "reference"
   | "tags"
+  | "object"
+  | "union"
   | "json";
 
 /** A choice of a select. */
@@ -44,6 +46,11 @@ export interface FieldSpec {
   options?: readonly string[];
   /** The rows a reference may point at (a hook: called while rendering). */
   useOptions?(): Option[];
+  /** The members of an object. */
+  fields?: readonly FieldSpec[];
+  /** A tagged union's tag member, and its alternatives (each with its members, tag excluded). */
+  tag?: string;
+  variants?: readonly { value: string; fields: readonly FieldSpec[] }[];
 }
 
 /** One invalid member, as the server and the generated validators report it. */

@@ -1,9 +1,10 @@
 // The CRM's generated frontend in headless Chromium (Debian's package, driven by playwright-core),
 // built by Vite and served by `vite preview` in front of the real CRM server on SQLite. Started by
 // apps/crm/bin/tests/browser.rs with BASE (the frontend), TOKEN and SCREENSHOTS in the
-// environment. It lists companies, filters and sorts them; creates a contact after the form shows
-// a rule's error before anything is sent; and edits a deal that another client changes meanwhile,
-// so that the 412 is explained and a reload mends it.
+// environment. It lists companies, filters and sorts them; creates a contact (its preferred
+// channel a tagged union chosen by kind) after the form shows a rule's error before anything is
+// sent; and edits a deal that another client changes meanwhile, so that the 412 is explained and
+// a reload mends it.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -91,7 +92,10 @@ try {
   await form.getByLabel("Email").fill("grace@acme.example");
   let posts = 0;
   page.on("request", (r) => r.method() === "POST" && r.url().includes("/api/crm/contacts") && (posts += 1));
-  await form.getByLabel("Preferred channel").fill('{"kind": "phone", "best_time": "morning"}');
+  // The preferred channel is a tagged union: choosing its kind shows that alternative's members.
+  const channel = form.getByRole("group", { name: "Preferred channel" });
+  await channel.getByLabel("Preferred channel: kind").selectOption("phone");
+  await channel.getByLabel("Best time").selectOption("morning");
   const phone = form.getByLabel("Phone");
   const phoneError = form.locator(".pq-field", { has: page.getByLabel("Phone", { exact: true }) }).getByRole("alert");
   await phoneError.waitFor();
@@ -109,6 +113,7 @@ try {
   assert.equal(posts, 1);
   const listed = await api("GET", "/api/crm/contacts?email=eq.grace@acme.example");
   assert.equal(listed.body.items.length, 1, "the contact was stored");
+  assert.deepEqual(listed.body.items[0].preferred_channel, { kind: "phone", best_time: "morning" });
   await shot(page, "contact-created");
 
   // 3. A deal edited here while another client changes it: the 412 is explained, and a reload

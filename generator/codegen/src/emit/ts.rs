@@ -932,16 +932,9 @@ fn title_field(entity: &Entity) -> String {
         .clone()
 }
 
-/// How a field is entered, for resources/frontend's `FieldSpec.kind`, and an enum's values.
-fn field_kind(app: &App, field: &crate::ir::Field) -> (&'static str, Option<Vec<String>>) {
-    let enum_values = |name: &str| match app.types.get(name) {
-        Some(NamedType::Enum(e)) => Some(e.values.iter().map(|v| v.value.clone()).collect()),
-        _ => None,
-    };
-    if field.references.is_some() {
-        return ("reference", None);
-    }
-    match &field.member.ty {
+/// How a value of `ty` is entered, for resources/frontend's `FieldSpec.kind`, and an enum's values.
+fn type_kind(app: &App, ty: &Type) -> (&'static str, Option<Vec<String>>) {
+    match ty {
         Type::String(s) => match s.format.as_deref() {
             Some("email") => ("email", None),
             Some("uri") => ("url", None),
@@ -954,10 +947,86 @@ fn field_kind(app: &App, field: &crate::ir::Field) -> (&'static str, Option<Vec<
         Type::Number(_) => ("number", None),
         Type::Decimal(_) => ("decimal", None),
         Type::Boolean => ("boolean", None),
-        Type::Enum { name } => ("enum", enum_values(name)),
+        Type::Enum { name } => match app.types.get(name) {
+            Some(NamedType::Enum(e)) => (
+                "enum",
+                Some(e.values.iter().map(|v| v.value.clone()).collect()),
+            ),
+            _ => ("text", None),
+        },
         Type::Array(a) if matches!(a.items, Type::String(_)) => ("tags", None),
+        Type::Object { name } if matches!(app.types.get(name), Some(NamedType::Struct(_))) => {
+            ("object", None)
+        }
+        Type::Union { name } => match app.types.get(name) {
+            Some(NamedType::Union(u)) if u.tag.is_some() => ("union", None),
+            _ => ("json", None),
+        },
         _ => ("json", None),
     }
+}
+
+/// How deep forms nest objects before a member is edited as JSON (a type may contain itself).
+const NESTING: usize = 3;
+
+/// The `FieldSpec` of a member a client sends: its kind, and for an object its members, for a
+/// tagged union its tag and each alternative's members.
+fn member_spec(app: &App, member: &Member, depth: usize) -> Value {
+    let (mut kind, options) = type_kind(app, &member.ty);
+    if depth >= NESTING && matches!(kind, "object" | "union") {
+        kind = "json";
+    }
+    let mut spec = serde_json::json!({
+        "name": member.name,
+        "label": label(&member.name),
+        "kind": kind,
+        "required": member.required,
+        "nullable": member.nullable,
+        "writable": true,
+        "sortable": false,
+        "filterable": false,
+        "column": false,
+    });
+    if let Some(description) = &member.description {
+        spec["description"] = description.clone().into();
+    }
+    if let Type::String(s) = &member.ty {
+        if let Some(max) = s.max_length {
+            spec["maxLength"] = max.into();
+        }
+    }
+    if let Some(options) = options {
+        spec["options"] = options.into();
+    }
+    let members = |ty: &Type| -> Vec<Value> {
+        match ty {
+            Type::Object { name } => match app.types.get(name) {
+                Some(NamedType::Struct(s)) => s
+                    .members
+                    .iter()
+                    .map(|m| member_spec(app, m, depth + 1))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    };
+    match (&member.ty, kind) {
+        (ty @ Type::Object { .. }, "object") => spec["fields"] = members(ty).into(),
+        (Type::Union { name }, "union") => {
+            if let Some(NamedType::Union(u)) = app.types.get(name) {
+                spec["tag"] = u.tag.clone().into();
+                spec["variants"] = u
+                    .variants
+                    .iter()
+                    .map(|v| serde_json::json!({ "value": v.tag_value, "fields": members(&v.ty) }))
+                    .collect::<Vec<_>>()
+                    .into();
+            }
+        }
+        _ => {}
+    }
+    spec
 }
 
 /// The CRUD operation `action` of `entity`, by its id.
@@ -971,29 +1040,19 @@ fn crud_op(app: &App, entity: &Entity, action: CrudAction) -> Option<String> {
 /// One field's `FieldSpec`, as the members of a TypeScript object literal, and the picker of a
 /// reference.
 fn field_spec(app: &App, field: &crate::ir::Field, hooks: &mut BTreeSet<String>) -> Value {
-    let (kind, options) = field_kind(app, field);
-    let mut spec = serde_json::json!({
-        "name": field.member.name,
-        "label": label(&field.member.name),
-        "kind": kind,
-        "required": field.member.required && field.is_writable(),
-        "nullable": field.member.nullable,
-        "writable": field.is_writable(),
-        "sortable": field.sortable,
-        "filterable": field.filterable,
-        "column": field.is_writable() && kind != "json",
-    });
-    if let Some(description) = &field.member.description {
-        spec["description"] = description.clone().into();
-    }
-    if let Type::String(s) = &field.member.ty {
-        if let Some(max) = s.max_length {
-            spec["maxLength"] = max.into();
-        }
-    }
-    if let Some(options) = options {
-        spec["options"] = options.into();
-    }
+    let mut spec = member_spec(app, &field.member, 0);
+    let kind = if field.references.is_some() {
+        "reference".to_owned()
+    } else {
+        spec["kind"].as_str().unwrap_or("json").to_owned()
+    };
+    spec["kind"] = kind.clone().into();
+    spec["required"] = (field.member.required && field.is_writable()).into();
+    spec["writable"] = field.is_writable().into();
+    spec["sortable"] = field.sortable.into();
+    spec["filterable"] = field.filterable.into();
+    spec["column"] =
+        (field.is_writable() && !matches!(kind.as_str(), "json" | "object" | "union")).into();
     let literal = spec.to_string();
     let mut out = serde_json::json!({ "json": &literal[1..literal.len() - 1] });
     let target = field
