@@ -83,6 +83,9 @@ pub struct Config {
     /// The audience access tokens must name.
     #[arg(long, env = "PREFIQ_JWT_AUDIENCE", default_value = "prefiq")]
     pub jwt_audience: String,
+    /// The app's built frontend (the folder `vite build` writes), served at `/` beside the API.
+    #[arg(long, env = "PREFIQ_UI_DIR")]
+    pub ui: Option<std::path::PathBuf>,
 }
 
 /// What one client may hold of a server: each limit has a flag and an environment variable.
@@ -503,6 +506,55 @@ pub fn with_limits(app: Router, db: Db, body_limit: usize, auth: Auth, limits: L
         .layer(axum::middleware::from_fn_with_state(limits, limit_request))
 }
 
+/// What the frontend's pages may load: their own scripts, styles and API, nothing inline and
+/// nothing evaluated (the generated validators need no `eval`), and no framing.
+pub const UI_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Serves an app's built frontend (`dir`, as `vite build` writes it: `index.html` and
+/// `assets/`) at `/` and `/assets/`, under [`UI_CONTENT_SECURITY_POLICY`]. Every other path is
+/// still the API's, and an unknown one still its problem+json 404.
+pub fn with_ui(app: Router, dir: &std::path::Path) -> Result<Router, String> {
+    let index = std::fs::read_to_string(dir.join("index.html")).map_err(|e| {
+        format!(
+            "{} has no index.html ({e}): build the frontend first (`vite build`)",
+            dir.display()
+        )
+    })?;
+    let index = axum::response::Html(index);
+    let ui = Router::new()
+        .route("/", get(move || std::future::ready(index.clone())))
+        .nest_service(
+            "/assets",
+            tower_http::services::ServeDir::new(dir.join("assets")),
+        )
+        .layer(axum::middleware::from_fn(ui_headers));
+    Ok(app.merge(ui))
+}
+
+async fn ui_headers(
+    request: axum::http::Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response<axum::body::Body> {
+    use axum::http::header::{self, HeaderValue};
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(UI_CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
 /// Connects to the configured database, applies pending migrations with the connecting user,
 /// and returns the pool requests use: on PostgreSQL its connections run as
 /// [`crate::db::APP_ROLE`], which row-level security binds.
@@ -725,8 +777,12 @@ where
         }
         let auth = authenticator(&config).await?;
         let db = prepare(&spec, &config).await?;
+        let mut app = build(db.clone())?;
+        if let Some(dir) = &config.ui {
+            app = with_ui(app, dir)?;
+        }
         let router = with_limits(
-            build(db.clone())?,
+            app,
             db.clone(),
             config.body_limit,
             auth,
