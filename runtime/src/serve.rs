@@ -781,13 +781,7 @@ where
         if let Some(dir) = &config.ui {
             app = with_ui(app, dir)?;
         }
-        let router = with_limits(
-            app,
-            db.clone(),
-            config.body_limit,
-            auth,
-            config.limits,
-        );
+        let router = with_limits(app, db.clone(), config.body_limit, auth, config.limits);
         serve(router, &config).await?;
         db.close().await;
         Ok(())

@@ -72,7 +72,9 @@ async fn the_generated_frontend_in_headless_chromium() {
     );
     assert!(result.status.success(), "the browser test failed:\n{text}");
     assert!(text.contains("ok: 5 screenshots"), "{text}");
-    let kept = std::fs::read_dir(&screenshots).map(|d| d.count()).unwrap_or(0);
+    let kept = std::fs::read_dir(&screenshots)
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(kept, 5, "five screenshots in {}", screenshots.display());
     server.stop().await;
 }
@@ -90,5 +92,8 @@ fn raw_get(base: &str, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    format!("{}\r\n\r\n{body}", head.to_lowercase().replacen("http/1.1", "HTTP/1.1", 1))
+    format!(
+        "{}\r\n\r\n{body}",
+        head.to_lowercase().replacen("http/1.1", "HTTP/1.1", 1)
+    )
 }
