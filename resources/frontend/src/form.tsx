@@ -33,7 +33,7 @@ const pathOf = (pointer: string) =>
 
 /** Creates a row, or edits `row` with a merge patch and its `If-Match`. */
 export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }: FormProps<Row>) {
-  const fields = spec.fields.filter((f) => f.writable);
+  const fields = useMemo(() => spec.fields.filter((f) => f.writable), [spec]);
   const stored = row as Record<string, unknown> | undefined;
   const [drafts, setDrafts] = useState<Record<string, Draft>>(() => draftsOf(fields, stored));
   const [touched, setTouched] = useState<Set<string>>(new Set());
@@ -59,7 +59,7 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
       else merged[f.name] = after;
     }
     return { body, patch, merged };
-  }, [drafts, stored]);
+  }, [drafts, stored, fields]);
 
   const local = stored === undefined ? spec.validateCreate(body) : spec.validatePatch(merged);
   const belongs = (path: string, errorPath: string) => errorPath === path || errorPath.startsWith(`${path}.`);

@@ -56,8 +56,14 @@ test("the pinned formats give every verdict of the shared corpus", () => {
   const cases = read<Record<string, { valid: string[]; invalid: string[] }>>(formatCases);
   let count = 0;
   for (const [format, { valid, invalid }] of Object.entries(cases)) {
-    for (const text of valid) assert.equal(checkFormat(format, text), true, `${format}: ${JSON.stringify(text)} is valid`), count++;
-    for (const text of invalid) assert.equal(checkFormat(format, text), false, `${format}: ${JSON.stringify(text)} is invalid`), count++;
+    for (const text of valid) {
+      assert.equal(checkFormat(format, text), true, `${format}: ${JSON.stringify(text)} is valid`);
+      count++;
+    }
+    for (const text of invalid) {
+      assert.equal(checkFormat(format, text), false, `${format}: ${JSON.stringify(text)} is invalid`);
+      count++;
+    }
   }
   assert.ok(count > 80, `${count} format cases`);
 });
