@@ -1,11 +1,13 @@
 //! Tools nobody on this project wrote accept what the generator emits: both OpenAPI documents of
-//! every committed app pass openapi-spec-validator and `redocly lint`, and `tsc --strict` accepts
-//! the TypeScript types and client.
+//! every committed app pass openapi-spec-validator and `redocly lint`, `tsc --strict` accepts
+//! the TypeScript, and ESLint (with typescript-eslint and the rules of hooks) every frontend.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use prefiq_testkit::tools::{openapi_spec_validator, redocly, repo_root, run_ok, tsc};
+use prefiq_testkit::tools::{
+    self as tools, openapi_spec_validator, redocly, repo_root, run_ok, tool, tsc,
+};
 
 /// Every committed app: the real ones and the golden showcase.
 fn apps() -> Vec<PathBuf> {
@@ -73,6 +75,22 @@ fn tsc_strict_accepts_every_client() {
                 .arg(app.join("src/tsconfig.json")),
         );
     }
+}
+
+#[test]
+fn eslint_accepts_every_frontend_and_the_shared_components() {
+    let root = repo_root();
+    tools::link_node_modules(&root);
+    let mut command = Command::new(tool("node_modules/.bin/eslint"));
+    command
+        .arg("--config")
+        .arg(root.join("resources/frontend/eslint.config.js"))
+        .args(["--max-warnings", "0"])
+        .args(apps().into_iter().map(|app| app.join("src")))
+        .arg(root.join("cortex/src"))
+        .arg(root.join("resources/frontend/src"))
+        .current_dir(&root);
+    run_ok(&mut command);
 }
 
 #[test]
