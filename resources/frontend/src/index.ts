@@ -8,3 +8,5 @@ export type { Explained } from "./problem.js";
 export type { EntitySpec, FieldError, FieldKind, FieldSpec, MutationLike, Option, PageLike, QueryLike } from "./spec.js";
 export { EntityTable } from "./table.js";
 export { ToastProvider, useToast } from "./toast.js";
+export { MAX_ERRORS, checkFormat, createValidator, escape } from "./validate.js";
+export type { Definitions, RuleCheck, Schema, ValidationError } from "./validate.js";

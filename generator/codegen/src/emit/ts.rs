@@ -798,7 +798,12 @@ pub fn validators(app: &App, templates: &Templates) -> Result<String, Diagnostic
     }
     templates.render(
         "ts/validate.ts.jinja",
-        serde_json::json!({ "app": app.name, "defs": defs.to_string(), "validators": validators }),
+        serde_json::json!({
+            "app": app.name,
+            "library": library_path(app),
+            "defs": defs.to_string(),
+            "validators": validators,
+        }),
     )
 }
 
@@ -1070,13 +1075,18 @@ fn field_spec(app: &App, field: &crate::ir::Field, hooks: &mut BTreeSet<String>)
     out
 }
 
+/// resources/frontend's entry, as a file in `<app>/src/<folder>/` imports it.
+fn library_path(app: &App) -> String {
+    let root = crate::ir::app_root(&app.name);
+    let depth = root.matches('/').count() + 3;
+    format!("{}resources/frontend/src/index.js", "../".repeat(depth))
+}
+
 /// `src/components/generated.tsx`: each entity's screens described from its schema, bound to
 /// the generated hooks and validators, for the components of resources/frontend.
 pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
     use heck::ToLowerCamelCase;
-    let root = crate::ir::app_root(&app.name);
-    let depth = root.matches('/').count() + 3; // out of <root>/src/components/
-    let library = format!("{}resources/frontend/src/index.js", "../".repeat(depth));
+    let library = library_path(app);
     let mut hooks: BTreeSet<String> = BTreeSet::new();
     let mut validators: BTreeSet<String> = BTreeSet::new();
     let mut types: BTreeSet<String> = BTreeSet::new();
