@@ -64,10 +64,10 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
   const local = stored === undefined ? spec.validateCreate(body) : spec.validatePatch(merged);
   const belongs = (path: string, errorPath: string) => errorPath === path || errorPath.startsWith(`${path}.`);
   const topOf = (path: string) => path.split(".")[0] ?? path;
-  // A field's own errors show once it (or its group) was touched; a rule's, once any field was
-  // (a rule blames a member for what another says).
+  // A field's own errors show once it or a member of its top-level group was touched; a rule's,
+  // once any field was (a rule blames a member for what another says).
   const shown = (path: string, e: FieldError) =>
-    touched.has(path) || touched.has(topOf(path)) || [...touched].some((t) => topOf(t) === topOf(path)) || (e.keyword === "x-prefiq-rules" && touched.size > 0);
+    [...touched].some((t) => topOf(t) === topOf(path)) || (e.keyword === "x-prefiq-rules" && touched.size > 0);
   const errorAt = (path: string, exact: boolean): string | undefined => {
     const match = (e: FieldError) => (exact ? pathOf(e.pointer) === path : belongs(path, pathOf(e.pointer)));
     const own = server.fields.find(match) ?? local.find((e) => match(e) && shown(path, e));

@@ -819,12 +819,7 @@ pub fn hooks(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
     let mut imports: BTreeSet<String> = BTreeSet::new();
     let mut entities = Vec::new();
     for entity in &app.entities {
-        let op = |action: CrudAction| {
-            app.operations
-                .iter()
-                .find(|o| matches!(&o.kind, OperationKind::Crud { entity: e, action: a } if *e == entity.name && *a == action))
-                .map(|o| o.id.clone())
-        };
+        let op = |action: CrudAction| crud_op(app, entity, action);
         let types = &entity.types;
         imports.extend([
             entity.name.clone(),
