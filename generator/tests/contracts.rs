@@ -93,6 +93,24 @@ fn eslint_accepts_every_frontend_and_the_shared_components() {
     run_ok(&mut command);
 }
 
+/// The unit tests of every frontend (`vitest run` in its `src/`): the scaffolded screen tests of
+/// each entity, and what an app adds. The golden project's frontend is here too: its groups share
+/// member labels with top-level fields.
+#[test]
+fn vitest_passes_every_frontends_unit_tests() {
+    let root = repo_root();
+    tools::link_node_modules(&root);
+    let frontends = apps().into_iter().map(|app| app.join("src")).chain([
+        root.join("cortex/src"),
+        root.join("generator/tests/golden/apps/showcase/src"),
+    ]);
+    for src in frontends {
+        let mut command = Command::new(tool("node_modules/.bin/vitest"));
+        command.args(["run", "--reporter=dot"]).current_dir(&src);
+        run_ok(&mut command);
+    }
+}
+
 #[test]
 fn the_30_rendition_is_a_30_document_for_the_openapiv3_crate() {
     for app in apps() {

@@ -1,8 +1,8 @@
 //! Schemas grow without breaking the code written against them. In a scratch copy of the CRM
 //! and LMS apps, every entity gains a nullable field, every nested object an optional member,
 //! every enum a value and every custom operation an optional parameter. After `prefiq codegen`
-//! and `prefiq migrate diff`, the workspace and its tests build and `tsc --strict` accepts the
-//! TypeScript, while not one hand-written file was touched.
+//! and `prefiq migrate diff`, the workspace and its tests build, `tsc --strict` accepts the
+//! TypeScript and the frontends' unit tests pass, while not one hand-written file was touched.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -235,6 +235,11 @@ fn additive_schema_changes_break_no_hand_written_code() {
         run(Command::new(repo.join(".ci/node_modules/.bin/tsc"))
             .args(["--strict", "--noEmit", "-p"])
             .arg(&tsconfig));
+        // The frontend's unit tests (the scaffolded screen tests and the CRM's form tests)
+        // still pass with the grown fields on every form.
+        run(Command::new(repo.join(".ci/node_modules/.bin/vitest"))
+            .args(["run", "--reporter=dot"])
+            .current_dir(root.join(format!("apps/{app}/src"))));
     }
     assert!(
         hand_written(root) == before,

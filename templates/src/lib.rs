@@ -43,6 +43,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "ts/app/app.css.jinja",
         include_str!("../ts/app/app.css.jinja"),
     ),
+    (
+        "ts/app/screens.spec.tsx.jinja",
+        include_str!("../ts/app/screens.spec.tsx.jinja"),
+    ),
 ];
 
 /// The built-in source of the template `name`.

@@ -117,6 +117,10 @@ fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<()
         ("ts/app/index.html.jinja", "src/index.html"),
         ("ts/app/vite.config.ts.jinja", "src/vite.config.ts"),
         ("ts/app/app.css.jinja", "src/styles/app.css"),
+        (
+            "ts/app/screens.spec.tsx.jinja",
+            "src/tests/screens.spec.tsx",
+        ),
     ] {
         output.scaffolds.push(Scaffold {
             path: format!("{root}/{path}"),
@@ -142,6 +146,6 @@ const TSCONFIG: &str = r#"{
     "outDir": "dist",
     "typeRoots": ["../../../.ci/node_modules/@types"]
   },
-  "include": ["services/**/*.ts", "hooks/**/*.ts", "components/**/*.tsx", "app/**/*.tsx", "tests/**/*.ts", "../core/types/ts/**/*.ts"]
+  "include": ["services/**/*.ts", "hooks/**/*.ts", "components/**/*.tsx", "app/**/*.tsx", "tests/**/*.ts", "tests/**/*.tsx", "../core/types/ts/**/*.ts"]
 }
 "#;
