@@ -4,12 +4,14 @@
 // environment. It lists companies, filters and sorts them; creates a contact (its preferred
 // channel a tagged union chosen by kind) after the form shows a rule's error before anything is
 // sent; and edits a deal that another client changes meanwhile, so that the 412 is explained and
-// a reload mends it.
+// a reload mends it. axe-core audits every screen it passes through against WCAG 2.1 A and AA.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
-const { chromium } = createRequire(process.env.TOOLS ?? import.meta.url)("playwright-core");
+const tools = createRequire(process.env.TOOLS ?? import.meta.url);
+const { chromium } = tools("playwright-core");
+const AXE = readFileSync(tools.resolve("axe-core/axe.min.js"), "utf8");
 
 const env = (name) => {
   const value = process.env[name];
@@ -56,6 +58,19 @@ const shot = async (page, name) => {
   await page.screenshot({ path: `${shots}/${String(step).padStart(2, "0")}-${name}.png`, fullPage: true });
 };
 
+// Runs axe-core in the page (evaluated through the DevTools protocol, so the page's strict CSP
+// still holds for the page itself) and fails on any WCAG 2.1 A or AA violation.
+const audited = [];
+const audit = async (page, screen) => {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await globalThis.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  assert.deepEqual(violations, [], `accessibility of ${screen}`);
+  audited.push(screen);
+};
+
 let current;
 try {
   const context = await browser.newContext();
@@ -64,6 +79,14 @@ try {
   current = page;
   page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
   page.on("console", (m) => m.type() === "error" && !/status of 4\d\d/.test(m.text()) && errors.push(`console: ${m.text()}`));
+
+  // 0. The home page, in both themes.
+  await page.goto(`${base}/#/`);
+  await page.getByRole("heading", { name: "Crm" }).waitFor();
+  await audit(page, "home");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await audit(page, "home, dark theme");
+  await page.emulateMedia({ colorScheme: "light" });
 
   // 1. Companies: filter by name, then sort by name descending.
   await page.goto(`${base}/#/companies`);
@@ -82,6 +105,10 @@ try {
   await page.waitForFunction(() => document.querySelector("table.pq-table tbody tr td:first-child")?.textContent === "Acme Tools");
   assert.equal(await rows.count(), 2);
   await shot(page, "companies-filtered-sorted");
+  await audit(page, "companies, filtered and sorted");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await audit(page, "companies, dark theme");
+  await page.emulateMedia({ colorScheme: "light" });
 
   // 2. A contact: the rule's error shows while typing, before anything is sent.
   await page.goto(`${base}/#/contacts`);
@@ -106,6 +133,10 @@ try {
   await form.getByRole("button", { name: "Create contact" }).click();
   assert.equal(posts, 0, "a form with an error sends nothing");
   await shot(page, "contact-rule-error");
+  await audit(page, "a contact form showing errors");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await audit(page, "a contact form showing errors, dark theme");
+  await page.emulateMedia({ colorScheme: "light" });
   await phone.fill("+4930123456");
   await phoneError.waitFor({ state: "detached" });
   await form.getByRole("button", { name: "Create contact" }).click();
@@ -127,6 +158,7 @@ try {
   const banner = edit.getByRole("alert").filter({ hasText: "Someone else changed this deal" });
   await banner.waitFor();
   await shot(page, "deal-412-explained");
+  await audit(page, "a deal's page explaining a 412");
   await banner.getByRole("button", { name: "Reload" }).click();
   await page.waitForFunction(() => document.querySelector("form[aria-label='Edit Deal'] input[name=amount]")?.value === "175.00");
   await page.getByRole("form", { name: "Edit Deal" }).getByLabel("Amount").fill("180.00");
@@ -136,7 +168,7 @@ try {
   assert.equal(stored.body.amount, "180.00");
   await shot(page, "deal-saved-after-reload");
   assert.deepEqual(errors, [], "no page errors");
-  console.log(`ok: ${step} screenshots in ${shots}`);
+  console.log(`ok: ${step} screenshots in ${shots}; no WCAG 2.1 A/AA violation on ${audited.length} screens (${audited.join("; ")})`);
 } catch (error) {
   if (current) await current.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => undefined);
   throw error;
