@@ -89,12 +89,13 @@ fn eslint_accepts_every_frontend_and_the_shared_components() {
         .args(apps().into_iter().map(|app| app.join("src")))
         .arg(root.join("cortex/src"))
         .arg(root.join("resources/frontend/src"))
+        .arg(root.join("resources/frontend/tests"))
         .current_dir(&root);
     run_ok(&mut command);
 }
 
 /// The unit tests of every frontend (`vitest run` in its `src/`): the scaffolded screen tests of
-/// each entity, and what an app adds. The golden project's frontend is here too: its groups share
+/// each entity, and what an app adds; and those of the shared components. The golden project's frontend is here too: its groups share
 /// member labels with top-level fields.
 #[test]
 fn vitest_passes_every_frontends_unit_tests() {
@@ -103,6 +104,7 @@ fn vitest_passes_every_frontends_unit_tests() {
     let frontends = apps().into_iter().map(|app| app.join("src")).chain([
         root.join("cortex/src"),
         root.join("generator/tests/golden/apps/showcase/src"),
+        root.join("resources/frontend"),
     ]);
     for src in frontends {
         let mut command = Command::new(tool("node_modules/.bin/vitest"));

@@ -1,5 +1,6 @@
 // Between what a form holds (text and flags, one per member path such as `address.city`) and
-// what the API takes (typed JSON), per field kind.
+// what the API takes (typed JSON), per field kind. A list of objects holds its length at its own
+// path and each item's members under `lines.0.sku`, `lines.1.sku`, …
 import type { Draft } from "./field.js";
 import type { FieldSpec } from "./spec.js";
 
@@ -8,7 +9,7 @@ export function toDraft(spec: FieldSpec, value: unknown): Draft {
   if (spec.kind === "boolean") return value === true;
   if (value === null || value === undefined) return "";
   if (spec.kind === "tags" && Array.isArray(value)) return value.join(", ");
-  if (spec.kind === "json" || spec.kind === "object" || spec.kind === "union") return JSON.stringify(value, null, 2);
+  if (spec.kind === "json" || spec.kind === "object" || spec.kind === "union" || spec.kind === "list") return JSON.stringify(value, null, 2);
   if (spec.kind === "datetime" && typeof value === "string") {
     const date = new Date(value);
     if (Number.isNaN(date.getTime())) return value;
@@ -63,6 +64,13 @@ export function drafts(specs: readonly FieldSpec[], value: Record<string, unknow
     const inner = stored !== null && typeof stored === "object" && !Array.isArray(stored) ? (stored as Record<string, unknown>) : undefined;
     if (spec.kind === "object" && spec.fields) {
       Object.assign(out, drafts(spec.fields, inner, path));
+    } else if (spec.kind === "list" && spec.fields) {
+      const items = Array.isArray(stored) ? (stored as unknown[]) : [];
+      out[path] = String(items.length);
+      items.forEach((item, i) => {
+        const members = item !== null && typeof item === "object" ? (item as Record<string, unknown>) : undefined;
+        Object.assign(out, drafts(spec.fields ?? [], members, join(path, String(i))));
+      });
     } else if (spec.kind === "union" && spec.tag && spec.variants) {
       out[join(path, spec.tag)] = typeof inner?.[spec.tag] === "string" ? (inner[spec.tag] as string) : "";
       for (const variant of spec.variants) Object.assign(out, drafts(variant.fields, inner, path));
@@ -92,6 +100,11 @@ export function valueOf(spec: FieldSpec, drafts: Record<string, Draft>, path: st
     const value = build(spec.fields, drafts, path);
     return Object.keys(value).length > 0 ? value : undefined;
   }
+  if (spec.kind === "list" && spec.fields) {
+    const length = itemCount(drafts, path);
+    if (length === 0) return undefined;
+    return Array.from({ length }, (_, i) => build(spec.fields ?? [], drafts, join(path, String(i))));
+  }
   if (spec.kind === "union" && spec.tag && spec.variants) {
     const tag = drafts[join(path, spec.tag)] ?? "";
     const variant = spec.variants.find((v) => v.value === tag);
@@ -99,4 +112,25 @@ export function valueOf(spec: FieldSpec, drafts: Record<string, Draft>, path: st
   }
   const draft = drafts[path] ?? "";
   return isEmpty(spec, draft) ? undefined : fromDraft(spec, draft);
+}
+
+/** How many items a list of objects holds. */
+export const itemCount = (drafts: Record<string, Draft>, path: string): number => Number(drafts[path] ?? 0) || 0;
+
+/** The drafts without item `index` of the list at `path`: the items after it move up one. */
+export function withoutItem(drafts: Record<string, Draft>, path: string, index: number): Record<string, Draft> {
+  const out: Record<string, Draft> = {};
+  const prefix = `${path}.`;
+  for (const [key, value] of Object.entries(drafts)) {
+    if (!key.startsWith(prefix)) {
+      out[key] = value;
+      continue;
+    }
+    const [position = "", ...rest] = key.slice(prefix.length).split(".");
+    const i = Number(position);
+    if (i === index) continue;
+    out[i > index ? [path, String(i - 1), ...rest].join(".") : key] = value;
+  }
+  out[path] = String(Math.max(itemCount(drafts, path) - 1, 0));
+  return out;
 }

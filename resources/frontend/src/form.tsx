@@ -1,12 +1,12 @@
 // A create or edit form for any entity: it checks every change with the generated validators
 // (JSON Schema and the rules of core/validation), sends only a body the server would take, and
 // places the server's problems (422, 409, 412) next to the fields they name. Objects are
-// fieldsets of their members; a tagged union is a choice of its tag that shows that
-// alternative's members.
+// fieldsets of their members; a list of objects is a fieldset per item, with buttons to add and
+// remove items; a tagged union is a choice of its tag that shows that alternative's members.
 import { useMemo, useState } from "react";
 import type { FormEvent, ReactNode } from "react";
 
-import { drafts as draftsOf, valueOf } from "./convert.js";
+import { drafts as draftsOf, itemCount, valueOf, withoutItem } from "./convert.js";
 import { Field } from "./field.js";
 import type { Draft } from "./field.js";
 import { explain } from "./problem.js";
@@ -22,6 +22,9 @@ interface FormProps<Row extends object> {
 }
 
 const equal = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** What a field the user emptied is sent as when it may not be null. */
+const emptied = (f: FieldSpec): unknown => (f.kind === "text" ? "" : f.kind === "tags" || f.kind === "list" ? [] : undefined);
 
 /** A JSON pointer as a member path: `/address/city` → `address.city`. */
 const pathOf = (pointer: string) =>
@@ -52,7 +55,7 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
       if (stored === undefined) continue;
       const before = stored[f.name];
       if (before !== undefined && before !== null) merged[f.name] = before;
-      const after = value === undefined ? (f.nullable ? null : f.kind === "text" ? "" : undefined) : value;
+      const after = value === undefined ? (f.nullable ? null : emptied(f)) : value;
       if (after === undefined || equal(after, before ?? null)) continue;
       patch[f.name] = after;
       if (after === null) delete merged[f.name];
@@ -75,6 +78,17 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
     const inner = pathOf(own.pointer).slice(path.length + 1);
     return inner ? `${inner}: ${own.detail}` : own.detail;
   };
+  // A group's own error, or one about a member it does not show (`claimed` says which it shows).
+  const looseError = (path: string, claimed: (errorPath: string) => boolean): string | undefined => {
+    const own = errorAt(path, true);
+    if (own) return own;
+    const e = [...server.fields, ...local].find(
+      (e) => belongs(path, pathOf(e.pointer)) && !claimed(pathOf(e.pointer)) && (server.fields.includes(e) || shown(path, e)),
+    );
+    if (!e) return undefined;
+    const inner = pathOf(e.pointer).slice(path.length + 1);
+    return inner ? `${inner}: ${e.detail}` : e.detail;
+  };
   const known = (errorPath: string) => fields.some((f) => belongs(f.name, errorPath));
   const elsewhere = server.fields.filter((e) => !known(pathOf(e.pointer)));
 
@@ -84,20 +98,57 @@ export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }:
     setServer((s) => ({ ...s, fields: s.fields.filter((e) => pathOf(e.pointer) !== path) }));
   };
   const touch = (path: string) => setTouched((t) => new Set(t).add(path));
+  const addItem = (path: string) => {
+    setDrafts((d) => ({ ...d, [path]: String(itemCount(d, path) + 1) }));
+    setTouched((t) => new Set(t).add(path));
+  };
+  const removeItem = (path: string, index: number) => {
+    setDrafts((d) => withoutItem(d, path, index));
+    setTouched((t) => new Set(t).add(path));
+    // The server's verdicts on items name positions that have now moved.
+    setServer((s) => ({ ...s, fields: s.fields.filter((e) => !belongs(path, pathOf(e.pointer))) }));
+  };
 
   // One field; a group (object or union) shows its members, and the errors no member claims.
   const render = (f: FieldSpec, path: string): ReactNode => {
+    if (f.kind === "list" && f.fields) {
+      const items = Array.from({ length: itemCount(drafts, path) }, (_, i) => i);
+      const itemFields = f.fields;
+      const claimed = (p: string) => items.some((i) => itemFields.some((m) => belongs(`${path}.${i}.${m.name}`, p)));
+      const loose = looseError(path, claimed);
+      return (
+        <fieldset key={path} className="pq-group" aria-describedby={loose ? `${path}-error` : undefined}>
+          <legend>
+            {f.label}
+            {f.required ? <span aria-hidden="true"> *</span> : null}
+          </legend>
+          {f.description ? <p className="pq-hint">{f.description}</p> : null}
+          {items.map((i) => (
+            <fieldset key={`${path}.${i}`} className="pq-group pq-item">
+              <legend>{`${f.label} ${i + 1}`}</legend>
+              {itemFields.map((m) => render(m, `${path}.${i}.${m.name}`))}
+              <button type="button" onClick={() => removeItem(path, i)}>
+                Remove {`${f.label.toLowerCase()} ${i + 1}`}
+              </button>
+            </fieldset>
+          ))}
+          <button type="button" onClick={() => addItem(path)}>
+            Add to {f.label.toLowerCase()}
+          </button>
+          {loose ? (
+            <p id={`${path}-error`} className="pq-error" role="alert">
+              {loose}
+            </p>
+          ) : null}
+        </fieldset>
+      );
+    }
     if ((f.kind === "object" && f.fields) || (f.kind === "union" && f.tag && f.variants)) {
       const tagPath = `${path}.${f.tag ?? ""}`;
       const variant = f.variants?.find((v) => v.value === drafts[tagPath]);
       const members = f.kind === "object" ? (f.fields ?? []) : (variant?.fields ?? []);
       const claimed = (p: string) => members.some((m) => belongs(`${path}.${m.name}`, p)) || (f.kind === "union" && p === tagPath);
-      const loose = errorAt(path, true) ?? (() => {
-        const e = [...server.fields, ...local].find((e) => belongs(path, pathOf(e.pointer)) && !claimed(pathOf(e.pointer)) && (server.fields.includes(e) || shown(path, e)));
-        if (!e) return undefined;
-        const inner = pathOf(e.pointer).slice(path.length + 1);
-        return inner ? `${inner}: ${e.detail}` : e.detail;
-      })();
+      const loose = looseError(path, claimed);
       return (
         <fieldset key={path} className="pq-group" aria-describedby={loose ? `${path}-error` : undefined}>
           <legend>

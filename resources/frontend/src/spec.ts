@@ -16,6 +16,7 @@ export type FieldKind =
   | "reference"
   | "tags"
   | "object"
+  | "list"
   | "union"
   | "json";
 
@@ -46,7 +47,7 @@ export interface FieldSpec {
   options?: readonly string[];
   /** The rows a reference may point at (a hook: called while rendering). */
   useOptions?(): Option[];
-  /** The members of an object. */
+  /** The members of an object, or of each item of a list of objects. */
   fields?: readonly FieldSpec[];
   /** A tagged union's tag member, and its alternatives (each with its members, tag excluded). */
   tag?: string;

@@ -955,9 +955,8 @@ fn type_kind(app: &App, ty: &Type) -> (&'static str, Option<Vec<String>>) {
             _ => ("text", None),
         },
         Type::Array(a) if matches!(a.items, Type::String(_)) => ("tags", None),
-        Type::Object { name } if matches!(app.types.get(name), Some(NamedType::Struct(_))) => {
-            ("object", None)
-        }
+        Type::Array(a) if is_struct(app, &a.items) => ("list", None),
+        ty if is_struct(app, ty) => ("object", None),
         Type::Union { name } => match app.types.get(name) {
             Some(NamedType::Union(u)) if u.tag.is_some() => ("union", None),
             _ => ("json", None),
@@ -966,14 +965,19 @@ fn type_kind(app: &App, ty: &Type) -> (&'static str, Option<Vec<String>>) {
     }
 }
 
+/// Whether `ty` is an object with named members (which a form shows as a group of fields).
+fn is_struct(app: &App, ty: &Type) -> bool {
+    matches!(ty, Type::Object { name } if matches!(app.types.get(name), Some(NamedType::Struct(_))))
+}
+
 /// How deep forms nest objects before a member is edited as JSON (a type may contain itself).
 const NESTING: usize = 3;
 
-/// The `FieldSpec` of a member a client sends: its kind, and for an object its members, for a
-/// tagged union its tag and each alternative's members.
+/// The `FieldSpec` of a member a client sends: its kind, and for an object (or an array of
+/// objects) its members, for a tagged union its tag and each alternative's members.
 fn member_spec(app: &App, member: &Member, depth: usize) -> Value {
     let (mut kind, options) = type_kind(app, &member.ty);
-    if depth >= NESTING && matches!(kind, "object" | "union") {
+    if depth >= NESTING && matches!(kind, "object" | "union" | "list") {
         kind = "json";
     }
     let mut spec = serde_json::json!({
@@ -1013,6 +1017,7 @@ fn member_spec(app: &App, member: &Member, depth: usize) -> Value {
     };
     match (&member.ty, kind) {
         (ty @ Type::Object { .. }, "object") => spec["fields"] = members(ty).into(),
+        (Type::Array(a), "list") => spec["fields"] = members(&a.items).into(),
         (Type::Union { name }, "union") => {
             if let Some(NamedType::Union(u)) = app.types.get(name) {
                 spec["tag"] = u.tag.clone().into();
@@ -1051,8 +1056,9 @@ fn field_spec(app: &App, field: &crate::ir::Field, hooks: &mut BTreeSet<String>)
     spec["writable"] = field.is_writable().into();
     spec["sortable"] = field.sortable.into();
     spec["filterable"] = field.filterable.into();
-    spec["column"] =
-        (field.is_writable() && !matches!(kind.as_str(), "json" | "object" | "union")).into();
+    spec["column"] = (field.is_writable()
+        && !matches!(kind.as_str(), "json" | "object" | "union" | "list"))
+    .into();
     let literal = spec.to_string();
     let mut out = serde_json::json!({ "json": &literal[1..literal.len() - 1] });
     let target = field
