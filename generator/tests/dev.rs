@@ -1,7 +1,8 @@
 //! `prefiq dev` on a small project of its own: the first build serves the app with its fixtures,
 //! a schema edit reaches the running API (through a draft migration of the dev database), a
 //! half-typed schema and a broken service are reported while the last good server keeps serving,
-//! and SIGTERM stops everything.
+//! Vite serves the frontend with `/api` proxied to the app and its screens follow the schema, and
+//! SIGTERM stops everything.
 //!
 //! The project is a workspace of its own that shares this repository's target folder and
 //! runtime, so only the small app crate is compiled beyond what the workspace already built.
@@ -115,10 +116,20 @@ fn dev_serves_follows_edits_and_keeps_the_last_good_server() {
     std::fs::create_dir_all(root.join("apps/notes/core/fixtures")).unwrap();
     std::fs::write(&schema, NOTE).unwrap();
     std::fs::write(root.join("apps/notes/core/fixtures/demo.yaml"), FIXTURES).unwrap();
+    // The frontend's tools and shared components are the repository's.
+    prefiq_testkit::tools::link_node_modules(root);
+    std::fs::create_dir_all(root.join("resources")).unwrap();
+    std::os::unix::fs::symlink(
+        repo.join("resources/frontend"),
+        root.join("resources/frontend"),
+    )
+    .unwrap();
 
     let address = free_address();
+    let ui = free_address();
     let mut child = Command::new(env!("CARGO_BIN_EXE_prefiq"))
-        .args(["dev", "--bind", &address.to_string(), "--root"])
+        .args(["dev", "--bind", &address.to_string()])
+        .args(["--ui-bind", &ui.to_string(), "--root"])
         .arg(root)
         .env("CARGO_TARGET_DIR", repo.join("target"))
         .env("NO_COLOR", "1")
@@ -155,6 +166,28 @@ fn dev_serves_follows_edits_and_keeps_the_last_good_server() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Read the README"), "{body}");
 
+    // Vite serves the pages, and the API through its proxy.
+    dev.until("the frontend", Duration::from_secs(60), |d| {
+        d.lines_with("notes UI → http://") > 0
+    });
+    let (status, page) = http(ui, "GET", "/", "").expect("Vite answers");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"<div id="root">"#), "{page}");
+    let (status, body) = http(ui, "GET", "/api/notes/notes", "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Read the README"), "{body}");
+    // The screens' module as Vite serves it to the browser (its source map left out); a field
+    // shows there by its label.
+    let screens = || {
+        let (status, module) = http(ui, "GET", "/components/generated.tsx", "").unwrap();
+        let code = module.split("//# sourceMappingURL").next().unwrap_or("");
+        (status, code.to_owned())
+    };
+    let (status, module) = screens();
+    assert_eq!(status, 200, "{module}");
+    assert!(module.contains(r#""Title""#), "{module}");
+    assert!(!module.contains(r#""Pinned""#), "{module}");
+
     // A new field reaches the running API and its OpenAPI document.
     std::fs::write(
         &schema,
@@ -175,6 +208,10 @@ fn dev_serves_follows_edits_and_keeps_the_last_good_server() {
     assert_eq!(status, 201, "{body}");
     assert!(body.contains(r#""pinned":true"#), "{body}");
     assert!(dev.log().contains("draft 0002_draft"), "{}", dev.log());
+    // The form gains the field: Vite serves the regenerated screens.
+    let (status, module) = screens();
+    assert_eq!(status, 200, "{module}");
+    assert!(module.contains(r#""Pinned""#), "{module}");
 
     // A half-typed schema is reported; nothing changes and the server keeps serving.
     std::fs::write(
@@ -227,5 +264,9 @@ fn dev_serves_follows_edits_and_keeps_the_last_good_server() {
     assert!(
         dev.get("/healthz").is_none(),
         "the app server outlived prefiq dev"
+    );
+    assert!(
+        http(ui, "GET", "/", "").is_none(),
+        "Vite outlived prefiq dev"
     );
 }

@@ -3,7 +3,9 @@
 //! The loop: a batch of file changes → `codegen` for the apps whose inputs changed → `cargo build`
 //! of the app crates whose code changed (generated or hand-written) → restart of the servers
 //! whose binaries changed. A bad schema or a failing build is reported and the last good server
-//! keeps serving. Without Cortex every app serves alone, on consecutive ports.
+//! keeps serving. Without Cortex every app serves alone, on consecutive ports. Each app with a
+//! frontend (`src/vite.config.ts`) also gets Vite's dev server, proxying `/api` to the app's
+//! server: it reloads the screens that a schema edit regenerates.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufRead as _, IsTerminal as _};
@@ -28,6 +30,12 @@ pub struct DevArgs {
     /// The database, for a single app. Default: a dev SQLite file per app, `.prefiq/dev/<app>.db`.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Where the first app's frontend (Vite's dev server) listens; further apps take the next ports.
+    #[arg(long, default_value = "127.0.0.1:5173", value_name = "ADDR")]
+    pub ui_bind: SocketAddr,
+    /// Serve the APIs only, without starting Vite for the frontends.
+    #[arg(long)]
+    pub no_ui: bool,
 }
 
 /// A running app server.
@@ -273,15 +281,19 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
         eprintln!("error: --database-url needs --app: each app gets its own dev database");
         return ExitCode::from(2);
     }
-    let addresses: BTreeMap<String, SocketAddr> = apps
-        .iter()
-        .enumerate()
-        .map(|(i, app)| {
-            let mut address = args.bind;
-            address.set_port(args.bind.port() + i as u16);
-            (app.clone(), address)
-        })
-        .collect();
+    let consecutive = |first: SocketAddr| -> BTreeMap<String, SocketAddr> {
+        apps.iter()
+            .enumerate()
+            .map(|(i, app)| {
+                let mut address = first;
+                address.set_port(first.port() + i as u16);
+                (app.clone(), address)
+            })
+            .collect()
+    };
+    let addresses = consecutive(args.bind);
+    let ui_addresses = consecutive(args.ui_bind);
+    let mut uis: BTreeMap<String, Server> = BTreeMap::new();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -329,6 +341,13 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
                             &runtime,
                             printer,
                         );
+                    }
+                    if !args.no_ui && servers.contains_key(app) && !uis.contains_key(app) {
+                        if let Some(ui) =
+                            start_ui(&root, app, addresses[app], ui_addresses[app], printer)
+                        {
+                            uis.insert(app.clone(), ui);
+                        }
                     }
                 }
             }
@@ -378,10 +397,86 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
         }
     }
     printer.info("stopping the servers");
-    for (_, server) in std::mem::take(&mut servers) {
+    for (_, server) in std::mem::take(&mut servers).into_iter().chain(uis) {
         server.stop();
     }
     ExitCode::SUCCESS
+}
+
+/// The Vite that serves the frontend at `src`: the nearest `node_modules/.bin/vite` on the way up
+/// to the project root, as Node would resolve it.
+fn find_vite(root: &Path, src: &Path) -> Option<PathBuf> {
+    src.ancestors()
+        .take_while(|dir| dir.starts_with(root))
+        .map(|dir| dir.join("node_modules/.bin/vite"))
+        .find(|vite| vite.is_file())
+}
+
+/// Starts Vite's dev server for `app`'s frontend at `ui`, proxying `/api` to its server at `api`.
+/// An app without a frontend, or a machine without Vite, gets none (the latter is said once).
+fn start_ui(
+    root: &Path,
+    app: &str,
+    api: SocketAddr,
+    ui: SocketAddr,
+    printer: &Printer,
+) -> Option<Server> {
+    let src = root.join("apps").join(app).join("src");
+    if !src.join("vite.config.ts").is_file() {
+        return None;
+    }
+    let Some(vite) = find_vite(root, &src) else {
+        printer.info(&format!(
+            "{app}: the frontend is not served: no node_modules/.bin/vite above apps/{app}/src              (install Vite, or pass --no-ui)"
+        ));
+        return None;
+    };
+    let child = Command::new(&vite)
+        .current_dir(&src)
+        .args([
+            "--host",
+            &ui.ip().to_string(),
+            "--port",
+            &ui.port().to_string(),
+        ])
+        .arg("--strictPort")
+        .env("PREFIQ_API", format!("http://{api}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("{app}: cannot start {}: {error}", vite.display());
+            return None;
+        }
+    };
+    if !wait_for_port(&mut child, app, "Vite", ui) {
+        return None;
+    }
+    printer.info(&format!(
+        "{app} UI → http://{ui}/ (Vite, /api proxied to http://{api})"
+    ));
+    Some(Server { child })
+}
+
+/// Waits until `child` accepts connections at `address` (true), exits, or 30 s pass.
+fn wait_for_port(child: &mut Child, app: &str, what: &str, address: SocketAddr) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!("{app}: {what} exited ({status}); fix the cause above and save to retry");
+            return false;
+        }
+        if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            eprintln!("{app}: {what} did not open {address} within 30 s");
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Brings the dev database up to the schema, then replaces the app's server with a new one.
@@ -456,20 +551,8 @@ fn restart(
         }
     };
     // Ready when the port accepts connections; a server that exits first has said why.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            eprintln!("{app}: the server exited ({status}); fix the cause above and save to retry");
-            return;
-        }
-        if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
-            break;
-        }
-        if Instant::now() > deadline {
-            eprintln!("{app}: the server did not open {address} within 30 s");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !wait_for_port(&mut child, app, "the server", address) {
+        return;
     }
     let line =
         format!("{app} → http://{address}/api/{app}/ (OpenAPI: http://{address}/openapi.json)");

@@ -52,9 +52,10 @@ pub enum Command {
         after_help = "Examples:\n  prefiq codegen                 generate every app\n  prefiq codegen --app crm       generate one app\n  prefiq codegen --check         fail if any generated file is stale, missing, orphaned or hand-edited\n  prefiq codegen --watch         regenerate on every save; a bad file keeps the last good output"
     )]
     Codegen(CodegenArgs),
-    /// Watch, regenerate, rebuild and restart the app servers: the whole loop in one terminal.
+    /// Watch, regenerate, rebuild and restart the app servers, and serve their frontends: the whole
+    /// loop in one terminal.
     #[command(
-        after_help = "Examples:\n  prefiq dev                     every app, from http://127.0.0.1:8080 on\n  prefiq dev --app crm           one app\n  prefiq dev --bind 0.0.0.0:3000\n\nEach app gets a dev database (.prefiq/dev/<app>.db) that follows the schema before a migration\nis written. A bad schema or a failing build is reported; the last good server keeps serving."
+        after_help = "Examples:\n  prefiq dev                     every app, from http://127.0.0.1:8080 on\n  prefiq dev --app crm           one app\n  prefiq dev --bind 0.0.0.0:3000\n\nEach app gets a dev database (.prefiq/dev/<app>.db) that follows the schema before a migration\nis written. A bad schema or a failing build is reported; the last good server keeps serving.\nAn app with a frontend (src/vite.config.ts) gets Vite's dev server too, from\nhttp://127.0.0.1:5173 on, proxying /api to the app: a schema edit reloads its screens."
     )]
     Dev(dev::DevArgs),
     /// Load an app's fixtures (core/fixtures/*.yaml) into a database, after applying its migrations.
