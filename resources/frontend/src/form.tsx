@@ -34,8 +34,14 @@ const pathOf = (pointer: string) =>
     .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
     .join(".");
 
-/** Creates a row, or edits `row` with a merge patch and its `If-Match`. */
-export function EntityForm<Row extends object>({ spec, row, onSaved, onReload }: FormProps<Row>) {
+/** Creates a row, or edits `row` with a merge patch and its `If-Match`. Another entity's form, or
+ * another row's, starts afresh. */
+export function EntityForm<Row extends object>(props: FormProps<Row>) {
+  const key = `${props.spec.path}/${props.row === undefined ? "" : props.spec.id(props.row)}`;
+  return <Form key={key} {...props} />;
+}
+
+function Form<Row extends object>({ spec, row, onSaved, onReload }: FormProps<Row>) {
   const fields = useMemo(() => spec.fields.filter((f) => f.writable), [spec]);
   const stored = row as Record<string, unknown> | undefined;
   const [drafts, setDrafts] = useState<Record<string, Draft>>(() => draftsOf(fields, stored));
