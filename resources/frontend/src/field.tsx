@@ -32,7 +32,7 @@ export function Field({ spec, value, error, onChange, onBlur }: FieldProps) {
   let control: ReactNode;
   if (spec.kind === "boolean") {
     control = <input {...common} type="checkbox" checked={value === true} onChange={(e) => onChange(e.target.checked)} />;
-  } else if (spec.kind === "enum" || spec.kind === "reference") {
+  } else if (spec.kind === "enum" || (spec.kind === "reference" && spec.useOptions)) {
     control = <Choice {...common} spec={spec} value={String(value)} onChange={onChange} />;
   } else if (spec.kind === "json") {
     control = <textarea {...common} rows={4} value={String(value)} onChange={(e) => onChange(e.target.value)} />;

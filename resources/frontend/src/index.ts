@@ -4,6 +4,7 @@ export { Field } from "./field.js";
 export type { Draft } from "./field.js";
 export { EntityForm } from "./form.js";
 export { explain, fieldOf } from "./problem.js";
+export { ReferenceValue } from "./reference.js";
 export type { Explained } from "./problem.js";
 export type { EntitySpec, FieldError, FieldKind, FieldSpec, MutationLike, Option, PageLike, QueryLike } from "./spec.js";
 export { EntityTable } from "./table.js";

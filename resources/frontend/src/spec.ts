@@ -47,6 +47,10 @@ export interface FieldSpec {
   options?: readonly string[];
   /** The rows a reference may point at (a hook: called while rendering). */
   useOptions?(): Option[];
+  /** The title of the row a reference points at, once read (a hook). */
+  useLabel?(id: string): string | undefined;
+  /** The collection a reference points into, as in `companies` (its rows link there). */
+  target?: string;
   /** The members of an object, or of each item of a list of objects. */
   fields?: readonly FieldSpec[];
   /** A tagged union's tag member, and its alternatives (each with its members, tag excluded). */

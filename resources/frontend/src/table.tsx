@@ -3,6 +3,7 @@
 import { useState } from "react";
 
 import { toDraft } from "./convert.js";
+import { ReferenceValue } from "./reference.js";
 import type { EntitySpec, FieldSpec } from "./spec.js";
 
 interface TableProps<Row extends object> {
@@ -17,7 +18,12 @@ function filterOf(spec: FieldSpec, value: string): string {
   return spec.kind === "text" || spec.kind === "email" || spec.kind === "url" ? `ilike.*${value}*` : `eq.${value}`;
 }
 
-export function EntityTable<Row extends object>({ spec, href, pageSize = 20 }: TableProps<Row>) {
+/** A table of `spec`'s rows; another entity's table starts afresh (its own sort, filters, page). */
+export function EntityTable<Row extends object>(props: TableProps<Row>) {
+  return <Table key={props.spec.path} {...props} />;
+}
+
+function Table<Row extends object>({ spec, href, pageSize = 20 }: TableProps<Row>) {
   const columns = spec.fields.filter((f) => f.column);
   const [sort, setSort] = useState<string>("");
   const [filters, setFilters] = useState<Record<string, string>>({});
@@ -33,6 +39,8 @@ export function EntityTable<Row extends object>({ spec, href, pageSize = 20 }: T
   const page = spec.useList(query);
   const link = href ?? ((row: Row) => `#/${spec.path}/${encodeURIComponent(spec.id(row))}`);
   const restart = () => setCursors([]);
+  // The row's link sits in its first column of its own (a reference links to another row).
+  const linked = columns.find((c) => c.kind !== "reference") ?? columns[0];
 
   const sortBy = (name: string) => {
     setSort((current) => (current === name ? `-${name}` : name));
@@ -105,9 +113,10 @@ export function EntityTable<Row extends object>({ spec, href, pageSize = 20 }: T
         <tbody>
           {(page.data?.items ?? []).map((row) => (
             <tr key={spec.id(row)}>
-              {columns.map((c, i) => {
+              {columns.map((c) => {
                 const text = String(toDraft(c, (row as Record<string, unknown>)[c.name]));
-                return <td key={c.name}>{i === 0 ? <a href={link(row)}>{text || spec.id(row)}</a> : text}</td>;
+                if (c === linked) return <td key={c.name}><a href={link(row)}>{text || spec.id(row)}</a></td>;
+                return <td key={c.name}>{c.kind === "reference" ? <ReferenceValue spec={c} id={text} /> : text}</td>;
               })}
             </tr>
           ))}

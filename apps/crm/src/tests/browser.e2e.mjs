@@ -145,6 +145,10 @@ try {
   const listed = await api("GET", "/api/crm/contacts?email=eq.grace@acme.example");
   assert.equal(listed.body.items.length, 1, "the contact was stored");
   assert.deepEqual(listed.body.items[0].preferred_channel, { kind: "phone", best_time: "morning" });
+  // The contacts table names the contact's company and links to it.
+  const companyLink = page.locator("table.pq-table").getByRole("link", { name: "Acme Robotics" });
+  await companyLink.first().waitFor();
+  assert.equal(await companyLink.first().getAttribute("href"), `#/companies/${acme.id}`);
   await shot(page, "contact-created");
 
   // 3. A deal edited here while another client changes it: the 412 is explained, and a reload

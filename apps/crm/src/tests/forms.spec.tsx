@@ -8,7 +8,7 @@ import { userEvent } from "@testing-library/user-event";
 import type { ReactNode } from "react";
 import { afterEach, expect, test, vi } from "vitest";
 
-import { EntityForm } from "../../../../resources/frontend/src/index.js";
+import { EntityDetail, EntityForm, EntityTable } from "../../../../resources/frontend/src/index.js";
 import { contactSpec, dealSpec } from "../components/generated.js";
 import { keys, useCompanies, useCreateContact } from "../hooks/generated.js";
 import { configure } from "../services/client.js";
@@ -42,7 +42,9 @@ function fakeApi(answer: Answer = () => undefined) {
       sent.push({ method: request.method, path: new URL(request.url).pathname, headers: request.headers, body });
       const answered = answer(request, body);
       if (answered) return answered;
-      if (request.method === "GET" && request.url.includes("/companies")) return Response.json({ items: [ACME], next_cursor: null });
+      const path = new URL(request.url).pathname;
+      if (request.method === "GET" && path === `/api/crm/companies/${ACME.id}`) return Response.json(ACME, { headers: { etag: '"1"' } });
+      if (request.method === "GET" && path === "/api/crm/companies") return Response.json({ items: [ACME], next_cursor: null });
       if (request.method === "GET") return Response.json({ items: [], next_cursor: null });
       return problem(404, "Not found");
     },
@@ -154,6 +156,32 @@ test("saving a deal someone else changed is a 412, explained, with a way to relo
   expect(patch?.body, "only the changed member is sent").toEqual({ name: "More robots for Acme" });
   await userEvent.click(within(form).getByRole("button", { name: "Reload" }));
   expect(reload).toHaveBeenCalledOnce();
+});
+
+test("a contact's company is shown by its name, linking to its page, in the table and the detail", async () => {
+  const contact: Contact = {
+    id: "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a",
+    company_id: ACME.id,
+    first_name: "Ada",
+    last_name: "Lovelace",
+    email: "ada@example.com",
+    status: "active",
+    marketing_opt_in: false,
+    created_at: "2026-11-30T09:00:00Z",
+    updated_at: "2026-11-30T09:00:00Z",
+    version: 1,
+  };
+  fakeApi((request) =>
+    request.method === "GET" && new URL(request.url).pathname === "/api/crm/contacts" ? Response.json({ items: [contact], next_cursor: null }) : undefined,
+  );
+  show(<EntityTable spec={contactSpec} />);
+  const link = await screen.findByRole("link", { name: ACME.name });
+  expect(link.getAttribute("href")).toBe(`#/companies/${ACME.id}`);
+  expect(link.closest("td")).not.toBeNull();
+  cleanup();
+
+  show(<EntityDetail spec={contactSpec} row={contact} />);
+  expect((await screen.findByRole("link", { name: ACME.name })).getAttribute("href")).toBe(`#/companies/${ACME.id}`);
 });
 
 test("creating a contact makes its company's row and the contact lists stale, and caches the contact", async () => {

@@ -1042,8 +1042,15 @@ fn crud_op(app: &App, entity: &Entity, action: CrudAction) -> Option<String> {
         .map(|o| o.id.clone())
 }
 
-/// One field's `FieldSpec`, as the members of a TypeScript object literal, and the picker of a
-/// reference.
+/// Whether `entity` gets screens: it has every CRUD operation.
+fn has_screens(app: &App, entity: &Entity) -> bool {
+    CrudAction::ALL
+        .iter()
+        .all(|a| crud_op(app, entity, *a).is_some())
+}
+
+/// One field's `FieldSpec`, as the members of a TypeScript object literal, and the picker and
+/// label of a reference.
 fn field_spec(app: &App, field: &crate::ir::Field, hooks: &mut BTreeSet<String>) -> Value {
     let mut spec = member_spec(app, &field.member, 0);
     let kind = if field.references.is_some() {
@@ -1059,19 +1066,31 @@ fn field_spec(app: &App, field: &crate::ir::Field, hooks: &mut BTreeSet<String>)
     spec["column"] = (field.is_writable()
         && !matches!(kind.as_str(), "json" | "object" | "union" | "list"))
     .into();
-    let literal = spec.to_string();
-    let mut out = serde_json::json!({ "json": &literal[1..literal.len() - 1] });
+    // A reference picks from the rows it may point at; to an entity with screens, it also names
+    // its row by title and links to it.
     let target = field
         .references
         .as_ref()
-        .and_then(|r| app.entity(&r.entity))
-        .filter(|t| crud_op(app, t, CrudAction::List).is_some());
-    if let Some(target) = target {
+        .and_then(|r| app.entity(&r.entity));
+    let screens = target.filter(|t| has_screens(app, t));
+    if let Some(target) = screens {
+        spec["target"] = target.plural.clone().into();
+    }
+    let literal = spec.to_string();
+    let mut out = serde_json::json!({ "json": &literal[1..literal.len() - 1] });
+    if let Some(target) = target.filter(|t| crud_op(app, t, CrudAction::List).is_some()) {
         let hook = format!("use{}", pascal(&target.plural));
         hooks.insert(hook.clone());
         out["options_hook"] = hook.into();
         out["options_value"] = target.key().member.name.clone().into();
         out["options_label"] = title_field(target).into();
+    }
+    if let Some(target) = screens {
+        let hook = format!("use{}", target.name);
+        hooks.insert(hook.clone());
+        out["label_hook"] = hook.into();
+        out["label_id"] = format!("to{}Id", target.name).into();
+        out["label_title"] = title_field(target).into();
     }
     out
 }
@@ -1092,12 +1111,7 @@ pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic
     let mut validators: BTreeSet<String> = BTreeSet::new();
     let mut types: BTreeSet<String> = BTreeSet::new();
     let mut entities = Vec::new();
-    let complete = |entity: &Entity| {
-        CrudAction::ALL
-            .iter()
-            .all(|a| crud_op(app, entity, *a).is_some())
-    };
-    for entity in app.entities.iter().filter(|e| complete(e)) {
+    for entity in app.entities.iter().filter(|e| has_screens(app, e)) {
         let fields: Vec<Value> = entity
             .fields
             .iter()
