@@ -516,6 +516,13 @@ pub const UI_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'se
 /// `assets/`) at `/` and `/assets/`, under [`UI_CONTENT_SECURITY_POLICY`]. Every other path is
 /// still the API's, and an unknown one still its problem+json 404.
 pub fn with_ui(app: Router, dir: &std::path::Path) -> Result<Router, String> {
+    Ok(app.merge(ui_routes("", dir)?))
+}
+
+/// The routes of a built frontend (`dir`) under `prefix` (`""`, or a path like `/apps/crm`):
+/// its page at `{prefix}/`, its files under `{prefix}/assets/`, and `{prefix}` sent on to
+/// `{prefix}/` (a bundle built with relative paths finds its files only from there).
+pub fn ui_routes(prefix: &str, dir: &std::path::Path) -> Result<Router, String> {
     let index = std::fs::read_to_string(dir.join("index.html")).map_err(|e| {
         format!(
             "{} has no index.html ({e}): build the frontend first (`vite build`)",
@@ -523,14 +530,23 @@ pub fn with_ui(app: Router, dir: &std::path::Path) -> Result<Router, String> {
         )
     })?;
     let index = axum::response::Html(index);
-    let ui = Router::new()
-        .route("/", get(move || std::future::ready(index.clone())))
-        .nest_service(
-            "/assets",
-            tower_http::services::ServeDir::new(dir.join("assets")),
+    let mut ui = Router::new()
+        .route(
+            &format!("{prefix}/"),
+            get(move || std::future::ready(index.clone())),
         )
-        .layer(axum::middleware::from_fn(ui_headers));
-    Ok(app.merge(ui))
+        .nest_service(
+            &format!("{prefix}/assets"),
+            tower_http::services::ServeDir::new(dir.join("assets")),
+        );
+    if !prefix.is_empty() {
+        let slash = format!("{prefix}/");
+        ui = ui.route(
+            prefix,
+            get(move || std::future::ready(axum::response::Redirect::permanent(&slash))),
+        );
+    }
+    Ok(ui.layer(axum::middleware::from_fn(ui_headers)))
 }
 
 async fn ui_headers(

@@ -56,6 +56,11 @@ pub struct Config {
     /// tenant is first used and at every start).
     #[arg(long, env = "PREFIQ_TENANCY", default_value = "rows")]
     pub tenancy: TenancyMode,
+    /// A folder of the apps' built frontends, one folder per app as `vite build` writes it
+    /// (`<dir>/crm/index.html`, …): each is served at `/apps/<app>/` and signs its users in
+    /// through `/auth/authorize` with PKCE, as the public client `ui-<app>`.
+    #[arg(long, env = "PREFIQ_UI_DIR")]
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 /// Where tenants' rows live.

@@ -466,6 +466,28 @@ pub async fn bootstrap(
             made = Some((email, password));
         }
     }
+    // Each installed app's frontend is a public client (PKCE) that may only be sent back to its
+    // own page on this server: the redirect URI is a path, so a code never leaves the origin
+    // that issued it.
+    for app in installed() {
+        let name = app.catalog.name;
+        let sql = tx.pick(
+            "INSERT INTO cortex_clients (client_id, name, secret_hash, redirect_uris, tenant_id, roles, created_at) VALUES ($1, $2, NULL, $3, $4, '[]'::jsonb, $5) ON CONFLICT (client_id) DO NOTHING",
+            "INSERT INTO cortex_clients (client_id, name, secret_hash, redirect_uris, tenant_id, roles, created_at) VALUES (?1, ?2, NULL, ?3, ?4, '[]', ?5) ON CONFLICT (client_id) DO NOTHING",
+        );
+        tx.execute(
+            sql,
+            vec![
+                SqlValue::Text(frontend_client(name)),
+                SqlValue::Text(format!("The {name} frontend")),
+                SqlValue::Json(serde_json::json!([format!("/apps/{name}/")])),
+                SqlValue::Uuid(prefiq_runtime::auth::DEFAULT_TENANT),
+                SqlValue::DateTime(prefiq_runtime::db::now()),
+            ],
+        )
+        .await
+        .map_err(problem)?;
+    }
     tx.commit().await.map_err(problem)?;
     Ok(made)
 }
@@ -687,11 +709,39 @@ pub fn build(
             get(|| async { axum::http::StatusCode::NO_CONTENT }),
         )
         .merge(oauth::routes(tokens))
-        .merge(crate::admin::routes(admin));
+        .merge(crate::admin::routes(admin))
+        .merge(app_frontends(config)?);
     let router =
         prefiq_runtime::serve::with_limits(router, db, config.body_limit, auth, config.limits)
             .layer(axum::middleware::from_fn(crate::admin::security_headers));
     Ok(router)
+}
+
+/// The built frontend of each installed app found in the UI folder, at `/apps/<app>/`.
+fn app_frontends(config: &Config) -> Result<Router, String> {
+    let mut router = Router::new();
+    let Some(dir) = &config.ui_dir else {
+        return Ok(router);
+    };
+    for app in installed() {
+        let name = app.catalog.name;
+        let bundle = dir.join(name);
+        if bundle.join("index.html").is_file() {
+            router = router.merge(prefiq_runtime::serve::ui_routes(
+                &format!("/apps/{name}"),
+                &bundle,
+            )?);
+            tracing::info!(app = name, dir = %bundle.display(), "serving the app's frontend at /apps/{name}/");
+        } else {
+            tracing::warn!(app = name, dir = %bundle.display(), "no built frontend (index.html) for the app");
+        }
+    }
+    Ok(router)
+}
+
+/// The client id of an installed app's frontend, served by Cortex at `/apps/<app>/`.
+pub fn frontend_client(app: &str) -> String {
+    format!("ui-{app}")
 }
 
 /// Deletes what has expired: audit entries past their retention, old sessions, codes and

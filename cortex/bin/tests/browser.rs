@@ -1,6 +1,7 @@
-//! The admin UI in a real browser: cortex/e2e/admin.e2e.mjs drives Debian's headless Chromium
-//! with playwright-core against a running Cortex. Screenshots are kept under
-//! target/e2e/cortex-admin/ as test artifacts.
+//! Cortex in a real browser: cortex/e2e/admin.e2e.mjs drives the admin UI, and
+//! cortex/e2e/frontend.e2e.mjs the CRM's own frontend served by Cortex at /apps/crm/, signing in
+//! with PKCE. Debian's headless Chromium, driven by playwright-core; screenshots are kept under
+//! target/e2e/cortex-admin/ and target/e2e/cortex-frontend/ as test artifacts.
 
 mod common;
 
@@ -97,6 +98,104 @@ async fn the_admin_ui_in_headless_chromium() {
         6,
         "the screenshots are kept in {}",
         screenshots.display()
+    );
+    eprintln!("{text}screenshots: {}", screenshots.display());
+    cortex.stop().await;
+}
+
+/// The CRM's frontend, built by Vite and served by Cortex at /apps/crm/: a user signs in through
+/// Cortex's sign-in page (authorization code with PKCE), works with the API under their own
+/// token, keeps the session over a reload (the rotated refresh token, in this tab only), and
+/// signs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_frontend_served_by_cortex_signs_in_with_pkce() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: install Debian's chromium package (`apt-get install chromium`; .ci/run does) or set CHROMIUM"
+    );
+    prefiq_testkit::tools::link_node_modules(&repo_root());
+    let bundles = tempfile::tempdir().expect("a build folder");
+    prefiq_testkit::tools::run_ok(
+        std::process::Command::new(prefiq_testkit::tools::tool("node_modules/.bin/vite"))
+            .args(["build", "--logLevel", "warn"])
+            .current_dir(repo_root().join("apps/crm/src"))
+            .env("PREFIQ_OUT_DIR", bundles.path().join("crm")),
+    );
+    let cortex = Cortex::start_with_ui(Backend::Sqlite, bundles.path().to_path_buf()).await;
+    cortex
+        .post(
+            "/api/crm/companies",
+            &cortex.admin_token,
+            &json!({"name": "Analytical Engines"}),
+        )
+        .await
+        .expect(201);
+    // The bare path is sent on to the page, which carries the strict policy.
+    let bare = common::browser()
+        .get(format!("{}/apps/crm", cortex.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 308);
+    assert_eq!(bare.headers()["location"], "/apps/crm/");
+    let page = common::browser()
+        .get(format!("{}/apps/crm/", cortex.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+
+    let screenshots = repo_root().join("target/e2e/cortex-frontend");
+    let _ = std::fs::remove_dir_all(&screenshots);
+    let script = repo_root().join("cortex/e2e/frontend.e2e.mjs");
+    let base = cortex.base.clone();
+    let shots = screenshots.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        prefiq_testkit::tools::output(
+            std::process::Command::new("node")
+                .arg(&script)
+                .current_dir(repo_root().join(".ci"))
+                .env("TOOLS", repo_root().join(".ci/package.json"))
+                .env("CHROMIUM", chromium)
+                .env("CORTEX_URL", base)
+                .env("SCREENSHOTS", &shots)
+                .env("ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("COMPANY", "Analytical Engines"),
+        )
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the browser test failed:\n{text}");
+    assert_eq!(
+        text.matches("ok - ").count(),
+        5,
+        "every step passed:\n{text}"
+    );
+    // The company made in the browser was made by the signed-in administrator, and audited.
+    let audit = cortex
+        .get(
+            "/api/cortex/audit?app=eq.crm&limit=100",
+            &cortex.admin_token,
+        )
+        .await
+        .expect(200)
+        .body;
+    assert!(
+        audit.to_string().contains("Difference Engines"),
+        "the browser's create is in the audit log: {audit}"
     );
     eprintln!("{text}screenshots: {}", screenshots.display());
     cortex.stop().await;

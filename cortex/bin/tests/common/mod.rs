@@ -87,6 +87,20 @@ impl Cortex {
 
     /// Starts Cortex on `backend` with `tenancy`.
     pub async fn start_with(backend: Backend, tenancy: TenancyMode) -> Cortex {
+        Cortex::start_configured(backend, tenancy, None).await
+    }
+
+    /// Starts Cortex on `backend`, serving the apps' built frontends found in `ui_dir`.
+    #[allow(dead_code)]
+    pub async fn start_with_ui(backend: Backend, ui_dir: std::path::PathBuf) -> Cortex {
+        Cortex::start_configured(backend, TenancyMode::Rows, Some(ui_dir)).await
+    }
+
+    async fn start_configured(
+        backend: Backend,
+        tenancy: TenancyMode,
+        ui_dir: Option<std::path::PathBuf>,
+    ) -> Cortex {
         let (database, url) = Database::create(backend).await;
         let config = Config {
             bind: "127.0.0.1:0".parse().unwrap(),
@@ -103,6 +117,7 @@ impl Cortex {
             admin_password: Some(ADMIN_PASSWORD.into()),
             admin_password_file: None,
             tenancy,
+            ui_dir,
         };
         let started = cortex::server::start(&config).await.expect("Cortex starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
