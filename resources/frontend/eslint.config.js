@@ -20,6 +20,6 @@ export default [
   },
   {
     files: ["**/*.mjs"],
-    languageOptions: { globals: { process: "readonly", console: "readonly", fetch: "readonly", document: "readonly", localStorage: "readonly" } },
+    languageOptions: { globals: { process: "readonly", console: "readonly", fetch: "readonly", document: "readonly", localStorage: "readonly", sessionStorage: "readonly" } },
   },
 ];

@@ -3,8 +3,8 @@
 import { useEffect, useState } from "react";
 import type { FormEvent } from "react";
 
-import { EntityDetail, EntityForm, EntityTable, ToastProvider, useToast } from "../../../resources/frontend/src/index.js";
-import type { EntitySpec } from "../../../resources/frontend/src/index.js";
+import { EntityDetail, EntityForm, EntityTable, ToastProvider, signIn, signOut, useToast } from "../../../resources/frontend/src/index.js";
+import type { EntitySpec, SessionOptions } from "../../../resources/frontend/src/index.js";
 import { configure } from "../services/client.js";
 import { ENTITIES } from "../components/generated.js";
 
@@ -18,7 +18,7 @@ function useHash(): string {
   return hash;
 }
 
-export function App() {
+export function App({ session }: { session: SessionState }) {
   const [, path = "", id] = useHash().split("/");
   const spec = ENTITIES.find((e) => e.path === path);
   return (
@@ -34,18 +34,38 @@ export function App() {
         </nav>
       </header>
       <main className="app-main">
-        {spec === undefined ? <Home /> : id ? <RowPage spec={spec} id={decodeURIComponent(id)} /> : <ListPage spec={spec} />}
+        {spec === undefined ? <Home session={session} /> : id ? <RowPage spec={spec} id={decodeURIComponent(id)} /> : <ListPage spec={spec} />}
       </main>
     </ToastProvider>
   );
 }
 
-function Home() {
-  const [token, setToken] = useState(localStorage.getItem("prefiq.token") ?? "");
+/** How the page signs in: under Cortex, through its sign-in page (OAuth with PKCE). */
+export const SESSION: SessionOptions = { clientId: "ui-cortex", onToken: (token) => configure({ token }) };
+
+/** Where the session stands when the page loads (see main.tsx). */
+export interface SessionState {
+  /** Cortex's sign-in is reachable from this page. */
+  available: boolean;
+  signedIn: boolean;
+  error?: string | undefined;
+}
+
+/** The token pasted on the home page, kept for this tab only. */
+export const PASTED_TOKEN = "prefiq.token";
+
+function Home({ session }: { session: SessionState }) {
+  const [token, setToken] = useState("");
   const save = (event: FormEvent) => {
     event.preventDefault();
-    localStorage.setItem("prefiq.token", token);
+    sessionStorage.setItem(PASTED_TOKEN, token);
     configure({ token });
+    setToken("");
+  };
+  const leave = async () => {
+    sessionStorage.removeItem(PASTED_TOKEN);
+    await signOut(SESSION);
+    window.location.reload();
   };
   return (
     <>
@@ -57,13 +77,34 @@ function Home() {
           </li>
         ))}
       </ul>
-      <form onSubmit={save} className="pq-form">
-        <div className="pq-field">
-          <label htmlFor="token">Access token</label>
-          <input id="token" type="password" autoComplete="off" value={token} onChange={(e) => setToken(e.target.value)} />
-        </div>
-        <button type="submit">Use this token</button>
-      </form>
+      <h2>Account</h2>
+      {session.error ? (
+        <p role="alert" className="pq-banner pq-banner-danger">
+          {session.error}
+        </p>
+      ) : null}
+      {session.signedIn ? (
+        <p>
+          You are signed in.{" "}
+          <button type="button" onClick={() => void leave()}>
+            Sign out
+          </button>
+        </p>
+      ) : session.available ? (
+        <button type="button" className="pq-primary" onClick={() => void signIn(SESSION)}>
+          Sign in
+        </button>
+      ) : null}
+      <details open={!session.available && !session.signedIn}>
+        <summary>Use an access token instead</summary>
+        <form onSubmit={save} className="pq-form" aria-label="Access token">
+          <div className="pq-field">
+            <label htmlFor="token">Access token</label>
+            <input id="token" type="password" autoComplete="off" value={token} onChange={(e) => setToken(e.target.value)} />
+          </div>
+          <button type="submit">Use this token</button>
+        </form>
+      </details>
     </>
   );
 }

@@ -1,25 +1,41 @@
-// The browser entry of cortex: the API client, the query cache and the pages. Written once by
-// `prefiq codegen`; yours to change.
+// The browser entry of cortex: the API client, the session, the query cache and the pages.
+// Written once by `prefiq codegen`; yours to change.
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 
+import { resumeSession } from "../../../resources/frontend/src/index.js";
 import { configure } from "../services/client.js";
-import { App } from "./App.js";
+import { App, PASTED_TOKEN, SESSION } from "./App.js";
+import type { SessionState } from "./App.js";
 import "../styles/app.css";
 
-// The API is served from the same origin (`vite` proxies /api in development); the token is the
-// one pasted on the home page.
-configure({ baseUrl: "", token: localStorage.getItem("prefiq.token") ?? undefined });
+// The API is served from the same origin (`vite` proxies /api in development). Under Cortex the
+// user signs in there; against an app server alone, a token pasted on the home page is used.
+configure({ baseUrl: "", token: sessionStorage.getItem(PASTED_TOKEN) ?? undefined });
+
+async function session(): Promise<SessionState> {
+  const available = await fetch("/.well-known/oauth-authorization-server").then(
+    (r) => r.ok,
+    () => false,
+  );
+  try {
+    return { available, signedIn: await resumeSession(SESSION) };
+  } catch (error) {
+    return { available, signedIn: false, error: error instanceof Error ? error.message : String(error) };
+  }
+}
 
 const client = new QueryClient({ defaultOptions: { queries: { staleTime: 10_000, retry: 1 } } });
 const root = document.getElementById("root");
 if (root) {
-  createRoot(root).render(
-    <StrictMode>
-      <QueryClientProvider client={client}>
-        <App />
-      </QueryClientProvider>
-    </StrictMode>,
+  void session().then((state) =>
+    createRoot(root).render(
+      <StrictMode>
+        <QueryClientProvider client={client}>
+          <App session={state} />
+        </QueryClientProvider>
+      </StrictMode>,
+    ),
   );
 }

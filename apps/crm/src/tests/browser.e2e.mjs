@@ -74,7 +74,7 @@ const audit = async (page, screen) => {
 let current;
 try {
   const context = await browser.newContext();
-  await context.addInitScript((t) => localStorage.setItem("prefiq.token", t), token);
+  await context.addInitScript((t) => sessionStorage.setItem("prefiq.token", t), token);
   const page = await context.newPage();
   current = page;
   page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
