@@ -44,6 +44,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../ts/app/app.css.jinja"),
     ),
     (
+        "ts/app/package.json.jinja",
+        include_str!("../ts/app/package.json.jinja"),
+    ),
+    (
         "ts/app/screens.spec.tsx.jinja",
         include_str!("../ts/app/screens.spec.tsx.jinja"),
     ),

@@ -94,13 +94,6 @@ fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<()
             .push(GeneratedFile::new(path, &schema_dir, &contents));
     }
     output.scaffolds.push(Scaffold {
-        path: format!("{root}/src/package.json"),
-        contents: format!(
-            "{{\n  \"name\": \"{}-client\",\n  \"private\": true,\n  \"type\": \"module\"\n}}\n",
-            app.name
-        ),
-    });
-    output.scaffolds.push(Scaffold {
         path: format!("{root}/src/tsconfig.json"),
         contents: TSCONFIG.to_owned(),
     });
@@ -117,6 +110,7 @@ fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<()
         ("ts/app/index.html.jinja", "src/index.html"),
         ("ts/app/vite.config.ts.jinja", "src/vite.config.ts"),
         ("ts/app/app.css.jinja", "src/styles/app.css"),
+        ("ts/app/package.json.jinja", "src/package.json"),
         (
             "ts/app/screens.spec.tsx.jinja",
             "src/tests/screens.spec.tsx",
