@@ -18,8 +18,9 @@ export interface SessionOptions {
 /** A sign-in that did not complete: refused, tampered with, or expired. */
 export class SignInError extends Error {}
 
-const PENDING = "prefiq.signin";
-const REFRESH = "prefiq.refresh";
+// Per client: the frontends Cortex serves share one origin, and so one sessionStorage.
+const PENDING = (options: SessionOptions) => `prefiq.signin.${options.clientId}`;
+const REFRESH = (options: SessionOptions) => `prefiq.refresh.${options.clientId}`;
 
 interface Pending {
   state: string;
@@ -48,7 +49,7 @@ export async function challengeOf(verifier: string): Promise<string> {
 /** Sends the browser to Cortex's sign-in; it comes back to this page with a code. */
 export async function signIn(options: SessionOptions): Promise<void> {
   const pending: Pending = { state: random(16), verifier: random(32), redirect: window.location.pathname, hash: window.location.hash };
-  sessionStorage.setItem(PENDING, JSON.stringify(pending));
+  sessionStorage.setItem(PENDING(options), JSON.stringify(pending));
   const url = new URL(options.authorizeUrl ?? "/auth/authorize", window.location.origin);
   url.search = new URLSearchParams({
     response_type: "code",
@@ -70,8 +71,8 @@ export async function resumeSession(options: SessionOptions): Promise<boolean> {
   const code = params.get("code");
   const error = params.get("error");
   if (code !== null || error !== null) {
-    const saved = sessionStorage.getItem(PENDING);
-    sessionStorage.removeItem(PENDING);
+    const saved = sessionStorage.getItem(PENDING(options));
+    sessionStorage.removeItem(PENDING(options));
     const pending = saved ? (JSON.parse(saved) as Pending) : undefined;
     // The code must not stay in the address bar or the history.
     window.history.replaceState(null, "", `${window.location.pathname}${pending?.hash ?? ""}`);
@@ -88,7 +89,7 @@ export async function resumeSession(options: SessionOptions): Promise<boolean> {
     });
     return true;
   }
-  if (sessionStorage.getItem(REFRESH) === null) return false;
+  if (sessionStorage.getItem(REFRESH(options)) === null) return false;
   try {
     await renew(options);
     return true;
@@ -100,7 +101,7 @@ export async function resumeSession(options: SessionOptions): Promise<boolean> {
 
 /** Ends the session here and revokes its refresh tokens at Cortex. */
 export async function signOut(options: SessionOptions): Promise<void> {
-  const refresh = sessionStorage.getItem(REFRESH);
+  const refresh = sessionStorage.getItem(REFRESH(options));
   end(options);
   if (refresh === null) return;
   await fetch(options.revokeUrl ?? "/auth/revoke", {
@@ -111,13 +112,13 @@ export async function signOut(options: SessionOptions): Promise<void> {
 }
 
 function end(options: SessionOptions) {
-  sessionStorage.removeItem(REFRESH);
+  sessionStorage.removeItem(REFRESH(options));
   clearTimeout(renewal);
   options.onToken(undefined);
 }
 
 const renew = (options: SessionOptions) =>
-  grant(options, { grant_type: "refresh_token", refresh_token: sessionStorage.getItem(REFRESH) ?? "", client_id: options.clientId });
+  grant(options, { grant_type: "refresh_token", refresh_token: sessionStorage.getItem(REFRESH(options)) ?? "", client_id: options.clientId });
 
 /** Asks the token endpoint, keeps what it gives, and renews a minute before the token expires. */
 async function grant(options: SessionOptions, form: Record<string, string>): Promise<void> {
@@ -131,7 +132,7 @@ async function grant(options: SessionOptions, form: Record<string, string>): Pro
     const reason = typeof body.error_description === "string" ? body.error_description : typeof body.error === "string" ? body.error : `HTTP ${response.status}`;
     throw new SignInError(`Cortex refused the sign-in: ${reason}`);
   }
-  if (typeof body.refresh_token === "string") sessionStorage.setItem(REFRESH, body.refresh_token);
+  if (typeof body.refresh_token === "string") sessionStorage.setItem(REFRESH(options), body.refresh_token);
   options.onToken(body.access_token);
   const seconds = typeof body.expires_in === "number" ? body.expires_in : 300;
   clearTimeout(renewal);
