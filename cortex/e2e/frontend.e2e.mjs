@@ -1,7 +1,8 @@
-// The CRM's frontend served by Cortex at /apps/crm/, in headless Chromium (Debian's package,
-// driven by playwright-core): sign in through Cortex's sign-in page (authorization code with
-// PKCE), list and create companies under the user's own token, keep the session over a reload,
-// and sign out. No token is ever written to localStorage. Started by cortex/bin/tests/browser.rs,
+// The apps' frontends served by Cortex at /apps/<app>/, in headless Chromium (Debian's package,
+// driven by playwright-core): sign in to the CRM through Cortex's sign-in page (authorization
+// code with PKCE), list and create companies under the user's own token, keep the session over a
+// reload, go through every screen of the LMS after signing in there without a password (Cortex's
+// session), and sign out. No token is ever written to localStorage; axe-core audits the screens. Started by cortex/bin/tests/browser.rs,
 // which passes the server and the account in the environment. Screenshots go to $SCREENSHOTS.
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -78,7 +79,7 @@ try {
   let where = await stored(page);
   assert.equal(where.url, `${base}/apps/crm/`, "the code left the address bar");
   assert.deepEqual(where.local, [], "nothing in localStorage");
-  assert.deepEqual(where.session, ["prefiq.refresh"], "only the refresh token, for this tab");
+  assert.deepEqual(where.session, ["prefiq.refresh.ui-crm"], "only the refresh token, for this tab");
   await shot(page, "signed-in");
   await audit(page, "the signed-in home page");
   console.log("ok - signs in through Cortex with PKCE");
@@ -96,20 +97,40 @@ try {
   console.log("ok - lists and creates companies under the user's token");
 
   // A reload keeps the session: the refresh token is exchanged (and rotated).
-  const before = await page.evaluate(() => sessionStorage.getItem("prefiq.refresh"));
+  const before = await page.evaluate(() => sessionStorage.getItem("prefiq.refresh.ui-crm"));
   await page.reload();
   await page.getByRole("cell", { name: "Difference Engines" }).waitFor();
-  const after = await page.evaluate(() => sessionStorage.getItem("prefiq.refresh"));
+  const after = await page.evaluate(() => sessionStorage.getItem("prefiq.refresh.ui-crm"));
   assert.notEqual(after, before, "the refresh token rotated");
   assert.equal(new URLSearchParams(tokenRequests.at(-1)).get("grant_type"), "refresh_token");
   console.log("ok - a reload keeps the session and rotates the refresh token");
 
+  // The LMS: signed in through Cortex's session (no password asked), every entity's list and
+  // form are served, fed by the API and accessible.
+  await page.goto(`${base}/apps/lms/`);
+  await Promise.all([page.waitForURL(`${base}/apps/lms/`), page.getByRole("button", { name: "Sign in" }).click()]);
+  await page.getByText("You are signed in.").waitFor();
+  const entities = await page.getByRole("navigation", { name: "Main" }).getByRole("link").evaluateAll((links) =>
+    links.map((a) => ({ name: a.textContent, href: a.getAttribute("href") })).filter((l) => l.href !== "#/"),
+  );
+  assert.ok(entities.length >= 2, `the LMS lists its entities: ${JSON.stringify(entities)}`);
+  for (const entity of entities) {
+    await page.goto(`${base}/apps/lms/${entity.href}`);
+    await page.getByRole("heading", { level: 1, name: entity.name }).waitFor();
+    await page.getByText(`No ${entity.name.toLowerCase()}.`).waitFor();
+    await page.getByRole("form", { name: /^New / }).waitFor();
+    await audit(page, `the LMS's ${entity.name}`);
+  }
+  await shot(page, "lms");
+  console.log(`ok - the LMS's screens (${entities.map((e) => e.name).join(", ")}) are served, signed in and accessible`);
+
   // Sign out: the session ends here and at Cortex (the old refresh token is refused).
-  await page.goto(`${base}/apps/crm/#/`);
+  await page.goto(`${base}/apps/crm/`);
+  await page.getByText("You are signed in.").waitFor();
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
   where = await stored(page);
-  assert.deepEqual(where.session, [], "the refresh token is gone");
+  assert.deepEqual(where.session, ["prefiq.refresh.ui-lms"], "the CRM's refresh token is gone, the LMS's session stays");
   const reuse = await page.evaluate(async (token) => {
     const response = await fetch("/auth/token", {
       method: "POST",

@@ -103,10 +103,10 @@ async fn the_admin_ui_in_headless_chromium() {
     cortex.stop().await;
 }
 
-/// The CRM's frontend, built by Vite and served by Cortex at /apps/crm/: a user signs in through
-/// Cortex's sign-in page (authorization code with PKCE), works with the API under their own
-/// token, keeps the session over a reload (the rotated refresh token, in this tab only), and
-/// signs out.
+/// The CRM's and the LMS's frontends, built by Vite and served by Cortex at /apps/<app>/: a user
+/// signs in through Cortex's sign-in page (authorization code with PKCE), works with the API
+/// under their own token, keeps the session over a reload (the rotated refresh token, in this tab
+/// only), signs in to the second app without typing a password again, and signs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apps_frontend_served_by_cortex_signs_in_with_pkce() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -116,12 +116,14 @@ async fn an_apps_frontend_served_by_cortex_signs_in_with_pkce() {
     );
     prefiq_testkit::tools::link_node_modules(&repo_root());
     let bundles = tempfile::tempdir().expect("a build folder");
-    prefiq_testkit::tools::run_ok(
-        std::process::Command::new(prefiq_testkit::tools::tool("node_modules/.bin/vite"))
-            .args(["build", "--logLevel", "warn"])
-            .current_dir(repo_root().join("apps/crm/src"))
-            .env("PREFIQ_OUT_DIR", bundles.path().join("crm")),
-    );
+    for app in ["crm", "lms"] {
+        prefiq_testkit::tools::run_ok(
+            std::process::Command::new(prefiq_testkit::tools::tool("node_modules/.bin/vite"))
+                .args(["build", "--logLevel", "warn"])
+                .current_dir(repo_root().join("apps").join(app).join("src"))
+                .env("PREFIQ_OUT_DIR", bundles.path().join(app)),
+        );
+    }
     let cortex = Cortex::start_with_ui(Backend::Sqlite, bundles.path().to_path_buf()).await;
     cortex
         .post(
@@ -181,7 +183,7 @@ async fn an_apps_frontend_served_by_cortex_signs_in_with_pkce() {
     assert!(output.status.success(), "the browser test failed:\n{text}");
     assert_eq!(
         text.matches("ok - ").count(),
-        5,
+        6,
         "every step passed:\n{text}"
     );
     // The company made in the browser was made by the signed-in administrator, and audited.
