@@ -1,6 +1,6 @@
 // One field: its label, its control and its error, wired for screen readers (the error is the
 // control's `aria-describedby`, and marks it `aria-invalid`).
-import { useId } from "react";
+import { useId, useState } from "react";
 import type { ReactNode } from "react";
 
 import type { FieldSpec } from "./spec.js";
@@ -89,16 +89,33 @@ interface ChoiceProps {
   onBlur: () => void;
 }
 
+/** A select of an enum's values, or of the rows a reference may point at (with a search box
+ * when there may be more than the first 100). */
 function Choice({ spec, value, onChange, ...rest }: ChoiceProps) {
-  const options = spec.kind === "reference" && spec.useOptions ? spec.useOptions() : (spec.options ?? []).map((v) => ({ value: v, label: v }));
+  const [search, setSearch] = useState("");
+  const found = spec.kind === "reference" && spec.useOptions ? spec.useOptions(search) : (spec.options ?? []).map((v) => ({ value: v, label: v }));
+  // The chosen row stays a choice while a search hides it.
+  const options = value !== "" && !found.some((o) => o.value === value) ? [{ value, label: value }, ...found] : found;
   return (
-    <select {...rest} value={value} onChange={(e) => onChange(e.target.value)}>
-      <option value="">{spec.required ? "Choose…" : "None"}</option>
-      {options.map((o) => (
-        <option key={o.value} value={o.value}>
-          {o.label}
-        </option>
-      ))}
-    </select>
+    <>
+      {spec.searchable ? (
+        <input
+          type="search"
+          className="pq-find"
+          aria-label={`Find ${spec.label.toLowerCase()}`}
+          placeholder="Find…"
+          value={search}
+          onChange={(e) => setSearch(e.target.value)}
+        />
+      ) : null}
+      <select {...rest} value={value} onChange={(e) => onChange(e.target.value)}>
+        <option value="">{spec.required ? "Choose…" : "None"}</option>
+        {options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+    </>
   );
 }

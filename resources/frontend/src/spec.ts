@@ -45,8 +45,11 @@ export interface FieldSpec {
   maxLength?: number;
   /** The values of an enum. */
   options?: readonly string[];
-  /** The rows a reference may point at (a hook: called while rendering). */
-  useOptions?(): Option[];
+  /** The rows a reference may point at, the first 100 whose title contains `search` (a hook:
+   * called while rendering). */
+  useOptions?(search?: string): Option[];
+  /** Its picker can find rows by title (beyond the first 100). */
+  searchable?: boolean;
   /** The title of the row a reference points at, once read (a hook). */
   useLabel?(id: string): string | undefined;
   /** The collection a reference points into, as in `companies` (its rows link there). */

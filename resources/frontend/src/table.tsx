@@ -56,7 +56,16 @@ function Table<Row extends object>({ spec, href, pageSize = 20 }: TableProps<Row
           {filterable.map((f) => (
             <label key={f.name}>
               {f.label}
-              {f.kind === "enum" || f.kind === "boolean" ? (
+              {f.kind === "reference" && f.useOptions ? (
+                <ReferenceFilter
+                  field={f}
+                  value={filters[f.name] ?? ""}
+                  onChange={(value) => {
+                    setFilters({ ...filters, [f.name]: value });
+                    restart();
+                  }}
+                />
+              ) : f.kind === "enum" || f.kind === "boolean" ? (
                 <select
                   name={`filter-${f.name}`}
                   value={filters[f.name] ?? ""}
@@ -140,5 +149,20 @@ function Table<Row extends object>({ spec, href, pageSize = 20 }: TableProps<Row
         </button>
       </nav>
     </section>
+  );
+}
+
+/** A reference's filter: a choice of the rows it may point at (the first 100, found by title). */
+function ReferenceFilter({ field, value, onChange }: { field: FieldSpec; value: string; onChange: (value: string) => void }) {
+  const options = field.useOptions?.() ?? [];
+  return (
+    <select name={`filter-${field.name}`} value={value} onChange={(e) => onChange(e.target.value)}>
+      <option value="">Any</option>
+      {options.map((o) => (
+        <option key={o.value} value={o.value}>
+          {o.label}
+        </option>
+      ))}
+    </select>
   );
 }

@@ -113,7 +113,14 @@ try {
   // 2. A contact: the rule's error shows while typing, before anything is sent.
   await page.goto(`${base}/#/contacts`);
   const form = page.getByRole("form", { name: "New Contact" });
-  await form.getByLabel("Company").selectOption({ label: "Acme Robotics" });
+  // The company picker finds companies by name on the server.
+  await form.getByLabel("Find company").fill("robot");
+  const company = form.getByLabel(/^Company/);
+  await page.waitForFunction(() => {
+    const options = [...document.querySelectorAll("form[aria-label='New Contact'] select[name=company_id] option")];
+    return options.length === 2 && options[1].textContent === "Acme Robotics";
+  });
+  await company.selectOption({ label: "Acme Robotics" });
   await form.getByLabel("First name").fill("Grace");
   await form.getByLabel("Last name").fill("Hopper");
   await form.getByLabel("Email").fill("grace@acme.example");

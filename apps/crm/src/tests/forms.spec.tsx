@@ -31,7 +31,7 @@ type Answer = (request: Request, body: unknown) => Response | undefined;
 /** A fake API: answers with `answer` where it says, lists ACME as the only company, and
  * records every request with its parsed body. */
 function fakeApi(answer: Answer = () => undefined) {
-  const sent: { method: string; path: string; headers: Headers; body: unknown }[] = [];
+  const sent: { method: string; path: string; query: URLSearchParams; headers: Headers; body: unknown }[] = [];
   configure({
     baseUrl: "http://api.test",
     token: "test-token",
@@ -39,7 +39,8 @@ function fakeApi(answer: Answer = () => undefined) {
       const request = new Request(input, init);
       const text = await request.clone().text();
       const body: unknown = text ? JSON.parse(text) : undefined;
-      sent.push({ method: request.method, path: new URL(request.url).pathname, headers: request.headers, body });
+      const url = new URL(request.url);
+      sent.push({ method: request.method, path: url.pathname, query: url.searchParams, headers: request.headers, body });
       const answered = answer(request, body);
       if (answered) return answered;
       const path = new URL(request.url).pathname;
@@ -107,6 +108,20 @@ test("a contact reached by phone needs a phone number: the rule shows before any
   });
 });
 
+test("a reference's picker finds rows by title on the server, and keeps the chosen one", async () => {
+  const sent = fakeApi();
+  show(<EntityForm spec={contactSpec} />);
+  const form = screen.getByRole("form", { name: "New Contact" });
+  await screen.findByRole("option", { name: ACME.name });
+  await userEvent.selectOptions(within(form).getByLabelText(/^Company/), ACME.name);
+  await userEvent.type(within(form).getByRole("searchbox", { name: "Find company" }), "Robo");
+  await waitFor(() => {
+    const lists = sent.filter((r) => r.path === "/api/crm/companies");
+    expect(lists.at(-1)?.query.get("name")).toBe("ilike.*Robo*");
+  });
+  expect((within(form).getByLabelText(/^Company/) as HTMLSelectElement).value).toBe(ACME.id);
+});
+
 test("a server 422 is shown next to the field its pointer names", async () => {
   fakeApi((request) =>
     request.method === "POST"
@@ -158,7 +173,7 @@ test("saving a deal someone else changed is a 412, explained, with a way to relo
   expect(reload).toHaveBeenCalledOnce();
 });
 
-test("a contact's company is shown by its name, linking to its page, in the table and the detail", async () => {
+test("a contact's company is shown by its name, linking to its page, and filtered by choice", async () => {
   const contact: Contact = {
     id: "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a",
     company_id: ACME.id,
@@ -171,13 +186,17 @@ test("a contact's company is shown by its name, linking to its page, in the tabl
     updated_at: "2026-11-30T09:00:00Z",
     version: 1,
   };
-  fakeApi((request) =>
+  const sent = fakeApi((request) =>
     request.method === "GET" && new URL(request.url).pathname === "/api/crm/contacts" ? Response.json({ items: [contact], next_cursor: null }) : undefined,
   );
   show(<EntityTable spec={contactSpec} />);
   const link = await screen.findByRole("link", { name: ACME.name });
   expect(link.getAttribute("href")).toBe(`#/companies/${ACME.id}`);
   expect(link.closest("td")).not.toBeNull();
+  // Its filter is a choice of companies, not a box for an id.
+  const filters = screen.getByRole("search", { name: "Filter contacts" });
+  await userEvent.selectOptions(within(filters).getByRole("combobox", { name: "Company" }), ACME.name);
+  await waitFor(() => expect(sent.filter((r) => r.path === "/api/crm/contacts").at(-1)?.query.get("company_id")).toBe(`eq.${ACME.id}`));
   cleanup();
 
   show(<EntityDetail spec={contactSpec} row={contact} />);

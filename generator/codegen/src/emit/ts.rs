@@ -1076,14 +1076,31 @@ fn field_spec(app: &App, field: &crate::ir::Field, hooks: &mut BTreeSet<String>)
     if let Some(target) = screens {
         spec["target"] = target.plural.clone().into();
     }
+    // Its picker finds rows by title where the title is a filter.
+    let listed = target.filter(|t| crud_op(app, t, CrudAction::List).is_some());
+    let search = listed.and_then(|t| {
+        let title = title_field(t);
+        t.fields
+            .iter()
+            .any(|f| {
+                f.member.name == title && f.filterable && matches!(f.member.ty, Type::String(_))
+            })
+            .then_some(title)
+    });
+    if search.is_some() {
+        spec["searchable"] = true.into();
+    }
     let literal = spec.to_string();
     let mut out = serde_json::json!({ "json": &literal[1..literal.len() - 1] });
-    if let Some(target) = target.filter(|t| crud_op(app, t, CrudAction::List).is_some()) {
+    if let Some(target) = listed {
         let hook = format!("use{}", pascal(&target.plural));
         hooks.insert(hook.clone());
         out["options_hook"] = hook.into();
         out["options_value"] = target.key().member.name.clone().into();
         out["options_label"] = title_field(target).into();
+        if let Some(title) = search {
+            out["options_search"] = title.into();
+        }
     }
     if let Some(target) = screens {
         let hook = format!("use{}", target.name);
