@@ -113,6 +113,67 @@ fn vitest_passes_every_frontends_unit_tests() {
     }
 }
 
+/// The frontends as the pnpm workspace users get (`pnpm-workspace.yaml`, the root
+/// `package.json` and the committed `pnpm-lock.yaml`): in a copy of just those files, pnpm 12
+/// installs from the lock without changing it, and every package type-checks, passes its unit
+/// tests and (each app) builds its bundle, and the whole lints clean.
+#[test]
+fn the_pnpm_workspace_installs_type_checks_tests_and_builds_every_frontend() {
+    let root = repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths: Vec<String> = [
+        "package.json",
+        "pnpm-workspace.yaml",
+        "pnpm-lock.yaml",
+        "resources/frontend",
+        "resources/design/generated",
+        "cortex/src",
+        "cortex/core/types/ts",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    // The project's own apps (the golden project's is not in the workspace).
+    let names: Vec<String> = apps()
+        .iter()
+        .filter(|app| app.parent() == Some(root.join("apps").as_path()))
+        .map(|app| app.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.len() >= 2, "{names:?}");
+    for name in &names {
+        paths.push(format!("apps/{name}/src"));
+        paths.push(format!("apps/{name}/core/types/ts"));
+    }
+    let copy = format!(
+        "set -o pipefail; tar -C '{}' --exclude=node_modules --exclude=dist -cf - {} | tar -C '{}' -xf -",
+        root.display(),
+        paths.join(" "),
+        dir.path().display()
+    );
+    run_ok(Command::new("bash").args(["-c", &copy]));
+    let pnpm = tool("node_modules/.bin/pnpm");
+    run_ok(
+        Command::new(&pnpm)
+            .args(["install", "--frozen-lockfile", "--reporter=append-only"])
+            .current_dir(dir.path()),
+    );
+    for script in ["typecheck", "test", "build"] {
+        run_ok(
+            Command::new(&pnpm)
+                .args(["-r", "run", script])
+                .current_dir(dir.path()),
+        );
+    }
+    run_ok(
+        Command::new(&pnpm)
+            .args(["run", "lint"])
+            .current_dir(dir.path()),
+    );
+    for name in &names {
+        let page = dir.path().join(format!("apps/{name}/src/dist/index.html"));
+        assert!(page.is_file(), "pnpm -r run build made {}", page.display());
+    }
+}
+
 #[test]
 fn the_30_rendition_is_a_30_document_for_the_openapiv3_crate() {
     for app in apps() {

@@ -138,7 +138,7 @@ const TSCONFIG: &str = r#"{
     "skipLibCheck": true,
     "jsx": "react-jsx",
     "outDir": "dist",
-    "typeRoots": ["../../../.ci/node_modules/@types"]
+    "types": ["node"]
   },
   "include": ["services/**/*.ts", "hooks/**/*.ts", "components/**/*.tsx", "app/**/*.tsx", "tests/**/*.ts", "tests/**/*.tsx", "../core/types/ts/**/*.ts"]
 }
