@@ -90,6 +90,7 @@ fn eslint_accepts_every_frontend_and_the_shared_components() {
         .arg(root.join("cortex/src"))
         .arg(root.join("resources/frontend/src"))
         .arg(root.join("resources/frontend/tests"))
+        .arg(root.join("resources/frontend/testing"))
         .current_dir(&root);
     run_ok(&mut command);
 }
