@@ -124,9 +124,11 @@ try {
   await shot(page, "lms");
   console.log(`ok - the LMS's screens (${entities.map((e) => e.name).join(", ")}) are served, signed in and accessible`);
 
-  // Sign out: the session ends here and at Cortex (the old refresh token is refused).
+  // Sign out: the session ends here and at Cortex. The refresh token held at that moment is
+  // refused, and the next sign-in asks for a password again.
   await page.goto(`${base}/apps/crm/`);
   await page.getByText("You are signed in.").waitFor();
+  const held = await page.evaluate(() => sessionStorage.getItem("prefiq.refresh.ui-crm"));
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
   where = await stored(page);
@@ -138,11 +140,12 @@ try {
       body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: token, client_id: "ui-crm" }),
     });
     return response.status;
-  }, after);
+  }, held);
   assert.equal(reuse, 400, "a revoked refresh token is refused");
   await shot(page, "signed-out");
+  await Promise.all([page.waitForURL(/\/login\?next=/), page.getByRole("button", { name: "Sign in" }).click()]);
   assert.deepEqual(errors, [], "no page errors");
-  console.log("ok - signs out and the refresh token is revoked");
+  console.log("ok - signs out: the refresh token is revoked and Cortex asks for the password again");
 } catch (error) {
   if (current) await current.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => undefined);
   throw error;

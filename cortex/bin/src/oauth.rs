@@ -367,6 +367,7 @@ pub fn routes(tokens: Shared) -> Router {
         .route("/auth/token", post(token))
         .route("/auth/authorize", get(authorize))
         .route("/auth/revoke", post(revoke))
+        .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
         .with_state(tokens)
@@ -794,6 +795,66 @@ async fn revoke(State(tokens): State<Shared>, headers: HeaderMap, body: Bytes) -
     }
     let mut response = StatusCode::OK.into_response();
     no_store(&mut response);
+    response
+}
+
+/// `POST /auth/logout` (form: `token`, a refresh token): a browser app's sign-out. Revokes the
+/// token's family and ends this browser's Cortex sign-in if it is the token's user's, so that the
+/// next sign-in asks for a password again. The refresh token proves the request is the app's: a
+/// page elsewhere cannot sign anyone out.
+async fn logout(State(tokens): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(params) = form(&body) else {
+        return OAuthError::new("invalid_request", "bad form").into_response();
+    };
+    let Some(token) = params.get("token") else {
+        return OAuthError::new("invalid_request", "`token` is missing").into_response();
+    };
+    let Ok(mut tx) = tokens.db.begin(&identity::system()).await else {
+        return OAuthError::server("cannot begin").into_response();
+    };
+    let statement = tx.pick(
+        "SELECT family, user_id FROM cortex_refresh_tokens WHERE token_hash = $1",
+        "SELECT family, user_id FROM cortex_refresh_tokens WHERE token_hash = ?1",
+    );
+    let found = match tx
+        .fetch_optional(statement, vec![SqlValue::Text(digest(token))])
+        .await
+    {
+        Ok(Some(row)) => match (row.req::<Uuid>(0), row.req::<Uuid>(1)) {
+            (Ok(family), Ok(user)) => Some((family, user)),
+            _ => None,
+        },
+        Ok(None) => None,
+        Err(error) => return OAuthError::server(error).into_response(),
+    };
+    let Some((family, user)) = found else {
+        return OAuthError::new("invalid_grant", "the refresh token is unknown").into_response();
+    };
+    if let Err(error) = revoke_family(&mut tx, family).await {
+        return error.into_response();
+    }
+    let mut ended = false;
+    if let Some(secret) = crate::web::cookie(&headers, crate::web::SESSION_COOKIE) {
+        if let Ok(Some(session)) = identity::session(&mut tx, &secret).await {
+            if session.user.id == user {
+                if let Err(error) = identity::end_session(&mut tx, &secret).await {
+                    return OAuthError::server(error).into_response();
+                }
+                ended = true;
+            }
+        }
+    }
+    if tx.commit().await.is_err() {
+        return OAuthError::server("cannot commit").into_response();
+    }
+    let mut response = StatusCode::OK.into_response();
+    no_store(&mut response);
+    if ended {
+        response.headers_mut().insert(
+            header::SET_COOKIE,
+            crate::web::set_cookie(crate::web::SESSION_COOKIE, "", 0, tokens.production),
+        );
+    }
     response
 }
 

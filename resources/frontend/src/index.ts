@@ -11,5 +11,5 @@ export { EntityTable } from "./table.js";
 export { ToastProvider, useToast } from "./toast.js";
 export { MAX_ERRORS, checkFormat, createValidator, escape } from "./validate.js";
 export type { Definitions, RuleCheck, Schema, ValidationError } from "./validate.js";
-export { SignInError, challengeOf, resumeSession, signIn, signOut } from "./session.js";
+export { SignInError, challengeOf, resumeSession, signIn, signInAvailable, signOut } from "./session.js";
 export type { SessionOptions } from "./session.js";

@@ -12,11 +12,33 @@ export interface SessionOptions {
   /** Cortex's endpoints (default: those of this origin). */
   authorizeUrl?: string;
   tokenUrl?: string;
-  revokeUrl?: string;
+  logoutUrl?: string;
 }
 
-/** A sign-in that did not complete: refused, tampered with, or expired. */
-export class SignInError extends Error {}
+/** A sign-in that did not complete: refused (`refused`: the server said no), tampered with, or
+ * unanswered. */
+export class SignInError extends Error {
+  constructor(
+    message: string,
+    readonly refused = true,
+  ) {
+    super(message);
+  }
+}
+
+/** Whether this page is served by a Cortex that signs users in: its authorization server
+ * metadata (RFC 8414) answers, as JSON naming an authorization endpoint. A dev server's
+ * fallback page does not count. */
+export async function signInAvailable(): Promise<boolean> {
+  try {
+    const response = await fetch("/.well-known/oauth-authorization-server", { headers: { accept: "application/json" } });
+    if (!response.ok || !(response.headers.get("content-type") ?? "").includes("json")) return false;
+    const metadata = (await response.json()) as Record<string, unknown>;
+    return typeof metadata.authorization_endpoint === "string";
+  } catch {
+    return false;
+  }
+}
 
 // Per client: the frontends Cortex serves share one origin, and so one sessionStorage.
 const PENDING = (options: SessionOptions) => `prefiq.signin.${options.clientId}`;
@@ -76,10 +98,11 @@ export async function resumeSession(options: SessionOptions): Promise<boolean> {
     const pending = saved ? (JSON.parse(saved) as Pending) : undefined;
     // The code must not stay in the address bar or the history.
     window.history.replaceState(null, "", `${window.location.pathname}${pending?.hash ?? ""}`);
-    if (error !== null) throw new SignInError(params.get("error_description") ?? error);
+    // Nothing from an answer this page did not ask for is believed, not even its error text.
     if (pending === undefined || params.get("state") !== pending.state) {
       throw new SignInError("This sign-in was not started here (its state does not match); sign in again.");
     }
+    if (error !== null) throw new SignInError(`Cortex did not sign you in (${error}).`);
     await grant(options, {
       grant_type: "authorization_code",
       code: code ?? "",
@@ -93,18 +116,20 @@ export async function resumeSession(options: SessionOptions): Promise<boolean> {
   try {
     await renew(options);
     return true;
-  } catch {
-    end(options);
+  } catch (error) {
+    // A refused refresh token ends the session; an unanswered request leaves it for next time.
+    if (!(error instanceof SignInError) || error.refused) end(options);
     return false;
   }
 }
 
-/** Ends the session here and revokes its refresh tokens at Cortex. */
+/** Ends the session here and at Cortex: its refresh tokens are revoked and Cortex's sign-in in
+ * this browser ends, so the next "Sign in" asks for a password again. */
 export async function signOut(options: SessionOptions): Promise<void> {
   const refresh = sessionStorage.getItem(REFRESH(options));
   end(options);
   if (refresh === null) return;
-  await fetch(options.revokeUrl ?? "/auth/revoke", {
+  await fetch(options.logoutUrl ?? "/auth/logout", {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams({ token: refresh, client_id: options.clientId }),
@@ -122,19 +147,38 @@ const renew = (options: SessionOptions) =>
 
 /** Asks the token endpoint, keeps what it gives, and renews a minute before the token expires. */
 async function grant(options: SessionOptions, form: Record<string, string>): Promise<void> {
-  const response = await fetch(options.tokenUrl ?? "/auth/token", {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(form),
-  });
+  let response: Response;
+  try {
+    response = await fetch(options.tokenUrl ?? "/auth/token", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(form),
+    });
+  } catch {
+    throw new SignInError("Cortex cannot be reached.", false);
+  }
   const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
   if (!response.ok || typeof body.access_token !== "string") {
     const reason = typeof body.error_description === "string" ? body.error_description : typeof body.error === "string" ? body.error : `HTTP ${response.status}`;
-    throw new SignInError(`Cortex refused the sign-in: ${reason}`);
+    // Only a 4xx is a refusal; a server error may pass.
+    throw new SignInError(`Cortex refused the sign-in: ${reason}`, response.status >= 400 && response.status < 500);
   }
   if (typeof body.refresh_token === "string") sessionStorage.setItem(REFRESH(options), body.refresh_token);
   options.onToken(body.access_token);
   const seconds = typeof body.expires_in === "number" ? body.expires_in : 300;
+  schedule(options, Math.max(seconds - 60, 10));
+}
+
+/** Renews the session in `seconds`; an unanswered renewal is tried again a little later, a refused
+ * one ends the session. */
+function schedule(options: SessionOptions, seconds: number) {
   clearTimeout(renewal);
-  renewal = setTimeout(() => void renew(options).catch(() => end(options)), Math.max(seconds - 60, 10) * 1000);
+  renewal = setTimeout(
+    () =>
+      void renew(options).catch((error: unknown) => {
+        if (error instanceof SignInError && !error.refused) schedule(options, 30);
+        else end(options);
+      }),
+    seconds * 1000,
+  );
 }

@@ -4,7 +4,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 
-import { resumeSession } from "../../../../resources/frontend/src/index.js";
+import { resumeSession, signInAvailable } from "../../../../resources/frontend/src/index.js";
 import { configure } from "../services/client.js";
 import { App, PASTED_TOKEN, SESSION } from "./App.js";
 import type { SessionState } from "./App.js";
@@ -15,10 +15,7 @@ import "../styles/app.css";
 configure({ baseUrl: "", token: sessionStorage.getItem(PASTED_TOKEN) ?? undefined });
 
 async function session(): Promise<SessionState> {
-  const available = await fetch("/.well-known/oauth-authorization-server").then(
-    (r) => r.ok,
-    () => false,
-  );
+  const available = await signInAvailable();
   try {
     return { available, signedIn: await resumeSession(SESSION) };
   } catch (error) {
