@@ -425,6 +425,13 @@ fn start_ui(
     if !src.join("vite.config.ts").is_file() {
         return None;
     }
+    // Vite would exit on a taken port (`--strictPort`), while whatever holds it answered for it.
+    if std::net::TcpListener::bind(ui).is_err() {
+        eprintln!(
+            "{app}: {ui} is taken, so the frontend is not served (choose another with --ui-bind)"
+        );
+        return None;
+    }
     let Some(vite) = find_vite(root, &src) else {
         printer.info(&format!(
             "{app}: the frontend is not served: no node_modules/.bin/vite above apps/{app}/src              (install Vite, or pass --no-ui)"
@@ -451,7 +458,9 @@ fn start_ui(
             return None;
         }
     };
-    if !wait_for_port(&mut child, app, "Vite", ui) {
+    if wait_for_port(&mut child, app, "Vite", ui) != Ready::Listening {
+        let _ = child.kill();
+        let _ = child.wait();
         return None;
     }
     printer.info(&format!(
@@ -460,20 +469,28 @@ fn start_ui(
     Some(Server { child })
 }
 
-/// Waits until `child` accepts connections at `address` (true), exits, or 30 s pass.
-fn wait_for_port(child: &mut Child, app: &str, what: &str, address: SocketAddr) -> bool {
+/// How a started process came up.
+#[derive(Debug, PartialEq, Eq)]
+enum Ready {
+    Listening,
+    Exited,
+    TimedOut,
+}
+
+/// Waits until `child` accepts connections at `address`, exits, or 30 s pass.
+fn wait_for_port(child: &mut Child, app: &str, what: &str, address: SocketAddr) -> Ready {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             eprintln!("{app}: {what} exited ({status}); fix the cause above and save to retry");
-            return false;
+            return Ready::Exited;
         }
         if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
-            return true;
+            return Ready::Listening;
         }
         if Instant::now() > deadline {
             eprintln!("{app}: {what} did not open {address} within 30 s");
-            return true;
+            return Ready::TimedOut;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -551,7 +568,8 @@ fn restart(
         }
     };
     // Ready when the port accepts connections; a server that exits first has said why.
-    if !wait_for_port(&mut child, app, "the server", address) {
+    // A server slow to open its port is kept (it may still come up); one that exited is not.
+    if wait_for_port(&mut child, app, "the server", address) == Ready::Exited {
         return;
     }
     let line =
