@@ -466,11 +466,10 @@ pub async fn bootstrap(
             made = Some((email, password));
         }
     }
-    // Each installed app's frontend is a public client (PKCE) that may only be sent back to its
+    // Each app's frontend is a public client (PKCE) that may only be sent back to its
     // own page on this server: the redirect URI is a path, so a code never leaves the origin
     // that issued it.
-    for app in installed() {
-        let name = app.catalog.name;
+    for name in frontends() {
         let sql = tx.pick(
             "INSERT INTO cortex_clients (client_id, name, secret_hash, redirect_uris, tenant_id, roles, created_at) VALUES ($1, $2, NULL, $3, $4, '[]'::jsonb, $5) ON CONFLICT (client_id) DO NOTHING",
             "INSERT INTO cortex_clients (client_id, name, secret_hash, redirect_uris, tenant_id, roles, created_at) VALUES (?1, ?2, NULL, ?3, ?4, '[]', ?5) ON CONFLICT (client_id) DO NOTHING",
@@ -723,8 +722,7 @@ fn app_frontends(config: &Config) -> Result<Router, String> {
     let Some(dir) = &config.ui_dir else {
         return Ok(router);
     };
-    for app in installed() {
-        let name = app.catalog.name;
+    for name in frontends() {
         let bundle = dir.join(name);
         if bundle.join("index.html").is_file() {
             router = router.merge(prefiq_runtime::serve::ui_routes(
@@ -737,6 +735,12 @@ fn app_frontends(config: &Config) -> Result<Router, String> {
         }
     }
     Ok(router)
+}
+
+/// The apps whose frontends Cortex may serve: its own (`cortex/src`) and each installed app's.
+fn frontends() -> impl Iterator<Item = &'static str> {
+    std::iter::once(crate::generated::CATALOG.name)
+        .chain(installed().iter().map(|a| a.catalog.name))
 }
 
 /// The client id of an installed app's frontend, served by Cortex at `/apps/<app>/`.
