@@ -186,7 +186,8 @@ async fn an_apps_frontend_served_by_cortex_signs_in_with_pkce() {
         6,
         "every step passed:\n{text}"
     );
-    // The company made in the browser was made by the signed-in administrator, and audited.
+    // The company made in the browser was made by the signed-in administrator, under the access
+    // token of the sign-in (not a personal token), and audited.
     let audit = cortex
         .get(
             "/api/cortex/audit?app=eq.crm&limit=100",
@@ -195,10 +196,19 @@ async fn an_apps_frontend_served_by_cortex_signs_in_with_pkce() {
         .await
         .expect(200)
         .body;
-    assert!(
-        audit.to_string().contains("Difference Engines"),
-        "the browser's create is in the audit log: {audit}"
-    );
+    let admin = cortex
+        .get("/api/cortex/me", &cortex.admin_token)
+        .await
+        .expect(200)
+        .body;
+    let entry = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["changes"].to_string().contains("Difference Engines"))
+        .unwrap_or_else(|| panic!("the browser's create is in the audit log: {audit}"));
+    assert_eq!(entry["actor_user"], admin["user"], "{entry}");
+    assert_eq!(entry["credential"], "access-token", "{entry}");
     eprintln!("{text}screenshots: {}", screenshots.display());
     cortex.stop().await;
 }
