@@ -1,6 +1,6 @@
 //! The authorization server, on both databases: the token endpoint's grants and errors
-//! (RFC 6749, RFC 9700), PKCE, refresh-token rotation with family revocation, revocation, the
-//! sign-in throttle, and the tokens the APIs accept and refuse.
+//! (RFC 6749, RFC 9700), PKCE, refresh-token rotation with family revocation, revocation, a
+//! browser app's sign-out, the sign-in throttle, and the tokens the APIs accept and refuse.
 
 mod common;
 
@@ -504,12 +504,108 @@ async fn an_app_alone_trusts_the_tokens_of_a_cortex(cortex: &Cortex) {
     server.abort();
 }
 
+/// A browser app's sign-out (`POST /auth/logout`): it needs the refresh token as proof, revokes
+/// its family and ends the browser's sign-in, so the next authorization asks for a password.
+async fn logout_revokes_and_ends_the_sign_in(cortex: &Cortex) {
+    let client_id = cortex::server::frontend_client("crm");
+    let redirect = "/apps/crm/";
+    let browser = browser();
+    cortex.sign_in(&browser, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let authorize = |challenge: &str| {
+        format!(
+            "{}/auth/authorize?response_type=code&client_id={client_id}&redirect_uri=%2Fapps%2Fcrm%2F&code_challenge={challenge}&code_challenge_method=S256&state=s",
+            cortex.base
+        )
+    };
+    let (verifier, challenge) = pkce();
+    let granted = read(browser.get(authorize(&challenge)).send().await.unwrap()).await;
+    let location = granted.headers["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/apps/crm/?"),
+        "back to the frontend's own path: {location}"
+    );
+    let code = query_value(&location, "code").expect("a code");
+    let issued = token_request(
+        cortex,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", &client_id),
+            ("code_verifier", &verifier),
+        ],
+        None,
+    )
+    .await
+    .expect(200);
+    let refresh = issued.body["refresh_token"].as_str().unwrap().to_owned();
+    let logout = |token: Option<&str>| {
+        let mut form = vec![("client_id", client_id.clone())];
+        if let Some(token) = token {
+            form.push(("token", token.to_owned()));
+        }
+        browser
+            .post(format!("{}/auth/logout", cortex.base))
+            .form(&form)
+            .send()
+    };
+    // Without the refresh token, or with one Cortex never issued, nothing ends.
+    let missing = read(logout(None).await.unwrap()).await.expect(400);
+    assert_eq!(missing.body["error"], "invalid_request");
+    let unknown = read(logout(Some("not-a-token")).await.unwrap())
+        .await
+        .expect(400);
+    assert_eq!(unknown.body["error"], "invalid_grant");
+    let (_, challenge) = pkce();
+    let still = read(browser.get(authorize(&challenge)).send().await.unwrap()).await;
+    assert!(
+        still.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/apps/crm/?"),
+        "the sign-in still stands"
+    );
+    // With it: the cookie is cleared, the sign-in is over and the token is dead.
+    let done = read(logout(Some(&refresh)).await.unwrap())
+        .await
+        .expect(200);
+    assert!(
+        done.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0"),
+        "{:?}",
+        done.headers
+    );
+    let (_, challenge) = pkce();
+    let again = read(browser.get(authorize(&challenge)).send().await.unwrap()).await;
+    assert!(
+        again.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?next="),
+        "the next sign-in asks for the password"
+    );
+    token_request(
+        cortex,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
+        None,
+    )
+    .await
+    .expect(400);
+}
+
 async fn all(backend: Backend) {
     let cortex = Cortex::start(backend).await;
     errors_follow_rfc_6749(&cortex).await;
     client_credentials_act_with_the_client_roles(&cortex).await;
     tampered_and_unsigned_tokens_are_refused(&cortex).await;
     authorization_code_with_pkce_and_rotating_refresh_tokens(&cortex).await;
+    logout_revokes_and_ends_the_sign_in(&cortex).await;
     sign_in_is_throttled_per_account(&cortex).await;
     an_app_alone_trusts_the_tokens_of_a_cortex(&cortex).await;
     // The key set and the metadata.
