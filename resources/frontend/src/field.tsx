@@ -1,6 +1,6 @@
 // One field: its label, its control and its error, wired for screen readers (the error is the
 // control's `aria-describedby`, and marks it `aria-invalid`).
-import { useId, useState } from "react";
+import { useEffect, useId, useState } from "react";
 import type { ReactNode } from "react";
 
 import type { FieldSpec } from "./spec.js";
@@ -93,7 +93,8 @@ interface ChoiceProps {
  * when there may be more than the first 100). */
 function Choice({ spec, value, onChange, ...rest }: ChoiceProps) {
   const [search, setSearch] = useState("");
-  const found = spec.kind === "reference" && spec.useOptions ? spec.useOptions(search) : (spec.options ?? []).map((v) => ({ value: v, label: v }));
+  const query = useSettled(search);
+  const found = spec.kind === "reference" && spec.useOptions ? spec.useOptions(query) : (spec.options ?? []).map((v) => ({ value: v, label: v }));
   // The chosen row stays a choice while a search hides it.
   const options = value !== "" && !found.some((o) => o.value === value) ? [{ value, label: value }, ...found] : found;
   return (
@@ -118,4 +119,14 @@ function Choice({ spec, value, onChange, ...rest }: ChoiceProps) {
       </select>
     </>
   );
+}
+
+/** `value` once it has stopped changing for `ms` (a search asks the server once typing pauses). */
+function useSettled(value: string, ms = 250): string {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
 }

@@ -123,6 +123,8 @@ test("a reference's picker finds rows by title on the server, and keeps the chos
     expect(lists.at(-1)?.query.get("name")).toBe("ilike.*Robo*");
   });
   await waitFor(() => expect(screen.queryByRole("option", { name: ACME.name })).toBeNull());
+  // Typing asks once, when it pauses, not at every key.
+  expect(sent.filter((r) => r.query.has("name")).map((r) => r.query.get("name"))).toEqual(["ilike.*Robo*"]);
   const picker = within(form).getByLabelText(/^Company/) as HTMLSelectElement;
   expect(picker.value).toBe(ACME.id);
   expect(Array.from(picker.options, (o) => o.value)).toEqual(["", ACME.id]);
