@@ -13,3 +13,5 @@ export { MAX_ERRORS, checkFormat, createValidator, escape } from "./validate.js"
 export type { Definitions, RuleCheck, Schema, ValidationError } from "./validate.js";
 export { SignInError, challengeOf, resumeSession, signIn, signInAvailable, signOut } from "./session.js";
 export type { SessionOptions } from "./session.js";
+export { Account, pastedToken, startSession } from "./account.js";
+export type { SessionState } from "./account.js";

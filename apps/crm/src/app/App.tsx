@@ -1,10 +1,9 @@
 // The pages of crm: a home page, a list and a detail/edit page per entity, under hash
 // routes (`#/companies`, `#/companies/<id>`). Written once by `prefiq codegen`; yours to change.
 import { useEffect, useState } from "react";
-import type { FormEvent } from "react";
 
-import { EntityDetail, EntityForm, EntityTable, ToastProvider, signIn, signOut, useToast } from "../../../../resources/frontend/src/index.js";
-import type { EntitySpec, SessionOptions } from "../../../../resources/frontend/src/index.js";
+import { Account, EntityDetail, EntityForm, EntityTable, ToastProvider, useToast } from "../../../../resources/frontend/src/index.js";
+import type { EntitySpec, SessionOptions, SessionState } from "../../../../resources/frontend/src/index.js";
 import { configure } from "../services/client.js";
 import { ENTITIES } from "../components/generated.js";
 
@@ -43,30 +42,7 @@ export function App({ session }: { session: SessionState }) {
 /** How the page signs in: under Cortex, through its sign-in page (OAuth with PKCE). */
 export const SESSION: SessionOptions = { clientId: "ui-crm", onToken: (token) => configure({ token }) };
 
-/** Where the session stands when the page loads (see main.tsx). */
-export interface SessionState {
-  /** Cortex's sign-in is reachable from this page. */
-  available: boolean;
-  signedIn: boolean;
-  error?: string | undefined;
-}
-
-/** The token pasted on the home page, kept for this tab only. */
-export const PASTED_TOKEN = "prefiq.token";
-
 function Home({ session }: { session: SessionState }) {
-  const [token, setToken] = useState("");
-  const save = (event: FormEvent) => {
-    event.preventDefault();
-    sessionStorage.setItem(PASTED_TOKEN, token);
-    configure({ token });
-    setToken("");
-  };
-  const leave = async () => {
-    sessionStorage.removeItem(PASTED_TOKEN);
-    await signOut(SESSION);
-    window.location.reload();
-  };
   return (
     <>
       <h1>Crm</h1>
@@ -77,34 +53,7 @@ function Home({ session }: { session: SessionState }) {
           </li>
         ))}
       </ul>
-      <h2>Account</h2>
-      {session.error ? (
-        <p role="alert" className="pq-banner pq-banner-danger">
-          {session.error}
-        </p>
-      ) : null}
-      {session.signedIn ? (
-        <p>
-          You are signed in.{" "}
-          <button type="button" onClick={() => void leave()}>
-            Sign out
-          </button>
-        </p>
-      ) : session.available ? (
-        <button type="button" className="pq-primary" onClick={() => void signIn(SESSION)}>
-          Sign in
-        </button>
-      ) : null}
-      <details open={!session.available && !session.signedIn}>
-        <summary>Use an access token instead</summary>
-        <form onSubmit={save} className="pq-form" aria-label="Access token">
-          <div className="pq-field">
-            <label htmlFor="token">Access token</label>
-            <input id="token" type="password" autoComplete="off" value={token} onChange={(e) => setToken(e.target.value)} />
-          </div>
-          <button type="submit">Use this token</button>
-        </form>
-      </details>
+      <Account session={session} options={SESSION} />
     </>
   );
 }

@@ -4,29 +4,19 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 
-import { resumeSession, signInAvailable } from "../../../../resources/frontend/src/index.js";
+import { pastedToken, startSession } from "../../../../resources/frontend/src/index.js";
 import { configure } from "../services/client.js";
-import { App, PASTED_TOKEN, SESSION } from "./App.js";
-import type { SessionState } from "./App.js";
+import { App, SESSION } from "./App.js";
 import "../styles/app.css";
 
 // The API is served from the same origin (`vite` proxies /api in development). Under Cortex the
 // user signs in there; against an app server alone, a token pasted on the home page is used.
-configure({ baseUrl: "", token: sessionStorage.getItem(PASTED_TOKEN) ?? undefined });
-
-async function session(): Promise<SessionState> {
-  const available = await signInAvailable();
-  try {
-    return { available, signedIn: await resumeSession(SESSION) };
-  } catch (error) {
-    return { available, signedIn: false, error: error instanceof Error ? error.message : String(error) };
-  }
-}
+configure({ baseUrl: "", token: pastedToken() });
 
 const client = new QueryClient({ defaultOptions: { queries: { staleTime: 10_000, retry: 1 } } });
 const root = document.getElementById("root");
 if (root) {
-  void session().then((state) =>
+  void startSession(SESSION).then((state) =>
     createRoot(root).render(
       <StrictMode>
         <QueryClientProvider client={client}>
