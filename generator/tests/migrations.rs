@@ -609,3 +609,81 @@ fn the_schema_ahead_of_its_migrations_fails_check() {
     lab.diff("add_bio", false);
     assert!(lab.prefiq(&["codegen", "--check"]).0, "covered now");
 }
+
+/// A table made elsewhere (a view, a legacy table, the runtime's own), read through the API.
+const LEDGER: &str = "title: LedgerLine
+type: object
+x-prefiq: {table: legacy_ledger, plural: ledger, read-only: true, managed: false}
+required: [id, amount]
+properties:
+  id: {type: integer, format: int64, x-prefiq: {primary-key: true}}
+  amount: {type: string, format: decimal, x-prefiq: {precision: 12, scale: 2, filterable: true, sortable: true}}
+  memo: {type: [string, \"null\"]}
+";
+
+#[test]
+fn a_read_only_unmanaged_entity_is_read_through_the_api_and_never_migrated() {
+    let lab = Lab::new();
+    lab.diff("initial", false);
+    lab.write("ledger.yaml", LEDGER);
+    let (ok, text) = lab.prefiq(&["codegen"]);
+    assert!(ok, "{text}");
+    assert!(
+        !text.contains("migrate diff"),
+        "an unmanaged table needs no migration: {text}"
+    );
+    assert!(
+        lab.prefiq(&["codegen", "--check"]).0,
+        "nothing is unmigrated"
+    );
+    let migrations = lab.root().join("apps/lab/bin/migrations");
+    for dialect in ["postgres", "sqlite"] {
+        for file in std::fs::read_dir(migrations.join(dialect)).unwrap() {
+            let sql = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            assert!(!sql.contains("legacy_ledger"), "{dialect}: {sql}");
+        }
+    }
+    let document: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(lab.root().join("apps/lab/core/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let methods = |path: &str| -> Vec<String> {
+        document["paths"][path]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} is documented"))
+            .keys()
+            .filter(|k| *k != "parameters")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(methods("/api/lab/ledger"), ["get"]);
+    assert_eq!(methods("/api/lab/ledger/{id}"), ["get"]);
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    assert!(schemas.contains_key("LedgerLine") && schemas.contains_key("LedgerLinePage"));
+    assert!(
+        !schemas.contains_key("LedgerLineCreate") && !schemas.contains_key("LedgerLinePatch"),
+        "nothing creates or patches a read-only row"
+    );
+    let module =
+        std::fs::read_to_string(lab.root().join("apps/lab/bin/src/generated/ledger_line.rs"))
+            .unwrap();
+    assert!(module.contains("crud::find::<"), "it is read by key");
+    assert!(
+        !module.contains("crud::insert::<") && !module.contains("impl Writable"),
+        "and never written"
+    );
+
+    // Unmanaged but writable is refused, located, and nothing is written.
+    lab.edit("ledger.yaml", "read-only: true, ", "");
+    let before = std::fs::read(lab.root().join("apps/lab/core/openapi.json")).unwrap();
+    let (ok, text) = lab.prefiq(&["codegen"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("unmanaged_writable") && text.contains("ledger.yaml:3:"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(lab.root().join("apps/lab/core/openapi.json")).unwrap(),
+        before
+    );
+}

@@ -36,6 +36,8 @@ pub struct EntityInfo {
     pub schemas: [&'static str; 3],
     /// The table.
     pub table: &'static TableMeta,
+    /// Whether the API only lists and reads its rows (no create, update or delete).
+    pub read_only: bool,
 }
 
 /// Everything a host needs to know about an app.

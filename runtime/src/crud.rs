@@ -159,7 +159,7 @@ impl EntityValidators {
 
 /// Adds the five routes of `R` to `router`: list and create on `R::COLLECTION`, get, update
 /// and delete on its items.
-pub fn routes<R: Resource, S: Hooks<R>>(
+pub fn routes<R: Writable, S: Hooks<R>>(
     router: axum::Router<AppState<S>>,
 ) -> axum::Router<AppState<S>> {
     use axum::routing::get;
@@ -173,6 +173,20 @@ pub fn routes<R: Resource, S: Hooks<R>>(
             get(get_handler::<R, S>)
                 .patch(update_handler::<R, S>)
                 .delete(delete_handler::<R, S>),
+        )
+}
+
+/// Adds the two routes of a `read-only` `R` to `router`: list on `R::COLLECTION` and get on
+/// its items. Nothing else answers there but 405.
+pub fn read_routes<R: Resource, S: Send + Sync + 'static>(
+    router: axum::Router<AppState<S>>,
+) -> axum::Router<AppState<S>> {
+    use axum::routing::get;
+    router
+        .route(R::COLLECTION, get(list_handler::<R, S>))
+        .route(
+            &format!("{}/{{id}}", R::COLLECTION),
+            get(get_handler::<R, S>),
         )
 }
 
@@ -207,8 +221,6 @@ pub struct Stamp {
 pub trait Resource: Send + Sync + 'static {
     /// What a client reads.
     type Model: Serialize + Send + Sync + 'static;
-    /// What a client sends to create one, and what a merged patch becomes.
-    type Create: Serialize + DeserializeOwned + Send + Sync + 'static;
     /// The primary key.
     type Key: FromStr + ToSql + Display + Send + Sync + 'static;
     /// The table.
@@ -219,24 +231,31 @@ pub trait Resource: Send + Sync + 'static {
     fn statements() -> &'static Statements;
     /// The collection's path, as in `/api/crm/deals`.
     const COLLECTION: &'static str;
-    /// The members a client may send.
-    const WRITABLE: &'static [&'static str];
     /// Reads a row in `TABLE.columns` order.
     fn read(row: &Row) -> Result<Self::Model, DbError>;
-    /// The parameters of `SQL.insert`.
-    fn insert_params(input: &Self::Create, stamp: &Stamp) -> Vec<SqlValue>;
-    /// The parameters of `SQL.update` before the key and the version.
-    fn update_params(input: &Self::Create, stamp: &Stamp) -> Vec<SqlValue>;
     /// The key of a row, as it appears in its URL.
     fn key(model: &Self::Model) -> String;
     /// The version of a row: its `ETag`.
     fn version(model: &Self::Model) -> i64;
+}
+
+/// What generated code says about an entity the API writes (every entity but a `read-only`
+/// one): only these have create, update and delete routes and repository functions.
+pub trait Writable: Resource {
+    /// What a client sends to create one, and what a merged patch becomes.
+    type Create: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// The members a client may send.
+    const WRITABLE: &'static [&'static str];
+    /// The parameters of `SQL.insert`.
+    fn insert_params(input: &Self::Create, stamp: &Stamp) -> Vec<SqlValue>;
+    /// The parameters of `SQL.update` before the key and the version.
+    fn update_params(input: &Self::Create, stamp: &Stamp) -> Vec<SqlValue>;
     /// The entity's validators.
     fn validators() -> Result<&'static EntityValidators, &'static SchemaError>;
 }
 
 /// The service hooks around an entity's writes, each run in the write's transaction.
-pub trait Hooks<R: Resource>: Send + Sync + 'static {
+pub trait Hooks<R: Writable>: Send + Sync + 'static {
     /// Before an insert: change `input`, or refuse with a problem.
     fn before_create(
         &self,
@@ -300,7 +319,7 @@ impl<S> Clone for AppState<S> {
     }
 }
 
-fn validators<R: Resource>() -> Result<&'static EntityValidators, DbError> {
+fn validators<R: Writable>() -> Result<&'static EntityValidators, DbError> {
     R::validators().map_err(|error| DbError::Internal(error.to_string()))
 }
 
@@ -418,7 +437,7 @@ fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, DbError> {
     serde_json::to_value(value).map_err(|e| DbError::Internal(e.to_string()))
 }
 
-async fn audit<R: Resource>(
+async fn audit<R: Writable>(
     db: &mut impl Executor,
     action: Action,
     key: &str,
@@ -437,7 +456,7 @@ async fn audit<R: Resource>(
 
 /// Inserts a row for the transaction's caller, after checking it against the schema, and
 /// appends its audit entry.
-pub async fn insert<R: Resource>(
+pub async fn insert<R: Writable>(
     db: &mut impl Executor,
     input: &R::Create,
 ) -> Result<R::Model, DbError> {
@@ -494,7 +513,7 @@ pub async fn find_for_update<R: Resource>(
 /// Writes `input` over the row if it is still at `version`, after checking it against the
 /// schema, and appends the audit entry; `None` if the row moved on or is gone. `current` is
 /// the row as the caller read it.
-pub async fn update<R: Resource>(
+pub async fn update<R: Writable>(
     db: &mut impl Executor,
     current: &R::Model,
     input: &R::Create,
@@ -536,7 +555,7 @@ pub async fn update<R: Resource>(
 
 /// Deletes the row if it is still at `current`'s version, and appends the audit entry;
 /// whether it did.
-pub async fn delete<R: Resource>(
+pub async fn delete<R: Writable>(
     db: &mut impl Executor,
     current: &R::Model,
 ) -> Result<bool, DbError> {
@@ -748,7 +767,7 @@ pub async fn list_handler<R: Resource, S: Send + Sync + 'static>(
 }
 
 /// `POST` on the collection: the hooks and the insert share one transaction.
-pub async fn create_handler<R: Resource, S: Hooks<R>>(
+pub async fn create_handler<R: Writable, S: Hooks<R>>(
     State(state): State<AppState<S>>,
     ctx: RequestContext,
     JsonBody(body): JsonBody,
@@ -795,7 +814,7 @@ pub async fn get_handler<R: Resource, S: Send + Sync + 'static>(
 }
 
 /// `PATCH` on an item: a JSON merge patch, applied to the row locked for the transaction.
-pub async fn update_handler<R: Resource, S: Hooks<R>>(
+pub async fn update_handler<R: Writable, S: Hooks<R>>(
     State(state): State<AppState<S>>,
     ctx: RequestContext,
     PathKey(raw): PathKey,
@@ -852,7 +871,7 @@ pub async fn update_handler<R: Resource, S: Hooks<R>>(
 }
 
 /// `DELETE` on an item.
-pub async fn delete_handler<R: Resource, S: Hooks<R>>(
+pub async fn delete_handler<R: Writable, S: Hooks<R>>(
     State(state): State<AppState<S>>,
     ctx: RequestContext,
     PathKey(raw): PathKey,

@@ -53,6 +53,17 @@ pub struct EntityOptions {
     /// `member` may read, create, update and delete. The `admin` role may do everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grants: Option<std::collections::BTreeMap<String, Vec<GrantAction>>>,
+    /// Whether the API only lists and reads its rows. `true`: no create, update or delete
+    /// routes, no write functions in the repository and no row version (rows never change
+    /// through Prefiq); what writes them is the runtime, a service's own SQL or another system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// Whether Prefiq's migrations create and change its table. Default: `true`. `false`: the
+    /// table is made elsewhere (the runtime's own migrations, a hand-written migration, a
+    /// database view) and must hold the columns the schema names; codegen never writes SQL
+    /// for it. Only a `read-only` entity may be unmanaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<bool>,
 }
 
 /// Whose rows an entity's are.

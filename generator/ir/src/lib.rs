@@ -145,6 +145,10 @@ pub struct Entity {
     /// The roles granted each action by default (`read`, `create`, `update`, `delete`,
     /// `all-rows`), by role.
     pub grants: BTreeMap<String, Vec<String>>,
+    /// Whether the API only lists and reads its rows (`x-prefiq.read-only`).
+    pub read_only: bool,
+    /// Whether Prefiq's migrations own its table (`x-prefiq.managed`, default `true`).
+    pub managed: bool,
     /// The rules of `core/validation/` that its create input and every merged patch must keep.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,

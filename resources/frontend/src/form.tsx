@@ -10,10 +10,10 @@ import { drafts as draftsOf, itemCount, valueOf, withoutItem } from "./convert.j
 import { Field } from "./field.js";
 import type { Draft } from "./field.js";
 import { explain } from "./problem.js";
-import type { EntitySpec, FieldError, FieldSpec } from "./spec.js";
+import type { FieldError, FieldSpec, WritableSpec } from "./spec.js";
 
 interface FormProps<Row extends object> {
-  spec: EntitySpec<Row>;
+  spec: WritableSpec<Row>;
   /** The row to edit, as read; none to create one. */
   row?: Row | undefined;
   onSaved?: (row: Row) => void;

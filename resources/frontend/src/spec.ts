@@ -103,9 +103,31 @@ export interface EntitySpec<Row extends object> {
   etag?(row: Row): string;
   useList(query: Record<string, string | number>): QueryLike<PageLike<Row>>;
   useRow(id: string): QueryLike<Row>;
+  // The writes, absent for a read-only entity (one the API only lists and reads).
+  useCreate?(): MutationLike<never, Row>;
+  useUpdate?(): MutationLike<{ id: string; patch: never; ifMatch?: string; before?: Row }, Row>;
+  useDelete?(): MutationLike<{ id: string; ifMatch?: string; before?: Row }, void>;
+  validateCreate?(body: unknown): FieldError[];
+  validatePatch?(merged: unknown): FieldError[];
+}
+
+/** The spec of an entity the API writes: what `EntityForm` needs. (Method signatures, as in
+ * `EntitySpec`, keep a spec of `Company` rows a spec of `object` rows.) */
+export interface WritableSpec<Row extends object> extends EntitySpec<Row> {
   useCreate(): MutationLike<never, Row>;
   useUpdate(): MutationLike<{ id: string; patch: never; ifMatch?: string; before?: Row }, Row>;
   useDelete(): MutationLike<{ id: string; ifMatch?: string; before?: Row }, void>;
   validateCreate(body: unknown): FieldError[];
   validatePatch(merged: unknown): FieldError[];
+}
+
+/** Whether rows of `spec` may be created and edited (it is not read-only). */
+export function writable<Row extends object>(spec: EntitySpec<Row>): spec is WritableSpec<Row> {
+  return (
+    spec.useCreate !== undefined &&
+    spec.useUpdate !== undefined &&
+    spec.useDelete !== undefined &&
+    spec.validateCreate !== undefined &&
+    spec.validatePatch !== undefined
+  );
 }

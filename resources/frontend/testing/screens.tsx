@@ -1,7 +1,7 @@
 // The checks every app's screens pass, in a simulated DOM (happy-dom) against a fake API, one
 // block per entity: the table asks for a page and sorts through the query; the form labels every
 // field, shows and refuses to send what the generated validators reject, and sends what they
-// accept. An app's scaffolded `src/tests/screens.spec.tsx` calls `testScreens`; the checks live
+// accept (entities the API writes). An app's scaffolded `src/tests/screens.spec.tsx` calls `testScreens`; the checks live
 // here so that they improve for every app at once.
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { cleanup, render, screen, within } from "@testing-library/react";
@@ -9,7 +9,7 @@ import { userEvent } from "@testing-library/user-event";
 import type { ReactNode } from "react";
 import { afterEach, describe, expect, test } from "vitest";
 
-import { EntityForm, EntityTable } from "../src/index.js";
+import { EntityForm, EntityTable, writable } from "../src/index.js";
 import type { EntitySpec, FieldSpec } from "../src/index.js";
 
 /** What an app's generated client takes to point it at an API (its `configure`). */
@@ -75,6 +75,8 @@ export function testScreens(entities: readonly EntitySpec<object>[], configure: 
       expect(lastQuery(requests, spec).get("sort")).toBe(`-${column.name}`);
     });
 
+    // A read-only entity (one the API only lists and reads) has no form.
+    if (!writable(spec)) return;
     test("the form labels every field it sends and sends nothing its validators reject", async () => {
       const requests = fakeApi(configure);
       show(<EntityForm spec={spec} />);

@@ -6,7 +6,7 @@ import { userEvent } from "@testing-library/user-event";
 import { afterEach, expect, test, vi } from "vitest";
 
 import { EntityForm } from "../src/index.js";
-import type { EntitySpec, FieldError, FieldSpec } from "../src/index.js";
+import type { FieldError, FieldSpec, WritableSpec } from "../src/index.js";
 
 afterEach(cleanup);
 
@@ -40,7 +40,7 @@ function validate(body: unknown): FieldError[] {
   ]);
 }
 
-function orderSpec(send: (variables: unknown) => Promise<Order>): EntitySpec<Order> {
+function orderSpec(send: (variables: unknown) => Promise<Order>): WritableSpec<Order> {
   const mutation = { mutateAsync: send, isPending: false };
   return {
     name: "Order",

@@ -261,6 +261,10 @@ pub fn document(app: &App) -> Value {
     }
     for entity in &app.entities {
         schemas.insert(entity.name.clone(), schema::model(entity, COMPONENTS));
+        schemas.insert(entity.types.page.clone(), schema::page(entity, COMPONENTS));
+        if entity.read_only {
+            continue;
+        }
         schemas.insert(
             entity.types.create.clone(),
             schema::create(entity, COMPONENTS),
@@ -271,7 +275,6 @@ pub fn document(app: &App) -> Value {
             entity.types.patch.clone(),
             schema::with_rules(schema::patch(entity, app, COMPONENTS), &entity.rules),
         );
-        schemas.insert(entity.types.page.clone(), schema::page(entity, COMPONENTS));
     }
     // The standard errors, each described once; operations refer to them.
     let mut standard: Vec<&OperationResponse> = app

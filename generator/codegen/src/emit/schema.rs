@@ -526,6 +526,9 @@ pub fn document(app: &App) -> Value {
     for entity in &app.entities {
         let types = &entity.types;
         defs.insert(entity.name.clone(), model(entity, DEFS));
+        if entity.read_only {
+            continue;
+        }
         defs.insert(types.create.clone(), create(entity, DEFS));
         defs.insert(types.patch.clone(), patch(entity, app, DEFS));
         defs.insert(types.replace.clone(), replace(entity, DEFS));

@@ -174,57 +174,60 @@ fn entity_items(app: &App, entity: &Entity, items: &mut Vec<TsItem>) {
         interface: true,
         body: object(&model),
     });
-    let create: Vec<String> = entity
-        .writable()
-        .map(|f| {
-            property(
-                &f.member,
-                !f.is_create_required(),
-                f.member.nullable,
-                false,
-                None,
-            )
-        })
-        .collect();
-    items.push(TsItem {
-        name: entity.types.create.clone(),
-        doc: doc(
-            &[format!(
-                "The fields a client sends to create a {}.",
-                entity.name
-            )],
-            "",
-        ),
-        interface: true,
-        body: object(&create),
-    });
-    let patch: Vec<String> = entity
-        .writable()
-        .filter(|f| f.role == FieldRole::Data)
-        .map(|f| {
-            let removable = f.is_patch_removable();
-            let ty = match &f.member.ty {
-                Type::Object { name } => Some(format!(
-                    "Partial<{name}>{}",
-                    if removable { " | null" } else { "" }
-                )),
-                _ => None,
-            };
-            property(&f.member, true, removable, false, ty)
-        })
-        .collect();
-    items.push(TsItem {
-        name: entity.types.patch.clone(),
-        doc: doc(
-            &[format!(
-                "A JSON merge patch of a {}: `null` removes a field.",
-                entity.name
-            )],
-            "",
-        ),
-        interface: true,
-        body: object(&patch),
-    });
+    // A read-only entity has no bodies: nothing creates or patches one.
+    if !entity.read_only {
+        let create: Vec<String> = entity
+            .writable()
+            .map(|f| {
+                property(
+                    &f.member,
+                    !f.is_create_required(),
+                    f.member.nullable,
+                    false,
+                    None,
+                )
+            })
+            .collect();
+        items.push(TsItem {
+            name: entity.types.create.clone(),
+            doc: doc(
+                &[format!(
+                    "The fields a client sends to create a {}.",
+                    entity.name
+                )],
+                "",
+            ),
+            interface: true,
+            body: object(&create),
+        });
+        let patch: Vec<String> = entity
+            .writable()
+            .filter(|f| f.role == FieldRole::Data)
+            .map(|f| {
+                let removable = f.is_patch_removable();
+                let ty = match &f.member.ty {
+                    Type::Object { name } => Some(format!(
+                        "Partial<{name}>{}",
+                        if removable { " | null" } else { "" }
+                    )),
+                    _ => None,
+                };
+                property(&f.member, true, removable, false, ty)
+            })
+            .collect();
+        items.push(TsItem {
+            name: entity.types.patch.clone(),
+            doc: doc(
+                &[format!(
+                    "A JSON merge patch of a {}: `null` removes a field.",
+                    entity.name
+                )],
+                "",
+            ),
+            interface: true,
+            body: object(&patch),
+        });
+    }
     items.push(TsItem {
         name: entity.types.page.clone(),
         doc: doc(&[format!("One page of {}.", entity.plural)], ""),
@@ -762,7 +765,7 @@ pub fn validators(app: &App, templates: &Templates) -> Result<String, Diagnostic
     let document = crate::emit::schema::document(app);
     let defs = without_annotations(&document["$defs"]);
     let mut validators = Vec::new();
-    for entity in &app.entities {
+    for entity in app.entities.iter().filter(|e| !e.read_only) {
         let read_only: Vec<&str> = entity
             .fields
             .iter()
@@ -821,12 +824,10 @@ pub fn hooks(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
     for entity in &app.entities {
         let op = |action: CrudAction| crud_op(app, entity, action);
         let types = &entity.types;
-        imports.extend([
-            entity.name.clone(),
-            types.create.clone(),
-            types.patch.clone(),
-            types.query.clone(),
-        ]);
+        imports.extend([entity.name.clone(), types.query.clone()]);
+        if !entity.read_only {
+            imports.extend([types.create.clone(), types.patch.clone()]);
+        }
         let parents: Vec<Value> = entity
             .fields
             .iter()
@@ -1043,24 +1044,47 @@ fn crud_op(app: &App, entity: &Entity, action: CrudAction) -> Option<String> {
 }
 
 /// Whether `entity` gets screens: it has every CRUD operation.
+/// Whether an entity gets screens: it is listed and read.
 fn has_screens(app: &App, entity: &Entity) -> bool {
-    CrudAction::ALL
+    [CrudAction::List, CrudAction::Get]
+        .iter()
+        .all(|a| crud_op(app, entity, *a).is_some())
+}
+
+/// Whether an entity's screens edit it: it is created, updated and deleted (not read-only).
+fn has_forms(app: &App, entity: &Entity) -> bool {
+    [CrudAction::Create, CrudAction::Update, CrudAction::Delete]
         .iter()
         .all(|a| crud_op(app, entity, *a).is_some())
 }
 
 /// One field's `FieldSpec`, as the members of a TypeScript object literal, and the picker and
 /// label of a reference.
-fn field_spec(app: &App, field: &crate::ir::Field, hooks: &mut BTreeSet<String>) -> Value {
+fn field_spec(
+    app: &App,
+    entity: &Entity,
+    field: &crate::ir::Field,
+    hooks: &mut BTreeSet<String>,
+) -> Value {
     let mut spec = member_spec(app, &field.member, 0);
+    if field.references.is_none()
+        && field.role == FieldRole::Data
+        && field.member.name.ends_with("_id")
+    {
+        // Only a reference is named after what it points at (`deal_id` is "Deal").
+        let words = field.member.name.replace(['_', '-'], " ");
+        spec["label"] = label(&words).into();
+    }
+    // A field is sent only by the forms of an entity the API writes.
+    let sent = field.is_writable() && has_forms(app, entity);
     let kind = if field.references.is_some() {
         "reference".to_owned()
     } else {
         spec["kind"].as_str().unwrap_or("json").to_owned()
     };
     spec["kind"] = kind.clone().into();
-    spec["required"] = (field.member.required && field.is_writable()).into();
-    spec["writable"] = field.is_writable().into();
+    spec["required"] = (field.member.required && sent).into();
+    spec["writable"] = sent.into();
     spec["sortable"] = field.sortable.into();
     spec["filterable"] = field.filterable.into();
     spec["column"] = (field.is_writable()
@@ -1132,7 +1156,7 @@ pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic
         let fields: Vec<Value> = entity
             .fields
             .iter()
-            .map(|field| field_spec(app, field, &mut hooks))
+            .map(|field| field_spec(app, entity, field, &mut hooks))
             .collect();
         let hook = |action: CrudAction| {
             format!(
@@ -1146,16 +1170,22 @@ pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic
         hooks.extend([
             use_list.clone(),
             use_row.clone(),
-            hook(CrudAction::Create),
-            hook(CrudAction::Update),
-            hook(CrudAction::Delete),
             format!("type {}Id", entity.name),
         ]);
+        // A read-only entity's screens list and show rows; only the others edit them.
+        let writes = has_forms(app, entity);
+        if writes {
+            hooks.extend([
+                hook(CrudAction::Create),
+                hook(CrudAction::Update),
+                hook(CrudAction::Delete),
+            ]);
+            validators.insert(format!("validate{}Create", entity.name));
+            validators.insert(format!("validate{}Patch", entity.name));
+        }
         if version {
             hooks.insert(format!("etag{}", entity.name));
         }
-        validators.insert(format!("validate{}Create", entity.name));
-        validators.insert(format!("validate{}Patch", entity.name));
         types.insert(entity.name.clone());
         types.insert(entity.types.query.clone());
         let numeric = matches!(entity.key().member.ty, Type::Integer(_) | Type::Number(_));
@@ -1171,6 +1201,7 @@ pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic
             "query": entity.types.query,
             "use_list": use_list,
             "use_row": use_row,
+            "writes": writes,
             "use_create": hook(CrudAction::Create),
             "use_update": hook(CrudAction::Update),
             "use_delete": hook(CrudAction::Delete),
@@ -1181,10 +1212,20 @@ pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic
         .iter()
         .map(|e| e["spec"].as_str().unwrap_or_default().to_owned())
         .collect();
+    // `EntitySpec` types `ENTITIES`; `WritableSpec` the entities the API writes.
+    let mut spec_types = vec!["EntitySpec"];
+    if app
+        .entities
+        .iter()
+        .any(|e| has_screens(app, e) && has_forms(app, e))
+    {
+        spec_types.push("WritableSpec");
+    }
     templates.render(
         "ts/components.tsx.jinja",
         serde_json::json!({
             "app": app.name, "library": library, "entities": entities, "specs": specs,
+            "spec_types": spec_types,
             "hooks": hooks, "validators": validators, "types": types,
         }),
     )

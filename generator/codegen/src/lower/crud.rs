@@ -351,6 +351,7 @@ pub(super) fn operations(
     };
     CrudAction::ALL
         .into_iter()
+        .filter(|action| !entity.read_only || matches!(action, CrudAction::List | CrudAction::Get))
         .map(|action| {
             let id = operation_id(entity, action);
             let (method, path, summary, description, params, request, success_response, errors) =

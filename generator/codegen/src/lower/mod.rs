@@ -282,13 +282,19 @@ impl Lowerer<'_> {
         };
         let of = entity.name.clone();
         let types = &entity.types;
-        for (name, derived) in [
+        // A read-only entity has no bodies: nothing creates, patches or replaces one.
+        let bodies = [
             (&types.create, Derived::Create { entity: of.clone() }),
             (&types.patch, Derived::Patch { entity: of.clone() }),
             (&types.replace, Derived::Replace { entity: of.clone() }),
+        ]
+        .into_iter()
+        .filter(|_| !entity.read_only);
+        let reads = [
             (&types.page, Derived::Page { entity: of.clone() }),
             (&types.query, Derived::Query { entity: of.clone() }),
-        ] {
+        ];
+        for (name, derived) in bodies.chain(reads) {
             match self.type_origin.get(name) {
                 Some(origin) if *origin != root => {
                     let other = format!("{}#{}", self.files[origin.file].path(), origin.pointer);
@@ -511,7 +517,20 @@ impl Lowerer<'_> {
                 return None;
             }
         };
-        if !fields.iter().any(|f| f.role == FieldRole::Version) {
+        let read_only = options.read_only.unwrap_or(false);
+        let managed = options.managed.unwrap_or(true);
+        if !managed && !read_only {
+            self.error(
+                &root.child("x-prefiq").child("managed"),
+                true,
+                "prefiq::lower::unmanaged_writable",
+                "an entity whose table Prefiq does not migrate cannot be written through Prefiq",
+                "add `read-only: true` to the entity's `x-prefiq`, or remove `managed: false`",
+                "unmanaged",
+            );
+        }
+        // A read-only entity's rows never change through Prefiq: no version to keep.
+        if !read_only && !fields.iter().any(|f| f.role == FieldRole::Version) {
             if let Some(clash) = fields
                 .iter()
                 .find(|f| f.member.name == "version" || f.column == "version")
@@ -711,6 +730,8 @@ impl Lowerer<'_> {
             indexes,
             stable_id: options.id,
             renamed_from: options.renamed_from,
+            read_only,
+            managed,
             rules: Vec::new(),
         })
     }

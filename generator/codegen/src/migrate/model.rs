@@ -294,7 +294,7 @@ fn uuid_nil() -> &'static str {
 pub fn of(app: &App) -> Model {
     let mut done: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let mut tables = Vec::new();
-    while tables.len() < app.entities.len() {
+    while done.len() < app.entities.len() {
         let ready = app.entities.iter().find(|e| {
             !done.contains(e.name.as_str())
                 && e.fields
@@ -310,7 +310,10 @@ pub fn of(app: &App) -> Model {
             break;
         };
         done.insert(&next.name);
-        tables.push(table(app, next));
+        // An unmanaged entity's table is made elsewhere: no migration touches it.
+        if next.managed {
+            tables.push(table(app, next));
+        }
     }
     Model {
         format: FORMAT,

@@ -387,25 +387,20 @@ fn entity_module(
         entity.name
     );
 
-    quote! {
-        #![doc = #module_doc]
-
-        use ::prefiq_runtime::crud::{self, Resource};
-        use ::prefiq_runtime::db::{DbError, Executor, Row};
-        use ::prefiq_runtime::meta::{ColumnKind, ColumnMeta, TableMeta};
-        use ::prefiq_runtime::{Problem, RequestContext, SqlValue, Tx};
-
-        use super::{Handlers, #service};
-        use ::#types::{#model, #create};
-
+    // A read-only entity keeps no version: its rows never change through Prefiq, so each one's
+    // ETag is `"1"`.
+    let version = if entity.fields.iter().any(|f| f.role == FieldRole::Version) {
+        quote!(model.#version_field)
+    } else {
+        quote!({
+            let _ = model;
+            1
+        })
+    };
+    let reading = quote! {
         #table
 
         #access
-
-        /// Members a client may send (the rest are set by the server).
-        pub const WRITABLE: &[&str] = &[#(#writable),*];
-        /// Members only the server sets.
-        pub const READ_ONLY: &[&str] = &[#(#read_only),*];
 
         #[doc = #resource_doc]
         #[derive(Debug)]
@@ -413,14 +408,72 @@ fn entity_module(
 
         impl Resource for #resource {
             type Model = #model;
-            type Create = #create;
             type Key = #key_ty;
             const TABLE: &'static TableMeta = &TABLE;
             const ACCESS: &'static crud::Access = &ACCESS;
             const COLLECTION: &'static str = #collection;
-            const WRITABLE: &'static [&'static str] = WRITABLE;
 
             #read
+
+            fn key(model: &#model) -> String {
+                model.#key_field.to_string()
+            }
+
+            fn version(model: &#model) -> i64 {
+                #version
+            }
+
+            fn statements() -> &'static crud::Statements {
+                static STATEMENTS: ::std::sync::OnceLock<crud::Statements> = ::std::sync::OnceLock::new();
+                STATEMENTS.get_or_init(|| crud::Statements::of(&TABLE))
+            }
+        }
+
+        /// Reads a row in `TABLE.columns` order.
+        pub fn read(row: &Row) -> Result<#model, DbError> {
+            #resource::read(row)
+        }
+
+        /// Finds a row of the caller's tenant by key.
+        pub async fn find(db: &mut impl Executor, key: &#key_ty) -> Result<Option<#model>, DbError> {
+            crud::find::<#resource>(db, key).await
+        }
+    };
+    if entity.read_only {
+        return quote! {
+            #![doc = #module_doc]
+
+            use ::prefiq_runtime::crud::{self, Resource};
+            use ::prefiq_runtime::db::{DbError, Executor, Row};
+            use ::prefiq_runtime::meta::{ColumnKind, ColumnMeta, TableMeta};
+
+            use ::#types::#model;
+
+            #reading
+        };
+    }
+
+    quote! {
+        #![doc = #module_doc]
+
+        use ::prefiq_runtime::crud::{self, Resource, Writable};
+        use ::prefiq_runtime::db::{DbError, Executor, Row};
+        use ::prefiq_runtime::meta::{ColumnKind, ColumnMeta, TableMeta};
+        use ::prefiq_runtime::{Problem, RequestContext, SqlValue, Tx};
+
+        use super::{Handlers, #service};
+        use ::#types::{#model, #create};
+
+        /// Members a client may send (the rest are set by the server).
+        pub const WRITABLE: &[&str] = &[#(#writable),*];
+        /// Members only the server sets.
+        pub const READ_ONLY: &[&str] = &[#(#read_only),*];
+
+        #reading
+
+        impl Writable for #resource {
+            type Create = #create;
+            const WRITABLE: &'static [&'static str] = WRITABLE;
 
             fn insert_params(input: &#create, #insert_stamp: &crud::Stamp) -> Vec<SqlValue> {
                 ::std::vec![#(#insert_params),*]
@@ -428,19 +481,6 @@ fn entity_module(
 
             fn update_params(input: &#create, #update_stamp: &crud::Stamp) -> Vec<SqlValue> {
                 ::std::vec![#(#update_params),*]
-            }
-
-            fn key(model: &#model) -> String {
-                model.#key_field.to_string()
-            }
-
-            fn version(model: &#model) -> i64 {
-                model.#version_field
-            }
-
-            fn statements() -> &'static crud::Statements {
-                static STATEMENTS: ::std::sync::OnceLock<crud::Statements> = ::std::sync::OnceLock::new();
-                STATEMENTS.get_or_init(|| crud::Statements::of(&TABLE))
             }
 
             fn validators() -> Result<&'static crud::EntityValidators, &'static ::prefiq_runtime::validate::SchemaError> {
@@ -452,20 +492,10 @@ fn entity_module(
             #(#hooks)*
         }
 
-        /// Reads a row in `TABLE.columns` order.
-        pub fn read(row: &Row) -> Result<#model, DbError> {
-            #resource::read(row)
-        }
-
         /// Inserts a row for the transaction's caller (in its tenant), after checking it against
         /// the schema, and appends the audit entry.
         pub async fn insert(db: &mut impl Executor, input: &#create) -> Result<#model, DbError> {
             crud::insert::<#resource>(db, input).await
-        }
-
-        /// Finds a row of the caller's tenant by key.
-        pub async fn find(db: &mut impl Executor, key: &#key_ty) -> Result<Option<#model>, DbError> {
-            crud::find::<#resource>(db, key).await
         }
 
         /// Finds a row of the caller's tenant by key and keeps anyone else from changing it until
@@ -738,7 +768,8 @@ fn service_trait(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenS
     let types = crates.types_ident();
     let mut methods = Vec::new();
     let mut imports = Vec::new();
-    for entity in &app.entities {
+    // A read-only entity has no writes to hook.
+    for entity in app.entities.iter().filter(|e| !e.read_only) {
         let model = format_ident!("{}", entity.name);
         let create = format_ident!("{}", entity.types.create);
         imports.push(quote!(#model));
@@ -826,7 +857,11 @@ fn routes(app: &App) -> Vec<TokenStream> {
         .map(|entity| {
             let module = format_ident!("{}", entity.snake);
             let resource = resource(entity);
-            quote!(let router = crud::routes::<#module::#resource, Handlers<S>>(router);)
+            if entity.read_only {
+                quote!(let router = crud::read_routes::<#module::#resource, Handlers<S>>(router);)
+            } else {
+                quote!(let router = crud::routes::<#module::#resource, Handlers<S>>(router);)
+            }
         })
         .collect();
     let mut by_path: Vec<(&str, Vec<TokenStream>)> = Vec::new();
@@ -902,9 +937,10 @@ fn catalog(app: &App) -> TokenStream {
         let (name, plural, collection) = (&e.name, &e.plural, &e.collection_path);
         let description = e.description.clone().unwrap_or_default();
         let (model, create, patch) = (&e.name, &e.types.create, &e.types.patch);
+        let read_only = e.read_only;
         quote!(::prefiq_runtime::catalog::EntityInfo {
             name: #name, plural: #plural, collection: #collection, description: #description,
-            schemas: [#model, #create, #patch], table: &#module::TABLE,
+            schemas: [#model, #create, #patch], table: &#module::TABLE, read_only: #read_only,
         })
     });
     quote! {
@@ -929,7 +965,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
     let app_name = &app.name;
     let mut validator_fields = Vec::new();
     let mut validator_inits = Vec::new();
-    for entity in &app.entities {
+    for entity in app.entities.iter().filter(|e| !e.read_only) {
         let module = format_ident!("{}", entity.snake);
         let types = &entity.types;
         let (create, patch, replace) = (&types.create, &types.patch, &types.replace);

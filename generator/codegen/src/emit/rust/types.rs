@@ -350,6 +350,10 @@ fn entity_tokens(app: &App, entity: &Entity) -> TokenStream {
         };
         field_tokens(app, &entity.name, &field.member, presence, &mut model);
     }
+    if entity.read_only {
+        // Nothing creates or patches one: the model is the only type.
+        return struct_tokens(&entity.name, docs, model);
+    }
     let create_name = entity.types.create.clone();
     let mut create = Fields::default();
     for field in entity.writable() {
@@ -1178,35 +1182,40 @@ impl<'a> Plan<'a> {
             })
             .collect();
         tokens.extend(validate_impl(&entity.name, &model, &self.patterns));
-        let create: Vec<(&Member, Presence)> = entity
-            .writable()
-            .map(|f| {
-                (
-                    &f.member,
-                    if f.member.nullable || !f.is_create_required() && f.member.default.is_none() {
-                        Presence::Optional
-                    } else {
-                        Presence::Plain
-                    },
-                )
-            })
-            .collect();
-        tokens.extend(validate_impl(&entity.types.create, &create, &self.patterns));
-        let patch: Vec<(&Member, Presence)> = entity
-            .writable()
-            .filter(|f| f.role == FieldRole::Data)
-            .map(|f| {
-                (
-                    &f.member,
-                    if f.is_patch_removable() {
-                        Presence::Patch
-                    } else {
-                        Presence::Optional
-                    },
-                )
-            })
-            .collect();
-        tokens.extend(validate_impl(&entity.types.patch, &patch, &self.patterns));
+        // A read-only entity has no bodies to check.
+        if !entity.read_only {
+            let create: Vec<(&Member, Presence)> = entity
+                .writable()
+                .map(|f| {
+                    (
+                        &f.member,
+                        if f.member.nullable
+                            || !f.is_create_required() && f.member.default.is_none()
+                        {
+                            Presence::Optional
+                        } else {
+                            Presence::Plain
+                        },
+                    )
+                })
+                .collect();
+            tokens.extend(validate_impl(&entity.types.create, &create, &self.patterns));
+            let patch: Vec<(&Member, Presence)> = entity
+                .writable()
+                .filter(|f| f.role == FieldRole::Data)
+                .map(|f| {
+                    (
+                        &f.member,
+                        if f.is_patch_removable() {
+                            Presence::Patch
+                        } else {
+                            Presence::Optional
+                        },
+                    )
+                })
+                .collect();
+            tokens.extend(validate_impl(&entity.types.patch, &patch, &self.patterns));
+        }
         let header = format!(" The {} entity, from {}.", entity.name, entity.source);
         let uses = if self.has_types {
             quote!(
