@@ -7,13 +7,16 @@
 //! granted `SELECT` and `INSERT` only, and row-level security keeps each tenant to its own
 //! entries; on SQLite, triggers refuse updates, and deletes of entries younger than a day (the
 //! shortest retention).
+//!
+//! Reading the log is an entity like any other: Cortex's `AuditEntry` schema describes this
+//! table as `read-only` and `managed: false`, so codegen gives it list and get routes, types,
+//! clients and admin pages, and no migration or write path.
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::db::{DbError, Executor, Sql, SqlValue};
-use crate::meta::{ColumnKind, ColumnMeta, TableMeta};
-use crate::migrate::LEDGER_APP;
+use crate::db::{DbError, Executor, SqlValue};
+use crate::meta::{ColumnKind, TableMeta};
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,91 +140,6 @@ pub async fn prune(db: &mut impl Executor, days: u32) -> Result<u64, DbError> {
         "DELETE FROM prefiq_audit WHERE at < ?1",
     );
     db.execute(sql, vec![SqlValue::DateTime(cutoff)]).await
-}
-
-/// The audit log as a table, for list queries (filters on every column but the changes).
-pub static TABLE: TableMeta = TableMeta {
-    entity: "AuditEntry",
-    table: "prefiq_audit",
-    columns: &[
-        ColumnMeta::new("id", "id", ColumnKind::Uuid).on_insert(),
-        ColumnMeta::new("at", "at", ColumnKind::DateTime)
-            .filterable()
-            .sortable(),
-        ColumnMeta::new("actor", "actor", ColumnKind::Text).filterable(),
-        ColumnMeta::new("actor_user", "actor_user", ColumnKind::Uuid)
-            .nullable()
-            .filterable(),
-        ColumnMeta::new("credential", "credential", ColumnKind::Text).filterable(),
-        ColumnMeta::new("app", "app", ColumnKind::Text)
-            .filterable()
-            .sortable(),
-        ColumnMeta::new("entity", "entity", ColumnKind::Text)
-            .filterable()
-            .sortable(),
-        ColumnMeta::new("entity_id", "entity_id", ColumnKind::Text).filterable(),
-        ColumnMeta::new("action", "action", ColumnKind::Text)
-            .filterable()
-            .values(&["create", "update", "delete"]),
-        ColumnMeta::new("changes", "changes", ColumnKind::Json),
-        ColumnMeta::new("", "tenant_id", ColumnKind::Uuid).on_insert(),
-    ],
-    primary_key: 0,
-    version: 0,
-    uniques: &[],
-    foreign_keys: &[],
-    app: LEDGER_APP,
-    tenant: Some(10),
-    owner: None,
-    referrers: &[],
-};
-
-/// One entry, as the API shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Entry {
-    /// Its id.
-    pub id: Uuid,
-    /// When.
-    pub at: chrono::DateTime<chrono::Utc>,
-    /// Who: a user id, a service client, `system` or `development`.
-    pub actor: String,
-    /// The user, when a person did it.
-    pub actor_user: Option<Uuid>,
-    /// How the actor signed in.
-    pub credential: String,
-    /// The app.
-    pub app: String,
-    /// The entity.
-    pub entity: String,
-    /// The row's key.
-    pub entity_id: String,
-    /// `create`, `update` or `delete`.
-    pub action: String,
-    /// The changed members.
-    pub changes: Value,
-}
-
-/// Reads a row of [`TABLE`].
-pub fn read(row: &crate::db::Row) -> Result<Entry, DbError> {
-    Ok(Entry {
-        id: row.req(0)?,
-        at: row.req(1)?,
-        actor: row.req(2)?,
-        actor_user: row.opt(3)?,
-        credential: row.req(4)?,
-        app: row.req(5)?,
-        entity: row.req(6)?,
-        entity_id: row.req(7)?,
-        action: row.req(8)?,
-        changes: row.req_json(9)?,
-    })
-}
-
-/// The text of `Sql` for tests and tools that read the log directly.
-pub fn select_all() -> Sql {
-    Sql::new(
-        "SELECT id, at, actor, actor_user, credential, app, entity, entity_id, action, changes, tenant_id FROM prefiq_audit ORDER BY at, id",
-    )
 }
 
 #[cfg(test)]

@@ -519,28 +519,6 @@ async fn app_registration_rows(
     Ok(page.items)
 }
 
-/// The audit log, for callers granted `cortex.audit.read`: their tenant's entries, filtered,
-/// sorted and paged like any list.
-async fn audit_list(
-    State(db): State<Db>,
-    ctx: RequestContext,
-    prefiq_runtime::http::QueryPairs(pairs): prefiq_runtime::http::QueryPairs,
-) -> Result<axum::Json<prefiq_runtime::list::Page<prefiq_runtime::audit::Entry>>, Problem> {
-    ctx.require("cortex.audit.read")?;
-    let table = &prefiq_runtime::audit::TABLE;
-    let mut query = prefiq_runtime::list::ListQuery::parse(table, &pairs)?;
-    if let Some(tenant) = table.tenant {
-        query.restrict(tenant, SqlValue::Uuid(ctx.principal.tenant));
-    }
-    let mut tx = db.begin_read(&ctx.principal).await?;
-    let page = query
-        .run(&mut tx, table, prefiq_runtime::audit::read)
-        .await
-        .map_err(|e| e.into_problem(table))?;
-    tx.end_read();
-    Ok(axum::Json(page))
-}
-
 /// Who the caller is, and what they may do.
 async fn me(ctx: RequestContext) -> axum::Json<Value> {
     let p = &ctx.principal;
@@ -634,7 +612,6 @@ pub fn build(
     let mut api = crate::generated::routes(service, db.clone()).map_err(|e| e.to_string())?;
     api = api.merge(
         Router::new()
-            .route("/api/cortex/audit", get(audit_list))
             .route("/api/cortex/me", get(me))
             .route("/api/cortex/settings/schema", get(settings_schema))
             .with_state(db.clone()),

@@ -95,6 +95,17 @@ async fn the_admin_ui_works_without_javascript_and_safely() {
     for text in ["crm", "lms", "Companies", "Recent activity"] {
         assert!(dashboard.text.contains(text), "the dashboard shows {text}");
     }
+    // The audit log is a read-only entity: listed and shown like any other, with no forms.
+    let log = page(&cortex, &client, "/admin/cortex/audit?sort=-at").await;
+    assert_eq!(log.status, 200, "{}", log.text);
+    assert!(log.text.contains("Credential"), "its columns are listed");
+    assert!(
+        !log.text.contains("/admin/cortex/audit/new"),
+        "no New button"
+    );
+    for path in ["/admin/cortex/audit/new", "/admin/cortex/audit/x/edit"] {
+        assert_eq!(page(&cortex, &client, path).await.status, 404, "{path}");
+    }
     // A form made from the schema: inputs typed by format, selects for enums and references.
     let company = cortex
         .post(
@@ -264,6 +275,7 @@ async fn one_merged_document_and_an_offline_reference() {
         "/api/crm/companies",
         "/api/lms/courses",
         "/api/cortex/users",
+        "/api/cortex/audit",
         "/auth/token",
     ] {
         assert!(document["paths"][path].is_object(), "{path} is documented");

@@ -751,12 +751,41 @@ async fn every_write_is_audited_in_its_transaction(cortex: &Cortex, t: &Tenants)
         entries[2]["changes"]["name"],
         json!({"from": "Audited Ltd"})
     );
-    // B's administrator sees none of A's entries.
+    // An entry is a read-only entity's row: read by id with its (never changing) version,
+    // and no route writes one.
+    let first = entries[0]["id"].as_str().unwrap();
+    let read = cortex
+        .get(&format!("/api/cortex/audit/{first}"), &t.admin_a)
+        .await
+        .expect(200);
+    assert_eq!(read.body, entries[0]);
+    assert_eq!(read.headers["etag"], "\"1\"");
+    for (method, path) in [
+        (Method::POST, "/api/cortex/audit".to_owned()),
+        (Method::PATCH, format!("/api/cortex/audit/{first}")),
+        (Method::DELETE, format!("/api/cortex/audit/{first}")),
+    ] {
+        let reply = cortex
+            .call(
+                method.clone(),
+                &path,
+                &t.admin_a,
+                Some(&json!({})),
+                Some("\"1\""),
+            )
+            .await;
+        assert_eq!(reply.status, 405, "{method} {path}: {:?}", reply.body);
+    }
+    // B's administrator sees none of A's entries, in a list or by id.
     let theirs = cortex
         .get(&format!("/api/cortex/audit?entity_id=eq.{id}"), &t.admin_b)
         .await
         .expect(200);
     assert_eq!(theirs.body["items"], json!([]));
+    cortex
+        .get(&format!("/api/cortex/audit/{first}"), &t.admin_b)
+        .await
+        .expect(404);
     // Members may not read the log.
     cortex.get("/api/cortex/audit", token).await.expect(403);
     // A write that fails leaves no entry. Winning a deal whose name is 200 characters updates

@@ -2,7 +2,7 @@
 // routes (`#/companies`, `#/companies/<id>`). Written once by `prefiq codegen`; yours to change.
 import { useEffect, useState } from "react";
 
-import { Account, EntityDetail, EntityForm, EntityTable, ToastProvider, useToast } from "../../../resources/frontend/src/index.js";
+import { Account, EntityDetail, EntityForm, EntityTable, ToastProvider, useToast, writable } from "../../../resources/frontend/src/index.js";
 import type { EntitySpec, SessionOptions, SessionState } from "../../../resources/frontend/src/index.js";
 import { configure } from "../services/client.js";
 import { ENTITIES } from "../components/generated.js";
@@ -64,8 +64,12 @@ function ListPage({ spec }: { spec: EntitySpec<object> }) {
     <>
       <h1>{spec.plural}</h1>
       <EntityTable spec={spec} />
-      <h2>New {spec.name.toLowerCase()}</h2>
-      <EntityForm spec={spec} onSaved={(row) => toast(`${spec.name} “${spec.title(row)}” created`)} />
+      {writable(spec) && (
+        <>
+          <h2>New {spec.name.toLowerCase()}</h2>
+          <EntityForm spec={spec} onSaved={(row) => toast(`${spec.name} “${spec.title(row)}” created`)} />
+        </>
+      )}
     </>
   );
 }
@@ -85,9 +89,13 @@ function RowPage({ spec, id }: { spec: EntitySpec<object>; id: string }) {
     <>
       <h1>{spec.title(row.data)}</h1>
       <EntityDetail spec={spec} row={row.data} />
-      <h2>Edit</h2>
-      {/* A new version (saved here, or reloaded after a 412) starts the form afresh. */}
-      <EntityForm key={spec.etag?.(row.data) ?? ""} spec={spec} row={row.data} onSaved={() => toast("Saved")} onReload={() => row.refetch()} />
+      {writable(spec) && (
+        <>
+          <h2>Edit</h2>
+          {/* A new version (saved here, or reloaded after a 412) starts the form afresh. */}
+          <EntityForm key={spec.etag?.(row.data) ?? ""} spec={spec} row={row.data} onSaved={() => toast("Saved")} onReload={() => row.refetch()} />
+        </>
+      )}
     </>
   );
 }

@@ -445,6 +445,15 @@ fn entity(
     Some((catalog, entity))
 }
 
+/// An entity the API writes: a read-only one (the audit log) has no forms.
+fn writable_entity(
+    admin: &Admin,
+    app: &str,
+    plural: &str,
+) -> Option<(&'static AppCatalog, &'static EntityInfo)> {
+    entity(admin, app, plural).filter(|(_, e)| !e.read_only)
+}
+
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -697,9 +706,10 @@ async fn list(
         filter_op,
         filter_value,
         sort,
-        can_create: visitor
-            .principal
-            .allows(&format!("{app}.{}.create", snake(entity.name))),
+        can_create: !entity.read_only
+            && visitor
+                .principal
+                .allows(&format!("{app}.{}.create", snake(entity.name))),
         error,
     };
     render(&page)
@@ -787,12 +797,14 @@ async fn detail(
         base: format!("/admin/{app}/{plural}"),
         version: reply.body["version"].to_string(),
         members,
-        can_edit: visitor
-            .principal
-            .allows(&format!("{app}.{snake_name}.update")),
-        can_delete: visitor
-            .principal
-            .allows(&format!("{app}.{snake_name}.delete")),
+        can_edit: !entity.read_only
+            && visitor
+                .principal
+                .allows(&format!("{app}.{snake_name}.update")),
+        can_delete: !entity.read_only
+            && visitor
+                .principal
+                .allows(&format!("{app}.{snake_name}.delete")),
         password_form: app == "cortex"
             && entity.name == "User"
             && visitor.principal.allows("cortex.user.update"),
@@ -847,7 +859,7 @@ async fn new_form(
         Ok(v) => v,
         Err(response) => return response,
     };
-    let Some((_, entity)) = entity(&admin, &app, &plural) else {
+    let Some((_, entity)) = writable_entity(&admin, &app, &plural) else {
         return not_found();
     };
     let fields = forms::fields(&admin, &visitor.principal, &app, entity, &Value::Null).await;
@@ -886,7 +898,7 @@ async fn create(
         Ok(v) => v,
         Err(response) => return response,
     };
-    let Some((_, entity)) = entity(&admin, &app, &plural) else {
+    let Some((_, entity)) = writable_entity(&admin, &app, &plural) else {
         return not_found();
     };
     let form = parse_form(&body);
@@ -957,7 +969,7 @@ async fn edit_form(
         Ok(v) => v,
         Err(response) => return response,
     };
-    let Some((_, entity)) = entity(&admin, &app, &plural) else {
+    let Some((_, entity)) = writable_entity(&admin, &app, &plural) else {
         return not_found();
     };
     let reply = admin
@@ -1001,7 +1013,7 @@ async fn update(
         Ok(v) => v,
         Err(response) => return response,
     };
-    let Some((_, entity)) = entity(&admin, &app, &plural) else {
+    let Some((_, entity)) = writable_entity(&admin, &app, &plural) else {
         return not_found();
     };
     let form = parse_form(&body);
@@ -1081,7 +1093,7 @@ async fn delete(
         Ok(v) => v,
         Err(response) => return response,
     };
-    let Some((_, entity)) = entity(&admin, &app, &plural) else {
+    let Some((_, entity)) = writable_entity(&admin, &app, &plural) else {
         return not_found();
     };
     let form = parse_form(&body);
@@ -1154,7 +1166,7 @@ async fn audit(
         None => (
             Vec::new(),
             None,
-            "You may not read the audit log (cortex.audit.read).".to_owned(),
+            "You may not read the audit log (cortex.audit_entry.read).".to_owned(),
         ),
     };
     let next = next
