@@ -878,6 +878,107 @@ async fn a_tenant_can_turn_an_app_off(cortex: &Cortex, t: &Tenants) {
         .expect(200);
 }
 
+/// Nobody locks a tenant out: its last active administrator keeps the admin role, stays active
+/// and stays in it, even when two administrators are demoted at once; and nobody deletes the
+/// tenant they are signed in to.
+async fn a_tenant_keeps_an_administrator(cortex: &Cortex, t: &Tenants) {
+    let admin = &cortex.admin_token;
+    let tenant = cortex.tenant(&format!("gamma{}", unique())).await;
+    let (first, _) = cortex
+        .user(
+            &format!("first{}@example.com", unique()),
+            tenant,
+            &["admin"],
+        )
+        .await;
+    let first_path = format!("/api/cortex/users/{first}");
+    for change in [
+        json!({"roles": ["member"]}),
+        json!({"active": false}),
+        json!({"tenant_id": t.a}),
+    ] {
+        let refused = cortex
+            .call(Method::PATCH, &first_path, admin, Some(&change), None)
+            .await
+            .expect(409);
+        assert!(
+            refused.text.contains("last active administrator"),
+            "{change}: {}",
+            refused.text
+        );
+    }
+    cortex
+        .call(Method::DELETE, &first_path, admin, None, None)
+        .await
+        .expect(409);
+    // A second administrator lets the first go, and is then the last.
+    let (second, _) = cortex
+        .user(
+            &format!("second{}@example.com", unique()),
+            tenant,
+            &["member", "admin"],
+        )
+        .await;
+    cortex
+        .call(
+            Method::PATCH,
+            &first_path,
+            admin,
+            Some(&json!({"active": false})),
+            None,
+        )
+        .await
+        .expect(200);
+    let second_path = format!("/api/cortex/users/{second}");
+    cortex
+        .call(Method::DELETE, &second_path, admin, None, None)
+        .await
+        .expect(409);
+    cortex
+        .call(
+            Method::PATCH,
+            &first_path,
+            admin,
+            Some(&json!({"active": true})),
+            None,
+        )
+        .await
+        .expect(200);
+    // Both demoted at once: one of them must stay.
+    let demote = |path: String| async move {
+        cortex
+            .call(
+                Method::PATCH,
+                &path,
+                admin,
+                Some(&json!({"roles": ["member"]})),
+                None,
+            )
+            .await
+            .status
+            .as_u16()
+    };
+    let (a, b) = tokio::join!(demote(first_path.clone()), demote(second_path.clone()));
+    let mut statuses = [a, b];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "exactly one administrator is demoted");
+    // The tenant one is signed in to stays.
+    let kept = cortex
+        .call(
+            Method::DELETE,
+            &format!(
+                "/api/cortex/tenants/{}",
+                prefiq_runtime::auth::DEFAULT_TENANT
+            ),
+            admin,
+            None,
+            None,
+        )
+        .await
+        .expect(409);
+    assert!(kept.text.contains("signed in to"), "{}", kept.text);
+}
+
 async fn all(backend: Backend, tenancy: common::TenancyMode) {
     let cortex = Cortex::start_with(backend, tenancy).await;
     let t = tenants(&cortex).await;
@@ -889,6 +990,7 @@ async fn all(backend: Backend, tenancy: common::TenancyMode) {
         Backend::Sqlite => sqlite_audit_is_append_only(&cortex).await,
     }
     a_tenant_can_turn_an_app_off(&cortex, &t).await;
+    a_tenant_keeps_an_administrator(&cortex, &t).await;
     cortex.stop().await;
 }
 

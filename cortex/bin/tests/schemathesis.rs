@@ -1,8 +1,8 @@
 //! Schemathesis with every check (`--checks all`) against Cortex's merged document, on SQLite
 //! and on PostgreSQL: Cortex's own API (OAuth endpoints included) and every installed app's, as
-//! Cortex serves them, with an administrator's token. Fuzzing with that token also changes or
-//! deletes its own user and roles, after which later requests are rightly 401/403; the apps'
-//! operations are fuzzed in full by their own tests.
+//! Cortex serves them, with an administrator's token. Cortex keeps every tenant an active
+//! administrator and refuses to delete the caller's own tenant or the admin role, so the fuzzer
+//! cannot lock itself out part-way; the apps' operations are fuzzed in full by their own tests.
 
 mod common;
 

@@ -1,9 +1,10 @@
 //! Cortex's hand-written rules around its generated entities: the `admin` role keeps every
-//! permission and cannot be deleted, a setting's value must fit its key's schema, an app must be
-//! installed to be registered, and a user's roles must exist.
+//! permission and cannot be deleted, every tenant keeps an active administrator and nobody deletes
+//! the tenant they are signed in to (nobody locks a tenant out), a setting's value must fit its
+//! key's schema, an app must be installed to be registered, and a user's roles must exist.
 
 use cortex_types::{
-    AppRegistrationCreate, Role, RoleCreate, Setting, SettingCreate, User, UserCreate,
+    AppRegistrationCreate, Role, RoleCreate, Setting, SettingCreate, Tenant, User, UserCreate,
 };
 use prefiq_runtime::{Db, Executor, FieldError, Problem, RequestContext, SqlValue, Tx};
 
@@ -95,7 +96,81 @@ async fn check_single_default(
     Ok(())
 }
 
+/// Whether a user keeps their tenant manageable: active, with the `admin` role.
+fn administers(active: bool, roles: &[String]) -> bool {
+    active && roles.iter().any(|r| r == "admin")
+}
+
+/// Refuses to take the last active administrator from a tenant: `current` stops administering
+/// it (`next` is what it becomes; none when it is deleted). Concurrent demotions in one tenant
+/// queue on a lock of that tenant's administrators (PostgreSQL; SQLite runs one write at a
+/// time), so two of them cannot each count on the other.
+async fn keep_an_administrator(
+    tx: &mut Tx,
+    current: &User,
+    next: Option<&UserCreate>,
+) -> Result<(), Problem> {
+    if !administers(current.active, &current.roles) {
+        return Ok(());
+    }
+    let stays =
+        next.is_some_and(|n| administers(n.active, &n.roles) && n.tenant_id == current.tenant_id);
+    if stays {
+        return Ok(());
+    }
+    let tenant = SqlValue::Uuid(current.tenant_id);
+    if tx.dialect() == prefiq_runtime::Dialect::Postgres {
+        tx.execute(
+            prefiq_runtime::Sql::new(
+                "SELECT pg_advisory_xact_lock(hashtext('prefiq.admins.' || $1::text))",
+            ),
+            vec![tenant.clone()],
+        )
+        .await?;
+    }
+    let statement = tx.pick(
+        "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id <> $2 AND active AND roles @> '[\"admin\"]'::jsonb",
+        "SELECT COUNT(*) FROM users, json_each(users.roles) WHERE users.tenant_id = ?1 AND users.id <> ?2 AND users.active AND json_each.value = 'admin'",
+    );
+    let others: i64 = tx
+        .fetch_optional(statement, vec![tenant, SqlValue::Uuid(current.id)])
+        .await?
+        .map(|r| r.req::<i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    if others == 0 {
+        return Err(Problem::conflict(format!(
+            "{} is the last active administrator of their tenant: give another user of it the admin role first",
+            current.email
+        )));
+    }
+    Ok(())
+}
+
 impl CortexService for Service {
+    async fn before_delete_user(
+        &self,
+        _ctx: &RequestContext,
+        tx: &mut Tx,
+        current: &User,
+    ) -> Result<(), Problem> {
+        keep_an_administrator(tx, current, None).await
+    }
+
+    async fn before_delete_tenant(
+        &self,
+        ctx: &RequestContext,
+        _tx: &mut Tx,
+        current: &Tenant,
+    ) -> Result<(), Problem> {
+        if current.id == ctx.principal.tenant {
+            return Err(Problem::conflict(
+                "this is the tenant you are signed in to: sign in to another tenant to delete it",
+            ));
+        }
+        Ok(())
+    }
+
     async fn before_create_setting(
         &self,
         _ctx: &RequestContext,
@@ -180,11 +255,12 @@ impl CortexService for Service {
         &self,
         _ctx: &RequestContext,
         tx: &mut Tx,
-        _current: &User,
+        current: &User,
         next: &mut UserCreate,
     ) -> Result<(), Problem> {
         next.email = next.email.trim().to_lowercase();
-        check_roles(tx, next).await
+        check_roles(tx, next).await?;
+        keep_an_administrator(tx, current, Some(next)).await
     }
 
     async fn before_create_app_registration(
