@@ -4,6 +4,7 @@
 //! reads a file, and none calls another stage: the session hands them what they need.
 
 mod cortex;
+mod decimal_range;
 pub mod design;
 mod openapi;
 mod openapi30;

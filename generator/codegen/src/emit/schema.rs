@@ -140,10 +140,25 @@ pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
                 o.insert("type".into(), "number".into());
             } else {
                 o.insert("type".into(), "string".into());
-                o.insert(
-                    "pattern".into(),
-                    decimal_pattern(d.precision, d.scale, signed(&d.bounds)).into(),
-                );
+                let signed = signed(&d.bounds);
+                // The published document states the bounds in the pattern, which every consumer
+                // reads; the server's validators keep the shape's pattern and check the bounds
+                // in `x-decimal`, with a message that names them.
+                let bounded = style
+                    .ref_prefix
+                    .starts_with("#/components")
+                    .then(|| {
+                        super::decimal_range::bounded_pattern(
+                            d.precision,
+                            d.scale,
+                            signed,
+                            &d.bounds,
+                        )
+                    })
+                    .flatten();
+                let pattern =
+                    bounded.unwrap_or_else(|| decimal_pattern(d.precision, d.scale, signed));
+                o.insert("pattern".into(), pattern.into());
             }
             o.insert("format".into(), "decimal".into());
             let mut limits = Map::new();

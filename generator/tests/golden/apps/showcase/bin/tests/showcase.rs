@@ -43,8 +43,41 @@ on_both_backends!(
     reserved_words_work_everywhere,
     keys_references_and_recursion,
     numbers_formats_and_unions,
-    secrets_are_redacted_in_the_audit_log
+    secrets_are_redacted_in_the_audit_log,
+    a_bounded_decimal_string_is_published_as_the_server_checks_it
 );
+
+/// The document states a decimal string's bounds in its pattern (JSON Schema's `minimum` and
+/// `maximum` apply to numbers only): it admits exactly the values the server stores.
+async fn a_bounded_decimal_string_is_published_as_the_server_checks_it(server: &Server) {
+    let document: serde_json::Value =
+        serde_json::from_str(app_showcase::generated::OPENAPI).unwrap();
+    let pattern = document["components"]["schemas"]["Measurement"]["properties"]["tare"]["pattern"]
+        .as_str()
+        .unwrap();
+    let published = regex::Regex::new(pattern).unwrap();
+    let mut admitted = 0;
+    for tare in [
+        "-5", "-5.00", "-5.01", "-6", "-0", "0", "00", "7.1", "250", "250.5", "250.50", "250.51",
+        "0250.5", "251", "1000", "9999.99", "12.345", "1e2", "+3", ".5", "",
+    ] {
+        let body = json!({"reading": 1, "taken_on": "2026-11-25", "label": "x", "tare": tare,
+            "shape": {"shape": "circle", "name": "c", "radius": 1}});
+        let reply = server.post("/api/showcase/measurements", &body).await;
+        let stored = reply.status == 201;
+        assert!(stored || reply.status == 422, "{tare}: {}", reply.status);
+        assert_eq!(
+            published.is_match(tare),
+            stored,
+            "`{tare}` against {pattern}"
+        );
+        admitted += usize::from(stored);
+    }
+    assert_eq!(
+        admitted, 10,
+        "the bounds admit some values and refuse others"
+    );
+}
 
 async fn secrets_are_redacted_in_the_audit_log(server: &Server) {
     server
