@@ -323,7 +323,15 @@ mod tests {
 
     #[test]
     fn bounded_patterns_match_exactly_the_strings_of_the_shape_within_the_bounds() {
-        let cases: &[(&str, Option<&str>, Option<&str>, Option<&str>, Option<&str>)] = &[
+        // (name, minimum, maximum, exclusiveMinimum, exclusiveMaximum)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
             ("max", None, Some("7.5"), None, None),
             ("min", Some("1"), None, None, None),
             ("min and max", Some("-2.25"), Some("13.1"), None, None),
