@@ -627,11 +627,24 @@ impl Lowerer<'_> {
                 );
             }
         }
+        let bounds = Self::bounds(object, 0);
+        if !as_number && bounds.multiple_of.is_some() {
+            // No pattern states a step other than the scale's, and JSON Schema's `multipleOf`
+            // does not apply to strings: the document could not say what the server checks.
+            self.error(
+                &loc.child("multipleOf"),
+                true,
+                "prefiq::lower::decimal_string_step",
+                "`multipleOf` cannot be published for a decimal sent as a string",
+                "remove it (`x-prefiq: {scale: N}` already makes the value a multiple of 10^-N), or send the decimal as a number (`type: number, format: decimal`)",
+                "not publishable",
+            );
+        }
         DecimalType {
             as_number,
             precision,
             scale,
-            bounds: Self::bounds(object, 0),
+            bounds,
         }
     }
 
