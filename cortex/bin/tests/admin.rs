@@ -100,6 +100,10 @@ async fn the_admin_ui_works_without_javascript_and_safely() {
     assert_eq!(log.status, 200, "{}", log.text);
     assert!(log.text.contains("Credential"), "its columns are listed");
     assert!(
+        log.text.contains("Entity id"),
+        "only a reference is named after its target"
+    );
+    assert!(
         !log.text.contains("/admin/cortex/audit/new"),
         "no New button"
     );

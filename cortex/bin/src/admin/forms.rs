@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::http::Method;
 use prefiq_runtime::Principal;
 use prefiq_runtime::catalog::EntityInfo;
+use prefiq_runtime::meta::TableMeta;
 use serde_json::{Map, Value};
 
 use super::Admin;
@@ -137,8 +138,26 @@ fn main_type(schema: &Value) -> String {
 
 /// A label from a member name: `company_id` → `Company`, `due_at` → `Due at`.
 pub fn label(name: &str) -> String {
-    let trimmed = name.strip_suffix("_id").unwrap_or(name);
-    let text = trimmed.replace('_', " ");
+    words(name.strip_suffix("_id").unwrap_or(name))
+}
+
+/// The label of a field of `table`: a reference, or the owner, is named after what it points at
+/// (`company_id` is "Company"); any other field by all its words (`entity_id` is "Entity id").
+pub fn field_label(table: &TableMeta, name: &str) -> String {
+    let column = table
+        .columns
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.field == name);
+    let points = column.is_some_and(|(index, c)| {
+        table.owner == Some(index) || table.foreign_keys.iter().any(|fk| fk.column == c.column)
+    });
+    if points { label(name) } else { words(name) }
+}
+
+/// `due_at` as "Due at".
+fn words(name: &str) -> String {
+    let text = name.replace('_', " ");
     let mut chars = text.chars();
     chars
         .next()
@@ -299,7 +318,7 @@ pub async fn fields(
             attributes.push(("inputmode", "decimal".into()));
         }
         out.push(Field {
-            label: label(name),
+            label: field_label(entity.table, name),
             required: required.contains(&name.as_str()) && property.get("default").is_none(),
             nullable,
             help: property["description"]
@@ -489,6 +508,13 @@ mod tests {
     fn labels_read_well() {
         assert_eq!(label("company_id"), "Company");
         assert_eq!(label("due_at"), "Due at");
+        let audit = &crate::generated::audit_entry::TABLE;
+        assert_eq!(field_label(audit, "entity_id"), "Entity id");
+        assert_eq!(field_label(audit, "actor_user"), "Actor user");
+        let setting = &crate::generated::setting::TABLE;
+        assert_eq!(field_label(setting, "for_tenant"), "For tenant");
+        let user = &crate::generated::user::TABLE;
+        assert_eq!(field_label(user, "tenant_id"), "Tenant", "a reference");
         assert_eq!(
             row_label(&serde_json::json!({"first_name": "Ada", "last_name": "L", "id": "1"})),
             "Ada L"

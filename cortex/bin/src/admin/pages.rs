@@ -640,7 +640,7 @@ async fn list(
     let columns = names
         .iter()
         .map(|name| Column {
-            label: forms::label(name),
+            label: forms::field_label(entity.table, name),
             sort_href: if sortable.contains(&name.as_str()) {
                 let next = if sort == *name {
                     format!("-{name}")
@@ -688,7 +688,12 @@ async fn list(
         .columns
         .iter()
         .filter(|c| c.filterable && !c.field.is_empty())
-        .map(|c| (c.field.to_owned(), forms::label(c.field)))
+        .map(|c| {
+            (
+                c.field.to_owned(),
+                forms::field_label(entity.table, c.field),
+            )
+        })
         .collect();
     let page = ListPage {
         layout: layout(&admin, &visitor, &plural_label(entity)),
@@ -772,7 +777,7 @@ async fn detail(
                 cell_text_full(value)
             };
             (
-                forms::label(name),
+                forms::field_label(entity.table, name),
                 text,
                 reference_href(&admin, catalog, entity, name, value),
                 pretty,
