@@ -45,6 +45,16 @@ pub fn is_reserved_type_name(name: &str) -> bool {
     RESERVED_TYPE_NAMES.contains(&name)
 }
 
+/// The indefinite article of a type name, by its first letter: `an` before a vowel
+/// (`an Activity`), `a` otherwise.
+pub fn article(name: &str) -> &'static str {
+    if name.starts_with(['A', 'E', 'I', 'O', 'U', 'a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 /// PascalCase for types and variants, never starting with a digit.
 pub fn pascal(text: &str) -> String {
     let pascal = text.to_pascal_case();

@@ -849,11 +849,7 @@ pub fn hooks(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
             .map(|other| key_of(&other.name))
             .collect();
         let words = entity.plural.replace(['-', '_'], " ");
-        let article = if entity.name.starts_with(['A', 'E', 'I', 'O', 'U']) {
-            "an"
-        } else {
-            "a"
-        };
+        let article = crate::names::article(&entity.name);
         let key = entity.plural.to_lower_camel_case();
         let row = entity.name.to_lower_camel_case();
         entities.push(serde_json::json!({

@@ -9,6 +9,15 @@ use crate::ir::{
     App, Entity, FieldRole, Member, NamedType, NumberType, StructType, Type, UnionType,
 };
 
+/// `a` as `A`, `an` as `An`.
+fn capital(article: &str) -> String {
+    let mut chars = article.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 fn doc(text: Option<&str>) -> TokenStream {
     let Some(text) = text else { return quote!() };
     let lines = text.lines().map(|l| format!(" {}", l.trim_end()));
@@ -281,11 +290,15 @@ fn constructor(name: &str, members: &[FieldInfo]) -> TokenStream {
             }
         });
     let doc = if required.is_empty() {
-        format!(" A `{name}` with every member absent or at its default.")
+        format!(
+            " {} `{name}` with every member absent or at its default.",
+            capital(crate::names::article(name))
+        )
     } else {
         let names: Vec<String> = required.iter().map(|m| format!("`{}`", m.name)).collect();
         format!(
-            " A `{name}` with {}; the other members are absent or at their defaults.",
+            " {} `{name}` with {}; the other members are absent or at their defaults.",
+            capital(crate::names::article(name)),
             names.join(", ")
         )
     };
