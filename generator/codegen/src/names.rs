@@ -55,6 +55,20 @@ pub fn article(name: &str) -> &'static str {
     }
 }
 
+/// A type name with its indefinite article: `a Company`, `an Activity`.
+pub fn a(name: &str) -> String {
+    format!("{} {name}", article(name))
+}
+
+/// `text` with its first letter upper-case, to start a sentence: `An Activity`.
+pub fn capital(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// PascalCase for types and variants, never starting with a digit.
 pub fn pascal(text: &str) -> String {
     let pascal = text.to_pascal_case();

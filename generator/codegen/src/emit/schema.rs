@@ -410,8 +410,8 @@ pub fn create(entity: &Entity, style: Style) -> Value {
         required,
         true,
         Some(format!(
-            "The fields a client sends to create a {}.",
-            entity.name
+            "The fields a client sends to create {}.",
+            crate::names::a(&entity.name)
         )),
     );
     with_rules(schema, &entity.rules)
@@ -435,8 +435,8 @@ pub fn patch(entity: &Entity, app: &App, style: Style) -> Value {
         Vec::new(),
         true,
         Some(format!(
-            "A JSON merge patch (RFC 7386) of a {}: members set to null are removed.",
-            entity.name
+            "A JSON merge patch (RFC 7386) of {}: members set to null are removed.",
+            crate::names::a(&entity.name)
         )),
     )
 }

@@ -167,7 +167,7 @@ fn entity_items(app: &App, entity: &Entity, items: &mut Vec<TsItem>) {
     let description = entity
         .description
         .clone()
-        .unwrap_or_else(|| format!("A {}.", entity.name));
+        .unwrap_or_else(|| format!("{}.", crate::names::capital(&crate::names::a(&entity.name))));
     items.push(TsItem {
         name: entity.name.clone(),
         doc: doc(&[description], ""),
@@ -192,8 +192,8 @@ fn entity_items(app: &App, entity: &Entity, items: &mut Vec<TsItem>) {
             name: entity.types.create.clone(),
             doc: doc(
                 &[format!(
-                    "The fields a client sends to create a {}.",
-                    entity.name
+                    "The fields a client sends to create {}.",
+                    crate::names::a(&entity.name)
                 )],
                 "",
             ),
@@ -219,8 +219,8 @@ fn entity_items(app: &App, entity: &Entity, items: &mut Vec<TsItem>) {
             name: entity.types.patch.clone(),
             doc: doc(
                 &[format!(
-                    "A JSON merge patch of a {}: `null` removes a field.",
-                    entity.name
+                    "A JSON merge patch of {}: `null` removes a field.",
+                    crate::names::a(&entity.name)
                 )],
                 "",
             ),
@@ -467,7 +467,7 @@ fn crud_operation(entity: &Entity, operation: &Operation, action: CrudAction) ->
             None,
         ),
         CrudAction::Create => (
-            format!("Creates a {}.", entity.name),
+            format!("Creates {}.", crate::names::a(&entity.name)),
             format!(
                 "body: {}, options: RequestOptions = {{}}",
                 entity.types.create
@@ -480,8 +480,8 @@ fn crud_operation(entity: &Entity, operation: &Operation, action: CrudAction) ->
         ),
         CrudAction::Get => (
             format!(
-                "Gets a {} (its ETag is in `response.headers`).",
-                entity.name
+                "Gets {} (its ETag is in `response.headers`).",
+                crate::names::a(&entity.name)
             ),
             format!("id: {key_ty}, options: RequestOptions = {{}}"),
             item,
@@ -492,8 +492,8 @@ fn crud_operation(entity: &Entity, operation: &Operation, action: CrudAction) ->
         ),
         CrudAction::Update => (
             format!(
-                "Updates a {} with a JSON merge patch; pass `ifMatch` (the ETag you read) to refuse a lost update with 412.",
-                entity.name
+                "Updates {} with a JSON merge patch; pass `ifMatch` (the ETag you read) to refuse a lost update with 412.",
+                crate::names::a(&entity.name)
             ),
             format!(
                 "id: {key_ty}, patch: {}, options: RequestOptions & {{ ifMatch?: string }} = {{}}",
@@ -507,8 +507,8 @@ fn crud_operation(entity: &Entity, operation: &Operation, action: CrudAction) ->
         ),
         CrudAction::Delete => (
             format!(
-                "Deletes a {}; pass `ifMatch` to refuse if it changed since you read it.",
-                entity.name
+                "Deletes {}; pass `ifMatch` to refuse if it changed since you read it.",
+                crate::names::a(&entity.name)
             ),
             format!("id: {key_ty}, options: RequestOptions & {{ ifMatch?: string }} = {{}}"),
             item,
@@ -785,7 +785,7 @@ pub fn validators(app: &App, templates: &Templates) -> Result<String, Diagnostic
         ] {
             validators.push(serde_json::json!({
                 "name": format!("{}{suffix}", entity.name),
-                "doc": format!("{doc} of a `{}`", entity.name),
+                "doc": format!("{doc} of {} `{}`", crate::names::article(&entity.name), entity.name),
                 "definition": definition,
                 "read_only": read_only,
             }));

@@ -374,7 +374,7 @@ pub(super) fn operations(
                     CrudAction::Create => (
                         Method::Post,
                         &entity.collection_path,
-                        format!("Create a {}", entity.name),
+                        format!("Create {}", crate::names::a(&entity.name)),
                         None,
                         vec![],
                         Some(body(named(&entity.types.create), "application/json")),
@@ -389,7 +389,7 @@ pub(super) fn operations(
                     CrudAction::Get => (
                         Method::Get,
                         &entity.item_path,
-                        format!("Get a {}", entity.name),
+                        format!("Get {}", crate::names::a(&entity.name)),
                         None,
                         vec![key.clone()],
                         None,
@@ -404,7 +404,7 @@ pub(super) fn operations(
                     CrudAction::Update => (
                         Method::Patch,
                         &entity.item_path,
-                        format!("Update a {}", entity.name),
+                        format!("Update {}", crate::names::a(&entity.name)),
                         Some("A JSON merge patch (RFC 7386). Send `If-Match` with the ETag you read to be sure nobody changed it meanwhile (412 otherwise)."),
                         vec![key.clone(), if_match.clone()],
                         Some(body(named(&entity.types.patch), "application/merge-patch+json")),
@@ -419,7 +419,7 @@ pub(super) fn operations(
                     CrudAction::Delete => (
                         Method::Delete,
                         &entity.item_path,
-                        format!("Delete a {}", entity.name),
+                        format!("Delete {}", crate::names::a(&entity.name)),
                         None,
                         vec![key.clone(), if_match.clone()],
                         None,

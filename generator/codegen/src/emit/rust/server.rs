@@ -775,7 +775,7 @@ fn service_trait(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenS
         imports.push(quote!(#model));
         imports.push(quote!(#create));
         let snake = &entity.snake;
-        let name = &entity.name;
+        let a_name = crate::names::a(&entity.name);
         let hook = |verb: &str, args: TokenStream, uses: TokenStream, text: String| {
             let method = format_ident!("{verb}_{snake}");
             quote! {
@@ -790,32 +790,32 @@ fn service_trait(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenS
             "before_create",
             quote!(input: &mut #create),
             quote!(input),
-            format!(" Runs before a {name} is inserted, in the insert's transaction: change `input`, or refuse with a problem."),
+            format!(" Runs before {a_name} is inserted, in the insert's transaction: change `input`, or refuse with a problem."),
         ));
         methods.push(hook(
             "after_create",
             quote!(row: &#model),
             quote!(row),
-            format!(" Runs after a {name} was inserted, in the same transaction: a problem undoes the insert."),
+            format!(" Runs after {a_name} was inserted, in the same transaction: a problem undoes the insert."),
         ));
-        methods.push(hook("before_update", quote!(current: &#model, next: &mut #create), quote!(current, next), format!(" Runs before a {name} is updated, in the update's transaction: `next` is the merged state; change it, or refuse with a problem.")));
+        methods.push(hook("before_update", quote!(current: &#model, next: &mut #create), quote!(current, next), format!(" Runs before {a_name} is updated, in the update's transaction: `next` is the merged state; change it, or refuse with a problem.")));
         methods.push(hook(
             "after_update",
             quote!(row: &#model),
             quote!(row),
-            format!(" Runs after a {name} was updated, in the same transaction: a problem undoes the update."),
+            format!(" Runs after {a_name} was updated, in the same transaction: a problem undoes the update."),
         ));
         methods.push(hook(
             "before_delete",
             quote!(current: &#model),
             quote!(current),
-            format!(" Runs before a {name} is deleted, in the delete's transaction; refuse with a problem to keep it."),
+            format!(" Runs before {a_name} is deleted, in the delete's transaction; refuse with a problem to keep it."),
         ));
         methods.push(hook(
             "after_delete",
             quote!(row: &#model),
             quote!(row),
-            format!(" Runs after a {name} was deleted, in the same transaction: a problem undoes the delete."),
+            format!(" Runs after {a_name} was deleted, in the same transaction: a problem undoes the delete."),
         ));
     }
     let operation_methods = operation_methods(app, crates);

@@ -9,15 +9,6 @@ use crate::ir::{
     App, Entity, FieldRole, Member, NamedType, NumberType, StructType, Type, UnionType,
 };
 
-/// `a` as `A`, `an` as `An`.
-fn capital(article: &str) -> String {
-    let mut chars = article.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
 fn doc(text: Option<&str>) -> TokenStream {
     let Some(text) = text else { return quote!() };
     let lines = text.lines().map(|l| format!(" {}", l.trim_end()));
@@ -292,13 +283,13 @@ fn constructor(name: &str, members: &[FieldInfo]) -> TokenStream {
     let doc = if required.is_empty() {
         format!(
             " {} `{name}` with every member absent or at its default.",
-            capital(crate::names::article(name))
+            crate::names::capital(crate::names::article(name))
         )
     } else {
         let names: Vec<String> = required.iter().map(|m| format!("`{}`", m.name)).collect();
         format!(
             " {} `{name}` with {}; the other members are absent or at their defaults.",
-            capital(crate::names::article(name)),
+            crate::names::capital(crate::names::article(name)),
             names.join(", ")
         )
     };
@@ -397,12 +388,14 @@ fn entity_tokens(app: &App, entity: &Entity) -> TokenStream {
     }
     let model = struct_tokens(&entity.name, docs, model);
     let create_doc = format!(
-        " The fields a client sends to create a [`{}`].",
+        " The fields a client sends to create {} [`{}`].",
+        crate::names::article(&entity.name),
         entity.name
     );
     let create = struct_tokens(&create_name, quote!(#[doc = #create_doc]), create);
     let patch_doc = format!(
-        " A JSON merge patch of a [`{}`]: `None` leaves a field alone, `Some(None)` removes it.",
+        " A JSON merge patch of {} [`{}`]: `None` leaves a field alone, `Some(None)` removes it.",
+        crate::names::article(&entity.name),
         entity.name
     );
     let from_fields = entity.writable().map(|f| {
@@ -416,7 +409,8 @@ fn entity_tokens(app: &App, entity: &Entity) -> TokenStream {
     let model_ident = format_ident!("{}", entity.name);
     let create_ident = format_ident!("{}", create_name);
     let from_doc = format!(
-        " The writable fields of a [`{}`], to change and write back.",
+        " The writable fields of {} [`{}`], to change and write back.",
+        crate::names::article(&entity.name),
         entity.name
     );
     let conversion = quote! {
