@@ -906,15 +906,12 @@ pub fn hooks(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
 
 /// A member name as a label: `first_name` → `First name`, `company_id` → `Company`.
 fn label(name: &str) -> String {
-    let words = name
-        .strip_suffix("_id")
-        .unwrap_or(name)
-        .replace(['_', '-'], " ");
-    let mut chars = words.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+    crate::names::capital(
+        &name
+            .strip_suffix("_id")
+            .unwrap_or(name)
+            .replace(['_', '-'], " "),
+    )
 }
 
 /// The first text member a person would know a row by (its name), or its key.
@@ -1039,17 +1036,9 @@ fn crud_op(app: &App, entity: &Entity, action: CrudAction) -> Option<String> {
         .map(|o| o.id.clone())
 }
 
-/// Whether `entity` gets screens: it has every CRUD operation.
 /// Whether an entity gets screens: it is listed and read.
 fn has_screens(app: &App, entity: &Entity) -> bool {
     [CrudAction::List, CrudAction::Get]
-        .iter()
-        .all(|a| crud_op(app, entity, *a).is_some())
-}
-
-/// Whether an entity's screens edit it: it is created, updated and deleted (not read-only).
-fn has_forms(app: &App, entity: &Entity) -> bool {
-    [CrudAction::Create, CrudAction::Update, CrudAction::Delete]
         .iter()
         .all(|a| crud_op(app, entity, *a).is_some())
 }
@@ -1068,11 +1057,10 @@ fn field_spec(
         && field.member.name.ends_with("_id")
     {
         // Only a reference is named after what it points at (`deal_id` is "Deal").
-        let words = field.member.name.replace(['_', '-'], " ");
-        spec["label"] = label(&words).into();
+        spec["label"] = crate::names::capital(&field.member.name.replace(['_', '-'], " ")).into();
     }
     // A field is sent only by the forms of an entity the API writes.
-    let sent = field.is_writable() && has_forms(app, entity);
+    let sent = field.is_writable() && !entity.read_only;
     let kind = if field.references.is_some() {
         "reference".to_owned()
     } else {
@@ -1169,7 +1157,7 @@ pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic
             format!("type {}Id", entity.name),
         ]);
         // A read-only entity's screens list and show rows; only the others edit them.
-        let writes = has_forms(app, entity);
+        let writes = !entity.read_only;
         if writes {
             hooks.extend([
                 hook(CrudAction::Create),
@@ -1213,7 +1201,7 @@ pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic
     if app
         .entities
         .iter()
-        .any(|e| has_screens(app, e) && has_forms(app, e))
+        .any(|e| has_screens(app, e) && !e.read_only)
     {
         spec_types.push("WritableSpec");
     }
