@@ -14,7 +14,7 @@ use prefiq_testkit::{Backend, Database};
 
 const AUTHOR: &str = "title: Author
 type: object
-x-prefiq: {tenancy: global}
+x-prefiq: {tenancy: global, scope: platform}
 required: [name]
 properties:
   id: {type: string, format: uuid, readOnly: true, x-prefiq: {primary-key: true}}
@@ -26,7 +26,7 @@ properties:
 
 const BOOK: &str = "title: Book
 type: object
-x-prefiq: {tenancy: global}
+x-prefiq: {tenancy: global, scope: platform}
 required: [title, author_id]
 properties:
   id: {type: string, format: uuid, readOnly: true, x-prefiq: {primary-key: true}}
@@ -46,7 +46,7 @@ properties:
 
 const REVIEW: &str = "title: Review
 type: object
-x-prefiq: {tenancy: global}
+x-prefiq: {tenancy: global, scope: platform}
 required: [book_id, stars]
 properties:
   id: {type: string, format: uuid, readOnly: true, x-prefiq: {primary-key: true}}
@@ -270,8 +270,8 @@ async fn evolve(backend: Backend) {
     lab.write(
         "rating.yaml",
         &REVIEW.replace(
-            "title: Review\ntype: object\nx-prefiq: {tenancy: global}",
-            "title: Rating\ntype: object\nx-prefiq: {renamed-from: Review, tenancy: global}",
+            "title: Review\ntype: object\nx-prefiq: {tenancy: global, scope: platform}",
+            "title: Rating\ntype: object\nx-prefiq: {renamed-from: Review, tenancy: global, scope: platform}",
         ),
     );
     let sql = lab.diff("rename_review", false);

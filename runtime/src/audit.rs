@@ -87,9 +87,26 @@ pub fn changes(
 }
 
 /// Appends an entry for `action` on the row `key` of `table`, in the transaction of `db`, for
-/// the caller that transaction was begun for.
+/// the caller that transaction was begun for, to its tenant's log.
 pub async fn record(
     db: &mut impl Executor,
+    table: &TableMeta,
+    action: Action,
+    key: &str,
+    changes: Value,
+) -> Result<(), DbError> {
+    let tenant = db.principal().map(|p| p.tenant).ok_or_else(|| {
+        DbError::Internal("a write needs a caller for its audit entry: use Db::begin".into())
+    })?;
+    record_in(db, tenant, table, action, key, changes).await
+}
+
+/// Appends the same entry as [`record`] to `tenant`'s log: what a platform operator did to a
+/// row of another tenant is written to that tenant's log too. On PostgreSQL only a platform
+/// operator's transaction may append to another tenant's log.
+pub async fn record_in(
+    db: &mut impl Executor,
+    tenant: Uuid,
     table: &TableMeta,
     action: Action,
     key: &str,
@@ -112,7 +129,7 @@ pub async fn record(
         sql,
         vec![
             SqlValue::Uuid(Uuid::now_v7()),
-            SqlValue::Uuid(principal.tenant),
+            SqlValue::Uuid(tenant),
             SqlValue::DateTime(crate::db::now()),
             SqlValue::Text(principal.subject.clone()),
             principal

@@ -42,6 +42,20 @@ pub enum Credential {
     System,
 }
 
+/// Whose business an operation is.
+///
+/// A tenant's administrator holds every permission *of its tenant* (`*`), never the platform's:
+/// creating tenants, registering apps, changing platform settings or another tenant's users
+/// needs a platform operator, whatever a tenant's roles grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// A tenant's: callers act within their own tenant, as their roles allow.
+    Tenant,
+    /// The platform's: only platform operators.
+    Platform,
+}
+
 /// Who is calling, in which tenant, with which permissions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -60,6 +74,9 @@ pub struct Principal {
     pub permissions: Vec<String>,
     /// How it proved who it is.
     pub credential: Credential,
+    /// Whether it is a platform operator: it may do what [`Scope::Platform`] operations do, and
+    /// holds every permission in the tenant it acts in.
+    pub operator: bool,
 }
 
 /// Whether `pattern` (segments separated by `.`, `*` matching any rest) grants `permission`.
@@ -77,22 +94,42 @@ pub fn permission_matches(pattern: &str, permission: &str) -> bool {
 }
 
 impl Principal {
-    /// Whether it holds `permission`.
+    /// Whether it holds `permission` in its tenant: a platform operator holds every one.
     pub fn allows(&self, permission: &str) -> bool {
-        self.permissions
-            .iter()
-            .any(|pattern| permission_matches(pattern, permission))
+        self.operator
+            || self
+                .permissions
+                .iter()
+                .any(|pattern| permission_matches(pattern, permission))
+    }
+
+    /// Whether it may do an operation of `scope` that needs `permission`: a platform operation
+    /// only as a platform operator, a tenant's as its roles allow.
+    pub fn may(&self, scope: Scope, permission: &str) -> bool {
+        match scope {
+            Scope::Platform => self.operator,
+            Scope::Tenant => self.allows(permission),
+        }
     }
 
     /// The 403 unless it holds `permission`.
     pub fn require(&self, permission: &str) -> Result<(), Problem> {
-        if self.allows(permission) {
-            Ok(())
-        } else {
-            Err(Problem::forbidden(format!(
-                "this needs the permission `{permission}`, which your roles do not grant"
-            )))
+        self.require_in(Scope::Tenant, permission)
+    }
+
+    /// The 403 unless it may do an operation of `scope` that needs `permission`.
+    pub fn require_in(&self, scope: Scope, permission: &str) -> Result<(), Problem> {
+        if self.may(scope, permission) {
+            return Ok(());
         }
+        Err(Problem::forbidden(match scope {
+            Scope::Platform => format!(
+                "only a platform operator may do this (`{permission}`): a tenant's roles never grant it"
+            ),
+            Scope::Tenant => {
+                format!("this needs the permission `{permission}`, which your roles do not grant")
+            }
+        }))
     }
 
     /// The principal of `PREFIQ_AUTH=off`: the default tenant, every permission.
@@ -105,6 +142,7 @@ impl Principal {
             teams: Vec::new(),
             permissions: vec!["*".into()],
             credential: Credential::Development,
+            operator: true,
         }
     }
 
@@ -118,6 +156,7 @@ impl Principal {
             teams: Vec::new(),
             permissions: vec!["*".into()],
             credential: Credential::System,
+            operator: true,
         }
     }
 }
@@ -152,9 +191,25 @@ pub struct Claims {
     pub teams: Vec<Uuid>,
     /// `user` or `client`.
     pub kind: String,
+    /// A platform operator's token (absent: not one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub op: bool,
 }
 
 impl Claims {
+    /// When the token was issued, to the millisecond: the time in its `jti` (a UUIDv7, as Cortex
+    /// makes them), else its `iat` (whole seconds). Microseconds since the epoch.
+    pub fn issued_at_micros(&self) -> i64 {
+        let from_jti = Uuid::parse_str(&self.jti)
+            .ok()
+            .and_then(|id| id.get_timestamp())
+            .map(|at| {
+                let (seconds, nanos) = at.to_unix();
+                seconds as i64 * 1_000_000 + i64::from(nanos / 1_000)
+            });
+        from_jti.unwrap_or(self.iat as i64 * 1_000_000)
+    }
+
     /// The principal the claims describe.
     pub fn principal(&self) -> Principal {
         Principal {
@@ -167,6 +222,7 @@ impl Claims {
             teams: self.teams.clone(),
             permissions: self.perms.clone(),
             credential: Credential::AccessToken,
+            operator: self.op,
         }
     }
 }

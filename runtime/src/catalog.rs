@@ -19,6 +19,9 @@ pub struct Permission {
     pub action: &'static str,
     /// Roles granted it by default.
     pub roles: &'static [&'static str],
+    /// Whose business it is: a platform permission is a platform operator's alone, whatever a
+    /// tenant's roles grant.
+    pub scope: crate::auth::Scope,
 }
 
 /// An entity, as the admin UI shows it.

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::audit::Action;
+use crate::auth::{Principal, Scope};
 use crate::db::Dialect;
 use crate::db::{Db, DbError, Executor, Row, Sql, SqlValue, ToSql, Tx};
 use crate::http::{
@@ -204,6 +205,9 @@ pub struct Access {
     /// To see and change every row of a table whose rows belong to their owner, not only one's
     /// own (`<app>.<entity>.all-rows`).
     pub all_rows: &'static str,
+    /// Whose business creating, changing and deleting rows is: [`Scope::Platform`] for a
+    /// shared entity only platform operators write.
+    pub writes: Scope,
 }
 
 /// What the server stamps on a row it writes: the time, and the caller's tenant and user.
@@ -352,14 +356,21 @@ fn tenant_param<R: Resource>(stamp: &Stamp) -> Option<SqlValue> {
     R::TABLE.tenant.map(|_| SqlValue::Uuid(stamp.tenant))
 }
 
-/// Whether the caller of `db` may see `row`: always, unless the table's rows belong to their
-/// owner and the caller is neither the owner nor granted every row.
+/// Whether the caller of `db` may see `row`: not a row of another tenant in a shared table whose
+/// rows name their tenant (unless a platform operator), and not another user's in a table whose
+/// rows belong to their owner (unless granted every row).
 fn visible<R: Resource>(db: &impl Executor, row: &Row) -> Result<bool, DbError> {
-    let Some(owner) = R::TABLE.owner else {
-        return Ok(true);
-    };
     let Some(principal) = db.principal() else {
         return Ok(false);
+    };
+    if let Some(member) = R::TABLE.tenant_member {
+        let tenant: Option<Uuid> = row.opt(member)?;
+        if !principal.operator && tenant.is_some_and(|t| t != principal.tenant) {
+            return Ok(false);
+        }
+    }
+    let Some(owner) = R::TABLE.owner else {
+        return Ok(true);
     };
     if principal.allows(R::ACCESS.all_rows) {
         return Ok(true);
@@ -437,6 +448,81 @@ fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, DbError> {
     serde_json::to_value(value).map_err(|e| DbError::Internal(e.to_string()))
 }
 
+/// The tenant a row of a shared table names (`x-prefiq.tenant-member`), from its JSON: `None` for
+/// a table without one or a row of the platform (null).
+fn member_tenant<R: Resource>(row: &serde_json::Value) -> Option<Uuid> {
+    let column = &R::TABLE.columns[R::TABLE.tenant_member?];
+    row.get(column.field)?.as_str()?.parse().ok()
+}
+
+/// Refuses a write by a caller who is not a platform operator to a row of a shared table that
+/// is not its own tenant's, before (`before`) or after (`after`) the write.
+fn check_member<R: Resource>(
+    principal: &Principal,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> Result<(), DbError> {
+    if principal.operator || R::TABLE.tenant_member.is_none() {
+        return Ok(());
+    }
+    let own = |row: Option<&serde_json::Value>| {
+        row.is_none_or(|row| member_tenant::<R>(row) == Some(principal.tenant))
+    };
+    if own(before) && own(after) {
+        return Ok(());
+    }
+    let field = R::TABLE.columns[R::TABLE.tenant_member.unwrap_or_default()].field;
+    Err(DbError::Refused(Box::new(
+        Problem::forbidden(format!(
+            "a {} of another tenant, or of the platform, is a platform operator's to write: yours may only name your own tenant in `{field}`",
+            R::TABLE.entity
+        ))
+        .with_errors(vec![crate::problem::FieldError {
+            pointer: format!("/{field}"),
+            detail: "must be your own tenant".into(),
+            keyword: Some("scope".into()),
+        }]),
+    )))
+}
+
+/// The 403 when a caller who is not a platform operator changes a member only platform
+/// operators set (`x-prefiq: {scope: platform}`): `wanted` is what the write would store,
+/// `kept` what the member holds without the caller's say (its default, or its current value).
+fn check_platform_members<R: Resource>(
+    principal: &Principal,
+    wanted: &serde_json::Value,
+    kept: &serde_json::Value,
+) -> Result<(), Problem> {
+    if principal.operator {
+        return Ok(());
+    }
+    let null = serde_json::Value::Null;
+    let changed: Vec<crate::problem::FieldError> = R::TABLE
+        .columns
+        .iter()
+        .filter(|c| c.platform)
+        .filter(|c| wanted.get(c.field).unwrap_or(&null) != kept.get(c.field).unwrap_or(&null))
+        .map(|c| crate::problem::FieldError {
+            pointer: format!("/{}", c.field),
+            detail: "only a platform operator may set this".into(),
+            keyword: Some("scope".into()),
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(Problem::forbidden(format!(
+        "only a platform operator may set {} of a {}",
+        changed
+            .iter()
+            .map(|e| format!("`{}`", e.pointer.trim_start_matches('/')))
+            .collect::<Vec<_>>()
+            .join(", "),
+        R::TABLE.entity
+    ))
+    .with_errors(changed))
+}
+
 async fn audit<R: Writable>(
     db: &mut impl Executor,
     action: Action,
@@ -451,6 +537,21 @@ async fn audit<R: Writable>(
             .any(|c| c.field == member && c.secret)
     };
     let changes = crate::audit::changes(before, after, R::WRITABLE, secret);
+    // A platform operator's write to a row of another tenant (a shared table whose rows name
+    // their tenant) is written to that tenant's log as well, so the tenant sees what was done
+    // to it.
+    let caller = db.principal().map(|p| p.tenant);
+    let mut tenants: Vec<Uuid> = [before, after]
+        .into_iter()
+        .flatten()
+        .filter_map(member_tenant::<R>)
+        .filter(|t| Some(*t) != caller)
+        .collect();
+    tenants.sort();
+    tenants.dedup();
+    for tenant in tenants {
+        crate::audit::record_in(db, tenant, R::TABLE, action, key, changes.clone()).await?;
+    }
     crate::audit::record(db, R::TABLE, action, key, changes).await
 }
 
@@ -463,6 +564,9 @@ pub async fn insert<R: Writable>(
     validators::<R>()?.replace.check_row(input)?;
     let stamp = stamp::<R>(db)?;
     let written = json(input)?;
+    if let Some(principal) = db.principal() {
+        check_member::<R>(principal, None, Some(&written))?;
+    }
     check_references::<R>(db, &stamp, &written, None).await?;
     let mut params = R::insert_params(input, &stamp);
     canonical(
@@ -522,6 +626,11 @@ pub async fn update<R: Writable>(
     let stamp = stamp::<R>(db)?;
     let before = json(current)?;
     let written = json(input)?;
+    if let Some(principal) = db.principal() {
+        check_member::<R>(principal, Some(&before), Some(&written))?;
+        check_platform_members::<R>(principal, &written, &before)
+            .map_err(|p| DbError::Refused(Box::new(p)))?;
+    }
     check_references::<R>(db, &stamp, &written, Some(&before)).await?;
     let key: R::Key = R::key(current)
         .parse()
@@ -560,6 +669,9 @@ pub async fn delete<R: Writable>(
     current: &R::Model,
 ) -> Result<bool, DbError> {
     let stamp = stamp::<R>(db)?;
+    if let Some(principal) = db.principal() {
+        check_member::<R>(principal, Some(&json(current)?), None)?;
+    }
     let key: R::Key = R::key(current)
         .parse()
         .map_err(|_| DbError::Internal("a row's key does not parse".into()))?;
@@ -738,6 +850,11 @@ pub async fn list<R: Resource>(
     if let Some(tenant) = R::TABLE.tenant {
         query.restrict(tenant, SqlValue::Uuid(stamp.tenant));
     }
+    if let Some(member) = R::TABLE.tenant_member {
+        if !db.principal().is_some_and(|p| p.operator) {
+            query.restrict_or_null(member, SqlValue::Uuid(stamp.tenant));
+        }
+    }
     if let Some(owner) = R::TABLE.owner {
         let everyone = db.principal().is_some_and(|p| p.allows(R::ACCESS.all_rows));
         if !everyone {
@@ -746,6 +863,28 @@ pub async fn list<R: Resource>(
         }
     }
     query.run(db, R::TABLE, R::read).await
+}
+
+/// A create body of a shared table whose rows name their tenant, with the caller's tenant in
+/// that member when it left the member out (or null) and is not a platform operator: a tenant
+/// writes only its own rows, so that is the only row it can mean.
+fn own_tenant<R: Resource>(
+    principal: &Principal,
+    mut body: serde_json::Value,
+) -> serde_json::Value {
+    let Some(member) = R::TABLE.tenant_member else {
+        return body;
+    };
+    if principal.operator {
+        return body;
+    }
+    let field = R::TABLE.columns[member].field;
+    if let Some(object) = body.as_object_mut() {
+        if object.get(field).is_none_or(serde_json::Value::is_null) {
+            object.insert(field.to_owned(), principal.tenant.to_string().into());
+        }
+    }
+    body
 }
 
 fn key<R: Resource>(raw: &str) -> Result<R::Key, Problem> {
@@ -772,12 +911,28 @@ pub async fn create_handler<R: Writable, S: Hooks<R>>(
     ctx: RequestContext,
     JsonBody(body): JsonBody,
 ) -> Result<Created<R::Model>, Problem> {
-    ctx.require(R::ACCESS.create)?;
+    ctx.require_in(R::ACCESS.writes, R::ACCESS.create)?;
     validators::<R>()
         .map_err(Problem::from)?
         .create
         .check(&body)?;
-    let mut input: R::Create = crate::validate::decode(body)?;
+    let body = own_tenant::<R>(&ctx.principal, body);
+    let mut input: R::Create = crate::validate::decode(body.clone())?;
+    if !ctx.principal.operator && R::TABLE.columns.iter().any(|c| c.platform) {
+        // What the row would hold had the caller left the operators' members out.
+        let mut unset = body;
+        if let Some(object) = unset.as_object_mut() {
+            for column in R::TABLE.columns.iter().filter(|c| c.platform) {
+                object.remove(column.field);
+            }
+        }
+        let kept: R::Create = crate::validate::decode(unset)?;
+        check_platform_members::<R>(
+            &ctx.principal,
+            &json(&input).map_err(problem::<R>)?,
+            &json(&kept).map_err(problem::<R>)?,
+        )?;
+    }
     let mut tx = state.db.begin(&ctx.principal).await?;
     state
         .service
@@ -821,7 +976,7 @@ pub async fn update_handler<R: Writable, S: Hooks<R>>(
     precondition: IfMatch,
     JsonBody(patch): JsonBody,
 ) -> Result<Tagged<R::Model>, Problem> {
-    ctx.require(R::ACCESS.update)?;
+    ctx.require_in(R::ACCESS.writes, R::ACCESS.update)?;
     let validators = validators::<R>().map_err(Problem::from)?;
     validators.patch.check(&patch)?;
     let key = key::<R>(&raw)?;
@@ -877,7 +1032,7 @@ pub async fn delete_handler<R: Writable, S: Hooks<R>>(
     PathKey(raw): PathKey,
     precondition: IfMatch,
 ) -> Result<NoContent, Problem> {
-    ctx.require(R::ACCESS.delete)?;
+    ctx.require_in(R::ACCESS.writes, R::ACCESS.delete)?;
     let key = key::<R>(&raw)?;
     let mut tx = state.db.begin(&ctx.principal).await?;
     let current = find_for_update::<R>(&mut tx, &key)
@@ -919,6 +1074,7 @@ mod tests {
             foreign_keys: &[],
             app: "lab",
             tenant: Some(5),
+            tenant_member: None,
             owner: None,
             referrers: &[],
         };

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::postgres::{PgArguments, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
 };
@@ -514,6 +514,7 @@ impl From<DbError> for Problem {
             foreign_keys: &[],
             app: "",
             tenant: None,
+            tenant_member: None,
             owner: None,
             referrers: &[],
         };
@@ -618,9 +619,11 @@ pub struct PoolOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection.
     pub acquire_timeout: Duration,
-    /// On PostgreSQL, the role every connection switches to (`SET ROLE`): a server runs its
-    /// requests as [`APP_ROLE`], which owns nothing, so row-level security binds it.
-    pub role: Option<&'static str>,
+    /// On PostgreSQL, the role every connection logs in as instead of the URL's user: a server
+    /// runs its requests as [`APP_ROLE`], which owns nothing and is no superuser, so row-level
+    /// security binds it and nothing in a session can step out of it (there is no `SET ROLE`
+    /// back to a superuser the session started as).
+    pub login: Option<&'static str>,
     /// On PostgreSQL, how long one statement may run before the database cancels it.
     pub statement_timeout: Option<Duration>,
 }
@@ -630,27 +633,115 @@ impl Default for PoolOptions {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
-            role: None,
+            login: None,
             statement_timeout: None,
         }
     }
 }
 
 impl PoolOptions {
-    /// The options of a server's request pool: connections run as [`APP_ROLE`].
+    /// The options of a server's request pool: connections log in as [`APP_ROLE`].
     pub fn serving(max_connections: u32) -> PoolOptions {
         PoolOptions {
             max_connections,
-            role: Some(APP_ROLE),
+            login: Some(APP_ROLE),
             ..PoolOptions::default()
         }
     }
 }
 
-/// The PostgreSQL role requests run as. Migrations create it (without login) and grant it
-/// reading and writing of the apps' tables, only reading and appending of the audit log, and
-/// nothing on the migration ledger; row-level security policies apply to it.
+/// The PostgreSQL role requests run as. Migrations create it and grant it reading and writing
+/// of the apps' tables, only reading and appending of the audit log, and nothing on the
+/// migration ledger; row-level security policies apply to it. A deployment lets it log in
+/// (`ALTER ROLE prefiq_app LOGIN PASSWORD '…'`) and gives the server its URL
+/// (`PREFIQ_APP_DATABASE_URL`); see [`connect_server`].
 pub const APP_ROLE: &str = "prefiq_app";
+
+/// Where a server's request pool logs in on PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLogin<'a> {
+    /// The migrating (owner) connection's URL: `DATABASE_URL`.
+    pub url: &'a str,
+    /// The request pool's own URL (`PREFIQ_APP_DATABASE_URL`), as a role that cannot leave
+    /// row-level security. Required in production on PostgreSQL.
+    pub app_url: Option<&'a str>,
+    /// Production: no URL is made up for the request pool.
+    pub production: bool,
+}
+
+/// Opens a server's request pool. On PostgreSQL its connections log in as a role that row-level
+/// security binds: `login.app_url`, or outside production the URL's server and database as
+/// [`APP_ROLE`] (which `owner`, the migrating connection, is asked to let log in). Either way
+/// the pool is refused when its role could step out of row-level security: a superuser, a role
+/// with `BYPASSRLS`, a member of one, or a member of a table's owner. SQLite has no roles: the
+/// pool opens `login.url`.
+pub async fn connect_server(
+    owner: &Db,
+    login: ServerLogin<'_>,
+    options: &PoolOptions,
+) -> Result<Db, String> {
+    let shown = |url: &str| crate::serve::redact_url(url);
+    if owner.dialect() == Dialect::Sqlite {
+        let options = PoolOptions {
+            login: None,
+            ..options.clone()
+        };
+        return Db::connect(login.url, &options)
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", shown(login.url)));
+    }
+    let db = match login.app_url {
+        Some(app_url) => {
+            let options = PoolOptions {
+                login: None,
+                ..options.clone()
+            };
+            Db::connect(app_url, &options).await.map_err(|e| {
+                format!(
+                    "cannot open PREFIQ_APP_DATABASE_URL ({}): {e}",
+                    shown(app_url)
+                )
+            })?
+        }
+        None if login.production => {
+            return Err(format!(
+                "production mode needs PREFIQ_APP_DATABASE_URL on PostgreSQL: the URL of a role that cannot leave row-level security, such as `{APP_ROLE}` (ALTER ROLE {APP_ROLE} LOGIN PASSWORD '…')"
+            ));
+        }
+        None => {
+            // A developer's database: let the server's role log in, as the owner may.
+            let allowed = owner
+                .execute("ALTER ROLE prefiq_app LOGIN", Vec::new())
+                .await;
+            if let Err(error) = allowed {
+                return Err(format!(
+                    "cannot let `{APP_ROLE}` log in ({error}): set PREFIQ_APP_DATABASE_URL to the URL of a role that cannot leave row-level security"
+                ));
+            }
+            let options = PoolOptions {
+                login: Some(APP_ROLE),
+                ..options.clone()
+            };
+            Db::connect(login.url, &options).await.map_err(|e| {
+                format!(
+                    "cannot open {} as `{APP_ROLE}` ({e}): let it log in there, or set PREFIQ_APP_DATABASE_URL",
+                    shown(login.url)
+                )
+            })?
+        }
+    };
+    if let Some(escape) = db
+        .escape_from_row_security()
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        db.close().await;
+        return Err(format!(
+            "the request pool's database role could leave row-level security ({escape}): log in as a role that is no superuser, has no BYPASSRLS and owns no table, such as `{APP_ROLE}`"
+        ));
+    }
+    Ok(db)
+}
 
 /// An SQL statement for an [`Executor`]: text written in the code ([`Sql::new`], or picked per
 /// dialect with [`Executor::pick`]), or text built at run time from identifiers the schema
@@ -871,9 +962,10 @@ impl Db {
             // transaction only (never for the pooled connection), in the same round trip.
             Db::Postgres(pool, layout) => TxInner::Postgres(
                 pool.begin_with(AssertSqlSafe(format!(
-                    "BEGIN; SELECT set_config('prefiq.tenant_id', '{}', true), set_config('prefiq.user_id', '{}', true){}",
+                    "BEGIN; SELECT set_config('prefiq.tenant_id', '{}', true), set_config('prefiq.user_id', '{}', true), set_config('prefiq.platform', '{}', true){}",
                     principal.tenant,
                     principal.user.map(|u| u.to_string()).unwrap_or_default(),
+                    if principal.operator { "on" } else { "" },
                     match layout {
                         Layout::Rows => String::new(),
                         // The tenant's own tables first; the shared ones in public.
@@ -915,9 +1007,6 @@ impl Db {
                     })
                 });
             let mut session = Vec::new();
-            if let Some(role) = options.role {
-                session.push(format!("SET ROLE {}", crate::meta::quote(role)));
-            }
             if let Some(timeout) = options.statement_timeout {
                 session.push(format!("SET statement_timeout = {}", timeout.as_millis()));
             }
@@ -931,7 +1020,14 @@ impl Db {
                     })
                 });
             }
-            return Ok(Db::Postgres(pool.connect(url).await?, Layout::Rows));
+            let mut connect = PgConnectOptions::from_str(url)?;
+            if let Some(role) = options.login {
+                connect = connect.username(role);
+            }
+            return Ok(Db::Postgres(
+                pool.connect_with(connect).await?,
+                Layout::Rows,
+            ));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
@@ -979,6 +1075,32 @@ impl Db {
             }
         }
         Err(DbError::UnsupportedUrl(url.to_owned()))
+    }
+
+    /// On PostgreSQL, how this pool's role could step out of row-level security, if it could:
+    /// it is (or is a member of) a superuser or a role with `BYPASSRLS`, or of the owner of a
+    /// table with row-level security (an owner may turn it off). `None` on SQLite.
+    pub async fn escape_from_row_security(&self) -> Result<Option<String>, DbError> {
+        if self.dialect() == Dialect::Sqlite {
+            return Ok(None);
+        }
+        let row = self
+            .fetch_optional(
+                    "SELECT (SELECT string_agg(r.rolname, ', ') FROM pg_roles r \
+                       WHERE (r.rolsuper OR r.rolbypassrls) AND pg_has_role(current_user, r.oid, 'MEMBER')), \
+                     (SELECT string_agg(DISTINCT c.relname, ', ') FROM pg_class c \
+                       WHERE c.relrowsecurity AND pg_has_role(current_user, c.relowner, 'MEMBER'))",
+                Vec::new(),
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let privileged: Option<String> = row.opt(0)?;
+        let owned: Option<String> = row.opt(1)?;
+        Ok(match (privileged, owned) {
+            (Some(roles), _) => Some(format!("it has the rights of {roles}")),
+            (None, Some(tables)) => Some(format!("it owns {tables}")),
+            (None, None) => None,
+        })
     }
 
     /// The dialect of this pool.

@@ -275,6 +275,12 @@ impl RequestContext {
         self.principal.require(permission)
     }
 
+    /// The 403 problem unless the caller may do an operation of `scope` that needs
+    /// `permission` (a platform operation needs a platform operator).
+    pub fn require_in(&self, scope: crate::auth::Scope, permission: &str) -> Result<(), Problem> {
+        self.principal.require_in(scope, permission)
+    }
+
     /// A context for the server acting on its own (start-up tasks, jobs) as `principal`.
     pub fn internal(principal: Principal) -> RequestContext {
         RequestContext {

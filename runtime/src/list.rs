@@ -819,6 +819,24 @@ impl ListQuery {
         });
     }
 
+    /// Keeps only rows whose `column` equals `value` or is null: the tenant condition of a
+    /// shared table whose rows name their tenant (null: the platform's rows, which every tenant
+    /// reads).
+    pub fn restrict_or_null(&mut self, column: usize, value: SqlValue) {
+        self.any_of.push(vec![
+            Filter {
+                column,
+                op: Op::Eq,
+                values: vec![value],
+            },
+            Filter {
+                column,
+                op: Op::IsNull,
+                values: Vec::new(),
+            },
+        ]);
+    }
+
     /// Runs the query as it is; [`crate::crud::list`] adds the tenant and owner conditions.
     pub async fn run<T: Serialize>(
         &self,
@@ -998,6 +1016,7 @@ mod tests {
             written: crate::meta::Written::Always,
             secret: false,
             scale: None,
+            platform: false,
         }
     }
 
@@ -1017,6 +1036,7 @@ mod tests {
             written: crate::meta::Written::Always,
             secret: false,
             scale: None,
+            platform: false,
         },
     ];
     static META: TableMeta = TableMeta {
@@ -1029,6 +1049,7 @@ mod tests {
         foreign_keys: &[],
         app: "lab",
         tenant: None,
+        tenant_member: None,
         owner: None,
         referrers: &[],
     };

@@ -63,6 +63,8 @@ pub struct ColumnMeta {
     /// For a decimal with a scale: the digits after the point every stored value has, so both
     /// databases return the same canonical form (`1.10`, never `1.1`).
     pub scale: Option<u32>,
+    /// Whether only platform operators may set it (`x-prefiq: {scope: platform}`).
+    pub platform: bool,
 }
 
 impl ColumnMeta {
@@ -80,7 +82,14 @@ impl ColumnMeta {
             written: Written::Always,
             secret: false,
             scale: None,
+            platform: false,
         }
+    }
+
+    /// Only platform operators set it.
+    pub const fn platform(mut self) -> ColumnMeta {
+        self.platform = true;
+        self
     }
 
     /// A decimal stored with `scale` digits after the point.
@@ -178,6 +187,10 @@ pub struct TableMeta {
     /// The index in `columns` of `tenant_id`, for a tenant-scoped table: every statement is
     /// limited to the caller's tenant, and inserts take it from the caller.
     pub tenant: Option<usize>,
+    /// For a shared table whose rows each belong to a tenant (`x-prefiq.tenant-member`): the
+    /// index in `columns` of the member naming it. A caller who is not a platform operator reads
+    /// only its tenant's rows and the platform's (null), and writes only its tenant's.
+    pub tenant_member: Option<usize>,
     /// The index in `columns` of the owner, for a table whose rows only their owner sees
     /// (`x-prefiq: {rows: owner}`): the user who created a row.
     pub owner: Option<usize>,

@@ -177,12 +177,20 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
 pub const LEDGER_APP: &str = "prefiq";
 
 /// The runtime's own migrations (the audit log), applied before any app's.
-pub const MIGRATIONS: &[Migration] = &[Migration::embedded(
-    1,
-    "audit",
-    include_str!("migrations/postgres/0001_audit.sql"),
-    include_str!("migrations/sqlite/0001_audit.sql"),
-)];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::embedded(
+        1,
+        "audit",
+        include_str!("migrations/postgres/0001_audit.sql"),
+        include_str!("migrations/sqlite/0001_audit.sql"),
+    ),
+    Migration::embedded(
+        2,
+        "platform_audit",
+        include_str!("migrations/postgres/0002_platform_audit.sql"),
+        include_str!("migrations/sqlite/0002_platform_audit.sql"),
+    ),
+];
 
 /// Applies every pending migration of `app`, in version order, after the runtime's own
 /// ([`MIGRATIONS`]); then, on PostgreSQL, grants the server's role

@@ -43,6 +43,18 @@ pub struct Config {
     /// A file holding the database URL (a mounted secret), read when DATABASE_URL is not set.
     #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
     pub database_url_file: Option<std::path::PathBuf>,
+    /// On PostgreSQL, the URL requests use: a role that cannot leave row-level security, such
+    /// as `prefiq_app` (DATABASE_URL's user migrates). Required in production; elsewhere the
+    /// server logs in as `prefiq_app` at DATABASE_URL's server.
+    #[arg(long, env = "PREFIQ_APP_DATABASE_URL", hide_env_values = true)]
+    pub app_database_url: Option<String>,
+    /// A file holding PREFIQ_APP_DATABASE_URL (a mounted secret).
+    #[arg(
+        long,
+        env = "PREFIQ_APP_DATABASE_URL_FILE",
+        conflicts_with = "app_database_url"
+    )]
+    pub app_database_url_file: Option<std::path::PathBuf>,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "PREFIQ_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
@@ -597,10 +609,80 @@ pub async fn prepare(spec: &AppSpec, config: &Config) -> Result<Db, Box<dyn std:
         statement_timeout: Some(Duration::from_millis(config.limits.statement_timeout)),
         ..PoolOptions::serving(config.max_connections)
     };
-    let db = Db::connect(&url, &options)
-        .await
-        .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
-    Ok(db)
+    let owner = Db::connect(
+        &url,
+        &PoolOptions {
+            max_connections: 1,
+            ..PoolOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
+    let db = crate::db::connect_server(
+        &owner,
+        crate::db::ServerLogin {
+            url: &url,
+            app_url: config.app_database_url.as_deref(),
+            production: config.environment == Environment::Production,
+        },
+        &options,
+    )
+    .await;
+    owner.close().await;
+    Ok(db?)
+}
+
+/// What the served document says of itself with `PREFIQ_AUTH=off`.
+pub const AUTH_OFF_WARNING: &str = "**Authentication is off** (`PREFIQ_AUTH=off`): this server \
+    checks no credentials and serves every request with every permission in the default tenant. \
+    It is for a developer's own machine only, and refused in production.";
+
+/// The document of a server with `PREFIQ_AUTH=off`, telling the truth: no operation requires a
+/// credential (no `security` anywhere), and the description says why, first.
+pub fn without_security(document: &mut serde_json::Value) {
+    use serde_json::Value;
+    if let Some(root) = document.as_object_mut() {
+        root.remove("security");
+    }
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for operation in item.values_mut().filter_map(Value::as_object_mut) {
+                operation.remove("security");
+            }
+        }
+    }
+    if let Some(info) = document.get_mut("info").and_then(Value::as_object_mut) {
+        let description = match info.get("description").and_then(Value::as_str) {
+            Some(text) if !text.is_empty() => format!("{AUTH_OFF_WARNING}\n\n{text}"),
+            _ => AUTH_OFF_WARNING.to_owned(),
+        };
+        info.insert("description".into(), Value::String(description));
+    }
+}
+
+/// Rewrites every OpenAPI document a server with `PREFIQ_AUTH=off` serves with
+/// [`without_security`].
+async fn open_document(
+    request: axum::http::Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::body::Body;
+    use axum::response::{IntoResponse as _, Response};
+    let document = request.uri().path().ends_with("/openapi.json");
+    let response = next.run(request).await;
+    if !document || !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return Problem::internal(&"the document could not be read").into_response();
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    without_security(&mut value);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(value.to_string()))
 }
 
 /// A database URL without its password, for messages and logs.
@@ -775,6 +857,15 @@ where
             }
         }
     }
+    if let Some(path) = &config.app_database_url_file {
+        match secret_file("PREFIQ_APP_DATABASE_URL_FILE", path) {
+            Ok(url) => config.app_database_url = Some(url),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -796,6 +887,9 @@ where
         let mut app = build(db.clone())?;
         if let Some(dir) = &config.ui {
             app = with_ui(app, dir)?;
+        }
+        if config.auth == AuthMode::Off {
+            app = app.layer(axum::middleware::from_fn(open_document));
         }
         let router = with_limits(app, db.clone(), config.body_limit, auth, config.limits);
         serve(router, &config).await?;

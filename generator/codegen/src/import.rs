@@ -609,7 +609,8 @@ pub fn import(document: &Value, name: &str) -> Result<Imported, Diagnostic> {
                 access: Access {
                     permission: id.clone(),
                     default_roles: Vec::new(),
-                    scope: RowScope::All,
+                    rows: RowScope::All,
+                    scope: crate::ir::Scope::Tenant,
                 },
                 params_type: (!params.is_empty()).then(|| format!("{prefix}Params")),
                 type_prefix: prefix.clone(),

@@ -43,6 +43,21 @@ pub struct EntityOptions {
     /// PostgreSQL, by row-level security). `global`: rows every tenant shares.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenancy: Option<TenancyOption>,
+    /// Who writes the rows of a `global` entity, which every tenant shares: `platform`, only
+    /// platform operators create, update and delete them (a tenant's administrator never does);
+    /// `tenant`, each row belongs to the tenant its `tenant-member` names, and a tenant's callers
+    /// see and write only their own tenant's rows. A writable `global` entity must say which.
+    /// Tenant-scoped entities are always `tenant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeOption>,
+    /// For a `global` entity whose rows each belong to one tenant: the member (`format: uuid`)
+    /// that names it, as `tenant_id` on a user. A caller who is not a platform operator lists and
+    /// reads only the rows of its own tenant (and rows whose member is null: the platform's,
+    /// which only operators write), writes only its own tenant's (a missing member becomes its
+    /// tenant), and moves no row to another tenant. On PostgreSQL, row-level security holds the
+    /// server's role to the same rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_member: Option<String>,
     /// Who sees a row within its tenant. Default: `all`, anyone granted the entity's
     /// permissions. `owner`: only the user who created it (an `owner_id` field the server
     /// sets), and callers granted `<app>.<entity>.all-rows`.
@@ -74,6 +89,16 @@ pub enum TenancyOption {
     Tenant,
     /// Rows every tenant shares.
     Global,
+}
+
+/// Whose business an entity's writes, a member or an operation are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScopeOption {
+    /// A tenant's: its callers act within their own tenant, as their roles allow.
+    Tenant,
+    /// The platform's: only platform operators, never a tenant's administrator.
+    Platform,
 }
 
 /// Who sees a row within its tenant.
@@ -190,6 +215,11 @@ pub struct FieldOptions {
     /// what it was or became.
     #[serde(default)]
     pub secret: bool,
+    /// Who may set the member. `platform`: only platform operators; anyone else's create leaves
+    /// it at its default and their update leaves it as it is (a 403 otherwise). Default: whoever
+    /// may write the row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeOption>,
 }
 
 /// How a primary key gets its value.

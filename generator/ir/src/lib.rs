@@ -139,6 +139,13 @@ pub struct Entity {
     pub item_path: String,
     /// Whose rows these are.
     pub tenancy: Tenancy,
+    /// Who writes its rows: [`Scope::Platform`] for a `global` entity only platform operators
+    /// write; [`Scope::Tenant`] otherwise.
+    pub scope: Scope,
+    /// Index into `fields` of the member naming the tenant each row of a `global` entity belongs
+    /// to (`x-prefiq.tenant-member`): callers who are not platform operators see and write only
+    /// their own tenant's rows.
+    pub tenant_member: Option<usize>,
     /// Index into `fields` of the owner, when only a row's owner (and callers granted every
     /// row) may see it.
     pub owner: Option<usize>,
@@ -180,6 +187,27 @@ pub enum Tenancy {
     Tenant,
     /// Rows every tenant shares.
     Global,
+}
+
+/// Whose business a write, a member or an operation is: a tenant's, or the platform's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// A tenant's: callers act within their own tenant, as their roles allow.
+    #[default]
+    Tenant,
+    /// The platform's: only platform operators, never a tenant's administrator.
+    Platform,
+}
+
+impl Scope {
+    /// `tenant` or `platform`, as schemas and documents spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Tenant => "tenant",
+            Scope::Platform => "platform",
+        }
+    }
 }
 
 /// The app whose folder is the project's `cortex/` rather than `apps/cortex/`: Cortex's own
@@ -312,6 +340,8 @@ pub struct Field {
     pub renamed_values: Vec<(String, String)>,
     /// A secret: audit entries redact its values.
     pub secret: bool,
+    /// Who may set it: [`Scope::Platform`] for a member only platform operators change.
+    pub scope: Scope,
 }
 
 impl Field {

@@ -205,7 +205,10 @@ pub struct Access {
     /// Roles granted the permission by default.
     pub default_roles: Vec<String>,
     /// Which rows the operation may see.
-    pub scope: RowScope,
+    pub rows: RowScope,
+    /// Who may call it at all: [`crate::Scope::Platform`] operations only platform operators,
+    /// whatever a tenant's roles grant.
+    pub scope: crate::Scope,
 }
 
 /// Which rows an operation may see or change, within the caller's tenant.

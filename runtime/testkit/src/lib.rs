@@ -70,6 +70,7 @@ pub fn sign(key: &prefiq_runtime::auth::SigningKey, identity: &Identity) -> Stri
             "client"
         }
         .into(),
+        op: false,
     })
 }
 
@@ -331,9 +332,17 @@ impl Server {
         prefiq_runtime::migrate::apply(&db, app, migrations)
             .await
             .expect("migrations apply");
-        let serving = Db::connect(&url, &PoolOptions::serving(10))
-            .await
-            .expect("the test database opens as the app role");
+        let serving = prefiq_runtime::db::connect_server(
+            &db,
+            prefiq_runtime::db::ServerLogin {
+                url: &url,
+                app_url: None,
+                production: false,
+            },
+            &PoolOptions::serving(10),
+        )
+        .await
+        .expect("the test database opens, logged in as the app role");
         let key = std::sync::Arc::new(prefiq_runtime::auth::SigningKey::generate("test"));
         let keys = prefiq_runtime::auth::KeySet {
             keys: vec![key.public().clone()],

@@ -134,8 +134,23 @@ fn operation_item(app: &App, operation: &Operation) -> Value {
     if let Some(summary) = &operation.summary {
         item.insert("summary".into(), summary.clone().into());
     }
-    if let Some(description) = &operation.description {
-        item.insert("description".into(), description.clone().into());
+    // A platform operation says so where people read: its description.
+    let platform_note = (operation.access.scope == crate::ir::Scope::Platform)
+        .then_some("Only platform operators may call it: a tenant's roles never grant it.");
+    match (&operation.description, platform_note) {
+        (Some(description), Some(note)) => {
+            item.insert(
+                "description".into(),
+                format!("{description}\n\n{note}").into(),
+            );
+        }
+        (Some(description), None) => {
+            item.insert("description".into(), description.clone().into());
+        }
+        (None, Some(note)) => {
+            item.insert("description".into(), note.into());
+        }
+        (None, None) => {}
     }
     if operation.deprecated {
         item.insert("deprecated".into(), true.into());
@@ -147,6 +162,9 @@ fn operation_item(app: &App, operation: &Operation) -> Value {
         "x-prefiq-permission".into(),
         operation.access.permission.clone().into(),
     );
+    if operation.access.scope == crate::ir::Scope::Platform {
+        item.insert("x-prefiq-scope".into(), "platform".into());
+    }
     // A CRUD route's key is a parameter of its path item, shared by the item's routes.
     let parameters: Vec<Value> = operation
         .params

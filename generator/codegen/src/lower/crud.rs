@@ -4,7 +4,7 @@
 use crate::ir::{
     Access, ArrayType, CrudAction, Entity, EntityTypes, Field, Method, NumberType, Operation,
     OperationBody, OperationKind, OperationParam, OperationParamKind, OperationResponse, ParamRole,
-    ResponseBody, ResponseHeader, ResponseOrigin, RowScope, StringType, Type, status_name,
+    ResponseBody, ResponseHeader, ResponseOrigin, RowScope, Scope, StringType, Type, status_name,
 };
 
 use std::collections::BTreeMap;
@@ -288,11 +288,18 @@ fn access(app: &str, entity: &Entity, verb: &str) -> Access {
             .filter(|(_, actions)| actions.iter().any(|a| a == verb))
             .map(|(role, _)| role.clone())
             .collect(),
-        scope: match entity.owner {
+        rows: match entity.owner {
             Some(_) => RowScope::Owner {
                 all_rows: all_rows_permission(app, entity),
             },
             None => RowScope::All,
+        },
+        // Reading is a tenant's business (the rows it sees are another matter); writing a
+        // platform entity is the platform's.
+        scope: if verb == "read" {
+            Scope::Tenant
+        } else {
+            entity.scope
         },
     }
 }

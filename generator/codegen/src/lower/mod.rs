@@ -16,13 +16,13 @@ use serde_json::Value;
 use crate::diag::Diagnostic;
 use crate::ir::{
     App, BEARER_SCHEME, Entity, Field, FieldRole, Index, KeyGeneration, Member, NamedType,
-    NumberType, OnDelete, Reference, Storage, TENANT_COLUMN, Tenancy, Type,
+    NumberType, OnDelete, Reference, Scope, Storage, TENANT_COLUMN, Tenancy, Type,
 };
 use crate::load::{AppInput, FileKind, Project, SourceFile};
 use crate::names;
 use crate::vocab::{
     self, EntityOptions, FieldOptions, Generated, GrantAction, OnDeleteOption, ReferenceOptions,
-    RowsOption, ServerValue, TenancyOption,
+    RowsOption, ScopeOption, ServerValue, TenancyOption,
 };
 
 /// A schema node: a file and a JSON pointer into it.
@@ -480,6 +480,16 @@ impl Lowerer<'_> {
                     },
                 },
             });
+            if options.scope == Some(ScopeOption::Platform) && role != FieldRole::Data {
+                self.error(
+                    &at.child("x-prefiq").child("scope"),
+                    true,
+                    "prefiq::lower::field_scope",
+                    format!("`{member_name}` is set by the server, so no caller sets it"),
+                    "remove `scope: platform`: it is for members clients send",
+                    "nobody sends it",
+                );
+            }
             fields.push(Field {
                 storage: Storage::of(&member.ty),
                 check: None,
@@ -498,6 +508,10 @@ impl Lowerer<'_> {
                     .map(|(a, b)| (a.clone(), b.clone()))
                     .collect(),
                 secret: options.secret,
+                scope: match options.scope {
+                    Some(ScopeOption::Platform) => Scope::Platform,
+                    Some(ScopeOption::Tenant) | None => Scope::Tenant,
+                },
             });
             // Pending unique/index flags are applied once the table name is known.
             self.pending_indexes
@@ -570,6 +584,7 @@ impl Lowerer<'_> {
                     backfill: None,
                     renamed_values: vec![],
                     secret: false,
+                    scope: Scope::Tenant,
                 });
             }
         }
@@ -614,6 +629,7 @@ impl Lowerer<'_> {
                     backfill: None,
                     renamed_values: vec![],
                     secret: false,
+                    scope: Scope::Tenant,
                 });
             }
         }
@@ -648,6 +664,8 @@ impl Lowerer<'_> {
             Some(TenancyOption::Global) => Tenancy::Global,
             Some(TenancyOption::Tenant) | None => Tenancy::Tenant,
         };
+        let (scope, tenant_member) =
+            self.entity_scope(&root, name, &options, tenancy, read_only, &fields);
         let owner = fields.iter().position(|f| f.role == FieldRole::Owner);
         if owner.is_some() && rows != RowsOption::Owner {
             let at = root.child("x-prefiq");
@@ -714,6 +732,8 @@ impl Lowerer<'_> {
         };
         Some(Entity {
             tenancy,
+            scope,
+            tenant_member,
             owner,
             grants,
             types: crud::entity_types(name, &plural),
@@ -734,6 +754,91 @@ impl Lowerer<'_> {
             managed,
             rules: Vec::new(),
         })
+    }
+
+    /// Who writes the rows of an entity, and which member names a global row's tenant. Every
+    /// writable `global` entity must say: its rows are shared by every tenant, so leaving it
+    /// open would let any tenant's administrator write every tenant's rows.
+    fn entity_scope(
+        &mut self,
+        root: &Loc,
+        name: &str,
+        options: &EntityOptions,
+        tenancy: Tenancy,
+        read_only: bool,
+        fields: &[Field],
+    ) -> (Scope, Option<usize>) {
+        let at = root.child("x-prefiq");
+        if tenancy == Tenancy::Tenant {
+            if options.scope == Some(ScopeOption::Platform) || options.tenant_member.is_some() {
+                let key = if options.tenant_member.is_some() {
+                    "tenant-member"
+                } else {
+                    "scope"
+                };
+                self.error(
+                    &at.child(key),
+                    true,
+                    "prefiq::lower::tenant_scope",
+                    format!("`{name}` keeps each row in its tenant already, so `{key}` says nothing"),
+                    "remove it, or mark the entity `tenancy: global` if every tenant shares its rows",
+                    "tenant-scoped",
+                );
+            }
+            return (Scope::Tenant, None);
+        }
+        let member = options.tenant_member.as_ref().and_then(|wanted| {
+            let found = fields.iter().position(|f| &f.member.name == wanted);
+            let usable = found.filter(|&i| {
+                let f = &fields[i];
+                f.storage == Storage::Uuid
+                    && matches!(f.role, FieldRole::Data | FieldRole::PrimaryKey(_))
+            });
+            if usable.is_none() {
+                let problem = match found {
+                    None => format!("`{name}` has no member `{wanted}`"),
+                    Some(_) => format!("`{wanted}` cannot name a tenant: it is not a `format: uuid` member a row keeps"),
+                };
+                self.error(
+                    &at.child("tenant-member"),
+                    false,
+                    "prefiq::lower::tenant_member",
+                    problem,
+                    "name the member (`type: string, format: uuid`, or nullable for rows of the platform) that holds the id of the tenant a row belongs to",
+                    "no such tenant member",
+                );
+            }
+            usable
+        });
+        let scope = match options.scope {
+            Some(ScopeOption::Platform) => Scope::Platform,
+            Some(ScopeOption::Tenant) => {
+                if options.tenant_member.is_none() {
+                    self.error(
+                        &at.child("scope"),
+                        true,
+                        "prefiq::lower::global_scope",
+                        format!("`{name}` is written by tenants, but nothing says which tenant a row belongs to"),
+                        "add `tenant-member: <member>`, the `format: uuid` member naming each row's tenant, or write `scope: platform` if only platform operators write it",
+                        "which tenant?",
+                    );
+                }
+                Scope::Tenant
+            }
+            None if read_only || options.tenant_member.is_some() => Scope::Tenant,
+            None => {
+                self.error(
+                    &at.child("tenancy"),
+                    false,
+                    "prefiq::lower::global_scope",
+                    format!("`{name}` is global: every tenant shares its rows, so say who writes them"),
+                    "add `scope: platform` (only platform operators write it) or `tenant-member: <member>` (each row belongs to the tenant that `format: uuid` member names; a tenant writes only its own) to the entity's `x-prefiq`",
+                    "who writes it?",
+                );
+                Scope::Tenant
+            }
+        };
+        (scope, member)
     }
 
     fn field_role(

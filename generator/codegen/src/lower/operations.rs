@@ -10,7 +10,7 @@ use super::{Loc, Lowerer};
 use crate::ir::{
     Access, Derived, Method, NamedType, Operation, OperationBody, OperationKind, OperationParam,
     OperationParamKind, OperationResponse, ParamRole, ResponseBody, ResponseHeader, ResponseOrigin,
-    RowScope, Type, status_name,
+    RowScope, Scope, Type, status_name,
 };
 use crate::load::FileKind;
 use crate::names::{self, pascal};
@@ -399,12 +399,30 @@ impl Lowerer<'_> {
                 None if method == Method::Get => vec!["member".into(), "viewer".into()],
                 None => vec!["member".into()],
             };
+        // Who may call it at all: `x-prefiq-scope: platform` keeps it to platform operators.
+        let scope = match object.get("x-prefiq-scope") {
+            None => Scope::Tenant,
+            Some(Value::String(s)) if s == "tenant" => Scope::Tenant,
+            Some(Value::String(s)) if s == "platform" => Scope::Platform,
+            Some(other) => {
+                self.error(
+                    &loc.child("x-prefiq-scope"),
+                    false,
+                    "prefiq::lower::operation_scope",
+                    format!("`x-prefiq-scope` is {other}, which is no scope"),
+                    "write `x-prefiq-scope: platform` for an operation only platform operators may call, or leave it out (a tenant's callers, as their roles allow)",
+                    "not a scope",
+                );
+                Scope::Tenant
+            }
+        };
         Some(Operation {
             rust: names::rust_field(&id),
             access: Access {
                 permission: format!("{app}.{id}"),
                 default_roles,
-                scope: RowScope::All,
+                rows: RowScope::All,
+                scope,
             },
             type_prefix,
             id,

@@ -59,6 +59,8 @@ impl TablePlan {
             || self.old.foreign_keys != self.new.foreign_keys
             || self.old.checks != self.new.checks
             || self.old.tenant != self.new.tenant
+            || self.old.tenant_member != self.new.tenant_member
+            || self.old.platform_writes != self.new.platform_writes
     }
 }
 
@@ -405,6 +407,8 @@ mod tests {
             format: FORMAT,
             tables: vec![Table {
                 tenant: false,
+                tenant_member: None,
+                platform_writes: false,
                 id: "Deal".into(),
                 name: "deals".into(),
                 entity: "Deal".into(),

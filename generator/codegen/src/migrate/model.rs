@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ir::{
-    App, Entity, Field, FieldRole, KeyGeneration, OnDelete, Storage, TENANT_COLUMN, Tenancy, Type,
+    App, Entity, Field, FieldRole, KeyGeneration, OnDelete, Scope, Storage, TENANT_COLUMN, Tenancy,
+    Type,
 };
 
 /// The format version of `snapshot.json`.
@@ -121,6 +122,16 @@ pub struct Table {
     /// transaction.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tenant: bool,
+    /// For a shared table whose rows each belong to a tenant: the column naming it. On
+    /// PostgreSQL, row-level security keeps the server's role to its transaction's tenant's rows
+    /// (and, for reading, the platform's, where it is null) unless the transaction is a platform
+    /// operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_member: Option<String>,
+    /// For a shared table only platform operators write: on PostgreSQL, row-level security
+    /// refuses the server's role every write outside a platform operator's transaction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub platform_writes: bool,
     /// The previous entity name, for a rename (not stored).
     #[serde(skip)]
     pub renamed_from: Option<String>,
@@ -280,6 +291,12 @@ fn table(app: &App, entity: &Entity) -> Table {
         foreign_keys,
         checks,
         tenant,
+        tenant_member: entity
+            .tenant_member
+            .map(|i| entity.fields[i].column.clone()),
+        platform_writes: entity.tenancy == Tenancy::Global
+            && entity.scope == Scope::Platform
+            && !entity.read_only,
         renamed_from: entity.renamed_from.clone(),
         declared_id: entity.stable_id.is_some(),
     }

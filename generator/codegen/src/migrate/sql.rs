@@ -286,41 +286,92 @@ fn map_values(plan: &TablePlan, column: &Column, expression: String, dialect: Di
 /// The expression of the tenant a transaction is for: `NULL` (so no row matches) when unset.
 const CURRENT_TENANT: &str = "nullif(current_setting('prefiq.tenant_id', true), '')::uuid";
 
-/// Turns on row-level security for a tenant-scoped table: forced (so it binds the owner too),
-/// a permissive policy for everyone, and a restrictive one that binds the server's role to
-/// its transaction's tenant.
-fn row_security(table: &str) -> Vec<String> {
-    let t = quote(table);
-    vec![
+/// Whether the transaction is a platform operator's (or the server's own).
+const PLATFORM: &str = "coalesce(current_setting('prefiq.platform', true), '') = 'on'";
+
+/// Every policy name [`row_security`] may create on `table`, for dropping them all.
+const POLICIES: [&str; 6] = ["rows", "tenant", "read", "insert", "update", "delete"];
+
+/// Whether a table has row-level security at all.
+fn secured(table: &Table) -> bool {
+    table.tenant || table.tenant_member.is_some() || table.platform_writes
+}
+
+/// Turns on row-level security for `table`: forced (so it binds the owner too), a permissive
+/// policy for everyone, and restrictive ones for the server's role. A tenant-scoped table
+/// binds it to its transaction's tenant. A shared table whose rows name their tenant lets it
+/// read its tenant's rows and the platform's (null) and write its tenant's; one only platform
+/// operators write refuses it every write; a platform operator's transaction passes both.
+fn row_security(table: &Table) -> Vec<String> {
+    let t = quote(&table.name);
+    let name = |suffix: &str| quote(&format!("{}_{suffix}", table.name));
+    let mut out = vec![
         format!("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;"),
         format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY;"),
         format!(
             "CREATE POLICY {} ON {t} USING (true) WITH CHECK (true);",
-            quote(&format!("{table}_rows"))
+            name("rows")
         ),
-        format!(
+    ];
+    if table.tenant {
+        out.push(format!(
             "CREATE POLICY {} ON {t} AS RESTRICTIVE TO prefiq_app USING ({col} = {CURRENT_TENANT}) WITH CHECK ({col} = {CURRENT_TENANT});",
-            quote(&format!("{table}_tenant")),
+            name("tenant"),
             col = quote(crate::ir::TENANT_COLUMN)
-        ),
-    ]
+        ));
+        return out;
+    }
+    let (read, write) = match &table.tenant_member {
+        Some(member) => {
+            let m = quote(member);
+            (
+                format!("{PLATFORM} OR {m} IS NULL OR {m} = {CURRENT_TENANT}"),
+                format!("{PLATFORM} OR {m} = {CURRENT_TENANT}"),
+            )
+        }
+        None => ("true".to_owned(), PLATFORM.to_owned()),
+    };
+    let write = if table.platform_writes {
+        PLATFORM.to_owned()
+    } else {
+        write
+    };
+    if table.tenant_member.is_some() {
+        out.push(format!(
+            "CREATE POLICY {} ON {t} AS RESTRICTIVE FOR SELECT TO prefiq_app USING ({read});",
+            name("read")
+        ));
+    }
+    out.push(format!(
+        "CREATE POLICY {} ON {t} AS RESTRICTIVE FOR INSERT TO prefiq_app WITH CHECK ({write});",
+        name("insert")
+    ));
+    out.push(format!(
+        "CREATE POLICY {} ON {t} AS RESTRICTIVE FOR UPDATE TO prefiq_app USING ({write}) WITH CHECK ({write});",
+        name("update")
+    ));
+    out.push(format!(
+        "CREATE POLICY {} ON {t} AS RESTRICTIVE FOR DELETE TO prefiq_app USING ({write});",
+        name("delete")
+    ));
+    out
 }
 
-/// Undoes [`row_security`] for a table that no longer has tenants.
+/// Undoes [`row_security`] for `table`.
 fn no_row_security(table: &str) -> Vec<String> {
     let t = quote(table);
-    vec![
-        format!(
-            "DROP POLICY IF EXISTS {} ON {t};",
-            quote(&format!("{table}_tenant"))
-        ),
-        format!(
-            "DROP POLICY IF EXISTS {} ON {t};",
-            quote(&format!("{table}_rows"))
-        ),
-        format!("ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY;"),
-        format!("ALTER TABLE {t} DISABLE ROW LEVEL SECURITY;"),
-    ]
+    let mut out: Vec<String> = POLICIES
+        .iter()
+        .map(|suffix| {
+            format!(
+                "DROP POLICY IF EXISTS {} ON {t};",
+                quote(&format!("{table}_{suffix}"))
+            )
+        })
+        .collect();
+    out.push(format!("ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY;"));
+    out.push(format!("ALTER TABLE {t} DISABLE ROW LEVEL SECURITY;"));
+    out
 }
 
 fn needs_rebuild(plan: &TablePlan) -> bool {
@@ -660,19 +711,26 @@ pub fn script(plan: &Plan, dialect: Dialect) -> Script {
     );
     if dialect == Dialect::Postgres {
         let mut security = Vec::new();
-        for table in plan.created.iter().filter(|t| t.tenant) {
-            security.extend(row_security(&table.name));
+        for table in plan.created.iter().filter(|t| secured(t)) {
+            security.extend(row_security(table));
         }
         for p in &plan.altered {
-            match (p.old.tenant, p.new.tenant) {
-                (false, true) => security.extend(row_security(&p.new.name)),
-                (true, false) => security.extend(no_row_security(&p.new.name)),
-                _ => {}
+            let same = p.old.tenant == p.new.tenant
+                && p.old.tenant_member == p.new.tenant_member
+                && p.old.platform_writes == p.new.platform_writes;
+            if same {
+                continue;
+            }
+            if secured(&p.old) {
+                security.extend(no_row_security(&p.new.name));
+            }
+            if secured(&p.new) {
+                security.extend(row_security(&p.new));
             }
         }
         statement(
             &mut steps,
-            "Row-level security: the server's role (prefiq_app) sees and writes only the rows of the tenant its transaction set; the migrating user is not bound.".into(),
+            "Row-level security: the server's role (prefiq_app) sees and writes only the rows of the tenant its transaction set, and writes the platform's rows only in a platform operator's transaction; the migrating user is not bound.".into(),
             security,
         );
     }

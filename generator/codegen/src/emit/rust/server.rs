@@ -11,7 +11,7 @@ use quote::{format_ident, quote};
 use super::{CrateNames, Roots, ident, rust_type};
 use crate::ir::{
     App, CrudAction, Entity, Field, FieldRole, KeyGeneration, Operation, OperationParamKind,
-    ResponseBody, RowScope, Storage, TENANT_COLUMN, Tenancy, Type,
+    ResponseBody, RowScope, Scope, Storage, TENANT_COLUMN, Tenancy, Type,
 };
 use crate::names;
 
@@ -120,6 +120,9 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
         if f.secret {
             tokens.extend(quote!(.secret()));
         }
+        if f.scope == Scope::Platform {
+            tokens.extend(quote!(.platform()));
+        }
         if let Storage::Numeric {
             scale: Some(scale), ..
         } = &f.storage
@@ -140,6 +143,10 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
         Tenancy::Global => quote!(None),
     };
     let owner = match entity.owner {
+        Some(index) => quote!(Some(#index)),
+        None => quote!(None),
+    };
+    let tenant_member = match entity.tenant_member {
         Some(index) => quote!(Some(#index)),
         None => quote!(None),
     };
@@ -220,6 +227,7 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
             foreign_keys: &[#(#foreign_keys),*],
             app: #app_name,
             tenant: #tenant,
+            tenant_member: #tenant_member,
             owner: #owner,
             referrers: &[#(#referrers),*],
         };
@@ -239,11 +247,12 @@ fn access(app: &App, entity: &Entity) -> TokenStream {
     let delete = permission(CrudAction::Delete);
     let all_rows = app
         .crud_operation(&entity.name, CrudAction::List)
-        .and_then(|o| match &o.access.scope {
+        .and_then(|o| match &o.access.rows {
             RowScope::Owner { all_rows } => Some(all_rows.clone()),
             RowScope::All => None,
         })
         .unwrap_or_default();
+    let writes = scope(entity.scope);
     quote! {
         /// The permissions of the routes.
         pub static ACCESS: crud::Access = crud::Access {
@@ -252,7 +261,16 @@ fn access(app: &App, entity: &Entity) -> TokenStream {
             update: #update,
             delete: #delete,
             all_rows: #all_rows,
+            writes: #writes,
         };
+    }
+}
+
+/// The runtime's name of `scope`.
+fn scope(scope: Scope) -> TokenStream {
+    match scope {
+        Scope::Tenant => quote!(::prefiq_runtime::auth::Scope::Tenant),
+        Scope::Platform => quote!(::prefiq_runtime::auth::Scope::Platform),
     }
 }
 
@@ -667,6 +685,7 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
             operation.method, operation.path, operation.access.permission, operation.rust
         );
         let permission = &operation.access.permission;
+        let access_scope = scope(operation.access.scope);
         let success_check = if successes.is_empty() {
             quote!(false)
         } else {
@@ -698,7 +717,7 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
 
             #[doc = #handler_doc]
             pub async fn #handler<S: #service>(#(#extractors),*) -> Result<#response, ::prefiq_runtime::Problem> {
-                ctx.require(#permission)?;
+                ctx.require_in(#access_scope, #permission)?;
                 let validators = super::validators().map_err(|e| ::prefiq_runtime::Problem::internal(e))?;
                 #(#steps)*
                 let mut tx = state.db.#begin(&ctx.principal).await?;
@@ -889,17 +908,19 @@ fn catalog(app: &App) -> TokenStream {
     let app_name = &app.name;
     let mut seen = std::collections::BTreeSet::new();
     let mut permissions = Vec::new();
-    let mut add = |name: &str, entity: Option<&str>, action: &str, roles: &[String]| {
-        if seen.insert(name.to_owned()) {
-            let entity = match entity {
-                Some(e) => quote!(Some(#e)),
-                None => quote!(None),
-            };
-            permissions.push(quote!(::prefiq_runtime::catalog::Permission {
-                name: #name, entity: #entity, action: #action, roles: &[#(#roles),*]
+    let mut add =
+        |name: &str, entity: Option<&str>, action: &str, roles: &[String], level: Scope| {
+            if seen.insert(name.to_owned()) {
+                let entity = match entity {
+                    Some(e) => quote!(Some(#e)),
+                    None => quote!(None),
+                };
+                let level = scope(level);
+                permissions.push(quote!(::prefiq_runtime::catalog::Permission {
+                name: #name, entity: #entity, action: #action, roles: &[#(#roles),*], scope: #level
             }));
-        }
-    };
+            }
+        };
     for operation in &app.operations {
         let (entity, action) = match &operation.kind {
             crate::ir::OperationKind::Crud { entity, action } => {
@@ -912,8 +933,9 @@ fn catalog(app: &App) -> TokenStream {
             entity,
             action,
             &operation.access.default_roles,
+            operation.access.scope,
         );
-        if let RowScope::Owner { all_rows } = &operation.access.scope {
+        if let RowScope::Owner { all_rows } = &operation.access.rows {
             let entity = entity.and_then(|e| app.entity(e));
             let roles: Vec<String> = entity
                 .map(|e| {
@@ -929,6 +951,7 @@ fn catalog(app: &App) -> TokenStream {
                 entity.map(|e| e.name.as_str()),
                 "all-rows",
                 &roles,
+                Scope::Tenant,
             );
         }
     }
