@@ -16,6 +16,23 @@ pub struct Config {
     /// A file holding the database URL (a mounted secret), read when DATABASE_URL is not set.
     #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
     pub database_url_file: Option<std::path::PathBuf>,
+    /// On PostgreSQL, the URL requests use: a role that cannot leave row-level security, such
+    /// as `prefiq_app` (DATABASE_URL's user migrates). Required in production; elsewhere Cortex
+    /// logs in as `prefiq_app` at DATABASE_URL's server.
+    #[arg(long, env = "PREFIQ_APP_DATABASE_URL", hide_env_values = true)]
+    pub app_database_url: Option<String>,
+    /// A file holding PREFIQ_APP_DATABASE_URL (a mounted secret).
+    #[arg(
+        long,
+        env = "PREFIQ_APP_DATABASE_URL_FILE",
+        conflicts_with = "app_database_url"
+    )]
+    pub app_database_url_file: Option<std::path::PathBuf>,
+    /// Where people and apps reach Cortex, as `https://id.example.com`: the issuer of its tokens
+    /// and the base of the endpoints its OAuth metadata names. Required in production (and
+    /// `https` there); elsewhere `http://` and the bind address, with tokens issued by `prefiq`.
+    #[arg(long, env = "PREFIQ_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "PREFIQ_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
@@ -79,6 +96,9 @@ impl Config {
         if let Some(path) = &self.database_url_file {
             self.database_url = Some(secret_file("DATABASE_URL_FILE", path)?);
         }
+        if let Some(path) = &self.app_database_url_file {
+            self.app_database_url = Some(secret_file("PREFIQ_APP_DATABASE_URL_FILE", path)?);
+        }
         if let Some(path) = &self.signing_key_file {
             self.signing_key = Some(secret_file("PREFIQ_SIGNING_KEY_FILE", path)?);
         }
@@ -86,6 +106,53 @@ impl Config {
             self.admin_password = Some(secret_file("PREFIQ_ADMIN_PASSWORD_FILE", path)?);
         }
         Ok(())
+    }
+
+    /// Where Cortex is reached, without a trailing `/`, and what its tokens name as issuer:
+    /// `PREFIQ_PUBLIC_URL` (an `http(s)` origin with at most a path: no query, fragment or
+    /// credentials; `https` in production, where it is required), or outside production
+    /// `http://` and the bind address, with the issuer `prefiq`.
+    pub fn public_url(&self) -> Result<(String, String), String> {
+        let production = self.environment == Environment::Production;
+        let Some(url) = self.public_url.as_deref().map(str::trim) else {
+            if production {
+                return Err("production mode (PREFIQ_ENV=production) needs PREFIQ_PUBLIC_URL, the https URL people reach Cortex at: it is the issuer of its tokens".into());
+            }
+            let host = if self.bind.ip().is_unspecified() {
+                "localhost".to_owned()
+            } else {
+                self.bind.ip().to_string()
+            };
+            let port = self.bind.port();
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            return Ok((
+                format!("http://{host}:{port}"),
+                crate::oauth::ISSUER.to_owned(),
+            ));
+        };
+        let why = |what: &str| Err(format!("PREFIQ_PUBLIC_URL `{url}` {what}"));
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return why("is not a URL: write it as https://host[:port][/path]");
+        };
+        if production && scheme != "https" {
+            return why("must be https in production");
+        }
+        if !matches!(scheme, "http" | "https") {
+            return why("must be http or https");
+        }
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty() || rest.contains(['?', '#', '@']) || url.chars().any(char::is_whitespace)
+        {
+            return why(
+                "must be an origin with at most a path (no query, fragment or credentials)",
+            );
+        }
+        let url = url.trim_end_matches('/').to_owned();
+        Ok((url.clone(), url))
     }
 
     /// The database URL.

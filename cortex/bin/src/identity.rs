@@ -1,6 +1,10 @@
 //! Who people and clients are: passwords (argon2), the random secrets behind sessions, refresh,
 //! authorization-code and personal tokens (stored as SHA-256 digests, never in the clear), the
-//! principals they resolve to, and the throttle on failed sign-ins.
+//! principals they resolve to, the ends of those credentials, and the throttle on failed
+//! sign-ins.
+//!
+//! Users, tenants and roles are read here as the server itself ([`read`]): on PostgreSQL,
+//! row-level security keeps every other transaction to its own tenant's users.
 //!
 //! Nothing here logs a password, a token or a hash.
 
@@ -15,7 +19,7 @@ use chrono::{DateTime, Duration, Utc};
 use prefiq_runtime::auth::{Credential, Principal, random_bytes};
 use prefiq_runtime::db::{DbError, Row, Sql};
 use prefiq_runtime::deps::uuid::Uuid;
-use prefiq_runtime::{Db, Executor, SqlValue};
+use prefiq_runtime::{Db, Executor, SqlValue, Tx};
 use sha2::{Digest as _, Sha256};
 
 /// The prefix of personal access tokens, so that scanners and people recognise them.
@@ -90,9 +94,25 @@ pub struct User {
     pub teams: Vec<Uuid>,
     /// Whether they may sign in.
     pub active: bool,
+    /// Whether they are a platform operator.
+    pub operator: bool,
+    /// The other tenants a platform operator let them switch to.
+    pub tenants: Vec<Uuid>,
 }
 
-const USER_COLUMNS: &str = "u.id, u.email, u.name, u.tenant_id, u.roles, u.teams, u.active";
+impl User {
+    /// Whether they may act in `tenant`: their own, one a platform operator granted them, or any
+    /// for a platform operator.
+    pub fn may_enter(&self, tenant: Uuid) -> bool {
+        self.operator || tenant == self.tenant || self.tenants.contains(&tenant)
+    }
+}
+
+const USER_COLUMNS: &str =
+    "u.id, u.email, u.name, u.tenant_id, u.roles, u.teams, u.active, u.operator, u.tenants";
+
+/// How many columns [`USER_COLUMNS`] reads.
+const USER_WIDTH: usize = 9;
 
 fn user(row: &Row) -> Result<User, DbError> {
     Ok(User {
@@ -103,6 +123,8 @@ fn user(row: &Row) -> Result<User, DbError> {
         roles: row.req_json(4)?,
         teams: row.req_json(5)?,
         active: row.req(6)?,
+        operator: row.req(7)?,
+        tenants: row.req_json(8)?,
     })
 }
 
@@ -113,6 +135,17 @@ fn sql(db: &impl Executor, postgres: &str) -> Sql {
         prefiq_runtime::Dialect::Sqlite => postgres.replace('$', "?"),
     };
     Sql::built(text)
+}
+
+/// The server acting on its own (start-up, the command line) in the default tenant.
+pub fn system() -> Arc<Principal> {
+    Arc::new(Principal::system(prefiq_runtime::auth::DEFAULT_TENANT))
+}
+
+/// A transaction that reads as the server itself: what identity lookups run in, so that they
+/// see every tenant's users (row-level security keeps any caller's transaction to its own).
+pub async fn read(db: &Db) -> Result<Tx, DbError> {
+    db.begin_read(&system()).await
 }
 
 /// The user with this e-mail (compared without case), with their password hash if they have one.
@@ -129,7 +162,7 @@ pub async fn user_by_email(
     let row = db
         .fetch_optional(statement, vec![SqlValue::Text(email.to_owned())])
         .await?;
-    row.map(|row| Ok((user(&row)?, row.opt::<String>(7)?)))
+    row.map(|row| Ok((user(&row)?, row.opt::<String>(USER_WIDTH)?)))
         .transpose()
 }
 
@@ -157,13 +190,22 @@ pub async fn tenant_active(db: &mut impl Executor, tenant: Uuid) -> Result<bool,
     })
 }
 
-/// The permissions `roles` grant: `admin` every one, the others what their Role rows list.
-pub async fn permissions(db: &mut impl Executor, roles: &[String]) -> Result<Vec<String>, DbError> {
+/// The permissions `roles` grant in `tenant`: `admin` every one of the tenant, the others what
+/// the tenant's own Role rows list.
+pub async fn permissions(
+    db: &mut impl Executor,
+    tenant: Uuid,
+    roles: &[String],
+) -> Result<Vec<String>, DbError> {
     if roles.iter().any(|r| r == "admin") {
         return Ok(vec!["*".into()]);
     }
+    let statement = sql(
+        db,
+        "SELECT name, permissions FROM roles WHERE tenant_id = $1",
+    );
     let rows = db
-        .fetch_all(sql(db, "SELECT name, permissions FROM roles"), vec![])
+        .fetch_all(statement, vec![SqlValue::Uuid(tenant)])
         .await?;
     let mut out: Vec<String> = Vec::new();
     for row in rows {
@@ -178,29 +220,27 @@ pub async fn permissions(db: &mut impl Executor, roles: &[String]) -> Result<Vec
     Ok(out)
 }
 
-/// The principal of a signed-in user.
+/// The principal of a signed-in user acting in `tenant`, which the caller checked they may
+/// enter.
 pub async fn principal(
     db: &mut impl Executor,
     user: &User,
+    tenant: Uuid,
     credential: Credential,
 ) -> Result<Principal, DbError> {
     Ok(Principal {
         subject: user.id.to_string(),
         user: Some(user.id),
-        tenant: user.tenant,
+        tenant,
         roles: user.roles.clone(),
         teams: user.teams.clone(),
-        permissions: permissions(db, &user.roles).await?,
+        permissions: permissions(db, tenant, &user.roles).await?,
         credential,
+        operator: user.operator,
     })
 }
 
-/// The server acting on its own (start-up, the command line) in the default tenant.
-pub fn system() -> Arc<Principal> {
-    Arc::new(Principal::system(prefiq_runtime::auth::DEFAULT_TENANT))
-}
-
-/// Sets `user`'s password.
+/// Sets `user`'s password (its hash; nothing else changes: see [`end_credentials`]).
 pub async fn set_password(
     db: &mut impl Executor,
     user: Uuid,
@@ -226,6 +266,81 @@ pub async fn set_password(
     Ok(())
 }
 
+/// Which of a user's credentials end.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending<'a> {
+    /// A session to keep: the one the user changed their own password in.
+    pub keep_session: Option<&'a str>,
+    /// Whether their personal access tokens end too.
+    pub personal_tokens: bool,
+}
+
+/// Ends `user`'s sessions, refresh tokens (whole families) and unused authorization codes at
+/// once, and with `ending.personal_tokens` their personal access tokens: when their password is
+/// set or reset, or they are deactivated. Their access tokens run out at their expiry.
+pub async fn end_credentials(
+    db: &mut impl Executor,
+    user: Uuid,
+    ending: Ending<'_>,
+) -> Result<(), DbError> {
+    let now = SqlValue::DateTime(prefiq_runtime::db::now());
+    let keep = ending
+        .keep_session
+        .map(|secret| SqlValue::Text(digest(secret)))
+        .unwrap_or(SqlValue::Text(String::new()));
+    let mut statements = vec![
+        (
+            "DELETE FROM cortex_sessions WHERE user_id = $1 AND token_hash <> $2",
+            vec![SqlValue::Uuid(user), keep],
+        ),
+        (
+            "UPDATE cortex_refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            vec![SqlValue::Uuid(user), now.clone()],
+        ),
+        (
+            "UPDATE cortex_auth_codes SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
+            vec![SqlValue::Uuid(user), now.clone()],
+        ),
+    ];
+    if ending.personal_tokens {
+        statements.push((
+            "UPDATE cortex_personal_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            vec![SqlValue::Uuid(user), now],
+        ));
+    }
+    for (text, params) in statements {
+        let statement = sql(db, text);
+        db.execute(statement, params).await?;
+    }
+    Ok(())
+}
+
+/// Ends every credential used in `tenant` or held by its users, when it is deactivated: their
+/// sessions, refresh tokens, unused authorization codes and personal access tokens, and those
+/// others hold for acting in it.
+pub async fn end_tenant_credentials(db: &mut impl Executor, tenant: Uuid) -> Result<(), DbError> {
+    let now = SqlValue::DateTime(prefiq_runtime::db::now());
+    let of_tenant = "(tenant_id = $1 OR user_id IN (SELECT id FROM users WHERE tenant_id = $1))";
+    for text in [
+        format!("DELETE FROM cortex_sessions WHERE {of_tenant}"),
+        format!(
+            "UPDATE cortex_refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND {of_tenant}"
+        ),
+        format!("UPDATE cortex_auth_codes SET used_at = $2 WHERE used_at IS NULL AND {of_tenant}"),
+        format!(
+            "UPDATE cortex_personal_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND {of_tenant}"
+        ),
+    ] {
+        let mut params = vec![SqlValue::Uuid(tenant)];
+        if text.contains("$2") {
+            params.push(now.clone());
+        }
+        let statement = sql(db, &text);
+        db.execute(statement, params).await?;
+    }
+    Ok(())
+}
+
 /// How long a sign-in session lives.
 pub const SESSION_HOURS: i64 = 12;
 
@@ -234,17 +349,23 @@ pub const SESSION_HOURS: i64 = 12;
 pub struct Session {
     /// The user.
     pub user: User,
+    /// The tenant they act in: their own, unless they switched.
+    pub tenant: Uuid,
     /// The session's anti-forgery token, which every form carries.
     pub csrf: String,
 }
 
-/// Starts a session for `user`; the cookie's value.
-pub async fn start_session(db: &mut impl Executor, user: Uuid) -> Result<String, DbError> {
+/// Starts a session for `user` acting in `tenant`; the cookie's value.
+pub async fn start_session(
+    db: &mut impl Executor,
+    user: Uuid,
+    tenant: Uuid,
+) -> Result<String, DbError> {
     let secret = new_secret();
     let now = prefiq_runtime::db::now();
     let statement = sql(
         db,
-        "INSERT INTO cortex_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO cortex_sessions (token_hash, user_id, csrf, created_at, expires_at, tenant_id) VALUES ($1, $2, $3, $4, $5, $6)",
     );
     db.execute(
         statement,
@@ -254,18 +375,22 @@ pub async fn start_session(db: &mut impl Executor, user: Uuid) -> Result<String,
             SqlValue::Text(new_secret()),
             SqlValue::DateTime(now),
             SqlValue::DateTime(now + Duration::hours(SESSION_HOURS)),
+            SqlValue::Uuid(tenant),
         ],
     )
     .await?;
     Ok(secret)
 }
 
-/// The live session whose cookie is `secret`, of an active user.
+/// The live session whose cookie is `secret`, of an active user acting in an active tenant
+/// they may enter.
 pub async fn session(db: &mut impl Executor, secret: &str) -> Result<Option<Session>, DbError> {
     let statement = sql(
         db,
         &format!(
-            "SELECT {USER_COLUMNS}, s.csrf FROM cortex_sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT {USER_COLUMNS}, s.csrf, COALESCE(s.tenant_id, u.tenant_id), t.active \
+             FROM cortex_sessions s JOIN users u ON u.id = s.user_id \
+             LEFT JOIN tenants t ON t.id = COALESCE(s.tenant_id, u.tenant_id) \
              WHERE s.token_hash = $1 AND s.expires_at > $2"
         ),
     );
@@ -280,13 +405,35 @@ pub async fn session(db: &mut impl Executor, secret: &str) -> Result<Option<Sess
         .await?;
     let Some(row) = row else { return Ok(None) };
     let user = user(&row)?;
-    if !user.active {
+    let tenant: Uuid = row.req(USER_WIDTH + 1)?;
+    let tenant_active: Option<bool> = row.opt(USER_WIDTH + 2)?;
+    if !user.active || tenant_active != Some(true) || !user.may_enter(tenant) {
         return Ok(None);
     }
     Ok(Some(Session {
         user,
-        csrf: row.req(7)?,
+        tenant,
+        csrf: row.req(USER_WIDTH)?,
     }))
+}
+
+/// Moves the session whose cookie is `secret` to `tenant`.
+pub async fn move_session(
+    db: &mut impl Executor,
+    secret: &str,
+    tenant: Uuid,
+) -> Result<bool, DbError> {
+    let statement = sql(
+        db,
+        "UPDATE cortex_sessions SET tenant_id = $2 WHERE token_hash = $1",
+    );
+    Ok(db
+        .execute(
+            statement,
+            vec![SqlValue::Text(digest(secret)), SqlValue::Uuid(tenant)],
+        )
+        .await?
+        == 1)
 }
 
 /// Ends the session whose cookie is `secret`.
@@ -314,10 +461,11 @@ pub struct PersonalToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Makes a personal access token for `user`; its value, shown once.
+/// Makes a personal access token for `user`, acting in `tenant`; its value, shown once.
 pub async fn create_personal_token(
     db: &mut impl Executor,
     user: Uuid,
+    tenant: Uuid,
     name: &str,
     expires_in: Option<Duration>,
 ) -> Result<String, DbError> {
@@ -325,7 +473,7 @@ pub async fn create_personal_token(
     let now = prefiq_runtime::db::now();
     let statement = sql(
         db,
-        "INSERT INTO cortex_personal_tokens (id, user_id, name, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO cortex_personal_tokens (id, user_id, name, token_hash, created_at, expires_at, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     );
     db.execute(
         statement,
@@ -338,6 +486,7 @@ pub async fn create_personal_token(
             expires_in
                 .map(|d| SqlValue::DateTime(now + d))
                 .unwrap_or(SqlValue::Null(prefiq_runtime::db::ColumnKind::DateTime)),
+            SqlValue::Uuid(tenant),
         ],
     )
     .await?;
@@ -391,16 +540,18 @@ pub async fn revoke_personal_token(
         == 1)
 }
 
-/// The active user a live personal token belongs to.
+/// The active user a live personal token belongs to, and the active tenant it acts in.
 pub async fn personal_token_user(
     db: &mut impl Executor,
     token: &str,
-) -> Result<Option<User>, DbError> {
+) -> Result<Option<(User, Uuid)>, DbError> {
     let now = prefiq_runtime::db::now();
     let statement = sql(
         db,
         &format!(
-            "SELECT {USER_COLUMNS}, t.id FROM cortex_personal_tokens t JOIN users u ON u.id = t.user_id \
+            "SELECT {USER_COLUMNS}, t.id, COALESCE(t.tenant_id, u.tenant_id), n.active \
+             FROM cortex_personal_tokens t JOIN users u ON u.id = t.user_id \
+             LEFT JOIN tenants n ON n.id = COALESCE(t.tenant_id, u.tenant_id) \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
         ),
     );
@@ -412,24 +563,47 @@ pub async fn personal_token_user(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let found = user(&row)?;
-    let id: Uuid = row.req(7)?;
-    let touch = sql(
-        db,
-        "UPDATE cortex_personal_tokens SET last_used_at = $2 WHERE id = $1",
-    );
-    db.execute(touch, vec![SqlValue::Uuid(id), SqlValue::DateTime(now)])
-        .await?;
-    Ok(found.active.then_some(found))
+    let tenant: Uuid = row.req(USER_WIDTH + 1)?;
+    let tenant_active: Option<bool> = row.opt(USER_WIDTH + 2)?;
+    if !found.active || tenant_active != Some(true) || !found.may_enter(tenant) {
+        return Ok(None);
+    }
+    Ok(Some((found, tenant)))
 }
 
-/// Failed sign-ins that lock an account for [`THROTTLE_MINUTES`].
-pub const MAX_ACCOUNT_FAILURES: i64 = 10;
-/// Failed sign-ins that lock an address for [`THROTTLE_MINUTES`].
+/// Notes that the personal token `token` authenticated a request now.
+pub async fn touch_personal_token(db: &Db, token: &str) -> Result<(), DbError> {
+    let mut db = db.clone();
+    let touch = sql(
+        &db,
+        "UPDATE cortex_personal_tokens SET last_used_at = $2 WHERE token_hash = $1",
+    );
+    Executor::execute(
+        &mut db,
+        touch,
+        vec![
+            SqlValue::Text(digest(token)),
+            SqlValue::DateTime(prefiq_runtime::db::now()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Failed attempts of one account (or client) from one address that make that address wait
+/// [`THROTTLE_MINUTES`] before trying that account again, unless a setting says otherwise.
+pub const MAX_PAIR_FAILURES: i64 = 10;
+/// Failed attempts from one address, whatever the account, that make the address wait.
 pub const MAX_ADDRESS_FAILURES: i64 = 50;
+/// Failed sign-ins of one account from every address together that put the account under
+/// attack: then only addresses it signed in from before ([`KNOWN_ADDRESS_DAYS`]) may try it.
+pub const ACCOUNT_UNDER_ATTACK: i64 = 100;
+/// How long a successful sign-in makes its address known to the account.
+pub const KNOWN_ADDRESS_DAYS: i64 = 30;
 /// The throttle's window.
 pub const THROTTLE_MINUTES: i64 = 15;
 
-/// Why a sign-in is refused before its password is even checked.
+/// Why an attempt is refused before its secret is even checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Throttled {
     /// Too many recent failures; try again after this many seconds.
@@ -438,78 +612,107 @@ pub enum Throttled {
     Unavailable,
 }
 
-/// Refuses an attempt on `account` from `address` after too many recent failures of either,
-/// and fails closed when it cannot tell.
-pub async fn throttle(
-    db: &Db,
-    account: &str,
-    address: &str,
-    max_failures: i64,
-) -> Result<(), Throttled> {
-    let since = prefiq_runtime::db::now() - Duration::minutes(THROTTLE_MINUTES);
-    let count = |column: &'static str, value: String| {
-        let db = db.clone();
-        async move {
-            let mut db = db;
-            let statement = sql(
-                &db,
-                &format!(
-                    "SELECT COUNT(*) FROM cortex_login_attempts WHERE {column} = $1 AND at > $2 AND succeeded = $3"
-                ),
-            );
-            let row = Executor::fetch_optional(
-                &mut db,
-                statement,
-                vec![
-                    SqlValue::Text(value),
-                    SqlValue::DateTime(since),
-                    SqlValue::Bool(false),
-                ],
-            )
-            .await
-            .map_err(|_| Throttled::Unavailable)?;
-            row.map(|r| r.req::<i64>(0).map_err(|_| Throttled::Unavailable))
-                .unwrap_or(Ok(0))
-        }
-    };
-    let account_failures = count("account", account.to_lowercase()).await?;
-    let address_failures = count("address", address.to_owned()).await?;
-    if account_failures >= max_failures || address_failures >= MAX_ADDRESS_FAILURES {
-        return Err(Throttled::Wait(THROTTLE_MINUTES * 60));
-    }
-    Ok(())
+/// The limits of [`attempt`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Failures of the account from the address.
+    pub pair: i64,
+    /// Failures from the address.
+    pub address: i64,
+    /// Failures of the account from anywhere that put it under attack (`None`: never, for
+    /// clients, whose secrets are random).
+    pub account: Option<i64>,
 }
 
-/// Records a sign-in attempt.
-pub async fn record_attempt(
+/// An attempt, recorded (as failed until [`succeeded`] says otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt(Uuid);
+
+/// Records an attempt on `account` from `address`, then refuses it if, counting it and every
+/// attempt recorded before it (concurrent ones included: each is committed before it is
+/// counted), the address has failed too often on the account or at all, or the account is under
+/// attack and the address is not one it signed in from before. An attacker thus throttles
+/// themselves: the account's owner, from elsewhere or from a known address, still gets in.
+/// Fails closed when the throttle cannot be read.
+pub async fn attempt(
     db: &Db,
     account: &str,
     address: &str,
-    succeeded: bool,
-) -> Result<(), DbError> {
+    limits: Limits,
+) -> Result<Attempt, Throttled> {
     let mut db = db.clone();
-    let statement = sql(
+    let account = account.to_lowercase();
+    let id = Uuid::now_v7();
+    let now = prefiq_runtime::db::now();
+    let insert = sql(
         &db,
         "INSERT INTO cortex_login_attempts (id, account, address, at, succeeded) VALUES ($1, $2, $3, $4, $5)",
     );
     Executor::execute(
         &mut db,
-        statement,
+        insert,
         vec![
-            SqlValue::Uuid(Uuid::now_v7()),
-            SqlValue::Text(account.to_lowercase()),
+            SqlValue::Uuid(id),
+            SqlValue::Text(account.clone()),
             SqlValue::Text(address.to_owned()),
-            SqlValue::DateTime(prefiq_runtime::db::now()),
-            SqlValue::Bool(succeeded),
+            SqlValue::DateTime(now),
+            SqlValue::Bool(false),
         ],
+    )
+    .await
+    .map_err(|_| Throttled::Unavailable)?;
+    let since = now - Duration::minutes(THROTTLE_MINUTES);
+    let known_since = now - Duration::days(KNOWN_ADDRESS_DAYS);
+    let count = sql(
+        &db,
+        "SELECT \
+           (SELECT COUNT(*) FROM cortex_login_attempts WHERE account = $1 AND address = $2 AND at > $3 AND NOT succeeded), \
+           (SELECT COUNT(*) FROM cortex_login_attempts WHERE address = $2 AND at > $3 AND NOT succeeded), \
+           (SELECT COUNT(*) FROM cortex_login_attempts WHERE account = $1 AND at > $3 AND NOT succeeded), \
+           (SELECT COUNT(*) FROM cortex_login_attempts WHERE account = $1 AND address = $2 AND at > $4 AND succeeded)",
+    );
+    let row = Executor::fetch_optional(
+        &mut db,
+        count,
+        vec![
+            SqlValue::Text(account),
+            SqlValue::Text(address.to_owned()),
+            SqlValue::DateTime(since),
+            SqlValue::DateTime(known_since),
+        ],
+    )
+    .await
+    .map_err(|_| Throttled::Unavailable)?
+    .ok_or(Throttled::Unavailable)?;
+    let read = |i: usize| row.req::<i64>(i).map_err(|_| Throttled::Unavailable);
+    let (pair, from_address, everywhere, known) = (read(0)?, read(1)?, read(2)?, read(3)?);
+    let under_attack = limits.account.is_some_and(|max| everywhere > max) && known == 0;
+    if pair > limits.pair || from_address > limits.address || under_attack {
+        return Err(Throttled::Wait(THROTTLE_MINUTES * 60));
+    }
+    Ok(Attempt(id))
+}
+
+/// Marks `attempt` as having succeeded.
+pub async fn succeeded(db: &Db, attempt: Attempt) -> Result<(), DbError> {
+    let mut db = db.clone();
+    let statement = sql(
+        &db,
+        "UPDATE cortex_login_attempts SET succeeded = $2 WHERE id = $1",
+    );
+    Executor::execute(
+        &mut db,
+        statement,
+        vec![SqlValue::Uuid(attempt.0), SqlValue::Bool(true)],
     )
     .await?;
     Ok(())
 }
 
-/// Signs `email` in with `password` from `address`: the user, or why not. Every attempt is
-/// recorded; too many failures lock the account or the address for a while. A wrong e-mail and
-/// a wrong password take the same time and give the same answer.
+/// Signs `email` in with `password` from `address`: the user, or why not. The attempt is
+/// recorded and throttled before the password is checked ([`attempt`]); a wrong e-mail and a
+/// wrong password take the same time and give the same answer, and so do an inactive user and
+/// an inactive tenant.
 pub async fn sign_in(
     db: &Db,
     email: &str,
@@ -517,12 +720,17 @@ pub async fn sign_in(
     address: &str,
     max_failures: i64,
 ) -> Result<User, SignInError> {
-    throttle(db, email, address, max_failures)
+    let limits = Limits {
+        pair: max_failures,
+        address: MAX_ADDRESS_FAILURES,
+        account: Some(ACCOUNT_UNDER_ATTACK.max(max_failures)),
+    };
+    let attempt = attempt(db, email, address, limits)
         .await
         .map_err(SignInError::Throttled)?;
-    let found = user_by_email(&mut db.clone(), email)
-        .await
-        .map_err(|_| SignInError::Throttled(Throttled::Unavailable))?;
+    let unavailable = |_| SignInError::Throttled(Throttled::Unavailable);
+    let mut tx = read(db).await.map_err(unavailable)?;
+    let found = user_by_email(&mut tx, email).await.map_err(unavailable)?;
     // A hash to check against when there is no user, so that timing does not tell.
     static DECOY: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| hash_password(&new_secret()).unwrap_or_default());
@@ -531,23 +739,22 @@ pub async fn sign_in(
         Some((user, Some(hash))) => (hash.clone(), user.active),
         _ => (DECOY.clone(), false),
     };
-    let attempt = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&attempt, &hash))
+    let tried = password.to_owned();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&tried, &hash))
         .await
         .unwrap_or(false);
-    let ok = matches && known;
     let tenant_ok = match &found {
-        Some((user, _)) if ok => tenant_active(&mut db.clone(), user.tenant)
+        Some((user, _)) if matches && known => tenant_active(&mut tx, user.tenant)
             .await
-            .map_err(|_| SignInError::Throttled(Throttled::Unavailable))?,
+            .map_err(unavailable)?,
         _ => false,
     };
-    let succeeded = ok && tenant_ok;
-    record_attempt(db, email, address, succeeded)
-        .await
-        .map_err(|_| SignInError::Throttled(Throttled::Unavailable))?;
+    tx.end_read();
     match found {
-        Some((user, _)) if succeeded => Ok(user),
+        Some((user, _)) if matches && known && tenant_ok => {
+            succeeded(db, attempt).await.map_err(unavailable)?;
+            Ok(user)
+        }
         _ => Err(SignInError::Invalid),
     }
 }
@@ -593,5 +800,31 @@ mod tests {
         assert!(check_new_password("short").is_err());
         assert!(check_new_password("            ").is_err());
         assert!(check_new_password("long enough password").is_ok());
+    }
+
+    #[test]
+    fn a_user_enters_their_tenant_those_granted_and_operators_every_one() {
+        let home = Uuid::now_v7();
+        let granted = Uuid::now_v7();
+        let other = Uuid::now_v7();
+        let mut user = User {
+            id: Uuid::now_v7(),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            tenant: home,
+            roles: vec!["admin".into()],
+            teams: vec![],
+            active: true,
+            operator: false,
+            tenants: vec![granted],
+        };
+        assert!(user.may_enter(home));
+        assert!(user.may_enter(granted));
+        assert!(
+            !user.may_enter(other),
+            "an administrator of one tenant enters no other"
+        );
+        user.operator = true;
+        assert!(user.may_enter(other));
     }
 }

@@ -47,8 +47,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
-    /// Creates an administrator (or makes an existing user one). The password is read from
-    /// standard input with --password-stdin; otherwise one is made and printed once.
+    /// Creates a platform operator, an administrator of the default tenant (or makes an existing
+    /// user one). The password is read from standard input with --password-stdin; otherwise one
+    /// is made and printed once.
     Create {
         /// Their e-mail.
         #[arg(long)]
@@ -187,9 +188,10 @@ fn main() -> ExitCode {
 /// Connects and migrates, with the roles and default tenant in place.
 async fn prepared(config: &Config) -> Result<prefiq_runtime::Db, String> {
     let (owner, db) = cortex::server::connect(config).await?;
-    owner.close().await;
     // The first start's bootstrap, without making an administrator here.
-    cortex::server::bootstrap(&db, config, false).await?;
+    let booted = cortex::server::bootstrap(&db, &owner, config, false).await;
+    owner.close().await;
+    booted?;
     Ok(db)
 }
 
@@ -227,6 +229,7 @@ async fn admin_create(
             if !next.roles.iter().any(|r| r == "admin") {
                 next.roles.push("admin".into());
             }
+            next.operator = true;
             cortex::generated::user::update(&mut tx, &current, &next)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -238,7 +241,8 @@ async fn admin_create(
                 name.to_owned(),
                 prefiq_runtime::auth::DEFAULT_TENANT,
             )
-            .with_roles(vec!["admin".into()]);
+            .with_roles(vec!["admin".into()])
+            .with_operator(true);
             cortex::generated::user::insert(&mut tx, &input)
                 .await
                 .map_err(|e| {
@@ -252,7 +256,7 @@ async fn admin_create(
     identity::set_password(&mut tx, user, &password).await?;
     tx.commit().await.map_err(|e| e.to_string())?;
     db.close().await;
-    println!("{email} is an administrator.");
+    println!("{email} is an administrator of the default tenant and a platform operator.");
     if shown {
         println!("password: {password}\n(shown once; sign in and change it)");
     }
@@ -277,7 +281,7 @@ async fn token_create(
     if !user.active {
         return Err(format!("{email} is not active"));
     }
-    let token = identity::create_personal_token(&mut tx, user.id, name, expires_in)
+    let token = identity::create_personal_token(&mut tx, user.id, user.tenant, name, expires_in)
         .await
         .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;

@@ -27,7 +27,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::identity::{self, digest, new_secret, same};
 
-/// The issuer and audience of the tokens Cortex signs (the apps' defaults).
+/// The audience of the tokens Cortex signs, and their issuer in development when no public URL
+/// is configured (the apps' defaults).
 pub const ISSUER: &str = "prefiq";
 
 /// What the token endpoints share.
@@ -40,6 +41,12 @@ pub struct Tokens {
     pub keys: KeySet,
     /// Whether cookies are `Secure` and insecure settings refused.
     pub production: bool,
+    /// Where Cortex is reached (`PREFIQ_PUBLIC_URL`), without a trailing `/`: the base of the
+    /// endpoints its metadata names. Never taken from a request's `Host`.
+    pub public_url: String,
+    /// What tokens name as their issuer, and the metadata as `issuer`: the public URL when one
+    /// is configured (always, in production, where it is `https`), else [`ISSUER`].
+    pub issuer: String,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -70,7 +77,7 @@ impl Tokens {
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let seconds = minutes.clamp(1, 60) * 60;
         let claims = Claims {
-            iss: ISSUER.into(),
+            iss: self.issuer.clone(),
             aud: ISSUER.into(),
             sub: principal.subject.clone(),
             exp: now + seconds as u64,
@@ -87,34 +94,41 @@ impl Tokens {
                 "client"
             }
             .into(),
+            op: principal.operator,
         };
         (self.key.sign(&claims), seconds)
     }
 
     async fn minutes(&self, tenant: Uuid, key: &str) -> i64 {
-        crate::settings::integer(&mut self.db.clone(), tenant, key).await
+        crate::settings::integer(&self.db, tenant, key).await
     }
 
-    /// Access and refresh tokens for `user`, the refresh token of `family`, inside `tx`.
+    /// Access and refresh tokens for `user` acting in `tenant`, the refresh token of `family`,
+    /// inside `tx`.
     async fn for_user(
         &self,
         tx: &mut Tx,
         user: &identity::User,
+        tenant: Uuid,
         client: &str,
         family: Uuid,
     ) -> Result<Issued, OAuthError> {
-        let principal =
-            identity::principal(tx, user, prefiq_runtime::auth::Credential::AccessToken)
-                .await
-                .map_err(OAuthError::server)?;
-        let access_minutes = self.minutes(user.tenant, "tokens.access-minutes").await;
-        let refresh_days = self.minutes(user.tenant, "tokens.refresh-days").await;
+        let principal = identity::principal(
+            tx,
+            user,
+            tenant,
+            prefiq_runtime::auth::Credential::AccessToken,
+        )
+        .await
+        .map_err(OAuthError::server)?;
+        let access_minutes = self.minutes(tenant, "tokens.access-minutes").await;
+        let refresh_days = self.minutes(tenant, "tokens.refresh-days").await;
         let (access_token, expires_in) = self.access_token(&principal, access_minutes);
         let refresh = new_secret();
         let now = prefiq_runtime::db::now();
         let statement = tx.pick(
-            "INSERT INTO cortex_refresh_tokens (token_hash, family, user_id, client_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            "INSERT INTO cortex_refresh_tokens (token_hash, family, user_id, client_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO cortex_refresh_tokens (token_hash, family, user_id, client_id, created_at, expires_at, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO cortex_refresh_tokens (token_hash, family, user_id, client_id, created_at, expires_at, tenant_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         );
         tx.execute(
             statement,
@@ -125,6 +139,7 @@ impl Tokens {
                 SqlValue::Text(client.to_owned()),
                 SqlValue::DateTime(now),
                 SqlValue::DateTime(now + Duration::days(refresh_days.max(1))),
+                SqlValue::Uuid(tenant),
             ],
         )
         .await
@@ -325,7 +340,30 @@ pub async fn client(
     .transpose()
 }
 
-/// Registers a client; its secret (for a confidential one), shown once.
+/// Why a client cannot be registered.
+#[derive(Debug)]
+pub enum ClientError {
+    /// A redirect URI is not a path of this server.
+    RedirectUri(String, &'static str),
+    /// The database refused.
+    Database(prefiq_runtime::db::DbError),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::RedirectUri(uri, why) => write!(
+                f,
+                "the redirect URI `{}` is refused: {why}; a redirect URI is a path of this server, as in /apps/crm/",
+                uri.escape_debug()
+            ),
+            ClientError::Database(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Registers a client; its secret (for a confidential one), shown once. Its redirect URIs must
+/// be paths of this server ([`crate::web::local_path`]): a code is never sent to another origin.
 pub async fn create_client(
     db: &mut impl Executor,
     name: &str,
@@ -333,7 +371,16 @@ pub async fn create_client(
     roles: &[String],
     redirect_uris: &[String],
     public: bool,
-) -> Result<(String, Option<String>), prefiq_runtime::db::DbError> {
+) -> Result<(String, Option<String>), ClientError> {
+    for uri in redirect_uris {
+        crate::web::local_path(uri).map_err(|why| ClientError::RedirectUri(uri.clone(), why))?;
+        if uri.contains('#') {
+            return Err(ClientError::RedirectUri(
+                uri.clone(),
+                "it has a fragment (RFC 6749 §3.1.2)",
+            ));
+        }
+    }
     let id = format!("client_{}", &new_secret()[..16]);
     let secret = (!public).then(new_secret);
     let statement = db.pick(
@@ -355,7 +402,8 @@ pub async fn create_client(
             SqlValue::DateTime(prefiq_runtime::db::now()),
         ],
     )
-    .await?;
+    .await
+    .map_err(ClientError::Database)?;
     Ok((id, secret))
 }
 
@@ -382,14 +430,12 @@ async fn jwks(State(tokens): State<Shared>) -> Response {
     response
 }
 
-async fn metadata(headers: HeaderMap) -> axum::Json<serde_json::Value> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let base = format!("http://{host}");
+/// RFC 8414 metadata, from the configured public URL (never the request's `Host`, which a
+/// client chooses).
+async fn metadata(State(tokens): State<Shared>) -> axum::Json<serde_json::Value> {
+    let base = &tokens.public_url;
     axum::Json(json!({
-        "issuer": ISSUER,
+        "issuer": tokens.issuer,
         "authorization_endpoint": format!("{base}/auth/authorize"),
         "token_endpoint": format!("{base}/auth/token"),
         "revocation_endpoint": format!("{base}/auth/revoke"),
@@ -442,78 +488,81 @@ async fn grant(
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::new("invalid_request", "grant_type is missing"))?;
-    match grant_type.as_str() {
-        "authorization_code" => authorization_code(tokens, headers, address, &params).await,
-        "refresh_token" => refresh(tokens, headers, address, &params).await,
-        "client_credentials" => client_grant(tokens, headers, address, &params).await,
-        "password" => Err(OAuthError::new(
-            "unsupported_grant_type",
-            "the resource-owner password grant must not be used (RFC 9700 §2.4); use authorization_code with PKCE",
-        )),
-        other => Err(OAuthError::new(
-            "unsupported_grant_type",
-            format!("`{other}` is not a grant this server offers"),
-        )),
-    }
+    let kind = match grant_type.as_str() {
+        "authorization_code" => Grant::Code,
+        "refresh_token" => Grant::Refresh,
+        "client_credentials" => Grant::Client,
+        "password" => {
+            return Err(OAuthError::new(
+                "unsupported_grant_type",
+                "the resource-owner password grant must not be used (RFC 9700 §2.4); use authorization_code with PKCE",
+            ));
+        }
+        other => {
+            return Err(OAuthError::new(
+                "unsupported_grant_type",
+                format!("`{other}` is not a grant this server offers"),
+            ));
+        }
+    };
+    // Every exchange is recorded before it is judged, so concurrent guesses count; what an
+    // attacker's failures hold back is their own address (on this client, or at all), never the
+    // client or another caller.
+    let (client_id, secret) = client_credentials(headers, &params)?;
+    let attempt = identity::attempt(
+        &tokens.db,
+        &format!("client:{client_id}"),
+        address,
+        identity::Limits {
+            pair: identity::MAX_PAIR_FAILURES,
+            address: identity::MAX_ADDRESS_FAILURES,
+            account: None,
+        },
+    )
+    .await
+    .map_err(|t| match t {
+        identity::Throttled::Wait(seconds) => OAuthError::throttled(Some(seconds)),
+        identity::Throttled::Unavailable => OAuthError::throttled(None),
+    })?;
+    let client = authenticate_client(tokens, &client_id, secret, kind == Grant::Client).await?;
+    let issued = match kind {
+        Grant::Code => authorization_code(tokens, &client, &params).await?,
+        Grant::Refresh => refresh(tokens, &client, &params).await?,
+        Grant::Client => client_grant(tokens, &client).await?,
+    };
+    // A success counts for nothing against the address (and is not worth failing the grant).
+    let _ = identity::succeeded(&tokens.db, attempt).await;
+    Ok(issued)
 }
 
-/// The throttle of the token endpoint: failures per client and per address.
-async fn throttled(tokens: &Tokens, account: &str, address: &str) -> Result<(), OAuthError> {
-    identity::throttle(&tokens.db, account, address, identity::MAX_ACCOUNT_FAILURES)
-        .await
-        .map_err(|t| match t {
-            identity::Throttled::Wait(seconds) => OAuthError::throttled(Some(seconds)),
-            identity::Throttled::Unavailable => OAuthError::throttled(None),
-        })
-}
-
-async fn failed(tokens: &Tokens, account: &str, address: &str, error: OAuthError) -> OAuthError {
-    let _ = identity::record_attempt(&tokens.db, account, address, false).await;
-    error
+/// The grants the token endpoint offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    Code,
+    Refresh,
+    Client,
 }
 
 /// Authenticates a client: confidential ones by secret, public ones by id alone.
 async fn authenticate_client(
     tokens: &Tokens,
-    headers: &HeaderMap,
-    address: &str,
-    params: &std::collections::BTreeMap<String, String>,
+    id: &str,
+    secret: Option<String>,
     confidential_only: bool,
 ) -> Result<Client, OAuthError> {
-    let (id, secret) = client_credentials(headers, params)?;
-    let account = format!("client:{id}");
-    throttled(tokens, &account, address).await?;
-    let found = client(&mut tokens.db.clone(), &id)
+    let found = client(&mut tokens.db.clone(), id)
         .await
         .map_err(OAuthError::server)?;
     let Some(found) = found else {
-        return Err(failed(
-            tokens,
-            &account,
-            address,
-            OAuthError::client("unknown client"),
-        )
-        .await);
+        return Err(OAuthError::client("unknown client"));
     };
     match (&found.secret_hash, secret) {
         (Some(hash), Some(secret)) if same(hash, &digest(&secret)) => Ok(found),
-        (Some(_), _) => Err(failed(
-            tokens,
-            &account,
-            address,
-            OAuthError::client("wrong client secret"),
-        )
-        .await),
-        (None, _) if confidential_only => Err(failed(
-            tokens,
-            &account,
-            address,
-            OAuthError::new(
-                "unauthorized_client",
-                "a public client cannot use this grant",
-            ),
-        )
-        .await),
+        (Some(_), _) => Err(OAuthError::client("wrong client secret")),
+        (None, _) if confidential_only => Err(OAuthError::new(
+            "unauthorized_client",
+            "a public client cannot use this grant",
+        )),
         (None, Some(_)) => Err(OAuthError::client("a public client has no secret")),
         (None, None) => Ok(found),
     }
@@ -548,17 +597,33 @@ async fn revoke_family(tx: &mut Tx, family: Uuid) -> Result<(), OAuthError> {
     Ok(())
 }
 
+/// The user of a code or refresh token, if they may still act in `tenant`: an active user of an
+/// active tenant they may enter.
+async fn still_allowed(
+    tx: &mut Tx,
+    user: Uuid,
+    tenant: Uuid,
+) -> Result<Option<identity::User>, OAuthError> {
+    let Some(found) = identity::user_by_id(tx, user)
+        .await
+        .map_err(OAuthError::server)?
+    else {
+        return Ok(None);
+    };
+    let tenant_active = identity::tenant_active(tx, tenant)
+        .await
+        .map_err(OAuthError::server)?;
+    Ok((found.active && tenant_active && found.may_enter(tenant)).then_some(found))
+}
+
 async fn authorization_code(
     tokens: &Tokens,
-    headers: &HeaderMap,
-    address: &str,
+    client: &Client,
     params: &std::collections::BTreeMap<String, String>,
 ) -> Result<Issued, OAuthError> {
-    let client = authenticate_client(tokens, headers, address, params, false).await?;
     let code = required(params, "code")?;
     let redirect_uri = required(params, "redirect_uri")?;
     let verifier = required(params, "code_verifier")?;
-    let account = format!("client:{}", client.id);
     let valid_verifier = (43..=128).contains(&verifier.len())
         && verifier
             .bytes()
@@ -575,8 +640,8 @@ async fn authorization_code(
         .await
         .map_err(OAuthError::server)?;
     let statement = tx.pick(
-        "SELECT client_id, user_id, redirect_uri, code_challenge, family, expires_at, used_at FROM cortex_auth_codes WHERE code_hash = $1 FOR UPDATE",
-        "SELECT client_id, user_id, redirect_uri, code_challenge, family, expires_at, used_at FROM cortex_auth_codes WHERE code_hash = ?1",
+        "SELECT c.client_id, c.user_id, c.redirect_uri, c.code_challenge, c.family, c.expires_at, c.used_at, COALESCE(c.tenant_id, u.tenant_id) FROM cortex_auth_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = $1 FOR UPDATE OF c",
+        "SELECT c.client_id, c.user_id, c.redirect_uri, c.code_challenge, c.family, c.expires_at, c.used_at, COALESCE(c.tenant_id, u.tenant_id) FROM cortex_auth_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = ?1",
     );
     let row = tx
         .fetch_optional(statement, vec![SqlValue::Text(digest(code))])
@@ -584,7 +649,7 @@ async fn authorization_code(
         .map_err(OAuthError::server)?;
     let invalid = || OAuthError::new("invalid_grant", "the code is not valid");
     let Some(row) = row else {
-        return Err(failed(tokens, &account, address, invalid()).await);
+        return Err(invalid());
     };
     let read = |e| OAuthError::server(e);
     let code_client: String = row.req(0).map_err(read)?;
@@ -594,11 +659,12 @@ async fn authorization_code(
     let family: Uuid = row.req(4).map_err(read)?;
     let expires_at: chrono::DateTime<chrono::Utc> = row.req(5).map_err(read)?;
     let used_at: Option<chrono::DateTime<chrono::Utc>> = row.opt(6).map_err(read)?;
+    let tenant: Uuid = row.req(7).map_err(read)?;
     if used_at.is_some() {
         // A replayed code: whatever it was exchanged for is revoked too.
         revoke_family(&mut tx, family).await?;
         tx.commit().await.map_err(OAuthError::server)?;
-        return Err(failed(tokens, &account, address, invalid()).await);
+        return Err(invalid());
     }
     let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     if code_client != client.id
@@ -606,7 +672,7 @@ async fn authorization_code(
         || expires_at < prefiq_runtime::db::now()
         || !same(&computed, &challenge)
     {
-        return Err(failed(tokens, &account, address, invalid()).await);
+        return Err(invalid());
     }
     let statement = tx.pick(
         "UPDATE cortex_auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL",
@@ -625,33 +691,30 @@ async fn authorization_code(
     if marked != 1 {
         return Err(invalid());
     }
-    let user = identity::user_by_id(&mut tx, user_id)
-        .await
-        .map_err(OAuthError::server)?
-        .filter(|u| u.active)
+    let user = still_allowed(&mut tx, user_id, tenant)
+        .await?
         .ok_or_else(invalid)?;
-    let issued = tokens.for_user(&mut tx, &user, &client.id, family).await?;
+    let issued = tokens
+        .for_user(&mut tx, &user, tenant, &client.id, family)
+        .await?;
     tx.commit().await.map_err(OAuthError::server)?;
     Ok(issued)
 }
 
 async fn refresh(
     tokens: &Tokens,
-    headers: &HeaderMap,
-    address: &str,
+    client: &Client,
     params: &std::collections::BTreeMap<String, String>,
 ) -> Result<Issued, OAuthError> {
-    let client = authenticate_client(tokens, headers, address, params, false).await?;
     let presented = required(params, "refresh_token")?;
-    let account = format!("client:{}", client.id);
     let mut tx = tokens
         .db
         .begin(&identity::system())
         .await
         .map_err(OAuthError::server)?;
     let statement = tx.pick(
-        "SELECT family, user_id, client_id, expires_at, used_at, revoked_at FROM cortex_refresh_tokens WHERE token_hash = $1 FOR UPDATE",
-        "SELECT family, user_id, client_id, expires_at, used_at, revoked_at FROM cortex_refresh_tokens WHERE token_hash = ?1",
+        "SELECT r.family, r.user_id, r.client_id, r.expires_at, r.used_at, r.revoked_at, COALESCE(r.tenant_id, u.tenant_id) FROM cortex_refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1 FOR UPDATE OF r",
+        "SELECT r.family, r.user_id, r.client_id, r.expires_at, r.used_at, r.revoked_at, COALESCE(r.tenant_id, u.tenant_id) FROM cortex_refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?1",
     );
     let row = tx
         .fetch_optional(statement, vec![SqlValue::Text(digest(presented))])
@@ -659,13 +722,7 @@ async fn refresh(
         .map_err(OAuthError::server)?;
     let invalid = |why: &str| OAuthError::new("invalid_grant", why.to_owned());
     let Some(row) = row else {
-        return Err(failed(
-            tokens,
-            &account,
-            address,
-            invalid("the refresh token is not valid"),
-        )
-        .await);
+        return Err(invalid("the refresh token is not valid"));
     };
     let read = |e| OAuthError::server(e);
     let family: Uuid = row.req(0).map_err(read)?;
@@ -674,26 +731,17 @@ async fn refresh(
     let expires_at: chrono::DateTime<chrono::Utc> = row.req(3).map_err(read)?;
     let used: Option<chrono::DateTime<chrono::Utc>> = row.opt(4).map_err(read)?;
     let revoked: Option<chrono::DateTime<chrono::Utc>> = row.opt(5).map_err(read)?;
+    let tenant: Uuid = row.req(6).map_err(read)?;
     if used.is_some() || revoked.is_some() {
         // Reuse means the token leaked: end the whole family, in this transaction.
         revoke_family(&mut tx, family).await?;
         tx.commit().await.map_err(OAuthError::server)?;
-        return Err(failed(
-            tokens,
-            &account,
-            address,
-            invalid("the refresh token was already used or revoked; every token of its sign-in is revoked now"),
-        )
-        .await);
+        return Err(invalid(
+            "the refresh token was already used or revoked; every token of its sign-in is revoked now",
+        ));
     }
     if owner != client.id || expires_at < prefiq_runtime::db::now() {
-        return Err(failed(
-            tokens,
-            &account,
-            address,
-            invalid("the refresh token is not valid"),
-        )
-        .await);
+        return Err(invalid("the refresh token is not valid"));
     }
     let statement = tx.pick(
         "UPDATE cortex_refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
@@ -708,31 +756,35 @@ async fn refresh(
     )
     .await
     .map_err(OAuthError::server)?;
-    let user = identity::user_by_id(&mut tx, user_id)
-        .await
-        .map_err(OAuthError::server)?
-        .filter(|u| u.active);
-    let Some(user) = user else {
+    let Some(user) = still_allowed(&mut tx, user_id, tenant).await? else {
         revoke_family(&mut tx, family).await?;
         tx.commit().await.map_err(OAuthError::server)?;
         return Err(invalid("the user can no longer sign in"));
     };
-    let issued = tokens.for_user(&mut tx, &user, &client.id, family).await?;
+    let issued = tokens
+        .for_user(&mut tx, &user, tenant, &client.id, family)
+        .await?;
     tx.commit().await.map_err(OAuthError::server)?;
     Ok(issued)
 }
 
-async fn client_grant(
-    tokens: &Tokens,
-    headers: &HeaderMap,
-    address: &str,
-    params: &std::collections::BTreeMap<String, String>,
-) -> Result<Issued, OAuthError> {
-    let client = authenticate_client(tokens, headers, address, params, true).await?;
-    let mut db = tokens.db.clone();
-    let permissions = identity::permissions(&mut db, &client.roles)
+async fn client_grant(tokens: &Tokens, client: &Client) -> Result<Issued, OAuthError> {
+    let mut tx = identity::read(&tokens.db)
         .await
         .map_err(OAuthError::server)?;
+    let active = identity::tenant_active(&mut tx, client.tenant)
+        .await
+        .map_err(OAuthError::server)?;
+    if !active {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "the client's tenant is deactivated",
+        ));
+    }
+    let permissions = identity::permissions(&mut tx, client.tenant, &client.roles)
+        .await
+        .map_err(OAuthError::server)?;
+    tx.end_read();
     let principal = Principal {
         subject: client.id.clone(),
         user: None,
@@ -741,6 +793,7 @@ async fn client_grant(
         teams: Vec::new(),
         permissions,
         credential: prefiq_runtime::auth::Credential::AccessToken,
+        operator: false,
     };
     let minutes = tokens.minutes(client.tenant, "tokens.access-minutes").await;
     let (access_token, expires_in) = tokens.access_token(&principal, minutes);
@@ -890,9 +943,12 @@ async fn authorize(
     let Ok(Some(client)) = client(&mut tokens.db.clone(), client_id).await else {
         return page(StatusCode::BAD_REQUEST, "The client is not registered.");
     };
+    // Only a path of this server that the client registered, exactly: a code never leaves
+    // the origin that issued it.
     let Some(redirect) = query
         .redirect_uri
         .as_deref()
+        .filter(|r| crate::web::local_path(r).is_ok())
         .filter(|r| client.redirect_uris.iter().any(|u| u == r))
     else {
         return page(
@@ -929,10 +985,10 @@ async fn authorize(
         ]);
     }
     let session = match crate::web::cookie(&headers, crate::web::SESSION_COOKIE) {
-        Some(secret) => identity::session(&mut tokens.db.clone(), &secret)
-            .await
-            .ok()
-            .flatten(),
+        Some(secret) => match identity::read(&tokens.db).await {
+            Ok(mut tx) => identity::session(&mut tx, &secret).await.ok().flatten(),
+            Err(_) => None,
+        },
         None => None,
     };
     let Some(session) = session else {
@@ -946,8 +1002,8 @@ async fn authorize(
     let statement_result = async {
         let mut tx = tokens.db.begin(&identity::system()).await?;
         let statement = tx.pick(
-            "INSERT INTO cortex_auth_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, family, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            "INSERT INTO cortex_auth_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, family, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO cortex_auth_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, family, expires_at, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO cortex_auth_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, family, expires_at, tenant_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         );
         tx.execute(
             statement,
@@ -959,6 +1015,7 @@ async fn authorize(
                 SqlValue::Text(challenge),
                 SqlValue::Uuid(Uuid::now_v7()),
                 SqlValue::DateTime(prefiq_runtime::db::now() + Duration::seconds(60)),
+                SqlValue::Uuid(session.tenant),
             ],
         )
         .await?;

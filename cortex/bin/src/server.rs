@@ -37,12 +37,20 @@ use prefiq_runtime::db::Layout;
 pub const IDENTITY: &str = "cortex-identity";
 
 /// The identity store's migrations.
-pub const IDENTITY_MIGRATIONS: &[Migration] = &[Migration::embedded(
-    1,
-    "identity",
-    include_str!("../identity/postgres/0001_identity.sql"),
-    include_str!("../identity/sqlite/0001_identity.sql"),
-)];
+pub const IDENTITY_MIGRATIONS: &[Migration] = &[
+    Migration::embedded(
+        1,
+        "identity",
+        include_str!("../identity/postgres/0001_identity.sql"),
+        include_str!("../identity/sqlite/0001_identity.sql"),
+    ),
+    Migration::embedded(
+        2,
+        "credential_tenants",
+        include_str!("../identity/postgres/0002_credential_tenants.sql"),
+        include_str!("../identity/sqlite/0002_credential_tenants.sql"),
+    ),
+];
 
 /// The apps Cortex runs.
 pub fn installed() -> &'static [Installed] {
@@ -107,10 +115,18 @@ pub async fn connect(config: &Config) -> Result<(Db, Db), String> {
         statement_timeout: Some(Duration::from_millis(config.limits.statement_timeout)),
         ..PoolOptions::serving(config.max_connections)
     };
-    let db = Db::connect(&url, &options)
-        .await
-        .map_err(|e| format!("cannot open {shown}: {e}"))?
-        .with_layout(layout);
+    // Requests log in as a role that row-level security binds, never as the migrating user.
+    let db = prefiq_runtime::db::connect_server(
+        &owner,
+        prefiq_runtime::db::ServerLogin {
+            url: &url,
+            app_url: config.app_database_url.as_deref(),
+            production: config.environment == Environment::Production,
+        },
+        &options,
+    )
+    .await?
+    .with_layout(layout);
     Ok((owner, db))
 }
 
@@ -215,25 +231,83 @@ impl Authenticator for CortexAuth {
     fn authenticate<'a>(&'a self, parts: &'a Parts) -> Authenticated<'a> {
         Box::pin(async move {
             let token = bearer(&parts.headers)?.ok_or(Unauthenticated::Missing)?;
+            let unchecked = |_| Unauthenticated::Invalid("it cannot be checked right now".into());
             if token.starts_with(identity::PERSONAL_TOKEN_PREFIX) {
-                let mut db = self.db.clone();
-                let user = identity::personal_token_user(&mut db, token)
+                let mut tx = identity::read(&self.db).await.map_err(unchecked)?;
+                let (user, tenant) = identity::personal_token_user(&mut tx, token)
                     .await
-                    .map_err(|_| Unauthenticated::Invalid("it cannot be checked right now".into()))?
+                    .map_err(unchecked)?
                     .ok_or_else(|| {
                         Unauthenticated::Invalid(
-                            "the personal access token is unknown, expired or revoked".into(),
+                            "the personal access token is unknown, expired or revoked, or its user or tenant is deactivated".into(),
                         )
                     })?;
-                return identity::principal(&mut db, &user, Credential::PersonalToken)
+                let principal =
+                    identity::principal(&mut tx, &user, tenant, Credential::PersonalToken)
+                        .await
+                        .map_err(unchecked)?;
+                tx.end_read();
+                identity::touch_personal_token(&self.db, token)
                     .await
-                    .map_err(|_| {
-                        Unauthenticated::Invalid("it cannot be checked right now".into())
-                    });
+                    .map_err(unchecked)?;
+                return Ok(principal);
             }
-            Ok(self.verifier.verify(token)?.principal())
+            let claims = self.verifier.verify(token)?;
+            // A signature proves who issued the token, not that its tenant and user may still
+            // act: Cortex checks them on every request (an app alone trusts the token until it
+            // expires, a few minutes).
+            let mut tx = identity::read(&self.db).await.map_err(unchecked)?;
+            let still = still_valid(&mut tx, &claims).await.map_err(unchecked)?;
+            tx.end_read();
+            if let Some(why) = still {
+                return Err(Unauthenticated::Invalid(why.into()));
+            }
+            Ok(claims.principal())
         })
     }
+}
+
+/// Why an access token Cortex signed no longer holds, if it does not: its tenant is gone or
+/// deactivated, or its user is gone, deactivated, or had their password set after it was issued.
+async fn still_valid(
+    tx: &mut prefiq_runtime::Tx,
+    claims: &prefiq_runtime::auth::Claims,
+) -> Result<Option<&'static str>, prefiq_runtime::db::DbError> {
+    let user: Option<Uuid> = (claims.kind == "user")
+        .then(|| claims.sub.parse().ok())
+        .flatten();
+    let statement = tx.pick(
+        "SELECT t.active, u.active, c.changed_at FROM tenants t LEFT JOIN users u ON u.id = $2 LEFT JOIN cortex_credentials c ON c.user_id = u.id WHERE t.id = $1",
+        "SELECT t.active, u.active, c.changed_at FROM tenants t LEFT JOIN users u ON u.id = ?2 LEFT JOIN cortex_credentials c ON c.user_id = u.id WHERE t.id = ?1",
+    );
+    let row = tx
+        .fetch_optional(
+            statement,
+            vec![
+                SqlValue::Uuid(claims.tid),
+                user.map(SqlValue::Uuid)
+                    .unwrap_or(SqlValue::Null(prefiq_runtime::db::ColumnKind::Uuid)),
+            ],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Some("its tenant no longer exists"));
+    };
+    if !row.req::<bool>(0)? {
+        return Ok(Some("its tenant is deactivated"));
+    }
+    if user.is_none() {
+        return Ok(None);
+    }
+    let active: Option<bool> = row.opt(1)?;
+    if active != Some(true) {
+        return Ok(Some("its user is deactivated or gone"));
+    }
+    let changed: Option<chrono::DateTime<chrono::Utc>> = row.opt(2)?;
+    if changed.is_some_and(|at| at.timestamp_micros() > claims.issued_at_micros()) {
+        return Ok(Some("its user's password changed after it was issued"));
+    }
+    Ok(None)
 }
 
 #[derive(Clone)]
@@ -270,20 +344,25 @@ async fn gate(State(gate): State<Gate>, request: Request<Body>, next: Next) -> R
         },
     };
     if let Some(principal) = principal {
-        let db = gate.db.clone();
-        let statement = db.pick(
-            "SELECT (SELECT disabled_apps FROM tenants WHERE id = $1), (SELECT enabled FROM app_registrations WHERE app = $2)",
-            "SELECT (SELECT disabled_apps FROM tenants WHERE id = ?1), (SELECT enabled FROM app_registrations WHERE app = ?2)",
-        );
-        let row = db
-            .fetch_optional(
-                statement,
-                vec![
-                    SqlValue::Uuid(principal.tenant),
-                    SqlValue::Text(app.clone()),
-                ],
-            )
-            .await;
+        let row = async {
+            let mut tx = identity::read(&gate.db).await?;
+            let statement = tx.pick(
+                "SELECT (SELECT disabled_apps FROM tenants WHERE id = $1), (SELECT enabled FROM app_registrations WHERE app = $2)",
+                "SELECT (SELECT disabled_apps FROM tenants WHERE id = ?1), (SELECT enabled FROM app_registrations WHERE app = ?2)",
+            );
+            let row = tx
+                .fetch_optional(
+                    statement,
+                    vec![
+                        SqlValue::Uuid(principal.tenant),
+                        SqlValue::Text(app.clone()),
+                    ],
+                )
+                .await;
+            tx.end_read();
+            row
+        }
+        .await;
         let off = match row {
             Ok(Some(row)) => {
                 let disabled: Vec<String> = row.opt_json(0).ok().flatten().unwrap_or_default();
@@ -309,6 +388,7 @@ async fn gate(State(gate): State<Gate>, request: Request<Body>, next: Next) -> R
 /// the first administrator exist; returns the one-time password it made, if it made one.
 pub async fn bootstrap(
     db: &Db,
+    owner: &Db,
     config: &Config,
     first_admin: bool,
 ) -> Result<Option<(String, String)>, String> {
@@ -336,13 +416,15 @@ pub async fn bootstrap(
         .await
         .map_err(problem)?;
     }
-    // Roles: `admin` has everything; the others start with what the schemas grant them.
+    // The platform's default roles (no tenant): `admin` has every permission of its tenant; the
+    // others start with what the schemas grant them. Each tenant works with its own copy.
     let catalogs: Vec<&'static AppCatalog> = std::iter::once(&crate::generated::CATALOG)
         .chain(installed().iter().map(|a| a.catalog))
         .collect();
-    let mut roles = BTreeMap::new();
-    for existing in role_rows(&mut tx).await? {
-        roles.insert(existing.name.clone(), existing);
+    let every_role = role_rows(&mut tx).await?;
+    let mut defaults = BTreeMap::new();
+    for existing in every_role.iter().filter(|r| r.tenant_id.is_none()) {
+        defaults.insert(existing.name.clone(), existing.clone());
     }
     let mut wanted: Vec<String> = vec![
         "admin".into(),
@@ -358,7 +440,7 @@ pub async fn bootstrap(
     wanted.sort();
     wanted.dedup();
     for name in &wanted {
-        if !roles.contains_key(name) {
+        if !defaults.contains_key(name) {
             let input = cortex_types::RoleCreate::new(name.clone())
                 .with_permissions(if name == "admin" {
                     vec!["*".into()]
@@ -366,20 +448,37 @@ pub async fn bootstrap(
                     vec![]
                 })
                 .with_description(match name.as_str() {
-                    "admin" => "Every permission, in every app.".to_owned(),
+                    "admin" => "Every permission of its tenant (never the platform's).".to_owned(),
                     "member" => "Works with the apps' data.".to_owned(),
                     "viewer" => "Reads the apps' data.".to_owned(),
                     "manager" => "A member who also sees every row of owned entities.".to_owned(),
                     _ => format!("Granted by the apps' schemas: {name}."),
                 });
             let made = role::insert(&mut tx, &input).await.map_err(problem)?;
-            roles.insert(name.clone(), made);
+            defaults.insert(name.clone(), made);
         }
     }
-    // The registry; an app seen for the first time adds its default grants to the roles.
+    // Every tenant without roles (a new one, or one made before roles were per tenant) gets a
+    // copy of the defaults.
+    let with_roles: std::collections::BTreeSet<Uuid> =
+        every_role.iter().filter_map(|r| r.tenant_id).collect();
+    let every_tenant = tx
+        .fetch_all(prefiq_runtime::Sql::new("SELECT id FROM tenants"), vec![])
+        .await
+        .map_err(problem)?;
+    for row in every_tenant {
+        let tenant: Uuid = row.req(0).map_err(problem)?;
+        if !with_roles.contains(&tenant) {
+            crate::services::copy_default_roles(&mut tx, tenant)
+                .await
+                .map_err(|p| p.detail.unwrap_or_default())?;
+        }
+    }
+    // The registry; an app seen for the first time adds its default grants to the platform's
+    // roles and to every tenant's copy of them.
     let registered = app_registration_rows(&mut tx).await?;
     for catalog in &catalogs {
-        let applied: Vec<i64> = migrate::applied(db, catalog.name)
+        let applied: Vec<i64> = migrate::applied(owner, catalog.name)
             .await
             .map(|rows| rows.into_iter().map(|r| r.0).collect())
             .unwrap_or_default();
@@ -408,42 +507,57 @@ pub async fn bootstrap(
                 app_registration::insert(&mut tx, &input)
                     .await
                     .map_err(problem)?;
-                for permission in catalog.permissions {
-                    for name in permission.roles {
-                        if let Some(current) = roles.get(*name).cloned() {
-                            if current.name == "admin"
-                                || current.permissions.iter().any(|p| p == permission.name)
-                            {
-                                continue;
-                            }
-                            let mut next = cortex_types::RoleCreate::from(&current);
-                            next.permissions.push(permission.name.to_owned());
-                            if let Some(updated) = role::update(&mut tx, &current, &next)
-                                .await
-                                .map_err(problem)?
-                            {
-                                roles.insert((*name).to_owned(), updated);
-                            }
-                        }
+                let roles = role_rows(&mut tx).await?;
+                for current in &roles {
+                    if current.name == "admin" {
+                        continue;
                     }
+                    let granted: Vec<&str> = catalog
+                        .permissions
+                        .iter()
+                        .filter(|p| p.roles.contains(&current.name.as_str()))
+                        .filter(|p| !current.permissions.iter().any(|q| q == p.name))
+                        .map(|p| p.name)
+                        .collect();
+                    if granted.is_empty() {
+                        continue;
+                    }
+                    let mut next = cortex_types::RoleCreate::from(current);
+                    next.permissions
+                        .extend(granted.iter().map(|p| (*p).to_owned()));
+                    role::update(&mut tx, current, &next)
+                        .await
+                        .map_err(problem)?;
                 }
             }
         }
     }
-    // The first administrator.
-    let count = tx
-        .fetch_optional(
-            prefiq_runtime::Sql::new("SELECT COUNT(*) FROM users"),
-            vec![],
-        )
-        .await
-        .map_err(problem)?
-        .map(|r| r.req::<i64>(0))
-        .transpose()
-        .map_err(problem)?
-        .unwrap_or(0);
+    // The platform's operators: the first administrator made at installation. A database made
+    // before operators existed makes its default tenant's administrators operators once.
+    let users = count(&mut tx, "SELECT COUNT(*) FROM users").await?;
+    let operators = count(
+        &mut tx,
+        "SELECT COUNT(*) FROM users WHERE operator AND active",
+    )
+    .await?;
+    if users > 0 && operators == 0 {
+        let promoted = tx
+            .execute(
+                tx.pick(
+                    "UPDATE users SET operator = true WHERE tenant_id = $1 AND active AND roles @> '[\"admin\"]'::jsonb",
+                    "UPDATE users SET operator = 1 WHERE tenant_id = ?1 AND active AND EXISTS (SELECT 1 FROM json_each(users.roles) WHERE json_each.value = 'admin')",
+                ),
+                vec![SqlValue::Uuid(prefiq_runtime::auth::DEFAULT_TENANT)],
+            )
+            .await
+            .map_err(problem)?;
+        tracing::warn!(
+            promoted,
+            "no platform operator: the default tenant's administrators are its operators now"
+        );
+    }
     let mut made = None;
-    if count == 0 && first_admin {
+    if users == 0 && first_admin {
         let email = config
             .admin_email
             .clone()
@@ -459,7 +573,8 @@ pub async fn bootstrap(
             "Administrator".into(),
             prefiq_runtime::auth::DEFAULT_TENANT,
         )
-        .with_roles(vec!["admin".into()]);
+        .with_roles(vec!["admin".into()])
+        .with_operator(true);
         let admin = user::insert(&mut tx, &input).await.map_err(problem)?;
         identity::set_password(&mut tx, admin.id, &password).await?;
         if generated {
@@ -491,16 +606,34 @@ pub async fn bootstrap(
     Ok(made)
 }
 
-async fn role_rows(tx: &mut prefiq_runtime::Tx) -> Result<Vec<cortex_types::Role>, String> {
-    let query = prefiq_runtime::list::ListQuery::parse(
-        &crate::generated::role::TABLE,
-        &[("limit".into(), "1000".into())],
-    )
-    .map_err(|p| p.detail.unwrap_or_default())?;
-    let page = prefiq_runtime::crud::list::<crate::generated::role::RoleResource>(tx, query)
+async fn count(tx: &mut prefiq_runtime::Tx, sql: &'static str) -> Result<i64, String> {
+    tx.fetch_optional(prefiq_runtime::Sql::new(sql), vec![])
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(page.items)
+        .map_err(|e| e.to_string())?
+        .map(|r| r.req::<i64>(0))
+        .transpose()
+        .map_err(|e| e.to_string())
+        .map(Option::unwrap_or_default)
+}
+
+/// Every role: the platform's defaults and every tenant's (the server reads them all).
+async fn role_rows(tx: &mut prefiq_runtime::Tx) -> Result<Vec<cortex_types::Role>, String> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut pairs = vec![("limit".to_owned(), "1000".to_owned())];
+        pairs.extend(cursor.take().map(|c| ("cursor".to_owned(), c)));
+        let query = prefiq_runtime::list::ListQuery::parse(&crate::generated::role::TABLE, &pairs)
+            .map_err(|p| p.detail.unwrap_or_default())?;
+        let page = prefiq_runtime::crud::list::<crate::generated::role::RoleResource>(tx, query)
+            .await
+            .map_err(|e| e.to_string())?;
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(out),
+        }
+    }
 }
 
 async fn app_registration_rows(
@@ -550,7 +683,7 @@ pub struct Started {
 /// with a schema per tenant, every tenant's schema; then it closes the connections.
 pub async fn migrate(config: &Config) -> Result<(), String> {
     let (owner, db) = connect(config).await?;
-    bootstrap(&db, config, false).await?;
+    bootstrap(&db, &owner, config, false).await?;
     if owner.layout() == Layout::Schemas {
         let provisioned = Provisioned::default();
         for tenant in tenants(&owner).await? {
@@ -565,8 +698,10 @@ pub async fn migrate(config: &Config) -> Result<(), String> {
 /// Connects, migrates, bootstraps and builds the router.
 pub async fn start(config: &Config) -> Result<Started, String> {
     let key = signing_key(config)?;
+    // Checked before anything is opened, so a wrong setting changes nothing.
+    config.public_url()?;
     let (owner, db) = connect(config).await?;
-    if let Some((email, password)) = bootstrap(&db, config, true).await? {
+    if let Some((email, password)) = bootstrap(&db, &owner, config, true).await? {
         // Shown once, on the terminal that started the first run (never logged).
         eprintln!(
             "\n  Cortex made the first administrator:\n    e-mail:   {email}\n    password: {password}\n  Sign in at /login and change it. It is not shown again.\n"
@@ -596,16 +731,19 @@ pub fn build(
     let keys = KeySet {
         keys: vec![key.public().clone()],
     };
-    let verifier = TokenVerifier::new(&keys, oauth::ISSUER, oauth::ISSUER)?;
+    let verifier = TokenVerifier::new(&keys, &config.public_url()?.1, oauth::ISSUER)?;
     let auth = Auth(Arc::new(CortexAuth {
         db: db.clone(),
         verifier,
     }));
+    let (public_url, issuer) = config.public_url()?;
     let tokens = Arc::new(Tokens {
         db: db.clone(),
         key,
         keys,
         production,
+        public_url,
+        issuer,
     });
     // Every API route: Cortex's generated ones and hand-written ones, then each app's.
     let service = crate::services::Service::new(db.clone());
@@ -730,7 +868,7 @@ pub fn frontend_client(app: &str) -> String {
 /// entries).
 pub async fn maintain(owner: &Db, db: &Db) {
     let days = crate::settings::integer(
-        &mut db.clone(),
+        db,
         prefiq_runtime::auth::DEFAULT_TENANT,
         "audit.retention-days",
     )
@@ -757,13 +895,19 @@ pub async fn maintain(owner: &Db, db: &Db) {
             .execute(statement, vec![SqlValue::DateTime(now)])
             .await;
     }
-    let week = now - chrono::Duration::days(7);
+    // Failures matter for the throttle's window, successes for as long as they make an address
+    // known to its account.
+    let day = now - chrono::Duration::days(1);
+    let known = now - chrono::Duration::days(identity::KNOWN_ADDRESS_DAYS);
     let statement = owner.pick(
-        "DELETE FROM cortex_login_attempts WHERE at < $1",
-        "DELETE FROM cortex_login_attempts WHERE at < ?1",
+        "DELETE FROM cortex_login_attempts WHERE (NOT succeeded AND at < $1) OR at < $2",
+        "DELETE FROM cortex_login_attempts WHERE (NOT succeeded AND at < ?1) OR at < ?2",
     );
     let _ = owner
-        .execute(statement, vec![SqlValue::DateTime(week)])
+        .execute(
+            statement,
+            vec![SqlValue::DateTime(day), SqlValue::DateTime(known)],
+        )
         .await;
 }
 

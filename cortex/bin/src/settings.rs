@@ -1,8 +1,9 @@
 //! Typed settings: each key has a JSON Schema its values are checked against, a global default
 //! (a `Setting` row without a tenant, or the built-in value), and per-tenant overrides.
 
+use prefiq_runtime::auth::Scope;
 use prefiq_runtime::deps::uuid::Uuid;
-use prefiq_runtime::{Executor, SqlValue};
+use prefiq_runtime::{Db, Executor, SqlValue};
 use serde_json::{Value, json};
 
 /// One setting.
@@ -16,6 +17,9 @@ pub struct Spec {
     pub schema: fn() -> Value,
     /// The value when no row sets it, as JSON text.
     pub default: &'static str,
+    /// Who sets it: a tenant's administrator may set a [`Scope::Tenant`] setting for their own
+    /// tenant; a [`Scope::Platform`] one applies to every tenant and only platform operators set it.
+    pub scope: Scope,
 }
 
 /// Every setting Cortex reads.
@@ -25,36 +29,42 @@ pub const SETTINGS: &[Spec] = &[
         description: "Audit entries older than this are deleted (daily).",
         schema: || json!({"type": "integer", "minimum": 1, "maximum": 36500}),
         default: "365",
+        scope: Scope::Platform,
     },
     Spec {
         key: "session.idle-minutes",
         description: "Reserved: admin UI sessions end after this long without use.",
         schema: || json!({"type": "integer", "minimum": 5, "maximum": 1440}),
         default: "720",
+        scope: Scope::Tenant,
     },
     Spec {
         key: "tokens.access-minutes",
         description: "How long an access token is valid.",
         schema: || json!({"type": "integer", "minimum": 1, "maximum": 60}),
         default: "10",
+        scope: Scope::Tenant,
     },
     Spec {
         key: "tokens.refresh-days",
         description: "How long a refresh token is valid.",
         schema: || json!({"type": "integer", "minimum": 1, "maximum": 90}),
         default: "30",
+        scope: Scope::Tenant,
     },
     Spec {
         key: "login.max-failures",
-        description: "Failed sign-ins of one account within 15 minutes before it is locked for 15 minutes.",
+        description: "Failed sign-ins of one account from one address within 15 minutes before that address waits 15 minutes to try the account again (other addresses are not held back).",
         schema: || json!({"type": "integer", "minimum": 3, "maximum": 100}),
         default: "10",
+        scope: Scope::Platform,
     },
     Spec {
         key: "branding.name",
         description: "The name the admin UI shows.",
         schema: || json!({"type": "string", "minLength": 1, "maxLength": 60}),
         default: "\"Cortex\"",
+        scope: Scope::Tenant,
     },
 ];
 
@@ -147,9 +157,17 @@ pub async fn get(db: &mut impl Executor, tenant: Uuid, key: &str) -> Value {
     })
 }
 
-/// An integer setting.
-pub async fn integer(db: &mut impl Executor, tenant: Uuid, key: &str) -> i64 {
-    let value = get(db, tenant, key).await;
+/// An integer setting of `tenant`, read as the server itself (any tenant's settings, whatever
+/// tenant a caller acts in).
+pub async fn integer(db: &Db, tenant: Uuid, key: &str) -> i64 {
+    let value = match crate::identity::read(db).await {
+        Ok(mut tx) => {
+            let value = get(&mut tx, tenant, key).await;
+            tx.end_read();
+            value
+        }
+        Err(_) => Value::Null,
+    };
     value
         .as_i64()
         .unwrap_or_else(|| spec(key).and_then(|s| s.default.parse().ok()).unwrap_or(0))
@@ -165,6 +183,7 @@ pub fn catalog() -> Value {
                     "key": s.key,
                     "description": s.description,
                     "default": serde_json::from_str::<Value>(s.default).unwrap_or(Value::Null),
+                    "scope": s.scope,
                     "schema": (s.schema)(),
                 })
             })

@@ -30,6 +30,42 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
+/// The longest path [`local_path`] accepts.
+const MAX_LOCAL_PATH: usize = 2048;
+
+/// `text` if it is a path of this server and nothing else: where a browser is sent after signing
+/// in (`next`) or with an authorization code (a redirect URI). It must start with one `/`, and
+/// neither it nor its percent-decoded form may hold a second leading `/` or a `\` (which
+/// browsers read as another host) or a control character (which browsers strip or fold), it may
+/// hold no white space, and it may not be longer than 2,048 bytes. Anything else is the reason it is refused.
+pub fn local_path(text: &str) -> Result<&str, &'static str> {
+    if text.len() > MAX_LOCAL_PATH {
+        return Err("it is too long");
+    }
+    let decoded: Vec<u8> = percent_encoding::percent_decode(text.as_bytes()).collect();
+    if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        return Err("it holds white space");
+    }
+    for form in [text.as_bytes(), decoded.as_slice()] {
+        if form.first() != Some(&b'/') {
+            return Err("it does not start with /");
+        }
+        if matches!(form.get(1), Some(b'/' | b'\\')) {
+            return Err("it names another host");
+        }
+        if form.contains(&b'\\') {
+            return Err("it holds a backslash");
+        }
+        if form.iter().any(u8::is_ascii_control) {
+            return Err("it holds a control character");
+        }
+    }
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err("it is not UTF-8 once decoded");
+    }
+    Ok(text)
+}
+
 /// The value of cookie `name`.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -94,6 +130,44 @@ pub fn message_page(title: &str, message: &str) -> Html<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_paths_of_this_server_are_local() {
+        for good in [
+            "/admin",
+            "/apps/crm/",
+            "/admin/crm/deals?sort=-name&limit=20",
+            "/a%20b",
+            "/%C3%A9t%C3%A9",
+        ] {
+            assert_eq!(local_path(good), Ok(good), "{good}");
+        }
+        for bad in [
+            "",
+            "admin",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example/",
+            "\\evil.example",
+            "/admin\\..",
+            "/%2F%2Fevil.example",
+            "/%2fevil.example",
+            "/%5Cevil.example",
+            "/\t/evil.example",
+            "/admin\n",
+            "/ admin",
+            "/%0d%0aSet-Cookie:x",
+            "/%09/evil.example",
+            "/%00",
+            "/\u{7f}",
+            "/%ff%fe",
+            " /admin",
+            "javascript:alert(1)",
+        ] {
+            assert!(local_path(bad).is_err(), "{bad:?} is refused");
+        }
+        assert!(local_path(&format!("/{}", "a".repeat(3000))).is_err());
+    }
 
     #[test]
     fn cookies_are_found_by_name() {

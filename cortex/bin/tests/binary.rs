@@ -278,8 +278,31 @@ fn the_migration_job_and_the_healthcheck_run_in_production_from_secret_files() {
         command
             .env("PREFIQ_ENV", "production")
             .env("DATABASE_URL_FILE", "database-url")
-            .env("PREFIQ_SIGNING_KEY_FILE", "signing-key");
+            .env("PREFIQ_SIGNING_KEY_FILE", "signing-key")
+            .env("PREFIQ_PUBLIC_URL", "https://id.example.com");
     };
+
+    // Production names its issuer: an https public URL, never one made up or taken from a
+    // request's Host.
+    for (url, says) in [
+        (None, "needs PREFIQ_PUBLIC_URL"),
+        (Some("http://id.example.com"), "must be https in production"),
+        (Some("https://id.example.com/?next=x"), "no query"),
+    ] {
+        let mut serve = cortex(dir.path());
+        production(&mut serve);
+        match url {
+            Some(url) => serve.env("PREFIQ_PUBLIC_URL", url),
+            None => serve.env_remove("PREFIQ_PUBLIC_URL"),
+        };
+        let refused = serve
+            .args(["--bind", "127.0.0.1:0", "serve"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{url:?} is refused");
+        assert!(stderr.contains(says), "{url:?}: {stderr}");
+    }
 
     let mut migrate = cortex(dir.path());
     production(&mut migrate);

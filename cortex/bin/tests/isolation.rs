@@ -598,6 +598,7 @@ async fn postgres_policies_catch_a_forgotten_filter(cortex: &Cortex, t: &Tenants
         teams: vec![],
         permissions: vec!["*".into()],
         credential: prefiq_runtime::auth::Credential::System,
+        operator: false,
     });
     let mut tx = cortex.db.begin_read(&principal).await.unwrap();
     let rows = tx

@@ -415,7 +415,7 @@ async fn sign_in_is_throttled_per_account(cortex: &Cortex) {
         )
         .await;
     let browser = browser();
-    for _ in 0..cortex::identity::MAX_ACCOUNT_FAILURES {
+    for _ in 0..cortex::identity::MAX_PAIR_FAILURES {
         let reply = cortex
             .sign_in(&browser, "victim@example.com", "wrong password!")
             .await;

@@ -132,6 +132,19 @@ impl Admin {
         self.catalogs.iter().copied().find(|c| c.name == app)
     }
 
+    /// Whether `principal` may do `action` (`read`, `create`, `update`, `delete`) on `entity` of
+    /// `app`, as the app's catalog names the permission and its scope: a page offers only what
+    /// the API would allow.
+    pub fn may(&self, principal: &Principal, app: &str, entity: &str, action: &str) -> bool {
+        self.catalog(app)
+            .and_then(|c| {
+                c.permissions
+                    .iter()
+                    .find(|p| p.entity == Some(entity) && p.action == action)
+            })
+            .is_some_and(|p| principal.may(p.scope, p.name))
+    }
+
     /// The OpenAPI component `name` of `app`'s document.
     pub fn schema(&self, app: &str, name: &str) -> Value {
         self.documents
@@ -175,6 +188,35 @@ pub struct Visitor {
     pub session: Session,
     /// Who they are to the API.
     pub principal: Arc<Principal>,
+    /// The active tenants they may act in, `(id, name)`, by name: theirs, those a platform
+    /// operator let them into, or every one for a platform operator.
+    pub tenants: Vec<(prefiq_runtime::deps::uuid::Uuid, String)>,
+}
+
+/// The most tenants the switcher lists.
+const SWITCHABLE: i64 = 200;
+
+/// The active tenants `user` may act in, by name.
+async fn switchable(
+    tx: &mut prefiq_runtime::Tx,
+    user: &identity::User,
+) -> Result<Vec<(prefiq_runtime::deps::uuid::Uuid, String)>, prefiq_runtime::db::DbError> {
+    use prefiq_runtime::{Executor as _, SqlValue};
+    let statement = tx.pick(
+        "SELECT id, name FROM tenants WHERE active ORDER BY name LIMIT $1",
+        "SELECT id, name FROM tenants WHERE active ORDER BY name LIMIT ?1",
+    );
+    let rows = tx
+        .fetch_all(statement, vec![SqlValue::Int(SWITCHABLE)])
+        .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let id = row.req(0)?;
+        if user.may_enter(id) {
+            out.push((id, row.req(1)?));
+        }
+    }
+    Ok(out)
 }
 
 /// The visitor of a request, or the redirect to the sign-in page.
@@ -189,35 +231,37 @@ pub async fn visitor(admin: &Admin, headers: &HeaderMap, here: &str) -> Result<V
     let Some(secret) = cookie(headers, SESSION_COOKIE) else {
         return Err(to_login());
     };
-    let mut db = admin.db.clone();
-    let session = match identity::session(&mut db, &secret).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return Err(to_login()),
-        Err(error) => {
-            tracing::error!(%error, "cannot read the session");
-            return Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                message_page("Unavailable", "The database cannot be reached; try again."),
-            )
-                .into_response());
-        }
-    };
-    let principal = identity::principal(
-        &mut db,
-        &session.user,
-        prefiq_runtime::auth::Credential::Session,
-    )
-    .await
-    .map_err(|_| {
+    let unavailable = |error: prefiq_runtime::db::DbError| {
+        tracing::error!(%error, "cannot read the session");
         (
             StatusCode::SERVICE_UNAVAILABLE,
             message_page("Unavailable", "The database cannot be reached; try again."),
         )
             .into_response()
-    })?;
+    };
+    let mut tx = identity::read(&admin.db).await.map_err(unavailable)?;
+    let Some(session) = identity::session(&mut tx, &secret)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Err(to_login());
+    };
+    let principal = identity::principal(
+        &mut tx,
+        &session.user,
+        session.tenant,
+        prefiq_runtime::auth::Credential::Session,
+    )
+    .await
+    .map_err(unavailable)?;
+    let tenants = switchable(&mut tx, &session.user)
+        .await
+        .map_err(unavailable)?;
+    tx.end_read();
     Ok(Visitor {
         session,
         principal: Arc::new(principal),
+        tenants,
     })
 }
 

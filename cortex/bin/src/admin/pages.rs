@@ -32,6 +32,7 @@ pub fn routes(admin: Shared) -> Router {
         .route("/admin/assets/{file}", get(asset))
         .route("/admin/audit", get(audit))
         .route("/admin/grants", get(grants).post(save_grants))
+        .route("/admin/tenant", post(switch_tenant))
         .route("/admin/tokens", get(tokens).post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .route("/admin/cortex/users/{id}/password", post(set_password))
@@ -68,8 +69,12 @@ pub struct Layout {
     pub title: String,
     /// Who is signed in.
     pub user: String,
-    /// Their tenant.
+    /// The tenant they act in, by name.
     pub tenant: String,
+    /// The tenants they may switch to, `(id, name, current)`: empty when there is only one.
+    pub tenants: Vec<(String, String, bool)>,
+    /// Whether they are a platform operator.
+    pub operator: bool,
     /// The anti-forgery token for the sign-out form.
     pub csrf: String,
     /// The navigation.
@@ -85,11 +90,7 @@ fn layout(admin: &Admin, visitor: &Visitor, title: &str) -> Layout {
             links: catalog
                 .entities
                 .iter()
-                .filter(|e| {
-                    visitor
-                        .principal
-                        .allows(&format!("{}.{}.read", catalog.name, snake(e.name)))
-                })
+                .filter(|e| admin.may(&visitor.principal, catalog.name, e.name, "read"))
                 .map(|e| NavLink {
                     href: format!("/admin/{}/{}", catalog.name, e.plural),
                     text: plural_label(e),
@@ -98,10 +99,26 @@ fn layout(admin: &Admin, visitor: &Visitor, title: &str) -> Layout {
         })
         .filter(|g| !g.links.is_empty())
         .collect();
+    let current = visitor.session.tenant;
     Layout {
         title: title.to_owned(),
         user: visitor.session.user.email.clone(),
-        tenant: visitor.session.user.tenant.to_string(),
+        tenant: visitor
+            .tenants
+            .iter()
+            .find(|(id, _)| *id == current)
+            .map(|(_, name)| name.clone())
+            .unwrap_or_else(|| current.to_string()),
+        tenants: if visitor.tenants.len() > 1 {
+            visitor
+                .tenants
+                .iter()
+                .map(|(id, name)| (id.to_string(), name.clone(), *id == current))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        operator: visitor.principal.operator,
         csrf: visitor.session.csrf.clone(),
         nav,
     }
@@ -128,13 +145,22 @@ fn here(uri: &axum::http::Uri) -> String {
         .unwrap_or_else(|| "/admin".into())
 }
 
-/// A path inside this site only (never another origin): `next` after signing in.
-fn local(next: Option<&str>) -> String {
+/// Where to go after signing in: `next` if it is a path of this site
+/// ([`crate::web::local_path`]), `/admin` when there is none, and the 400 page when it is
+/// anything else (another origin, or a trick to reach one).
+fn next_page(next: Option<&str>) -> Result<String, Response> {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_owned()
-        }
-        _ => "/admin".into(),
+        None | Some("") => Ok("/admin".into()),
+        Some(path) => crate::web::local_path(path).map(str::to_owned).map_err(|why| {
+            (
+                StatusCode::BAD_REQUEST,
+                super::message_page(
+                    "Cannot sign in",
+                    &format!("The page to return to after signing in is refused: {why}. Only a path of this site is accepted."),
+                ),
+            )
+                .into_response()
+        }),
     }
 }
 
@@ -177,10 +203,14 @@ fn query_param(query: &Option<String>, name: &str) -> Option<String> {
 }
 
 async fn login_page(State(admin): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let next = match next_page(query_param(&query, "next").as_deref()) {
+        Ok(next) => next,
+        Err(refused) => return refused,
+    };
     let csrf = identity::new_secret();
     let page = LoginPage {
         csrf: csrf.clone(),
-        next: local(query_param(&query, "next").as_deref()),
+        next,
         email: String::new(),
         error: String::new(),
     };
@@ -205,7 +235,10 @@ async fn login(
             .cloned()
             .unwrap_or_default()
     };
-    let next = local(Some(&field("next")));
+    let next = match next_page(Some(&field("next"))) {
+        Ok(next) => next,
+        Err(refused) => return refused,
+    };
     let again = |status: StatusCode, error: &str| {
         let csrf = identity::new_secret();
         let mut response = render(&LoginPage {
@@ -229,7 +262,7 @@ async fn login(
         );
     }
     let max = crate::settings::integer(
-        &mut admin.db.clone(),
+        &admin.db,
         prefiq_runtime::auth::DEFAULT_TENANT,
         "login.max-failures",
     )
@@ -244,7 +277,9 @@ async fn login(
     .await
     {
         Ok(user) => {
-            let Ok(secret) = identity::start_session(&mut admin.db.clone(), user.id).await else {
+            let Ok(secret) =
+                identity::start_session(&mut admin.db.clone(), user.id, user.tenant).await
+            else {
                 return again(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The server cannot sign you in right now.",
@@ -711,10 +746,7 @@ async fn list(
         filter_op,
         filter_value,
         sort,
-        can_create: !entity.read_only
-            && visitor
-                .principal
-                .allows(&format!("{app}.{}.create", snake(entity.name))),
+        can_create: !entity.read_only && admin.may(&visitor.principal, &app, entity.name, "create"),
         error,
     };
     render(&page)
@@ -784,7 +816,6 @@ async fn detail(
             )
         })
         .collect();
-    let snake_name = snake(entity.name);
     let history = entries(
         &admin,
         &visitor,
@@ -802,17 +833,13 @@ async fn detail(
         base: format!("/admin/{app}/{plural}"),
         version: reply.body["version"].to_string(),
         members,
-        can_edit: !entity.read_only
-            && visitor
-                .principal
-                .allows(&format!("{app}.{snake_name}.update")),
-        can_delete: !entity.read_only
-            && visitor
-                .principal
-                .allows(&format!("{app}.{snake_name}.delete")),
+        can_edit: !entity.read_only && admin.may(&visitor.principal, &app, entity.name, "update"),
+        can_delete: !entity.read_only && admin.may(&visitor.principal, &app, entity.name, "delete"),
+        // A platform operator's password is a platform operator's to set.
         password_form: app == "cortex"
             && entity.name == "User"
-            && visitor.principal.allows("cortex.user.update"),
+            && admin.may(&visitor.principal, &app, entity.name, "update")
+            && (visitor.principal.operator || reply.body["operator"] != Value::Bool(true)),
         history,
         id,
     };
@@ -1209,24 +1236,57 @@ struct GrantsPage {
     rows: Vec<GrantRow>,
     csrf: String,
     message: String,
+    /// `platform` when the platform's default roles are shown, else empty (the tenant's own).
+    scope: String,
+    /// The tenant whose roles are shown.
+    tenant: String,
 }
 
+/// The permissions a role may be granted: a tenant's, never the platform's (which only a
+/// platform operator holds, whatever roles say).
 fn every_permission(admin: &Admin) -> Vec<(String, String)> {
     admin
         .catalogs
         .iter()
         .flat_map(|c| c.permissions.iter())
+        .filter(|p| p.scope == prefiq_runtime::auth::Scope::Tenant)
         .map(|p| (p.name.to_owned(), p.action.to_owned()))
         .collect()
 }
 
-async fn grants_page(admin: &Admin, visitor: &Visitor, message: String) -> Response {
+/// Which roles the grants page edits: the visitor's tenant's, or with `platform` (operators
+/// only) the platform's defaults, which new tenants copy.
+fn roles_query(visitor: &Visitor, platform: bool) -> String {
+    let tenant = if platform {
+        "is.null".to_owned()
+    } else {
+        format!("eq.{}", visitor.session.tenant)
+    };
+    format!("/api/cortex/roles?limit=1000&sort=name&tenant_id={tenant}")
+}
+
+async fn grants_page(
+    admin: &Admin,
+    visitor: &Visitor,
+    platform: bool,
+    message: String,
+) -> Response {
+    if platform && !visitor.principal.operator {
+        return (
+            StatusCode::FORBIDDEN,
+            super::message_page(
+                "Forbidden",
+                "The platform's default roles are a platform operator's to change.",
+            ),
+        )
+            .into_response();
+    }
     let permissions = every_permission(admin);
     let reply = admin
         .call(
             &visitor.principal,
             Method::GET,
-            "/api/cortex/roles?limit=1000&sort=name",
+            &roles_query(visitor, platform),
             None,
             None,
         )
@@ -1273,18 +1333,34 @@ async fn grants_page(admin: &Admin, visitor: &Visitor, message: String) -> Respo
                 .collect(),
         })
         .collect();
+    let layout = layout(admin, visitor, "Roles and grants");
     render(&GrantsPage {
-        layout: layout(admin, visitor, "Roles and grants"),
+        tenant: if platform {
+            "every new tenant".into()
+        } else {
+            layout.tenant.clone()
+        },
+        layout,
         roles: roles.into_iter().map(|r| r.0).collect(),
         rows,
         csrf: visitor.session.csrf.clone(),
         message,
+        scope: if platform {
+            "platform".into()
+        } else {
+            String::new()
+        },
     })
 }
 
-async fn grants(State(admin): State<Shared>, headers: HeaderMap) -> Response {
+async fn grants(
+    State(admin): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let platform = query_param(&query, "scope").as_deref() == Some("platform");
     match visitor(&admin, &headers, "/admin/grants").await {
-        Ok(visitor) => grants_page(&admin, &visitor, String::new()).await,
+        Ok(visitor) => grants_page(&admin, &visitor, platform, String::new()).await,
         Err(response) => response,
     }
 }
@@ -1298,6 +1374,13 @@ async fn save_grants(State(admin): State<Shared>, headers: HeaderMap, body: Byte
     if !csrf_ok(&visitor.session, &form) {
         return forbidden();
     }
+    let platform = form
+        .get("scope")
+        .and_then(|v| v.first())
+        .is_some_and(|s| s == "platform");
+    if platform && !visitor.principal.operator {
+        return grants_page(&admin, &visitor, platform, String::new()).await;
+    }
     let known: Vec<String> = every_permission(&admin).into_iter().map(|p| p.0).collect();
     let checked: Vec<(String, String)> = form
         .get("grant")
@@ -1310,13 +1393,16 @@ async fn save_grants(State(admin): State<Shared>, headers: HeaderMap, body: Byte
         .call(
             &visitor.principal,
             Method::GET,
-            "/api/cortex/roles?limit=1000",
+            &roles_query(&visitor, platform),
             None,
             None,
         )
         .await;
     let mut changed = 0;
     let mut failures = Vec::new();
+    if !reply.status.is_success() {
+        failures.push(reply.detail());
+    }
     for role in reply.body["items"].as_array().into_iter().flatten() {
         let name = role["name"].as_str().unwrap_or_default();
         if name == "admin" {
@@ -1371,7 +1457,73 @@ async fn save_grants(State(admin): State<Shared>, headers: HeaderMap, body: Byte
     } else {
         format!("Not all saved: {}", failures.join("; "))
     };
-    grants_page(&admin, &visitor, message).await
+    grants_page(&admin, &visitor, platform, message).await
+}
+
+/// `POST /admin/tenant`: the signed-in user acts in another tenant they may enter, from now on.
+/// Recorded in both tenants' audit logs, in one transaction with the switch.
+async fn switch_tenant(State(admin): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let visitor = match visitor(&admin, &headers, "/admin").await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let form = parse_form(&body);
+    if !csrf_ok(&visitor.session, &form) {
+        return forbidden();
+    }
+    let wanted: Option<Uuid> = form
+        .get("tenant")
+        .and_then(|v| v.first())
+        .and_then(|t| t.parse().ok());
+    let Some(wanted) = wanted.filter(|t| visitor.tenants.iter().any(|(id, _)| id == t)) else {
+        return (
+            StatusCode::FORBIDDEN,
+            super::message_page(
+                "Forbidden",
+                "You may not act in that tenant: ask a platform operator to let you in.",
+            ),
+        )
+            .into_response();
+    };
+    let from = visitor.session.tenant;
+    if wanted == from {
+        return Redirect::to("/admin").into_response();
+    }
+    let Some(secret) = cookie(&headers, SESSION_COOKIE) else {
+        return forbidden();
+    };
+    // The entries are the user's; only appending the second one to the other tenant's log
+    // needs the platform's right, which this transaction uses for nothing else.
+    let recorder = Arc::new(prefiq_runtime::Principal {
+        operator: true,
+        ..(*visitor.principal).clone()
+    });
+    let result: Result<(), prefiq_runtime::db::DbError> = async {
+        let mut tx = admin.db.begin(&recorder).await?;
+        identity::move_session(&mut tx, &secret, wanted).await?;
+        let changes = serde_json::json!({"acting_tenant": {"from": from, "to": wanted}});
+        let user = visitor.session.user.id.to_string();
+        let table = cortex_user_table();
+        let action = prefiq_runtime::audit::Action::Update;
+        prefiq_runtime::audit::record(&mut tx, table, action, &user, changes.clone()).await?;
+        prefiq_runtime::audit::record_in(&mut tx, wanted, table, action, &user, changes).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/admin").into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot switch tenant");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                super::message_page(
+                    "Unavailable",
+                    "The tenant could not be switched; try again.",
+                ),
+            )
+                .into_response()
+        }
+    }
 }
 
 #[derive(Template)]
@@ -1435,6 +1587,7 @@ async fn create_token(State(admin): State<Shared>, headers: HeaderMap, body: Byt
     match identity::create_personal_token(
         &mut admin.db.clone(),
         visitor.session.user.id,
+        visitor.session.tenant,
         &name,
         days.map(chrono::Duration::days),
     )
@@ -1485,12 +1638,33 @@ async fn set_password(
     if !csrf_ok(&visitor.session, &form) {
         return forbidden();
     }
-    if !visitor.principal.allows("cortex.user.update") {
+    // The user as the visitor may see them: a tenant's administrator reaches only their own
+    // tenant's users, and never a platform operator's password.
+    let target = admin
+        .call(
+            &visitor.principal,
+            Method::GET,
+            &format!("/api/cortex/users/{id}"),
+            None,
+            None,
+        )
+        .await;
+    if !target.status.is_success() {
+        return not_found();
+    }
+    let operator = target.body["operator"] == Value::Bool(true);
+    if !admin.may(&visitor.principal, "cortex", "User", "update")
+        || (operator && !visitor.principal.operator)
+    {
         return (
             StatusCode::FORBIDDEN,
             super::message_page(
                 "Forbidden",
-                "Setting a password needs the permission cortex.user.update.",
+                if operator {
+                    "A platform operator's password is set by a platform operator."
+                } else {
+                    "Setting a password needs the permission cortex.user.update."
+                },
             ),
         )
             .into_response();
@@ -1500,31 +1674,48 @@ async fn set_password(
         .and_then(|v| v.first())
         .cloned()
         .unwrap_or_default();
-    let mut db = admin.db.clone();
-    let exists = identity::user_by_id(&mut db, id)
+    let own = id == visitor.session.user.id;
+    let tenant: Option<Uuid> = target.body["tenant_id"]
+        .as_str()
+        .and_then(|t| t.parse().ok());
+    let current = cookie(&headers, SESSION_COOKIE);
+    // The password, the end of the user's other credentials and the audit entries commit
+    // together or not at all.
+    let result: Result<(), String> = async {
+        let mut tx = admin
+            .db
+            .begin(&visitor.principal)
+            .await
+            .map_err(|e| e.to_string())?;
+        identity::set_password(&mut tx, id, &password).await?;
+        identity::end_credentials(
+            &mut tx,
+            id,
+            identity::Ending {
+                keep_session: if own { current.as_deref() } else { None },
+                personal_tokens: !own,
+            },
+        )
         .await
-        .ok()
-        .flatten()
-        .is_some();
-    if !exists {
-        return not_found();
-    }
-    match identity::set_password(&mut db, id, &password).await {
-        Ok(()) => {
-            // The change is recorded like any other (never the password or its hash).
-            if let Ok(mut tx) = admin.db.begin(&visitor.principal).await {
-                let _ = prefiq_runtime::audit::record(
-                    &mut tx,
-                    cortex_user_table(),
-                    prefiq_runtime::audit::Action::Update,
-                    &id.to_string(),
-                    serde_json::json!({"password": {"from": prefiq_runtime::audit::REDACTED, "to": prefiq_runtime::audit::REDACTED}}),
-                )
-                .await;
-                let _ = tx.commit().await;
-            }
-            Redirect::to(&format!("/admin/cortex/users/{id}")).into_response()
+        .map_err(|e| e.to_string())?;
+        // Recorded like any other change (never the password or its hash), in the user's
+        // tenant's log too when a platform operator set it from another.
+        let changes = serde_json::json!({"password": {"from": prefiq_runtime::audit::REDACTED, "to": prefiq_runtime::audit::REDACTED}});
+        let table = cortex_user_table();
+        let action = prefiq_runtime::audit::Action::Update;
+        if let Some(tenant) = tenant.filter(|t| *t != visitor.principal.tenant) {
+            prefiq_runtime::audit::record_in(&mut tx, tenant, table, action, &id.to_string(), changes.clone())
+                .await
+                .map_err(|e| e.to_string())?;
         }
+        prefiq_runtime::audit::record(&mut tx, table, action, &id.to_string(), changes)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/admin/cortex/users/{id}")).into_response(),
         Err(why) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             super::message_page("Password not set", &why),

@@ -1,14 +1,24 @@
-//! Cortex's hand-written rules around its generated entities: the `admin` role keeps every
-//! permission and cannot be deleted, every tenant keeps an active administrator and nobody deletes
-//! the tenant they are signed in to (nobody locks a tenant out), a setting's value must fit its
-//! key's schema, an app must be installed to be registered, and a user's roles must exist.
+//! Cortex's hand-written rules around its generated entities.
+//!
+//! - Nobody locks a tenant out: every tenant keeps an active administrator, the platform keeps
+//!   an active operator, and nobody deletes or deactivates the tenant they are signed in to.
+//! - A tenant's administrator never acts on a platform operator's account.
+//! - Roles are each tenant's own: a new tenant gets a copy of the platform's defaults, a user's
+//!   roles must exist in their tenant, and `admin` keeps every permission of its tenant.
+//! - A setting's value fits its key's schema, and only platform operators set the platform's.
+//! - Deactivating a tenant or a user ends every credential it holds, in the same transaction.
+//! - An app must be installed to be registered.
 
 use cortex_types::{
-    AppRegistrationCreate, Role, RoleCreate, Setting, SettingCreate, Tenant, User, UserCreate,
+    AppRegistrationCreate, Role, RoleCreate, Setting, SettingCreate, Tenant, TenantCreate, User,
+    UserCreate,
 };
+use prefiq_runtime::auth::Scope;
+use prefiq_runtime::deps::uuid::Uuid;
 use prefiq_runtime::{Db, Executor, FieldError, Problem, RequestContext, SqlValue, Tx};
 
 use crate::CortexService;
+use crate::identity;
 
 /// The Cortex service.
 #[derive(Debug, Clone)]
@@ -32,16 +42,44 @@ fn invalid(pointer: &str, detail: impl Into<String>) -> Problem {
     }])
 }
 
-fn check_setting(input: &SettingCreate) -> Result<(), Problem> {
-    crate::settings::check(input.key.as_ref(), &input.value)
+fn unavailable(error: impl std::fmt::Display) -> Problem {
+    Problem::unavailable(&error)
+}
+
+/// A setting's value must fit its schema; a platform setting has one value for every tenant,
+/// which only a platform operator sets.
+fn check_setting(ctx: &RequestContext, input: &SettingCreate) -> Result<(), Problem> {
+    let key = input.key.as_ref();
+    let spec = crate::settings::spec(key)
+        .ok_or_else(|| invalid("/key", format!("`{key}` is not a setting")))?;
+    if spec.scope == Scope::Platform {
+        if input.for_tenant.is_some() {
+            return Err(invalid(
+                "/for_tenant",
+                format!(
+                    "`{key}` is the platform's: it has one value for every tenant, so leave for_tenant out"
+                ),
+            ));
+        }
+        ctx.require_in(Scope::Platform, "cortex.setting.update")?;
+    }
+    crate::settings::check(key, &input.value)
         .map(|_| ())
         .map_err(|why| invalid("/value", why))
 }
 
-/// The roles of `names` that do not exist.
-async fn unknown_roles(tx: &mut Tx, names: &[String]) -> Result<Vec<String>, Problem> {
+/// The roles of `names` that `tenant` does not have.
+async fn unknown_roles(
+    tx: &mut Tx,
+    tenant: Uuid,
+    names: &[String],
+) -> Result<Vec<String>, Problem> {
+    let statement = tx.pick(
+        "SELECT name FROM roles WHERE tenant_id = $1",
+        "SELECT name FROM roles WHERE tenant_id = ?1",
+    );
     let rows = tx
-        .fetch_all(prefiq_runtime::Sql::new("SELECT name FROM roles"), vec![])
+        .fetch_all(statement, vec![SqlValue::Uuid(tenant)])
         .await?;
     let known: Vec<String> = rows
         .iter()
@@ -54,43 +92,64 @@ async fn unknown_roles(tx: &mut Tx, names: &[String]) -> Result<Vec<String>, Pro
         .collect())
 }
 
-async fn check_roles(tx: &mut Tx, input: &UserCreate) -> Result<(), Problem> {
-    let unknown = unknown_roles(tx, &input.roles).await?;
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(invalid(
+/// A user's roles must be roles of their tenant, and the tenants they may switch to must exist.
+async fn check_user(tx: &mut Tx, input: &UserCreate) -> Result<(), Problem> {
+    let unknown = unknown_roles(tx, input.tenant_id, &input.roles).await?;
+    if !unknown.is_empty() {
+        return Err(invalid(
             "/roles",
-            format!("no such role: {}", unknown.join(", ")),
-        ))
+            format!("their tenant has no role {}", unknown.join(", ")),
+        ));
     }
+    for (i, tenant) in input.tenants.iter().enumerate() {
+        if !tenant_exists(tx, *tenant).await? {
+            return Err(invalid(&format!("/tenants/{i}"), "no such tenant"));
+        }
+    }
+    Ok(())
 }
 
-/// A global setting (no tenant) is unique per key, which the database's unique index cannot
-/// say of NULLs.
+async fn tenant_exists(tx: &mut Tx, tenant: Uuid) -> Result<bool, Problem> {
+    let statement = tx.pick(
+        "SELECT 1 FROM tenants WHERE id = $1",
+        "SELECT 1 FROM tenants WHERE id = ?1",
+    );
+    Ok(tx
+        .fetch_optional(statement, vec![SqlValue::Uuid(tenant)])
+        .await?
+        .is_some())
+}
+
+/// A platform default (a row with no tenant) is unique per `column` value, which the database's
+/// unique index cannot say of NULLs.
 async fn check_single_default(
     tx: &mut Tx,
-    input: &SettingCreate,
-    own: Option<&Setting>,
+    table: &'static str,
+    column: &'static str,
+    value: &str,
+    own: Option<Uuid>,
 ) -> Result<(), Problem> {
-    if input.for_tenant.is_some() {
-        return Ok(());
-    }
-    let statement = tx.pick(
-        "SELECT id FROM settings WHERE key = $1 AND for_tenant IS NULL",
-        "SELECT id FROM settings WHERE key = ?1 AND for_tenant IS NULL",
+    let (tenant_column, what) = match table {
+        "settings" => ("for_tenant", "setting"),
+        _ => ("tenant_id", "role"),
+    };
+    let sql = format!(
+        "SELECT id FROM {table} WHERE {column} = {} AND {tenant_column} IS NULL",
+        tx.dialect().placeholder(1)
     );
     let rows = tx
-        .fetch_all(statement, vec![SqlValue::Text(input.key.to_string())])
+        .fetch_all(
+            prefiq_runtime::Sql::built(sql),
+            vec![SqlValue::Text(value.to_owned())],
+        )
         .await?;
     let taken = rows
         .iter()
-        .filter_map(|r| r.req::<prefiq_runtime::deps::uuid::Uuid>(0).ok())
-        .any(|id| own.is_none_or(|o| o.id != id));
+        .filter_map(|r| r.req::<Uuid>(0).ok())
+        .any(|id| own != Some(id));
     if taken {
         return Err(Problem::conflict(format!(
-            "the global default of `{}` exists already; change that one",
-            input.key
+            "the platform's default {what} `{value}` exists already; change that one"
         )));
     }
     Ok(())
@@ -101,10 +160,36 @@ fn administers(active: bool, roles: &[String]) -> bool {
     active && roles.iter().any(|r| r == "admin")
 }
 
+/// Takes a transaction-scoped lock named `name` on PostgreSQL, so that concurrent demotions
+/// queue and each counts what the other left (SQLite runs one write at a time).
+async fn serialise(tx: &mut Tx, name: String) -> Result<(), Problem> {
+    if tx.dialect() == prefiq_runtime::Dialect::Postgres {
+        tx.execute(
+            prefiq_runtime::Sql::new("SELECT pg_advisory_xact_lock(hashtext($1))"),
+            vec![SqlValue::Text(name)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn count(
+    tx: &mut Tx,
+    postgres: &'static str,
+    sqlite: &'static str,
+    params: Vec<SqlValue>,
+) -> Result<i64, Problem> {
+    let statement = tx.pick(postgres, sqlite);
+    Ok(tx
+        .fetch_optional(statement, params)
+        .await?
+        .map(|r| r.req::<i64>(0))
+        .transpose()?
+        .unwrap_or(0))
+}
+
 /// Refuses to take the last active administrator from a tenant: `current` stops administering
-/// it (`next` is what it becomes; none when it is deleted). Concurrent demotions in one tenant
-/// queue on a lock of that tenant's administrators (PostgreSQL; SQLite runs one write at a
-/// time), so two of them cannot each count on the other.
+/// it (`next` is what it becomes; none when it is deleted).
 async fn keep_an_administrator(
     tx: &mut Tx,
     current: &User,
@@ -118,26 +203,14 @@ async fn keep_an_administrator(
     if stays {
         return Ok(());
     }
-    let tenant = SqlValue::Uuid(current.tenant_id);
-    if tx.dialect() == prefiq_runtime::Dialect::Postgres {
-        tx.execute(
-            prefiq_runtime::Sql::new(
-                "SELECT pg_advisory_xact_lock(hashtext('prefiq.admins.' || $1::text))",
-            ),
-            vec![tenant.clone()],
-        )
-        .await?;
-    }
-    let statement = tx.pick(
+    serialise(tx, format!("prefiq.admins.{}", current.tenant_id)).await?;
+    let others = count(
+        tx,
         "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id <> $2 AND active AND roles @> '[\"admin\"]'::jsonb",
         "SELECT COUNT(*) FROM users, json_each(users.roles) WHERE users.tenant_id = ?1 AND users.id <> ?2 AND users.active AND json_each.value = 'admin'",
-    );
-    let others: i64 = tx
-        .fetch_optional(statement, vec![tenant, SqlValue::Uuid(current.id)])
-        .await?
-        .map(|r| r.req::<i64>(0))
-        .transpose()?
-        .unwrap_or(0);
+        vec![SqlValue::Uuid(current.tenant_id), SqlValue::Uuid(current.id)],
+    )
+    .await?;
     if others == 0 {
         return Err(Problem::conflict(format!(
             "{} is the last active administrator of their tenant: give another user of it the admin role first",
@@ -147,14 +220,100 @@ async fn keep_an_administrator(
     Ok(())
 }
 
+/// Refuses to take the platform's last active operator away.
+async fn keep_an_operator(
+    tx: &mut Tx,
+    current: &User,
+    next: Option<&UserCreate>,
+) -> Result<(), Problem> {
+    if !(current.active && current.operator) {
+        return Ok(());
+    }
+    if next.is_some_and(|n| n.active && n.operator) {
+        return Ok(());
+    }
+    serialise(tx, "prefiq.operators".to_owned()).await?;
+    let others = count(
+        tx,
+        "SELECT COUNT(*) FROM users WHERE id <> $1 AND active AND operator",
+        "SELECT COUNT(*) FROM users WHERE id <> ?1 AND active AND operator",
+        vec![SqlValue::Uuid(current.id)],
+    )
+    .await?;
+    if others == 0 {
+        return Err(Problem::conflict(format!(
+            "{} is the platform's last active operator: make another user an operator first",
+            current.email
+        )));
+    }
+    Ok(())
+}
+
+/// A tenant's administrator may not change, deactivate or delete a platform operator's account.
+fn leave_operators_alone(ctx: &RequestContext, current: &User) -> Result<(), Problem> {
+    if current.operator {
+        ctx.require_in(Scope::Platform, "cortex.user.update")?;
+    }
+    Ok(())
+}
+
+/// Copies the platform's default roles into `tenant`, which has none yet.
+pub async fn copy_default_roles(tx: &mut Tx, tenant: Uuid) -> Result<(), Problem> {
+    let statement = tx.pick(
+        "SELECT name, description, permissions FROM roles WHERE tenant_id IS NULL ORDER BY name",
+        "SELECT name, description, permissions FROM roles WHERE tenant_id IS NULL ORDER BY name",
+    );
+    let defaults = tx.fetch_all(statement, Vec::new()).await?;
+    for row in defaults {
+        let mut role = RoleCreate::new(row.req(0)?)
+            .with_permissions(row.req_json(2)?)
+            .with_tenant_id(tenant);
+        role.description = row.opt(1)?;
+        crate::generated::role::insert(tx, &role).await?;
+    }
+    Ok(())
+}
+
 impl CortexService for Service {
     async fn before_delete_user(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         tx: &mut Tx,
         current: &User,
     ) -> Result<(), Problem> {
+        leave_operators_alone(ctx, current)?;
+        keep_an_operator(tx, current, None).await?;
         keep_an_administrator(tx, current, None).await
+    }
+
+    async fn after_create_tenant(
+        &self,
+        _ctx: &RequestContext,
+        tx: &mut Tx,
+        row: &Tenant,
+    ) -> Result<(), Problem> {
+        copy_default_roles(tx, row.id).await
+    }
+
+    async fn before_update_tenant(
+        &self,
+        ctx: &RequestContext,
+        tx: &mut Tx,
+        current: &Tenant,
+        next: &mut TenantCreate,
+    ) -> Result<(), Problem> {
+        if current.active && !next.active {
+            if current.id == ctx.principal.tenant {
+                return Err(Problem::conflict(
+                    "this is the tenant you are signed in to: switch to another tenant to deactivate it",
+                ));
+            }
+            // Deactivated means every credential of its users ends now, with the change.
+            identity::end_tenant_credentials(tx, current.id)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     async fn before_delete_tenant(
@@ -173,29 +332,48 @@ impl CortexService for Service {
 
     async fn before_create_setting(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         tx: &mut Tx,
         input: &mut SettingCreate,
     ) -> Result<(), Problem> {
-        check_setting(input)?;
-        check_single_default(tx, input, None).await
+        check_setting(ctx, input)?;
+        if input.for_tenant.is_none() {
+            check_single_default(tx, "settings", "key", input.key.as_ref(), None).await?;
+        }
+        Ok(())
     }
 
     async fn before_update_setting(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         tx: &mut Tx,
         current: &Setting,
         next: &mut SettingCreate,
     ) -> Result<(), Problem> {
-        check_setting(next)?;
-        check_single_default(tx, next, Some(current)).await
+        check_setting(ctx, next)?;
+        if next.for_tenant.is_none() {
+            check_single_default(tx, "settings", "key", next.key.as_ref(), Some(current.id))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn before_create_role(
+        &self,
+        _ctx: &RequestContext,
+        tx: &mut Tx,
+        input: &mut RoleCreate,
+    ) -> Result<(), Problem> {
+        if input.tenant_id.is_none() {
+            check_single_default(tx, "roles", "name", &input.name, None).await?;
+        }
+        Ok(())
     }
 
     async fn before_update_role(
         &self,
         _ctx: &RequestContext,
-        _tx: &mut Tx,
+        tx: &mut Tx,
         current: &Role,
         next: &mut RoleCreate,
     ) -> Result<(), Problem> {
@@ -203,6 +381,9 @@ impl CortexService for Service {
             return Err(Problem::conflict(
                 "the admin role keeps its name and every permission",
             ));
+        }
+        if next.tenant_id.is_none() {
+            check_single_default(tx, "roles", "name", &next.name, Some(current.id)).await?;
         }
         Ok(())
     }
@@ -216,25 +397,25 @@ impl CortexService for Service {
         if current.name == "admin" {
             return Err(Problem::conflict("the admin role cannot be deleted"));
         }
-        let statement = tx.pick(
-            "SELECT COUNT(*) FROM users WHERE roles @> $1::jsonb",
-            "SELECT COUNT(*) FROM users, json_each(users.roles) WHERE json_each.value = ?1",
-        );
-        let value = match tx.dialect() {
-            prefiq_runtime::Dialect::Postgres => {
-                SqlValue::Text(serde_json::json!([current.name]).to_string())
-            }
-            prefiq_runtime::Dialect::Sqlite => SqlValue::Text(current.name.clone()),
+        // A platform default is only a template: deleting it changes no tenant's copy.
+        let Some(tenant) = current.tenant_id else {
+            return Ok(());
         };
-        let users: i64 = tx
-            .fetch_optional(statement, vec![value])
-            .await?
-            .map(|r| r.req::<i64>(0))
-            .transpose()?
-            .unwrap_or(0);
-        if users > 0 {
+        // Held: `roles` contains the name (as a JSON array on PostgreSQL, an element on SQLite).
+        let role = match tx.dialect() {
+            prefiq_runtime::Dialect::Postgres => serde_json::json!([current.name]).to_string(),
+            prefiq_runtime::Dialect::Sqlite => current.name.clone(),
+        };
+        let held = count(
+            tx,
+            "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND roles @> $2::jsonb",
+            "SELECT COUNT(*) FROM users, json_each(users.roles) WHERE users.tenant_id = ?1 AND json_each.value = ?2",
+            vec![SqlValue::Uuid(tenant), SqlValue::Text(role)],
+        )
+        .await?;
+        if held > 0 {
             return Err(Problem::conflict(format!(
-                "{users} user(s) still have the role `{}`; take it from them first",
+                "{held} user(s) still have the role `{}`; take it from them first",
                 current.name
             )));
         }
@@ -248,19 +429,35 @@ impl CortexService for Service {
         input: &mut UserCreate,
     ) -> Result<(), Problem> {
         input.email = input.email.trim().to_lowercase();
-        check_roles(tx, input).await
+        check_user(tx, input).await
     }
 
     async fn before_update_user(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         tx: &mut Tx,
         current: &User,
         next: &mut UserCreate,
     ) -> Result<(), Problem> {
+        leave_operators_alone(ctx, current)?;
         next.email = next.email.trim().to_lowercase();
-        check_roles(tx, next).await?;
-        keep_an_administrator(tx, current, Some(next)).await
+        check_user(tx, next).await?;
+        keep_an_operator(tx, current, Some(next)).await?;
+        keep_an_administrator(tx, current, Some(next)).await?;
+        // Deactivated, or moved to another tenant: whatever they held ends now.
+        if (current.active && !next.active) || current.tenant_id != next.tenant_id {
+            identity::end_credentials(
+                tx,
+                current.id,
+                identity::Ending {
+                    keep_session: None,
+                    personal_tokens: true,
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     async fn before_create_app_registration(

@@ -106,6 +106,9 @@ impl Cortex {
             bind: "127.0.0.1:0".parse().unwrap(),
             database_url: Some(url),
             database_url_file: None,
+            app_database_url: None,
+            app_database_url_file: None,
+            public_url: None,
             body_limit: 256 * 1024,
             max_connections: 8,
             limits: prefiq_runtime::serve::Limits::default(),
@@ -130,14 +133,21 @@ impl Cortex {
             )
             .await;
         });
-        let admin = cortex::identity::user_by_email(&mut started.db.clone(), ADMIN_EMAIL)
+        let mut tx = cortex::identity::read(&started.db).await.unwrap();
+        let admin = cortex::identity::user_by_email(&mut tx, ADMIN_EMAIL)
             .await
             .unwrap()
             .expect("the first administrator exists")
             .0;
+        tx.end_read();
+        assert!(
+            admin.operator,
+            "the first administrator is a platform operator"
+        );
         let admin_token = cortex::identity::create_personal_token(
             &mut started.db.clone(),
             admin.id,
+            admin.tenant,
             "tests",
             None,
         )
@@ -231,10 +241,15 @@ impl Cortex {
         cortex::identity::set_password(&mut self.db.clone(), id, ADMIN_PASSWORD)
             .await
             .unwrap();
-        let token =
-            cortex::identity::create_personal_token(&mut self.db.clone(), id, "tests", None)
-                .await
-                .unwrap();
+        let token = cortex::identity::create_personal_token(
+            &mut self.db.clone(),
+            id,
+            tenant,
+            "tests",
+            None,
+        )
+        .await
+        .unwrap();
         (id, token)
     }
 
