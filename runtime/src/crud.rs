@@ -918,6 +918,13 @@ pub async fn create_handler<R: Writable, S: Hooks<R>>(
         .check(&body)?;
     let body = own_tenant::<R>(&ctx.principal, body);
     let mut input: R::Create = crate::validate::decode(body.clone())?;
+    // A row of another tenant is refused before the service sees it.
+    check_member::<R>(
+        &ctx.principal,
+        None,
+        Some(&json(&input).map_err(problem::<R>)?),
+    )
+    .map_err(problem::<R>)?;
     if !ctx.principal.operator && R::TABLE.columns.iter().any(|c| c.platform) {
         // What the row would hold had the caller left the operators' members out.
         let mut unset = body;
@@ -968,6 +975,28 @@ pub async fn get_handler<R: Resource, S: Send + Sync + 'static>(
     })
 }
 
+/// The row `key`, locked for the transaction, if the caller may change it: a 404 when it sees no
+/// such row, a 403 when it may read it but not write it (the platform's row of a shared table,
+/// which PostgreSQL's row-level security does not even lock for it), on both databases.
+async fn writable_row<R: Writable>(
+    tx: &mut Tx,
+    principal: &Principal,
+    key: &R::Key,
+) -> Result<R::Model, Problem> {
+    let locked = find_for_update::<R>(tx, key).await.map_err(problem::<R>)?;
+    let row = match locked {
+        Some(row) => row,
+        None if R::TABLE.tenant_member.is_some() => {
+            let readable = find::<R>(tx, key).await.map_err(problem::<R>)?;
+            readable.ok_or_else(|| missing::<R>(key))?
+        }
+        None => return Err(missing::<R>(key)),
+    };
+    check_member::<R>(principal, Some(&json(&row).map_err(problem::<R>)?), None)
+        .map_err(problem::<R>)?;
+    Ok(row)
+}
+
 /// `PATCH` on an item: a JSON merge patch, applied to the row locked for the transaction.
 pub async fn update_handler<R: Writable, S: Hooks<R>>(
     State(state): State<AppState<S>>,
@@ -981,10 +1010,9 @@ pub async fn update_handler<R: Writable, S: Hooks<R>>(
     validators.patch.check(&patch)?;
     let key = key::<R>(&raw)?;
     let mut tx = state.db.begin(&ctx.principal).await?;
-    let current = find_for_update::<R>(&mut tx, &key)
-        .await
-        .map_err(problem::<R>)?
-        .ok_or_else(|| missing::<R>(&key))?;
+    // A row the caller may read but not write (the platform's, in a shared table) is refused
+    // even when the patch would change nothing.
+    let current = writable_row::<R>(&mut tx, &ctx.principal, &key).await?;
     let unchanged = crate::patch::writable_members(&current, R::WRITABLE)?;
     let mut merged = unchanged.clone();
     crate::patch::merge_patch(&mut merged, &patch);
@@ -1000,6 +1028,10 @@ pub async fn update_handler<R: Writable, S: Hooks<R>>(
     // The rules of core/validation judge what the client asked for, the merged result: a
     // broken one is the client's to fix, a 422 like any other field error.
     validators.replace.check_rules(&merged)?;
+    // Moving a row to another tenant, or setting what only platform operators set, is refused
+    // before the service sees it.
+    check_member::<R>(&ctx.principal, None, Some(&merged)).map_err(problem::<R>)?;
+    check_platform_members::<R>(&ctx.principal, &merged, &unchanged)?;
     let mut input: R::Create = crate::validate::decode(merged)?;
     state
         .service
@@ -1035,10 +1067,7 @@ pub async fn delete_handler<R: Writable, S: Hooks<R>>(
     ctx.require_in(R::ACCESS.writes, R::ACCESS.delete)?;
     let key = key::<R>(&raw)?;
     let mut tx = state.db.begin(&ctx.principal).await?;
-    let current = find_for_update::<R>(&mut tx, &key)
-        .await
-        .map_err(problem::<R>)?
-        .ok_or_else(|| missing::<R>(&key))?;
+    let current = writable_row::<R>(&mut tx, &ctx.principal, &key).await?;
     precondition.check(R::version(&current))?;
     state.service.before_delete(&ctx, &mut tx, &current).await?;
     if !delete::<R>(&mut tx, &current).await.map_err(problem::<R>)? {

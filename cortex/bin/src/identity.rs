@@ -143,9 +143,27 @@ pub fn system() -> Arc<Principal> {
 }
 
 /// A transaction that reads as the server itself: what identity lookups run in, so that they
-/// see every tenant's users (row-level security keeps any caller's transaction to its own).
+/// see every tenant's users and credentials (row-level security keeps any caller's transaction
+/// to its own).
 pub async fn read(db: &Db) -> Result<Tx, DbError> {
     db.begin_read(&system()).await
+}
+
+/// A transaction that writes as the server itself: what credentials are made, changed and
+/// ended in.
+pub async fn write(db: &Db) -> Result<Tx, DbError> {
+    db.begin(&system()).await
+}
+
+/// Runs `work` in a transaction of the server's own ([`write`]) and commits it.
+pub async fn as_server<T>(
+    db: &Db,
+    work: impl AsyncFnOnce(&mut Tx) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let mut tx = write(db).await?;
+    let out = work(&mut tx).await?;
+    tx.commit().await?;
+    Ok(out)
 }
 
 /// The user with this e-mail (compared without case), with their password hash if they have one.
@@ -573,19 +591,20 @@ pub async fn personal_token_user(
 
 /// Notes that the personal token `token` authenticated a request now.
 pub async fn touch_personal_token(db: &Db, token: &str) -> Result<(), DbError> {
-    let mut db = db.clone();
-    let touch = sql(
-        &db,
-        "UPDATE cortex_personal_tokens SET last_used_at = $2 WHERE token_hash = $1",
-    );
-    Executor::execute(
-        &mut db,
-        touch,
-        vec![
-            SqlValue::Text(digest(token)),
-            SqlValue::DateTime(prefiq_runtime::db::now()),
-        ],
-    )
+    as_server(db, async |tx| {
+        let touch = sql(
+            tx,
+            "UPDATE cortex_personal_tokens SET last_used_at = $2 WHERE token_hash = $1",
+        );
+        tx.execute(
+            touch,
+            vec![
+                SqlValue::Text(digest(token)),
+                SqlValue::DateTime(prefiq_runtime::db::now()),
+            ],
+        )
+        .await
+    })
     .await?;
     Ok(())
 }

@@ -407,6 +407,74 @@ pub async fn create_client(
     Ok((id, secret))
 }
 
+/// A registered client, as the platform's pages list it (never its secret).
+#[derive(Debug, Clone)]
+pub struct ClientListing {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it is public (no secret; PKCE).
+    pub public: bool,
+    /// Where it may be sent back to.
+    pub redirect_uris: Vec<String>,
+    /// The tenant it acts in (client credentials).
+    pub tenant: Uuid,
+    /// Its roles (client credentials).
+    pub roles: Vec<String>,
+    /// When it was registered.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it was revoked.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Every registered client, newest first.
+pub async fn clients(
+    db: &mut impl Executor,
+) -> Result<Vec<ClientListing>, prefiq_runtime::db::DbError> {
+    let statement = db.pick(
+        "SELECT client_id, name, secret_hash IS NULL, redirect_uris, tenant_id, roles, created_at, revoked_at FROM cortex_clients ORDER BY created_at DESC, client_id",
+        "SELECT client_id, name, secret_hash IS NULL, redirect_uris, tenant_id, roles, created_at, revoked_at FROM cortex_clients ORDER BY created_at DESC, client_id",
+    );
+    let rows = db.fetch_all(statement, Vec::new()).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ClientListing {
+                id: row.req(0)?,
+                name: row.req(1)?,
+                public: row.req(2)?,
+                redirect_uris: row.req_json(3)?,
+                tenant: row.req(4)?,
+                roles: row.req_json(5)?,
+                created_at: row.req(6)?,
+                revoked_at: row.opt(7)?,
+            })
+        })
+        .collect()
+}
+
+/// Revokes client `id` and every refresh token issued to it; whether there was one to revoke.
+pub async fn revoke_client(
+    db: &mut impl Executor,
+    id: &str,
+) -> Result<bool, prefiq_runtime::db::DbError> {
+    let now = SqlValue::DateTime(prefiq_runtime::db::now());
+    let statement = db.pick(
+        "UPDATE cortex_clients SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+        "UPDATE cortex_clients SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+    );
+    let revoked = db
+        .execute(statement, vec![SqlValue::Text(id.to_owned()), now.clone()])
+        .await?;
+    let statement = db.pick(
+        "UPDATE cortex_refresh_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+        "UPDATE cortex_refresh_tokens SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+    );
+    db.execute(statement, vec![SqlValue::Text(id.to_owned()), now])
+        .await?;
+    Ok(revoked == 1)
+}
+
 type Shared = Arc<Tokens>;
 
 /// The routes of the authorization server.
@@ -550,7 +618,7 @@ async fn authenticate_client(
     secret: Option<String>,
     confidential_only: bool,
 ) -> Result<Client, OAuthError> {
-    let found = client(&mut tokens.db.clone(), id)
+    let found = identity::as_server(&tokens.db, async |tx| client(tx, id).await)
         .await
         .map_err(OAuthError::server)?;
     let Some(found) = found else {
@@ -940,7 +1008,9 @@ async fn authorize(
             "The request names no client (client_id).",
         );
     };
-    let Ok(Some(client)) = client(&mut tokens.db.clone(), client_id).await else {
+    let Ok(Some(client)) =
+        identity::as_server(&tokens.db, async |tx| client(tx, client_id).await).await
+    else {
         return page(StatusCode::BAD_REQUEST, "The client is not registered.");
     };
     // Only a path of this server that the client registered, exactly: a code never leaves

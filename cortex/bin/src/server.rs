@@ -50,6 +50,12 @@ pub const IDENTITY_MIGRATIONS: &[Migration] = &[
         include_str!("../identity/postgres/0002_credential_tenants.sql"),
         include_str!("../identity/sqlite/0002_credential_tenants.sql"),
     ),
+    Migration::embedded(
+        3,
+        "credential_security",
+        include_str!("../identity/postgres/0003_credential_security.sql"),
+        include_str!("../identity/sqlite/0003_credential_security.sql"),
+    ),
 ];
 
 /// The apps Cortex runs.

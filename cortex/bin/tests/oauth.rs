@@ -73,16 +73,15 @@ async fn errors_follow_rfc_6749(cortex: &Cortex) {
 }
 
 async fn client_credentials_act_with_the_client_roles(cortex: &Cortex) {
-    let (id, secret) = cortex::oauth::create_client(
-        &mut cortex.db.clone(),
-        "reporting",
-        prefiq_runtime::auth::DEFAULT_TENANT,
-        &["viewer".into()],
-        &[],
-        false,
-    )
-    .await
-    .unwrap();
+    let (id, secret) = cortex
+        .client(
+            "reporting",
+            prefiq_runtime::auth::DEFAULT_TENANT,
+            &["viewer"],
+            &[],
+            false,
+        )
+        .await;
     let secret = secret.unwrap();
     let wrong = token_request(
         cortex,
@@ -141,16 +140,15 @@ async fn client_credentials_act_with_the_client_roles(cortex: &Cortex) {
 }
 
 async fn tampered_and_unsigned_tokens_are_refused(cortex: &Cortex) {
-    let (id, secret) = cortex::oauth::create_client(
-        &mut cortex.db.clone(),
-        "svc",
-        prefiq_runtime::auth::DEFAULT_TENANT,
-        &["member".into()],
-        &[],
-        false,
-    )
-    .await
-    .unwrap();
+    let (id, secret) = cortex
+        .client(
+            "svc",
+            prefiq_runtime::auth::DEFAULT_TENANT,
+            &["member"],
+            &[],
+            false,
+        )
+        .await;
     let issued = token_request(
         cortex,
         &[("grant_type", "client_credentials")],
@@ -201,17 +199,16 @@ fn query_value(location: &str, name: &str) -> Option<String> {
 }
 
 async fn authorization_code_with_pkce_and_rotating_refresh_tokens(cortex: &Cortex) {
-    let redirect = "http://localhost:5173/callback";
-    let (client_id, _) = cortex::oauth::create_client(
-        &mut cortex.db.clone(),
-        "crm web",
-        prefiq_runtime::auth::DEFAULT_TENANT,
-        &[],
-        &[redirect.to_owned()],
-        true,
-    )
-    .await
-    .unwrap();
+    let redirect = "/apps/crm/callback";
+    let (client_id, _) = cortex
+        .client(
+            "crm web",
+            prefiq_runtime::auth::DEFAULT_TENANT,
+            &[],
+            &[redirect],
+            true,
+        )
+        .await;
     let browser = browser();
     let (verifier, challenge) = pkce();
     let authorize = |challenge: &str, method: &str, redirect: &str| {
@@ -462,16 +459,15 @@ async fn an_app_alone_trusts_the_tokens_of_a_cortex(cortex: &Cortex) {
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    let (id, secret) = cortex::oauth::create_client(
-        &mut cortex.db.clone(),
-        "alone",
-        prefiq_runtime::auth::DEFAULT_TENANT,
-        &["member".into()],
-        &[],
-        false,
-    )
-    .await
-    .unwrap();
+    let (id, secret) = cortex
+        .client(
+            "alone",
+            prefiq_runtime::auth::DEFAULT_TENANT,
+            &["member"],
+            &[],
+            false,
+        )
+        .await;
     let issued = token_request(
         cortex,
         &[("grant_type", "client_credentials")],

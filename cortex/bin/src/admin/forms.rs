@@ -226,6 +226,15 @@ pub async fn fields(
         return out;
     };
     for (name, property) in properties {
+        // A member only platform operators set is not offered to anyone else.
+        let platform = entity
+            .table
+            .columns
+            .iter()
+            .any(|c| c.field == name && c.platform);
+        if platform && !principal.operator {
+            continue;
+        }
         let (resolved, nullable) = unwrap(admin, app, property);
         let ty = main_type(&resolved);
         let format = resolved["format"].as_str().unwrap_or_default();

@@ -9,6 +9,7 @@
 
 mod forms;
 mod pages;
+mod platform;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +28,10 @@ use crate::identity::{self, Session};
 use crate::oauth::Tokens;
 
 pub use crate::web::{Peer, SESSION_COOKIE, cookie, message_page, security_headers, set_cookie};
-pub use pages::routes;
+/// The admin routes: sign-in, every page under `/admin`, and the platform operators' own.
+pub fn routes(admin: Arc<Admin>) -> Router {
+    pages::routes(admin.clone()).merge(platform::routes(admin))
+}
 
 /// The anti-forgery cookie of the sign-in form (before there is a session).
 pub const LOGIN_CSRF_COOKIE: &str = "prefiq_login_csrf";

@@ -81,7 +81,7 @@ pub struct Layout {
     pub nav: Vec<NavGroup>,
 }
 
-fn layout(admin: &Admin, visitor: &Visitor, title: &str) -> Layout {
+pub(super) fn layout(admin: &Admin, visitor: &Visitor, title: &str) -> Layout {
     let nav = admin
         .catalogs
         .iter()
@@ -277,9 +277,11 @@ async fn login(
     .await
     {
         Ok(user) => {
-            let Ok(secret) =
-                identity::start_session(&mut admin.db.clone(), user.id, user.tenant).await
-            else {
+            let started = identity::as_server(&admin.db, async |tx| {
+                identity::start_session(tx, user.id, user.tenant).await
+            })
+            .await;
+            let Ok(secret) = started else {
                 return again(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The server cannot sign you in right now.",
@@ -324,7 +326,10 @@ async fn logout(State(admin): State<Shared>, headers: HeaderMap, body: Bytes) ->
     if let Ok(visitor) = visitor(&admin, &headers, "/admin").await {
         if csrf_ok(&visitor.session, &form) {
             if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
-                let _ = identity::end_session(&mut admin.db.clone(), &secret).await;
+                let _ = identity::as_server(&admin.db, async |tx| {
+                    identity::end_session(tx, &secret).await
+                })
+                .await;
             }
         } else {
             return (
@@ -894,6 +899,9 @@ async fn new_form(
     let Some((_, entity)) = writable_entity(&admin, &app, &plural) else {
         return not_found();
     };
+    if !admin.may(&visitor.principal, &app, entity.name, "create") {
+        return not_allowed(entity.name, "create");
+    }
     let fields = forms::fields(&admin, &visitor.principal, &app, entity, &Value::Null).await;
     render(&FormPage {
         layout: layout(&admin, &visitor, &format!("New {}", entity.name)),
@@ -908,7 +916,19 @@ async fn new_form(
     })
 }
 
-fn forbidden() -> Response {
+/// The 403 page of a form the visitor may not use.
+fn not_allowed(entity: &str, action: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        super::message_page(
+            "Not allowed",
+            &format!("You may not {action} a {entity} here: your roles do not allow it, or it is a platform operator's to do."),
+        ),
+    )
+        .into_response()
+}
+
+pub(super) fn forbidden() -> Response {
     (
         StatusCode::FORBIDDEN,
         super::message_page(
@@ -1019,6 +1039,9 @@ async fn edit_form(
             super::message_page("Not found", &reply.detail()),
         )
             .into_response();
+    }
+    if !admin.may(&visitor.principal, &app, entity.name, "update") {
+        return not_allowed(entity.name, "change");
     }
     let fields = forms::fields(&admin, &visitor.principal, &app, entity, &reply.body).await;
     render(&FormPage {
@@ -1537,9 +1560,12 @@ struct TokensPage {
 }
 
 async fn tokens_page(admin: &Admin, visitor: &Visitor, created: String, error: String) -> Response {
-    let tokens = identity::personal_tokens(&mut admin.db.clone(), visitor.session.user.id)
-        .await
-        .unwrap_or_default();
+    let user = visitor.session.user.id;
+    let tokens = identity::as_server(&admin.db, async |tx| {
+        identity::personal_tokens(tx, user).await
+    })
+    .await
+    .unwrap_or_default();
     render(&TokensPage {
         layout: layout(admin, visitor, "Personal access tokens"),
         tokens,
@@ -1584,15 +1610,13 @@ async fn create_token(State(admin): State<Shared>, headers: HeaderMap, body: Byt
         )
         .await;
     }
-    match identity::create_personal_token(
-        &mut admin.db.clone(),
-        visitor.session.user.id,
-        visitor.session.tenant,
-        &name,
-        days.map(chrono::Duration::days),
-    )
-    .await
-    {
+    let (user, tenant) = (visitor.session.user.id, visitor.session.tenant);
+    let made = identity::as_server(&admin.db, async |tx| {
+        identity::create_personal_token(tx, user, tenant, &name, days.map(chrono::Duration::days))
+            .await
+    })
+    .await;
+    match made {
         Ok(token) => tokens_page(&admin, &visitor, token, String::new()).await,
         Err(_) => {
             tokens_page(
@@ -1619,8 +1643,11 @@ async fn revoke_token(
     if !csrf_ok(&visitor.session, &parse_form(&body)) {
         return forbidden();
     }
-    let _ =
-        identity::revoke_personal_token(&mut admin.db.clone(), visitor.session.user.id, id).await;
+    let user = visitor.session.user.id;
+    let _ = identity::as_server(&admin.db, async |tx| {
+        identity::revoke_personal_token(tx, user, id).await
+    })
+    .await;
     Redirect::to("/admin/tokens").into_response()
 }
 

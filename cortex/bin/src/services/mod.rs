@@ -53,6 +53,7 @@ fn check_setting(ctx: &RequestContext, input: &SettingCreate) -> Result<(), Prob
     let spec = crate::settings::spec(key)
         .ok_or_else(|| invalid("/key", format!("`{key}` is not a setting")))?;
     if spec.scope == Scope::Platform {
+        ctx.require_in(Scope::Platform, "cortex.setting.update")?;
         if input.for_tenant.is_some() {
             return Err(invalid(
                 "/for_tenant",
@@ -61,7 +62,6 @@ fn check_setting(ctx: &RequestContext, input: &SettingCreate) -> Result<(), Prob
                 ),
             ));
         }
-        ctx.require_in(Scope::Platform, "cortex.setting.update")?;
     }
     crate::settings::check(key, &input.value)
         .map(|_| ())

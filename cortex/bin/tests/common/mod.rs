@@ -144,13 +144,9 @@ impl Cortex {
             admin.operator,
             "the first administrator is a platform operator"
         );
-        let admin_token = cortex::identity::create_personal_token(
-            &mut started.db.clone(),
-            admin.id,
-            admin.tenant,
-            "tests",
-            None,
-        )
+        let admin_token = cortex::identity::as_server(&started.db, async |tx| {
+            cortex::identity::create_personal_token(tx, admin.id, admin.tenant, "tests", None).await
+        })
         .await
         .unwrap();
         Cortex {
@@ -238,19 +234,35 @@ impl Cortex {
             .await
             .expect(201);
         let id: Uuid = reply.body["id"].as_str().unwrap().parse().unwrap();
-        cortex::identity::set_password(&mut self.db.clone(), id, ADMIN_PASSWORD)
-            .await
-            .unwrap();
-        let token = cortex::identity::create_personal_token(
-            &mut self.db.clone(),
-            id,
-            tenant,
-            "tests",
-            None,
-        )
+        let token = cortex::identity::as_server(&self.db, async |tx| {
+            cortex::identity::set_password(tx, id, ADMIN_PASSWORD)
+                .await
+                .expect("the password is set");
+            cortex::identity::create_personal_token(tx, id, tenant, "tests", None).await
+        })
         .await
         .unwrap();
         (id, token)
+    }
+
+    /// Registers an OAuth client as the server does; its id and secret (for a confidential one).
+    pub async fn client(
+        &self,
+        name: &str,
+        tenant: Uuid,
+        roles: &[&str],
+        redirect_uris: &[&str],
+        public: bool,
+    ) -> (String, Option<String>) {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        let uris: Vec<String> = redirect_uris.iter().map(|u| (*u).to_owned()).collect();
+        cortex::identity::as_server(&self.db, async |tx| {
+            cortex::oauth::create_client(tx, name, tenant, &roles, &uris, public)
+                .await
+                .map_err(|e| prefiq_runtime::db::DbError::Internal(e.to_string()))
+        })
+        .await
+        .expect("the client is registered")
     }
 
     /// Signs in through the sign-in page; the client now holds the session cookie.

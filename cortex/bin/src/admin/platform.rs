@@ -1,0 +1,200 @@
+//! The platform's own pages: OAuth clients and signing keys. Only platform operators see or use
+//! them; to anyone else they are a 403, whatever their tenant's roles grant.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use prefiq_runtime::deps::uuid::Uuid;
+
+use super::pages::{Layout, forbidden, layout};
+use super::{Admin, Visitor, csrf_ok, parse_form, render, visitor};
+use crate::oauth::{self, ClientListing};
+
+type Shared = Arc<Admin>;
+
+/// The platform's pages.
+pub fn routes(admin: Shared) -> Router {
+    Router::new()
+        .route("/admin/clients", get(clients).post(register))
+        .route("/admin/clients/{id}/revoke", post(revoke))
+        .route("/admin/keys", get(keys))
+        .with_state(admin)
+}
+
+/// The visitor, if a platform operator; the page to answer otherwise.
+async fn operator(admin: &Admin, headers: &HeaderMap, here: &str) -> Result<Visitor, Response> {
+    let visitor = visitor(admin, headers, here).await?;
+    if !visitor.principal.operator {
+        return Err((
+            StatusCode::FORBIDDEN,
+            super::message_page(
+                "Forbidden",
+                "This page is for platform operators: a tenant's roles never open it.",
+            ),
+        )
+            .into_response());
+    }
+    Ok(visitor)
+}
+
+#[derive(Template)]
+#[template(path = "clients.html")]
+struct ClientsPage {
+    layout: Layout,
+    clients: Vec<ClientListing>,
+    csrf: String,
+    created: String,
+    secret: String,
+    error: String,
+}
+
+async fn clients_page(
+    admin: &Admin,
+    visitor: &Visitor,
+    created: (String, String),
+    error: String,
+) -> Response {
+    let clients = crate::identity::as_server(&admin.db, async |tx| oauth::clients(tx).await)
+        .await
+        .unwrap_or_default();
+    render(&ClientsPage {
+        layout: layout(admin, visitor, "OAuth clients"),
+        clients,
+        csrf: visitor.session.csrf.clone(),
+        created: created.0,
+        secret: created.1,
+        error,
+    })
+}
+
+async fn clients(State(admin): State<Shared>, headers: HeaderMap) -> Response {
+    match operator(&admin, &headers, "/admin/clients").await {
+        Ok(visitor) => clients_page(&admin, &visitor, Default::default(), String::new()).await,
+        Err(response) => response,
+    }
+}
+
+/// Registers a client: a confidential one for a service (client credentials, in a tenant with
+/// roles), or a public one (PKCE) with the paths of this server it may be sent back to.
+async fn register(State(admin): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let visitor = match operator(&admin, &headers, "/admin/clients").await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let form = parse_form(&body);
+    if !csrf_ok(&visitor.session, &form) {
+        return forbidden();
+    }
+    let field = |name: &str| {
+        form.get(name)
+            .and_then(|v| v.first())
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let name = field("name");
+    let public = field("public") == "on";
+    let list = |name: &str| -> Vec<String> {
+        field(name)
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let redirect_uris = list("redirect_uris");
+    let roles = list("roles");
+    let tenant = match field("tenant") {
+        t if t.is_empty() => Ok(prefiq_runtime::auth::DEFAULT_TENANT),
+        t => t
+            .parse::<Uuid>()
+            .map_err(|_| "The tenant is not a tenant id."),
+    };
+    let problem = if name.is_empty() || name.chars().count() > 100 {
+        Some("Name the client (1 to 100 characters).".to_owned())
+    } else if public && redirect_uris.is_empty() {
+        Some("A public client needs at least one redirect URI.".to_owned())
+    } else {
+        tenant.err().map(str::to_owned)
+    };
+    if let Some(problem) = problem {
+        return clients_page(&admin, &visitor, Default::default(), problem).await;
+    }
+    let tenant = tenant.unwrap_or(prefiq_runtime::auth::DEFAULT_TENANT);
+    let made = async {
+        let mut tx = admin
+            .db
+            .begin(&visitor.principal)
+            .await
+            .map_err(|e| e.to_string())?;
+        let made = oauth::create_client(&mut tx, &name, tenant, &roles, &redirect_uris, public)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(made)
+    }
+    .await;
+    match made {
+        Ok((id, secret)) => {
+            clients_page(
+                &admin,
+                &visitor,
+                (id, secret.unwrap_or_default()),
+                String::new(),
+            )
+            .await
+        }
+        Err(why) => clients_page(&admin, &visitor, Default::default(), why).await,
+    }
+}
+
+async fn revoke(
+    State(admin): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let visitor = match operator(&admin, &headers, "/admin/clients").await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    if !csrf_ok(&visitor.session, &parse_form(&body)) {
+        return forbidden();
+    }
+    let _ =
+        crate::identity::as_server(&admin.db, async |tx| oauth::revoke_client(tx, &id).await).await;
+    Redirect::to("/admin/clients").into_response()
+}
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage {
+    layout: Layout,
+    /// `(kid, signs new tokens)`.
+    keys: Vec<(String, bool)>,
+}
+
+/// The keys tokens are verified with, and the one they are signed with. The keys themselves
+/// come from the deployment's secrets (`PREFIQ_SIGNING_KEY`), never from the database.
+async fn keys(State(admin): State<Shared>, headers: HeaderMap) -> Response {
+    let visitor = match operator(&admin, &headers, "/admin/keys").await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let signing = admin.tokens.key.kid().to_owned();
+    render(&KeysPage {
+        layout: layout(&admin, &visitor, "Signing keys"),
+        keys: admin
+            .tokens
+            .keys
+            .keys
+            .iter()
+            .map(|k| (k.kid.clone(), k.kid == signing))
+            .collect(),
+    })
+}
