@@ -293,14 +293,40 @@ pub struct Ending<'a> {
     pub personal_tokens: bool,
 }
 
+/// What [`ended`] keys a user's or a tenant's last end of credentials by.
+pub fn ending_subject(kind: &str, id: Uuid) -> String {
+    format!("{kind}:{id}")
+}
+
+/// Records that the credentials of `subject` ([`ending_subject`]) ended now: Cortex refuses
+/// every access token issued before.
+async fn ended(db: &mut impl Executor, subject: String) -> Result<(), DbError> {
+    let statement = sql(
+        db,
+        "INSERT INTO cortex_credentials_ended (subject, at) VALUES ($1, $2) \
+         ON CONFLICT (subject) DO UPDATE SET at = excluded.at",
+    );
+    db.execute(
+        statement,
+        vec![
+            SqlValue::Text(subject),
+            SqlValue::DateTime(prefiq_runtime::db::now()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Ends `user`'s sessions, refresh tokens (whole families) and unused authorization codes at
 /// once, and with `ending.personal_tokens` their personal access tokens: when their password is
-/// set or reset, or they are deactivated. Their access tokens run out at their expiry.
+/// set or reset, or they are deactivated. Cortex refuses their access tokens issued before; an
+/// app alone trusts one until it expires.
 pub async fn end_credentials(
     db: &mut impl Executor,
     user: Uuid,
     ending: Ending<'_>,
 ) -> Result<(), DbError> {
+    ended(db, ending_subject("user", user)).await?;
     let now = SqlValue::DateTime(prefiq_runtime::db::now());
     let keep = ending
         .keep_session
@@ -337,6 +363,7 @@ pub async fn end_credentials(
 /// sessions, refresh tokens, unused authorization codes and personal access tokens, and those
 /// others hold for acting in it.
 pub async fn end_tenant_credentials(db: &mut impl Executor, tenant: Uuid) -> Result<(), DbError> {
+    ended(db, ending_subject("tenant", tenant)).await?;
     let now = SqlValue::DateTime(prefiq_runtime::db::now());
     let of_tenant = "(tenant_id = $1 OR user_id IN (SELECT id FROM users WHERE tenant_id = $1))";
     for text in [

@@ -161,6 +161,11 @@ pub struct OAuthError {
     description: String,
     challenge: bool,
     retry_after: Option<i64>,
+    /// Whether it answers what could be a guess (an unknown client, a wrong secret, a code or
+    /// refresh token that does not exist): only those count against the caller's address. A
+    /// token that exists but was used, revoked or expired is no guess, and a legitimate app
+    /// presents one now and then.
+    guess: bool,
 }
 
 impl OAuthError {
@@ -171,6 +176,15 @@ impl OAuthError {
             description: description.into(),
             challenge: false,
             retry_after: None,
+            guess: false,
+        }
+    }
+
+    /// The same error, counted as a guess.
+    fn guessed(self) -> OAuthError {
+        OAuthError {
+            guess: true,
+            ..self
         }
     }
 
@@ -592,15 +606,21 @@ async fn grant(
         identity::Throttled::Wait(seconds) => OAuthError::throttled(Some(seconds)),
         identity::Throttled::Unavailable => OAuthError::throttled(None),
     })?;
-    let client = authenticate_client(tokens, &client_id, secret, kind == Grant::Client).await?;
-    let issued = match kind {
-        Grant::Code => authorization_code(tokens, &client, &params).await?,
-        Grant::Refresh => refresh(tokens, &client, &params).await?,
-        Grant::Client => client_grant(tokens, &client).await?,
-    };
-    // A success counts for nothing against the address (and is not worth failing the grant).
-    let _ = identity::succeeded(&tokens.db, attempt).await;
-    Ok(issued)
+    let issued = async {
+        let client = authenticate_client(tokens, &client_id, secret, kind == Grant::Client).await?;
+        match kind {
+            Grant::Code => authorization_code(tokens, &client, &params).await,
+            Grant::Refresh => refresh(tokens, &client, &params).await,
+            Grant::Client => client_grant(tokens, &client).await,
+        }
+    }
+    .await;
+    // A success, or a failure that is no guess, counts for nothing against the address (and
+    // is not worth failing the grant for).
+    if issued.as_ref().is_ok() || issued.as_ref().is_err_and(|e| !e.guess) {
+        let _ = identity::succeeded(&tokens.db, attempt).await;
+    }
+    issued
 }
 
 /// The grants the token endpoint offers.
@@ -622,11 +642,11 @@ async fn authenticate_client(
         .await
         .map_err(OAuthError::server)?;
     let Some(found) = found else {
-        return Err(OAuthError::client("unknown client"));
+        return Err(OAuthError::client("unknown client").guessed());
     };
     match (&found.secret_hash, secret) {
         (Some(hash), Some(secret)) if same(hash, &digest(&secret)) => Ok(found),
-        (Some(_), _) => Err(OAuthError::client("wrong client secret")),
+        (Some(_), _) => Err(OAuthError::client("wrong client secret").guessed()),
         (None, _) if confidential_only => Err(OAuthError::new(
             "unauthorized_client",
             "a public client cannot use this grant",
@@ -717,7 +737,7 @@ async fn authorization_code(
         .map_err(OAuthError::server)?;
     let invalid = || OAuthError::new("invalid_grant", "the code is not valid");
     let Some(row) = row else {
-        return Err(invalid());
+        return Err(invalid().guessed());
     };
     let read = |e| OAuthError::server(e);
     let code_client: String = row.req(0).map_err(read)?;
@@ -790,7 +810,7 @@ async fn refresh(
         .map_err(OAuthError::server)?;
     let invalid = |why: &str| OAuthError::new("invalid_grant", why.to_owned());
     let Some(row) = row else {
-        return Err(invalid("the refresh token is not valid"));
+        return Err(invalid("the refresh token is not valid").guessed());
     };
     let read = |e| OAuthError::server(e);
     let family: Uuid = row.req(0).map_err(read)?;

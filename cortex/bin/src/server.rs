@@ -274,7 +274,8 @@ impl Authenticator for CortexAuth {
 }
 
 /// Why an access token Cortex signed no longer holds, if it does not: its tenant is gone or
-/// deactivated, or its user is gone, deactivated, or had their password set after it was issued.
+/// deactivated, its user is gone or deactivated, or either's credentials ended after it was
+/// issued (a deactivation, a password set).
 async fn still_valid(
     tx: &mut prefiq_runtime::Tx,
     claims: &prefiq_runtime::auth::Claims,
@@ -283,8 +284,16 @@ async fn still_valid(
         .then(|| claims.sub.parse().ok())
         .flatten();
     let statement = tx.pick(
-        "SELECT t.active, u.active, c.changed_at FROM tenants t LEFT JOIN users u ON u.id = $2 LEFT JOIN cortex_credentials c ON c.user_id = u.id WHERE t.id = $1",
-        "SELECT t.active, u.active, c.changed_at FROM tenants t LEFT JOIN users u ON u.id = ?2 LEFT JOIN cortex_credentials c ON c.user_id = u.id WHERE t.id = ?1",
+        "SELECT t.active, u.active, eu.at, et.at FROM tenants t \
+         LEFT JOIN users u ON u.id = $2 \
+         LEFT JOIN cortex_credentials_ended eu ON eu.subject = $3 \
+         LEFT JOIN cortex_credentials_ended et ON et.subject = $4 \
+         WHERE t.id = $1",
+        "SELECT t.active, u.active, eu.at, et.at FROM tenants t \
+         LEFT JOIN users u ON u.id = ?2 \
+         LEFT JOIN cortex_credentials_ended eu ON eu.subject = ?3 \
+         LEFT JOIN cortex_credentials_ended et ON et.subject = ?4 \
+         WHERE t.id = ?1",
     );
     let row = tx
         .fetch_optional(
@@ -293,6 +302,8 @@ async fn still_valid(
                 SqlValue::Uuid(claims.tid),
                 user.map(SqlValue::Uuid)
                     .unwrap_or(SqlValue::Null(prefiq_runtime::db::ColumnKind::Uuid)),
+                SqlValue::Text(identity::ending_subject("user", user.unwrap_or_default())),
+                SqlValue::Text(identity::ending_subject("tenant", claims.tid)),
             ],
         )
         .await?;
@@ -302,6 +313,13 @@ async fn still_valid(
     if !row.req::<bool>(0)? {
         return Ok(Some("its tenant is deactivated"));
     }
+    let issued = claims.issued_at_micros();
+    let ended_since = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.is_some_and(|at| at.timestamp_micros() > issued)
+    };
+    if ended_since(row.opt(3)?) {
+        return Ok(Some("its tenant's credentials ended after it was issued"));
+    }
     if user.is_none() {
         return Ok(None);
     }
@@ -309,9 +327,10 @@ async fn still_valid(
     if active != Some(true) {
         return Ok(Some("its user is deactivated or gone"));
     }
-    let changed: Option<chrono::DateTime<chrono::Utc>> = row.opt(2)?;
-    if changed.is_some_and(|at| at.timestamp_micros() > claims.issued_at_micros()) {
-        return Ok(Some("its user's password changed after it was issued"));
+    if ended_since(row.opt(2)?) {
+        return Ok(Some(
+            "its user's credentials ended after it was issued (a password set, a deactivation)",
+        ));
     }
     Ok(None)
 }

@@ -6,45 +6,30 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex, browser, read};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex, browser, pkce, query_value, read};
 use prefiq_testkit::Backend;
 use serde_json::json;
-use sha2::Digest as _;
-
-async fn token_request(
-    cortex: &Cortex,
-    form: &[(&str, &str)],
-    basic: Option<(&str, &str)>,
-) -> common::Reply {
-    let client = reqwest::Client::new();
-    let mut request = client
-        .post(format!("{}/auth/token", cortex.base))
-        .form(form);
-    if let Some((id, secret)) = basic {
-        request = request.basic_auth(id, Some(secret));
-    }
-    read(request.send().await.unwrap()).await
-}
 
 async fn errors_follow_rfc_6749(cortex: &Cortex) {
-    let refused = token_request(
-        cortex,
-        &[
-            ("grant_type", "password"),
-            ("username", ADMIN_EMAIL),
-            ("password", ADMIN_PASSWORD),
-        ],
-        None,
-    )
-    .await
-    .expect(400);
+    let refused = cortex
+        .token_request(
+            &[
+                ("grant_type", "password"),
+                ("username", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+            ],
+            None,
+        )
+        .await
+        .expect(400);
     assert_eq!(
         refused.body["error"], "unsupported_grant_type",
         "the BCP forbids the password grant"
     );
     assert_eq!(refused.headers["cache-control"], "no-store");
     assert_eq!(refused.headers["pragma"], "no-cache");
-    let missing = token_request(cortex, &[("code", "x")], None)
+    let missing = cortex
+        .token_request(&[("code", "x")], None)
         .await
         .expect(400);
     assert_eq!(missing.body["error"], "invalid_request");
@@ -62,13 +47,13 @@ async fn errors_follow_rfc_6749(cortex: &Cortex) {
         json.body["error"], "invalid_request",
         "the endpoint takes forms only"
     );
-    let unknown = token_request(
-        cortex,
-        &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
-        None,
-    )
-    .await
-    .expect(400);
+    let unknown = cortex
+        .token_request(
+            &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+            None,
+        )
+        .await
+        .expect(400);
     assert_eq!(unknown.body["error"], "unsupported_grant_type");
 }
 
@@ -83,13 +68,13 @@ async fn client_credentials_act_with_the_client_roles(cortex: &Cortex) {
         )
         .await;
     let secret = secret.unwrap();
-    let wrong = token_request(
-        cortex,
-        &[("grant_type", "client_credentials")],
-        Some((&id, "not the secret")),
-    )
-    .await
-    .expect(401);
+    let wrong = cortex
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&id, "not the secret")),
+        )
+        .await
+        .expect(401);
     assert_eq!(wrong.body["error"], "invalid_client");
     assert!(
         wrong.headers["www-authenticate"]
@@ -97,13 +82,13 @@ async fn client_credentials_act_with_the_client_roles(cortex: &Cortex) {
             .unwrap()
             .starts_with("Basic")
     );
-    let issued = token_request(
-        cortex,
-        &[("grant_type", "client_credentials")],
-        Some((&id, &secret)),
-    )
-    .await
-    .expect(200);
+    let issued = cortex
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&id, &secret)),
+        )
+        .await
+        .expect(200);
     assert_eq!(issued.headers["cache-control"], "no-store");
     assert_eq!(issued.body["token_type"], "Bearer");
     assert!(
@@ -126,17 +111,17 @@ async fn client_credentials_act_with_the_client_roles(cortex: &Cortex) {
         .await
         .expect(403);
     // Secret in the body works too (client_secret_post).
-    token_request(
-        cortex,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-        ],
-        None,
-    )
-    .await
-    .expect(200);
+    cortex
+        .token_request(
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ],
+            None,
+        )
+        .await
+        .expect(200);
 }
 
 async fn tampered_and_unsigned_tokens_are_refused(cortex: &Cortex) {
@@ -149,13 +134,13 @@ async fn tampered_and_unsigned_tokens_are_refused(cortex: &Cortex) {
             false,
         )
         .await;
-    let issued = token_request(
-        cortex,
-        &[("grant_type", "client_credentials")],
-        Some((&id, &secret.unwrap())),
-    )
-    .await
-    .expect(200);
+    let issued = cortex
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&id, &secret.unwrap())),
+        )
+        .await
+        .expect(200);
     let token = issued.body["access_token"].as_str().unwrap().to_owned();
     let parts: Vec<&str> = token.split('.').collect();
     let mut claims: serde_json::Value =
@@ -183,19 +168,6 @@ async fn tampered_and_unsigned_tokens_are_refused(cortex: &Cortex) {
         .await
         .expect(401);
     cortex.get("/api/crm/companies", "").await.expect(401);
-}
-
-fn pkce() -> (String, String) {
-    let verifier = cortex::identity::new_secret() + "-extra._~";
-    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-fn query_value(location: &str, name: &str) -> Option<String> {
-    let query = location.split_once('?')?.1;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 async fn authorization_code_with_pkce_and_rotating_refresh_tokens(cortex: &Cortex) {
@@ -273,88 +245,88 @@ async fn authorization_code_with_pkce_and_rotating_refresh_tokens(cortex: &Corte
     let code = query_value(&location, "code").expect("a code");
     // The wrong verifier fails; the right one succeeds once.
     let (other, _) = pkce();
-    token_request(
-        cortex,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client_id),
-            ("code_verifier", &other),
-        ],
-        None,
-    )
-    .await
-    .expect(400);
-    let issued = token_request(
-        cortex,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client_id),
-            ("code_verifier", &verifier),
-        ],
-        None,
-    )
-    .await
-    .expect(200);
+    cortex
+        .token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("client_id", &client_id),
+                ("code_verifier", &other),
+            ],
+            None,
+        )
+        .await
+        .expect(400);
+    let issued = cortex
+        .token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("client_id", &client_id),
+                ("code_verifier", &verifier),
+            ],
+            None,
+        )
+        .await
+        .expect(200);
     let access = issued.body["access_token"].as_str().unwrap().to_owned();
     let first_refresh = issued.body["refresh_token"].as_str().unwrap().to_owned();
     let me = cortex.get("/api/cortex/me", &access).await.expect(200);
     assert_eq!(me.body["permissions"], json!(["*"]));
     // Rotation: the refresh token works once and gives a new one.
-    let rotated = token_request(
-        cortex,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &first_refresh),
-            ("client_id", &client_id),
-        ],
-        None,
-    )
-    .await
-    .expect(200);
+    let rotated = cortex
+        .token_request(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &first_refresh),
+                ("client_id", &client_id),
+            ],
+            None,
+        )
+        .await
+        .expect(200);
     let second_refresh = rotated.body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second_refresh, first_refresh);
     // Reusing the first revokes the family: the second stops working too.
-    let reuse = token_request(
-        cortex,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &first_refresh),
-            ("client_id", &client_id),
-        ],
-        None,
-    )
-    .await
-    .expect(400);
+    let reuse = cortex
+        .token_request(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &first_refresh),
+                ("client_id", &client_id),
+            ],
+            None,
+        )
+        .await
+        .expect(400);
     assert_eq!(reuse.body["error"], "invalid_grant");
-    token_request(
-        cortex,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &second_refresh),
-            ("client_id", &client_id),
-        ],
-        None,
-    )
-    .await
-    .expect(400);
+    cortex
+        .token_request(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &second_refresh),
+                ("client_id", &client_id),
+            ],
+            None,
+        )
+        .await
+        .expect(400);
     // A replayed code is refused.
-    token_request(
-        cortex,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client_id),
-            ("code_verifier", &verifier),
-        ],
-        None,
-    )
-    .await
-    .expect(400);
+    cortex
+        .token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("client_id", &client_id),
+                ("code_verifier", &verifier),
+            ],
+            None,
+        )
+        .await
+        .expect(400);
     // A fresh sign-in's refresh token, revoked (RFC 7009), stops working.
     let (verifier, challenge) = pkce();
     let granted = read(
@@ -366,19 +338,19 @@ async fn authorization_code_with_pkce_and_rotating_refresh_tokens(cortex: &Corte
     )
     .await;
     let code = query_value(granted.headers["location"].to_str().unwrap(), "code").unwrap();
-    let issued = token_request(
-        cortex,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client_id),
-            ("code_verifier", &verifier),
-        ],
-        None,
-    )
-    .await
-    .expect(200);
+    let issued = cortex
+        .token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("client_id", &client_id),
+                ("code_verifier", &verifier),
+            ],
+            None,
+        )
+        .await
+        .expect(200);
     let refresh = issued.body["refresh_token"].as_str().unwrap().to_owned();
     read(
         reqwest::Client::new()
@@ -390,17 +362,17 @@ async fn authorization_code_with_pkce_and_rotating_refresh_tokens(cortex: &Corte
     )
     .await
     .expect(200);
-    token_request(
-        cortex,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh),
-            ("client_id", &client_id),
-        ],
-        None,
-    )
-    .await
-    .expect(400);
+    cortex
+        .token_request(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", &client_id),
+            ],
+            None,
+        )
+        .await
+        .expect(400);
 }
 
 async fn sign_in_is_throttled_per_account(cortex: &Cortex) {
@@ -468,13 +440,13 @@ async fn an_app_alone_trusts_the_tokens_of_a_cortex(cortex: &Cortex) {
             false,
         )
         .await;
-    let issued = token_request(
-        cortex,
-        &[("grant_type", "client_credentials")],
-        Some((&id, &secret.unwrap())),
-    )
-    .await
-    .expect(200);
+    let issued = cortex
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&id, &secret.unwrap())),
+        )
+        .await
+        .expect(200);
     let token = issued.body["access_token"].as_str().unwrap();
     let client = reqwest::Client::new();
     let ok = client
@@ -521,19 +493,19 @@ async fn logout_revokes_and_ends_the_sign_in(cortex: &Cortex) {
         "back to the frontend's own path: {location}"
     );
     let code = query_value(&location, "code").expect("a code");
-    let issued = token_request(
-        cortex,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", &client_id),
-            ("code_verifier", &verifier),
-        ],
-        None,
-    )
-    .await
-    .expect(200);
+    let issued = cortex
+        .token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("client_id", &client_id),
+                ("code_verifier", &verifier),
+            ],
+            None,
+        )
+        .await
+        .expect(200);
     let refresh = issued.body["refresh_token"].as_str().unwrap().to_owned();
     let logout = |token: Option<&str>| {
         let mut form = vec![("client_id", client_id.clone())];
@@ -582,17 +554,17 @@ async fn logout_revokes_and_ends_the_sign_in(cortex: &Cortex) {
             .starts_with("/login?next="),
         "the next sign-in asks for the password"
     );
-    token_request(
-        cortex,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh),
-            ("client_id", &client_id),
-        ],
-        None,
-    )
-    .await
-    .expect(400);
+    cortex
+        .token_request(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", &client_id),
+            ],
+            None,
+        )
+        .await
+        .expect(400);
 }
 
 async fn all(backend: Backend) {

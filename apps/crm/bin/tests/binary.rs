@@ -457,3 +457,67 @@ fn requests_the_http_parser_refuses_get_problem_json() {
     assert!(healthy.starts_with("HTTP/1.1 200 "), "{healthy}");
     stop(child);
 }
+
+/// With `PREFIQ_AUTH=off` the documents the server serves tell the truth: nothing requires a
+/// credential, and their description says so first, so a contract tester sending no token
+/// finds the server doing what its document says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_authentication_off_the_served_document_requires_nothing() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (child, base) = start_in(dir.path(), &[("PREFIQ_AUTH", "off")]);
+    let client = reqwest::Client::new();
+    for path in ["/openapi.json", "/api/crm/openapi.json"] {
+        let document: serde_json::Value = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            document.get("security").is_none(),
+            "{path}: no global requirement"
+        );
+        for (route, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                assert!(
+                    operation.get("security").is_none(),
+                    "{path}: {method} {route} requires nothing"
+                );
+            }
+        }
+        let description = document["info"]["description"].as_str().unwrap();
+        assert!(
+            description.starts_with(prefiq_runtime::serve::AUTH_OFF_WARNING),
+            "{path}: {description}"
+        );
+    }
+    let anonymous = client
+        .get(format!("{base}/api/crm/companies"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 200, "what the document promises");
+    stop(child);
+    // With authentication on, the same document requires a bearer token.
+    let (key, set) = keys();
+    let _ = key;
+    let (child, base) = start_in(dir.path(), &[("PREFIQ_JWT_KEYS", &set)]);
+    let document: serde_json::Value = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        document["security"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+            || document["paths"]["/api/crm/companies"]["get"]["security"].is_array(),
+        "bearer auth is required"
+    );
+    stop(child);
+}

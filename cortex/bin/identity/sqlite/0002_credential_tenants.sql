@@ -11,3 +11,10 @@ CREATE INDEX "cortex_sessions_tenant_idx" ON "cortex_sessions" ("tenant_id");
 CREATE INDEX "cortex_personal_tokens_tenant_idx" ON "cortex_personal_tokens" ("tenant_id");
 CREATE INDEX "cortex_refresh_tokens_user_idx" ON "cortex_refresh_tokens" ("user_id");
 CREATE INDEX "cortex_login_attempts_pair_idx" ON "cortex_login_attempts" ("account", "address", "at");
+
+-- When the credentials of a user ("user:<id>") or of a tenant ("tenant:<id>") last ended: Cortex
+-- refuses an access token issued before, though its signature holds until it expires.
+CREATE TABLE "cortex_credentials_ended" (
+    "subject" TEXT PRIMARY KEY,
+    "at" TEXT NOT NULL
+);

@@ -32,6 +32,8 @@ pub struct Cortex {
     pub backend: Backend,
     /// The administrator's personal access token.
     pub admin_token: String,
+    /// The key it signs access tokens with (`KID:SEED`).
+    pub signing_key: String,
     task: tokio::task::JoinHandle<()>,
     database: Option<Database>,
 }
@@ -102,6 +104,7 @@ impl Cortex {
         ui_dir: Option<std::path::PathBuf>,
     ) -> Cortex {
         let (database, url) = Database::create(backend).await;
+        let signing_key = SigningKey::generate_text("test");
         let config = Config {
             bind: "127.0.0.1:0".parse().unwrap(),
             database_url: Some(url),
@@ -114,7 +117,7 @@ impl Cortex {
             limits: prefiq_runtime::serve::Limits::default(),
             no_migrate: false,
             environment: Environment::Development,
-            signing_key: Some(SigningKey::generate_text("test")),
+            signing_key: Some(signing_key.clone()),
             signing_key_file: None,
             admin_email: Some(ADMIN_EMAIL.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
@@ -155,6 +158,7 @@ impl Cortex {
             owner: started.owner,
             backend,
             admin_token,
+            signing_key,
             task,
             database: Some(database),
         }
@@ -288,6 +292,112 @@ impl Cortex {
                 .send()
                 .await
                 .unwrap(),
+        )
+        .await
+    }
+}
+
+/// A PKCE verifier and its S256 challenge.
+pub fn pkce() -> (String, String) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let verifier = cortex::identity::new_secret() + "-extra._~";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// The value of the query parameter `name` of a URL or path.
+pub fn query_value(location: &str, name: &str) -> Option<String> {
+    let query = location.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+impl Cortex {
+    /// A POST to the token endpoint with a form (and HTTP Basic client credentials).
+    pub async fn token_request(&self, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Reply {
+        let client = reqwest::Client::new();
+        let mut request = client.post(format!("{}/auth/token", self.base)).form(form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// A one-time code for `client_id` from the signed-in `browser`, sent back to `redirect`,
+    /// and the PKCE verifier it needs.
+    pub async fn code(
+        &self,
+        browser: &reqwest::Client,
+        client_id: &str,
+        redirect: &str,
+    ) -> (String, String) {
+        let (verifier, challenge) = pkce();
+        let reply = read(
+            browser
+                .get(format!(
+                    "{}/auth/authorize?response_type=code&client_id={client_id}&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256",
+                    self.base,
+                    form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+                ))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let location = reply.headers["location"].to_str().unwrap().to_owned();
+        let code = query_value(&location, "code")
+            .unwrap_or_else(|| panic!("a code comes back: {location}"));
+        (code, verifier)
+    }
+
+    /// Exchanges `code` for tokens: the reply of the token endpoint.
+    pub async fn exchange(
+        &self,
+        client_id: &str,
+        redirect: &str,
+        code: &str,
+        verifier: &str,
+    ) -> Reply {
+        self.token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect),
+                ("code_verifier", verifier),
+                ("client_id", client_id),
+            ],
+            None,
+        )
+        .await
+    }
+
+    /// An access token and a refresh token for the signed-in `browser`, through the CRM's
+    /// frontend client.
+    pub async fn tokens(&self, browser: &reqwest::Client) -> (String, String) {
+        let (client, redirect) = ("ui-crm", "/apps/crm/");
+        let (code, verifier) = self.code(browser, client, redirect).await;
+        let issued = self
+            .exchange(client, redirect, &code, &verifier)
+            .await
+            .expect(200);
+        (
+            issued.body["access_token"].as_str().unwrap().to_owned(),
+            issued.body["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The reply to a refresh of `token` by the CRM's frontend client.
+    pub async fn refresh(&self, token: &str) -> Reply {
+        self.token_request(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token),
+                ("client_id", "ui-crm"),
+            ],
+            None,
         )
         .await
     }
