@@ -321,3 +321,149 @@ async fn one_merged_document_and_an_offline_reference() {
     }
     cortex.stop().await;
 }
+
+/// The path templates of every form the admin UI accepts (`POST` routes), read from its
+/// sources, so that a new form cannot escape the test below.
+fn posted_routes() -> Vec<String> {
+    let mut routes = Vec::new();
+    for file in ["src/admin/pages.rs", "src/admin/platform.rs"] {
+        let source =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+                .unwrap();
+        for chunk in source.split(".route(").skip(1) {
+            let call = chunk.split(".route(").next().unwrap_or(chunk);
+            let call = call.split(".with_state(").next().unwrap_or(call);
+            let path = call.split('"').nth(1).unwrap_or_default();
+            if call.contains("post(") && path.starts_with('/') {
+                routes.push(path.to_owned());
+            }
+        }
+    }
+    routes.sort();
+    routes
+}
+
+/// Every state-changing form refuses a request without the session's anti-forgery token, or
+/// with another, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_refuses_a_missing_or_wrong_anti_forgery_token() {
+    let cortex = Cortex::start(Backend::Sqlite).await;
+    let client = browser();
+    cortex
+        .sign_in(&client, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .expect(303);
+    let admin = &cortex.admin_token;
+    let organisation = cortex
+        .post(
+            "/api/cortex/organisations",
+            admin,
+            &json!({"name": "Untouched"}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (user, user_token) = cortex
+        .user(
+            "forms@example.com",
+            prefiq_runtime::auth::DEFAULT_TENANT,
+            &["member"],
+        )
+        .await;
+    let (client_id, _) = cortex
+        .client(
+            "untouched",
+            prefiq_runtime::auth::DEFAULT_TENANT,
+            &["viewer"],
+            &[],
+            false,
+        )
+        .await;
+    let tokens = page(&cortex, &client, "/admin/tokens").await;
+    let token_id = tokens
+        .text
+        .split("/admin/tokens/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the administrator's token is listed")
+        .to_owned();
+    let user = user.to_string();
+    let filled = |template: &str| {
+        let id = if template.starts_with("/admin/cortex/users/") {
+            &user
+        } else if template.starts_with("/admin/tokens/") {
+            &token_id
+        } else if template.starts_with("/admin/clients/") {
+            &client_id
+        } else {
+            &organisation
+        };
+        template
+            .replace("{app}/{plural}", "cortex/organisations")
+            .replace("{id}", id)
+    };
+    let member_grants = || async {
+        cortex
+            .get(
+                "/api/cortex/roles?name=eq.member&tenant_id=eq.00000000-0000-0000-0000-000000000000",
+                admin,
+            )
+            .await
+            .expect(200)
+            .body["items"][0]["permissions"]
+            .clone()
+    };
+    let grants_before = member_grants().await;
+    let routes = posted_routes();
+    assert!(routes.len() >= 12, "{routes:?}");
+    for template in &routes {
+        let path = filled(template);
+        for (csrf, why) in [(None, "no token"), (Some("forged"), "another token")] {
+            let mut form = vec![
+                ("name", "Changed"),
+                ("password", "a password nobody asked for"),
+                ("tenant", "00000000-0000-0000-0000-000000000000"),
+                ("email", ADMIN_EMAIL),
+                ("grant", "member|crm.deal.delete"),
+                ("version", "1"),
+            ];
+            if let Some(csrf) = csrf {
+                form.push(("csrf", csrf));
+            }
+            let reply = submit(&cortex, &client, &path, &form).await;
+            assert_eq!(reply.status, 403, "POST {path} with {why}: {}", reply.text);
+        }
+    }
+    // Nothing changed: the row, the user's password and token, the client, the session.
+    let kept = cortex
+        .get(&format!("/api/cortex/organisations/{organisation}"), admin)
+        .await
+        .expect(200);
+    assert_eq!(kept.body["name"], "Untouched");
+    assert_eq!(kept.body["version"], 1);
+    cortex.get("/api/cortex/me", &user_token).await.expect(200);
+    cortex
+        .sign_in(&browser(), "forms@example.com", ADMIN_PASSWORD)
+        .await
+        .expect(303);
+    cortex.get("/api/cortex/me", admin).await.expect(200);
+    assert_eq!(member_grants().await, grants_before, "no grant changed");
+    let clients =
+        cortex::identity::as_server(&cortex.db, async |tx| cortex::oauth::clients(tx).await)
+            .await
+            .unwrap();
+    assert!(
+        clients
+            .iter()
+            .any(|c| c.id == client_id && c.revoked_at.is_none())
+    );
+    assert_eq!(
+        page(&cortex, &client, "/admin").await.status,
+        200,
+        "still signed in"
+    );
+    cortex.stop().await;
+}

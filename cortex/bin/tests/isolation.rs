@@ -660,38 +660,235 @@ async fn postgres_policies_catch_a_forgotten_filter(cortex: &Cortex, t: &Tenants
             || cortex.owner.layout() == prefiq_runtime::db::Layout::Schemas,
         "no tenant, no rows"
     );
-    // The audit log is append-only for the server's role.
-    let mut tx = cortex.db.begin(&principal).await.unwrap();
-    let denied = tx
-        .execute(
-            prefiq_runtime::Sql::new("UPDATE prefiq_audit SET actor = 'forged'"),
-            vec![],
-        )
-        .await;
-    assert!(denied.is_err(), "the app role may not change audit entries");
-    drop(tx);
-    let mut tx = cortex.db.begin(&principal).await.unwrap();
-    let denied = tx
-        .execute(prefiq_runtime::Sql::new("DELETE FROM prefiq_audit"), vec![])
-        .await;
-    assert!(denied.is_err(), "the app role may not delete audit entries");
+    // The audit log is append-only for the server's role: the database says "permission
+    // denied" (SQLSTATE 42501), not any error.
+    for statement in [
+        "UPDATE prefiq_audit SET actor = 'forged'",
+        "DELETE FROM prefiq_audit",
+        "TRUNCATE prefiq_audit",
+    ] {
+        let mut tx = cortex.db.begin(&principal).await.unwrap();
+        let denied = tx
+            .execute(prefiq_runtime::Sql::built(statement.into()), vec![])
+            .await;
+        assert_eq!(
+            sqlstate(&denied).as_deref(),
+            Some("42501"),
+            "{statement}: {denied:?}"
+        );
+    }
+}
+
+/// The SQLSTATE of a failed statement.
+fn sqlstate<T: std::fmt::Debug>(result: &Result<T, prefiq_runtime::db::DbError>) -> Option<String> {
+    match result {
+        Err(prefiq_runtime::db::DbError::Sqlx(prefiq_runtime::deps::sqlx::Error::Database(e))) => {
+            e.code().map(|c| c.into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Every table with a `tenant_id` column, found in the catalog (the apps', Cortex's, the
+/// credentials', the audit log; in `public` and in every tenant's schema), has forced row-level
+/// security with a restrictive policy for the server's role. A transaction of tenant A, as the
+/// server's role, then sees none of B's rows without any filter, cannot insert a row of B, and
+/// cannot move one of its own rows to B: the database refuses (SQLSTATE 42501).
+async fn every_tenant_table_is_bound_by_row_level_security(cortex: &Cortex, t: &Tenants) {
+    let tables = Executor::fetch_all(
+        &mut cortex.owner.clone(),
+        prefiq_runtime::Sql::new(
+            "SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity, \
+               EXISTS (SELECT 1 FROM pg_policies p WHERE p.schemaname = n.nspname AND p.tablename = c.relname \
+                       AND p.permissive = 'RESTRICTIVE' AND 'prefiq_app' = ANY (p.roles)) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             ORDER BY 1, 2",
+        ),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let principal = std::sync::Arc::new(prefiq_runtime::Principal {
+        subject: "probe".into(),
+        user: None,
+        tenant: t.a,
+        roles: vec![],
+        teams: vec![],
+        permissions: vec!["*".into()],
+        credential: prefiq_runtime::auth::Credential::System,
+        operator: false,
+    });
+    let mut names = Vec::new();
+    let mut written = 0;
+    for row in &tables {
+        let (schema, table): (String, String) = (row.req(0).unwrap(), row.req(1).unwrap());
+        let name = format!("\"{schema}\".\"{table}\"");
+        let (enabled, forced, restricted): (bool, bool, bool) = (
+            row.req(2).unwrap(),
+            row.req(3).unwrap(),
+            row.req(4).unwrap(),
+        );
+        assert!(
+            enabled && forced,
+            "{name}: row-level security is on and forced"
+        );
+        assert!(restricted, "{name}: a restrictive policy binds prefiq_app");
+        names.push(name.clone());
+        // No filter needed: B's rows are not there for A.
+        let mut tx = cortex.db.begin(&principal).await.unwrap();
+        let seen = tx
+            .fetch_all(
+                prefiq_runtime::Sql::built(format!(
+                    "SELECT 1 FROM {name} WHERE tenant_id = '{}'",
+                    t.b
+                )),
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(seen.is_empty(), "{name}: A sees none of B's rows");
+        let mine = tx
+            .fetch_all(
+                prefiq_runtime::Sql::built(format!(
+                    "SELECT 1 FROM {name} WHERE tenant_id = '{}' LIMIT 1",
+                    t.a
+                )),
+                vec![],
+            )
+            .await
+            .unwrap();
+        drop(tx);
+        if mine.is_empty() {
+            continue;
+        }
+        // A copy of one of A's rows, made B's; and one of A's rows, moved to B.
+        for statement in [
+            format!(
+                "INSERT INTO {name} SELECT (jsonb_populate_record(NULL::{name}, to_jsonb(x) || jsonb_build_object('tenant_id', '{}'))).* FROM {name} x WHERE tenant_id = '{}' LIMIT 1",
+                t.b, t.a
+            ),
+            format!(
+                "UPDATE {name} SET tenant_id = '{}' WHERE ctid = (SELECT ctid FROM {name} WHERE tenant_id = '{}' LIMIT 1)",
+                t.b, t.a
+            ),
+        ] {
+            let mut tx = cortex.db.begin(&principal).await.unwrap();
+            let refused = tx
+                .execute(prefiq_runtime::Sql::built(statement.clone()), vec![])
+                .await;
+            assert_eq!(
+                sqlstate(&refused).as_deref(),
+                Some("42501"),
+                "{statement}: {refused:?}"
+            );
+        }
+        written += 1;
+    }
+    for expected in [
+        "\"public\".\"prefiq_audit\"",
+        "\"public\".\"users\"",
+        "\"public\".\"roles\"",
+        "\"public\".\"cortex_sessions\"",
+        "\"public\".\"cortex_personal_tokens\"",
+        "\"public\".\"cortex_clients\"",
+    ] {
+        assert!(
+            names.contains(&expected.to_owned()),
+            "{expected} is among {names:?}"
+        );
+    }
+    let app_tables: usize = cortex::server::installed()
+        .iter()
+        .map(|a| a.catalog.entities.len())
+        .sum();
+    assert!(
+        written >= app_tables,
+        "writes were tried on {written} of {} tables: {names:?}",
+        names.len()
+    );
+    eprintln!(
+        "row-level security: {} tables, {written} refused a write to another tenant",
+        names.len()
+    );
+}
+
+/// The server's connections log in as a role that row-level security binds and that cannot
+/// step out of it: no superuser to return to, no role to become.
+async fn the_servers_role_cannot_leave_row_level_security(cortex: &Cortex) {
+    let mut pool = cortex.db.clone();
+    // Even after `RESET ROLE`, it is who it logged in as.
+    Executor::execute(&mut pool, prefiq_runtime::Sql::new("RESET ROLE"), vec![])
+        .await
+        .unwrap();
+    let who = Executor::fetch_optional(
+        &mut pool,
+        prefiq_runtime::Sql::new(
+            "SELECT current_user::text, session_user::text, r.rolsuper, r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user",
+        ),
+        vec![],
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(who.req::<String>(0).unwrap(), "prefiq_app");
+    assert_eq!(
+        who.req::<String>(1).unwrap(),
+        "prefiq_app",
+        "it logged in as prefiq_app"
+    );
+    assert!(!who.req::<bool>(2).unwrap() && !who.req::<bool>(3).unwrap());
+    for escape in ["SET ROLE postgres", "SET SESSION AUTHORIZATION postgres"] {
+        let refused =
+            Executor::execute(&mut pool, prefiq_runtime::Sql::built(escape.into()), vec![]).await;
+        assert_eq!(
+            sqlstate(&refused).as_deref(),
+            Some("42501"),
+            "{escape}: {refused:?}"
+        );
+    }
+    assert_eq!(cortex.db.escape_from_row_security().await.unwrap(), None);
+    // A request pool given a superuser's URL is refused at start-up.
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let refused = prefiq_runtime::db::connect_server(
+        &cortex.owner,
+        prefiq_runtime::db::ServerLogin {
+            url: &url,
+            app_url: Some(&url),
+            production: true,
+        },
+        &prefiq_runtime::db::PoolOptions::serving(1),
+    )
+    .await;
+    let why = refused.err().expect("a superuser's pool is refused");
+    assert!(why.contains("could leave row-level security"), "{why}");
 }
 
 async fn sqlite_audit_is_append_only(cortex: &Cortex) {
-    let denied = Executor::execute(
-        &mut cortex.db.clone(),
-        prefiq_runtime::Sql::new("UPDATE prefiq_audit SET actor = 'forged'"),
-        vec![],
-    )
-    .await;
-    assert!(denied.is_err(), "a trigger refuses changes");
-    let denied = Executor::execute(
-        &mut cortex.db.clone(),
-        prefiq_runtime::Sql::new("DELETE FROM prefiq_audit"),
-        vec![],
-    )
-    .await;
-    assert!(denied.is_err(), "a trigger refuses early deletes");
+    for (statement, message) in [
+        (
+            "UPDATE prefiq_audit SET actor = 'forged'",
+            "the audit log is append-only",
+        ),
+        (
+            "DELETE FROM prefiq_audit",
+            "audit entries are kept at least a day",
+        ),
+    ] {
+        let denied = Executor::execute(
+            &mut cortex.db.clone(),
+            prefiq_runtime::Sql::new(statement),
+            vec![],
+        )
+        .await;
+        let error = denied.expect_err(statement).to_string();
+        assert!(
+            error.contains(message),
+            "{statement}: the trigger's own refusal, not {error}"
+        );
+    }
 }
 
 async fn every_write_is_audited_in_its_transaction(cortex: &Cortex, t: &Tenants) {
@@ -987,7 +1184,11 @@ async fn all(backend: Backend, tenancy: common::TenancyMode) {
     tenant_a_never_reaches_tenant_b(&cortex, &t).await;
     every_write_is_audited_in_its_transaction(&cortex, &t).await;
     match backend {
-        Backend::Postgres => postgres_policies_catch_a_forgotten_filter(&cortex, &t).await,
+        Backend::Postgres => {
+            postgres_policies_catch_a_forgotten_filter(&cortex, &t).await;
+            every_tenant_table_is_bound_by_row_level_security(&cortex, &t).await;
+            the_servers_role_cannot_leave_row_level_security(&cortex).await;
+        }
         Backend::Sqlite => sqlite_audit_is_append_only(&cortex).await,
     }
     a_tenant_can_turn_an_app_off(&cortex, &t).await;

@@ -375,7 +375,7 @@ async fn authorization_code_with_pkce_and_rotating_refresh_tokens(cortex: &Corte
         .expect(400);
 }
 
-async fn sign_in_is_throttled_per_account(cortex: &Cortex) {
+async fn a_guessed_account_waits_at_the_guessing_address(cortex: &Cortex) {
     let (_, _) = cortex
         .user(
             "victim@example.com",
@@ -567,14 +567,164 @@ async fn logout_revokes_and_ends_the_sign_in(cortex: &Cortex) {
         .expect(400);
 }
 
+/// Tokens Cortex must refuse, each with the RFC's error code: RFC 6750 `invalid_token` for an
+/// access token, RFC 6749 `invalid_grant` or `invalid_request` at the token and authorization
+/// endpoints.
+async fn every_bad_token_gets_its_rfc_error(cortex: &Cortex) {
+    use prefiq_runtime::auth::{Claims, SigningKey};
+    let key = SigningKey::parse(&cortex.signing_key).unwrap();
+    let mut tx = cortex::identity::read(&cortex.db).await.unwrap();
+    let root = cortex::identity::user_by_email(&mut tx, ADMIN_EMAIL)
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    tx.end_read();
+    let now = chrono::Utc::now().timestamp() as u64;
+    let claims = Claims {
+        iss: "prefiq".into(),
+        aud: "prefiq".into(),
+        sub: root.id.to_string(),
+        exp: now + 600,
+        nbf: now,
+        iat: now,
+        jti: prefiq_runtime::deps::uuid::Uuid::now_v7().to_string(),
+        tid: prefiq_runtime::auth::DEFAULT_TENANT,
+        roles: vec!["admin".into()],
+        perms: vec!["*".into()],
+        teams: vec![],
+        kind: "user".into(),
+        op: true,
+    };
+    cortex
+        .get("/api/cortex/me", &key.sign(&claims))
+        .await
+        .expect(200);
+    let invalid = |token: String, why: &'static str| async move {
+        let reply = cortex.get("/api/cortex/me", &token).await;
+        assert_eq!(reply.status, 401, "{why}: {}", reply.text);
+        assert_eq!(
+            reply.headers["www-authenticate"], "Bearer realm=\"prefiq\", error=\"invalid_token\"",
+            "{why}"
+        );
+    };
+    let with = |change: &dyn Fn(&mut Claims)| {
+        let mut changed = claims.clone();
+        change(&mut changed);
+        key.sign(&changed)
+    };
+    invalid(with(&|c| c.exp = now - 120), "expired").await;
+    invalid(with(&|c| c.nbf = now + 600), "not yet valid").await;
+    invalid(
+        with(&|c| c.iss = "https://elsewhere.example".into()),
+        "another issuer",
+    )
+    .await;
+    invalid(
+        with(&|c| c.aud = "another-service".into()),
+        "another audience",
+    )
+    .await;
+    let stranger = SigningKey::parse(&SigningKey::generate_text("stranger")).unwrap();
+    invalid(stranger.sign(&claims), "a key Cortex does not know").await;
+    let signed = key.sign(&claims);
+    let parts: Vec<&str> = signed.split('.').collect();
+    let no_kid = URL_SAFE_NO_PAD.encode(json!({"alg": "EdDSA", "typ": "JWT"}).to_string());
+    invalid(format!("{no_kid}.{}.{}", parts[1], parts[2]), "no kid").await;
+    // Algorithm confusion: HS256 keyed with the public key everyone can fetch.
+    let public = URL_SAFE_NO_PAD.decode(&key.public().x).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(key.public().kid.clone());
+    let confused = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&public).unwrap(),
+    )
+    .unwrap();
+    invalid(confused, "HS256 with the public key").await;
+
+    // Codes and refresh tokens are their client's and their redirect URI's.
+    let signed_in = browser();
+    cortex
+        .sign_in(&signed_in, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .expect(303);
+    let (code, verifier) = cortex.code(&signed_in, "ui-crm", "/apps/crm/").await;
+    for (client, redirect, why) in [
+        ("ui-lms", "/apps/crm/", "another client"),
+        ("ui-crm", "/apps/lms/", "another redirect URI"),
+    ] {
+        let refused = cortex
+            .exchange(client, redirect, &code, &verifier)
+            .await
+            .expect(400);
+        assert_eq!(refused.body["error"], "invalid_grant", "{why}");
+    }
+    let (other_verifier, _) = pkce();
+    let refused = cortex
+        .exchange("ui-crm", "/apps/crm/", &code, &other_verifier)
+        .await
+        .expect(400);
+    assert_eq!(refused.body["error"], "invalid_grant", "another verifier");
+    let (_, refresh) = cortex.tokens(&signed_in).await;
+    let refused = cortex
+        .token_request(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", "ui-lms"),
+            ],
+            None,
+        )
+        .await
+        .expect(400);
+    assert_eq!(
+        refused.body["error"], "invalid_grant",
+        "a refresh by another client"
+    );
+    let missing = cortex
+        .token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("redirect_uri", "/apps/crm/"),
+                ("code_verifier", &verifier),
+                ("client_id", "ui-crm"),
+            ],
+            None,
+        )
+        .await
+        .expect(400);
+    assert_eq!(missing.body["error"], "invalid_request", "no code");
+    // No code_challenge: the client is told, at its own redirect URI.
+    let reply = read(
+        signed_in
+            .get(format!(
+                "{}/auth/authorize?response_type=code&client_id=ui-crm&redirect_uri=%2Fapps%2Fcrm%2F&state=s",
+                cortex.base
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let location = reply.headers["location"].to_str().unwrap();
+    assert!(location.starts_with("/apps/crm/?"), "{location}");
+    assert_eq!(
+        query_value(location, "error").as_deref(),
+        Some("invalid_request")
+    );
+    assert_eq!(query_value(location, "state").as_deref(), Some("s"));
+}
+
 async fn all(backend: Backend) {
     let cortex = Cortex::start(backend).await;
     errors_follow_rfc_6749(&cortex).await;
     client_credentials_act_with_the_client_roles(&cortex).await;
     tampered_and_unsigned_tokens_are_refused(&cortex).await;
+    every_bad_token_gets_its_rfc_error(&cortex).await;
     authorization_code_with_pkce_and_rotating_refresh_tokens(&cortex).await;
     logout_revokes_and_ends_the_sign_in(&cortex).await;
-    sign_in_is_throttled_per_account(&cortex).await;
+    a_guessed_account_waits_at_the_guessing_address(&cortex).await;
     an_app_alone_trusts_the_tokens_of_a_cortex(&cortex).await;
     // The key set and the metadata.
     let keys = cortex.get("/.well-known/jwks.json", "").await.expect(200);

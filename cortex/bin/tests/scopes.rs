@@ -995,11 +995,140 @@ async fn the_document_names_platform_operations(w: &World) {
     );
 }
 
+/// How to call a custom operation on a row of a target, and what each actor gets: the row is a
+/// deal of the actor's own tenant or of another.
+struct CustomCall {
+    /// `<app>.<operationId>`, as the catalog names its permission.
+    permission: &'static str,
+    method: Method,
+    /// The path, `{deal}` standing for the row.
+    path: &'static str,
+    body: Option<Value>,
+    /// `[own, other]` per actor: operator, tenant A's administrator, tenant A's member.
+    expected: [[u16; 2]; 3],
+}
+
+fn custom_calls() -> Vec<CustomCall> {
+    vec![
+        CustomCall {
+            permission: "crm.winDeal",
+            method: Method::POST,
+            path: "/api/crm/deals/{deal}/win",
+            body: Some(json!({})),
+            expected: [[200, 404], [200, 404], [200, 404]],
+        },
+        CustomCall {
+            permission: "crm.loseDeal",
+            method: Method::POST,
+            path: "/api/crm/deals/{deal}/lose",
+            body: Some(json!({"reason": "price"})),
+            expected: [[200, 404], [200, 404], [200, 404]],
+        },
+        // Reports and searches have no row to aim at: each reads its caller's tenant only
+        // (the isolation test checks what they return), and the target makes no difference.
+        CustomCall {
+            permission: "crm.pipelineReport",
+            method: Method::GET,
+            path: "/api/crm/reports/pipeline",
+            body: None,
+            expected: [[200, 200], [200, 200], [200, 200]],
+        },
+        CustomCall {
+            permission: "crm.searchContacts",
+            method: Method::GET,
+            path: "/api/crm/contacts/search?q={deal}",
+            body: None,
+            expected: [[200, 200], [200, 200], [200, 200]],
+        },
+    ]
+}
+
+/// Every custom operation of every installed app, for each actor on a row of its own tenant
+/// and of another.
+async fn custom_operations(w: &World) {
+    let c = &w.cortex;
+    let calls = custom_calls();
+    for app in cortex::server::installed() {
+        for permission in app
+            .catalog
+            .permissions
+            .iter()
+            .filter(|p| p.entity.is_none())
+        {
+            assert!(
+                calls.iter().any(|call| call.permission == permission.name),
+                "the scope matrix does not call {}: add it to custom_calls",
+                permission.name
+            );
+        }
+    }
+    // A fresh open deal of the tenant `token` acts in.
+    let deal = |token: String| async move {
+        let n = unique();
+        let company = c
+            .post(
+                "/api/crm/companies",
+                &token,
+                &json!({"name": format!("Deals {n}")}),
+            )
+            .await
+            .expect(201);
+        c.post(
+            "/api/crm/deals",
+            &token,
+            &json!({"name": format!("Deal {n}"), "company_id": company.body["id"], "amount": "10.00"}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+    };
+    let mut checked = 0;
+    for call in &calls {
+        for (i, actor) in [Actor::Operator, Actor::AdminA, Actor::MemberA]
+            .into_iter()
+            .enumerate()
+        {
+            // The operator's own tenant is the default one; the other is A. For A's actors, B.
+            let (own_maker, other_maker) = match actor {
+                Actor::Operator => (w.operator.1.clone(), w.admin_a.1.clone()),
+                _ => (w.admin_a.1.clone(), w.admin_b.1.clone()),
+            };
+            for (j, maker) in [own_maker, other_maker].into_iter().enumerate() {
+                let row = deal(maker).await;
+                let path = call.path.replace("{deal}", &row);
+                let reply = c
+                    .call(
+                        call.method.clone(),
+                        &path,
+                        w.token(actor),
+                        call.body.as_ref(),
+                        None,
+                    )
+                    .await;
+                assert_eq!(
+                    reply.status.as_u16(),
+                    call.expected[i][j],
+                    "{actor:?} calls {} on {} tenant's row: {}",
+                    call.permission,
+                    if j == 0 { "its own" } else { "another" },
+                    reply.text
+                );
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("custom operations: {checked} calls");
+}
+
 async fn all(backend: Backend, tenancy: common::TenancyMode) {
     let w = World::new(backend, tenancy).await;
     entity_matrix(&w).await;
     a_tenant_administrator_stays_in_their_tenant(&w).await;
     an_operator_leaves_a_trace_in_the_tenant(&w).await;
+    custom_operations(&w).await;
     admin_pages_and_forms(&w).await;
     the_document_names_platform_operations(&w).await;
     w.cortex.stop().await;
