@@ -356,7 +356,9 @@ fn container(values: &Values, stack: &Stack, name: &str, args: &[&str]) -> Value
         "env": [
             {"name": "PREFIQ_TENANCY", "value": stack.tenancy},
             {"name": "DATABASE_URL_FILE", "value": format!("{SECRETS}/database-url")},
+            {"name": "PREFIQ_APP_DATABASE_URL_FILE", "value": format!("{SECRETS}/app-database-url")},
             {"name": "PREFIQ_SIGNING_KEY_FILE", "value": format!("{SECRETS}/signing-key")},
+            {"name": "PREFIQ_PUBLIC_URL", "value": format!("https://{}", stack.host)},
         ],
         "volumeMounts": [{"name": "secrets", "mountPath": SECRETS, "readOnly": true}],
         "resources": values.resources,
@@ -370,14 +372,18 @@ fn container(values: &Values, stack: &Stack, name: &str, args: &[&str]) -> Value
     })
 }
 
-/// The stack's database URL and the signing key, as one read-only volume.
+/// The stack's database URLs (the migrating owner's, and the request pool's, a role row-level
+/// security binds) and the signing key, as one read-only volume.
 fn secrets_volume(values: &Values, stack: &Stack) -> Value {
     json!({
         "name": "secrets",
         "projected": {
             "defaultMode": 0o440,
             "sources": [
-                {"secret": {"name": stack.database_secret, "items": [{"key": "url", "path": "database-url"}]}},
+                {"secret": {"name": stack.database_secret, "items": [
+                    {"key": "url", "path": "database-url"},
+                    {"key": "app-url", "path": "app-database-url"},
+                ]}},
                 {"secret": {"name": values.signing_key.secret, "items": [{"key": "key", "path": "signing-key"}]}},
             ],
         },

@@ -110,7 +110,8 @@ impl Config {
 
     /// Where Cortex is reached, without a trailing `/`, and what its tokens name as issuer:
     /// `PREFIQ_PUBLIC_URL` (an `http(s)` origin with at most a path: no query, fragment or
-    /// credentials; `https` in production, where it is required), or outside production
+    /// credentials; in production, where it is required, `https` unless the host is loopback,
+    /// which browsers trust as they trust `https`), or outside production
     /// `http://` and the bind address, with the issuer `prefiq`.
     pub fn public_url(&self) -> Result<(String, String), String> {
         let production = self.environment == Environment::Production;
@@ -138,13 +139,16 @@ impl Config {
         let Some((scheme, rest)) = url.split_once("://") else {
             return why("is not a URL: write it as https://host[:port][/path]");
         };
-        if production && scheme != "https" {
-            return why("must be https in production");
+        let host = rest.split('/').next().unwrap_or_default();
+        let loopback = ["localhost", "127.0.0.1", "[::1]"]
+            .iter()
+            .any(|l| host == *l || host.starts_with(&format!("{l}:")));
+        if production && scheme != "https" && !loopback {
+            return why("must be https in production (or http on this machine's own loopback)");
         }
         if !matches!(scheme, "http" | "https") {
             return why("must be http or https");
         }
-        let host = rest.split('/').next().unwrap_or_default();
         if host.is_empty() || rest.contains(['?', '#', '@']) || url.chars().any(char::is_whitespace)
         {
             return why(

@@ -287,6 +287,10 @@ fn the_migration_job_and_the_healthcheck_run_in_production_from_secret_files() {
     for (url, says) in [
         (None, "needs PREFIQ_PUBLIC_URL"),
         (Some("http://id.example.com"), "must be https in production"),
+        (
+            Some("http://127.0.0.1.example.com:8080"),
+            "must be https in production",
+        ),
         (Some("https://id.example.com/?next=x"), "no query"),
     ] {
         let mut serve = cortex(dir.path());

@@ -17,8 +17,10 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/cortex /usr/local/bin/cortex
 WORKDIR /home/nonroot
 USER 65532:65532
-# Production refuses to start without PREFIQ_SIGNING_KEY (`cortex key generate` makes one) and
-# never creates an administrator without PREFIQ_ADMIN_EMAIL or `cortex admin create`.
+# Production refuses to start without PREFIQ_SIGNING_KEY (`cortex key generate` makes one), the
+# https PREFIQ_PUBLIC_URL its tokens name as issuer, and on PostgreSQL PREFIQ_APP_DATABASE_URL
+# (a role row-level security binds); it never creates an administrator without
+# PREFIQ_ADMIN_EMAIL or `cortex admin create`.
 ENV PREFIQ_BIND=0.0.0.0:8080 \
     PREFIQ_ENV=production
 EXPOSE 8080

@@ -53,8 +53,12 @@ env:
     value: {{ .stack.tenancy }}
   - name: DATABASE_URL_FILE
     value: /run/secrets/prefiq/database-url
+  - name: PREFIQ_APP_DATABASE_URL_FILE
+    value: /run/secrets/prefiq/app-database-url
   - name: PREFIQ_SIGNING_KEY_FILE
     value: /run/secrets/prefiq/signing-key
+  - name: PREFIQ_PUBLIC_URL
+    value: https://{{ .stack.host }}
 volumeMounts:
   - name: secrets
     mountPath: /run/secrets/prefiq
@@ -79,7 +83,8 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* The stack's database URL and the signing key, mounted as files. Arguments: root, stack. */}}
+{{/* The stack's database URLs (the owner's, and the request pool's, a role row-level security
+binds) and the signing key, mounted as files. Arguments: root, stack. */}}
 {{- define "prefiq.secretsVolume" -}}
 - name: secrets
   projected:
@@ -90,6 +95,8 @@ seccompProfile:
           items:
             - key: url
               path: database-url
+            - key: app-url
+              path: app-database-url
       - secret:
           name: {{ .root.Values.signingKey.secret }}
           items:
