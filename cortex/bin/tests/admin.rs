@@ -4,37 +4,9 @@
 
 mod common;
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex, browser, hidden, read};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex, browser, hidden, page, read, submit};
 use prefiq_testkit::Backend;
 use serde_json::json;
-
-async fn page(cortex: &Cortex, client: &reqwest::Client, path: &str) -> common::Reply {
-    read(
-        client
-            .get(format!("{}{path}", cortex.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-async fn submit(
-    cortex: &Cortex,
-    client: &reqwest::Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> common::Reply {
-    read(
-        client
-            .post(format!("{}{path}", cortex.base))
-            .form(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_ui_works_without_javascript_and_safely() {

@@ -17,7 +17,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex, Reply, browser, hidden, read};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex, browser, hidden, page, read};
 use prefiq_runtime::deps::uuid::Uuid;
 use prefiq_testkit::Backend;
 use reqwest::Method;
@@ -32,17 +32,6 @@ fn browser_from(last: u8) -> reqwest::Client {
         .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
         .build()
         .unwrap()
-}
-
-async fn page(c: &Cortex, client: &reqwest::Client, path: &str) -> Reply {
-    read(
-        client
-            .get(format!("{}{path}", c.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
 }
 
 /// Whether the browser's session still opens the admin UI (else it is sent to sign in).

@@ -862,7 +862,7 @@ async fn the_servers_role_cannot_leave_row_level_security(cortex: &Cortex) {
         &prefiq_runtime::db::PoolOptions::serving(1),
     )
     .await;
-    let why = refused.err().expect("a superuser's pool is refused");
+    let why = refused.expect_err("a superuser's pool is refused");
     assert!(why.contains("could leave row-level security"), "{why}");
 }
 

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Cortex, Reply, browser, hidden, read};
+use common::{Cortex, Reply, browser, hidden, page, submit};
 use prefiq_runtime::auth::DEFAULT_TENANT;
 use prefiq_runtime::deps::uuid::Uuid;
 use prefiq_testkit::Backend;
@@ -659,29 +659,6 @@ async fn session(c: &Cortex, email: &str) -> reqwest::Client {
         .await
         .expect(303);
     client
-}
-
-async fn page(c: &Cortex, client: &reqwest::Client, path: &str) -> Reply {
-    read(
-        client
-            .get(format!("{}{path}", c.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-async fn submit(c: &Cortex, client: &reqwest::Client, path: &str, form: &[(&str, &str)]) -> Reply {
-    read(
-        client
-            .post(format!("{}{path}", c.base))
-            .form(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
 }
 
 /// Each admin page and form for each actor: what it may open and do, and that it can do

@@ -146,22 +146,27 @@ fn here(uri: &axum::http::Uri) -> String {
 }
 
 /// Where to go after signing in: `next` if it is a path of this site
-/// ([`crate::web::local_path`]), `/admin` when there is none, and the 400 page when it is
-/// anything else (another origin, or a trick to reach one).
-fn next_page(next: Option<&str>) -> Result<String, Response> {
+/// ([`crate::web::local_path`]), `/admin` when there is none; anything else (another origin, or
+/// a trick to reach one) is refused with the reason, for [`bad_next`].
+fn next_page(next: Option<&str>) -> Result<String, &'static str> {
     match next {
         None | Some("") => Ok("/admin".into()),
-        Some(path) => crate::web::local_path(path).map(str::to_owned).map_err(|why| {
-            (
-                StatusCode::BAD_REQUEST,
-                super::message_page(
-                    "Cannot sign in",
-                    &format!("The page to return to after signing in is refused: {why}. Only a path of this site is accepted."),
-                ),
-            )
-                .into_response()
-        }),
+        Some(path) => crate::web::local_path(path).map(str::to_owned),
     }
+}
+
+/// The 400 page of a refused `next`.
+fn bad_next(why: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        super::message_page(
+            "Cannot sign in",
+            &format!(
+                "The page to return to after signing in is refused: {why}. Only a path of this site is accepted."
+            ),
+        ),
+    )
+        .into_response()
 }
 
 async fn asset(State(admin): State<Shared>, Path(file): Path<String>) -> Response {
@@ -205,7 +210,7 @@ fn query_param(query: &Option<String>, name: &str) -> Option<String> {
 async fn login_page(State(admin): State<Shared>, RawQuery(query): RawQuery) -> Response {
     let next = match next_page(query_param(&query, "next").as_deref()) {
         Ok(next) => next,
-        Err(refused) => return refused,
+        Err(why) => return bad_next(why),
     };
     let csrf = identity::new_secret();
     let page = LoginPage {
@@ -237,7 +242,7 @@ async fn login(
     };
     let next = match next_page(Some(&field("next"))) {
         Ok(next) => next,
-        Err(refused) => return refused,
+        Err(why) => return bad_next(why),
     };
     let again = |status: StatusCode, error: &str| {
         let csrf = identity::new_secret();

@@ -403,6 +403,36 @@ impl Cortex {
     }
 }
 
+/// `GET path` with `client` (a browser: its cookies, no redirects followed).
+pub async fn page(c: &Cortex, client: &reqwest::Client, path: &str) -> Reply {
+    read(
+        client
+            .get(format!("{}{path}", c.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// `POST path` of a form with `client`.
+pub async fn submit(
+    c: &Cortex,
+    client: &reqwest::Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Reply {
+    read(
+        client
+            .post(format!("{}{path}", c.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 /// The value of the hidden input `name` in an HTML page.
 pub fn hidden(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
