@@ -677,7 +677,8 @@ async fn app_registration_rows(
     Ok(page.items)
 }
 
-/// Who the caller is, and what they may do.
+/// Who the caller is, and what they may do: its tenant's permissions, and whether it is a
+/// platform operator.
 async fn me(ctx: RequestContext) -> axum::Json<Value> {
     let p = &ctx.principal;
     axum::Json(serde_json::json!({
@@ -687,6 +688,7 @@ async fn me(ctx: RequestContext) -> axum::Json<Value> {
         "roles": p.roles,
         "teams": p.teams,
         "permissions": p.permissions,
+        "operator": p.operator,
     }))
 }
 

@@ -460,6 +460,10 @@ async fn entity_matrix(w: &World) {
 async fn a_tenant_administrator_stays_in_their_tenant(w: &World) {
     let c = &w.cortex;
     let admin = &w.admin_a.1;
+    for (token, operator) in [(admin, false), (&w.operator.1, true)] {
+        let me = c.get("/api/cortex/me", token).await.expect(200);
+        assert_eq!(me.body["operator"], operator, "{}", me.text);
+    }
     let (victim, _) = c.user("victim-b@example.com", w.b, &["admin"]).await;
     // Filters, or groups and forged references never reach another tenant's users.
     for query in [
