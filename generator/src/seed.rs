@@ -6,7 +6,7 @@ use prefiq_codegen::ir::{App, FieldRole, KeyGeneration, Storage, TENANT_COLUMN, 
 use prefiq_codegen::load::migrations::MigrationsFolder;
 use prefiq_codegen::sql::quote;
 use prefiq_runtime::db::{ColumnKind, Db, Dialect, PoolOptions, SqlValue};
-use prefiq_runtime::deps::sqlx::AssertSqlSafe;
+use prefiq_runtime::Sql;
 use prefiq_runtime::migrate::{self, Migration};
 
 /// What a seed did, per entity: `(entity, inserted, already there)`.
@@ -100,7 +100,7 @@ pub async fn seed_with(
                 placeholders.join(", ")
             );
             let count = db
-                .execute(AssertSqlSafe(sql), params)
+                .execute(Sql::built(sql), params)
                 .await
                 .map_err(|e| format!("{} {}: {e}", entity.name, row.pointer))?;
             if count == 1 {
@@ -121,7 +121,7 @@ pub async fn seed_with(
                 key_q = quote(&entity.key().column),
                 table_q = quote(&entity.table),
             );
-            db.fetch_optional(AssertSqlSafe(sql), vec![])
+            db.fetch_optional(Sql::built(sql), vec![])
                 .await
                 .map_err(|e| e.to_string())?;
         }

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use prefiq::introspect;
 use prefiq_runtime::db::{Db, PoolOptions, SqlValue};
-use prefiq_runtime::deps::sqlx::AssertSqlSafe;
+use prefiq_runtime::Sql;
 use prefiq_testkit::{Backend, Database};
 
 const AUTHOR: &str = "title: Author
@@ -160,7 +160,7 @@ async fn exec(db: &Db, sql: &str) {
         prefiq_runtime::Dialect::Postgres => sql.to_owned(),
         prefiq_runtime::Dialect::Sqlite => sql.replace("::uuid", ""),
     };
-    db.execute(AssertSqlSafe(sql.clone()), vec![])
+    db.execute(Sql::built(sql.clone()), vec![])
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
@@ -181,7 +181,7 @@ async fn value(db: &Db, table: &str, column: &str, id: &str) -> Option<String> {
     };
     let sql = format!("SELECT {cast} FROM \"{table}\" WHERE \"id\" = {placeholder}");
     let row = db
-        .fetch_optional(AssertSqlSafe(sql), vec![key])
+        .fetch_optional(Sql::built(sql), vec![key])
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{table} {id} is gone"));
@@ -190,7 +190,7 @@ async fn value(db: &Db, table: &str, column: &str, id: &str) -> Option<String> {
 
 async fn count(db: &Db, table: &str) -> i64 {
     db.fetch_optional(
-        AssertSqlSafe(format!("SELECT COUNT(*) FROM \"{table}\"")),
+        Sql::built(format!("SELECT COUNT(*) FROM \"{table}\"")),
         vec![],
     )
     .await
@@ -361,7 +361,7 @@ async fn evolve(backend: Backend) {
     apply(&lab, &db).await;
     let deleted = db
         .execute(
-            AssertSqlSafe(format!(
+            Sql::built(format!(
                 "DELETE FROM authors WHERE id = {}",
                 if backend == Backend::Postgres {
                     format!("'{A1}'::uuid")

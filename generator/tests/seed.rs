@@ -27,7 +27,7 @@ async fn count(url: &str, table: &str) -> i64 {
     let db = Db::connect(url, &PoolOptions::default()).await.unwrap();
     let sql = format!("SELECT COUNT(*) FROM \"{table}\"");
     let row = db
-        .fetch_optional(prefiq_runtime::deps::sqlx::AssertSqlSafe(sql), vec![])
+        .fetch_optional(prefiq_runtime::Sql::built(sql), vec![])
         .await
         .unwrap()
         .unwrap();

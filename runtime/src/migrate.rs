@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};
-use sqlx::{Connection, Row as _};
+use sqlx::Row as _;
 
 use crate::db::Db;
 
@@ -83,6 +83,15 @@ pub enum MigrateError {
     /// The database failed.
     #[error("migration failed: {0}")]
     Database(#[from] sqlx::Error),
+    /// PostgreSQL failed.
+    #[error("migration failed: {0}")]
+    Postgres(#[from] crate::db::DbError),
+}
+
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(error: tokio_postgres::Error) -> MigrateError {
+        MigrateError::Postgres(crate::db::DbError::Postgres(error))
+    }
 }
 
 /// What [`apply`] did.
@@ -148,7 +157,7 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
     };
     let database = |e: crate::db::DbError| match e {
         crate::db::DbError::Sqlx(e) => MigrateError::Database(e),
-        other => MigrateError::Database(sqlx::Error::Protocol(other.to_string())),
+        other => MigrateError::Postgres(other),
     };
     if db
         .fetch_optional(exists, vec![])
@@ -216,9 +225,9 @@ async fn apply_one(
     let mut ordered = migrations.to_vec();
     ordered.sort_by_key(|m| m.version);
     match db {
-        Db::Postgres(pool, _) => {
-            let mut conn = pool.acquire().await?;
-            apply_postgres(&mut conn, app, lock_key(app), &ordered).await
+        Db::Postgres(..) => {
+            let conn = db.pg_connection().await?;
+            apply_postgres(conn.client(), app, lock_key(app), &ordered).await
         }
         Db::Sqlite(pool) => apply_sqlite(pool, app, &ordered).await,
     }
@@ -234,16 +243,14 @@ const GRANTS: &str = "GRANT USAGE ON SCHEMA public TO prefiq_app; \
     REVOKE UPDATE, DELETE, TRUNCATE ON prefiq_audit FROM prefiq_app";
 
 async fn grant(db: &Db) -> Result<(), MigrateError> {
-    if let Db::Postgres(pool, _) = db {
-        let mut conn = pool.acquire().await?;
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(lock_key(LEDGER_APP))
-            .execute(&mut *conn)
-            .await?;
-        let granted = sqlx::raw_sql(GRANTS).execute(&mut *conn).await;
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(lock_key(LEDGER_APP))
-            .execute(&mut *conn)
+    if let Db::Postgres(..) = db {
+        let conn = db.pg_connection().await?;
+        let client = conn.client();
+        let lock = lock_key(LEDGER_APP);
+        client.execute("SELECT pg_advisory_lock($1)", &[&lock]).await?;
+        let granted = client.batch_execute(GRANTS).await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&lock])
             .await?;
         granted?;
     }
@@ -260,46 +267,38 @@ pub async fn apply_in_schema(
     app: &str,
     migrations: &[Migration],
 ) -> Result<MigrationReport, MigrateError> {
-    let Db::Postgres(pool, _) = db else {
+    if db.dialect() != crate::db::Dialect::Postgres {
         return Err(MigrateError::Database(sqlx::Error::Protocol(
             "a schema per tenant needs PostgreSQL".into(),
         )));
-    };
+    }
     let mut ordered = migrations.to_vec();
     ordered.sort_by_key(|m| m.version);
     let quoted = crate::meta::quote(schema);
-    let mut conn = pool.acquire().await?;
+    let conn = db.pg_connection().await?;
+    let client = conn.client();
     let result = async {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}, public"
-        )))
-        .execute(&mut *conn)
-        .await?;
-        let report = apply_postgres(
-            &mut conn,
-            app,
-            lock_key(&format!("{schema}/{app}")),
-            &ordered,
-        )
-        .await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "GRANT USAGE ON SCHEMA {quoted} TO prefiq_app; \
-             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {quoted} TO prefiq_app; \
-             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {quoted} TO prefiq_app; \
-             REVOKE ALL ON {quoted}._prefiq_migrations FROM prefiq_app"
-        )))
-        .execute(&mut *conn)
-        .await?;
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}, public"
+            ))
+            .await?;
+        let report =
+            apply_postgres(client, app, lock_key(&format!("{schema}/{app}")), &ordered).await?;
+        client
+            .batch_execute(&format!(
+                "GRANT USAGE ON SCHEMA {quoted} TO prefiq_app; \
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {quoted} TO prefiq_app; \
+                 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {quoted} TO prefiq_app; \
+                 REVOKE ALL ON {quoted}._prefiq_migrations FROM prefiq_app"
+            ))
+            .await?;
         Ok::<_, MigrateError>(report)
     }
     .await;
     // The connection goes back to the pool as it came, or not at all.
-    if sqlx::raw_sql("RESET search_path")
-        .execute(&mut *conn)
-        .await
-        .is_err()
-    {
-        conn.detach();
+    if client.batch_execute("RESET search_path").await.is_err() {
+        let _ = deadpool::managed::Object::take(conn);
     }
     result
 }
@@ -311,52 +310,57 @@ fn lock_key(app: &str) -> i64 {
 }
 
 async fn apply_postgres(
-    conn: &mut sqlx::PgConnection,
+    client: &tokio_postgres::Client,
     app: &str,
     lock: i64,
     migrations: &[Migration],
 ) -> Result<MigrationReport, MigrateError> {
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(lock)
-        .execute(&mut *conn)
-        .await?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&lock]).await?;
     let result = async {
-        sqlx::raw_sql(LEDGER).execute(&mut *conn).await?;
+        client.batch_execute(LEDGER).await?;
         let mut report = MigrationReport::default();
         for migration in migrations {
-            let recorded: Option<String> =
-                sqlx::query("SELECT checksum FROM _prefiq_migrations WHERE app = $1 AND version = $2")
-                    .bind(app)
-                    .bind(migration.version)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .map(|row| row.get(0));
+            let recorded: Option<String> = client
+                .query_opt(
+                    "SELECT checksum FROM _prefiq_migrations WHERE app = $1 AND version = $2",
+                    &[&app, &migration.version],
+                )
+                .await?
+                .map(|row| row.get(0));
             if let Some(recorded) = recorded {
                 verify(app, migration, &migration.postgres, &recorded)?;
                 report.skipped.push(migration.version);
                 continue;
             }
-            let mut tx = conn.begin().await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(migration.postgres.clone())).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO _prefiq_migrations (app, version, name, checksum, applied_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(app)
-                .bind(migration.version)
-                .bind(migration.name.as_ref())
-                .bind(checksum(&migration.postgres))
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            client.batch_execute("BEGIN").await?;
+            let step = async {
+                client.batch_execute(&migration.postgres).await?;
+                client
+                    .execute(
+                        "INSERT INTO _prefiq_migrations (app, version, name, checksum, applied_at) VALUES ($1, $2, $3, $4, $5)",
+                        &[
+                            &app,
+                            &migration.version,
+                            &migration.name.as_ref(),
+                            &checksum(&migration.postgres),
+                            &now(),
+                        ],
+                    )
+                    .await?;
+                client.batch_execute("COMMIT").await
+            }
+            .await;
+            if let Err(error) = step {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(error.into());
+            }
             tracing::info!(app, version = migration.version, name = %migration.name, "applied migration");
             report.applied.push(migration.version);
         }
         Ok::<_, MigrateError>(report)
     }
     .await;
-    let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(lock)
-        .execute(&mut *conn)
-        .await;
+    let unlock = client.execute("SELECT pg_advisory_unlock($1)", &[&lock]).await;
     let report = result?;
     unlock?;
     Ok(report)

@@ -681,12 +681,7 @@ async fn postgres_policies_catch_a_forgotten_filter(cortex: &Cortex, t: &Tenants
 
 /// The SQLSTATE of a failed statement.
 fn sqlstate<T: std::fmt::Debug>(result: &Result<T, prefiq_runtime::db::DbError>) -> Option<String> {
-    match result {
-        Err(prefiq_runtime::db::DbError::Sqlx(prefiq_runtime::deps::sqlx::Error::Database(e))) => {
-            e.code().map(|c| c.into_owned())
-        }
-        _ => None,
-    }
+    result.as_ref().err().and_then(|e| e.sqlstate())
 }
 
 /// Every table with a `tenant_id` column, found in the catalog (the apps', Cortex's, the
@@ -1228,7 +1223,7 @@ async fn schemas_per_tenant_hold_the_rows_and_resume_their_migrations() {
         let owner = cortex.owner.clone();
         async move {
             let rows = owner
-                .fetch_all(prefiq_runtime::deps::sqlx::AssertSqlSafe(sql), vec![])
+                .fetch_all(prefiq_runtime::Sql::built(sql), vec![])
                 .await;
             rows.map(|r| r[0].req::<i64>(0).unwrap())
         }

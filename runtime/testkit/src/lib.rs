@@ -103,8 +103,8 @@ async fn drop_stale_databases(admin: &Db) {
     }
 }
 
-fn sqlx_safe(sql: String) -> prefiq_runtime::deps::sqlx::AssertSqlSafe<String> {
-    prefiq_runtime::deps::sqlx::AssertSqlSafe(sql)
+fn sqlx_safe(sql: String) -> prefiq_runtime::Sql {
+    prefiq_runtime::Sql::built(sql)
 }
 
 impl Database {

@@ -4,6 +4,7 @@
 //! Generated code carries its SQL per dialect as `&'static str`; the only SQL built at run time
 //! is the list query, assembled in [`crate::list`] from identifiers that the schema declared.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,11 +14,12 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
 };
-use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, SqlStr, Sqlite};
+use sqlx::{AssertSqlSafe, Row as _, Sqlite};
+
+pub mod pg;
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -57,7 +59,7 @@ impl Dialect {
 #[derive(Debug, Clone)]
 pub enum Db {
     /// A PostgreSQL pool, and where tenants' rows live.
-    Postgres(sqlx::PgPool, Layout),
+    Postgres(pg::Pool, Layout),
     /// An SQLite pool.
     Sqlite(sqlx::SqlitePool),
 }
@@ -212,7 +214,7 @@ impl SqlValue {
 /// One result row.
 pub enum Row {
     /// A PostgreSQL row.
-    Postgres(PgRow),
+    Postgres(tokio_postgres::Row),
     /// An SQLite row.
     Sqlite(SqliteRow),
 }
@@ -220,7 +222,7 @@ pub enum Row {
 /// A Rust value that can be read from a column in either dialect.
 pub trait FromColumn: Sized {
     /// Reads the column of a PostgreSQL row.
-    fn from_pg(row: &PgRow, index: usize) -> Result<Option<Self>, sqlx::Error>;
+    fn from_pg(row: &tokio_postgres::Row, index: usize) -> Result<Option<Self>, DbError>;
     /// Reads the column of an SQLite row.
     fn from_sqlite(row: &SqliteRow, index: usize) -> Result<Option<Self>, sqlx::Error>;
 }
@@ -235,8 +237,8 @@ fn decode_error(index: usize, message: impl std::fmt::Display) -> sqlx::Error {
 macro_rules! from_column_native {
     ($ty:ty) => {
         impl FromColumn for $ty {
-            fn from_pg(row: &PgRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
-                row.try_get(index)
+            fn from_pg(row: &tokio_postgres::Row, index: usize) -> Result<Option<Self>, DbError> {
+                pg::get(row, index)
             }
             fn from_sqlite(row: &SqliteRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
                 row.try_get(index)
@@ -254,8 +256,8 @@ from_column_native!(String);
 macro_rules! from_column_text_in_sqlite {
     ($ty:ty, $parse:expr) => {
         impl FromColumn for $ty {
-            fn from_pg(row: &PgRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
-                row.try_get(index)
+            fn from_pg(row: &tokio_postgres::Row, index: usize) -> Result<Option<Self>, DbError> {
+                pg::get(row, index)
             }
             fn from_sqlite(row: &SqliteRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
                 let text: Option<String> = row.try_get(index)?;
@@ -278,13 +280,13 @@ from_column_text_in_sqlite!(Decimal, Decimal::from_str);
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned> FromColumn for Json<T> {
-    fn from_pg(row: &PgRow, index: usize) -> Result<Option<Self>, sqlx::Error> {
-        let value: Option<sqlx::types::Json<serde_json::Value>> = row.try_get(index)?;
+    fn from_pg(row: &tokio_postgres::Row, index: usize) -> Result<Option<Self>, DbError> {
+        let value: Option<serde_json::Value> = pg::get(row, index)?;
         value
             .map(|v| {
-                serde_json::from_value(v.0)
+                serde_json::from_value(v)
                     .map(Json)
-                    .map_err(|e| decode_error(index, e))
+                    .map_err(|e| DbError::Sqlx(decode_error(index, e)))
             })
             .transpose()
     }
@@ -302,11 +304,10 @@ impl<T: DeserializeOwned> FromColumn for Json<T> {
 impl Row {
     /// Reads a nullable column.
     pub fn opt<T: FromColumn>(&self, index: usize) -> Result<Option<T>, DbError> {
-        let value = match self {
+        match self {
             Row::Postgres(row) => T::from_pg(row, index),
-            Row::Sqlite(row) => T::from_sqlite(row, index),
-        };
-        value.map_err(DbError::Sqlx)
+            Row::Sqlite(row) => T::from_sqlite(row, index).map_err(DbError::Sqlx),
+        }
     }
 
     /// Reads a `NOT NULL` column.
@@ -396,9 +397,15 @@ pub fn tenant_schema(tenant: Uuid) -> String {
 /// A database failure, before it is turned into a [`Problem`].
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The driver failed.
+    /// The driver failed (SQLite).
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
+    /// PostgreSQL, or the connection to it, failed.
+    #[error(transparent)]
+    Postgres(tokio_postgres::Error),
+    /// No PostgreSQL connection could be had (the pool is closed or exhausted for too long).
+    #[error("no database connection: {0}")]
+    Pool(String),
     /// The `DATABASE_URL` names no supported database.
     #[error("unsupported DATABASE_URL `{0}`: use postgres://... or sqlite:...")]
     UnsupportedUrl(String),
@@ -420,81 +427,165 @@ impl DbError {
     /// for unique and foreign-key violations, 503 when the database is unreachable, 500 (logged, details
     /// withheld) otherwise.
     pub fn into_problem(self, meta: &TableMeta) -> Problem {
-        let error = match self {
-            DbError::Sqlx(error) => error,
-            DbError::Invalid(errors) => return Problem::refused(errors),
-            DbError::Refused(problem) => return *problem,
-            other => return Problem::internal(&other),
-        };
-        match &error {
-            sqlx::Error::Database(db) => match kind_of(db.as_ref()) {
-                sqlx::error::ErrorKind::UniqueViolation => {
-                    let columns = unique_columns(meta, db.constraint(), db.message());
-                    let errors = columns
-                        .iter()
-                        .map(|column| FieldError {
-                            pointer: format!("/{}", meta.field_of(column)),
-                            detail: "is already taken: another row has this value".into(),
-                            keyword: Some("unique".into()),
-                        })
-                        .collect();
-                    Problem::conflict(format!(
-                        "a {} with the same {} already exists",
-                        meta.entity,
-                        columns
-                            .iter()
-                            .map(|c| meta.field_of(c))
-                            .collect::<Vec<_>>()
-                            .join(" and ")
-                    ))
-                    .with_errors(errors)
-                }
-                sqlx::error::ErrorKind::ForeignKeyViolation => {
-                    let fk = db
-                        .constraint()
-                        .and_then(|name| meta.foreign_keys.iter().find(|fk| fk.constraint == name))
-                        .map(|fk| (fk.column, fk.entity));
-                    match fk {
-                        Some((column, target)) => Problem::conflict(format!(
-                            "`{}` must name an existing {target}, and a row that others refer to cannot be deleted",
-                            meta.field_of(column)
-                        ))
-                        .with_errors(vec![FieldError {
-                            pointer: format!("/{}", meta.field_of(column)),
-                            detail: format!("no such {target}, or it is still referenced"),
-                            keyword: Some("references".into()),
-                        }]),
-                        None => Problem::conflict(format!(
-                            "this change would break a reference of a {}: every referenced row must be an existing one, \
-                             and a row that others still refer to cannot be deleted",
-                            meta.entity
-                        )),
-                    }
-                }
-                // The statement ran past the statement timeout (`query_canceled`).
-                _ if db.code().as_deref() == Some("57014") => {
-                    Problem::unavailable(&"the database took too long to answer")
-                }
-                // Row-level security refused the row (`insufficient_privilege`): it is not the
-                // caller's tenant's. Generated statements never get here; a service's may.
-                _ if db.code().as_deref() == Some("42501") => Problem::forbidden(format!(
-                    "this {} belongs to another tenant, or your database role may not change it",
-                    meta.entity
-                )),
-                sqlx::error::ErrorKind::NotNullViolation
-                | sqlx::error::ErrorKind::CheckViolation => {
-                    Problem::unprocessable(vec![FieldError {
-                        pointer: String::new(),
-                        detail: format!("the database rejected the row: {}", db.message()),
-                        keyword: None,
-                    }])
-                }
-                _ => Problem::internal(&error),
-            },
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Problem::unavailable(&error)
+        let failure = match &self {
+            DbError::Invalid(errors) => return Problem::refused(errors.clone()),
+            DbError::Refused(problem) => return (**problem).clone(),
+            DbError::Pool(_) => return Problem::unavailable(&self),
+            DbError::Sqlx(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => return Problem::unavailable(&self),
+            DbError::Postgres(error) if error.is_closed() || error.as_db_error().is_none() => {
+                return if error.is_closed()
+                    || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>())
+                {
+                    Problem::unavailable(&self)
+                } else {
+                    Problem::internal(&self)
+                };
             }
-            _ => Problem::internal(&error),
+            other => match Failure::of(other) {
+                Some(failure) => failure,
+                None => return Problem::internal(&self),
+            },
+        };
+        match failure.kind {
+            FailureKind::Unique => {
+                let columns = unique_columns(meta, failure.constraint, failure.message);
+                let errors = columns
+                    .iter()
+                    .map(|column| FieldError {
+                        pointer: format!("/{}", meta.field_of(column)),
+                        detail: "is already taken: another row has this value".into(),
+                        keyword: Some("unique".into()),
+                    })
+                    .collect();
+                Problem::conflict(format!(
+                    "a {} with the same {} already exists",
+                    meta.entity,
+                    columns
+                        .iter()
+                        .map(|c| meta.field_of(c))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ))
+                .with_errors(errors)
+            }
+            FailureKind::ForeignKey | FailureKind::Reference => {
+                let fk = match failure.kind {
+                    // A reference the repository checked names its column.
+                    FailureKind::Reference => meta
+                        .foreign_keys
+                        .iter()
+                        .find(|fk| fk.column == failure.message),
+                    _ => failure
+                        .constraint
+                        .and_then(|name| meta.foreign_keys.iter().find(|fk| fk.constraint == name)),
+                }
+                .map(|fk| (fk.column, fk.entity));
+                match fk {
+                    Some((column, target)) => Problem::conflict(format!(
+                        "`{}` must name an existing {target}, and a row that others refer to cannot be deleted",
+                        meta.field_of(column)
+                    ))
+                    .with_errors(vec![FieldError {
+                        pointer: format!("/{}", meta.field_of(column)),
+                        detail: format!("no such {target}, or it is still referenced"),
+                        keyword: Some("references".into()),
+                    }]),
+                    None => Problem::conflict(format!(
+                        "this change would break a reference of a {}: every referenced row must be an existing one, \
+                         and a row that others still refer to cannot be deleted",
+                        meta.entity
+                    )),
+                }
+            }
+            // The statement ran past the statement timeout (`query_canceled`).
+            FailureKind::Timeout => Problem::unavailable(&"the database took too long to answer"),
+            // Row-level security refused the row (`insufficient_privilege`): it is not the
+            // caller's tenant's. Generated statements never get here; a service's may.
+            FailureKind::Forbidden => Problem::forbidden(format!(
+                "this {} belongs to another tenant, or your database role may not change it",
+                meta.entity
+            )),
+            FailureKind::NotNullOrCheck => Problem::unprocessable(vec![FieldError {
+                pointer: String::new(),
+                detail: format!("the database rejected the row: {}", failure.message),
+                keyword: None,
+            }]),
+            FailureKind::Other => Problem::internal(&self),
+        }
+    }
+
+    /// The SQLSTATE of a database error (PostgreSQL's five characters, or SQLite's extended
+    /// result code), if it is one.
+    pub fn sqlstate(&self) -> Option<String> {
+        match self {
+            DbError::Postgres(error) => error.code().map(|c| c.code().to_owned()),
+            DbError::Sqlx(sqlx::Error::Database(error)) => error.code().map(|c| c.into_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// What a database error means to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    Unique,
+    ForeignKey,
+    /// A reference the repository checked in the database (`prefiq_check`): its message is the
+    /// column.
+    Reference,
+    Timeout,
+    Forbidden,
+    NotNullOrCheck,
+    Other,
+}
+
+/// A database error, the same from either driver.
+struct Failure<'a> {
+    kind: FailureKind,
+    constraint: Option<&'a str>,
+    message: &'a str,
+}
+
+/// The SQLSTATE of a reference `prefiq_check` refused (the runtime's own code).
+pub(crate) const REFERENCE_REFUSED: &str = "PQ001";
+
+impl<'a> Failure<'a> {
+    fn of(error: &'a DbError) -> Option<Failure<'a>> {
+        match error {
+            DbError::Postgres(error) => {
+                let db = error.as_db_error()?;
+                let kind = match db.code().code() {
+                    "23505" => FailureKind::Unique,
+                    "23503" => FailureKind::ForeignKey,
+                    REFERENCE_REFUSED => FailureKind::Reference,
+                    "57014" => FailureKind::Timeout,
+                    "42501" => FailureKind::Forbidden,
+                    "23502" | "23514" => FailureKind::NotNullOrCheck,
+                    _ => FailureKind::Other,
+                };
+                Some(Failure {
+                    kind,
+                    constraint: db.constraint(),
+                    message: db.message(),
+                })
+            }
+            DbError::Sqlx(sqlx::Error::Database(db)) => {
+                let kind = match kind_of(db.as_ref()) {
+                    sqlx::error::ErrorKind::UniqueViolation => FailureKind::Unique,
+                    sqlx::error::ErrorKind::ForeignKeyViolation => FailureKind::ForeignKey,
+                    sqlx::error::ErrorKind::NotNullViolation
+                    | sqlx::error::ErrorKind::CheckViolation => FailureKind::NotNullOrCheck,
+                    _ => FailureKind::Other,
+                };
+                Some(Failure {
+                    kind,
+                    constraint: db.constraint(),
+                    message: db.message(),
+                })
+            }
+            _ => None,
         }
     }
 }
@@ -559,35 +650,7 @@ fn unique_columns(meta: &TableMeta, constraint: Option<&str>, message: &str) -> 
         .collect()
 }
 
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
-
-fn bind_pg(query: PgQuery<'_>, value: SqlValue) -> PgQuery<'_> {
-    match value {
-        SqlValue::Null(kind) => match kind {
-            ColumnKind::Bool => query.bind(None::<bool>),
-            ColumnKind::Int32 => query.bind(None::<i32>),
-            ColumnKind::Int => query.bind(None::<i64>),
-            ColumnKind::Float => query.bind(None::<f64>),
-            ColumnKind::Text => query.bind(None::<String>),
-            ColumnKind::Uuid => query.bind(None::<Uuid>),
-            ColumnKind::Date => query.bind(None::<NaiveDate>),
-            ColumnKind::DateTime => query.bind(None::<DateTime<Utc>>),
-            ColumnKind::Decimal => query.bind(None::<Decimal>),
-            ColumnKind::Json => query.bind(None::<sqlx::types::Json<serde_json::Value>>),
-        },
-        SqlValue::Bool(v) => query.bind(v),
-        SqlValue::Int32(v) => query.bind(v),
-        SqlValue::Int(v) => query.bind(v),
-        SqlValue::Float(v) => query.bind(v),
-        SqlValue::Text(v) => query.bind(v),
-        SqlValue::Uuid(v) => query.bind(v),
-        SqlValue::Date(v) => query.bind(v),
-        SqlValue::DateTime(v) => query.bind(v),
-        SqlValue::Decimal(v) => query.bind(v),
-        SqlValue::Json(v) => query.bind(sqlx::types::Json(v)),
-    }
-}
 
 fn bind_sqlite(query: SqliteQuery<'_>, value: SqlValue) -> SqliteQuery<'_> {
     match value {
@@ -608,9 +671,6 @@ fn bind_sqlite(query: SqliteQuery<'_>, value: SqlValue) -> SqliteQuery<'_> {
         SqlValue::Json(v) => query.bind(v.to_string()),
     }
 }
-
-/// How long a pooled PostgreSQL connection may sit idle before it is tested when taken out.
-const RETEST_IDLE_AFTER: Duration = Duration::from_secs(30);
 
 /// Pool settings read from the environment.
 #[derive(Debug, Clone)]
@@ -709,10 +769,27 @@ pub async fn connect_server(
             ));
         }
         None => {
-            // A developer's database: let the server's role log in, as the owner may.
-            let allowed = owner
-                .execute("ALTER ROLE prefiq_app LOGIN", Vec::new())
-                .await;
+            // A developer's database: let the server's role log in, as the owner may (once:
+            // servers starting together would otherwise update the role at the same time).
+            let can_log_in = || async {
+                owner
+                    .fetch_optional(
+                        "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'prefiq_app'",
+                        Vec::new(),
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|row| row.req::<bool>(0).ok())
+                    .unwrap_or(false)
+            };
+            let mut allowed = Ok(0);
+            if !can_log_in().await {
+                allowed = owner.execute("ALTER ROLE prefiq_app LOGIN", Vec::new()).await;
+                if allowed.is_err() && can_log_in().await {
+                    allowed = Ok(0);
+                }
+            }
             if let Err(error) = allowed {
                 return Err(format!(
                     "cannot let `{APP_ROLE}` log in ({error}): set PREFIQ_APP_DATABASE_URL to the URL of a role that cannot leave row-level security"
@@ -747,18 +824,51 @@ pub async fn connect_server(
 /// dialect with [`Executor::pick`]), or text built at run time from identifiers the schema
 /// declared ([`Sql::built`]). Request data never goes into it: values are bound parameters.
 #[derive(Debug, Clone)]
-pub struct Sql(SqlStr);
+pub struct Sql(Cow<'static, str>);
 
 impl Sql {
     /// A statement written in the code.
     pub fn new(text: &'static str) -> Sql {
-        Sql(text.into_sql_str())
+        Sql(Cow::Borrowed(text))
     }
 
     /// A statement assembled at run time from identifiers the schema declared.
     pub fn built(text: String) -> Sql {
-        Sql(AssertSqlSafe(text).into_sql_str())
+        Sql(Cow::Owned(text))
     }
+
+    /// Its text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An SQLite query of it.
+    fn sqlite(self) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
+        match self.0 {
+            Cow::Borrowed(text) => sqlx::query(text),
+            Cow::Owned(text) => sqlx::query(AssertSqlSafe(text)),
+        }
+    }
+}
+
+impl From<&'static str> for Sql {
+    fn from(text: &'static str) -> Sql {
+        Sql::new(text)
+    }
+}
+
+/// A statement run later, and the way to its answer: see [`Executor::defer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deferred(DeferredAt);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeferredAt {
+    /// Kept by the PostgreSQL session under this ticket.
+    Pg(usize),
+    /// Kept by the SQLite transaction, which ran it at once, at this index.
+    Sqlite(usize),
+    /// Run outside a transaction; nothing kept.
+    Nowhere,
 }
 
 /// What runs statements: the pool itself (each statement on its own) or a [`Tx`]. Generated
@@ -787,7 +897,10 @@ pub trait Executor: Send {
         &mut self,
         sql: Sql,
         params: Vec<SqlValue>,
-    ) -> impl Future<Output = Result<Option<Row>, DbError>> + Send;
+    ) -> impl Future<Output = Result<Option<Row>, DbError>> + Send {
+        let rows = self.fetch_all(sql, params);
+        async move { Ok(rows.await?.into_iter().next()) }
+    }
 
     /// Runs a statement and returns every row.
     fn fetch_all(
@@ -812,38 +925,80 @@ pub trait Executor: Send {
         let row = self.fetch_optional(sql, params);
         async move { row.await?.ok_or(DbError::Sqlx(sqlx::Error::RowNotFound)) }
     }
+
+    /// Runs a statement whose answer the caller does not need before its transaction commits:
+    /// in a PostgreSQL transaction it is sent with the next statement, or with `COMMIT`, in the
+    /// same round trip; elsewhere it runs now. If it fails, so does the transaction (the next
+    /// statement, or the commit, returns its error). Its rows are kept for [`Tx::answer`].
+    fn defer(
+        &mut self,
+        sql: Sql,
+        params: Vec<SqlValue>,
+    ) -> impl Future<Output = Result<Deferred, DbError>> + Send {
+        let touched = self.execute(sql, params);
+        async move {
+            touched.await?;
+            Ok(Deferred(DeferredAt::Nowhere))
+        }
+    }
 }
 
 /// A database transaction, begun for a caller (or for the server itself). It commits only when
 /// asked to; dropped (by an error, an early return or a panic), it rolls back, so an operation
 /// either fully happens or not at all.
+///
+/// On PostgreSQL nothing is sent until a statement's answer is needed: the caller's context,
+/// `BEGIN` and every deferred statement go with it, and `COMMIT` with what is left.
 #[derive(Debug)]
 pub struct Tx {
     inner: TxInner,
     principal: Option<Arc<Principal>>,
 }
 
-#[derive(Debug)]
 enum TxInner {
-    Postgres(sqlx::Transaction<'static, Postgres>),
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(pg::Session),
+    Sqlite {
+        /// The transaction; none once committed.
+        tx: Option<sqlx::Transaction<'static, Sqlite>>,
+        /// The rows of the statements deferred (run at once here), by [`Deferred`].
+        kept: Vec<Vec<Row>>,
+    },
+}
+
+impl std::fmt::Debug for TxInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxInner::Postgres(session) => session.fmt(f),
+            TxInner::Sqlite { tx, kept } => f
+                .debug_struct("Sqlite")
+                .field("open", &tx.is_some())
+                .field("kept", &kept.len())
+                .finish(),
+        }
+    }
 }
 
 impl Tx {
-    /// Makes every change of the transaction permanent.
-    pub async fn commit(self) -> Result<(), DbError> {
-        match self.inner {
-            TxInner::Postgres(tx) => tx.commit().await?,
-            TxInner::Sqlite(tx) => tx.commit().await?,
-        }
-        Ok(())
+    /// Makes every change of the transaction permanent: on PostgreSQL what is deferred and
+    /// `COMMIT` go in one round trip, and a deferred statement's error is the commit's.
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        self.commit_keeping().await
     }
 
-    /// Ends a transaction that only read. There is nothing to keep, so instead of waiting for a
-    /// `COMMIT`, the rollback is queued and sent when the connection goes back to the pool, off
-    /// the request's path: one round trip fewer for every read. Only for statements known not to
-    /// write (the generated list and get); a service's reading operation still commits, so that
-    /// nothing it wrote is dropped.
+    /// Commits like [`Tx::commit`], keeping the transaction for the answers of its deferred
+    /// statements ([`Tx::answer`]).
+    pub async fn commit_keeping(&mut self) -> Result<(), DbError> {
+        match &mut self.inner {
+            TxInner::Postgres(session) => session.commit().await,
+            TxInner::Sqlite { tx, .. } => match tx.take() {
+                Some(tx) => Ok(tx.commit().await?),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Ends a transaction that only read. On PostgreSQL a read session has no transaction to
+    /// end; elsewhere the rollback happens when it is dropped.
     pub fn end_read(self) {
         drop(self);
     }
@@ -851,8 +1006,9 @@ impl Tx {
     /// Undoes every change of the transaction.
     pub async fn rollback(self) -> Result<(), DbError> {
         match self.inner {
-            TxInner::Postgres(tx) => tx.rollback().await?,
-            TxInner::Sqlite(tx) => tx.rollback().await?,
+            TxInner::Postgres(mut session) => session.rollback().await?,
+            TxInner::Sqlite { tx: Some(tx), .. } => tx.rollback().await?,
+            TxInner::Sqlite { tx: None, .. } => {}
         }
         Ok(())
     }
@@ -861,13 +1017,35 @@ impl Tx {
     pub fn tenant(&self) -> Option<Uuid> {
         self.principal.as_ref().map(|p| p.tenant)
     }
+
+    /// The rows a deferred statement returned, once it ran (after the next statement or the
+    /// commit, on PostgreSQL).
+    pub fn answer(&mut self, deferred: Deferred) -> Option<Vec<Row>> {
+        match (&mut self.inner, deferred.0) {
+            (TxInner::Postgres(session), DeferredAt::Pg(ticket)) => session
+                .answer(ticket)
+                .map(|(rows, _)| rows.into_iter().map(Row::Postgres).collect()),
+            (TxInner::Sqlite { kept, .. }, DeferredAt::Sqlite(index)) => {
+                kept.get_mut(index).map(std::mem::take)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The transaction of an SQLite `Tx`, unless it was committed.
+fn open<'a>(
+    tx: &'a mut Option<sqlx::Transaction<'static, Sqlite>>,
+) -> Result<&'a mut sqlx::Transaction<'static, Sqlite>, DbError> {
+    tx.as_mut()
+        .ok_or_else(|| DbError::Internal("the transaction was committed already".into()))
 }
 
 impl Executor for Tx {
     fn dialect(&self) -> Dialect {
         match self.inner {
             TxInner::Postgres(_) => Dialect::Postgres,
-            TxInner::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Sqlite { .. } => Dialect::Sqlite,
         }
     }
 
@@ -875,33 +1053,15 @@ impl Executor for Tx {
         self.principal.as_ref()
     }
 
-    async fn fetch_optional(
-        &mut self,
-        sql: Sql,
-        params: Vec<SqlValue>,
-    ) -> Result<Option<Row>, DbError> {
-        Ok(match &mut self.inner {
-            TxInner::Postgres(tx) => {
-                let query = params.into_iter().fold(sqlx::query(sql.0), bind_pg);
-                query.fetch_optional(&mut **tx).await?.map(Row::Postgres)
-            }
-            TxInner::Sqlite(tx) => {
-                let query = params.into_iter().fold(sqlx::query(sql.0), bind_sqlite);
-                query.fetch_optional(&mut **tx).await?.map(Row::Sqlite)
-            }
-        })
-    }
-
     async fn fetch_all(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<Vec<Row>, DbError> {
         Ok(match &mut self.inner {
-            TxInner::Postgres(tx) => {
-                let query = params.into_iter().fold(sqlx::query(sql.0), bind_pg);
-                let rows = query.fetch_all(&mut **tx).await?;
+            TxInner::Postgres(session) => {
+                let (rows, _) = session.query(sql.0, params).await?;
                 rows.into_iter().map(Row::Postgres).collect()
             }
-            TxInner::Sqlite(tx) => {
-                let query = params.into_iter().fold(sqlx::query(sql.0), bind_sqlite);
-                let rows = query.fetch_all(&mut **tx).await?;
+            TxInner::Sqlite { tx, .. } => {
+                let query = params.into_iter().fold(sql.sqlite(), bind_sqlite);
+                let rows = query.fetch_all(&mut **open(tx)?).await?;
                 rows.into_iter().map(Row::Sqlite).collect()
             }
         })
@@ -909,15 +1069,27 @@ impl Executor for Tx {
 
     async fn execute(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<u64, DbError> {
         Ok(match &mut self.inner {
-            TxInner::Postgres(tx) => {
-                let query = params.into_iter().fold(sqlx::query(sql.0), bind_pg);
-                query.execute(&mut **tx).await?.rows_affected()
-            }
-            TxInner::Sqlite(tx) => {
-                let query = params.into_iter().fold(sqlx::query(sql.0), bind_sqlite);
-                query.execute(&mut **tx).await?.rows_affected()
+            TxInner::Postgres(session) => session.query(sql.0, params).await?.1,
+            TxInner::Sqlite { tx, .. } => {
+                let query = params.into_iter().fold(sql.sqlite(), bind_sqlite);
+                query.execute(&mut **open(tx)?).await?.rows_affected()
             }
         })
+    }
+
+    async fn defer(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<Deferred, DbError> {
+        match &mut self.inner {
+            TxInner::Postgres(session) => {
+                let ticket = session.defer(sql.0, params, true).unwrap_or_default();
+                Ok(Deferred(DeferredAt::Pg(ticket)))
+            }
+            TxInner::Sqlite { tx, kept } => {
+                let query = params.into_iter().fold(sql.sqlite(), bind_sqlite);
+                let rows = query.fetch_all(&mut **open(tx)?).await?;
+                kept.push(rows.into_iter().map(Row::Sqlite).collect());
+                Ok(Deferred(DeferredAt::Sqlite(kept.len() - 1)))
+            }
+        }
     }
 }
 
@@ -926,61 +1098,67 @@ impl Executor for Db {
         Db::dialect(self)
     }
 
-    async fn fetch_optional(
-        &mut self,
-        sql: Sql,
-        params: Vec<SqlValue>,
-    ) -> Result<Option<Row>, DbError> {
-        Db::fetch_optional(self, sql.0, params).await
-    }
-
     async fn fetch_all(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<Vec<Row>, DbError> {
-        Db::fetch_all(self, sql.0, params).await
+        Db::fetch_all(self, sql, params).await
     }
 
     async fn execute(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<u64, DbError> {
-        Db::execute(self, sql.0, params).await
+        Db::execute(self, sql, params).await
     }
 }
 
 impl Db {
     /// Begins a transaction for `principal`'s operation that writes. On SQLite it takes the write
     /// lock at once (`BEGIN IMMEDIATE`), so that two writers queue instead of one failing when it
-    /// upgrades a read lock; on PostgreSQL, rows are locked as they are read for update.
+    /// upgrades a read lock; on PostgreSQL, rows are locked as they are read for update, and
+    /// nothing is sent before the first statement.
     pub async fn begin(&self, principal: &Arc<Principal>) -> Result<Tx, DbError> {
         self.begin_with(principal, true).await
     }
 
-    /// Begins a transaction for `principal`'s operation that only reads.
+    /// Begins a transaction for `principal`'s operation that only reads. On PostgreSQL it is a
+    /// session without a transaction: each statement sees the committed rows of the moment it
+    /// runs, so a one-statement read is one round trip.
     pub async fn begin_read(&self, principal: &Arc<Principal>) -> Result<Tx, DbError> {
         self.begin_with(principal, false).await
     }
 
+    /// The context a session of `principal` (or none) sets on its connection.
+    fn context(&self, principal: Option<&Principal>) -> pg::Context {
+        let schema = match self.layout() {
+            Layout::Rows => None,
+            Layout::Schemas => Some(match principal {
+                // The tenant's own tables first; the shared ones in public.
+                Some(p) => format!("\"{}\", public", tenant_schema(p.tenant)),
+                None => "public".to_owned(),
+            }),
+        };
+        match principal {
+            Some(p) => pg::Context {
+                tenant: Some(p.tenant),
+                user: p.user,
+                platform: p.operator,
+                schema,
+            },
+            None => pg::Context::none(schema),
+        }
+    }
+
     async fn begin_with(&self, principal: &Arc<Principal>, writes: bool) -> Result<Tx, DbError> {
         let inner = match self {
-            // The caller's tenant and user, for the row-level security policies, set for this
-            // transaction only (never for the pooled connection), in the same round trip.
-            Db::Postgres(pool, layout) => TxInner::Postgres(
-                pool.begin_with(AssertSqlSafe(format!(
-                    "BEGIN; SELECT set_config('prefiq.tenant_id', '{}', true), set_config('prefiq.user_id', '{}', true), set_config('prefiq.platform', '{}', true){}",
-                    principal.tenant,
-                    principal.user.map(|u| u.to_string()).unwrap_or_default(),
-                    if principal.operator { "on" } else { "" },
-                    match layout {
-                        Layout::Rows => String::new(),
-                        // The tenant's own tables first; the shared ones in public.
-                        Layout::Schemas => format!(
-                            ", set_config('search_path', '\"{}\", public', true)",
-                            tenant_schema(principal.tenant)
-                        ),
-                    }
-                )))
-                .await?,
-            ),
-            Db::Sqlite(pool) if writes => {
-                TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)
+            // The caller's tenant, user and platform right, for the row-level security policies,
+            // set on the connection's session when it last served someone else.
+            Db::Postgres(pool, _) => {
+                TxInner::Postgres(pool.session(self.context(Some(principal)), writes).await?)
             }
-            Db::Sqlite(pool) => TxInner::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool) if writes => TxInner::Sqlite {
+                tx: Some(pool.begin_with("BEGIN IMMEDIATE").await?),
+                kept: Vec::new(),
+            },
+            Db::Sqlite(pool) => TxInner::Sqlite {
+                tx: Some(pool.begin().await?),
+                kept: Vec::new(),
+            },
         };
         Ok(Tx {
             inner,
@@ -991,43 +1169,7 @@ impl Db {
     /// Connects to `url`: `postgres://...` or `sqlite:path` (the file and its folder are created).
     pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut pool = PgPoolOptions::new()
-                .max_connections(options.max_connections)
-                .acquire_timeout(options.acquire_timeout)
-                // sqlx tests a connection when it goes back to the pool; testing it again when
-                // it is taken out costs every request a round trip. Only a connection that sat
-                // idle long enough to have been dropped by the server is tested again.
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| {
-                    Box::pin(async move {
-                        if meta.idle_for > RETEST_IDLE_AFTER {
-                            sqlx::Connection::ping(conn).await?;
-                        }
-                        Ok(true)
-                    })
-                });
-            let mut session = Vec::new();
-            if let Some(timeout) = options.statement_timeout {
-                session.push(format!("SET statement_timeout = {}", timeout.as_millis()));
-            }
-            if !session.is_empty() {
-                let set_role = session.join("; ");
-                pool = pool.after_connect(move |conn, _| {
-                    let set_role = set_role.clone();
-                    Box::pin(async move {
-                        sqlx::raw_sql(AssertSqlSafe(set_role)).execute(conn).await?;
-                        Ok(())
-                    })
-                });
-            }
-            let mut connect = PgConnectOptions::from_str(url)?;
-            if let Some(role) = options.login {
-                connect = connect.username(role);
-            }
-            return Ok(Db::Postgres(
-                pool.connect_with(connect).await?,
-                Layout::Rows,
-            ));
+            return Ok(Db::Postgres(pg::Pool::connect(url, options).await?, Layout::Rows));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
@@ -1135,28 +1277,25 @@ impl Db {
         }
     }
 
-    /// Runs a statement and returns at most one row.
-    pub async fn fetch_optional(
-        &self,
-        sql: impl SqlSafeStr,
-        params: Vec<SqlValue>,
-    ) -> Result<Option<Row>, DbError> {
-        Ok(match self {
-            Db::Postgres(pool, _) => {
-                let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
-                query.fetch_optional(pool).await?.map(Row::Postgres)
-            }
-            Db::Sqlite(pool) => {
-                let query = params.into_iter().fold(sqlx::query(sql), bind_sqlite);
-                query.fetch_optional(pool).await?.map(Row::Sqlite)
-            }
-        })
+    /// A session of no caller: no tenant's rows, on PostgreSQL.
+    async fn no_one(&self, pool: &pg::Pool) -> Result<pg::Session, DbError> {
+        pool.session(self.context(None), false).await
     }
 
-    /// Runs a statement that returns exactly one row (`INSERT ... RETURNING`).
+    /// Runs a statement on its own (no caller: no tenant's rows on PostgreSQL) and returns at
+    /// most one row.
+    pub async fn fetch_optional(
+        &self,
+        sql: impl Into<Sql>,
+        params: Vec<SqlValue>,
+    ) -> Result<Option<Row>, DbError> {
+        Ok(self.fetch_all(sql, params).await?.into_iter().next())
+    }
+
+    /// Runs a statement on its own and returns exactly one row.
     pub async fn fetch_one(
         &self,
-        sql: impl SqlSafeStr,
+        sql: impl Into<Sql>,
         params: Vec<SqlValue>,
     ) -> Result<Row, DbError> {
         self.fetch_optional(sql, params)
@@ -1164,56 +1303,59 @@ impl Db {
             .ok_or(DbError::Sqlx(sqlx::Error::RowNotFound))
     }
 
-    /// Runs a statement and returns every row.
+    /// Runs a statement on its own and returns every row.
     pub async fn fetch_all(
         &self,
-        sql: impl SqlSafeStr,
+        sql: impl Into<Sql>,
         params: Vec<SqlValue>,
     ) -> Result<Vec<Row>, DbError> {
-        Ok(match self {
+        let sql = sql.into();
+        match self {
             Db::Postgres(pool, _) => {
-                let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
-                query
-                    .fetch_all(pool)
-                    .await?
-                    .into_iter()
-                    .map(Row::Postgres)
-                    .collect()
+                let (rows, _) = self.no_one(pool).await?.query(sql.0, params).await?;
+                Ok(rows.into_iter().map(Row::Postgres).collect())
             }
             Db::Sqlite(pool) => {
-                let query = params.into_iter().fold(sqlx::query(sql), bind_sqlite);
-                query
+                let query = params.into_iter().fold(sql.sqlite(), bind_sqlite);
+                Ok(query
                     .fetch_all(pool)
                     .await?
                     .into_iter()
                     .map(Row::Sqlite)
-                    .collect()
+                    .collect())
             }
-        })
+        }
     }
 
-    /// Runs a statement and returns how many rows it touched.
-    pub async fn execute(
-        &self,
-        sql: impl SqlSafeStr,
-        params: Vec<SqlValue>,
-    ) -> Result<u64, DbError> {
-        Ok(match self {
-            Db::Postgres(pool, _) => {
-                let query = params.into_iter().fold(sqlx::query(sql), bind_pg);
-                query.execute(pool).await?.rows_affected()
-            }
+    /// Runs a statement on its own and returns how many rows it touched.
+    pub async fn execute(&self, sql: impl Into<Sql>, params: Vec<SqlValue>) -> Result<u64, DbError> {
+        let sql = sql.into();
+        match self {
+            Db::Postgres(pool, _) => Ok(self.no_one(pool).await?.query(sql.0, params).await?.1),
             Db::Sqlite(pool) => {
-                let query = params.into_iter().fold(sqlx::query(sql), bind_sqlite);
-                query.execute(pool).await?.rows_affected()
+                let query = params.into_iter().fold(sql.sqlite(), bind_sqlite);
+                Ok(query.execute(pool).await?.rows_affected())
             }
-        })
+        }
+    }
+
+    /// A PostgreSQL connection as it is, for what takes the connection itself (migrations and
+    /// their advisory locks). It keeps no caller's context: it says so to the pool when used.
+    pub(crate) async fn pg_connection(&self) -> Result<deadpool::managed::Object<pg::Manager>, DbError> {
+        match self {
+            Db::Postgres(pool, _) => {
+                let mut conn = pool.get().await?;
+                conn.forget_context();
+                Ok(conn)
+            }
+            Db::Sqlite(_) => Err(DbError::Internal("not a PostgreSQL database".into())),
+        }
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
         match self {
-            Db::Postgres(pool, _) => pool.close().await,
+            Db::Postgres(pool, _) => pool.close(),
             Db::Sqlite(pool) => pool.close().await,
         }
     }

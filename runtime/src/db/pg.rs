@@ -1,0 +1,559 @@
+//! PostgreSQL through tokio-postgres: a pool of connections that each remember the context
+//! (tenant, user, platform, schema) their session last set, and sessions that send their
+//! statements pipelined, so that a request waits for the database as few times as it can.
+//!
+//! A [`Session`] is one checkout of a connection for one caller. Nothing is sent when it starts:
+//! the statements that set the caller's context (only when the connection's differs), `BEGIN`
+//! (for a transaction), every statement deferred so far and the statement whose answer is
+//! awaited go in one flight, and a commit sends what is left with `COMMIT` in one more. A read
+//! that is one statement is one round trip; a create whose hooks do no database work is one.
+//!
+//! What the server's state is, is never guessed. A session knows whether its transaction is open
+//! from the answer to its `BEGIN`; one dropped while a flight was on its way (a client that hung
+//! up, a panic) gives its connection back only after `ROLLBACK`, or not at all when it cannot
+//! tell, so no request ever starts inside another's transaction.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
+use futures_util::TryStreamExt as _;
+use rust_decimal::Decimal;
+use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::{AsyncMessage, NoTls};
+use uuid::Uuid;
+
+use super::{ColumnKind, DbError, PoolOptions, SqlValue};
+
+/// How long a connection may sit idle before it is tested when taken out of the pool.
+const RETEST_IDLE_AFTER: Duration = Duration::from_secs(30);
+
+/// What a session sets for the row-level security policies and the tables it sees: as
+/// `prefiq.tenant_id`, `prefiq.user_id`, `prefiq.platform` and `search_path`, for the whole
+/// session (`set_config(…, false)`), so that the next caller of the same tenant sets nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Context {
+    /// The tenant (none: no tenant's rows at all).
+    pub tenant: Option<Uuid>,
+    /// The user.
+    pub user: Option<Uuid>,
+    /// Whether the caller is a platform operator.
+    pub platform: bool,
+    /// The `search_path`, with a schema per tenant; none where it is never changed.
+    pub schema: Option<String>,
+}
+
+impl Context {
+    /// No caller: no tenant, no user, not the platform.
+    pub fn none(schema: Option<String>) -> Context {
+        Context {
+            tenant: None,
+            user: None,
+            platform: false,
+            schema,
+        }
+    }
+
+    /// The statement that sets it.
+    fn statement(&self) -> (Cow<'static, str>, Vec<SqlValue>) {
+        let text = |v: Option<String>| SqlValue::Text(v.unwrap_or_default());
+        let mut params = vec![
+            text(self.tenant.map(|t| t.to_string())),
+            text(self.user.map(|u| u.to_string())),
+            text(self.platform.then(|| "on".to_owned())),
+        ];
+        let sql = match &self.schema {
+            Some(schema) => {
+                params.push(SqlValue::Text(schema.clone()));
+                "SELECT set_config('prefiq.tenant_id', $1, false), set_config('prefiq.user_id', $2, false), \
+                 set_config('prefiq.platform', $3, false), set_config('search_path', $4, false)"
+            }
+            None => {
+                "SELECT set_config('prefiq.tenant_id', $1, false), set_config('prefiq.user_id', $2, false), \
+                 set_config('prefiq.platform', $3, false)"
+            }
+        };
+        (Cow::Borrowed(sql), params)
+    }
+}
+
+/// One pooled connection.
+pub struct Conn {
+    client: tokio_postgres::Client,
+    /// What its session last set; none when unknown.
+    context: Option<Context>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    /// The client, for what a session does not cover (migrations, their locks).
+    pub(crate) fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+
+    /// Forgets what its session set (after statements that may have changed it).
+    pub(crate) fn forget_context(&mut self) {
+        self.context = None;
+    }
+}
+
+/// Makes and checks connections.
+pub struct Manager {
+    config: tokio_postgres::Config,
+}
+
+impl managed::Manager for Manager {
+    type Type = Conn;
+    type Error = tokio_postgres::Error;
+
+    async fn create(&self) -> Result<Conn, tokio_postgres::Error> {
+        let (client, mut connection) = self.config.connect(NoTls).await?;
+        // The connection's own task: it moves the messages, and reports what the server says
+        // on the side.
+        tokio::spawn(async move {
+            loop {
+                match futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    // Warnings are what this layer exists to prevent ("there is already a
+                    // transaction in progress"); notices (a migration's "already exists,
+                    // skipping") are routine.
+                    Some(Ok(AsyncMessage::Notice(notice))) if notice.severity() == "WARNING" => {
+                        tracing::warn!(
+                            code = notice.code().code(),
+                            message = notice.message(),
+                            "PostgreSQL warning"
+                        );
+                    }
+                    Some(Ok(AsyncMessage::Notice(notice))) => {
+                        tracing::debug!(
+                            code = notice.code().code(),
+                            message = notice.message(),
+                            "PostgreSQL notice"
+                        );
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "a PostgreSQL connection ended");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        });
+        Ok(Conn {
+            client,
+            context: Some(Context::none(None)),
+        })
+    }
+
+    async fn recycle(&self, conn: &mut Conn, metrics: &Metrics) -> RecycleResult<tokio_postgres::Error> {
+        if conn.client.is_closed() {
+            return Err(RecycleError::message("the connection is closed"));
+        }
+        // A connection idle long enough to have been dropped by a firewall or the server is
+        // asked once; any other is taken as it is (a round trip saved on every request).
+        if metrics.last_used() > RETEST_IDLE_AFTER {
+            conn.client.check_connection().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A pool of PostgreSQL connections.
+#[derive(Clone)]
+pub struct Pool {
+    pool: managed::Pool<Manager>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+impl Pool {
+    /// A pool for `url` (`postgres://…`), logging in as `options.login` when set, with the
+    /// statement timeout given at start-up (no round trip per connection for it).
+    pub(crate) async fn connect(url: &str, options: &PoolOptions) -> Result<Pool, DbError> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(DbError::Postgres)?;
+        if let Some(role) = options.login {
+            config.user(role);
+        }
+        if let Some(timeout) = options.statement_timeout {
+            config.options(format!("-c statement_timeout={}", timeout.as_millis()));
+        }
+        config.application_name("prefiq");
+        let pool = managed::Pool::builder(Manager { config })
+            .max_size(options.max_connections.max(1) as usize)
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.acquire_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::Pool(e.to_string()))?;
+        // Connect once now, so that a wrong URL or password fails at start-up.
+        drop(pool.get().await.map_err(pool_error)?);
+        Ok(Pool { pool })
+    }
+
+    /// A connection, as it is.
+    pub(crate) async fn get(&self) -> Result<Object<Manager>, DbError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// A session for a caller with `context`: in a transaction or not.
+    pub(crate) async fn session(&self, context: Context, transaction: bool) -> Result<Session, DbError> {
+        Ok(Session {
+            conn: Some(self.get().await?),
+            context,
+            transaction,
+            state: State::Idle,
+            pending: Vec::new(),
+            results: Vec::new(),
+        })
+    }
+
+    /// Closes every connection.
+    pub(crate) fn close(&self) {
+        self.pool.close();
+    }
+}
+
+fn pool_error(error: managed::PoolError<tokio_postgres::Error>) -> DbError {
+    match error {
+        managed::PoolError::Backend(error) => DbError::Postgres(error),
+        other => DbError::Pool(other.to_string()),
+    }
+}
+
+/// What the server's side of a session is, as far as its answers tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No transaction open.
+    Idle,
+    /// Its transaction is open (maybe failed: the server then refuses all but its end).
+    Open,
+    /// A flight was on its way when the session was dropped: nobody knows.
+    Unknown,
+}
+
+/// A statement waiting for the next flight, and whether its answer is kept for the caller.
+struct Pending {
+    sql: Cow<'static, str>,
+    params: Vec<SqlValue>,
+    ticket: Option<usize>,
+}
+
+/// The answer to one statement: its rows and how many rows it touched.
+pub(crate) type Answer = (Vec<tokio_postgres::Row>, u64);
+
+/// One caller's use of a connection: its statements, pipelined.
+pub(crate) struct Session {
+    conn: Option<Object<Manager>>,
+    context: Context,
+    transaction: bool,
+    state: State,
+    pending: Vec<Pending>,
+    /// The answers of deferred statements whose answers the caller wants, by ticket.
+    results: Vec<Option<Answer>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.state)
+            .field("transaction", &self.transaction)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a statement is one the session itself sends (its answer is checked, not returned).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Context,
+    Begin,
+    Deferred(Option<usize>),
+    Asked,
+    End,
+}
+
+impl Session {
+    /// Queues a statement for the next flight; with `keep`, its answer is kept for
+    /// [`Session::answer`] under the ticket returned.
+    pub(crate) fn defer(&mut self, sql: Cow<'static, str>, params: Vec<SqlValue>, keep: bool) -> Option<usize> {
+        let ticket = keep.then(|| {
+            self.results.push(None);
+            self.results.len() - 1
+        });
+        self.pending.push(Pending { sql, params, ticket });
+        ticket
+    }
+
+    /// The kept answer of a deferred statement, once its flight came back.
+    pub(crate) fn answer(&mut self, ticket: usize) -> Option<Answer> {
+        self.results.get_mut(ticket).and_then(Option::take)
+    }
+
+    /// Sends what is queued with `sql` and returns `sql`'s answer.
+    pub(crate) async fn query(&mut self, sql: Cow<'static, str>, params: Vec<SqlValue>) -> Result<Answer, DbError> {
+        let mut answers = self.fly(Some((sql, params)), false).await?;
+        Ok(answers.pop().unwrap_or_default())
+    }
+
+    /// Sends what is queued and `COMMIT` (for a transaction), in one flight.
+    pub(crate) async fn commit(&mut self) -> Result<(), DbError> {
+        self.fly(None, true).await.map(|_| ())
+    }
+
+    /// Ends the transaction without keeping anything of it; what is queued is dropped.
+    pub(crate) async fn rollback(&mut self) -> Result<(), DbError> {
+        self.pending.clear();
+        if self.state != State::Open {
+            return Ok(());
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        self.state = State::Unknown;
+        conn.client.batch_execute("ROLLBACK").await.map_err(DbError::Postgres)?;
+        self.state = State::Idle;
+        Ok(())
+    }
+
+    /// One flight: the context (when the connection's differs), `BEGIN` (for a transaction not
+    /// begun), what is queued, then `asked`, or with `end` the `COMMIT`. The answer to `asked`
+    /// (the last of the list) or nothing; the first error of any statement otherwise. When a
+    /// statement of a transaction fails, the server has refused the rest and turned `COMMIT`
+    /// into `ROLLBACK`: the transaction is over, and the error says why.
+    async fn fly(&mut self, asked: Option<(Cow<'static, str>, Vec<SqlValue>)>, end: bool) -> Result<Vec<Answer>, DbError> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| DbError::Pool("the session's connection is gone".into()))?;
+        let mut flight: Vec<(Cow<'static, str>, Vec<SqlValue>, Role)> = Vec::new();
+        let sends_something = !self.pending.is_empty() || asked.is_some();
+        if sends_something && conn.context.as_ref() != Some(&self.context) {
+            let (sql, params) = self.context.statement();
+            flight.push((sql, params, Role::Context));
+        }
+        let begins = self.transaction && self.state == State::Idle && sends_something;
+        if begins {
+            flight.push((Cow::Borrowed("BEGIN"), Vec::new(), Role::Begin));
+        }
+        for pending in self.pending.drain(..) {
+            flight.push((pending.sql, pending.params, Role::Deferred(pending.ticket)));
+        }
+        if let Some((sql, params)) = asked {
+            flight.push((sql, params, Role::Asked));
+        }
+        let commits = end && self.transaction && (self.state == State::Open || begins);
+        if commits {
+            flight.push((Cow::Borrowed("COMMIT"), Vec::new(), Role::End));
+        }
+        if flight.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Until the answers are in, nobody knows what the server did.
+        self.state = State::Unknown;
+        let client = &conn.client;
+        let answers = futures_util::future::join_all(flight.iter().map(|(sql, params, _)| async move {
+            let typed = params.iter().map(|p| (p as &(dyn ToSql + Sync), p.pg_type()));
+            let stream = client.query_typed_raw(sql, typed).await?;
+            futures_util::pin_mut!(stream);
+            let mut rows = Vec::new();
+            while let Some(row) = stream.try_next().await? {
+                rows.push(row);
+            }
+            Ok::<Answer, tokio_postgres::Error>((rows, stream.rows_affected().unwrap_or(0)))
+        }))
+        .await;
+        let mut first_error = None;
+        let mut state = if self.transaction && !begins && !commits {
+            // Statements inside a transaction begun before, not ended here.
+            State::Open
+        } else {
+            State::Idle
+        };
+        let mut asked_answer = None;
+        for ((_, _, role), answer) in flight.into_iter().zip(answers) {
+            match (role, answer) {
+                (Role::Context, Ok(_)) => conn.context = Some(self.context.clone()),
+                (Role::Context, Err(error)) => {
+                    conn.context = None;
+                    first_error.get_or_insert(error);
+                }
+                (Role::Begin, Ok(_)) => {
+                    state = if commits { State::Idle } else { State::Open };
+                }
+                (Role::Begin, Err(error)) => {
+                    first_error.get_or_insert(error);
+                }
+                (Role::Deferred(ticket), Ok(answer)) => {
+                    if let Some(ticket) = ticket {
+                        self.results[ticket] = Some(answer);
+                    }
+                }
+                (Role::Asked, Ok(answer)) => asked_answer = Some(answer),
+                (Role::Deferred(_) | Role::Asked, Err(error)) => {
+                    first_error.get_or_insert(error);
+                }
+                // The transaction is over, committed or (after an error) rolled back.
+                (Role::End, Ok(_)) => state = State::Idle,
+                (Role::End, Err(error)) => {
+                    // A failed COMMIT (a deferred constraint) ends the transaction too; a
+                    // broken connection leaves nothing to tell.
+                    if conn.client.is_closed() {
+                        state = State::Unknown;
+                    } else {
+                        state = State::Idle;
+                    }
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        self.state = state;
+        match first_error {
+            Some(error) => Err(DbError::Postgres(error)),
+            None => Ok(asked_answer.into_iter().collect()),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        match self.state {
+            State::Idle => drop(conn),
+            // A transaction left open (an error, an early return, a request that ended before
+            // committing): its connection goes back to the pool only once it is rolled back.
+            State::Open => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        if conn.client.batch_execute("ROLLBACK").await.is_err() {
+                            let _ = Object::take(conn);
+                        }
+                    });
+                }
+                Err(_) => {
+                    let _ = Object::take(conn);
+                }
+            },
+            // A flight was cut off half-way (a client hung up, a panic): the server may be in a
+            // transaction or not. The connection is closed rather than guessed about.
+            State::Unknown => {
+                let _ = Object::take(conn);
+            }
+        }
+    }
+}
+
+impl SqlValue {
+    /// The PostgreSQL type it is sent as.
+    fn pg_type(&self) -> Type {
+        match self {
+            SqlValue::Null(kind) => pg_type_of(*kind),
+            SqlValue::Bool(_) => Type::BOOL,
+            SqlValue::Int32(_) => Type::INT4,
+            SqlValue::Int(_) => Type::INT8,
+            SqlValue::Float(_) => Type::FLOAT8,
+            SqlValue::Text(_) => Type::TEXT,
+            SqlValue::Uuid(_) => Type::UUID,
+            SqlValue::Date(_) => Type::DATE,
+            SqlValue::DateTime(_) => Type::TIMESTAMPTZ,
+            SqlValue::Decimal(_) => Type::NUMERIC,
+            SqlValue::Json(_) => Type::JSONB,
+        }
+    }
+}
+
+fn pg_type_of(kind: ColumnKind) -> Type {
+    match kind {
+        ColumnKind::Bool => Type::BOOL,
+        ColumnKind::Int32 => Type::INT4,
+        ColumnKind::Int => Type::INT8,
+        ColumnKind::Float => Type::FLOAT8,
+        ColumnKind::Text => Type::TEXT,
+        ColumnKind::Uuid => Type::UUID,
+        ColumnKind::Date => Type::DATE,
+        ColumnKind::DateTime => Type::TIMESTAMPTZ,
+        ColumnKind::Decimal => Type::NUMERIC,
+        ColumnKind::Json => Type::JSONB,
+    }
+}
+
+impl ToSql for SqlValue {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match self {
+            SqlValue::Null(_) => Ok(IsNull::Yes),
+            SqlValue::Bool(v) => v.to_sql(ty, out),
+            SqlValue::Int32(v) => v.to_sql(ty, out),
+            SqlValue::Int(v) => v.to_sql(ty, out),
+            SqlValue::Float(v) => v.to_sql(ty, out),
+            SqlValue::Text(v) => v.to_sql(ty, out),
+            SqlValue::Uuid(v) => v.to_sql(ty, out),
+            SqlValue::Date(v) => v.to_sql(ty, out),
+            SqlValue::DateTime(v) => v.to_sql(ty, out),
+            SqlValue::Decimal(v) => v.to_sql(ty, out),
+            SqlValue::Json(v) => v.to_sql(ty, out),
+        }
+    }
+
+    // Each value is sent as the type `pg_type` names for it.
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn to_sql_checked(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match self {
+            SqlValue::Null(_) => Ok(IsNull::Yes),
+            SqlValue::Bool(v) => v.to_sql_checked(ty, out),
+            SqlValue::Int32(v) => v.to_sql_checked(ty, out),
+            SqlValue::Int(v) => v.to_sql_checked(ty, out),
+            SqlValue::Float(v) => v.to_sql_checked(ty, out),
+            SqlValue::Text(v) => v.to_sql_checked(ty, out),
+            SqlValue::Uuid(v) => v.to_sql_checked(ty, out),
+            SqlValue::Date(v) => v.to_sql_checked(ty, out),
+            SqlValue::DateTime(v) => v.to_sql_checked(ty, out),
+            SqlValue::Decimal(v) => v.to_sql_checked(ty, out),
+            SqlValue::Json(v) => v.to_sql_checked(ty, out),
+        }
+    }
+}
+
+/// Reads column `index` of a row, `None` for NULL.
+pub(crate) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    index: usize,
+) -> Result<Option<T>, DbError> {
+    row.try_get::<usize, Option<T>>(index)
+        .map_err(DbError::Postgres)
+}
+
+// The Rust types rows are read into, each from its PostgreSQL type.
+const _: fn() = || {
+    fn readable<T: for<'a> tokio_postgres::types::FromSql<'a>>() {}
+    readable::<bool>();
+    readable::<i32>();
+    readable::<i64>();
+    readable::<f64>();
+    readable::<String>();
+    readable::<Uuid>();
+    readable::<NaiveDate>();
+    readable::<DateTime<Utc>>();
+    readable::<Decimal>();
+    readable::<serde_json::Value>();
+};
