@@ -125,7 +125,9 @@ pub async fn record_in(
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    db.execute(
+    // Sent with the write it records (or the commit), never on a round trip of its own; if it
+    // fails, so does the transaction.
+    db.defer(
         sql,
         vec![
             SqlValue::Uuid(Uuid::now_v7()),

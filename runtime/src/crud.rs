@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::audit::Action;
 use crate::auth::{Principal, Scope};
 use crate::db::Dialect;
-use crate::db::{Db, DbError, Executor, Row, Sql, SqlValue, ToSql, Tx};
+use crate::db::{Db, DbError, Deferred, Executor, Row, Sql, SqlValue, ToSql, Tx};
 use crate::http::{
     Created, IfMatch, JsonBody, NoContent, PathKey, QueryPairs, RequestContext, Tagged,
 };
@@ -224,7 +224,7 @@ pub struct Stamp {
 /// What generated code says about an entity.
 pub trait Resource: Send + Sync + 'static {
     /// What a client reads.
-    type Model: Serialize + Send + Sync + 'static;
+    type Model: Serialize + DeserializeOwned + Send + Sync + 'static;
     /// The primary key.
     type Key: FromStr + ToSql + Display + Send + Sync + 'static;
     /// The table.
@@ -410,6 +410,21 @@ async fn check_references<R: Resource>(
             db.dialect().placeholder(1),
             db.dialect().placeholder(2)
         );
+        if db.dialect() == Dialect::Postgres {
+            // Checked in the database, in the flight of the write it guards: a miss fails the
+            // transaction with the column's name (`DbError::into_problem` words it).
+            let guard = format!("SELECT prefiq_check(EXISTS ({sql}), $3)");
+            db.defer(
+                Sql::built(guard),
+                vec![
+                    key,
+                    SqlValue::Uuid(stamp.tenant),
+                    SqlValue::Text(fk.column.to_owned()),
+                ],
+            )
+            .await?;
+            continue;
+        }
         let found = db
             .fetch_optional(Sql::built(sql), vec![key, SqlValue::Uuid(stamp.tenant)])
             .await?;
@@ -555,12 +570,98 @@ async fn audit<R: Writable>(
     crate::audit::record(db, R::TABLE, action, key, changes).await
 }
 
+/// A row being written: the row it will be (what the hooks after the write see), and, when it
+/// is not read back yet, the way to what the database returns once the transaction commits.
+pub struct Writing<R: Resource> {
+    /// The row as written.
+    pub row: R::Model,
+    returned: Option<Deferred>,
+}
+
+impl<R: Resource> Writing<R> {
+    /// The row as the database returned it, once its flight came back (after the commit); the
+    /// row as written when it was read back at once.
+    pub fn returned(self, db: &mut impl Executor) -> Result<R::Model, DbError> {
+        let Some(deferred) = self.returned else {
+            return Ok(self.row);
+        };
+        let rows = db
+            .answer(deferred)
+            .ok_or_else(|| DbError::Internal("a write was sent but not answered".into()))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| DbError::Internal("a write returned no row".into()))?;
+        R::read(row)
+    }
+}
+
+/// The row `params` (bound to `columns`, in order) make, over `base`: none when some column
+/// gets its value from the database alone (an identity key), whose row can only be read back.
+fn predict<'a, R: Resource>(
+    columns: impl Iterator<Item = &'a crate::meta::ColumnMeta>,
+    params: &[SqlValue],
+    mut base: serde_json::Map<String, serde_json::Value>,
+) -> Option<R::Model> {
+    if R::TABLE.columns.iter().any(|c| c.written == Written::Never) {
+        return None;
+    }
+    for (column, param) in columns.zip(params) {
+        if !column.field.is_empty() {
+            base.insert(column.field.to_owned(), param.to_json());
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(base)).ok()
+}
+
 /// Inserts a row for the transaction's caller, after checking it against the schema, and
 /// appends its audit entry.
 pub async fn insert<R: Writable>(
     db: &mut impl Executor,
     input: &R::Create,
 ) -> Result<R::Model, DbError> {
+    let (sql, params) = prepare_insert::<R>(db, input).await?;
+    let row = R::read(&db.fetch_one(sql, params).await?)?;
+    audit::<R>(db, Action::Create, &R::key(&row), None, Some(&json(&row)?)).await?;
+    Ok(row)
+}
+
+/// Inserts like [`insert`], without waiting for the row: on PostgreSQL the insert and its audit
+/// entry go with the commit, and the row the statement will write is known before (when no
+/// column gets its value from the database alone). A generated create takes one round trip.
+pub async fn insert_later<R: Writable>(
+    db: &mut impl Executor,
+    input: &R::Create,
+) -> Result<Writing<R>, DbError> {
+    let (sql, params) = prepare_insert::<R>(db, input).await?;
+    let written = R::TABLE
+        .columns
+        .iter()
+        .filter(|c| c.written != Written::Never);
+    let predicted = match db.dialect() {
+        Dialect::Postgres => predict::<R>(written, &params, serde_json::Map::new()),
+        Dialect::Sqlite => None,
+    };
+    let Some(row) = predicted else {
+        let row = R::read(&db.fetch_one(sql, params).await?)?;
+        audit::<R>(db, Action::Create, &R::key(&row), None, Some(&json(&row)?)).await?;
+        return Ok(Writing {
+            row,
+            returned: None,
+        });
+    };
+    let returned = db.defer(sql, params).await?;
+    audit::<R>(db, Action::Create, &R::key(&row), None, Some(&json(&row)?)).await?;
+    Ok(Writing {
+        row,
+        returned: Some(returned),
+    })
+}
+
+/// Checks an insert (the schema, the tenant, the references) and makes its statement.
+async fn prepare_insert<R: Writable>(
+    db: &mut impl Executor,
+    input: &R::Create,
+) -> Result<(Sql, Vec<SqlValue>), DbError> {
     validators::<R>()?.replace.check_row(input)?;
     let stamp = stamp::<R>(db)?;
     let written = json(input)?;
@@ -577,9 +678,7 @@ pub async fn insert<R: Writable>(
         &mut params,
     );
     let sql = db.pick(&R::statements().insert[0], &R::statements().insert[1]);
-    let row = R::read(&db.fetch_one(sql, params).await?)?;
-    audit::<R>(db, Action::Create, &R::key(&row), None, Some(&json(&row)?)).await?;
-    Ok(row)
+    Ok((sql, params))
 }
 
 async fn select<R: Resource>(
@@ -622,6 +721,85 @@ pub async fn update<R: Writable>(
     current: &R::Model,
     input: &R::Create,
 ) -> Result<Option<R::Model>, DbError> {
+    let (sql, params, before) = prepare_update::<R>(db, current, input).await?;
+    let Some(row) = db.fetch_optional(sql, params).await? else {
+        return Ok(None);
+    };
+    let row = R::read(&row)?;
+    audit::<R>(
+        db,
+        Action::Update,
+        &R::key(&row),
+        Some(&before),
+        Some(&json(&row)?),
+    )
+    .await?;
+    Ok(Some(row))
+}
+
+/// Updates like [`update`], without waiting for the row, for a `current` row locked for the
+/// transaction ([`find_for_update`]), which nobody else can move on: on PostgreSQL the update
+/// and its audit entry go with the commit, and the row it writes is known before.
+pub async fn update_later<R: Writable>(
+    db: &mut impl Executor,
+    current: &R::Model,
+    input: &R::Create,
+) -> Result<Writing<R>, DbError> {
+    let (sql, params, before) = prepare_update::<R>(db, current, input).await?;
+    let predicted = match (db.dialect(), before.as_object()) {
+        (Dialect::Postgres, Some(base)) => {
+            let mut base = base.clone();
+            let version = R::TABLE.columns[R::TABLE.version].field;
+            base.insert(version.to_owned(), (R::version(current) + 1).into());
+            let always = R::TABLE
+                .columns
+                .iter()
+                .filter(|c| c.written == Written::Always);
+            predict::<R>(always, &params, base)
+        }
+        _ => None,
+    };
+    let Some(row) = predicted else {
+        let row = db
+            .fetch_optional(sql, params)
+            .await?
+            .ok_or_else(|| DbError::Refused(Box::new(crate::patch::contended())))?;
+        let row = R::read(&row)?;
+        audit::<R>(
+            db,
+            Action::Update,
+            &R::key(&row),
+            Some(&before),
+            Some(&json(&row)?),
+        )
+        .await?;
+        return Ok(Writing {
+            row,
+            returned: None,
+        });
+    };
+    let returned = db.defer(sql, params).await?;
+    audit::<R>(
+        db,
+        Action::Update,
+        &R::key(&row),
+        Some(&before),
+        Some(&json(&row)?),
+    )
+    .await?;
+    Ok(Writing {
+        row,
+        returned: Some(returned),
+    })
+}
+
+/// Checks an update (the schema, the tenant, the members only operators set, the references)
+/// and makes its statement; with the row before, as JSON.
+async fn prepare_update<R: Writable>(
+    db: &mut impl Executor,
+    current: &R::Model,
+    input: &R::Create,
+) -> Result<(Sql, Vec<SqlValue>, serde_json::Value), DbError> {
     validators::<R>()?.replace.check_row(input)?;
     let stamp = stamp::<R>(db)?;
     let before = json(current)?;
@@ -647,19 +825,7 @@ pub async fn update<R: Writable>(
     params.push(SqlValue::Int(R::version(current)));
     params.extend(tenant_param::<R>(&stamp));
     let sql = db.pick(&R::statements().update[0], &R::statements().update[1]);
-    let Some(row) = db.fetch_optional(sql, params).await? else {
-        return Ok(None);
-    };
-    let row = R::read(&row)?;
-    audit::<R>(
-        db,
-        Action::Update,
-        &R::key(&row),
-        Some(&before),
-        Some(&json(&row)?),
-    )
-    .await?;
-    Ok(Some(row))
+    Ok((sql, params, before))
 }
 
 /// Deletes the row if it is still at `current`'s version, and appends the audit entry;
@@ -691,6 +857,35 @@ pub async fn delete<R: Writable>(
     )
     .await?;
     Ok(true)
+}
+
+/// Deletes like [`delete`] a `current` row locked for the transaction ([`find_for_update`]),
+/// without waiting: on PostgreSQL the delete and its audit entry go with the commit (the rows
+/// that refer to it are still looked up first).
+pub async fn delete_later<R: Writable>(
+    db: &mut impl Executor,
+    current: &R::Model,
+) -> Result<(), DbError> {
+    let stamp = stamp::<R>(db)?;
+    if let Some(principal) = db.principal() {
+        check_member::<R>(principal, Some(&json(current)?), None)?;
+    }
+    let key: R::Key = R::key(current)
+        .parse()
+        .map_err(|_| DbError::Internal("a row's key does not parse".into()))?;
+    remove_referrers(db, R::TABLE, key.to_sql(), &stamp).await?;
+    let mut params = vec![key.to_sql(), SqlValue::Int(R::version(current))];
+    params.extend(tenant_param::<R>(&stamp));
+    let sql = db.pick(&R::statements().delete[0], &R::statements().delete[1]);
+    db.defer(sql, params).await?;
+    audit::<R>(
+        db,
+        Action::Delete,
+        &R::key(current),
+        Some(&json(current)?),
+        None,
+    )
+    .await
 }
 
 /// Does for the rows that refer to the row `key` of `table` what their `on-delete` says, before
@@ -945,9 +1140,17 @@ pub async fn create_handler<R: Writable, S: Hooks<R>>(
         .service
         .before_create(&ctx, &mut tx, &mut input)
         .await?;
-    let row = insert::<R>(&mut tx, &input).await.map_err(problem::<R>)?;
-    state.service.after_create(&ctx, &mut tx, &row).await?;
-    tx.commit().await.map_err(problem::<R>)?;
+    // The insert and its audit entry go with the commit: one round trip when the hooks send
+    // nothing of their own.
+    let writing = insert_later::<R>(&mut tx, &input)
+        .await
+        .map_err(problem::<R>)?;
+    state
+        .service
+        .after_create(&ctx, &mut tx, &writing.row)
+        .await?;
+    tx.commit_keeping().await.map_err(problem::<R>)?;
+    let row = writing.returned(&mut tx).map_err(problem::<R>)?;
     Ok(Created {
         location: format!("{}/{}", R::COLLECTION, R::key(&row)),
         version: R::version(&row),
@@ -1045,12 +1248,16 @@ pub async fn update_handler<R: Writable, S: Hooks<R>>(
             body: current,
         });
     }
-    let row = update::<R>(&mut tx, &current, &input)
+    // The row is locked: the update and its audit entry go with the commit.
+    let writing = update_later::<R>(&mut tx, &current, &input)
         .await
-        .map_err(problem::<R>)?
-        .ok_or_else(crate::patch::contended)?;
-    state.service.after_update(&ctx, &mut tx, &row).await?;
-    tx.commit().await.map_err(problem::<R>)?;
+        .map_err(problem::<R>)?;
+    state
+        .service
+        .after_update(&ctx, &mut tx, &writing.row)
+        .await?;
+    tx.commit_keeping().await.map_err(problem::<R>)?;
+    let row = writing.returned(&mut tx).map_err(problem::<R>)?;
     Ok(Tagged {
         version: R::version(&row),
         body: row,
@@ -1070,9 +1277,10 @@ pub async fn delete_handler<R: Writable, S: Hooks<R>>(
     let current = writable_row::<R>(&mut tx, &ctx.principal, &key).await?;
     precondition.check(R::version(&current))?;
     state.service.before_delete(&ctx, &mut tx, &current).await?;
-    if !delete::<R>(&mut tx, &current).await.map_err(problem::<R>)? {
-        return Err(crate::patch::contended());
-    }
+    // The row is locked: the delete and its audit entry go with the commit.
+    delete_later::<R>(&mut tx, &current)
+        .await
+        .map_err(problem::<R>)?;
     state.service.after_delete(&ctx, &mut tx, &current).await?;
     tx.commit().await.map_err(problem::<R>)?;
     Ok(NoContent)

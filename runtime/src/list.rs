@@ -844,6 +844,13 @@ impl ListQuery {
         meta: &TableMeta,
         read: impl Fn(&Row) -> Result<T, DbError>,
     ) -> Result<Page<T>, DbError> {
+        // The count goes in the same flight as the page (PostgreSQL): one round trip.
+        let count = if self.count {
+            let (sql, params) = self.count_sql(meta, db.dialect());
+            Some(db.defer(Sql::built(sql), params).await?)
+        } else {
+            None
+        };
         let (sql, params) = self.select_sql(meta, db.dialect());
         let rows = db.fetch_all(Sql::built(sql), params).await?;
         let mut items = rows
@@ -859,15 +866,17 @@ impl ListQuery {
         } else {
             None
         };
-        let total = if self.count {
-            let (sql, params) = self.count_sql(meta, db.dialect());
-            let row = db.fetch_optional(Sql::built(sql), params).await?;
-            Some(match row {
-                Some(row) => row.req::<i64>(0)?,
-                None => 0,
-            })
-        } else {
-            None
+        let total = match count {
+            Some(count) => {
+                let rows = db.answer(count).ok_or_else(|| {
+                    DbError::Internal("the count was sent but not answered".into())
+                })?;
+                Some(match rows.first() {
+                    Some(row) => row.req::<i64>(0)?,
+                    None => 0,
+                })
+            }
+            None => None,
         };
         Ok(Page {
             items,

@@ -199,6 +199,12 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/postgres/0002_platform_audit.sql"),
         include_str!("migrations/sqlite/0002_platform_audit.sql"),
     ),
+    Migration::embedded(
+        3,
+        "check",
+        include_str!("migrations/postgres/0003_check.sql"),
+        include_str!("migrations/sqlite/0003_check.sql"),
+    ),
 ];
 
 /// Applies every pending migration of `app`, in version order, after the runtime's own
@@ -247,7 +253,9 @@ async fn grant(db: &Db) -> Result<(), MigrateError> {
         let conn = db.pg_connection().await?;
         let client = conn.client();
         let lock = lock_key(LEDGER_APP);
-        client.execute("SELECT pg_advisory_lock($1)", &[&lock]).await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&lock])
+            .await?;
         let granted = client.batch_execute(GRANTS).await;
         client
             .execute("SELECT pg_advisory_unlock($1)", &[&lock])
@@ -315,7 +323,9 @@ async fn apply_postgres(
     lock: i64,
     migrations: &[Migration],
 ) -> Result<MigrationReport, MigrateError> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&lock]).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&lock])
+        .await?;
     let result = async {
         client.batch_execute(LEDGER).await?;
         let mut report = MigrationReport::default();
@@ -360,7 +370,9 @@ async fn apply_postgres(
         Ok::<_, MigrateError>(report)
     }
     .await;
-    let unlock = client.execute("SELECT pg_advisory_unlock($1)", &[&lock]).await;
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock])
+        .await;
     let report = result?;
     unlock?;
     Ok(report)

@@ -132,6 +132,24 @@ impl<T: ToSql> ToSql for Option<T> {
 }
 
 impl SqlValue {
+    /// The value as a row's JSON holds it (dates and instants as text, decimals as text).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            SqlValue::Null(_) => Value::Null,
+            SqlValue::Bool(v) => Value::Bool(*v),
+            SqlValue::Int32(v) => Value::from(*v),
+            SqlValue::Int(v) => Value::from(*v),
+            SqlValue::Float(v) => Value::from(*v),
+            SqlValue::Text(v) => Value::String(v.clone()),
+            SqlValue::Uuid(v) => Value::String(v.hyphenated().to_string()),
+            SqlValue::Date(v) => Value::String(v.format("%Y-%m-%d").to_string()),
+            SqlValue::DateTime(v) => Value::String(v.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            SqlValue::Decimal(v) => Value::String(v.to_string()),
+            SqlValue::Json(v) => v.clone(),
+        }
+    }
+
     /// A value stored as a JSON column (nested objects, arrays, unions).
     pub fn json<T: Serialize + ?Sized>(value: &T) -> SqlValue {
         match serde_json::to_value(value) {
@@ -785,7 +803,9 @@ pub async fn connect_server(
             };
             let mut allowed = Ok(0);
             if !can_log_in().await {
-                allowed = owner.execute("ALTER ROLE prefiq_app LOGIN", Vec::new()).await;
+                allowed = owner
+                    .execute("ALTER ROLE prefiq_app LOGIN", Vec::new())
+                    .await;
                 if allowed.is_err() && can_log_in().await {
                     allowed = Ok(0);
                 }
@@ -858,17 +878,22 @@ impl From<&'static str> for Sql {
 }
 
 /// A statement run later, and the way to its answer: see [`Executor::defer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deferred(DeferredAt);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            DeferredAt::Pg(ticket) => write!(f, "Deferred(ticket {ticket})"),
+            DeferredAt::Ran(rows) => write!(f, "Deferred(ran, {} rows)", rows.len()),
+        }
+    }
+}
+
 enum DeferredAt {
-    /// Kept by the PostgreSQL session under this ticket.
+    /// Kept by the PostgreSQL session under this ticket, once its flight came back.
     Pg(usize),
-    /// Kept by the SQLite transaction, which ran it at once, at this index.
-    Sqlite(usize),
-    /// Run outside a transaction; nothing kept.
-    Nowhere,
+    /// It ran at once (SQLite, or outside a transaction): its rows.
+    Ran(Vec<Row>),
 }
 
 /// What runs statements: the pool itself (each statement on its own) or a [`Tx`]. Generated
@@ -926,19 +951,25 @@ pub trait Executor: Send {
         async move { row.await?.ok_or(DbError::Sqlx(sqlx::Error::RowNotFound)) }
     }
 
-    /// Runs a statement whose answer the caller does not need before its transaction commits:
-    /// in a PostgreSQL transaction it is sent with the next statement, or with `COMMIT`, in the
-    /// same round trip; elsewhere it runs now. If it fails, so does the transaction (the next
-    /// statement, or the commit, returns its error). Its rows are kept for [`Tx::answer`].
+    /// Runs a statement whose answer the caller does not need yet: in a PostgreSQL session it
+    /// is sent with the next statement, or with `COMMIT`, in the same round trip; elsewhere it
+    /// runs now. If it fails, so does what it is sent with (the next statement, or the commit,
+    /// returns its error). Its rows are for [`Executor::answer`].
     fn defer(
         &mut self,
         sql: Sql,
         params: Vec<SqlValue>,
     ) -> impl Future<Output = Result<Deferred, DbError>> + Send {
-        let touched = self.execute(sql, params);
-        async move {
-            touched.await?;
-            Ok(Deferred(DeferredAt::Nowhere))
+        let rows = self.fetch_all(sql, params);
+        async move { Ok(Deferred(DeferredAt::Ran(rows.await?))) }
+    }
+
+    /// The rows of a deferred statement, once it ran: after the statement or the commit it was
+    /// sent with, on PostgreSQL.
+    fn answer(&mut self, deferred: Deferred) -> Option<Vec<Row>> {
+        match deferred.0 {
+            DeferredAt::Ran(rows) => Some(rows),
+            DeferredAt::Pg(_) => None,
         }
     }
 }
@@ -957,22 +988,17 @@ pub struct Tx {
 
 enum TxInner {
     Postgres(pg::Session),
-    Sqlite {
-        /// The transaction; none once committed.
-        tx: Option<sqlx::Transaction<'static, Sqlite>>,
-        /// The rows of the statements deferred (run at once here), by [`Deferred`].
-        kept: Vec<Vec<Row>>,
-    },
+    /// The transaction; none once committed.
+    Sqlite(Option<sqlx::Transaction<'static, Sqlite>>),
 }
 
 impl std::fmt::Debug for TxInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TxInner::Postgres(session) => session.fmt(f),
-            TxInner::Sqlite { tx, kept } => f
+            TxInner::Sqlite(tx) => f
                 .debug_struct("Sqlite")
                 .field("open", &tx.is_some())
-                .field("kept", &kept.len())
                 .finish(),
         }
     }
@@ -986,11 +1012,11 @@ impl Tx {
     }
 
     /// Commits like [`Tx::commit`], keeping the transaction for the answers of its deferred
-    /// statements ([`Tx::answer`]).
+    /// statements ([`Executor::answer`]).
     pub async fn commit_keeping(&mut self) -> Result<(), DbError> {
         match &mut self.inner {
             TxInner::Postgres(session) => session.commit().await,
-            TxInner::Sqlite { tx, .. } => match tx.take() {
+            TxInner::Sqlite(tx) => match tx.take() {
                 Some(tx) => Ok(tx.commit().await?),
                 None => Ok(()),
             },
@@ -1007,8 +1033,8 @@ impl Tx {
     pub async fn rollback(self) -> Result<(), DbError> {
         match self.inner {
             TxInner::Postgres(mut session) => session.rollback().await?,
-            TxInner::Sqlite { tx: Some(tx), .. } => tx.rollback().await?,
-            TxInner::Sqlite { tx: None, .. } => {}
+            TxInner::Sqlite(Some(tx)) => tx.rollback().await?,
+            TxInner::Sqlite(None) => {}
         }
         Ok(())
     }
@@ -1016,20 +1042,6 @@ impl Tx {
     /// The tenant the transaction's statements are scoped to.
     pub fn tenant(&self) -> Option<Uuid> {
         self.principal.as_ref().map(|p| p.tenant)
-    }
-
-    /// The rows a deferred statement returned, once it ran (after the next statement or the
-    /// commit, on PostgreSQL).
-    pub fn answer(&mut self, deferred: Deferred) -> Option<Vec<Row>> {
-        match (&mut self.inner, deferred.0) {
-            (TxInner::Postgres(session), DeferredAt::Pg(ticket)) => session
-                .answer(ticket)
-                .map(|(rows, _)| rows.into_iter().map(Row::Postgres).collect()),
-            (TxInner::Sqlite { kept, .. }, DeferredAt::Sqlite(index)) => {
-                kept.get_mut(index).map(std::mem::take)
-            }
-            _ => None,
-        }
     }
 }
 
@@ -1045,7 +1057,7 @@ impl Executor for Tx {
     fn dialect(&self) -> Dialect {
         match self.inner {
             TxInner::Postgres(_) => Dialect::Postgres,
-            TxInner::Sqlite { .. } => Dialect::Sqlite,
+            TxInner::Sqlite(_) => Dialect::Sqlite,
         }
     }
 
@@ -1059,7 +1071,7 @@ impl Executor for Tx {
                 let (rows, _) = session.query(sql.0, params).await?;
                 rows.into_iter().map(Row::Postgres).collect()
             }
-            TxInner::Sqlite { tx, .. } => {
+            TxInner::Sqlite(tx) => {
                 let query = params.into_iter().fold(sql.sqlite(), bind_sqlite);
                 let rows = query.fetch_all(&mut **open(tx)?).await?;
                 rows.into_iter().map(Row::Sqlite).collect()
@@ -1070,7 +1082,7 @@ impl Executor for Tx {
     async fn execute(&mut self, sql: Sql, params: Vec<SqlValue>) -> Result<u64, DbError> {
         Ok(match &mut self.inner {
             TxInner::Postgres(session) => session.query(sql.0, params).await?.1,
-            TxInner::Sqlite { tx, .. } => {
+            TxInner::Sqlite(tx) => {
                 let query = params.into_iter().fold(sql.sqlite(), bind_sqlite);
                 query.execute(&mut **open(tx)?).await?.rows_affected()
             }
@@ -1083,12 +1095,19 @@ impl Executor for Tx {
                 let ticket = session.defer(sql.0, params, true).unwrap_or_default();
                 Ok(Deferred(DeferredAt::Pg(ticket)))
             }
-            TxInner::Sqlite { tx, kept } => {
-                let query = params.into_iter().fold(sql.sqlite(), bind_sqlite);
-                let rows = query.fetch_all(&mut **open(tx)?).await?;
-                kept.push(rows.into_iter().map(Row::Sqlite).collect());
-                Ok(Deferred(DeferredAt::Sqlite(kept.len() - 1)))
-            }
+            TxInner::Sqlite(_) => Ok(Deferred(DeferredAt::Ran(
+                self.fetch_all(sql, params).await?,
+            ))),
+        }
+    }
+
+    fn answer(&mut self, deferred: Deferred) -> Option<Vec<Row>> {
+        match (&mut self.inner, deferred.0) {
+            (TxInner::Postgres(session), DeferredAt::Pg(ticket)) => session
+                .answer(ticket)
+                .map(|(rows, _)| rows.into_iter().map(Row::Postgres).collect()),
+            (_, DeferredAt::Ran(rows)) => Some(rows),
+            _ => None,
         }
     }
 }
@@ -1151,14 +1170,10 @@ impl Db {
             Db::Postgres(pool, _) => {
                 TxInner::Postgres(pool.session(self.context(Some(principal)), writes).await?)
             }
-            Db::Sqlite(pool) if writes => TxInner::Sqlite {
-                tx: Some(pool.begin_with("BEGIN IMMEDIATE").await?),
-                kept: Vec::new(),
-            },
-            Db::Sqlite(pool) => TxInner::Sqlite {
-                tx: Some(pool.begin().await?),
-                kept: Vec::new(),
-            },
+            Db::Sqlite(pool) if writes => {
+                TxInner::Sqlite(Some(pool.begin_with("BEGIN IMMEDIATE").await?))
+            }
+            Db::Sqlite(pool) => TxInner::Sqlite(Some(pool.begin().await?)),
         };
         Ok(Tx {
             inner,
@@ -1169,7 +1184,10 @@ impl Db {
     /// Connects to `url`: `postgres://...` or `sqlite:path` (the file and its folder are created).
     pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Db::Postgres(pg::Pool::connect(url, options).await?, Layout::Rows));
+            return Ok(Db::Postgres(
+                pg::Pool::connect(url, options).await?,
+                Layout::Rows,
+            ));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
@@ -1328,7 +1346,11 @@ impl Db {
     }
 
     /// Runs a statement on its own and returns how many rows it touched.
-    pub async fn execute(&self, sql: impl Into<Sql>, params: Vec<SqlValue>) -> Result<u64, DbError> {
+    pub async fn execute(
+        &self,
+        sql: impl Into<Sql>,
+        params: Vec<SqlValue>,
+    ) -> Result<u64, DbError> {
         let sql = sql.into();
         match self {
             Db::Postgres(pool, _) => Ok(self.no_one(pool).await?.query(sql.0, params).await?.1),
@@ -1341,7 +1363,9 @@ impl Db {
 
     /// A PostgreSQL connection as it is, for what takes the connection itself (migrations and
     /// their advisory locks). It keeps no caller's context: it says so to the pool when used.
-    pub(crate) async fn pg_connection(&self) -> Result<deadpool::managed::Object<pg::Manager>, DbError> {
+    pub(crate) async fn pg_connection(
+        &self,
+    ) -> Result<deadpool::managed::Object<pg::Manager>, DbError> {
         match self {
             Db::Postgres(pool, _) => {
                 let mut conn = pool.get().await?;

@@ -156,7 +156,11 @@ impl managed::Manager for Manager {
         })
     }
 
-    async fn recycle(&self, conn: &mut Conn, metrics: &Metrics) -> RecycleResult<tokio_postgres::Error> {
+    async fn recycle(
+        &self,
+        conn: &mut Conn,
+        metrics: &Metrics,
+    ) -> RecycleResult<tokio_postgres::Error> {
         if conn.client.is_closed() {
             return Err(RecycleError::message("the connection is closed"));
         }
@@ -213,7 +217,11 @@ impl Pool {
     }
 
     /// A session for a caller with `context`: in a transaction or not.
-    pub(crate) async fn session(&self, context: Context, transaction: bool) -> Result<Session, DbError> {
+    pub(crate) async fn session(
+        &self,
+        context: Context,
+        transaction: bool,
+    ) -> Result<Session, DbError> {
         Ok(Session {
             conn: Some(self.get().await?),
             context,
@@ -292,12 +300,21 @@ enum Role {
 impl Session {
     /// Queues a statement for the next flight; with `keep`, its answer is kept for
     /// [`Session::answer`] under the ticket returned.
-    pub(crate) fn defer(&mut self, sql: Cow<'static, str>, params: Vec<SqlValue>, keep: bool) -> Option<usize> {
+    pub(crate) fn defer(
+        &mut self,
+        sql: Cow<'static, str>,
+        params: Vec<SqlValue>,
+        keep: bool,
+    ) -> Option<usize> {
         let ticket = keep.then(|| {
             self.results.push(None);
             self.results.len() - 1
         });
-        self.pending.push(Pending { sql, params, ticket });
+        self.pending.push(Pending {
+            sql,
+            params,
+            ticket,
+        });
         ticket
     }
 
@@ -307,7 +324,11 @@ impl Session {
     }
 
     /// Sends what is queued with `sql` and returns `sql`'s answer.
-    pub(crate) async fn query(&mut self, sql: Cow<'static, str>, params: Vec<SqlValue>) -> Result<Answer, DbError> {
+    pub(crate) async fn query(
+        &mut self,
+        sql: Cow<'static, str>,
+        params: Vec<SqlValue>,
+    ) -> Result<Answer, DbError> {
         let mut answers = self.fly(Some((sql, params)), false).await?;
         Ok(answers.pop().unwrap_or_default())
     }
@@ -327,7 +348,10 @@ impl Session {
             return Ok(());
         };
         self.state = State::Unknown;
-        conn.client.batch_execute("ROLLBACK").await.map_err(DbError::Postgres)?;
+        conn.client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(DbError::Postgres)?;
         self.state = State::Idle;
         Ok(())
     }
@@ -337,7 +361,11 @@ impl Session {
     /// (the last of the list) or nothing; the first error of any statement otherwise. When a
     /// statement of a transaction fails, the server has refused the rest and turned `COMMIT`
     /// into `ROLLBACK`: the transaction is over, and the error says why.
-    async fn fly(&mut self, asked: Option<(Cow<'static, str>, Vec<SqlValue>)>, end: bool) -> Result<Vec<Answer>, DbError> {
+    async fn fly(
+        &mut self,
+        asked: Option<(Cow<'static, str>, Vec<SqlValue>)>,
+        end: bool,
+    ) -> Result<Vec<Answer>, DbError> {
         let conn = self
             .conn
             .as_mut()
@@ -368,17 +396,20 @@ impl Session {
         // Until the answers are in, nobody knows what the server did.
         self.state = State::Unknown;
         let client = &conn.client;
-        let answers = futures_util::future::join_all(flight.iter().map(|(sql, params, _)| async move {
-            let typed = params.iter().map(|p| (p as &(dyn ToSql + Sync), p.pg_type()));
-            let stream = client.query_typed_raw(sql, typed).await?;
-            futures_util::pin_mut!(stream);
-            let mut rows = Vec::new();
-            while let Some(row) = stream.try_next().await? {
-                rows.push(row);
-            }
-            Ok::<Answer, tokio_postgres::Error>((rows, stream.rows_affected().unwrap_or(0)))
-        }))
-        .await;
+        let answers =
+            futures_util::future::join_all(flight.iter().map(|(sql, params, _)| async move {
+                let typed = params
+                    .iter()
+                    .map(|p| (p as &(dyn ToSql + Sync), p.pg_type()));
+                let stream = client.query_typed_raw(sql, typed).await?;
+                futures_util::pin_mut!(stream);
+                let mut rows = Vec::new();
+                while let Some(row) = stream.try_next().await? {
+                    rows.push(row);
+                }
+                Ok::<Answer, tokio_postgres::Error>((rows, stream.rows_affected().unwrap_or(0)))
+            }))
+            .await;
         let mut first_error = None;
         let mut state = if self.transaction && !begins && !commits {
             // Statements inside a transaction begun before, not ended here.
@@ -496,7 +527,11 @@ fn pg_type_of(kind: ColumnKind) -> Type {
 }
 
 impl ToSql for SqlValue {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         match self {
             SqlValue::Null(_) => Ok(IsNull::Yes),
             SqlValue::Bool(v) => v.to_sql(ty, out),
@@ -517,7 +552,11 @@ impl ToSql for SqlValue {
         true
     }
 
-    fn to_sql_checked(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    fn to_sql_checked(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         match self {
             SqlValue::Null(_) => Ok(IsNull::Yes),
             SqlValue::Bool(v) => v.to_sql_checked(ty, out),
