@@ -3,10 +3,11 @@
 //! statements pipelined, so that a request waits for the database as few times as it can.
 //!
 //! A [`Session`] is one checkout of a connection for one caller. Nothing is sent when it starts:
-//! the statements that set the caller's context (only when the connection's differs), `BEGIN`
-//! (for a transaction), every statement deferred so far and the statement whose answer is
-//! awaited go in one flight, and a commit sends what is left with `COMMIT` in one more. A read
-//! that is one statement is one round trip; a create whose hooks do no database work is one.
+//! `BEGIN` (for a transaction, or when the context changes), the statement that sets the
+//! caller's context (only when the connection's differs), every statement deferred so far and
+//! the statement whose answer is awaited go in one flight, and a commit sends what is left with
+//! `COMMIT` in one more. A read that is one statement is one round trip; a create whose hooks do
+//! no database work is one.
 //!
 //! What the server's state is, is never guessed. A session knows whether its transaction is open
 //! from the answer to its `BEGIN`; one dropped while a flight was on its way (a client that hung
@@ -227,6 +228,8 @@ impl Pool {
             context,
             transaction,
             state: State::Idle,
+            aborted: false,
+            context_uncommitted: false,
             pending: Vec::new(),
             results: Vec::new(),
         })
@@ -272,6 +275,10 @@ pub(crate) struct Session {
     context: Context,
     transaction: bool,
     state: State,
+    /// Whether a statement of the open transaction failed (the server then refuses the rest).
+    aborted: bool,
+    /// Whether the open transaction set the context (the connection holds it once it commits).
+    context_uncommitted: bool,
     pending: Vec<Pending>,
     /// The answers of deferred statements whose answers the caller wants, by ticket.
     results: Vec<Option<Answer>>,
@@ -353,14 +360,22 @@ impl Session {
             .await
             .map_err(DbError::Postgres)?;
         self.state = State::Idle;
+        self.aborted = false;
+        self.context_uncommitted = false;
         Ok(())
     }
 
-    /// One flight: the context (when the connection's differs), `BEGIN` (for a transaction not
-    /// begun), what is queued, then `asked`, or with `end` the `COMMIT`. The answer to `asked`
-    /// (the last of the list) or nothing; the first error of any statement otherwise. When a
-    /// statement of a transaction fails, the server has refused the rest and turned `COMMIT`
-    /// into `ROLLBACK`: the transaction is over, and the error says why.
+    /// One flight, in this order: `BEGIN` (for a transaction not begun yet, or when the context
+    /// changes), the statement that sets the context (when the connection's differs), what is
+    /// queued, then `asked`, and `COMMIT` (with `end`, or to close a transaction begun only for
+    /// the context). The answer to `asked`, or nothing; the first error of any statement
+    /// otherwise.
+    ///
+    /// The context is set inside a transaction, so that when it fails nothing after it runs
+    /// with the connection's old one; and the connection is trusted to hold it only once that
+    /// transaction committed (a rollback undoes `set_config`). When a statement of a
+    /// transaction fails, the server refuses the rest and turns `COMMIT` into `ROLLBACK`: the
+    /// session remembers it, and a later commit is an error, never a silent rollback.
     async fn fly(
         &mut self,
         asked: Option<(Cow<'static, str>, Vec<SqlValue>)>,
@@ -370,15 +385,29 @@ impl Session {
             .conn
             .as_mut()
             .ok_or_else(|| DbError::Pool("the session's connection is gone".into()))?;
-        let mut flight: Vec<(Cow<'static, str>, Vec<SqlValue>, Role)> = Vec::new();
-        let sends_something = !self.pending.is_empty() || asked.is_some();
-        if sends_something && conn.context.as_ref() != Some(&self.context) {
-            let (sql, params) = self.context.statement();
-            flight.push((sql, params, Role::Context));
+        if end && self.aborted {
+            return Err(DbError::Internal(
+                "the transaction failed earlier and cannot commit".into(),
+            ));
         }
-        let begins = self.transaction && self.state == State::Idle && sends_something;
+        let sends_something = !self.pending.is_empty() || asked.is_some();
+        let sets_context = sends_something && conn.context.as_ref() != Some(&self.context);
+        let begins =
+            sends_something && self.state == State::Idle && (self.transaction || sets_context);
+        let commits = if self.transaction {
+            end && (self.state == State::Open || begins)
+        } else {
+            begins
+        };
+        let mut flight: Vec<(Cow<'static, str>, Vec<SqlValue>, Role)> = Vec::new();
         if begins {
             flight.push((Cow::Borrowed("BEGIN"), Vec::new(), Role::Begin));
+        }
+        if sets_context {
+            let (sql, params) = self.context.statement();
+            flight.push((sql, params, Role::Context));
+            // Unknown until the transaction that sets it commits.
+            conn.context = None;
         }
         for pending in self.pending.drain(..) {
             flight.push((pending.sql, pending.params, Role::Deferred(pending.ticket)));
@@ -386,7 +415,6 @@ impl Session {
         if let Some((sql, params)) = asked {
             flight.push((sql, params, Role::Asked));
         }
-        let commits = end && self.transaction && (self.state == State::Open || begins);
         if commits {
             flight.push((Cow::Borrowed("COMMIT"), Vec::new(), Role::End));
         }
@@ -411,48 +439,56 @@ impl Session {
             }))
             .await;
         let mut first_error = None;
-        let mut state = if self.transaction && !begins && !commits {
-            // Statements inside a transaction begun before, not ended here.
-            State::Open
-        } else {
-            State::Idle
-        };
+        let mut state = if begins { State::Open } else { State::Idle };
+        if self.transaction && !begins {
+            // Statements inside a transaction begun before.
+            state = State::Open;
+        }
         let mut asked_answer = None;
+        let mut context_set = false;
+        let mut committed = false;
         for ((_, _, role), answer) in flight.into_iter().zip(answers) {
             match (role, answer) {
-                (Role::Context, Ok(_)) => conn.context = Some(self.context.clone()),
-                (Role::Context, Err(error)) => {
-                    conn.context = None;
-                    first_error.get_or_insert(error);
-                }
-                (Role::Begin, Ok(_)) => {
-                    state = if commits { State::Idle } else { State::Open };
-                }
-                (Role::Begin, Err(error)) => {
-                    first_error.get_or_insert(error);
-                }
-                (Role::Deferred(ticket), Ok(answer)) => {
-                    if let Some(ticket) = ticket {
-                        self.results[ticket] = Some(answer);
-                    }
-                }
+                (Role::Begin, Ok(_)) => state = State::Open,
+                (Role::Context, Ok(_)) => context_set = true,
+                (Role::Deferred(Some(ticket)), Ok(answer)) => self.results[ticket] = Some(answer),
+                (Role::Deferred(None), Ok(_)) => {}
                 (Role::Asked, Ok(answer)) => asked_answer = Some(answer),
-                (Role::Deferred(_) | Role::Asked, Err(error)) => {
-                    first_error.get_or_insert(error);
+                // The transaction is over: committed, or (after an error) rolled back.
+                (Role::End, Ok(_)) => {
+                    state = State::Idle;
+                    committed = first_error.is_none() && !self.aborted;
                 }
-                // The transaction is over, committed or (after an error) rolled back.
-                (Role::End, Ok(_)) => state = State::Idle,
                 (Role::End, Err(error)) => {
                     // A failed COMMIT (a deferred constraint) ends the transaction too; a
                     // broken connection leaves nothing to tell.
-                    if conn.client.is_closed() {
-                        state = State::Unknown;
+                    state = if conn.client.is_closed() {
+                        State::Unknown
                     } else {
-                        state = State::Idle;
-                    }
+                        State::Idle
+                    };
+                    first_error.get_or_insert(error);
+                }
+                (_, Err(error)) => {
                     first_error.get_or_insert(error);
                 }
             }
+        }
+        if conn.client.is_closed() {
+            state = State::Unknown;
+        }
+        if context_set {
+            self.context_uncommitted = true;
+        }
+        if committed && self.context_uncommitted {
+            conn.context = Some(self.context.clone());
+        }
+        if state == State::Idle {
+            // A new transaction, if any, starts clean.
+            self.aborted = false;
+            self.context_uncommitted = false;
+        } else if first_error.is_some() {
+            self.aborted = true;
         }
         self.state = state;
         match first_error {
