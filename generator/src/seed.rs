@@ -5,8 +5,8 @@ use prefiq_codegen::fixtures::{Row, insert_order};
 use prefiq_codegen::ir::{App, FieldRole, KeyGeneration, Storage, TENANT_COLUMN, Tenancy};
 use prefiq_codegen::load::migrations::MigrationsFolder;
 use prefiq_codegen::sql::quote;
-use prefiq_runtime::db::{ColumnKind, Db, Dialect, PoolOptions, SqlValue};
 use prefiq_runtime::Sql;
+use prefiq_runtime::db::{ColumnKind, Db, Dialect, PoolOptions, SqlValue};
 use prefiq_runtime::migrate::{self, Migration};
 
 /// What a seed did, per entity: `(entity, inserted, already there)`.

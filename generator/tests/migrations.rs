@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use prefiq::introspect;
-use prefiq_runtime::db::{Db, PoolOptions, SqlValue};
 use prefiq_runtime::Sql;
+use prefiq_runtime::db::{Db, PoolOptions, SqlValue};
 use prefiq_testkit::{Backend, Database};
 
 const AUTHOR: &str = "title: Author

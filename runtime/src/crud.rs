@@ -936,7 +936,8 @@ async fn remove_referrers(
                         quote(referrer.table),
                         sets.join(", ")
                     );
-                    db.execute(Sql::built(sql), values).await?;
+                    // Its answer is not needed: it goes with the next flight.
+                    db.defer(Sql::built(sql), values).await?;
                 }
                 OnDelete::Cascade => {
                     let meta = referrer.meta;

@@ -5,6 +5,9 @@
 pub mod contract;
 pub mod tools;
 
+/// The counting proxy [`Server::start_counted`] puts in front of PostgreSQL.
+pub use prefiq_roundtrips as roundtrips;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prefiq_runtime::Db;
@@ -242,6 +245,8 @@ pub struct Server {
     serving: Db,
     task: tokio::task::JoinHandle<()>,
     database: Option<Database>,
+    /// The counting proxy the request pool's connections go through, if any.
+    proxy: Option<prefiq_roundtrips::Proxy>,
 }
 
 /// The body limit test servers use, small so that the 413 test stays quick.
@@ -325,6 +330,34 @@ impl Server {
         F: FnOnce(Db) -> Result<prefiq_runtime::deps::axum::Router, E>,
         E: std::fmt::Debug,
     {
+        Server::start_with(backend, app, migrations, false, build).await
+    }
+
+    /// Starts an app on PostgreSQL like [`Server::start`], its requests' connections going
+    /// through a proxy that counts their round trips ([`Server::round_trips`]).
+    pub async fn start_counted<F, E>(
+        app: &str,
+        migrations: &[prefiq_runtime::migrate::Migration],
+        build: F,
+    ) -> Server
+    where
+        F: FnOnce(Db) -> Result<prefiq_runtime::deps::axum::Router, E>,
+        E: std::fmt::Debug,
+    {
+        Server::start_with(Backend::Postgres, app, migrations, true, build).await
+    }
+
+    async fn start_with<F, E>(
+        backend: Backend,
+        app: &str,
+        migrations: &[prefiq_runtime::migrate::Migration],
+        counted: bool,
+        build: F,
+    ) -> Server
+    where
+        F: FnOnce(Db) -> Result<prefiq_runtime::deps::axum::Router, E>,
+        E: std::fmt::Debug,
+    {
         let (database, url) = Database::create(backend).await;
         let db = Db::connect(&url, &PoolOptions::default())
             .await
@@ -332,10 +365,17 @@ impl Server {
         prefiq_runtime::migrate::apply(&db, app, migrations)
             .await
             .expect("migrations apply");
+        let (proxy, serving_url) = if counted {
+            let (proxy, through) = prefiq_roundtrips::Proxy::in_front_of(&url)
+                .expect("a counting proxy in front of PostgreSQL");
+            (Some(proxy), through)
+        } else {
+            (None, url.clone())
+        };
         let serving = prefiq_runtime::db::connect_server(
             &db,
             prefiq_runtime::db::ServerLogin {
-                url: &url,
+                url: &serving_url,
                 app_url: None,
                 production: false,
             },
@@ -373,7 +413,25 @@ impl Server {
             serving,
             task,
             database: Some(database),
+            proxy,
         }
+    }
+
+    /// What the server's request pool did on the wire so far: round trips, statements and
+    /// transaction warnings (a server started with [`Server::start_counted`]).
+    pub fn round_trips(&self) -> prefiq_roundtrips::Counts {
+        self.proxy
+            .as_ref()
+            .expect("a server started with Server::start_counted")
+            .counts()
+    }
+
+    /// The transaction warnings PostgreSQL sent the request pool (a counted server).
+    pub fn transaction_warnings(&self) -> Vec<String> {
+        self.proxy
+            .as_ref()
+            .map(prefiq_roundtrips::Proxy::warnings)
+            .unwrap_or_default()
     }
 
     /// Checks every response from now on against the OpenAPI document at `path`.
