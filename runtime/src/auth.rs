@@ -329,10 +329,21 @@ pub struct KeySet {
 }
 
 /// Verifies access tokens against a fixed key set.
+///
+/// A token whose signature was checked is remembered until it expires, so that a client that
+/// sends the same token with every request pays for the signature once, not every time. That
+/// changes nothing a token means: what is remembered is what the token itself says, and it is
+/// forgotten at the token's `exp`, when the verifier is replaced (a new key set drops every
+/// token of a key taken out of it), and when the cache is full. Revocation before `exp` is
+/// Cortex's own check, which runs after this one on every request.
 pub struct TokenVerifier {
     keys: BTreeMap<String, DecodingKey>,
     validation: Validation,
+    verified: std::sync::RwLock<std::collections::HashMap<Box<str>, Arc<Claims>>>,
 }
+
+/// How many verified tokens a verifier remembers.
+const VERIFIED_TOKENS: usize = 10_000;
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -376,11 +387,39 @@ impl TokenVerifier {
         Ok(TokenVerifier {
             keys: decoding,
             validation,
+            verified: std::sync::RwLock::new(std::collections::HashMap::new()),
         })
     }
 
-    /// The claims of a valid token.
+    /// The claims of a valid token: remembered ones while they are in their time, the others
+    /// checked (and remembered when valid).
     pub fn verify(&self, token: &str) -> Result<Claims, Unauthenticated> {
+        let now = jsonwebtoken::get_current_timestamp();
+        // Within the same leeway the first check allowed.
+        let in_time = |claims: &Claims| {
+            claims.exp.saturating_add(LEEWAY) > now && claims.nbf <= now.saturating_add(LEEWAY)
+        };
+        if let Ok(verified) = self.verified.read()
+            && let Some(claims) = verified.get(token)
+            && in_time(claims)
+        {
+            return Ok(Claims::clone(claims));
+        }
+        let claims = self.check(token)?;
+        if let Ok(mut verified) = self.verified.write() {
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.retain(|_, claims| in_time(claims));
+                if verified.len() >= VERIFIED_TOKENS {
+                    verified.clear();
+                }
+            }
+            verified.insert(token.into(), Arc::new(claims.clone()));
+        }
+        Ok(claims)
+    }
+
+    /// Checks a token's signature and claims.
+    fn check(&self, token: &str) -> Result<Claims, Unauthenticated> {
         let invalid = |why: &str| Unauthenticated::Invalid(why.to_owned());
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("it is not a JWT"))?;
         if header.alg != Algorithm::EdDSA {
@@ -698,5 +737,70 @@ mod tests {
         assert_eq!(bearer(&headers), Ok(Some("abc")));
         headers.insert("authorization", "Basic abc".parse().unwrap());
         assert!(bearer(&headers).is_err());
+    }
+
+    fn claims(exp: u64) -> Claims {
+        let now = jsonwebtoken::get_current_timestamp();
+        Claims {
+            iss: "prefiq".into(),
+            aud: "prefiq".into(),
+            sub: "user".into(),
+            exp,
+            nbf: now - 5,
+            iat: now - 5,
+            jti: "t".into(),
+            tid: DEFAULT_TENANT,
+            roles: Vec::new(),
+            perms: vec!["*".into()],
+            teams: Vec::new(),
+            kind: "user".into(),
+            op: false,
+        }
+    }
+
+    #[test]
+    fn verified_tokens_are_remembered_only_while_they_are_in_time() {
+        let key = SigningKey::generate("k");
+        let keys = KeySet {
+            keys: vec![key.public().clone()],
+        };
+        let verifier = TokenVerifier::new(&keys, "prefiq", "prefiq").unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = key.sign(&claims(now + 600));
+        assert_eq!(verifier.verify(&token).unwrap().sub, "user");
+        assert!(
+            verifier
+                .verified
+                .read()
+                .unwrap()
+                .contains_key(token.as_str())
+        );
+        assert_eq!(verifier.verify(&token).unwrap().sub, "user", "from memory");
+        // A remembered token past its time is checked again, and refused.
+        verifier.verified.write().unwrap().insert(
+            "remembered.but.expired".into(),
+            Arc::new(claims(now - LEEWAY - 1)),
+        );
+        assert!(verifier.verify("remembered.but.expired").is_err());
+        // Tokens that fail are not remembered.
+        let expired = key.sign(&claims(now - LEEWAY - 60));
+        assert!(verifier.verify(&expired).is_err());
+        assert!(
+            !verifier
+                .verified
+                .read()
+                .unwrap()
+                .contains_key(expired.as_str())
+        );
+        // Another key set remembers nothing of this one.
+        let other = TokenVerifier::new(
+            &KeySet {
+                keys: vec![SigningKey::generate("k").public().clone()],
+            },
+            "prefiq",
+            "prefiq",
+        )
+        .unwrap();
+        assert!(other.verify(&token).is_err(), "a key taken out of the set");
     }
 }
