@@ -87,7 +87,17 @@ pub struct Conn {
     client: tokio_postgres::Client,
     /// What its session last set; none when unknown.
     context: Option<Context>,
+    /// The statements it has prepared, by schema path, text and parameter types: the server
+    /// parses and plans each once per connection, and a request sends only its values.
+    prepared: std::collections::HashMap<StatementKey, tokio_postgres::Statement>,
 }
+
+/// What a prepared statement is kept under: the `search_path` it was prepared for (with a
+/// schema per tenant), its text and its parameters' types.
+type StatementKey = (Option<String>, Cow<'static, str>, Vec<Type>);
+
+/// How many statements a connection keeps prepared before it starts over.
+const PREPARED_PER_CONNECTION: usize = 512;
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -154,6 +164,7 @@ impl managed::Manager for Manager {
         Ok(Conn {
             client,
             context: Some(Context::none(None)),
+            prepared: std::collections::HashMap::new(),
         })
     }
 
@@ -202,6 +213,9 @@ impl Pool {
         config.application_name("prefiq");
         let pool = managed::Pool::builder(Manager { config })
             .max_size(options.max_connections.max(1) as usize)
+            // The connection used last goes out first: its statements are prepared and its
+            // context is likely the next caller's; the others may idle long enough to be tested.
+            .queue_mode(managed::QueueMode::Lifo)
             .wait_timeout(Some(options.acquire_timeout))
             .create_timeout(Some(options.acquire_timeout))
             .runtime(deadpool::Runtime::Tokio1)
@@ -422,22 +436,34 @@ impl Session {
             return Ok(Vec::new());
         }
         // Until the answers are in, nobody knows what the server did.
+        let before = self.state;
         self.state = State::Unknown;
+        let statements = match prepare(conn, &self.context.schema, &flight).await {
+            Ok(statements) => statements,
+            Err(error) => {
+                // Nothing of the flight was sent. A statement the server cannot prepare inside a
+                // transaction fails that transaction.
+                self.state = before;
+                if before == State::Open {
+                    self.aborted = true;
+                }
+                return Err(DbError::Postgres(error));
+            }
+        };
         let client = &conn.client;
-        let answers =
-            futures_util::future::join_all(flight.iter().map(|(sql, params, _)| async move {
-                let typed = params
-                    .iter()
-                    .map(|p| (p as &(dyn ToSql + Sync), p.pg_type()));
-                let stream = client.query_typed_raw(sql, typed).await?;
+        let answers = futures_util::future::join_all(flight.iter().zip(&statements).map(
+            |((_, params, _), statement)| async move {
+                let values = params.iter().map(|p| p as &(dyn ToSql + Sync));
+                let stream = client.query_raw(statement, values).await?;
                 futures_util::pin_mut!(stream);
                 let mut rows = Vec::new();
                 while let Some(row) = stream.try_next().await? {
                     rows.push(row);
                 }
                 Ok::<Answer, tokio_postgres::Error>((rows, stream.rows_affected().unwrap_or(0)))
-            }))
-            .await;
+            },
+        ))
+        .await;
         let mut first_error = None;
         let mut state = if begins { State::Open } else { State::Idle };
         if self.transaction && !begins {
@@ -496,6 +522,47 @@ impl Session {
             None => Ok(asked_answer.into_iter().collect()),
         }
     }
+}
+
+/// The prepared statement of each statement of `flight`, preparing (in one more flight) those
+/// the connection has not prepared yet for `schema`.
+async fn prepare(
+    conn: &mut Conn,
+    schema: &Option<String>,
+    flight: &[(Cow<'static, str>, Vec<SqlValue>, Role)],
+) -> Result<Vec<tokio_postgres::Statement>, tokio_postgres::Error> {
+    let keys: Vec<StatementKey> = flight
+        .iter()
+        .map(|(sql, params, _)| {
+            (
+                schema.clone(),
+                sql.clone(),
+                params.iter().map(SqlValue::pg_type).collect(),
+            )
+        })
+        .collect();
+    let mut missing: Vec<&StatementKey> = Vec::new();
+    for key in &keys {
+        if !conn.prepared.contains_key(key) && !missing.contains(&key) {
+            missing.push(key);
+        }
+    }
+    if !missing.is_empty() {
+        if conn.prepared.len() + missing.len() > PREPARED_PER_CONNECTION {
+            conn.prepared.clear();
+        }
+        let client = &conn.client;
+        let prepared = futures_util::future::join_all(
+            missing
+                .iter()
+                .map(|(_, sql, types)| client.prepare_typed(sql, types)),
+        )
+        .await;
+        for (key, statement) in missing.into_iter().zip(prepared) {
+            conn.prepared.insert(key.clone(), statement?);
+        }
+    }
+    Ok(keys.iter().map(|key| conn.prepared[key].clone()).collect())
 }
 
 impl Drop for Session {
