@@ -17,8 +17,9 @@
 //!
 //! Threads, not async: the proxy serves the tests of async services and a benchmark driver
 //! with no runtime, and a handful of pooled connections need a handful of threads.
-//! Connection start-up (TLS negotiation, authentication, the first `ReadyForQuery`) is not
-//! counted; a connection that switches to TLS is passed through uncounted.
+//! Connection start-up (authentication, the first `ReadyForQuery`) is not counted. The proxy
+//! refuses encryption itself (a client that prefers TLS goes on in plain text), so that it can
+//! read what it counts: use it on a machine's own network only.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -189,25 +190,23 @@ fn host_and_port(url: &str) -> Option<(String, u16)> {
 const SSL_REQUEST: u32 = 80_877_103;
 const GSSENC_REQUEST: u32 = 80_877_104;
 
-/// Relays one connection: the start-up exchange as it is, then both directions counted.
+/// Relays one connection: the start-up exchange (encryption refused), then both directions
+/// counted.
 fn relay(mut client: TcpStream, mut server: TcpStream, counters: Arc<Counters>) -> io::Result<()> {
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    // Start-up: untyped messages until the start-up message itself; an encryption request is
-    // answered with one byte, and a yes means the rest cannot be read.
+    // Start-up: untyped messages until the start-up message itself.
     loop {
         let message = read_untyped(&mut client)?;
-        server.write_all(&message)?;
         let code = u32::from_be_bytes([message[4], message[5], message[6], message[7]]);
-        if code != SSL_REQUEST && code != GSSENC_REQUEST {
-            break;
+        if code == SSL_REQUEST || code == GSSENC_REQUEST {
+            // Refused by the proxy itself, so that what follows can be read: a client that
+            // prefers encryption goes on in plain text, one that requires it gives up.
+            client.write_all(b"N")?;
+            continue;
         }
-        let mut answer = [0u8; 1];
-        server.read_exact(&mut answer)?;
-        client.write_all(&answer)?;
-        if answer[0] != b'N' {
-            return pass_through(client, server);
-        }
+        server.write_all(&message)?;
+        break;
     }
     // The start-up message waits for a ReadyForQuery like any request; it is not counted.
     let outstanding = Arc::new(AtomicI64::new(1));
@@ -323,21 +322,6 @@ fn notice_fields(body: &[u8]) -> (String, String) {
         }
     }
     (code, message)
-}
-
-/// Relays bytes both ways without reading them.
-fn pass_through(client: TcpStream, server: TcpStream) -> io::Result<()> {
-    let (client_in, server_out) = (client.try_clone()?, server.try_clone()?);
-    let up = thread::spawn(move || pump_raw(client_in, server_out));
-    let down = pump_raw(server, client);
-    let _ = up.join();
-    down
-}
-
-fn pump_raw(mut from: TcpStream, mut to: TcpStream) -> io::Result<()> {
-    let copied = io::copy(&mut from, &mut to);
-    let _ = to.shutdown(Shutdown::Write);
-    copied.map(|_| ())
 }
 
 #[cfg(test)]
