@@ -564,11 +564,7 @@ struct Bench<'a> {
 impl Bench<'_> {
     /// Measures `services` with `tokens` (authentication on) or without: figures per service and
     /// request, peak RSS per service, and the transaction warnings PostgreSQL sent.
-    fn run(
-        &self,
-        services: &[&Service],
-        tokens: Option<&Tokens>,
-    ) -> Result<(Vec<Vec<Figures>>, Vec<u64>, Vec<String>), String> {
+    fn run(&self, services: &[&Service], tokens: Option<&Tokens>) -> Result<Measured, String> {
         let mut env = self.env.clone();
         if let Some(tokens) = tokens {
             env.push(("BENCH_TOKEN", tokens.token.clone()));
@@ -679,8 +675,20 @@ impl Bench<'_> {
                     .map(|l| format!("{}: {l}", service.name)),
             );
         }
-        Ok((results, peaks, warnings))
+        Ok(Measured {
+            figures: results,
+            peaks,
+            warnings,
+        })
     }
+}
+
+/// What [`Bench::run`] measured: figures per service and request, peak RSS per service (KiB),
+/// and PostgreSQL's warnings about transaction state.
+struct Measured {
+    figures: Vec<Vec<Figures>>,
+    peaks: Vec<u64>,
+    warnings: Vec<String>,
 }
 
 pub(crate) fn serve(args: &[&str]) -> ExitCode {
@@ -742,7 +750,11 @@ pub(crate) fn serve(args: &[&str]) -> ExitCode {
     );
     let everyone: Vec<&Service> = SERVICES.iter().collect();
     eprintln!("authentication off");
-    let (off, peaks, mut warnings) = match bench.run(&everyone, None) {
+    let Measured {
+        figures: off,
+        peaks,
+        mut warnings,
+    } = match bench.run(&everyone, None) {
         Ok(run) => run,
         Err(error) => {
             eprintln!("error: {error}");
@@ -761,7 +773,11 @@ pub(crate) fn serve(args: &[&str]) -> ExitCode {
         .iter()
         .filter(|s| s.kind != Kind::FastApi)
         .collect();
-    let (on, _, more) = match bench.run(&rust, Some(&tokens)) {
+    let Measured {
+        figures: on,
+        warnings: more,
+        ..
+    } = match bench.run(&rust, Some(&tokens)) {
         Ok(run) => run,
         Err(error) => {
             eprintln!("error: {error}");

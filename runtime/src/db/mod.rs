@@ -987,7 +987,9 @@ pub struct Tx {
 }
 
 enum TxInner {
-    Postgres(pg::Session),
+    /// Boxed: a session holds its pending flight and is much larger than a SQLite
+    /// transaction.
+    Postgres(Box<pg::Session>),
     /// The transaction; none once committed.
     Sqlite(Option<sqlx::Transaction<'static, Sqlite>>),
 }
@@ -1167,9 +1169,9 @@ impl Db {
         let inner = match self {
             // The caller's tenant, user and platform right, for the row-level security policies,
             // set on the connection's session when it last served someone else.
-            Db::Postgres(pool, _) => {
-                TxInner::Postgres(pool.session(self.context(Some(principal)), writes).await?)
-            }
+            Db::Postgres(pool, _) => TxInner::Postgres(Box::new(
+                pool.session(self.context(Some(principal)), writes).await?,
+            )),
             Db::Sqlite(pool) if writes => {
                 TxInner::Sqlite(Some(pool.begin_with("BEGIN IMMEDIATE").await?))
             }

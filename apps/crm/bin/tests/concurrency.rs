@@ -177,7 +177,7 @@ async fn worker(
     index: usize,
 ) -> Ledger {
     let client = reqwest::Client::new();
-    let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1) * 0x1000_0001);
+    let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) * 0x1000_0001));
     let mut ledger = Ledger::default();
     // The worker's own rows, with the ETag it last saw.
     let mut mine: Vec<(String, usize, String)> = Vec::new();

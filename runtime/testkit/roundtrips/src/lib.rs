@@ -215,7 +215,7 @@ fn relay(mut client: TcpStream, mut server: TcpStream, counters: Arc<Counters>) 
     let upstream = thread::Builder::new()
         .name("roundtrips-up".into())
         .spawn(move || {
-            let result = pump(client, to_server, |kind, _| match kind {
+            pump(client, to_server, |kind, _| match kind {
                 b'S' | b'Q' | b'F' => {
                     if up_outstanding.fetch_add(1, Ordering::SeqCst) == 0 {
                         up_counters.round_trips.fetch_add(1, Ordering::SeqCst);
@@ -228,8 +228,7 @@ fn relay(mut client: TcpStream, mut server: TcpStream, counters: Arc<Counters>) 
                     up_counters.statements.fetch_add(1, Ordering::SeqCst);
                 }
                 _ => {}
-            });
-            result
+            })
         })?;
     let down = pump(server, from_server, |kind, body| match kind {
         // Counted down before the client sees it, so that its next request finds none
