@@ -39,7 +39,7 @@ fn run(program: &str, args: &[&str]) -> bool {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  cargo xtask test\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask bench serve [--duration S] [--connections N] [--rows N]\n  cargo xtask bench frontend [--runs N]\n  cargo xtask new-app NAME"
+        "usage:\n  cargo xtask test [--deep]\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask bench serve [--duration S] [--connections N] [--rows N]\n  cargo xtask bench frontend [--runs N]\n  cargo xtask new-app NAME"
     );
     ExitCode::from(2)
 }
@@ -145,41 +145,53 @@ pub(crate) fn python_tools(venv: &Path, requirements: &Path) -> bool {
     ok
 }
 
-fn test(extra: &[&str]) -> ExitCode {
+/// `cargo xtask test [--deep] [cargo test arguments]`: the generated files checked, clippy, then
+/// every test. `--deep` runs the long fuzz: Schemathesis with many more examples per operation
+/// and a random seed that each run prints.
+fn test(args: &[&str]) -> ExitCode {
     if !ensure_tools() {
         return ExitCode::FAILURE;
     }
-    let steps: [(&str, Vec<&str>); 3] = [
-        (
-            "cargo",
-            vec![
-                "run", "--locked", "--quiet", "-p", "prefiq", "--", "codegen", "--check",
-            ],
-        ),
-        (
-            "cargo",
-            [&["test", "--locked", "--workspace"][..], extra].concat(),
-        ),
-        // Generated crates are part of the workspace, so this also keeps generated code free of
-        // the lints a team's own `cargo clippy -D warnings` would trip over.
-        (
-            "cargo",
-            vec![
-                "clippy",
-                "--locked",
-                "--workspace",
-                "--all-targets",
-                "--quiet",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        ),
+    let deep = args.contains(&"--deep");
+    let extra: Vec<&str> = args.iter().copied().filter(|a| *a != "--deep").collect();
+    let codegen_check = [
+        "run", "--locked", "--quiet", "-p", "prefiq", "--", "codegen", "--check",
     ];
-    for (program, args) in steps {
-        if !run(program, &args) {
-            return ExitCode::FAILURE;
-        }
+    // Generated crates are part of the workspace, so this also keeps generated code free of the
+    // lints a team's own `cargo clippy -D warnings` would trip over. It runs before the tests,
+    // so that a lint fails in minutes, and into the target folder the growth test checks its
+    // scratch workspace in, which then finds every dependency already checked.
+    let clippy = [
+        "clippy",
+        "--locked",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--target-dir",
+        CHECK_TARGET_DIR,
+        "--",
+        "-D",
+        "warnings",
+    ];
+    let tests = [&["test", "--locked", "--workspace"][..], &extra].concat();
+    if !run("cargo", &codegen_check) || !run("cargo", &clippy) {
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "$ cargo {}{}",
+        tests.join(" "),
+        if deep { " (PREFIQ_DEEP=1)" } else { "" }
+    );
+    let mut command = Command::new("cargo");
+    command.args(&tests).current_dir(root());
+    if deep {
+        command.env("PREFIQ_DEEP", "1");
+    }
+    if !command.status().is_ok_and(|s| s.success()) {
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
+
+/// The target folder of `cargo clippy` and of the growth test's `cargo check`, under `target/`.
+const CHECK_TARGET_DIR: &str = "target/check";

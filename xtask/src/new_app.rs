@@ -257,10 +257,14 @@ pub fn run(args: &[&str]) -> ExitCode {
     }
     let roll_back = |why: &str| {
         let _ = std::fs::remove_dir_all(&folder);
+        // What codegen wrote outside the app (Cortex's registry of apps) follows it out.
+        let _ = crate::run(&prefiq, &["codegen"]);
         eprintln!("error: {why}; apps/{name} was removed again, nothing is left behind");
         ExitCode::FAILURE
     };
-    if !crate::run(&prefiq, &["codegen", "--app", name]) {
+    // The whole project, not the new app alone: Cortex's registry of installed apps gains it
+    // too, so Cortex serves it and `prefiq codegen --check` is clean right after.
+    if !crate::run(&prefiq, &["codegen"]) {
         return roll_back("`prefiq codegen` failed on the new app");
     }
     // The example tests are formatted for a short name; keep them tidy for a long one too.
@@ -274,9 +278,22 @@ pub fn run(args: &[&str]) -> ExitCode {
     if appended.is_err() {
         return roll_back("`prefiq codegen` made no bin/Cargo.toml");
     }
+    if !lock_frontend(&root) {
+        return roll_back("pnpm could not add the new frontend to pnpm-lock.yaml");
+    }
     let package = format!("app-{name}");
-    if !crate::run("cargo", &["build", "--quiet", "-p", &package, "--tests"]) {
-        return roll_back(&format!("the new crate {package} does not build"));
+    if !crate::run(
+        "cargo",
+        &[
+            "build", "--quiet", "-p", &package, "--tests", "-p", "cortex",
+        ],
+    ) {
+        return roll_back(&format!(
+            "the new crate {package} or Cortex with it does not build"
+        ));
+    }
+    if !crate::run(&prefiq, &["codegen", "--check"]) {
+        return roll_back("`prefiq codegen --check` is not clean after the new app");
     }
     println!(
         "\ncreated apps/{name}: {} entities, fixtures, rules, tests and a README.\n\nnext:",
@@ -301,6 +318,20 @@ pub fn run(args: &[&str]) -> ExitCode {
         println!("  {command:<44} {what}");
     }
     ExitCode::SUCCESS
+}
+
+/// Adds the frontends of the pnpm workspace that the lock file lacks (the new app's) to
+/// `pnpm-lock.yaml`, with the pnpm the project pins (installed under `.ci/` if it is missing), so
+/// that `pnpm install --frozen-lockfile` holds. Nothing is installed into the workspace.
+fn lock_frontend(root: &Path) -> bool {
+    let pnpm = root.join(".ci/node_modules/.bin/pnpm");
+    if !pnpm.exists() && !crate::run("npm", &["ci", "--prefix", ".ci", "--no-audit", "--no-fund"]) {
+        return false;
+    }
+    crate::run(
+        &pnpm.to_string_lossy(),
+        &["install", "--lockfile-only", "--ignore-scripts"],
+    )
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! deployment linters hadolint, checkov, kubernetes-validate and yamllint),
 //! installed under `.ci/` by `cargo xtask test`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -232,12 +233,23 @@ fn ruled_operations_config(document: &serde_json::Value) -> String {
     config
 }
 
-/// What a Schemathesis run printed, and whether it passed.
+/// What a Schemathesis run printed, whether it passed, and the statuses it got per operation.
 pub struct SchemathesisRun {
     /// Whether it exited 0.
     pub passed: bool,
     /// Its standard output and error.
     pub text: String,
+    /// The responses per operation (`"GET /api/crm/companies/{id}"`), from the run's HAR report.
+    pub statuses: BTreeMap<String, Statuses>,
+}
+
+/// The responses Schemathesis got from one operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Statuses {
+    /// Every response.
+    pub total: u32,
+    /// The 2xx responses.
+    pub success: u32,
 }
 
 impl SchemathesisRun {
@@ -246,19 +258,85 @@ impl SchemathesisRun {
         let lines: Vec<&str> = self.text.lines().collect();
         lines[lines.len().saturating_sub(25)..].join("\n")
     }
+
+    /// Asserts that valid requests succeed, not merely that nothing broke: every operation in
+    /// `operations` got a 2xx in at least `share` of its responses. A run whose token was
+    /// refused, or whose every body was turned away, gets 401s, 403s or 422s, which the checks
+    /// alone accept.
+    pub fn assert_valid_requests_succeed(&self, operations: &[String], share: f64) {
+        let mut starved = Vec::new();
+        for operation in operations {
+            let got = self.statuses.get(operation).copied().unwrap_or_default();
+            if got.success == 0 || f64::from(got.success) < share * f64::from(got.total) {
+                starved.push(format!(
+                    "{operation}: {} of {} responses were 2xx",
+                    got.success, got.total
+                ));
+            }
+        }
+        assert!(
+            starved.is_empty(),
+            "valid requests must succeed (at least {:.0}% 2xx per operation):\n{}\n{}",
+            share * 100.0,
+            starved.join("\n"),
+            self.summary()
+        );
+    }
 }
+
+/// Every operation of `document`, as `"METHOD /path/{template}"`.
+pub fn operations(document: &serde_json::Value) -> Vec<String> {
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().into_iter().flatten() {
+        for method in [
+            "get", "put", "post", "delete", "options", "head", "patch", "trace",
+        ] {
+            if item.get(method).is_some() {
+                operations.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    operations
+}
+
+/// Whether this is the deep run (`cargo xtask test --deep`, which sets `PREFIQ_DEEP=1`).
+pub fn deep() -> bool {
+    std::env::var_os("PREFIQ_DEEP").is_some_and(|v| v == "1")
+}
+
+/// Examples per operation in the deep run.
+pub const DEEP_EXAMPLES: u32 = 200;
 
 /// Runs Schemathesis with every check against `schema` (the URL of `document`, an OpenAPI
 /// document) with `authorization` as a header, from a scratch folder that holds
 /// [`SCHEMATHESIS_CONFIG`] and the entries of the operations with rules.
-/// `PREFIQ_SCHEMATHESIS_SEED` picks other inputs than the fixed seed CI uses.
+///
+/// The default run generates `max_examples` per operation with a fixed seed, so CI is
+/// repeatable; the deep run ([`deep`]) generates [`DEEP_EXAMPLES`] with a random seed, which it
+/// prints. `PREFIQ_SCHEMATHESIS_SEED` picks the seed of either.
 pub fn run_schemathesis(
     schema: &str,
     document: &serde_json::Value,
     authorization: &str,
     max_examples: u32,
 ) -> SchemathesisRun {
-    let seed = std::env::var("PREFIQ_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261125".to_owned());
+    let (examples, seed) = match std::env::var("PREFIQ_SCHEMATHESIS_SEED") {
+        Ok(seed) if deep() => (DEEP_EXAMPLES, seed),
+        Ok(seed) => (max_examples, seed),
+        Err(_) if deep() => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            (
+                DEEP_EXAMPLES,
+                (u64::from(nanos) ^ u64::from(std::process::id())).to_string(),
+            )
+        }
+        Err(_) => (max_examples, "20261125".to_owned()),
+    };
+    eprintln!(
+        "Schemathesis: {examples} examples per operation, seed {seed} (PREFIQ_SCHEMATHESIS_SEED={seed} repeats it)"
+    );
     let scratch = tempfile::tempdir().expect("a scratch folder");
     // The first `[[operations]]` entry that matches an operation applies: the ruled ones first.
     let (checks, operations) = SCHEMATHESIS_CONFIG
@@ -270,6 +348,7 @@ pub fn run_schemathesis(
     );
     std::fs::write(scratch.path().join("schemathesis.toml"), config)
         .expect("the Schemathesis configuration");
+    let har = scratch.path().join("run.har");
     let run = |workers: &str| {
         let output = output(
             Command::new(schemathesis())
@@ -277,7 +356,9 @@ pub fn run_schemathesis(
                 .args(["run", schema])
                 .args(["--header", authorization])
                 .args(["--checks", "all"])
-                .args(["--max-examples", &max_examples.to_string(), "--seed", &seed])
+                .args(["--max-examples", &examples.to_string(), "--seed", &seed])
+                .args(["--report", "har", "--report-har-path"])
+                .arg(&har)
                 .args([
                     "--workers",
                     workers,
@@ -293,6 +374,7 @@ pub fn run_schemathesis(
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
             ),
+            statuses: statuses(&har, document),
         }
     };
     let first = run("2");
@@ -312,4 +394,134 @@ pub fn run_schemathesis(
         return run("1");
     }
     first
+}
+
+/// The responses in the HAR report `har` per operation of `document`; none when there is no
+/// report.
+fn statuses(har: &std::path::Path, document: &serde_json::Value) -> BTreeMap<String, Statuses> {
+    let mut statuses = BTreeMap::new();
+    let Some(report) = std::fs::read(har)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+    else {
+        return statuses;
+    };
+    let templates: Vec<&str> = document["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.keys().map(String::as_str))
+        .collect();
+    for entry in report["log"]["entries"].as_array().into_iter().flatten() {
+        let (Some(method), Some(url), Some(status)) = (
+            entry["request"]["method"].as_str(),
+            entry["request"]["url"].as_str(),
+            entry["response"]["status"].as_u64(),
+        ) else {
+            continue;
+        };
+        let Some(template) = operation_path(&templates, url) else {
+            continue;
+        };
+        let counted: &mut Statuses = statuses.entry(format!("{method} {template}")).or_default();
+        counted.total += 1;
+        counted.success += u32::from((200..300).contains(&status));
+    }
+    statuses
+}
+
+/// The path template of `templates` that `url` requests: the one whose segments all match
+/// (a `{parameter}` matches any segment), the one with the most literal segments if several do.
+fn operation_path<'a>(templates: &[&'a str], url: &str) -> Option<&'a str> {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme
+        .find('/')
+        .map_or("/", |start| &after_scheme[start..]);
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    templates
+        .iter()
+        .filter_map(|template| {
+            let parts: Vec<&str> = template.split('/').collect();
+            if parts.len() != segments.len() {
+                return None;
+            }
+            let mut literal = 0;
+            for (part, segment) in parts.iter().zip(&segments) {
+                if part.starts_with('{') && part.ends_with('}') {
+                    continue;
+                }
+                if part != segment {
+                    return None;
+                }
+                literal += 1;
+            }
+            Some((literal, *template))
+        })
+        .max_by_key(|(literal, _)| *literal)
+        .map(|(_, template)| template)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_counted_at_the_operation_it_requests() {
+        let document = serde_json::json!({"paths": {
+            "/api/crm/contacts": {}, "/api/crm/contacts/{id}": {},
+            "/api/crm/contacts/search": {}, "/api/crm/deals/{id}/win": {}
+        }});
+        let har = serde_json::json!({"log": {"entries": [
+            {"request": {"method": "GET", "url": "http://127.0.0.1:1/api/crm/contacts/search?q=a"}, "response": {"status": 200}},
+            {"request": {"method": "GET", "url": "http://127.0.0.1:1/api/crm/contacts/0b9e"}, "response": {"status": 404}},
+            {"request": {"method": "GET", "url": "http://127.0.0.1:1/api/crm/contacts/0b9e"}, "response": {"status": 200}},
+            {"request": {"method": "POST", "url": "http://127.0.0.1:1/api/crm/deals/x%2Fy/win"}, "response": {"status": 401}},
+            {"request": {"method": "GET", "url": "http://127.0.0.1:1/elsewhere"}, "response": {"status": 200}}
+        ]}});
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("run.har");
+        std::fs::write(&path, har.to_string()).unwrap();
+        let counted = statuses(&path, &document);
+        let get = |key: &str| counted.get(key).copied().unwrap_or_default();
+        assert_eq!(
+            get("GET /api/crm/contacts/search"),
+            Statuses {
+                total: 1,
+                success: 1
+            }
+        );
+        assert_eq!(
+            get("GET /api/crm/contacts/{id}"),
+            Statuses {
+                total: 2,
+                success: 1
+            }
+        );
+        assert_eq!(
+            get("POST /api/crm/deals/{id}/win"),
+            Statuses {
+                total: 1,
+                success: 0
+            }
+        );
+        assert_eq!(counted.len(), 3, "{counted:?}");
+
+        let run = SchemathesisRun {
+            passed: true,
+            text: String::new(),
+            statuses: counted,
+        };
+        run.assert_valid_requests_succeed(&["GET /api/crm/contacts/{id}".to_owned()], 0.5);
+        let refused = std::panic::catch_unwind(|| {
+            run.assert_valid_requests_succeed(&["POST /api/crm/deals/{id}/win".to_owned()], 0.01)
+        });
+        assert!(refused.is_err(), "an operation with no 2xx fails the run");
+        let unseen = std::panic::catch_unwind(|| {
+            run.assert_valid_requests_succeed(&["DELETE /api/crm/contacts/{id}".to_owned()], 0.01)
+        });
+        assert!(
+            unseen.is_err(),
+            "an operation never requested fails the run"
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! Schemathesis fuzzes the live LMS service from its OpenAPI document with every check
-//! (`--checks all`): every operation, at least 100 examples each, positive and negative, plus
-//! stateful sequences along the document's links. No response may be a server error, break its
-//! documented schema, refuse data the document admits or accept data it refuses.
+//! (`--checks all`): every operation, 25 examples each in the default run (200 under
+//! `cargo xtask test --deep`), positive and negative, plus stateful sequences along the
+//! document's links. No response may be a server error, break its documented schema, refuse
+//! data the document admits or accept data it refuses, and valid requests must succeed (see
+//! `Server::assert_meets_its_document`).
 
 use prefiq_testkit::{Backend, Server};
 
