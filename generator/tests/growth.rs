@@ -234,7 +234,9 @@ fn additive_schema_changes_break_no_hand_written_code() {
         .env_remove("RUSTFLAGS"));
     for app in ["crm", "lms"] {
         let tsconfig = root.join(format!("apps/{app}/src/tsconfig.json"));
-        run(Command::new(repo.join(".ci/node_modules/.bin/tsc"))
+        // `tools::tsc` also links the repository's `node_modules`, where the shared frontend
+        // library the grown apps import finds React.
+        run(Command::new(prefiq_testkit::tools::tsc())
             .args(["--strict", "--noEmit", "-p"])
             .arg(&tsconfig));
         // The frontend's unit tests (the scaffolded screen tests and the CRM's form tests)
