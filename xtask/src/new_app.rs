@@ -1,5 +1,7 @@
 //! `cargo xtask new-app NAME`: a new app with the bin/core/src layout, an example schema, fixtures, rules,
-//! tests and a README, generated and built, ready for `prefiq dev --app NAME`.
+//! tests and a README, generated and built, ready for `prefiq dev --app NAME`. The project is
+//! complete after it: regenerated as a whole (Cortex's registry of apps includes the new one),
+//! the frontend in `pnpm-lock.yaml`, the app and Cortex built, and `prefiq codegen --check` clean.
 //!
 //! The app is assembled in `target/` and moved into `apps/` in one rename, so a watcher never
 //! sees half of it; if generation or the build fails, the folder is removed again and nothing is
