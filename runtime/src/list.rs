@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::db::{ColumnKind, DbError, Dialect, Executor, Row, Sql, SqlValue};
 use crate::meta::{ColumnMeta, TableMeta, quote};
 use crate::problem::Problem;
+use prefiq_grammar::Operator;
 
 /// The page size when `limit` is absent.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -130,35 +131,37 @@ pub enum Op {
 }
 
 impl Op {
-    fn parse(name: &str) -> Option<Op> {
-        Some(match name {
-            "eq" => Op::Eq,
-            "ne" | "neq" => Op::Ne,
-            "lt" => Op::Lt,
-            "lte" => Op::Lte,
-            "gt" => Op::Gt,
-            "gte" => Op::Gte,
-            "in" => Op::In,
-            "like" => Op::Like,
-            "ilike" => Op::Ilike,
-            "is" => Op::IsNull,
-            "cs" => Op::Contains,
-            "cd" => Op::ContainedBy,
-            "ov" => Op::Overlaps,
-            _ => return None,
-        })
+    /// The comparison `operator` makes (`is` becomes [`Op::IsNull`] until its operand says
+    /// `notnull`).
+    fn of(operator: Operator) -> Op {
+        match operator {
+            Operator::Eq => Op::Eq,
+            Operator::Ne => Op::Ne,
+            Operator::Lt => Op::Lt,
+            Operator::Lte => Op::Lte,
+            Operator::Gt => Op::Gt,
+            Operator::Gte => Op::Gte,
+            Operator::Like => Op::Like,
+            Operator::Ilike => Op::Ilike,
+            Operator::In => Op::In,
+            Operator::Is => Op::IsNull,
+            Operator::Contains => Op::Contains,
+            Operator::ContainedBy => Op::ContainedBy,
+            Operator::Overlaps => Op::Overlaps,
+        }
     }
 
     fn sql(self) -> &'static str {
-        match self {
-            Op::Eq => "=",
-            Op::Ne => "<>",
-            Op::Lt => "<",
-            Op::Lte => "<=",
-            Op::Gt => ">",
-            Op::Gte => ">=",
-            _ => "",
-        }
+        let operator = match self {
+            Op::Eq => Operator::Eq,
+            Op::Ne => Operator::Ne,
+            Op::Lt => Operator::Lt,
+            Op::Lte => Operator::Lte,
+            Op::Gt => Operator::Gt,
+            Op::Gte => Operator::Gte,
+            _ => return "",
+        };
+        operator.sql().unwrap_or_default()
     }
 }
 
@@ -277,14 +280,33 @@ fn parse_condition(
             ),
         ));
     };
-    let (op, operand) = match expression.split_once('.') {
-        Some((name, rest)) => match Op::parse(name) {
-            Some(op) => (op, rest),
-            None => (Op::Eq, expression),
-        },
-        None => (Op::Eq, expression),
-    };
     let bad = |detail: String| Problem::bad_parameter(param, detail);
+    // Every condition names its operator: a bare value, or a name that is none of them, is
+    // refused with the ones this field takes.
+    let (kind, items) = (
+        if column.items.is_some() {
+            prefiq_grammar::ValueKind::Text
+        } else {
+            value_kind(column)
+        },
+        items_kind(column),
+    );
+    let (op, operand) = match expression
+        .split_once('.')
+        .and_then(|(name, rest)| Some((Operator::parse(name)?, rest)))
+    {
+        Some((operator, rest)) if operator.applies(kind, column.nullable, items) => {
+            (Op::of(operator), rest)
+        }
+        Some((Operator::Is, _)) => return Err(bad(format!("`{field}` is never null"))),
+        _ => {
+            return Err(bad(format!(
+                "`{}` is not a condition on `{field}`: write `op.value`, where op is one of: {}",
+                expression.escape_debug(),
+                Operator::names_for(kind, column.nullable, items).join(", ")
+            )));
+        }
+    };
     let check_enum = |value: &str| {
         if column.values.is_empty() || column.values.contains(&value) {
             Ok(())
@@ -1125,6 +1147,13 @@ mod tests {
             ("amount", "gt.abc", "not a decimal"),
             ("stage", "eq.lost", "not a value of `stage`"),
             ("name", "is.null", "never null"),
+            (
+                "name",
+                "neq.x",
+                "where op is one of: eq, ne, lt, lte, gt, gte, like, ilike, in",
+            ),
+            ("name", "x", "write `op.value`"),
+            ("stage", "like.w*", "where op is one of: eq, ne, in"),
             ("cursor", "!!", "`next_cursor` of a page"),
         ] {
             let problem = ListQuery::parse(&META, &pairs(&[(name, value)])).unwrap_err();

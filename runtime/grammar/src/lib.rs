@@ -34,6 +34,147 @@ pub enum ValueKind<'a> {
     Enum(&'a [&'a str]),
 }
 
+/// A filter's operator: the one list of them. The document's patterns, the runtime's parser and
+/// SQL, and the generated documentation all read it, so none can accept what another refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operator {
+    /// `eq.v`: equal.
+    Eq,
+    /// `ne.v`: not equal.
+    Ne,
+    /// `lt.v`: less than.
+    Lt,
+    /// `lte.v`: less than or equal.
+    Lte,
+    /// `gt.v`: greater than.
+    Gt,
+    /// `gte.v`: greater than or equal.
+    Gte,
+    /// `like.a*b`: matches, case-sensitive, `*` for any run of characters.
+    Like,
+    /// `ilike.a*b`: matches, ignoring case.
+    Ilike,
+    /// `in.(a,b)`: one of the listed values.
+    In,
+    /// `is.null`, `is.notnull`: missing or present.
+    Is,
+    /// `cs.{a,b}`: the array holds every listed value.
+    Contains,
+    /// `cd.{a,b}`: the array holds only listed values.
+    ContainedBy,
+    /// `ov.{a,b}`: the array holds at least one listed value.
+    Overlaps,
+}
+
+impl Operator {
+    /// Every operator, in the order patterns and documentation list them.
+    pub const ALL: [Operator; 13] = [
+        Operator::Eq,
+        Operator::Ne,
+        Operator::Lt,
+        Operator::Lte,
+        Operator::Gt,
+        Operator::Gte,
+        Operator::Like,
+        Operator::Ilike,
+        Operator::In,
+        Operator::Contains,
+        Operator::Overlaps,
+        Operator::ContainedBy,
+        Operator::Is,
+    ];
+
+    /// Its name in a query (`eq` in `eq.5`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Operator::Eq => "eq",
+            Operator::Ne => "ne",
+            Operator::Lt => "lt",
+            Operator::Lte => "lte",
+            Operator::Gt => "gt",
+            Operator::Gte => "gte",
+            Operator::Like => "like",
+            Operator::Ilike => "ilike",
+            Operator::In => "in",
+            Operator::Is => "is",
+            Operator::Contains => "cs",
+            Operator::ContainedBy => "cd",
+            Operator::Overlaps => "ov",
+        }
+    }
+
+    /// The operator `name` names; none for anything else (no aliases: `neq` is not `ne`).
+    pub fn parse(name: &str) -> Option<Operator> {
+        Operator::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// What it means, for documentation.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Operator::Eq => "equal",
+            Operator::Ne => "not equal",
+            Operator::Lt => "less than",
+            Operator::Lte => "less than or equal",
+            Operator::Gt => "greater than",
+            Operator::Gte => "greater than or equal",
+            Operator::Like => "matches, `*` for any characters",
+            Operator::Ilike => "matches ignoring case, `*` for any characters",
+            Operator::In => "one of a list, `in.(a,b)`",
+            Operator::Is => "`is.null` or `is.notnull`",
+            Operator::Contains => "holds every value, `cs.{a,b}`",
+            Operator::ContainedBy => "holds only these values, `cd.{a,b}`",
+            Operator::Overlaps => "holds at least one value, `ov.{a,b}`",
+        }
+    }
+
+    /// The SQL comparison of a scalar operator (`=` for `eq`); none for the others, which are
+    /// written their own way.
+    pub const fn sql(self) -> Option<&'static str> {
+        match self {
+            Operator::Eq => Some("="),
+            Operator::Ne => Some("<>"),
+            Operator::Lt => Some("<"),
+            Operator::Lte => Some("<="),
+            Operator::Gt => Some(">"),
+            Operator::Gte => Some(">="),
+            _ => None,
+        }
+    }
+
+    /// Whether a field whose values are `kind` (or, for an array, whose items are `items`), and
+    /// that is `nullable` or not, takes it.
+    pub fn applies(
+        self,
+        kind: ValueKind<'_>,
+        nullable: bool,
+        items: Option<ValueKind<'_>>,
+    ) -> bool {
+        let ordered = !matches!(kind, ValueKind::Bool | ValueKind::Enum(_));
+        match self {
+            Operator::Is => nullable,
+            Operator::Contains | Operator::ContainedBy | Operator::Overlaps => items.is_some(),
+            _ if items.is_some() => false,
+            Operator::Eq | Operator::Ne => true,
+            Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte => ordered,
+            Operator::Like | Operator::Ilike => kind == ValueKind::Text,
+            Operator::In => kind != ValueKind::Bool,
+        }
+    }
+
+    /// The operators a field takes, by name, for messages and documentation.
+    pub fn names_for(
+        kind: ValueKind<'_>,
+        nullable: bool,
+        items: Option<ValueKind<'_>>,
+    ) -> Vec<&'static str> {
+        Operator::ALL
+            .into_iter()
+            .filter(|op| op.applies(kind, nullable, items))
+            .map(Operator::name)
+            .collect()
+    }
+}
+
 /// The most conditions one filter parameter may repeat.
 pub const MAX_PER_FIELD: usize = 10;
 /// The most conditions of an `or` group.
@@ -143,29 +284,39 @@ pub fn condition(
     inside: bool,
     bound: Bound,
 ) -> String {
-    let mut alternatives = Vec::new();
     let max = if inside { MAX_OR_LIST } else { MAX_LIST };
-    if let Some(items) = items {
-        let one = item(items);
-        let set = format!("\\{{{}\\}}", list(&one, 0, max, bound));
-        let set1 = format!("\\{{{}\\}}", list(&one, 1, max, bound));
-        alternatives.push(format!("cs\\.(?:{one}|{set1})"));
-        alternatives.push(format!("ov\\.(?:{one}|{set1})"));
-        alternatives.push(format!("cd\\.(?:{one}|{set})"));
-    } else {
-        let single = if inside { item(kind) } else { value(kind) };
-        let ops = match kind {
-            ValueKind::Bool | ValueKind::Enum(_) => "(?:eq|ne)",
-            ValueKind::Text => "(?:eq|ne|lt|lte|gt|gte|like|ilike)",
-            _ => "(?:eq|ne|lt|lte|gt|gte)",
-        };
-        alternatives.push(format!("{ops}\\.{single}"));
-        if kind != ValueKind::Bool {
-            alternatives.push(format!("in\\.\\({}\\)", list(&item(kind), 1, max, bound)));
-        }
+    let single = if inside { item(kind) } else { value(kind) };
+    let mut alternatives = Vec::new();
+    // Scalar comparisons share one alternative: `(?:eq|ne|…)\.value`.
+    let scalar: Vec<&str> = Operator::ALL
+        .into_iter()
+        .filter(|op| op.sql().is_some() || matches!(op, Operator::Like | Operator::Ilike))
+        .filter(|op| op.applies(kind, nullable, items))
+        .map(Operator::name)
+        .collect();
+    if !scalar.is_empty() {
+        alternatives.push(format!("(?:{})\\.{single}", scalar.join("|")));
     }
-    if nullable {
-        alternatives.push("is\\.(?:null|notnull)".into());
+    for op in Operator::ALL {
+        if !op.applies(kind, nullable, items) {
+            continue;
+        }
+        let name = op.name();
+        match op {
+            Operator::In => {
+                alternatives.push(format!("in\\.\\({}\\)", list(&item(kind), 1, max, bound)));
+            }
+            Operator::Is => alternatives.push("is\\.(?:null|notnull)".into()),
+            Operator::Contains | Operator::Overlaps | Operator::ContainedBy => {
+                let one = item(items.unwrap_or(ValueKind::Text));
+                // `cd.{}` holds for an empty array; containing or overlapping nothing means
+                // nothing, so those take at least one value.
+                let least = usize::from(op != Operator::ContainedBy);
+                let set = format!("\\{{{}\\}}", list(&one, least, max, bound));
+                alternatives.push(format!("{name}\\.(?:{one}|{set})"));
+            }
+            _ => {}
+        }
     }
     format!("(?:{})", alternatives.join("|"))
 }
@@ -319,6 +470,44 @@ mod tests {
             &["cs.a", "cs.{a,b}", "cd.{}", "ov.{a}"],
             &["cs.{}", "eq.a", "in.(a)", "cs.{a", "cs."],
         );
+    }
+
+    #[test]
+    fn every_operator_has_one_name_and_the_patterns_offer_exactly_the_ones_a_field_takes() {
+        for op in Operator::ALL {
+            assert_eq!(Operator::parse(op.name()), Some(op));
+        }
+        for alias in ["neq", "EQ", "", "not", "isnull"] {
+            assert_eq!(Operator::parse(alias), None, "{alias}");
+        }
+        let kinds = [
+            (ValueKind::Int64, None, "5"),
+            (ValueKind::Text, None, "a"),
+            (ValueKind::Bool, None, "true"),
+            (ValueKind::Enum(&["won", "lost"]), None, "won"),
+            (ValueKind::Text, Some(ValueKind::Text), "{a}"),
+        ];
+        for (kind, items, sample) in kinds {
+            for nullable in [false, true] {
+                let pattern = filter(kind, nullable, items, Bound::Counted);
+                let regex = regex::Regex::new(&pattern).unwrap();
+                for op in Operator::ALL {
+                    let operand = match op {
+                        Operator::In => format!("({sample})"),
+                        Operator::Is => "null".to_owned(),
+                        _ => sample.to_owned(),
+                    };
+                    let text = format!("{}.{operand}", op.name());
+                    assert_eq!(
+                        regex.is_match(&text),
+                        op.applies(kind, nullable, items),
+                        "{kind:?} nullable {nullable}: {text}"
+                    );
+                }
+                // A bare value is no condition.
+                assert!(!regex.is_match(sample), "{kind:?}: a bare {sample}");
+            }
+        }
     }
 
     #[test]

@@ -263,7 +263,8 @@ fn entity_items(app: &App, entity: &Entity, items: &mut Vec<TsItem>) {
                 sortable.join(", ")
             )),
             ParamRole::Filter { .. } => Some(format!(
-                "  /** Filter: `op.value`, as in `eq.x`, `in.(a,b)`, `gte.5`; a bare value means `eq`. */\n  {}?: string | string[];\n",
+                "  /** {} */\n  {}?: string | string[];\n",
+                p.description.as_deref().unwrap_or("Filter: `op.value`."),
                 key(&p.name)
             )),
             ParamRole::Or => Some(

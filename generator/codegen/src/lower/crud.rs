@@ -102,24 +102,22 @@ fn text() -> Type {
 }
 
 /// What a filter on `field` accepts, for its parameter's description.
-fn filter_description(entity: &Entity, field: &Field) -> String {
-    let operators = match &field.member.ty {
-        Type::Array(_) => {
-            "`cs` (contains every value), `cd` (holds only values of the set), `ov` (overlaps): `cs.{a,b}`"
-        }
-        Type::String(_) => "`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, `in`, `like`, `ilike`",
-        Type::Enum { .. } => "`eq`, `ne`, `in`",
-        Type::Boolean => "`eq`, `ne`",
-        _ => "`eq`, `ne`, `lt`, `lte`, `gt`, `gte`, `in`",
-    };
-    let nulls = if field.is_nullable_column() {
-        ", `is.null`, `is.notnull`"
-    } else {
-        ""
-    };
+fn filter_description(
+    entity: &Entity,
+    field: &Field,
+    grammar: &prefiq_grammar::Field<'_>,
+) -> String {
+    let operators: Vec<String> = prefiq_grammar::Operator::ALL
+        .into_iter()
+        .filter(|op| op.applies(grammar.kind, grammar.nullable, grammar.items))
+        .map(|op| format!("`{}` ({})", op.name(), op.meaning()))
+        .collect();
     format!(
-        "Filter {} by `{}`: `op.value` with {operators}{nulls}. `in.(a,b)` lists values; `like.*text*` uses `*` as the wildcard. Repeat the parameter (at most 10 times) for conditions that must all hold.",
-        entity.plural, field.member.name
+        "Filter {} by `{}`: `op.value`, where op is {}. Repeat the parameter (at most {} times) for conditions that must all hold.",
+        entity.plural,
+        field.member.name,
+        operators.join(", "),
+        prefiq_grammar::MAX_PER_FIELD
     )
 }
 
@@ -249,7 +247,7 @@ fn list_params(entity: &Entity, types: &BTreeMap<String, NamedType>) -> Vec<Oper
         }));
         params.push(OperationParam {
             rust: field.member.rust.clone(),
-            description: Some(filter_description(entity, field)),
+            description: Some(filter_description(entity, field, &grammar)),
             ..param(
                 &field.member.name,
                 OperationParamKind::Query,
