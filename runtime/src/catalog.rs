@@ -29,6 +29,9 @@ pub struct Permission {
 pub struct EntityInfo {
     /// As in `Deal`.
     pub name: &'static str,
+    /// Its name in words, for headings: `Sales deal` for `SalesDeal`, `Api key` for `APIKey`
+    /// (the generator's word split, which its paths and permissions use too).
+    pub label: &'static str,
     /// The URL segment of its collection, as in `deals`.
     pub plural: &'static str,
     /// The collection's path, as in `/api/crm/deals`.

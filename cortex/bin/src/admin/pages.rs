@@ -124,17 +124,6 @@ pub(super) fn layout(admin: &Admin, visitor: &Visitor, title: &str) -> Layout {
     }
 }
 
-fn snake(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
 fn plural_label(entity: &EntityInfo) -> String {
     forms::label(&entity.plural.replace('-', "_"))
 }
@@ -912,7 +901,7 @@ async fn new_form(
         layout: layout(&admin, &visitor, &format!("New {}", entity.name)),
         action: format!("/admin/{app}/{plural}/new"),
         cancel: format!("/admin/{app}/{plural}"),
-        heading: format!("New {}", forms::label(&snake(entity.name))),
+        heading: format!("New {}", entity.label),
         fields,
         errors: Vec::new(),
         version: String::new(),
@@ -1005,7 +994,7 @@ async fn create(
         layout: layout(&admin, &visitor, &format!("New {}", entity.name)),
         action: format!("/admin/{app}/{plural}/new"),
         cancel: format!("/admin/{app}/{plural}"),
-        heading: format!("New {}", forms::label(&snake(entity.name))),
+        heading: format!("New {}", entity.label),
         fields,
         errors,
         version: String::new(),
@@ -1053,7 +1042,7 @@ async fn edit_form(
         layout: layout(&admin, &visitor, &format!("Edit {}", entity.name)),
         action: format!("/admin/{app}/{plural}/{}/edit", encode(&id)),
         cancel: format!("/admin/{app}/{plural}/{}", encode(&id)),
-        heading: format!("Edit {} {id}", forms::label(&snake(entity.name))),
+        heading: format!("Edit {} {id}", entity.label),
         fields,
         errors: Vec::new(),
         version: reply.body["version"].to_string(),
@@ -1131,7 +1120,7 @@ async fn update(
         layout: layout(&admin, &visitor, &format!("Edit {}", entity.name)),
         action: format!("/admin/{app}/{plural}/{}/edit", encode(&id)),
         cancel: format!("/admin/{app}/{plural}/{}", encode(&id)),
-        heading: format!("Edit {} {id}", forms::label(&snake(entity.name))),
+        heading: format!("Edit {} {id}", entity.label),
         fields,
         errors,
         version,

@@ -961,8 +961,9 @@ fn catalog(app: &App) -> TokenStream {
         let description = e.description.clone().unwrap_or_default();
         let (model, create, patch) = (&e.name, &e.types.create, &e.types.patch);
         let read_only = e.read_only;
+        let label = crate::names::capital(&e.snake.replace('_', " "));
         quote!(::prefiq_runtime::catalog::EntityInfo {
-            name: #name, plural: #plural, collection: #collection, description: #description,
+            name: #name, label: #label, plural: #plural, collection: #collection, description: #description,
             schemas: [#model, #create, #patch], table: &#module::TABLE, read_only: #read_only,
         })
     });
