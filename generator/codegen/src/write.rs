@@ -114,14 +114,12 @@ impl Scope {
             None => {
                 folders.push("schemas".to_owned());
                 folders.push(crate::emit::design::GENERATED.to_owned());
-                if let Ok(entries) = std::fs::read_dir(root.join("apps")) {
-                    let mut apps: Vec<String> = entries
-                        .filter_map(Result::ok)
-                        .filter(|e| e.path().is_dir())
-                        .map(|e| format!("apps/{}", e.file_name().to_string_lossy()))
-                        .collect();
-                    apps.sort();
-                    folders.extend(apps);
+                if root.join("apps").is_dir() {
+                    folders.extend(
+                        crate::load::app_folders(root)
+                            .into_iter()
+                            .map(|app| format!("apps/{app}")),
+                    );
                     if root.join("cortex/core/schema").is_dir() {
                         folders.push(crate::ir::app_root(crate::ir::CORTEX));
                     }

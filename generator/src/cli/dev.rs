@@ -84,21 +84,6 @@ fn build_input(path: &str) -> Option<Option<String>> {
     }
 }
 
-/// The apps with a schema folder, sorted.
-fn app_names(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("apps"))
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.path().join("core/schema").is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 /// Sends a stop signal to the watcher on Ctrl-C or SIGTERM.
 fn stop_on_signals(watcher: &Watcher) {
     let stop = watcher.stopper();
@@ -263,7 +248,7 @@ pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
     watcher.watch_also(&root.join("runtime/src"));
     stop_on_signals(&watcher);
     let only = args.app.as_deref();
-    let apps: Vec<String> = app_names(&root)
+    let apps: Vec<String> = prefiq_codegen::load::app_names(&root)
         .into_iter()
         .filter(|a| only.is_none_or(|o| o == a))
         .collect();

@@ -212,6 +212,33 @@ fn relative(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
+/// The folders under `root/apps/`, sorted: every directory whose name does not start with `.`.
+/// This is the one rule of what an app folder is: an app is one of them with a `core/schema/`
+/// folder ([`app_names`]); the others may hold what an app left behind when its schemas went,
+/// which `write` finds as orphans.
+pub fn app_folders(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("apps"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The apps of the project at `root`, sorted: the [`app_folders`] with a `core/schema/` folder.
+pub fn app_names(root: &Path) -> Vec<String> {
+    app_folders(root)
+        .into_iter()
+        .filter(|name| root.join("apps").join(name).join("core/schema").is_dir())
+        .collect()
+}
+
 /// Reads the project at `root`: `prefiq.toml`, template overrides, and every app (or only
 /// `only`) with its schemas, fixtures and migrations.
 pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project, Vec<Diagnostic>) {
@@ -219,17 +246,7 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
     let (mut config, config_text) = read_config(root, &mut diagnostics);
     let project_templates = template_overrides(root, "templates");
     let mut apps = Vec::new();
-    let mut names: Vec<String> = std::fs::read_dir(root.join("apps"))
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.path().join("core/schema").is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| !name.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let mut names = app_names(root);
     // Cortex's own entities live in cortex/, not apps/; `apps/cortex` would collide with it.
     if let Some(clash) = names.iter().position(|n| n == crate::ir::CORTEX) {
         names.remove(clash);
