@@ -834,28 +834,11 @@ pub async fn delete<R: Writable>(
     db: &mut impl Executor,
     current: &R::Model,
 ) -> Result<bool, DbError> {
-    let stamp = stamp::<R>(db)?;
-    if let Some(principal) = db.principal() {
-        check_member::<R>(principal, Some(&json(current)?), None)?;
-    }
-    let key: R::Key = R::key(current)
-        .parse()
-        .map_err(|_| DbError::Internal("a row's key does not parse".into()))?;
-    remove_referrers(db, R::TABLE, key.to_sql(), &stamp).await?;
-    let mut params = vec![key.to_sql(), SqlValue::Int(R::version(current))];
-    params.extend(tenant_param::<R>(&stamp));
-    let sql = db.pick(&R::statements().delete[0], &R::statements().delete[1]);
+    let (sql, params) = prepare_delete::<R>(db, current).await?;
     if db.execute(sql, params).await? != 1 {
         return Ok(false);
     }
-    audit::<R>(
-        db,
-        Action::Delete,
-        &R::key(current),
-        Some(&json(current)?),
-        None,
-    )
-    .await?;
+    audit_delete::<R>(db, current).await?;
     Ok(true)
 }
 
@@ -866,6 +849,17 @@ pub async fn delete_later<R: Writable>(
     db: &mut impl Executor,
     current: &R::Model,
 ) -> Result<(), DbError> {
+    let (sql, params) = prepare_delete::<R>(db, current).await?;
+    db.defer(sql, params).await?;
+    audit_delete::<R>(db, current).await
+}
+
+/// Checks a deletion of `current` (the tenant), does what the rows that refer to it need, and
+/// makes its statement.
+async fn prepare_delete<R: Writable>(
+    db: &mut impl Executor,
+    current: &R::Model,
+) -> Result<(Sql, Vec<SqlValue>), DbError> {
     let stamp = stamp::<R>(db)?;
     if let Some(principal) = db.principal() {
         check_member::<R>(principal, Some(&json(current)?), None)?;
@@ -877,15 +871,15 @@ pub async fn delete_later<R: Writable>(
     let mut params = vec![key.to_sql(), SqlValue::Int(R::version(current))];
     params.extend(tenant_param::<R>(&stamp));
     let sql = db.pick(&R::statements().delete[0], &R::statements().delete[1]);
-    db.defer(sql, params).await?;
-    audit::<R>(
-        db,
-        Action::Delete,
-        &R::key(current),
-        Some(&json(current)?),
-        None,
-    )
-    .await
+    Ok((sql, params))
+}
+
+async fn audit_delete<R: Writable>(
+    db: &mut impl Executor,
+    current: &R::Model,
+) -> Result<(), DbError> {
+    let before = json(current)?;
+    audit::<R>(db, Action::Delete, &R::key(current), Some(&before), None).await
 }
 
 /// Does for the rows that refer to the row `key` of `table` what their `on-delete` says, before
