@@ -17,6 +17,7 @@ pub mod design;
 pub mod diag;
 pub mod emit;
 pub mod fixtures;
+pub mod format;
 mod import;
 pub mod load;
 mod lower;

@@ -70,6 +70,13 @@ impl GeneratedFile {
     /// JSON bodies must be objects; their header is a first member `x-prefiq-generated`.
     pub fn new(path: impl Into<String>, source: &str, body: &str) -> GeneratedFile {
         let path = path.into();
+        let formatted;
+        let body = if path.ends_with(".ts") || path.ends_with(".tsx") {
+            formatted = crate::format::typescript(&path, body);
+            formatted.as_str()
+        } else {
+            body
+        };
         let notice = format!("{MARKER} codegen from {source}. Do not edit.");
         let unsigned = if path.ends_with(".json") {
             let rest = body

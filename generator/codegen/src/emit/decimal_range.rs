@@ -160,14 +160,14 @@ fn suffixes(classes: &[Class], at_least: usize) -> String {
     let mut out = String::new();
     if let Some(&first) = optional.first() {
         if optional.iter().all(|&c| c == first) {
-            out = class(first) + &at_most(optional.len());
+            out = class(first) + at_most(optional.len()).as_str();
         } else {
             for c in optional {
                 out = format!("(?:{out}{})?", class(*c));
             }
         }
     }
-    out + &concat(mandatory)
+    out + concat(mandatory).as_str()
 }
 
 /// Any prefix of `classes` that is at least `at_least` long: trailing classes may be left out.
@@ -176,14 +176,14 @@ fn prefixes(classes: &[Class], at_least: usize) -> String {
     let mut tail = String::new();
     if let Some(&first) = optional.first() {
         if optional.iter().all(|&c| c == first) {
-            tail = class(first) + &at_most(optional.len());
+            tail = class(first) + at_most(optional.len()).as_str();
         } else {
             for c in optional.iter().rev() {
                 tail = format!("(?:{}{tail})?", class(*c));
             }
         }
     }
-    concat(mandatory) + &tail
+    concat(mandatory) + tail.as_str()
 }
 
 /// The strings of the shape whose padding fits `piece` (`whole` digits, then the fraction).
@@ -214,7 +214,7 @@ fn piece_pattern(piece: &[Class], whole: usize) -> Option<String> {
     } else {
         format!("\\.{}", prefixes(fraction, at_least))
     };
-    Some(integer + &fraction)
+    Some(integer + fraction.as_str())
 }
 
 /// The alternatives for magnitudes from `low` to `high` (scaled, both ≥ 0).

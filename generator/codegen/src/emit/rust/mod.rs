@@ -244,7 +244,7 @@ pub(crate) fn spawn_scoped<'scope, T: Send + 'scope>(
 
 fn unparse(tokens: TokenStream, what: &str) -> Result<String, Diagnostic> {
     let file = syn::parse2::<syn::File>(tokens).map_err(|e| not_rust(what, &e))?;
-    Ok(prettyplease::unparse(&file))
+    Ok(crate::format::wrap_comments(&prettyplease::unparse(&file)))
 }
 
 /// Dependencies the types crate needs, by what its types use.
