@@ -597,7 +597,7 @@ pub async fn prepare(spec: &AppSpec, config: &Config) -> Result<Db, Box<dyn std:
             },
         )
         .await
-        .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
+        .map_err(|e| format!("cannot open {}: {e}", crate::db::redact_url(&url)))?;
         let report = migrate::apply(&owner, spec.name, spec.migrations).await;
         owner.close().await;
         let report = report?;
@@ -617,7 +617,7 @@ pub async fn prepare(spec: &AppSpec, config: &Config) -> Result<Db, Box<dyn std:
         },
     )
     .await
-    .map_err(|e| format!("cannot open {}: {e}", redact_url(&url)))?;
+    .map_err(|e| format!("cannot open {}: {e}", crate::db::redact_url(&url)))?;
     let db = crate::db::connect_server(
         &owner,
         crate::db::ServerLogin {
@@ -683,20 +683,6 @@ async fn open_document(
     without_security(&mut value);
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(value.to_string()))
-}
-
-/// A database URL without its password, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// The authenticator `config` asks for: access tokens verified against the configured keys,

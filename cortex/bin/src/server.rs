@@ -94,7 +94,7 @@ pub async fn migrate_all(owner: &Db) -> Result<(), String> {
 /// The owner connection (migrations, maintenance) and the request pool (as the app role).
 pub async fn connect(config: &Config) -> Result<(Db, Db), String> {
     let url = config.database_url();
-    let shown = prefiq_runtime::serve::redact_url(&url);
+    let shown = prefiq_runtime::db::redact_url(&url);
     let layout = match config.tenancy {
         TenancyMode::Rows => Layout::Rows,
         TenancyMode::Schemas if url.starts_with("postgres") => Layout::Schemas,

@@ -758,7 +758,7 @@ pub async fn connect_server(
     login: ServerLogin<'_>,
     options: &PoolOptions,
 ) -> Result<Db, String> {
-    let shown = |url: &str| crate::serve::redact_url(url);
+    let shown = |url: &str| redact_url(url);
     if owner.dialect() == Dialect::Sqlite {
         let options = PoolOptions {
             login: None,
@@ -1384,5 +1384,19 @@ impl Db {
             Db::Postgres(pool, _) => pool.close(),
             Db::Sqlite(pool) => pool.close().await,
         }
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
