@@ -1,14 +1,14 @@
 //! Generated files are read in reviews and editors: every line of every generated file in the
 //! repository (the apps, Cortex, the golden project, the design tokens, the meta-schema) keeps to
-//! `prefiq_codegen::format::MAX_LINE` columns, unless a string literal alone makes it longer.
+//! `prefiq_codegen::format::MAX_LINE` columns, unless a string literal alone makes it longer, and
+//! generated Rust writes integers as a person would (`3`, not `3usize`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-#[test]
-fn every_generated_line_fits_unless_a_string_literal_makes_it_long() {
+/// Every generated file in the repository, with its text.
+fn generated_files() -> Vec<(PathBuf, String)> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let mut checked = 0;
-    let mut long = Vec::new();
+    let mut files = Vec::new();
     for top in [
         "apps",
         "cortex",
@@ -32,20 +32,58 @@ fn every_generated_line_fits_unless_a_string_literal_makes_it_long() {
             let Ok(text) = std::fs::read_to_string(entry.path()) else {
                 continue;
             };
-            if !prefiq_codegen::output::is_generated(&text) {
-                continue;
+            if prefiq_codegen::output::is_generated(&text) {
+                let path = entry.path().strip_prefix(repo).unwrap().to_path_buf();
+                files.push((path, text));
             }
-            checked += 1;
-            for (number, line) in text.lines().enumerate() {
-                if !prefiq_codegen::format::fits(line) {
-                    long.push(format!(
-                        "{}:{}: {} columns: {}…",
-                        entry.path().strip_prefix(repo).unwrap().display(),
-                        number + 1,
-                        line.chars().count(),
-                        line.chars().take(100).collect::<String>()
-                    ));
-                }
+        }
+    }
+    files
+}
+
+#[test]
+fn generated_rust_has_no_suffixed_integer_literals() {
+    let suffixed =
+        regex::Regex::new(r"\b[0-9]+(usize|isize|u128|i128|u64|i64|u32|i32|u16|i16|u8|i8)\b")
+            .unwrap();
+    let mut found = Vec::new();
+    let mut checked = 0;
+    for (path, text) in generated_files() {
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        checked += 1;
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or(line);
+            if suffixed.is_match(code) {
+                found.push(format!(
+                    "{}:{}: {}",
+                    path.display(),
+                    number + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} generated Rust files found");
+    assert!(found.is_empty(), "suffixed literals:\n{}", found.join("\n"));
+}
+
+#[test]
+fn every_generated_line_fits_unless_a_string_literal_makes_it_long() {
+    let mut checked = 0;
+    let mut long = Vec::new();
+    for (path, text) in generated_files() {
+        checked += 1;
+        for (number, line) in text.lines().enumerate() {
+            if !prefiq_codegen::format::fits(line) {
+                long.push(format!(
+                    "{}:{}: {} columns: {}…",
+                    path.display(),
+                    number + 1,
+                    line.chars().count(),
+                    line.chars().take(100).collect::<String>()
+                ));
             }
         }
     }

@@ -243,8 +243,39 @@ pub(crate) fn spawn_scoped<'scope, T: Send + 'scope>(
 }
 
 fn unparse(tokens: TokenStream, what: &str) -> Result<String, Diagnostic> {
-    let file = syn::parse2::<syn::File>(tokens).map_err(|e| not_rust(what, &e))?;
+    let file = syn::parse2::<syn::File>(unsuffixed(tokens)).map_err(|e| not_rust(what, &e))?;
     Ok(crate::format::wrap_comments(&prettyplease::unparse(&file)))
+}
+
+/// `tokens` with integer literals as a person writes them (`3`, not the `3usize` that `quote!`
+/// makes of a `usize`): the types they take come from where they are used.
+fn unsuffixed(tokens: TokenStream) -> TokenStream {
+    use proc_macro2::{Group, Literal, TokenTree};
+    const SUFFIXES: [&str; 12] = [
+        "usize", "isize", "u128", "i128", "u64", "i64", "u32", "i32", "u16", "i16", "u8", "i8",
+    ];
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) => {
+                let mut inner = Group::new(group.delimiter(), unsuffixed(group.stream()));
+                inner.set_span(group.span());
+                TokenTree::Group(inner)
+            }
+            TokenTree::Literal(literal) => {
+                let text = literal.to_string();
+                let digits = SUFFIXES
+                    .iter()
+                    .find_map(|suffix| text.strip_suffix(suffix))
+                    .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+                match digits.and_then(|d| d.parse::<u128>().ok()) {
+                    Some(value) => TokenTree::Literal(Literal::u128_unsuffixed(value)),
+                    None => TokenTree::Literal(literal),
+                }
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// Dependencies the types crate needs, by what its types use.
