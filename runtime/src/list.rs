@@ -86,14 +86,22 @@ fn matches(pattern: &str, text: &str) -> bool {
     compiled.is_match(text)
 }
 
+/// How the grammar sees `column`: the kind of its values and, for an array, of its items.
+fn grammar_kinds(
+    column: &ColumnMeta,
+) -> (
+    prefiq_grammar::ValueKind<'static>,
+    Option<prefiq_grammar::ValueKind<'static>>,
+) {
+    match items_kind(column) {
+        Some(items) => (prefiq_grammar::ValueKind::Text, Some(items)),
+        None => (value_kind(column), None),
+    }
+}
+
 /// The pattern of `field`'s filter values, as the document gives it.
 fn filter_pattern(column: &ColumnMeta) -> String {
-    let items = items_kind(column);
-    let kind = if items.is_some() {
-        prefiq_grammar::ValueKind::Text
-    } else {
-        value_kind(column)
-    };
+    let (kind, items) = grammar_kinds(column);
     prefiq_grammar::filter(kind, column.nullable, items, prefiq_grammar::Bound::Open)
 }
 
@@ -281,16 +289,10 @@ fn parse_condition(
         ));
     };
     let bad = |detail: String| Problem::bad_parameter(param, detail);
-    // Every condition names its operator: a bare value, or a name that is none of them, is
-    // refused with the ones this field takes.
-    let (kind, items) = (
-        if column.items.is_some() {
-            prefiq_grammar::ValueKind::Text
-        } else {
-            value_kind(column)
-        },
-        items_kind(column),
-    );
+    // Every condition names an operator this field takes (`Operator::applies`: arrays compare
+    // as sets, booleans with `eq` and `ne`, `is` only where a null can be); anything else is
+    // refused with the operators it does take.
+    let (kind, items) = grammar_kinds(column);
     let (op, operand) = match expression
         .split_once('.')
         .and_then(|(name, rest)| Some((Operator::parse(name)?, rest)))
@@ -317,17 +319,6 @@ fn parse_condition(
             )))
         }
     };
-    // Arrays compare as sets: containment and overlap, never `=` or `in`.
-    if column.items.is_some()
-        && !matches!(
-            op,
-            Op::Contains | Op::ContainedBy | Op::Overlaps | Op::IsNull
-        )
-    {
-        return Err(bad(format!(
-            "`{field}` is an array: filter it with `cs` (contains), `cd` (contained in), `ov` (overlaps) or `is`"
-        )));
-    }
     let values = match op {
         Op::IsNull => match operand {
             "null" => vec![],
@@ -393,9 +384,6 @@ fn parse_condition(
                     "`{field}` holds structured data and can only be filtered with `is` or `cs`"
                 )));
             }
-            if column.kind == ColumnKind::Bool && !matches!(op, Op::Eq | Op::Ne) {
-                return Err(bad("booleans compare with `eq` and `ne` only".into()));
-            }
             let operand = unquote(operand);
             if matches!(op, Op::Eq | Op::Ne) {
                 check_enum(&operand)?;
@@ -403,9 +391,6 @@ fn parse_condition(
             vec![SqlValue::parse(column.kind, &operand).map_err(bad)?]
         }
     };
-    if op == Op::IsNull && !column.nullable {
-        return Err(bad(format!("`{field}` is never null")));
-    }
     Ok(Filter {
         column: index,
         op,
