@@ -33,12 +33,7 @@ async fn fuzz(backend: Backend) {
     })
     .await
     .unwrap();
-    for (operation, statuses) in &run.statuses {
-        eprintln!(
-            "{operation:<56} {:>5} responses, {:>5} 2xx",
-            statuses.total, statuses.success
-        );
-    }
+    run.print_statuses();
     assert!(run.passed, "Schemathesis found failures:\n{}", run.text);
     assert!(
         run.text.contains("Tested: ") && run.text.contains(" passed"),

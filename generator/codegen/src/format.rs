@@ -49,10 +49,25 @@ pub fn typescript(path: &str, source: &str) -> String {
 /// left alone. Rust's formatter leaves comments as they are too, so generated Rust comes here.
 pub fn wrap_comments(code: &str) -> String {
     let mut out = String::with_capacity(code.len() + code.len() / 16);
+    // Whether the line is inside a `/* … */` block, where a `* ` line is a comment (elsewhere
+    // it may be code: an operand continued on the next line).
+    let mut in_block = false;
     for line in code.lines() {
         let indent = &line[..line.len() - line.trim_start().len()];
         let body = line.trim_start();
         let width = WIDTH as usize;
+        let block_line = in_block;
+        if body.starts_with("/*") {
+            in_block = true;
+        }
+        if body.contains("*/") {
+            in_block = false;
+        }
+        let prefixes: &[&str] = if block_line {
+            &["* "]
+        } else {
+            &["/// ", "//! ", "// "]
+        };
         if line.len() <= width {
             out.push_str(line);
         } else if let Some(text) = body
@@ -64,9 +79,9 @@ pub fn wrap_comments(code: &str) -> String {
             push_wrapped(&mut out, &format!("{indent} * "), text, width);
             out.push_str(indent);
             out.push_str(" */");
-        } else if let Some((prefix, text)) = ["/// ", "//! ", "// ", "* "]
-            .into_iter()
-            .find_map(|prefix| Some((prefix, body.strip_prefix(prefix)?)))
+        } else if let Some((prefix, text)) = prefixes
+            .iter()
+            .find_map(|prefix| Some((*prefix, body.strip_prefix(*prefix)?)))
         {
             push_wrapped(&mut out, &format!("{indent}{prefix}"), text, width);
             out.pop();
@@ -140,6 +155,17 @@ mod tests {
             "x".repeat(90)
         );
         let formatted = typescript("a.ts", &source);
+        let code = format!("const a = b\n  * {};\n", "c".repeat(120));
+        assert_eq!(
+            wrap_comments(&code),
+            code,
+            "a `* ` line outside a comment is code"
+        );
+        let block = format!("/**\n * {long}\n */\n");
+        assert!(
+            wrap_comments(&block).lines().count() > 3,
+            "a long line in a block wraps"
+        );
         let rust = wrap_comments(&format!("    /// {long}\n    fn f() {{}}\n"));
         assert!(rust.lines().all(|l| l.len() <= WIDTH as usize), "{rust}");
         assert!(

@@ -631,7 +631,14 @@ impl Server {
         // Operations on a collection are reached by every example; those on an item (a path
         // parameter) only when the stateful phase hands them the id of a row it made, which
         // depends on the rows the run happens to make: they are held to succeeding together.
-        let (items, collections): (Vec<String>, Vec<String>) = tools::operations(&document)
+        let every = tools::operations(&document);
+        for (operation, _) in unreachable {
+            assert!(
+                every.iter().any(|o| o == operation),
+                "{operation} is listed as unreachable but is no operation of the document"
+            );
+        }
+        let (items, collections): (Vec<String>, Vec<String>) = every
             .into_iter()
             .filter(|o| !unreachable.iter().any(|(u, _)| u == o))
             .partition(|o| o.contains('{'));
@@ -640,12 +647,7 @@ impl Server {
         })
         .await
         .expect("Schemathesis ran");
-        for (operation, statuses) in &run.statuses {
-            eprintln!(
-                "{operation:<48} {:>5} responses, {:>5} 2xx",
-                statuses.total, statuses.success
-            );
-        }
+        run.print_statuses();
         assert!(run.passed, "Schemathesis found failures:\n{}", run.text);
         assert!(
             run.text.contains(&format!("Tested: {}", operations + 1)),

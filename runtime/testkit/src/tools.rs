@@ -259,6 +259,16 @@ impl SchemathesisRun {
         lines[lines.len().saturating_sub(25)..].join("\n")
     }
 
+    /// Prints the responses per operation, the figures the 2xx assertions read.
+    pub fn print_statuses(&self) {
+        for (operation, statuses) in &self.statuses {
+            eprintln!(
+                "{operation:<56} {:>5} responses, {:>5} 2xx",
+                statuses.total, statuses.success
+            );
+        }
+    }
+
     /// Asserts that valid requests succeed, not merely that nothing broke: every operation in
     /// `operations` got a 2xx in at least `share` of its responses. A run whose token was
     /// refused, or whose every body was turned away, gets 401s, 403s or 422s, which the checks
@@ -320,20 +330,17 @@ pub fn run_schemathesis(
     authorization: &str,
     max_examples: u32,
 ) -> SchemathesisRun {
-    let (examples, seed) = match std::env::var("PREFIQ_SCHEMATHESIS_SEED") {
-        Ok(seed) if deep() => (DEEP_EXAMPLES, seed),
-        Ok(seed) => (max_examples, seed),
-        Err(_) if deep() => {
+    let examples = if deep() { DEEP_EXAMPLES } else { max_examples };
+    let seed = std::env::var("PREFIQ_SCHEMATHESIS_SEED").unwrap_or_else(|_| {
+        if deep() {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
-            (
-                DEEP_EXAMPLES,
-                (u64::from(nanos) ^ u64::from(std::process::id())).to_string(),
-            )
+            (u64::from(nanos) ^ u64::from(std::process::id())).to_string()
+        } else {
+            "20261125".to_owned()
         }
-        Err(_) => (max_examples, "20261125".to_owned()),
-    };
+    });
     eprintln!(
         "Schemathesis: {examples} examples per operation, seed {seed} (PREFIQ_SCHEMATHESIS_SEED={seed} repeats it)"
     );
