@@ -239,9 +239,12 @@ pub async fn serve_connections(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        // Around the router, not through it: `Router::layer` would wrap every route again for
+        // each connection.
+        let service = tower::Layer::layer(
+            &axum::Extension(axum::extract::ConnectInfo(peer)),
+            router.clone(),
+        );
         let service = hyper_util::service::TowerToHyperService::new(service);
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -495,27 +498,54 @@ pub fn with_middleware(app: Router, db: Db, body_limit: usize, auth: Auth) -> Ro
 
 /// [`with_middleware`], with `limits`.
 pub fn with_limits(app: Router, db: Db, body_limit: usize, auth: Auth, limits: Limits) -> Router {
+    with_stack(app, db, body_limit, auth, limits, false)
+}
+
+/// The middleware around `app`, as one stack built once and wrapped around the whole router.
+/// (`Router::layer` would wrap every route in each layer, and each layer would then clone and
+/// box a service and a future on every request.) With `open_documents`, the OpenAPI documents
+/// served leave their security requirements out (`PREFIQ_AUTH=off`).
+fn with_stack(
+    app: Router,
+    db: Db,
+    body_limit: usize,
+    auth: Auth,
+    limits: Limits,
+    open_documents: bool,
+) -> Router {
+    use axum::body::Body;
+    use axum::http::Request;
     let request_id = HeaderName::from_static("x-request-id");
-    app.route("/healthz", get(healthz).with_state(db))
+    let app = app
+        .route("/healthz", get(healthz).with_state(db))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::Extension(auth))
-        .layer(axum::Extension(BodyLimit(body_limit)))
+        .method_not_allowed_fallback(method_not_allowed);
+    // The first layer is the outermost.
+    let stack = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(limits, limit_request))
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_secs(limits.body_timeout.max(1)),
         ))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            let id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
-        }))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(axum::middleware::from_fn_with_state(limits, limit_request))
+        .map_request(|request: Request<_>| request.map(Body::new))
+        .layer(axum::Extension(BodyLimit(body_limit)))
+        .layer(axum::Extension(auth))
+        .option_layer(open_documents.then(|| axum::middleware::from_fn(open_document)))
+        .map_response(IntoResponse::into_response)
+        .service(app);
+    Router::new().fallback_service(stack)
 }
 
 /// What the frontend's pages may load: their own scripts, styles and API, nothing inline and
@@ -874,10 +904,15 @@ where
         if let Some(dir) = &config.ui {
             app = with_ui(app, dir)?;
         }
-        if config.auth == AuthMode::Off {
-            app = app.layer(axum::middleware::from_fn(open_document));
-        }
-        let router = with_limits(app, db.clone(), config.body_limit, auth, config.limits);
+        let open_documents = config.auth == AuthMode::Off;
+        let router = with_stack(
+            app,
+            db.clone(),
+            config.body_limit,
+            auth,
+            config.limits,
+            open_documents,
+        );
         serve(router, &config).await?;
         db.close().await;
         Ok(())

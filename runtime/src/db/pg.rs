@@ -228,7 +228,18 @@ impl Pool {
 
     /// A connection, as it is.
     pub(crate) async fn get(&self) -> Result<Object<Manager>, DbError> {
-        self.pool.get().await.map_err(pool_error)
+        // An idle connection is taken at once; only a caller that must wait arms the timer of
+        // the wait timeout (a timer per request costs more than the rest of taking one).
+        let at_once = managed::Timeouts {
+            wait: Some(Duration::ZERO),
+            ..self.pool.timeouts()
+        };
+        match self.pool.timeout_get(&at_once).await {
+            Err(managed::PoolError::Timeout(managed::TimeoutType::Wait)) => {
+                self.pool.get().await.map_err(pool_error)
+            }
+            taken => taken.map_err(pool_error),
+        }
     }
 
     /// A session for a caller with `context`: in a transaction or not.
