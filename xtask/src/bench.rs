@@ -404,3 +404,42 @@ pub fn ts_client(args: &[&str]) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// Prints the median, p90, min and max of `values` (milliseconds) under `label`.
+pub(crate) fn summary(label: &str, values: &mut [f64]) {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{label:<44} median {:>6.1} ms   p90 {:>6.1} ms   min {:>6.1} ms   max {:>6.1} ms",
+        at(0.5),
+        at(0.9),
+        values[0],
+        values[values.len() - 1]
+    );
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`: the status and the body.
+pub(crate) fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}

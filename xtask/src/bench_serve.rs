@@ -19,7 +19,6 @@
 //! rows; each runs alone on the machine while it is measured.
 
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -354,33 +353,9 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// One HTTP/1.1 request to 127.0.0.1:`port`: the status and the body.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: &str,
-) -> Option<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_owned()))
-}
-
 fn healthy(port: u16) -> bool {
-    http(port, "GET", "/healthz", "text/plain", "").is_some_and(|(status, _)| status == 200)
+    crate::bench::http(port, "GET", "/healthz", "text/plain", "")
+        .is_some_and(|(status, _)| status == 200)
 }
 
 /// Percent-encodes a form value.
@@ -446,14 +421,14 @@ fn cortex_tokens(root: &Path, folder: &Path, port: u16) -> Result<Tokens, String
         form_value(&id),
         form_value(&secret)
     );
-    let issued = http(
+    let issued = crate::bench::http(
         port,
         "POST",
         "/auth/token",
         "application/x-www-form-urlencoded",
         &form,
     );
-    let keys = http(port, "GET", "/.well-known/jwks.json", "text/plain", "");
+    let keys = crate::bench::http(port, "GET", "/.well-known/jwks.json", "text/plain", "");
     stop(server);
     let (status, issued) = issued.ok_or("cortex did not answer /auth/token")?;
     let json: serde_json::Value = serde_json::from_str(&issued)

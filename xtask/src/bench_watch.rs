@@ -27,18 +27,6 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn summary(label: &str, values: &mut [f64]) {
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "{label:<44} median {:>6.1} ms   p90 {:>6.1} ms   min {:>6.1} ms   max {:>6.1} ms",
-        at(0.5),
-        at(0.9),
-        values[0],
-        values[values.len() - 1]
-    );
-}
-
 pub fn watch(args: &[&str]) -> ExitCode {
     let edits = crate::bench::flag(args, "--edits", 25).max(1);
     if !crate::run("cargo", &["build", "--release", "--quiet", "-p", "prefiq"]) {
@@ -145,11 +133,11 @@ pub fn watch(args: &[&str]) -> ExitCode {
     println!(
         "prefiq codegen --watch, CRM app (4 entities, 4 custom operations), {edits} edits of one field, release build:"
     );
-    summary("save → openapi.json on disk", &mut to_disk);
-    summary(
+    crate::bench::summary("save → openapi.json on disk", &mut to_disk);
+    crate::bench::summary(
         "save → every output on disk (watcher's report)",
         &mut everything,
     );
-    summary("generation + write (watcher's own clock)", &mut generation);
+    crate::bench::summary("generation + write (watcher's own clock)", &mut generation);
     ExitCode::SUCCESS
 }

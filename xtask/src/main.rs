@@ -7,11 +7,13 @@
 //! - `cargo xtask bench ts-client [--runs N]`: the TypeScript client of the GitHub API, beside
 //!   openapi-typescript.
 //! - `cargo xtask bench watch [--edits N]`: save-to-written latency of `prefiq codegen --watch`.
+//! - `cargo xtask bench dev [--edits N] [--port P]`: save-to-served latency of `prefiq dev`.
 //! - `cargo xtask bench serve [--duration S] [--connections N] [--rows N]`: the generated CRM
 //!   under wrk, beside a hand-written axum + sqlx service and FastAPI + SQLAlchemy.
 //! - `cargo xtask new-app NAME`: a new app, generated and built.
 
 mod bench;
+mod bench_dev;
 mod bench_frontend;
 mod bench_serve;
 mod bench_watch;
@@ -39,7 +41,7 @@ fn run(program: &str, args: &[&str]) -> bool {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  cargo xtask test [--deep]\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask bench serve [--duration S] [--connections N] [--rows N]\n  cargo xtask bench frontend [--runs N]\n  cargo xtask new-app NAME"
+        "usage:\n  cargo xtask test [--deep]\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask bench dev [--edits N] [--port P]\n  cargo xtask bench serve [--duration S] [--connections N] [--rows N]\n  cargo xtask bench frontend [--runs N]\n  cargo xtask new-app NAME"
     );
     ExitCode::from(2)
 }
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         ["bench", "codegen", rest @ ..] => bench::codegen(rest),
         ["bench", "ts-client", rest @ ..] => bench::ts_client(rest),
         ["bench", "watch", rest @ ..] => bench_watch::watch(rest),
+        ["bench", "dev", rest @ ..] => bench_dev::dev(rest),
         ["bench", "serve", rest @ ..] => bench_serve::serve(rest),
         ["bench", "frontend", rest @ ..] => bench_frontend::frontend(rest),
         ["new-app", rest @ ..] => new_app::run(rest),
