@@ -4,7 +4,8 @@
 //! "plain" (neither); and FastAPI + SQLAlchemy + uvicorn (`xtask/baseline/fastapi/`) for
 //! context. The same PostgreSQL, the same rows and the same requests, driven by wrk.
 //!
-//! For every service and request it prints req/s, p50, p99, failed requests and peak RSS, and
+//! For every service and request it prints req/s, p50, p99, failed requests, the CPU the service
+//! spent per request (from `/proc`, user and system) and peak RSS, and
 //! the **round trips** and **statements** per request, counted on the wire by a proxy in front
 //! of PostgreSQL (`prefiq-roundtrips`) in a pass of its own, so that the proxy costs the
 //! measured pass nothing. The counting pass runs with several clients that hang up when it
@@ -177,6 +178,8 @@ struct Figures {
     /// Per request, from the counting pass.
     round_trips: f64,
     statements: f64,
+    /// CPU time the service spent per request (user + system, µs), from the measured pass.
+    cpu_us: f64,
 }
 
 /// Access tokens for the run with authentication on.
@@ -441,9 +444,8 @@ fn cortex_tokens(root: &Path, folder: &Path, port: u16) -> Result<Tokens, String
     Ok(Tokens { token, keys })
 }
 
-/// Peak resident memory (KiB) of a process and its children (uvicorn's workers).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let mut total = 0;
+/// A process and its children (uvicorn's workers).
+fn family(pid: u32) -> Vec<u32> {
     let mut pids = vec![pid];
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -460,7 +462,32 @@ fn peak_rss_kib(pid: u32) -> u64 {
             }
         }
     }
-    for pid in pids {
+    pids
+}
+
+/// CPU time (user + system, µs) a process and its children have used so far.
+fn cpu_us(pid: u32) -> u64 {
+    // /proc reports in clock ticks of USER_HZ, which Linux fixes at 100 per second.
+    const MICROS_PER_TICK: u64 = 10_000;
+    family(pid)
+        .into_iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // After "pid (comm) ": state is field 3, utime 14 and stime 15.
+            let fields: Vec<&str> = stat
+                .rsplit_once(") ")
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+            (field(14).unwrap_or(0) + field(15).unwrap_or(0)) * MICROS_PER_TICK
+        })
+        .sum()
+}
+
+/// Peak resident memory (KiB) of a process and its children (uvicorn's workers).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let mut total = 0;
+    for pid in family(pid) {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         total += status
             .lines()
@@ -616,11 +643,14 @@ impl Bench<'_> {
             // Warm up: connections open, caches filled.
             let _ = wrk(&self.scripts[0], port, 2, self.connections, &measured);
             for (request, script) in self.scripts.iter().enumerate() {
+                let cpu_before = cpu_us(child.id());
                 match wrk(script, port, self.seconds, self.connections, &measured) {
                     Some(figures) => {
                         let counted = results[index][request];
+                        let cpu = cpu_us(child.id()).saturating_sub(cpu_before) as f64
+                            / figures.requests.max(1) as f64;
                         eprintln!(
-                            "  {:<26} {:<24} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  failed {}  round trips {:.2}  statements {:.2}",
+                            "  {:<26} {:<24} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  failed {}  round trips {:.2}  statements {:.2}  CPU {:.0} µs",
                             service.name,
                             REQUESTS[request].0,
                             figures.rps,
@@ -629,10 +659,12 @@ impl Bench<'_> {
                             figures.failed,
                             counted.round_trips,
                             counted.statements,
+                            cpu,
                         );
                         results[index][request] = Figures {
                             round_trips: counted.round_trips,
                             statements: counted.statements,
+                            cpu_us: cpu,
                             ..figures
                         };
                     }
@@ -797,15 +829,23 @@ fn report(title: &str, services: &[&Service], results: &[Vec<Figures>]) -> Strin
     let _ = writeln!(out, "\n{title}");
     let _ = writeln!(
         out,
-        "{:<24} {:<26} {:>9} {:>8} {:>8} {:>7} {:>12} {:>11}",
-        "request", "service", "req/s", "p50 ms", "p99 ms", "failed", "round trips", "statements"
+        "{:<24} {:<26} {:>9} {:>8} {:>8} {:>7} {:>12} {:>11} {:>11}",
+        "request",
+        "service",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "failed",
+        "round trips",
+        "statements",
+        "CPU µs/req"
     );
     for (request, (name, _)) in REQUESTS.iter().enumerate() {
         for (index, service) in services.iter().enumerate() {
             let f = results[index][request];
             let _ = writeln!(
                 out,
-                "{:<24} {:<26} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>12.2} {:>11.2}",
+                "{:<24} {:<26} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>12.2} {:>11.2} {:>11.0}",
                 if index == 0 { *name } else { "" },
                 service.name,
                 f.rps,
@@ -813,7 +853,8 @@ fn report(title: &str, services: &[&Service], results: &[Vec<Figures>]) -> Strin
                 f.p99_ms,
                 f.failed,
                 f.round_trips,
-                f.statements
+                f.statements,
+                f.cpu_us
             );
         }
     }
