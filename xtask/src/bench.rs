@@ -443,3 +443,20 @@ pub(crate) fn http(
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((status, body.to_owned()))
 }
+
+/// Sends `child` the signal `signal` (`TERM`, `INT`) and waits up to ten seconds for it to end;
+/// one that has not ended by then is killed.
+pub(crate) fn stop(mut child: std::process::Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -5,9 +5,11 @@
 //! served by the release build of `prefiq dev --app crm --no-ui`. It builds into this
 //! repository's `target/`, so the libraries it shares with the repository are not built again;
 //! its own crates are built apart (their paths differ, and so do their names in `target/`), but
-//! `target/debug/app-crm` is the copy's until the repository's is built again. Each edit adds a new optional field to `Company` (replacing the previous edit's);
-//! the clock starts just before the file is saved and stops when the running server's OpenAPI
-//! document names the field (polled every 5 ms). The phases are read from the outside:
+//! `target/debug/app-crm` is the copy's until the repository's is built again.
+//!
+//! Each edit adds a new optional field to `Company` (replacing the previous edit's); the clock
+//! starts just before the file is saved and stops when the running server's OpenAPI document
+//! names the field (polled every 5 ms). The phases are read from the outside:
 //!
 //! - codegen: until `apps/crm/core/openapi.json` on disk names the field;
 //! - build: until `prefiq dev` reports the build (`built in …`);
@@ -20,7 +22,7 @@
 
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -60,7 +62,7 @@ fn copy_project(repo: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `company.yaml` with one more optional property, `name`, after `required`.
+/// `company.yaml` with one more optional property, `name`, first under `properties`.
 fn with_field(original: &str, name: &str) -> Option<String> {
     let anchor = "properties:\n";
     let at = original.find(anchor)? + anchor.len();
@@ -99,22 +101,6 @@ struct Phases {
     migration: Vec<f64>,
     restart: Vec<f64>,
     total: Vec<f64>,
-}
-
-/// Stops `prefiq dev` as Ctrl-C would (it stops its servers), then for good.
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 pub fn dev(args: &[&str]) -> ExitCode {
@@ -252,7 +238,8 @@ pub fn dev(args: &[&str]) -> ExitCode {
         }
         Some(phases)
     })();
-    stop(child);
+    // As Ctrl-C would: `prefiq dev` stops its servers on the way out.
+    crate::bench::stop(child, "INT");
     let _ = std::fs::write(&schema, &original);
     let Some(mut phases) = outcome else {
         return ExitCode::FAILURE;

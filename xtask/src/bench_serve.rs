@@ -349,13 +349,6 @@ fn start(
     None
 }
 
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
 fn healthy(port: u16) -> bool {
     crate::bench::http(port, "GET", "/healthz", "text/plain", "")
         .is_some_and(|(status, _)| status == 200)
@@ -432,7 +425,7 @@ fn cortex_tokens(root: &Path, folder: &Path, port: u16) -> Result<Tokens, String
         &form,
     );
     let keys = crate::bench::http(port, "GET", "/.well-known/jwks.json", "text/plain", "");
-    stop(server);
+    crate::bench::stop(server, "TERM");
     let (status, issued) = issued.ok_or("cortex did not answer /auth/token")?;
     let json: serde_json::Value = serde_json::from_str(&issued)
         .map_err(|_| format!("/auth/token answered {status}: {issued}"))?;
@@ -628,7 +621,7 @@ impl Bench<'_> {
                 results[index][request].round_trips = spent.round_trips as f64 / served;
                 results[index][request].statements = spent.statements as f64 / served;
             }
-            stop(child);
+            crate::bench::stop(child, "TERM");
             warnings.extend(
                 proxy
                     .warnings()
@@ -672,7 +665,7 @@ impl Bench<'_> {
                 }
             }
             peaks[index] = peak_rss_kib(child.id());
-            stop(child);
+            crate::bench::stop(child, "TERM");
             // The generated server reports what PostgreSQL warned it about.
             let logged = std::fs::read_to_string(&log).unwrap_or_default();
             warnings.extend(
