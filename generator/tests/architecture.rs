@@ -155,6 +155,11 @@ fn forbidden_edges_are_absent() {
             "the query grammar is shared by the generator and the runtime, so it depends on neither",
         ),
         (
+            "prefiq-check",
+            &["prefiq-runtime", "prefiq-codegen", "tokio", "axum", "sqlx"],
+            "the checks every types crate shares have no web, database or async dependency",
+        ),
+        (
             "bench-baseline",
             &[
                 "prefiq-runtime",
@@ -362,4 +367,120 @@ fn the_generator_keeps_no_process_wide_state() {
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Every committed project folder an app's generated code lives in: `apps/*`, Cortex and the
+/// golden showcase.
+fn app_folders() -> Vec<std::path::PathBuf> {
+    let mut folders = vec![root().join("cortex")];
+    for parent in ["apps", "generator/tests/golden/apps"] {
+        for entry in std::fs::read_dir(root().join(parent)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.join("core/schema").is_dir() {
+                folders.push(path);
+            }
+        }
+    }
+    folders.sort();
+    folders
+}
+
+/// Support code lives in one library each side, `prefiq-check` and `@prefiq/frontend`, which
+/// the generated code imports; no app carries a copy of it.
+#[test]
+fn generated_apps_import_the_support_code_instead_of_copying_it() {
+    let folders = app_folders();
+    assert!(folders.len() >= 4, "{folders:?}");
+    for folder in &folders {
+        let name = folder.display();
+        assert!(
+            !folder.join("src/services/core.ts").exists(),
+            "{name}: the request helper is @prefiq/frontend's, not a copy"
+        );
+        let validate =
+            std::fs::read_to_string(folder.join("core/types/rust/src/generated/validate.rs"))
+                .unwrap();
+        assert!(
+            validate.contains("pub use ::prefiq_check::")
+                && !validate.contains("struct Checks")
+                && validate.lines().count() < 40,
+            "{name}: validate.rs re-exports prefiq-check and holds only the app's patterns:\n{validate}"
+        );
+        let rules = std::fs::read_to_string(folder.join("src/services/rules.ts")).unwrap();
+        assert!(
+            !rules.contains("function evaluate"),
+            "{name}: the rules evaluator is @prefiq/frontend's"
+        );
+        for generated in [
+            "src/services/client.ts",
+            "src/services/rules.ts",
+            "src/services/validate.ts",
+            "src/hooks/generated.ts",
+            "src/components/generated.tsx",
+        ] {
+            let text = std::fs::read_to_string(folder.join(generated)).unwrap();
+            assert!(
+                !text.contains("resources/frontend/"),
+                "{name}/{generated} imports the library by its package name, not by a path"
+            );
+        }
+    }
+}
+
+/// The relative imports of a TypeScript file, and the bare (package) ones.
+fn imports(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| line.starts_with("import ") || line.starts_with("export "))
+        .filter_map(|line| line.split(" from \"").nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What a plain API client needs (`client.ts`, `rules.ts`, `validate.ts` of an app, and the
+/// library's `client` entry they import) pulls in no React, no TanStack Query and no component.
+#[test]
+fn a_plain_api_client_needs_no_react() {
+    let library = root().join("resources/frontend");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(library.join("package.json")).unwrap())
+            .unwrap();
+    let entry = manifest["exports"]["./client"]
+        .as_str()
+        .expect("@prefiq/frontend exports ./client");
+    let mut pending = vec![library.join(entry).canonicalize().unwrap()];
+    let mut seen = BTreeSet::new();
+    for folder in app_folders() {
+        for file in ["client.ts", "rules.ts", "validate.ts"] {
+            pending.push(folder.join("src/services").join(file));
+        }
+    }
+    while let Some(file) = pending.pop() {
+        if !seen.insert(file.clone()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for import in imports(&text) {
+            if import.starts_with('.') {
+                let target = file.parent().unwrap().join(import.replace(".js", ".ts"));
+                assert!(
+                    target.exists(),
+                    "{}: {import} is not a TypeScript module (a component?)",
+                    file.display()
+                );
+                pending.push(target.canonicalize().unwrap());
+            } else {
+                assert!(
+                    import == "@prefiq/frontend/client",
+                    "{} imports {import}: a plain client may import only @prefiq/frontend/client",
+                    file.display()
+                );
+                pending.push(library.join(entry).canonicalize().unwrap());
+            }
+        }
+    }
+    assert!(
+        seen.len() >= 4,
+        "the walk reached the library's modules: {seen:?}"
+    );
 }

@@ -278,44 +278,44 @@ fn a_project_or_app_template_replaces_the_built_in_one() {
     let dir = project();
     let root = dir.path();
     let builtin = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/ts/core.ts.jinja"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/ts/rules.ts.jinja"),
     )
     .unwrap();
     std::fs::create_dir_all(root.join("templates/ts")).unwrap();
     std::fs::write(
-        root.join("templates/ts/core.ts.jinja"),
+        root.join("templates/ts/rules.ts.jinja"),
         format!("// house style\n{builtin}"),
     )
     .unwrap();
     assert_eq!(prefiq(root, &["codegen"]).0, 0);
-    let core = std::fs::read_to_string(root.join("apps/crm/src/services/core.ts")).unwrap();
+    let rules = std::fs::read_to_string(root.join("apps/crm/src/services/rules.ts")).unwrap();
     assert!(
-        core.contains("// house style"),
+        rules.contains("// house style"),
         "the project override is used"
     );
 
     std::fs::create_dir_all(root.join("apps/crm/templates/ts")).unwrap();
     std::fs::write(
-        root.join("apps/crm/templates/ts/core.ts.jinja"),
+        root.join("apps/crm/templates/ts/rules.ts.jinja"),
         format!("// crm style\n{builtin}"),
     )
     .unwrap();
     assert_eq!(prefiq(root, &["codegen"]).0, 0);
-    let core = std::fs::read_to_string(root.join("apps/crm/src/services/core.ts")).unwrap();
+    let rules = std::fs::read_to_string(root.join("apps/crm/src/services/rules.ts")).unwrap();
     assert!(
-        core.contains("// crm style") && !core.contains("// house style"),
+        rules.contains("// crm style") && !rules.contains("// house style"),
         "the app override wins"
     );
 
     std::fs::write(
-        root.join("apps/crm/templates/ts/core.ts.jinja"),
+        root.join("apps/crm/templates/ts/rules.ts.jinja"),
         "line one\n{% for x in %}\n",
     )
     .unwrap();
     let (code, text) = prefiq(root, &["codegen"]);
     assert_eq!(code, 1, "{text}");
     assert!(
-        text.contains("apps/crm/templates/ts/core.ts.jinja:2:1"),
+        text.contains("apps/crm/templates/ts/rules.ts.jinja:2:1"),
         "the diagnostic names the template file and line: {text}"
     );
 }
@@ -362,15 +362,15 @@ fn the_up_to_date_shortcut_never_hides_a_difference() {
     assert_eq!(prefiq(root, &["codegen"]).0, 0);
     assert_eq!(prefiq(root, &["codegen", "--check"]).0, 0);
     std::fs::create_dir_all(root.join("templates/ts")).unwrap();
-    let builtin = prefiq_templates_core();
+    let builtin = prefiq_templates_rules();
     std::fs::write(
-        root.join("templates/ts/core.ts.jinja"),
+        root.join("templates/ts/rules.ts.jinja"),
         format!("{builtin}\n// ours\n"),
     )
     .unwrap();
     let (code, text) = prefiq(root, &["codegen", "--check"]);
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("apps/crm/src/services/core.ts"), "{text}");
+    assert!(text.contains("apps/crm/src/services/rules.ts"), "{text}");
 
     // A new migration file is an input too.
     assert_eq!(prefiq(root, &["codegen"]).0, 0);
@@ -389,8 +389,8 @@ fn the_up_to_date_shortcut_never_hides_a_difference() {
     );
 }
 
-/// The built-in `ts/core.ts.jinja`, as the repository holds it.
-fn prefiq_templates_core() -> String {
+/// The built-in `ts/rules.ts.jinja`, as the repository holds it.
+fn prefiq_templates_rules() -> String {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    std::fs::read_to_string(repo.join("templates/ts/core.ts.jinja")).unwrap()
+    std::fs::read_to_string(repo.join("templates/ts/rules.ts.jinja")).unwrap()
 }

@@ -390,13 +390,15 @@ pub fn typescript_client(
     })?;
     let imported = crate::import::import(&document, name)?;
     let templates = Templates::builtin()?;
-    let (types, client, core) = crate::emit::ts::render(
+    let (types, client) = crate::emit::ts::render(
         &imported.app,
         &templates,
         &crate::emit::ts::TsOptions {
             types_path: "./types.js",
+            runtime: "./core.js",
         },
     )?;
+    let core = crate::emit::ts::core(&templates)?;
     let source = path.rsplit('/').next().unwrap_or(path);
     Ok(TypescriptClient {
         files: [

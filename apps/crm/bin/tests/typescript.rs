@@ -32,18 +32,27 @@ async fn the_typescript_client_drives_the_live_service() {
         Command::new(tsc())
             .arg("-p")
             .arg(src.join("tsconfig.json"))
-            // The pages import resources/frontend: paths under out/ follow the repository's.
+            // The sources import @prefiq/frontend, whose files live in resources/frontend:
+            // paths under out/ follow the repository's.
             .arg("--rootDir")
             .arg(repo_root())
             .arg("--outDir")
             .arg(out.path()),
     );
-    // The tests import json-logic-js, React and TanStack Query, installed in .ci/.
-    std::os::unix::fs::symlink(
-        repo_root().join(".ci/node_modules"),
-        out.path().join("node_modules"),
-    )
-    .expect("node_modules for the compiled tests");
+    // @prefiq/frontend's client entry, compiled on its own: what a published package ships, and
+    // proof that it needs nothing but itself (no React, no DOM library of ours).
+    let library = repo_root().join("resources/frontend/src");
+    run_ok(
+        Command::new(tsc())
+            .args(["--strict", "--target", "ES2022", "--module", "NodeNext"])
+            .args(["--moduleResolution", "NodeNext", "--lib", "ES2022,DOM"])
+            .arg("--rootDir")
+            .arg(&library)
+            .arg("--outDir")
+            .arg(out.path().join("resources/frontend/src"))
+            .arg(library.join("client.ts")),
+    );
+    node_modules_for(out.path());
     let tests = [
         out.path().join("apps/crm/src/tests/client.test.js"),
         out.path().join("apps/crm/src/tests/rules.test.js"),
@@ -94,4 +103,30 @@ async fn the_typescript_client_drives_the_live_service() {
         "all sixteen Node tests ran:\n{text}"
     );
     server.stop().await;
+}
+
+/// `out/node_modules` for the compiled tests: the packages installed in .ci/ (json-logic-js,
+/// React, TanStack Query), and @prefiq/frontend's client entry as compiled JavaScript, the way a
+/// published package ships it (in the repository its entries are TypeScript, which Node does
+/// not run).
+fn node_modules_for(out: &std::path::Path) {
+    let modules = out.join("node_modules");
+    let installed = repo_root().join(".ci/node_modules");
+    for entry in std::fs::read_dir(&installed).expect(".ci/node_modules") {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "@prefiq" {
+            continue;
+        }
+        std::fs::create_dir_all(&modules).unwrap();
+        std::os::unix::fs::symlink(entry.path(), modules.join(&name)).unwrap();
+    }
+    let library = modules.join("@prefiq/frontend");
+    std::fs::create_dir_all(&library).unwrap();
+    std::os::unix::fs::symlink(out.join("resources/frontend/src"), library.join("src")).unwrap();
+    std::fs::write(
+        library.join("package.json"),
+        r#"{"type": "module", "exports": {"./client": "./src/client.js"}}"#,
+    )
+    .unwrap();
 }

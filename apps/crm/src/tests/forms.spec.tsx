@@ -8,7 +8,7 @@ import { userEvent } from "@testing-library/user-event";
 import type { ReactNode } from "react";
 import { afterEach, expect, test, vi } from "vitest";
 
-import { EntityDetail, EntityForm, EntityTable } from "../../../../resources/frontend/src/index.js";
+import { EntityDetail, EntityForm, EntityTable } from "@prefiq/frontend";
 import { contactSpec, dealSpec } from "../components/generated.js";
 import { keys, useCompanies, useCreateContact } from "../hooks/generated.js";
 import { configure } from "../services/client.js";

@@ -9,7 +9,7 @@ import { createElement } from "react";
 import { renderToString } from "react-dom/server";
 
 import { configure } from "../services/client.js";
-import type { ApiError } from "../services/core.js";
+import type { ApiError } from "../services/client.js";
 import {
   companiesPagesQuery,
   companiesQuery,

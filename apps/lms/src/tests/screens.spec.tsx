@@ -3,7 +3,7 @@
 // nothing its validators refuse (the checks are resources/frontend's `testScreens`, shared by
 // every app). Run by `vitest run`. Written once by `prefiq codegen`; yours to change: add your own
 // tests beside it.
-import { testScreens } from "../../../../resources/frontend/testing/screens.js";
+import { testScreens } from "@prefiq/frontend/testing";
 import { ENTITIES } from "../components/generated.js";
 import { configure } from "../services/client.js";
 

@@ -102,7 +102,7 @@ fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<()
     let root_up = "../".repeat(root.matches('/').count() + 2);
     let context = serde_json::json!({
         "app": app.name,
-        "library": format!("../{root_up}resources/frontend/src/index.js"),
+        "library": crate::emit::ts::LIBRARY,
         "root_up": root_up,
     });
     for (template, path) in [

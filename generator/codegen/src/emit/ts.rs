@@ -617,14 +617,23 @@ fn custom_operation(operation: &Operation) -> TsOperation {
 pub struct TsOptions<'a> {
     /// Where the client imports the types from.
     pub types_path: &'a str,
+    /// Where the client imports its request helper from: [`RUNTIME`] in a project, `./core.js`
+    /// for a client that carries its own ([`core`]).
+    pub runtime: &'a str,
 }
 
-/// The TypeScript of an app: `(types, client, core)`.
+/// The React-free entry of the frontend library, which every generated service file imports.
+pub const RUNTIME: &str = "@prefiq/frontend/client";
+
+/// The frontend library's main entry (components, sessions), which the screens import.
+pub const LIBRARY: &str = "@prefiq/frontend";
+
+/// The TypeScript of an app: `(types, client)`.
 pub fn render(
     app: &App,
     templates: &Templates,
     options: &TsOptions,
-) -> Result<(String, String, String), Diagnostic> {
+) -> Result<(String, String), Diagnostic> {
     let mut items = Vec::new();
     named_items(app, &mut items);
     for entity in &app.entities {
@@ -668,14 +677,19 @@ pub fn render(
     imports.retain(|name| mentioned.contains(name));
     let client = templates.render(
         "ts/client.ts.jinja",
-        serde_json::json!({ "app": app.name, "imports": imports, "types_path": options.types_path, "operations": operations }),
+        serde_json::json!({ "app": app.name, "imports": imports, "types_path": options.types_path, "runtime": options.runtime, "operations": operations }),
     )?;
-    let core = templates.render("ts/core.ts.jinja", Value::Null)?;
-    Ok((types, client, core))
+    Ok((types, client))
 }
 
-/// `src/services/rules.ts`: the rules of `core/validation/` per body they judge, and the
-/// evaluator the browser runs them with.
+/// `core.ts`, the request helper, for a client that carries its own (`prefiq openapi-ts`): the
+/// same code as the frontend library's, which the template links to.
+pub fn core(templates: &Templates) -> Result<String, Diagnostic> {
+    templates.render("ts/core.ts.jinja", Value::Null)
+}
+
+/// `src/services/rules.ts`: the rules of `core/validation/` per body they judge, checked by the
+/// frontend library's evaluator.
 pub fn rules(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
     let published = |rules: &[crate::ir::Rule]| {
         let value = crate::emit::schema::with_rules(serde_json::json!({}), rules);
@@ -706,7 +720,7 @@ pub fn rules(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
     }
     templates.render(
         "ts/rules.ts.jinja",
-        serde_json::json!({ "app": app.name, "checks": checks }),
+        serde_json::json!({ "root": crate::ir::app_root(&app.name), "runtime": RUNTIME, "checks": checks }),
     )
 }
 
@@ -804,7 +818,7 @@ pub fn validators(app: &App, templates: &Templates) -> Result<String, Diagnostic
         "ts/validate.ts.jinja",
         serde_json::json!({
             "app": app.name,
-            "library": library_path(app),
+            "library": RUNTIME,
             "defs": defs.to_string(),
             "validators": validators,
         }),
@@ -1121,18 +1135,11 @@ fn field_spec(
     out
 }
 
-/// resources/frontend's entry, as a file in `<app>/src/<folder>/` imports it.
-fn library_path(app: &App) -> String {
-    let root = crate::ir::app_root(&app.name);
-    let depth = root.matches('/').count() + 3;
-    format!("{}resources/frontend/src/index.js", "../".repeat(depth))
-}
-
 /// `src/components/generated.tsx`: each entity's screens described from its schema, bound to
 /// the generated hooks and validators, for the components of resources/frontend.
 pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
     use heck::ToLowerCamelCase;
-    let library = library_path(app);
+    let library = LIBRARY;
     let mut hooks: BTreeSet<String> = BTreeSet::new();
     let mut validators: BTreeSet<String> = BTreeSet::new();
     let mut types: BTreeSet<String> = BTreeSet::new();
@@ -1218,18 +1225,18 @@ pub fn components(app: &App, templates: &Templates) -> Result<String, Diagnostic
 
 /// The TypeScript files of `app`: `(path, contents)`.
 pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, Diagnostic> {
-    let (types, client, core) = render(
+    let (types, client) = render(
         app,
         templates,
         &TsOptions {
             types_path: TYPES_FROM_CLIENT,
+            runtime: RUNTIME,
         },
     )?;
     let root = crate::ir::app_root(&app.name);
     Ok(vec![
         (format!("{root}/core/types/ts/index.ts"), types),
         (format!("{root}/src/services/client.ts"), client),
-        (format!("{root}/src/services/core.ts"), core),
         (
             format!("{root}/src/services/rules.ts"),
             rules(app, templates)?,

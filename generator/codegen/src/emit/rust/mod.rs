@@ -327,18 +327,34 @@ pub(super) fn type_deps(app: &App) -> TypeDeps {
     deps
 }
 
+/// The `prefiq-runtime` line of a manifest `depth` folders below the project root.
 pub(crate) fn runtime_dependency(config: &ProjectConfig, depth: usize) -> String {
-    match &config.runtime.path {
-        Some(path) if std::path::Path::new(path).is_absolute() => {
-            format!("prefiq-runtime = {{ path = \"{path}\" }}")
+    support_dependency(config, depth, "prefiq-runtime", "", "")
+}
+
+/// A manifest line for one of the runtime's crates: `package` lives in `folder` under the
+/// runtime (`""` for the runtime itself), found by path or by version as `prefiq.toml` says.
+/// `extra` is appended inside the braces, as in `, features = ["pattern"]`.
+fn support_dependency(
+    config: &ProjectConfig,
+    depth: usize,
+    package: &str,
+    folder: &str,
+    extra: &str,
+) -> String {
+    let version = &config.runtime.version;
+    let source = match &config.runtime.path {
+        Some(path) => {
+            let up = if std::path::Path::new(path).is_absolute() {
+                String::new()
+            } else {
+                "../".repeat(depth)
+            };
+            format!("path = \"{up}{path}{folder}\"")
         }
-        Some(path) => format!(
-            "prefiq-runtime = {{ path = \"{}{}\" }}",
-            "../".repeat(depth),
-            path
-        ),
-        None => format!("prefiq-runtime = \"{}\"", config.runtime.version),
-    }
+        None => format!("version = \"{version}\""),
+    };
+    format!("{package} = {{ {source}{extra} }}")
 }
 
 /// Emits the types crate, the server crate, the client crate and their scaffolds.
@@ -361,9 +377,24 @@ pub fn emit(
     if deps.chrono {
         manifest.push_str("chrono = { version = \"0.4\", default-features = false, features = [\"std\", \"serde\"] }\n");
     }
-    if deps.regex {
-        manifest.push_str("regex = { version = \"1\", default-features = false, features = [\"std\", \"unicode-perl\", \"unicode-case\"] }\n");
-    }
+    let features: Vec<&str> = [(deps.decimal, "\"decimal\""), (deps.regex, "\"pattern\"")]
+        .into_iter()
+        .filter_map(|(wanted, feature)| wanted.then_some(feature))
+        .collect();
+    let features = if features.is_empty() {
+        String::new()
+    } else {
+        format!(", features = [{}]", features.join(", "))
+    };
+    let depth = root.split('/').count() + 3;
+    manifest.push_str(&support_dependency(
+        config,
+        depth,
+        "prefiq-check",
+        "/check",
+        &features,
+    ));
+    manifest.push('\n');
     if deps.decimal {
         let float = if deps.decimal_float {
             ", \"serde-with-float\""

@@ -541,7 +541,7 @@ fn check_value(
                 .as_ref()
                 .and_then(|p| patterns.iter().position(|q| q == p))
             {
-                checks.push(quote!(c.pattern(#member, #value, #index);));
+                checks.push(quote!(c.pattern(#member, #value, &crate::generated::validate::PATTERNS[#index]);));
             }
             if let Some(constant) = &s.constant {
                 checks.push(quote!(c.constant(#member, #value, #constant);));
@@ -772,228 +772,24 @@ fn union_validate(name: &str, u: &UnionType) -> TokenStream {
     }
 }
 
-fn validate_module(patterns: &[String], decimals: bool) -> TokenStream {
-    let count = patterns.len();
-    let decimal_check = if decimals {
-        quote! {
-            /// Digits after the decimal point (`x-prefiq.scale`).
-            pub(crate) fn scale(&mut self, member: &str, value: &::rust_decimal::Decimal, scale: u32) {
-                if value.normalize().scale() > scale {
-                    self.fail(member, ::std::format!("must have at most {scale} digits after the decimal point"));
-                }
-            }
-
-            /// Digits before the decimal point (precision minus scale).
-            pub(crate) fn whole_digits(&mut self, member: &str, value: &::rust_decimal::Decimal, whole: u32) {
-                if value.trunc().abs().to_string().trim_start_matches('0').len() > whole as usize {
-                    self.fail(member, ::std::format!("must have at most {whole} digits before the decimal point"));
-                }
-            }
-        }
-    } else {
-        quote!()
-    };
-    let pattern_check = if patterns.is_empty() {
+/// `validate.rs`: the shared checks of `prefiq-check` under the names generated code uses, and
+/// the app's patterns, compiled on first use.
+fn validate_module(patterns: &[String]) -> TokenStream {
+    let statics = if patterns.is_empty() {
         quote!()
     } else {
+        let count = patterns.len();
         quote! {
-            /// A string's pattern, by its index in `PATTERNS`.
-            pub(crate) fn pattern(&mut self, member: &str, value: &str, index: usize) {
-                if !matches(index, value) {
-                    self.fail(member, ::std::format!("must match the pattern {}", PATTERNS[index]));
-                }
-            }
-        }
-    };
-    let matcher = if patterns.is_empty() {
-        quote!()
-    } else {
-        quote! {
-            static PATTERNS: [&str; #count] = [#(#patterns),*];
-            static COMPILED: ::std::sync::LazyLock<Vec<::regex::Regex>> = ::std::sync::LazyLock::new(|| {
-                PATTERNS.iter().filter_map(|p| ::regex::Regex::new(p).ok()).collect()
-            });
-
-            /// Whether `value` matches pattern `index` (all patterns were checked by `prefiq codegen`).
-            pub(crate) fn matches(index: usize, value: &str) -> bool {
-                COMPILED.get(index).is_none_or(|pattern| pattern.is_match(value))
-            }
+            /// Every `pattern` of the app's schemas, by the index its checks use.
+            pub(crate) static PATTERNS: [::prefiq_check::Pattern; #count] = [#(::prefiq_check::Pattern::new(#patterns)),*];
         }
     };
     quote! {
-        //! Constraint checks that serde cannot express (lengths, bounds, patterns, sizes).
-        //! The server checks the same constraints with JSON Schema before a request reaches a service.
-
-        /// One broken constraint, located by a JSON pointer.
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct Violation {
-            /// Where, as in `/address/city`.
-            pub pointer: String,
-            /// What is wrong.
-            pub message: String,
-        }
-
-        impl ::std::fmt::Display for Violation {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                ::std::write!(f, "{}: {}", self.pointer, self.message)
-            }
-        }
-
-        /// A string that is not one of an enum's values.
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct UnknownValue {
-            /// The string.
-            pub value: String,
-            /// The values the enum has.
-            pub expected: &'static [&'static str],
-        }
-
-        impl ::std::fmt::Display for UnknownValue {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                ::std::write!(f, "unknown value `{}`; expected one of {}", self.value, self.expected.join(", "))
-            }
-        }
-
-        impl ::std::error::Error for UnknownValue {}
-
-        /// Escapes one JSON pointer segment (RFC 6901).
-        #[allow(dead_code)]
-        pub(crate) fn escape(segment: &str) -> String {
-            segment.replace('~', "~0").replace('/', "~1")
-        }
-
-        /// Collects the broken constraints of one value, under the pointer it was checked at.
-        pub(crate) struct Checks<'a> {
-            at: &'a str,
-            out: &'a mut Vec<Violation>,
-        }
-
-        #[allow(dead_code)]
-        impl<'a> Checks<'a> {
-            /// Checks under the pointer `at`, pushing to `out`.
-            pub(crate) fn new(at: &'a str, out: &'a mut Vec<Violation>) -> Self {
-                Self { at, out }
-            }
-
-            fn fail(&mut self, member: &str, message: String) {
-                self.out.push(Violation { pointer: ::std::format!("{}{}", self.at, member), message });
-            }
-
-            /// `minimum`.
-            pub(crate) fn min<T: PartialOrd + ::std::fmt::Display>(&mut self, member: &str, value: T, min: T) {
-                if value < min {
-                    self.fail(member, ::std::format!("must be at least {min}"));
-                }
-            }
-
-            /// `maximum`.
-            pub(crate) fn max<T: PartialOrd + ::std::fmt::Display>(&mut self, member: &str, value: T, max: T) {
-                if value > max {
-                    self.fail(member, ::std::format!("must be at most {max}"));
-                }
-            }
-
-            /// `exclusiveMinimum`.
-            pub(crate) fn above<T: PartialOrd + ::std::fmt::Display>(&mut self, member: &str, value: T, bound: T) {
-                if value <= bound {
-                    self.fail(member, ::std::format!("must be more than {bound}"));
-                }
-            }
-
-            /// `exclusiveMaximum`.
-            pub(crate) fn below<T: PartialOrd + ::std::fmt::Display>(&mut self, member: &str, value: T, bound: T) {
-                if value >= bound {
-                    self.fail(member, ::std::format!("must be less than {bound}"));
-                }
-            }
-
-            /// `multipleOf` of an integer.
-            pub(crate) fn multiple_of(&mut self, member: &str, value: i64, multiple: i64) {
-                if multiple != 0 && value % multiple != 0 {
-                    self.fail(member, ::std::format!("must be a multiple of {multiple}"));
-                }
-            }
-
-            /// `multipleOf` of a number.
-            pub(crate) fn multiple_of_float(&mut self, member: &str, value: f64, multiple: f64) {
-                let ratio = value / multiple;
-                if (ratio - ratio.round()).abs() > 1e-9 {
-                    self.fail(member, ::std::format!("must be a multiple of {multiple}"));
-                }
-            }
-
-            /// `minLength`, in characters.
-            pub(crate) fn min_chars(&mut self, member: &str, value: &str, min: u64) {
-                if (value.chars().count() as u64) < min {
-                    self.fail(member, ::std::format!("must be at least {min} characters long"));
-                }
-            }
-
-            /// `maxLength`, in characters.
-            pub(crate) fn max_chars(&mut self, member: &str, value: &str, max: u64) {
-                if (value.chars().count() as u64) > max {
-                    self.fail(member, ::std::format!("must be at most {max} characters long"));
-                }
-            }
-
-            /// `const`.
-            pub(crate) fn constant(&mut self, member: &str, value: &str, expected: &str) {
-                if value != expected {
-                    self.fail(member, ::std::format!("must be {expected:?}"));
-                }
-            }
-
-            /// `minItems`.
-            pub(crate) fn min_items(&mut self, member: &str, length: usize, min: u64) {
-                if (length as u64) < min {
-                    self.fail(member, ::std::format!("must have at least {min} items"));
-                }
-            }
-
-            /// `maxItems`.
-            pub(crate) fn max_items(&mut self, member: &str, length: usize, max: u64) {
-                if (length as u64) > max {
-                    self.fail(member, ::std::format!("must have at most {max} items"));
-                }
-            }
-
-            /// `uniqueItems`.
-            pub(crate) fn unique<T: PartialEq>(&mut self, member: &str, items: &[T]) {
-                if items.iter().enumerate().any(|(i, item)| items[..i].contains(item)) {
-                    self.fail(member, String::from("must not repeat items"));
-                }
-            }
-
-            /// A nested value's own constraints.
-            pub(crate) fn nested(&mut self, member: &str, value: &impl Validate) {
-                let at = ::std::format!("{}{}", self.at, member);
-                value.validate_at(&at, self.out);
-            }
-
-            #pattern_check
-            #decimal_check
-        }
-
-        impl<T: Validate + ?::std::marker::Sized> Validate for Box<T> {
-            fn validate_at(&self, at: &str, out: &mut Vec<Violation>) {
-                (**self).validate_at(at, out);
-            }
-        }
-
-        /// Checks a value against its schema's constraints.
-        pub trait Validate {
-            /// Pushes every broken constraint under the pointer `at`.
-            fn validate_at(&self, at: &str, out: &mut Vec<Violation>);
-
-            /// Every broken constraint, or `Ok`.
-            fn validate(&self) -> Result<(), Vec<Violation>> {
-                let mut out = Vec::new();
-                self.validate_at("", &mut out);
-                if out.is_empty() { Ok(()) } else { Err(out) }
-            }
-        }
-
-        #matcher
+        //! Constraint checks that serde cannot express (lengths, bounds, patterns, sizes), from
+        //! `prefiq-check`, which every app shares. The server checks the same constraints with JSON
+        //! Schema before a request reaches a service.
+        pub use ::prefiq_check::{escape, Checks, UnknownValue, Validate, Violation};
+        #statics
     }
 }
 
@@ -1119,7 +915,7 @@ impl<'a> Plan<'a> {
             ),
             Part::Validate => (
                 "src/generated/validate.rs".to_owned(),
-                validate_module(&self.patterns, super::type_deps(app).decimal),
+                validate_module(&self.patterns),
             ),
             Part::Mod => ("src/generated/mod.rs".to_owned(), self.module()),
         }

@@ -2,8 +2,8 @@
 // routes (`#/companies`, `#/companies/<id>`). Written once by `prefiq codegen`; yours to change.
 import { useEffect, useState } from "react";
 
-import { Account, EntityDetail, EntityForm, EntityTable, ToastProvider, useToast, writable } from "../../../../resources/frontend/src/index.js";
-import type { EntitySpec, SessionOptions, SessionState } from "../../../../resources/frontend/src/index.js";
+import { Account, EntityDetail, EntityForm, EntityTable, ToastProvider, useToast, writable } from "@prefiq/frontend";
+import type { EntitySpec, SessionOptions, SessionState } from "@prefiq/frontend";
 import { configure } from "../services/client.js";
 import { ENTITIES } from "../components/generated.js";
 

@@ -4,7 +4,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 
-import { pastedToken, startSession } from "../../../../resources/frontend/src/index.js";
+import { pastedToken, startSession } from "@prefiq/frontend";
 import { configure } from "../services/client.js";
 import { App, SESSION } from "./App.js";
 import "../styles/app.css";
