@@ -69,6 +69,34 @@ fn generated_rust_has_no_suffixed_integer_literals() {
     assert!(found.is_empty(), "suffixed literals:\n{}", found.join("\n"));
 }
 
+/// prettyplease lays out calls but prints a macro's body as it gets it, so generated Rust builds
+/// its lists with `Vec::from([...])`; and "none" is `None`, never an empty string.
+#[test]
+fn generated_rust_has_no_macro_built_lists_and_no_empty_string_for_none() {
+    let mut found = Vec::new();
+    let mut checked = 0;
+    for (path, text) in generated_files() {
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        checked += 1;
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or(line);
+            let empty_for_none = code.trim_end().ends_with(": \"\",");
+            if code.contains("vec![") || empty_for_none {
+                found.push(format!(
+                    "{}:{}: {}",
+                    path.display(),
+                    number + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} generated Rust files found");
+    assert!(found.is_empty(), "found:\n{}", found.join("\n"));
+}
+
 #[test]
 fn every_generated_line_fits_unless_a_string_literal_makes_it_long() {
     let mut checked = 0;

@@ -36,8 +36,8 @@ pub struct EntityInfo {
     pub plural: &'static str,
     /// The collection's path, as in `/api/crm/deals`.
     pub collection: &'static str,
-    /// Its description.
-    pub description: &'static str,
+    /// Its description, if its schema has one.
+    pub description: Option<&'static str>,
     /// The OpenAPI component names of what a client reads, sends to create one, and patches.
     pub schemas: [&'static str; 3],
     /// The table.

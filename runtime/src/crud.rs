@@ -194,17 +194,17 @@ pub fn read_routes<R: Resource, S: Send + Sync + 'static>(
 /// The permissions of an entity's routes, from the IR: `<app>.<entity>.<action>`.
 #[derive(Debug)]
 pub struct Access {
-    /// To list and get rows.
-    pub read: &'static str,
+    /// To list and get rows. `None`, here and below, for an action the entity does not offer.
+    pub read: Option<&'static str>,
     /// To create one.
-    pub create: &'static str,
+    pub create: Option<&'static str>,
     /// To change one.
-    pub update: &'static str,
+    pub update: Option<&'static str>,
     /// To delete one.
-    pub delete: &'static str,
+    pub delete: Option<&'static str>,
     /// To see and change every row of a table whose rows belong to their owner, not only one's
-    /// own (`<app>.<entity>.all-rows`).
-    pub all_rows: &'static str,
+    /// own (`<app>.<entity>.all-rows`); `None` for a table whose rows have no owner.
+    pub all_rows: Option<&'static str>,
     /// Whose business creating, changing and deleting rows is: [`Scope::Platform`] for a
     /// shared entity only platform operators write.
     pub writes: Scope,
@@ -372,7 +372,7 @@ fn visible<R: Resource>(db: &impl Executor, row: &Row) -> Result<bool, DbError> 
     let Some(owner) = R::TABLE.owner else {
         return Ok(true);
     };
-    if principal.allows(R::ACCESS.all_rows) {
+    if R::ACCESS.all_rows.is_some_and(|all| principal.allows(all)) {
         return Ok(true);
     }
     let owned_by: Option<Uuid> = row.opt(owner)?;
@@ -1046,7 +1046,10 @@ pub async fn list<R: Resource>(
         }
     }
     if let Some(owner) = R::TABLE.owner {
-        let everyone = db.principal().is_some_and(|p| p.allows(R::ACCESS.all_rows));
+        let everyone = db
+            .principal()
+            .zip(R::ACCESS.all_rows)
+            .is_some_and(|(p, all)| p.allows(all));
         if !everyone {
             // No user, no rows: `nil` is nobody's id.
             query.restrict(owner, SqlValue::Uuid(stamp.user.unwrap_or(Uuid::nil())));
@@ -1081,13 +1084,21 @@ fn key<R: Resource>(raw: &str) -> Result<R::Key, Problem> {
     crate::http::parse_key(raw, R::TABLE.entity)
 }
 
+/// The permission of an action, or a 405 for one the entity does not offer: its route does not
+/// exist, so only a hand-written route to the handler reaches this, and it is refused.
+fn offered(permission: Option<&'static str>) -> Result<&'static str, Problem> {
+    permission.ok_or_else(|| {
+        Problem::method_not_allowed().with_detail("this entity does not offer this action")
+    })
+}
+
 /// `GET` on the collection.
 pub async fn list_handler<R: Resource, S: Send + Sync + 'static>(
     State(state): State<AppState<S>>,
     ctx: RequestContext,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Page<R::Model>>, Problem> {
-    ctx.require(R::ACCESS.read)?;
+    ctx.require(offered(R::ACCESS.read)?)?;
     let query = ListQuery::parse(R::TABLE, &pairs)?;
     let mut tx = state.db.begin_read(&ctx.principal).await?;
     let page = list::<R>(&mut tx, query).await.map_err(problem::<R>)?;
@@ -1101,7 +1112,7 @@ pub async fn create_handler<R: Writable, S: Hooks<R>>(
     ctx: RequestContext,
     JsonBody(body): JsonBody,
 ) -> Result<Created<R::Model>, Problem> {
-    ctx.require_in(R::ACCESS.writes, R::ACCESS.create)?;
+    ctx.require_in(R::ACCESS.writes, offered(R::ACCESS.create)?)?;
     validators::<R>()
         .map_err(Problem::from)?
         .create
@@ -1159,7 +1170,7 @@ pub async fn get_handler<R: Resource, S: Send + Sync + 'static>(
     ctx: RequestContext,
     PathKey(raw): PathKey,
 ) -> Result<Tagged<R::Model>, Problem> {
-    ctx.require(R::ACCESS.read)?;
+    ctx.require(offered(R::ACCESS.read)?)?;
     let key = key::<R>(&raw)?;
     let mut tx = state.db.begin_read(&ctx.principal).await?;
     let row = find::<R>(&mut tx, &key)
@@ -1203,7 +1214,7 @@ pub async fn update_handler<R: Writable, S: Hooks<R>>(
     precondition: IfMatch,
     JsonBody(patch): JsonBody,
 ) -> Result<Tagged<R::Model>, Problem> {
-    ctx.require_in(R::ACCESS.writes, R::ACCESS.update)?;
+    ctx.require_in(R::ACCESS.writes, offered(R::ACCESS.update)?)?;
     let validators = validators::<R>().map_err(Problem::from)?;
     validators.patch.check(&patch)?;
     let key = key::<R>(&raw)?;
@@ -1266,7 +1277,7 @@ pub async fn delete_handler<R: Writable, S: Hooks<R>>(
     PathKey(raw): PathKey,
     precondition: IfMatch,
 ) -> Result<NoContent, Problem> {
-    ctx.require_in(R::ACCESS.writes, R::ACCESS.delete)?;
+    ctx.require_in(R::ACCESS.writes, offered(R::ACCESS.delete)?)?;
     let key = key::<R>(&raw)?;
     let mut tx = state.db.begin(&ctx.principal).await?;
     let current = writable_row::<R>(&mut tx, &ctx.principal, &key).await?;

@@ -9,6 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use prefiq_grammar::Operator;
 use prefiq_runtime::catalog::{AppCatalog, EntityInfo};
 use prefiq_runtime::deps::uuid::Uuid;
 use serde_json::Value;
@@ -514,7 +515,7 @@ struct Column {
 struct ListPage {
     layout: Layout,
     base: String,
-    description: String,
+    description: Option<String>,
     columns: Vec<Column>,
     rows: Vec<(String, Vec<Cell>)>,
     total: String,
@@ -522,13 +523,34 @@ struct ListPage {
     filterable: Vec<(String, String)>,
     filter_field: String,
     filter_op: String,
+    /// Every filter operator of the list grammar: its name and what it means.
+    operators: Vec<(&'static str, String)>,
     filter_value: String,
     sort: String,
     can_create: bool,
     error: String,
 }
 
-const OPERATORS: [&str; 9] = ["eq", "ne", "lt", "lte", "gt", "gte", "like", "ilike", "in"];
+/// The filter of the list page as the API's query writes it: `op.value`, with the list of `in`
+/// in parentheses and the set of an array operator in braces (unless the visitor typed them).
+fn filter_param(operator: Operator, value: &str) -> String {
+    let name = operator.name();
+    let value = value.trim();
+    let wrapped = |open: char, close: char| {
+        if value.starts_with(open) && value.ends_with(close) {
+            value.to_owned()
+        } else {
+            format!("{open}{value}{close}")
+        }
+    };
+    match operator {
+        Operator::In => format!("{name}.{}", wrapped('(', ')')),
+        Operator::Contains | Operator::ContainedBy | Operator::Overlaps => {
+            format!("{name}.{}", wrapped('{', '}'))
+        }
+        _ => format!("{name}.{value}"),
+    }
+}
 
 /// The text of a value in a cell.
 fn cell_text(value: &Value) -> String {
@@ -599,17 +621,8 @@ async fn list(
             api_query.append_pair("cursor", &cursor);
         }
         if !filter_field.is_empty() && !filter_value.is_empty() {
-            let op = if OPERATORS.contains(&filter_op.as_str()) {
-                filter_op.as_str()
-            } else {
-                "eq"
-            };
-            let value = if op == "in" {
-                format!("({filter_value})")
-            } else {
-                filter_value.clone()
-            };
-            api_query.append_pair(&filter_field, &format!("{op}.{value}"));
+            let operator = Operator::parse(&filter_op).unwrap_or(Operator::Eq);
+            api_query.append_pair(&filter_field, &filter_param(operator, &filter_value));
         }
         api_query.finish()
     };
@@ -731,7 +744,7 @@ async fn list(
         .collect();
     let page = ListPage {
         layout: layout(&admin, &visitor, &plural_label(entity)),
-        description: entity.description.to_owned(),
+        description: entity.description.map(str::to_owned),
         base,
         columns,
         rows,
@@ -743,6 +756,10 @@ async fn list(
         filterable,
         filter_field,
         filter_op,
+        operators: Operator::ALL
+            .into_iter()
+            .map(|op| (op.name(), op.meaning().replace('`', "")))
+            .collect(),
         filter_value,
         sort,
         can_create: !entity.read_only && admin.may(&visitor.principal, &app, entity.name, "create"),

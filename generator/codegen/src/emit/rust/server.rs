@@ -236,22 +236,24 @@ fn table_meta(app: &App, entity: &Entity) -> TokenStream {
 
 /// `ACCESS`: the permissions of the entity's routes, from its operations in the IR.
 fn access(app: &App, entity: &Entity) -> TokenStream {
-    let permission = |action: CrudAction| {
-        app.crud_operation(&entity.name, action)
-            .map(|o| o.access.permission.clone())
-            .unwrap_or_default()
+    let permission = |action: CrudAction| match app.crud_operation(&entity.name, action) {
+        Some(operation) => {
+            let permission = &operation.access.permission;
+            quote!(Some(#permission))
+        }
+        None => quote!(None),
     };
     let read = permission(CrudAction::Get);
     let create = permission(CrudAction::Create);
     let update = permission(CrudAction::Update);
     let delete = permission(CrudAction::Delete);
-    let all_rows = app
+    let all_rows = match app
         .crud_operation(&entity.name, CrudAction::List)
-        .and_then(|o| match &o.access.rows {
-            RowScope::Owner { all_rows } => Some(all_rows.clone()),
-            RowScope::All => None,
-        })
-        .unwrap_or_default();
+        .map(|o| &o.access.rows)
+    {
+        Some(RowScope::Owner { all_rows }) => quote!(Some(#all_rows)),
+        Some(RowScope::All) | None => quote!(None),
+    };
     let writes = scope(entity.scope);
     quote! {
         /// The permissions of the routes.
@@ -494,11 +496,11 @@ fn entity_module(
             const WRITABLE: &'static [&'static str] = WRITABLE;
 
             fn insert_params(input: &#create, #insert_stamp: &crud::Stamp) -> Vec<SqlValue> {
-                ::std::vec![#(#insert_params),*]
+                Vec::from([#(#insert_params),*])
             }
 
             fn update_params(input: &#create, #update_stamp: &crud::Stamp) -> Vec<SqlValue> {
-                ::std::vec![#(#update_params),*]
+                Vec::from([#(#update_params),*])
             }
 
             fn validators() -> Result<&'static crud::EntityValidators, &'static ::prefiq_runtime::validate::SchemaError> {
@@ -958,7 +960,10 @@ fn catalog(app: &App) -> TokenStream {
     let entities = app.entities.iter().map(|e| {
         let module = format_ident!("{}", e.snake);
         let (name, plural, collection) = (&e.name, &e.plural, &e.collection_path);
-        let description = e.description.clone().unwrap_or_default();
+        let description = match e.description.as_deref().map(str::trim) {
+            Some(text) if !text.is_empty() => quote!(Some(#text)),
+            _ => quote!(None),
+        };
         let (model, create, patch) = (&e.name, &e.types.create, &e.types.patch);
         let read_only = e.read_only;
         let label = crate::names::capital(&e.snake.replace('_', " "));

@@ -72,6 +72,9 @@ fn default_expr(app: &App, ty: &Type, value: &serde_json::Value) -> TokenStream 
             quote!(#name::#variant)
         }
         (Type::Array(a), Value::Array(items)) => {
+            if items.is_empty() {
+                return quote!(Vec::new());
+            }
             let items = items.iter().map(|item| match item {
                 Value::Null => quote!(None),
                 item if a.items_nullable => {
@@ -80,7 +83,8 @@ fn default_expr(app: &App, ty: &Type, value: &serde_json::Value) -> TokenStream 
                 }
                 item => default_expr(app, &a.items, item),
             });
-            quote!(::std::vec![#(#items),*])
+            // Not `vec![...]`: prettyplease lays out a call, never a macro's body.
+            quote!(Vec::from([#(#items),*]))
         }
         (Type::Map { values }, Value::Object(members)) => {
             let entries = members.iter().map(|(key, value)| {
