@@ -355,6 +355,10 @@ fn message(kind: &ValidationErrorKind) -> String {
         }
         ValidationErrorKind::Custom { message, .. } => message.clone(),
         ValidationErrorKind::FalseSchema => "is not allowed".into(),
+        // Only a map's no-NUL rule, which the body's NUL check answers first (`http.rs`).
+        ValidationErrorKind::PropertyNames { .. } => {
+            "has a member name that does not have the expected form".into()
+        }
         // Keywords the generator never emits.
         other => format!("does not satisfy `{}`", other.keyword()),
     }

@@ -22,7 +22,8 @@ fn schema(value: &Value) -> Value {
     let mut out = Map::new();
     for (key, value) in object {
         match key.as_str() {
-            "$schema" | "$id" | "$comment" => {}
+            // OpenAPI 3.0's dialect has no `propertyNames`: the 3.1 document keeps it.
+            "$schema" | "$id" | "$comment" | "propertyNames" => {}
             "type" => match value {
                 Value::Array(types) => {
                     let concrete: Vec<&Value> = types

@@ -222,9 +222,12 @@ pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
             }
             Value::Object(o)
         }
-        Type::Map { values } => {
-            json!({ "type": "object", "additionalProperties": type_schema(values, false, style) })
-        }
+        // Member names are text too: PostgreSQL's jsonb holds no NUL in them either.
+        Type::Map { values } => json!({
+            "type": "object",
+            "propertyNames": { "pattern": NO_NUL_PATTERN },
+            "additionalProperties": type_schema(values, false, style),
+        }),
         Type::Any => json!({}),
     };
     if matches!(ty, Type::Any) {
