@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use prefiq_codegen::migrate::model::{ColumnType, Model};
 use prefiq_codegen::migrate::sql::{literal, sql_type};
+use prefiq_codegen::model::{ColumnType, Model};
 use prefiq_codegen::sql::Dialect;
 use prefiq_runtime::db::{Db, DbError, Dialect as RuntimeDialect, SqlValue};
 
@@ -414,7 +414,7 @@ pub fn expected(model: &Model, dialect: Dialect) -> Live {
                         scale,
                     } => format!("numeric({p}, {})", scale.unwrap_or(0)),
                     _ => sql_type(
-                        &prefiq_codegen::migrate::model::Column {
+                        &prefiq_codegen::model::Column {
                             identity: false,
                             ..c.clone()
                         },

@@ -308,6 +308,36 @@ fn sources(crate_dir: &str) -> Vec<(String, String)> {
     files
 }
 
+/// The modules below the stages (`model`, `schemas`) use only the IR, and nothing outside
+/// `emit` and `session` reaches into `emit`: the fixtures' check and `write` use what sits
+/// below it, and `load` uses the model, not `migrate`.
+#[test]
+fn the_stages_reach_only_downwards() {
+    let mut broken = Vec::new();
+    for (path, code) in sources("generator/codegen") {
+        let module = path.split('/').next().unwrap_or_default();
+        let below = ["model.rs", "schemas"].contains(&module);
+        let stages = [
+            "crate::load",
+            "crate::lower",
+            "crate::emit",
+            "crate::write",
+            "crate::session",
+            "crate::migrate",
+            "crate::fixtures",
+        ];
+        for stage in stages {
+            let above = below
+                || (stage == "crate::emit" && !["emit", "session.rs", "lib.rs"].contains(&module))
+                || (stage == "crate::migrate" && module == "load");
+            if above && code.contains(stage) {
+                broken.push(format!("{path} uses {stage}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
 #[test]
 fn emitters_read_only_the_ir_and_only_load_and_write_touch_the_disk() {
     let mut broken = Vec::new();

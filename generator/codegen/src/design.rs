@@ -17,6 +17,9 @@ use crate::load::SourceFile;
 /// The themes a token may tell apart; the first is the default.
 const THEMES: [&str; 2] = ["light", "dark"];
 
+/// Where the files of the tokens go.
+pub const GENERATED: &str = "resources/design/generated";
+
 /// One token: its group and name, and its value per theme (`None` where a theme uses light's).
 pub struct Token {
     /// Its group, as in `color`.

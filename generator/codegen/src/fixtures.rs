@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::diag::Diagnostic;
-use crate::emit::schema::{self, DEFS};
 use crate::ir::{App, Entity, FieldRole, KeyGeneration};
 use crate::load::{FileKind, SourceFile};
 use crate::names;
+use crate::schemas::{self as schema, DEFS};
 
 /// One fixture row, located in its file.
 #[derive(Debug, Clone)]
@@ -35,7 +35,8 @@ fn row_schema(entity: &Entity) -> Value {
 }
 
 /// The rows of every fixture file of an app, and the problems with them.
-pub fn check(app: &App, files: &[SourceFile]) -> (Vec<Row>, Vec<Diagnostic>) {
+/// `schemas` is the app's JSON Schema document ([`crate::schemas::document`]).
+pub fn check(app: &App, schemas: &Value, files: &[SourceFile]) -> (Vec<Row>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut rows = Vec::new();
     let entities: BTreeMap<&str, &Entity> =
@@ -44,13 +45,13 @@ pub fn check(app: &App, files: &[SourceFile]) -> (Vec<Row>, Vec<Diagnostic>) {
         return (rows, diagnostics);
     }
     // One validator for whole fixture files: `{Company: [rows...], ...}`.
-    let mut document = schema::document(app);
+    let mut defs = schemas["$defs"].clone();
     let mut packs = serde_json::Map::new();
     for entity in &app.entities {
-        document["$defs"][format!("{}Fixture", entity.name)] = row_schema(entity);
+        defs[format!("{}Fixture", entity.name)] = row_schema(entity);
         packs.insert(entity.name.clone(), serde_json::json!({ "type": "array", "items": { "$ref": format!("#/$defs/{}Fixture", entity.name) } }));
     }
-    let root = serde_json::json!({ "$schema": crate::vocab::DRAFT_2020_12, "type": "object", "properties": packs, "$defs": document["$defs"] });
+    let root = serde_json::json!({ "$schema": crate::vocab::DRAFT_2020_12, "type": "object", "properties": packs, "$defs": defs });
     let validator = match jsonschema::draft202012::options()
         .should_validate_formats(true)
         .build(&root)

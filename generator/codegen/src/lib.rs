@@ -3,8 +3,10 @@
 //! A [`Session`] runs the pipeline, one module per stage:
 //! [`load`] (files → values with spans) → [`validate`] (meta-schema) → [`lower`] (→ [`ir::Ir`]) →
 //! [`emit`] (→ files in memory, [`output::Output`]) → [`write`] (disk, or `--check`).
-//! Diagnostics are collected along the way; a run with any error writes nothing. The
-//! [`migrate`] module holds the migration model, its diff and its SQL.
+//! Diagnostics are collected along the way; a run with any error writes nothing. Two modules
+//! sit below the stages: [`model`], the database model of an app (which `load` reads back from
+//! the committed snapshot), and [`schemas`], an app's JSON Schema document (which the fixtures'
+//! check, the documents and the validators share). [`migrate`] diffs models and writes their SQL.
 //!
 //! Nothing here starts an async runtime or opens a database: the `prefiq` command line does that.
 
@@ -22,8 +24,10 @@ mod import;
 pub mod load;
 mod lower;
 pub mod migrate;
+pub mod model;
 mod names;
 pub mod output;
+pub mod schemas;
 mod session;
 pub mod sql;
 pub mod templates;

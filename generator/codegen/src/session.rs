@@ -45,6 +45,9 @@ pub struct AppRun {
     pub templates: Templates,
     /// Its fixture rows, checked against its schemas.
     pub fixtures: Vec<Row>,
+    /// Its JSON Schema document ([`crate::schemas::document`]): made once, for the fixtures'
+    /// check, the server's validators and the browser's.
+    pub schemas: serde_json::Value,
 }
 
 /// The result of running the pipeline in memory.
@@ -184,10 +187,11 @@ impl Session {
             ..Generation::default()
         };
         for (app, input) in ir.apps.iter().zip(&project.apps) {
+            let schemas = crate::schemas::document(app);
             let (rows, problems) = if diagnostics.iter().any(Diagnostic::is_error) {
                 (Vec::new(), Vec::new())
             } else {
-                fixtures::check(app, &input.files)
+                fixtures::check(app, &schemas, &input.files)
             };
             diagnostics.extend(problems);
             match self.templates(&project, input) {
@@ -198,6 +202,7 @@ impl Session {
                             migrations: input.migrations.clone(),
                             templates,
                             fixtures: rows,
+                            schemas,
                         },
                     );
                 }
@@ -251,8 +256,13 @@ impl Session {
                 continue;
             };
             observe(&format!("emitting {}", app.name));
-            let mut emitted =
-                crate::emit::app(app, &project.config, &run.templates, &self.formatter)?;
+            let mut emitted = crate::emit::app(&crate::emit::Context {
+                app,
+                schemas: &run.schemas,
+                config: &project.config,
+                templates: &run.templates,
+                formatter: &self.formatter,
+            })?;
             let mut fingerprint = input.fingerprint.clone();
             if app.migrations.is_empty() {
                 // A new app: its first migration is made once; later ones come from `prefiq migrate

@@ -113,7 +113,7 @@ impl Scope {
             Some(app) => folders.push(crate::ir::app_root(app)),
             None => {
                 folders.push("schemas".to_owned());
-                folders.push(crate::emit::design::GENERATED.to_owned());
+                folders.push(crate::design::GENERATED.to_owned());
                 if root.join("apps").is_dir() {
                     folders.extend(
                         crate::load::app_folders(root)

@@ -3,10 +3,21 @@
 //! creating it, when the list is left to default) and running `prefiq codegen`.
 
 use crate::config::ProjectConfig;
+use crate::diag::Diagnostic;
 use crate::ir::{App, CORTEX, app_root, crate_name};
+use crate::output::{GeneratedFile, Output};
+
+/// The crate, when the app of `context` is Cortex's own; nothing otherwise.
+pub(super) fn emit(context: &super::Context, output: &mut Output) -> Result<(), Diagnostic> {
+    let source = format!("{}/core/schema", app_root(&context.app.name));
+    for (path, text) in files(context.app, context.config) {
+        output.files.push(GeneratedFile::new(path, &source, &text));
+    }
+    Ok(())
+}
 
 /// The crate's files, `(path, contents)`, when `app` is Cortex's own; none otherwise.
-pub fn files(app: &App, config: &ProjectConfig) -> Vec<(String, String)> {
+fn files(app: &App, config: &ProjectConfig) -> Vec<(String, String)> {
     if app.name != CORTEX {
         return Vec::new();
     }

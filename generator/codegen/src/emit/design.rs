@@ -2,12 +2,9 @@
 //! `tokens.css` (custom properties, light, dark under `prefers-color-scheme: dark` or
 //! `data-theme="dark"`), `tokens.ts` (a typed module) and `theme.css` (a Tailwind v4 `@theme`).
 
-use crate::design::Token;
+use crate::design::{GENERATED, Token};
 use crate::output::GeneratedFile;
 use crate::vocab::TOKENS_PATH as TOKENS;
-
-/// Where they go.
-pub const GENERATED: &str = "resources/design/generated";
 
 fn declarations(
     tokens: &[Token],

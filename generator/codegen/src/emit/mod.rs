@@ -4,12 +4,10 @@
 //! reads a file, and none calls another stage: the session hands them what they need.
 
 mod cortex;
-mod decimal_range;
 pub mod design;
 mod openapi;
 mod openapi30;
 pub(crate) mod rust;
-pub(crate) mod schema;
 pub(crate) mod ts;
 
 use crate::config::ProjectConfig;
@@ -33,41 +31,71 @@ pub fn project(design: &[GeneratedFile]) -> Output {
     output
 }
 
-/// Every generated file and first-run scaffold of `app`.
-pub fn app(
-    app: &App,
-    config: &ProjectConfig,
-    templates: &Templates,
-    formatter: &Formatter,
-) -> Result<Output, Diagnostic> {
-    let mut output = Output::default();
-    // The Rust crates are half of an app's emit time: make them on a second core meanwhile.
-    let mut rust_output = Output::default();
-    let (documents, rust) = std::thread::scope(|scope| {
-        let rust = rust::spawn_scoped(scope, || {
-            rust::emit(app, config, formatter, &mut rust_output)
-        });
-        (documents(app, templates, &mut output), rust.join())
+/// What every emitter of an app is given. Emitters read nothing else: no file, no other stage.
+pub struct Context<'a> {
+    /// The app.
+    pub app: &'a App,
+    /// Its JSON Schema document ([`crate::schemas::document`]), made once per run.
+    pub schemas: &'a serde_json::Value,
+    /// The project's settings.
+    pub config: &'a ProjectConfig,
+    /// Its templates, overrides applied.
+    pub templates: &'a Templates,
+    /// The formatter of generated Rust.
+    pub formatter: &'a Formatter,
+}
+
+/// An emitter: adds its files and scaffolds to the output.
+pub type Emitter = fn(&Context, &mut Output) -> Result<(), Diagnostic>;
+
+/// Every emitter of an app, by what it makes. They run side by side, the largest first.
+pub const EMITTERS: &[(&str, Emitter)] = &[
+    ("rust crates", rust::emit),
+    ("openapi documents", documents),
+    ("typescript", typescript),
+    ("frontend scaffolds", frontend_scaffolds),
+    ("cortex apps", cortex::emit),
+];
+
+/// Every generated file and first-run scaffold of the app of `context`.
+pub fn app(context: &Context) -> Result<Output, Diagnostic> {
+    let results: Vec<Result<Output, Diagnostic>> = std::thread::scope(|scope| {
+        let running: Vec<_> = EMITTERS
+            .iter()
+            .map(|(name, emitter)| {
+                let handle = rust::spawn_scoped(scope, move || {
+                    let mut output = Output::default();
+                    emitter(context, &mut output).map(|()| output)
+                });
+                (name, handle)
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|(name, handle)| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(Diagnostic::error(
+                        "prefiq::emit",
+                        format!("internal error: the {name} emitter panicked"),
+                    ))
+                })
+            })
+            .collect()
     });
-    documents?;
-    rust.unwrap_or_else(|_| {
-        Err(Diagnostic::error(
-            "prefiq::emit::rust",
-            "internal error: the Rust emitter panicked",
-        ))
-    })?;
-    output.files.append(&mut rust_output.files);
-    output.scaffolds.append(&mut rust_output.scaffolds);
-    let source = format!("{}/core/schema", crate::ir::app_root(&app.name));
-    for (path, text) in cortex::files(app, config) {
-        output.files.push(GeneratedFile::new(path, &source, &text));
+    let mut output = Output::default();
+    for result in results {
+        let mut part = result?;
+        output.files.append(&mut part.files);
+        output.scaffolds.append(&mut part.scaffolds);
     }
     output.sort();
     Ok(output)
 }
 
-/// The API documents, the TypeScript client and their scaffolds.
-fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<(), Diagnostic> {
+/// The API documents: OpenAPI 3.1 and its 3.0 rendition, and the schemas the server validates
+/// with.
+fn documents(context: &Context, output: &mut Output) -> Result<(), Diagnostic> {
+    let app = context.app;
     let root = crate::ir::app_root(&app.name);
     let schema_dir = format!("{root}/core/schema");
     // Each document is printed and dropped before the next is built: large apps make large trees.
@@ -87,21 +115,32 @@ fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<()
     output.files.push(GeneratedFile::new(
         format!("{root}/bin/src/generated/schemas.json"),
         &schema_dir,
-        &pretty_json(&schema::document(app)),
+        &pretty_json(context.schemas),
     ));
-    for (path, contents) in ts::emit(app, templates)? {
+    Ok(())
+}
+
+/// The TypeScript: types, client, rules, validators, hooks and the screens' descriptions.
+fn typescript(context: &Context, output: &mut Output) -> Result<(), Diagnostic> {
+    let schema_dir = format!("{}/core/schema", crate::ir::app_root(&context.app.name));
+    for (path, contents) in ts::emit(context)? {
         output
             .files
             .push(GeneratedFile::new(path, &schema_dir, &contents));
     }
+    Ok(())
+}
+
+/// The frontend's pages, build and settings, written once: the team owns them from then on.
+fn frontend_scaffolds(context: &Context, output: &mut Output) -> Result<(), Diagnostic> {
+    let root = crate::ir::app_root(&context.app.name);
     output.scaffolds.push(Scaffold {
         path: format!("{root}/src/tsconfig.json"),
         contents: TSCONFIG.to_owned(),
     });
-    // The pages and the build, written once: the team owns them from then on.
     let root_up = "../".repeat(root.matches('/').count() + 2);
-    let context = serde_json::json!({
-        "app": app.name,
+    let values = serde_json::json!({
+        "app": context.app.name,
         "library": crate::emit::ts::LIBRARY,
         "root_up": root_up,
     });
@@ -119,7 +158,7 @@ fn documents(app: &App, templates: &Templates, output: &mut Output) -> Result<()
     ] {
         output.scaffolds.push(Scaffold {
             path: format!("{root}/{path}"),
-            contents: templates.render(template, context.clone())?,
+            contents: context.templates.render(template, values.clone())?,
         });
     }
     Ok(())

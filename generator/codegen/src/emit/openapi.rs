@@ -1,13 +1,13 @@
 //! The OpenAPI 3.1 document of an app: every route with its parameters, bodies, responses and
-//! problem+json errors, with components made by [`super::schema`].
+//! problem+json errors, with components made by [`crate::schemas`].
 
 use serde_json::{Map, Value, json};
 
-use super::schema::{self, COMPONENTS};
 use crate::ir::{
     App, CrudAction, Operation, OperationKind, OperationParam, OperationResponse, ParamRole,
     ResponseBody, ResponseHeader, ResponseOrigin,
 };
+use crate::schemas::{self as schema, COMPONENTS};
 
 fn reference(kind: &str, name: &str) -> Value {
     json!({ "$ref": format!("#/components/{kind}/{name}") })

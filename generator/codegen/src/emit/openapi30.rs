@@ -199,7 +199,7 @@ fn operation(op: &Value) -> Value {
 fn without_nul_patterns(value: &mut Value) {
     match value {
         Value::Object(object) => {
-            if object.get("pattern").and_then(Value::as_str) == Some(super::schema::NO_NUL_PATTERN)
+            if object.get("pattern").and_then(Value::as_str) == Some(crate::schemas::NO_NUL_PATTERN)
             {
                 object.remove("pattern");
             }

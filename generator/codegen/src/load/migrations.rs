@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::migrate::model::Model;
+use crate::model::Model;
 use crate::sql::Dialect;
 
 /// The folder of an app's migrations, relative to the project root.

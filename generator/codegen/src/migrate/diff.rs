@@ -5,7 +5,7 @@
 //! `renamed-from`. A column that disappears is dropped, never guessed to be a rename: renames
 //! are declared, and drops need `--allow-destructive`.
 
-use super::model::{Column, ColumnType, Model, Table};
+use crate::model::{Column, ColumnType, Model, Table};
 
 /// A column of the new table and the old column it takes its values from, if any.
 #[derive(Debug, Clone)]
@@ -383,7 +383,7 @@ pub fn carry_identities(plan: &Plan, new: &Model) -> Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migrate::model::{Check, FORMAT};
+    use crate::model::{Check, FORMAT};
 
     fn column(name: &str, ty: ColumnType, nullable: bool) -> Column {
         Column {

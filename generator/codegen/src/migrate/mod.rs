@@ -5,7 +5,6 @@
 //! migration was edited.
 
 pub mod diff;
-pub mod model;
 pub mod sql;
 
 use sha2::{Digest as _, Sha256};
@@ -13,9 +12,9 @@ use sha2::{Digest as _, Sha256};
 use crate::diag::Diagnostic;
 use crate::ir::App;
 use crate::load::migrations::{MigrationsFolder, SnapshotFile, file_name, folder};
+use crate::model::{self, Model};
 use crate::sql::Dialect;
 use crate::templates::Templates;
-use model::Model;
 
 /// The SHA-256 of a text, in hex.
 pub fn checksum(text: &str) -> String {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::diff::{Plan, TablePlan};
-use super::model::{Column, ColumnType, Table};
+use crate::model::{Column, ColumnType, Table};
 use crate::sql::{Dialect, quote};
 
 fn literal_text(text: &str) -> String {
@@ -140,7 +140,7 @@ fn check_definition(column: &str, values: &[String]) -> String {
     format!("CHECK ({} IN ({}))", quote(column), values.join(", "))
 }
 
-fn foreign_key_definition(key: &super::model::ForeignKey) -> String {
+fn foreign_key_definition(key: &crate::model::ForeignKey) -> String {
     format!(
         "FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {}",
         quote(&key.column),
@@ -202,7 +202,7 @@ fn create(
     (sql, deferred)
 }
 
-fn create_index(table: &str, index: &super::model::Index, dialect: Dialect) -> Option<String> {
+fn create_index(table: &str, index: &crate::model::Index, dialect: Dialect) -> Option<String> {
     if index.gin && dialect == Dialect::Sqlite {
         return None;
     }

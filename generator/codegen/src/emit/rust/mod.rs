@@ -358,12 +358,8 @@ fn support_dependency(
 }
 
 /// Emits the types crate, the server crate, the client crate and their scaffolds.
-pub fn emit(
-    app: &App,
-    config: &ProjectConfig,
-    formatter: &Formatter,
-    output: &mut Output,
-) -> Result<(), Diagnostic> {
+pub fn emit(context: &super::Context, output: &mut Output) -> Result<(), Diagnostic> {
+    let (app, config, formatter) = (context.app, context.config, context.formatter);
     let crates = CrateNames::of(&app.name);
     let root = crate::ir::app_root(&app.name);
     let source = format!("{root}/core/schema");

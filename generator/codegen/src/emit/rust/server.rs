@@ -1012,7 +1012,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
             validator_inits.push(quote!(#params_field: ::prefiq_runtime::validate::Validator::new(&document, #definition, &[])?));
         }
         if operation.body.is_some() {
-            let definition = crate::emit::schema::body_definition(operation);
+            let definition = crate::schemas::body_definition(operation);
             validator_fields.push(quote!(#[doc = " Checks the body of a custom operation."] pub #body_field: ::prefiq_runtime::validate::Validator));
             validator_inits.push(quote!(#body_field: ::prefiq_runtime::validate::Validator::new(&document, #definition, &[])?));
         }

@@ -76,8 +76,9 @@ pub fn render(
     Ok((types, client))
 }
 
-/// The TypeScript files of `app`: `(path, contents)`.
-pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, Diagnostic> {
+/// The TypeScript files of the app of `context`: `(path, contents)`.
+pub fn emit(context: &super::Context) -> Result<Vec<(String, String)>, Diagnostic> {
+    let (app, templates) = (context.app, context.templates);
     let (types, client) = render(
         app,
         templates,
@@ -96,7 +97,7 @@ pub fn emit(app: &App, templates: &Templates) -> Result<Vec<(String, String)>, D
         ),
         (
             format!("{root}/src/services/validate.ts"),
-            validate::validators(app, templates)?,
+            validate::validators(app, context.schemas, templates)?,
         ),
         (
             format!("{root}/src/hooks/generated.ts"),

@@ -11,8 +11,8 @@ use super::RUNTIME;
 /// frontend library's evaluator.
 pub(super) fn rules(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
     let published = |rules: &[crate::ir::Rule]| {
-        let value = crate::emit::schema::with_rules(serde_json::json!({}), rules);
-        let lines: Vec<String> = value[crate::emit::schema::RULES]
+        let value = crate::schemas::with_rules(serde_json::json!({}), rules);
+        let lines: Vec<String> = value[crate::schemas::RULES]
             .as_array()
             .into_iter()
             .flatten()

@@ -60,10 +60,13 @@ fn without_annotations(schema: &Value) -> Value {
 }
 
 /// `src/services/validate.ts`: the app's definitions as data, and a validator per body the
-/// server checks, giving the server's pointers and messages.
-pub(super) fn validators(app: &App, templates: &Templates) -> Result<String, Diagnostic> {
-    let document = crate::emit::schema::document(app);
-    let defs = without_annotations(&document["$defs"]);
+/// server checks, giving the server's pointers and messages. `schemas` is the app's document.
+pub(super) fn validators(
+    app: &App,
+    schemas: &Value,
+    templates: &Templates,
+) -> Result<String, Diagnostic> {
+    let defs = without_annotations(&schemas["$defs"]);
     let mut validators = Vec::new();
     for entity in app.entities.iter().filter(|e| !e.read_only) {
         let read_only: Vec<&str> = entity
@@ -95,7 +98,7 @@ pub(super) fn validators(app: &App, templates: &Templates) -> Result<String, Dia
         validators.push(serde_json::json!({
             "name": format!("{}Body", pascal(&operation.id)),
             "doc": format!("the body of `{}`", operation.id),
-            "definition": crate::emit::schema::body_definition(operation),
+            "definition": crate::schemas::body_definition(operation),
             "read_only": "[]",
         }));
     }

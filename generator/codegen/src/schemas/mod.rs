@@ -1,6 +1,9 @@
 //! JSON Schemas made from the IR: the request and response schemas of every entity and named
-//! type. The same functions feed the runtime validators (`schemas.json`) and the OpenAPI
-//! components, so what is documented is what is enforced.
+//! type. The same functions feed the runtime validators (`schemas.json`), the browser's
+//! validators, the fixtures' check and the OpenAPI components, so what is documented is what is
+//! enforced. Below the emitters: a stage between `lower` and `emit` that only describes the IR.
+
+mod decimal_range;
 
 use serde_json::{Map, Value, json};
 
@@ -148,12 +151,7 @@ pub fn type_schema(ty: &Type, nullable: bool, style: Style) -> Value {
                     .ref_prefix
                     .starts_with("#/components")
                     .then(|| {
-                        super::decimal_range::bounded_pattern(
-                            d.precision,
-                            d.scale,
-                            signed,
-                            &d.bounds,
-                        )
+                        decimal_range::bounded_pattern(d.precision, d.scale, signed, &d.bounds)
                     })
                     .flatten();
                 let pattern =

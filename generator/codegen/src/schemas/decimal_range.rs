@@ -4,7 +4,7 @@
 //! JSON Schema bounds (`minimum`, ...) apply to numbers only, so a decimal sent as a string
 //! carries its bounds in `x-decimal`, which generators and fuzzers ignore. The published document
 //! states them in the pattern instead: the strings of the decimal's shape (see
-//! [`decimal_pattern`](super::schema::decimal_pattern)) whose value lies within the bounds.
+//! [`decimal_pattern`](super::decimal_pattern)) whose value lies within the bounds.
 //!
 //! A value of the shape is a digit string of fixed width once its whole part is padded with
 //! leading zeros and its fraction with trailing ones, so bounds are a range of such strings. The
@@ -277,7 +277,7 @@ pub fn bounded_pattern(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emit::schema::decimal_pattern;
+    use crate::schemas::decimal_pattern;
 
     /// The exact value of a string of the shape, scaled.
     fn value(text: &str, scale: u32) -> i128 {
