@@ -298,7 +298,7 @@ async fn one_merged_document_and_an_offline_reference() {
 /// sources, so that a new form cannot escape the test below.
 fn posted_routes() -> Vec<String> {
     let mut routes = Vec::new();
-    for file in ["src/admin/pages.rs", "src/admin/platform.rs"] {
+    for file in ["src/admin/pages/mod.rs", "src/admin/platform.rs"] {
         let source =
             std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
                 .unwrap();

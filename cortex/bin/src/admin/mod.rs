@@ -269,6 +269,53 @@ pub async fn visitor(admin: &Admin, headers: &HeaderMap, here: &str) -> Result<V
     })
 }
 
+/// The visitor of a request, as a handler's argument. Without a session the answer is the
+/// sign-in page, which leads back to the page asked for; after a form was sent, to the dashboard
+/// (a redirect cannot send a form again).
+impl axum::extract::FromRequestParts<Arc<Admin>> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        admin: &Arc<Admin>,
+    ) -> Result<Self, Response> {
+        let back = if parts.method == Method::GET {
+            pages::here(&parts.uri)
+        } else {
+            "/admin".to_owned()
+        };
+        visitor(admin, &parts.headers, &back).await
+    }
+}
+
+/// A form sent by a signed-in visitor, as a handler's argument: the handler runs only when the
+/// form carries the session's anti-forgery token; otherwise the answer is 403.
+pub struct SignedForm {
+    /// Who sent it.
+    pub visitor: Visitor,
+    /// Its fields, each name with every value sent.
+    pub fields: BTreeMap<String, Vec<String>>,
+}
+
+impl axum::extract::FromRequest<Arc<Admin>> for SignedForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request<Body>, admin: &Arc<Admin>) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts as _;
+        let (mut parts, body) = request.into_parts();
+        let visitor = Visitor::from_request_parts(&mut parts, admin).await?;
+        // Read as `Bytes` reads it: within the server's body limit.
+        let body = axum::body::Bytes::from_request(Request::from_parts(parts, body), admin)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let fields = parse_form(&body);
+        if !csrf_ok(&visitor.session, &fields) {
+            return Err(pages::forbidden());
+        }
+        Ok(SignedForm { visitor, fields })
+    }
+}
+
 /// Whether a form's anti-forgery token is the session's.
 pub fn csrf_ok(session: &Session, form: &BTreeMap<String, Vec<String>>) -> bool {
     form.get("csrf")
