@@ -340,53 +340,7 @@ impl Lowerer<'_> {
             file,
             pointer: String::new(),
         };
-        let object = self.value(&root)?.as_object()?.clone();
-        self.check_keywords(&root, &object);
-        if !names::is_valid_type_name(name) || names::is_reserved_type_name(name) {
-            self.error(
-                &root,
-                false,
-                "prefiq::lower::entity_name",
-                format!("`{name}` cannot be an entity name"),
-                "set `title` to a PascalCase name such as `Company` (not a Rust prelude name)",
-                "entity",
-            );
-            return None;
-        }
-        if let Some(kind) = object
-            .get("type")
-            .and_then(Value::as_str)
-            .filter(|t| *t != "object")
-        {
-            self.error(
-                &root.child("type"),
-                false,
-                "prefiq::lower::entity_type",
-                format!("an entity is an object, not a {kind}"),
-                "write `type: object` with `properties`",
-                "not an object",
-            );
-            return None;
-        }
-        let options: EntityOptions =
-            match serde_json::from_value(object.get("x-prefiq").cloned().unwrap_or(Value::Null)) {
-                Ok(options) => options,
-                Err(error) if object.get("x-prefiq").is_some_and(Value::is_null) => {
-                    let _ = error;
-                    EntityOptions::default()
-                }
-                Err(error) => {
-                    self.error(
-                        &root.child("x-prefiq"),
-                        true,
-                        "prefiq::lower::entity_options",
-                        format!("invalid x-prefiq options: {error}"),
-                        "see schemas/entity.schema.json for the entity options",
-                        "invalid",
-                    );
-                    return None;
-                }
-            };
+        let options = self.entity_options(&root, name)?;
         let shape = self.shape(&root, 0);
         let snake = names::snake(name);
         let table = options
@@ -412,107 +366,16 @@ impl Lowerer<'_> {
         let mut primary: Vec<(usize, Loc)> = Vec::new();
         let mut server_seen: BTreeMap<&'static str, String> = BTreeMap::new();
         for (member_name, at) in &shape.properties {
-            let Some(member) =
-                self.lower_member(member_name, at, shape.required.contains(member_name), name)
+            let required = shape.required.contains(member_name);
+            let Some((field, options)) =
+                self.lower_field(name, &table, member_name, at, required, &mut server_seen)
             else {
                 continue;
             };
-            let schema = self.value(at).cloned().unwrap_or(Value::Null);
-            let options: FieldOptions = match serde_json::from_value(
-                schema
-                    .get("x-prefiq")
-                    .cloned()
-                    .unwrap_or_else(|| Value::Object(Default::default())),
-            ) {
-                Ok(options) => options,
-                Err(error) => {
-                    self.error(
-                        &at.child("x-prefiq"),
-                        true,
-                        "prefiq::lower::field_options",
-                        format!("invalid x-prefiq options: {error}"),
-                        "see schemas/entity.schema.json for the field options",
-                        "invalid",
-                    );
-                    continue;
-                }
-            };
-            let read_only = schema
-                .get("readOnly")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let role = self.field_role(at, &member, &options, &mut server_seen);
-            if read_only && role == FieldRole::Data {
-                self.error(&at.child("readOnly"), true, "prefiq::lower::read_only", format!("`{member_name}` is readOnly, but nothing sets it"), "readOnly marks fields the server sets: add `x-prefiq: {server: created-at | updated-at | version}` or `primary-key: true`, or remove readOnly", "nothing sets it");
-            }
             if options.primary_key {
                 primary.push((fields.len(), at.clone()));
             }
-            let column = options
-                .column
-                .clone()
-                .unwrap_or_else(|| names::snake(member_name));
-            if !names::is_valid_sql_name(&column) {
-                self.error(
-                    at,
-                    true,
-                    "prefiq::lower::column_name",
-                    format!("`{column}` cannot be a column name"),
-                    "set `x-prefiq: {column: snake_case_name}`",
-                    "column",
-                );
-            }
-            self.check_storage_options(at, &member, &options);
-            let references = options.references.as_ref().map(|r| match r {
-                ReferenceOptions::Entity(entity) => Reference {
-                    entity: entity.clone(),
-                    on_delete: OnDelete::Restrict,
-                    constraint: index_name(&table, std::slice::from_ref(&column), "fkey"),
-                },
-                ReferenceOptions::Full { entity, on_delete } => Reference {
-                    entity: entity.clone(),
-                    constraint: index_name(&table, std::slice::from_ref(&column), "fkey"),
-                    on_delete: match on_delete {
-                        OnDeleteOption::Restrict => OnDelete::Restrict,
-                        OnDeleteOption::Cascade => OnDelete::Cascade,
-                        OnDeleteOption::SetNull => OnDelete::SetNull,
-                        OnDeleteOption::NoAction => OnDelete::NoAction,
-                    },
-                },
-            });
-            if options.scope == Some(ScopeOption::Platform) && role != FieldRole::Data {
-                self.error(
-                    &at.child("x-prefiq").child("scope"),
-                    true,
-                    "prefiq::lower::field_scope",
-                    format!("`{member_name}` is set by the server, so no caller sets it"),
-                    "remove `scope: platform`: it is for members clients send",
-                    "nobody sends it",
-                );
-            }
-            fields.push(Field {
-                storage: Storage::of(&member.ty),
-                check: None,
-                member,
-                column,
-                role,
-                filterable: options.filterable,
-                sortable: options.sortable,
-                references,
-                stable_id: options.id.clone(),
-                renamed_from: options.renamed_from.clone(),
-                backfill: options.backfill.clone(),
-                renamed_values: options
-                    .renamed_values
-                    .iter()
-                    .map(|(a, b)| (a.clone(), b.clone()))
-                    .collect(),
-                secret: options.secret,
-                scope: match options.scope {
-                    Some(ScopeOption::Platform) => Scope::Platform,
-                    Some(ScopeOption::Tenant) | None => Scope::Tenant,
-                },
-            });
+            fields.push(field);
             // Pending unique/index flags are applied once the table name is known.
             self.pending_indexes
                 .push((fields.len() - 1, options.unique, options.index));
@@ -544,112 +407,14 @@ impl Lowerer<'_> {
             );
         }
         // A read-only entity's rows never change through Prefiq: no version to keep.
-        if !read_only && !fields.iter().any(|f| f.role == FieldRole::Version) {
-            if let Some(clash) = fields
-                .iter()
-                .find(|f| f.member.name == "version" || f.column == "version")
-            {
-                let at = root.child("properties").child(&clash.member.name);
-                self.error(
-                    &at,
-                    true,
-                    "prefiq::lower::version_reserved",
-                    "`version` is the row version the server keeps for every entity",
-                    "mark it `x-prefiq: {server: version}` (an integer), or rename this field",
-                    "reserved",
-                );
-            } else {
-                fields.push(Field {
-                    member: Member {
-                        name: "version".into(),
-                        rust: "version".into(),
-                        ty: Type::Integer(NumberType { bits: 64, ..NumberType::default() }),
-                        required: true,
-                        nullable: false,
-                        boxed: false,
-                        default: None,
-                        description: Some("The row version: 1 when created, one more at every update. Sent as the ETag.".into()),
-                        deprecated: false,
-                        examples: vec![],
-                    },
-                    column: "version".into(),
-                    storage: Storage::Int64,
-                    check: None,
-                    role: FieldRole::Version,
-                    filterable: false,
-                    sortable: false,
-                    references: None,
-                    stable_id: None,
-                    renamed_from: None,
-                    backfill: None,
-                    renamed_values: vec![],
-                    secret: false,
-                    scope: Scope::Tenant,
-                });
-            }
+        if !read_only {
+            self.keep_server_field(&root, &mut fields, version_field(), VERSION_RESERVED);
         }
         let rows = options.rows.unwrap_or(RowsOption::All);
-        if rows == RowsOption::Owner && !fields.iter().any(|f| f.role == FieldRole::Owner) {
-            if let Some(clash) = fields
-                .iter()
-                .find(|f| f.member.name == "owner_id" || f.column == "owner_id")
-            {
-                let at = root.child("properties").child(&clash.member.name);
-                self.error(
-                    &at,
-                    true,
-                    "prefiq::lower::owner_reserved",
-                    "`owner_id` holds the owner of each row of an entity with `rows: owner`",
-                    "mark it `x-prefiq: {server: owner}` (`type: [string, \"null\"], format: uuid`), or rename this field",
-                    "reserved",
-                );
-            } else {
-                fields.push(Field {
-                    member: Member {
-                        name: "owner_id".into(),
-                        rust: "owner_id".into(),
-                        ty: Type::Uuid,
-                        required: true,
-                        nullable: true,
-                        boxed: false,
-                        default: None,
-                        description: Some("The user who created it: only they (and callers granted every row) see it. Null for rows made by service clients.".into()),
-                        deprecated: false,
-                        examples: vec![],
-                    },
-                    column: "owner_id".into(),
-                    storage: Storage::Uuid,
-                    check: None,
-                    role: FieldRole::Owner,
-                    filterable: true,
-                    sortable: false,
-                    references: None,
-                    stable_id: None,
-                    renamed_from: None,
-                    backfill: None,
-                    renamed_values: vec![],
-                    secret: false,
-                    scope: Scope::Tenant,
-                });
-            }
+        if rows == RowsOption::Owner {
+            self.keep_server_field(&root, &mut fields, owner_field(), OWNER_RESERVED);
         }
-        self.check_member_collisions(
-            &root,
-            &fields.iter().map(|f| f.member.clone()).collect::<Vec<_>>(),
-        );
-        for (i, a) in fields.iter().enumerate() {
-            if fields[..i].iter().any(|b| b.column == a.column) {
-                let at = root.child("properties").child(&a.member.name);
-                self.error(
-                    &at,
-                    true,
-                    "prefiq::lower::name_collision",
-                    format!("two fields are stored in the column `{}`", a.column),
-                    "set a different `x-prefiq: {column: ...}` on one of them",
-                    "collides",
-                );
-            }
-        }
+        self.check_columns(&root, &fields);
         let indexes = self.indexes(&root, &table, &fields, primary_key, &options);
         for field in &mut fields {
             if matches!(field.member.ty, Type::Enum { .. }) {
@@ -691,45 +456,8 @@ impl Lowerer<'_> {
                 );
             }
         }
-        let mut indexes = indexes;
-        if tenancy == Tenancy::Tenant {
-            // A value is unique within its tenant, and every query filters by tenant.
-            for index in indexes.iter_mut().filter(|i| i.unique) {
-                index.columns.insert(0, TENANT_COLUMN.to_owned());
-            }
-            indexes.insert(
-                0,
-                Index {
-                    name: index_name(&table, &[TENANT_COLUMN.to_owned()], "idx"),
-                    columns: vec![TENANT_COLUMN.to_owned()],
-                    unique: false,
-                    json: false,
-                },
-            );
-        }
-        let grants: BTreeMap<String, Vec<String>> = match &options.grants {
-            Some(grants) => grants
-                .iter()
-                .map(|(role, actions)| {
-                    let mut actions: Vec<GrantAction> = actions.clone();
-                    actions.sort();
-                    actions.dedup();
-                    (
-                        role.clone(),
-                        actions.iter().map(|a| a.as_str().to_owned()).collect(),
-                    )
-                })
-                .collect(),
-            None => BTreeMap::from([
-                (
-                    "member".to_owned(),
-                    ["read", "create", "update", "delete"]
-                        .map(String::from)
-                        .to_vec(),
-                ),
-                ("viewer".to_owned(), vec!["read".to_owned()]),
-            ]),
-        };
+        let indexes = tenant_indexes(&table, tenancy, indexes);
+        let grants = entity_grants(options.grants.as_ref());
         Some(Entity {
             tenancy,
             scope,
@@ -754,6 +482,216 @@ impl Lowerer<'_> {
             managed,
             rules: Vec::new(),
         })
+    }
+
+    /// An entity file's own checks (its name, its type) and its `x-prefiq` options.
+    fn entity_options(&mut self, root: &Loc, name: &str) -> Option<EntityOptions> {
+        let object = self.value(root)?.as_object()?.clone();
+        self.check_keywords(root, &object);
+        if !names::is_valid_type_name(name) || names::is_reserved_type_name(name) {
+            self.error(
+                root,
+                false,
+                "prefiq::lower::entity_name",
+                format!("`{name}` cannot be an entity name"),
+                "set `title` to a PascalCase name such as `Company` (not a Rust prelude name)",
+                "entity",
+            );
+            return None;
+        }
+        if let Some(kind) = object
+            .get("type")
+            .and_then(Value::as_str)
+            .filter(|t| *t != "object")
+        {
+            self.error(
+                &root.child("type"),
+                false,
+                "prefiq::lower::entity_type",
+                format!("an entity is an object, not a {kind}"),
+                "write `type: object` with `properties`",
+                "not an object",
+            );
+            return None;
+        }
+        match serde_json::from_value(object.get("x-prefiq").cloned().unwrap_or(Value::Null)) {
+            Ok(options) => Some(options),
+            Err(error) if object.get("x-prefiq").is_some_and(Value::is_null) => {
+                let _ = error;
+                Some(EntityOptions::default())
+            }
+            Err(error) => {
+                self.error(
+                    &root.child("x-prefiq"),
+                    true,
+                    "prefiq::lower::entity_options",
+                    format!("invalid x-prefiq options: {error}"),
+                    "see schemas/entity.schema.json for the entity options",
+                    "invalid",
+                );
+                None
+            }
+        }
+    }
+
+    /// One member of an entity as a field: its column, role, reference and storage options,
+    /// with the options it was given (the caller keeps the key and the pending indexes).
+    fn lower_field(
+        &mut self,
+        name: &str,
+        table: &str,
+        member_name: &str,
+        at: &Loc,
+        required: bool,
+        server_seen: &mut BTreeMap<&'static str, String>,
+    ) -> Option<(Field, FieldOptions)> {
+        let member = self.lower_member(member_name, at, required, name)?;
+        let schema = self.value(at).cloned().unwrap_or(Value::Null);
+        let options: FieldOptions = match serde_json::from_value(
+            schema
+                .get("x-prefiq")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        ) {
+            Ok(options) => options,
+            Err(error) => {
+                self.error(
+                    &at.child("x-prefiq"),
+                    true,
+                    "prefiq::lower::field_options",
+                    format!("invalid x-prefiq options: {error}"),
+                    "see schemas/entity.schema.json for the field options",
+                    "invalid",
+                );
+                return None;
+            }
+        };
+        let read_only = schema
+            .get("readOnly")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let role = self.field_role(at, &member, &options, server_seen);
+        if read_only && role == FieldRole::Data {
+            self.error(&at.child("readOnly"), true, "prefiq::lower::read_only", format!("`{member_name}` is readOnly, but nothing sets it"), "readOnly marks fields the server sets: add `x-prefiq: {server: created-at | updated-at | version}` or `primary-key: true`, or remove readOnly", "nothing sets it");
+        }
+        let column = options
+            .column
+            .clone()
+            .unwrap_or_else(|| names::snake(member_name));
+        if !names::is_valid_sql_name(&column) {
+            self.error(
+                at,
+                true,
+                "prefiq::lower::column_name",
+                format!("`{column}` cannot be a column name"),
+                "set `x-prefiq: {column: snake_case_name}`",
+                "column",
+            );
+        }
+        self.check_storage_options(at, &member, &options);
+        let references = options.references.as_ref().map(|r| match r {
+            ReferenceOptions::Entity(entity) => Reference {
+                entity: entity.clone(),
+                on_delete: OnDelete::Restrict,
+                constraint: index_name(&table, std::slice::from_ref(&column), "fkey"),
+            },
+            ReferenceOptions::Full { entity, on_delete } => Reference {
+                entity: entity.clone(),
+                constraint: index_name(&table, std::slice::from_ref(&column), "fkey"),
+                on_delete: match on_delete {
+                    OnDeleteOption::Restrict => OnDelete::Restrict,
+                    OnDeleteOption::Cascade => OnDelete::Cascade,
+                    OnDeleteOption::SetNull => OnDelete::SetNull,
+                    OnDeleteOption::NoAction => OnDelete::NoAction,
+                },
+            },
+        });
+        if options.scope == Some(ScopeOption::Platform) && role != FieldRole::Data {
+            self.error(
+                &at.child("x-prefiq").child("scope"),
+                true,
+                "prefiq::lower::field_scope",
+                format!("`{member_name}` is set by the server, so no caller sets it"),
+                "remove `scope: platform`: it is for members clients send",
+                "nobody sends it",
+            );
+        }
+        let field = Field {
+            storage: Storage::of(&member.ty),
+            check: None,
+            member,
+            column,
+            role,
+            filterable: options.filterable,
+            sortable: options.sortable,
+            references,
+            stable_id: options.id.clone(),
+            renamed_from: options.renamed_from.clone(),
+            backfill: options.backfill.clone(),
+            renamed_values: options
+                .renamed_values
+                .iter()
+                .map(|(a, b)| (a.clone(), b.clone()))
+                .collect(),
+            secret: options.secret,
+            scope: match options.scope {
+                Some(ScopeOption::Platform) => Scope::Platform,
+                Some(ScopeOption::Tenant) | None => Scope::Tenant,
+            },
+        };
+        Some((field, options))
+    }
+
+    /// Adds a field the server keeps (`field`) unless the entity declares one of its role; a
+    /// member that takes its name or column without the role is an error.
+    fn keep_server_field(
+        &mut self,
+        root: &Loc,
+        fields: &mut Vec<Field>,
+        field: Field,
+        reserved: Reserved,
+    ) {
+        if fields.iter().any(|f| f.role == field.role) {
+            return;
+        }
+        let clash = fields
+            .iter()
+            .find(|f| f.member.name == field.member.name || f.column == field.column);
+        match clash {
+            Some(clash) => {
+                let at = root.child("properties").child(&clash.member.name);
+                self.error(
+                    &at,
+                    true,
+                    reserved.code,
+                    reserved.message,
+                    reserved.fix,
+                    "reserved",
+                );
+            }
+            None => fields.push(field),
+        }
+    }
+
+    /// No two members share a name, and no two fields a column.
+    fn check_columns(&mut self, root: &Loc, fields: &[Field]) {
+        self.check_member_collisions(
+            root,
+            &fields.iter().map(|f| f.member.clone()).collect::<Vec<_>>(),
+        );
+        for (i, a) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|b| b.column == a.column) {
+                let at = root.child("properties").child(&a.member.name);
+                self.error(
+                    &at,
+                    true,
+                    "prefiq::lower::name_collision",
+                    format!("two fields are stored in the column `{}`", a.column),
+                    "set a different `x-prefiq: {column: ...}` on one of them",
+                    "collides",
+                );
+            }
+        }
     }
 
     /// Who writes the rows of an entity, and which member names a global row's tenant. Every
@@ -1345,4 +1283,139 @@ pub fn index_name(table: &str, columns: &[String], suffix: &str) -> String {
     let digest = sha2::Sha256::digest(name.as_bytes());
     let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
     format!("{}_{hash}_{suffix}", &name[..63 - 10 - suffix.len()])
+}
+
+/// The diagnostic of a member that takes the name or column of a field the server keeps.
+struct Reserved {
+    code: &'static str,
+    message: &'static str,
+    fix: &'static str,
+}
+
+const VERSION_RESERVED: Reserved = Reserved {
+    code: "prefiq::lower::version_reserved",
+    message: "`version` is the row version the server keeps for every entity",
+    fix: "mark it `x-prefiq: {server: version}` (an integer), or rename this field",
+};
+
+const OWNER_RESERVED: Reserved = Reserved {
+    code: "prefiq::lower::owner_reserved",
+    message: "`owner_id` holds the owner of each row of an entity with `rows: owner`",
+    fix: "mark it `x-prefiq: {server: owner}` (`type: [string, \"null\"], format: uuid`), or rename this field",
+};
+
+/// A field the server keeps and no schema declares, stored in `column`.
+fn server_field(
+    column: &str,
+    ty: Type,
+    nullable: bool,
+    role: FieldRole,
+    description: &str,
+) -> Field {
+    Field {
+        member: Member {
+            name: column.into(),
+            rust: column.into(),
+            ty,
+            required: true,
+            nullable,
+            boxed: false,
+            default: None,
+            description: Some(description.into()),
+            deprecated: false,
+            examples: vec![],
+        },
+        column: column.into(),
+        storage: Storage::Int64,
+        check: None,
+        role,
+        filterable: false,
+        sortable: false,
+        references: None,
+        stable_id: None,
+        renamed_from: None,
+        backfill: None,
+        renamed_values: vec![],
+        secret: false,
+        scope: Scope::Tenant,
+    }
+}
+
+/// The row version every writable entity keeps: 1 when created, one more at every update.
+fn version_field() -> Field {
+    let ty = Type::Integer(NumberType {
+        bits: 64,
+        ..NumberType::default()
+    });
+    server_field(
+        "version",
+        ty,
+        false,
+        FieldRole::Version,
+        "The row version: 1 when created, one more at every update. Sent as the ETag.",
+    )
+}
+
+/// The owner of each row of an entity with `rows: owner`.
+fn owner_field() -> Field {
+    let mut field = server_field(
+        "owner_id",
+        Type::Uuid,
+        true,
+        FieldRole::Owner,
+        "The user who created it: only they (and callers granted every row) see it. Null for rows made by service clients.",
+    );
+    field.storage = Storage::Uuid;
+    field.filterable = true;
+    field
+}
+
+/// The indexes of a table, with the tenant first where rows belong to a tenant: a value is
+/// unique within its tenant, and every query filters by tenant.
+fn tenant_indexes(table: &str, tenancy: Tenancy, mut indexes: Vec<Index>) -> Vec<Index> {
+    if tenancy == Tenancy::Tenant {
+        for index in indexes.iter_mut().filter(|i| i.unique) {
+            index.columns.insert(0, TENANT_COLUMN.to_owned());
+        }
+        indexes.insert(
+            0,
+            Index {
+                name: index_name(table, &[TENANT_COLUMN.to_owned()], "idx"),
+                columns: vec![TENANT_COLUMN.to_owned()],
+                unique: false,
+                json: false,
+            },
+        );
+    }
+    indexes
+}
+
+/// The actions each role grants on an entity: as declared (sorted, once each), or by default a
+/// member's every action and a viewer's reads.
+fn entity_grants(
+    declared: Option<&BTreeMap<String, Vec<GrantAction>>>,
+) -> BTreeMap<String, Vec<String>> {
+    match declared {
+        Some(grants) => grants
+            .iter()
+            .map(|(role, actions)| {
+                let mut actions: Vec<GrantAction> = actions.clone();
+                actions.sort();
+                actions.dedup();
+                (
+                    role.clone(),
+                    actions.iter().map(|a| a.as_str().to_owned()).collect(),
+                )
+            })
+            .collect(),
+        None => BTreeMap::from([
+            (
+                "member".to_owned(),
+                ["read", "create", "update", "delete"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            ("viewer".to_owned(), vec!["read".to_owned()]),
+        ]),
+    }
 }

@@ -559,145 +559,7 @@ pub fn script(plan: &Plan, dialect: Dialect) -> Script {
             sqlite_rebuild(p, &mut steps);
             continue;
         }
-        let mut statements = Vec::new();
-        for c in p.columns.iter().filter(|c| c.renamed()) {
-            let old = c.old.as_ref().map(|o| o.name.clone()).unwrap_or_default();
-            statements.push(format!(
-                "ALTER TABLE {} RENAME COLUMN {} TO {};",
-                quote(name),
-                quote(&old),
-                quote(&c.new.name)
-            ));
-        }
-        if dialect == Dialect::Sqlite {
-            for index in &p.old.indexes {
-                if !p.new.indexes.contains(index) && !(index.gin) {
-                    statements.push(format!("DROP INDEX {};", quote(&index.name)));
-                }
-            }
-        }
-        for c in p.columns.iter().filter(|c| c.old.is_none()) {
-            let mut definition = format!(
-                "ALTER TABLE {} ADD COLUMN {} {}",
-                quote(name),
-                quote(&c.new.name),
-                sql_type(&c.new, dialect)
-            );
-            match (&c.new.default, &c.new.backfill, c.new.nullable) {
-                (Some(default), _, nullable) => definition.push_str(&format!(
-                    "{} DEFAULT {}",
-                    if nullable { "" } else { " NOT NULL" },
-                    literal(&c.new.ty, default, dialect)
-                )),
-                (None, Some(backfill), false) => {
-                    // Existing rows get the backfill; new rows must send a value.
-                    definition.push_str(&format!(
-                        " NOT NULL DEFAULT {}",
-                        literal(&c.new.ty, backfill, dialect)
-                    ));
-                    statements.push(format!("{definition};"));
-                    statements.push(format!(
-                        "ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT;",
-                        quote(name),
-                        quote(&c.new.name)
-                    ));
-                    continue;
-                }
-                (None, None, false) => definition.push_str(" NOT NULL"),
-                (None, _, true) => {}
-            }
-            statements.push(format!("{definition};"));
-        }
-        for c in p.columns.iter().filter(|c| c.old.is_some()) {
-            let old = c.old.as_ref().expect("filtered");
-            let column = quote(&c.new.name);
-            let renames: Vec<String> = c
-                .new
-                .renamed_values
-                .iter()
-                .map(|(from, to)| {
-                    format!(
-                        "UPDATE {} SET {column} = {} WHERE {column} = {};",
-                        quote(name),
-                        literal_text(to),
-                        literal_text(from)
-                    )
-                })
-                .collect();
-            statements.extend(renames);
-            let mapped = map_values(p, &c.new, column.clone(), dialect);
-            if mapped != column && c.new.renamed_values.is_empty() {
-                statements.push(format!("UPDATE {} SET {column} = {mapped};", quote(name)));
-            }
-            if old.ty != c.new.ty {
-                statements.push(format!(
-                    "ALTER TABLE {} ALTER COLUMN {column} TYPE {} USING {};",
-                    quote(name),
-                    postgres_type(&c.new.ty),
-                    convert(&c.new.name, &old.ty, &c.new.ty, dialect)
-                ));
-            }
-            if old.default != c.new.default {
-                statements.push(match &c.new.default {
-                    Some(d) => format!(
-                        "ALTER TABLE {} ALTER COLUMN {column} SET DEFAULT {};",
-                        quote(name),
-                        literal(&c.new.ty, d, dialect)
-                    ),
-                    None => format!(
-                        "ALTER TABLE {} ALTER COLUMN {column} DROP DEFAULT;",
-                        quote(name)
-                    ),
-                });
-            }
-            if old.nullable && !c.new.nullable {
-                if let Some(fill) = c.new.backfill.as_ref().or(c.new.default.as_ref()) {
-                    statements.push(format!(
-                        "UPDATE {} SET {column} = {} WHERE {column} IS NULL;",
-                        quote(name),
-                        literal(&c.new.ty, fill, dialect)
-                    ));
-                }
-                statements.push(format!(
-                    "ALTER TABLE {} ALTER COLUMN {column} SET NOT NULL;",
-                    quote(name)
-                ));
-            } else if !old.nullable && c.new.nullable {
-                statements.push(format!(
-                    "ALTER TABLE {} ALTER COLUMN {column} DROP NOT NULL;",
-                    quote(name)
-                ));
-            }
-        }
-        if dialect == Dialect::Postgres {
-            for check in &p.new.checks {
-                if !p.old.checks.contains(check) {
-                    statements.push(format!(
-                        "ALTER TABLE {} ADD CONSTRAINT {} {};",
-                        quote(name),
-                        quote(&check.name),
-                        check_definition(&check.column, &check.values)
-                    ));
-                }
-            }
-        }
-        for index in &p.new.indexes {
-            if !p.old.indexes.contains(index) {
-                statements.extend(create_index(name, index, dialect));
-            }
-        }
-        if dialect == Dialect::Postgres {
-            for key in &p.new.foreign_keys {
-                if !p.old.foreign_keys.contains(key) {
-                    deferred.push(format!(
-                        "ALTER TABLE {} ADD CONSTRAINT {} {};",
-                        quote(name),
-                        quote(&key.name),
-                        foreign_key_definition(key)
-                    ));
-                }
-            }
-        }
+        let statements = alter_in_place(p, dialect, &mut deferred);
         statement(
             &mut steps,
             format!("Change {} (entity {}).", name, p.new.entity),
@@ -772,4 +634,150 @@ pub fn script(plan: &Plan, dialect: Dialect) -> Script {
         steps,
         foreign_keys_off,
     }
+}
+
+/// The statements that change a table where it stands (renamed, added and changed columns, new
+/// indexes); the foreign keys it gains go to `deferred`, added once every table exists.
+fn alter_in_place(p: &TablePlan, dialect: Dialect, deferred: &mut Vec<String>) -> Vec<String> {
+    let name = &p.new.name;
+    let mut statements = Vec::new();
+    for c in p.columns.iter().filter(|c| c.renamed()) {
+        let old = c.old.as_ref().map(|o| o.name.clone()).unwrap_or_default();
+        statements.push(format!(
+            "ALTER TABLE {} RENAME COLUMN {} TO {};",
+            quote(name),
+            quote(&old),
+            quote(&c.new.name)
+        ));
+    }
+    if dialect == Dialect::Sqlite {
+        for index in &p.old.indexes {
+            if !p.new.indexes.contains(index) && !(index.gin) {
+                statements.push(format!("DROP INDEX {};", quote(&index.name)));
+            }
+        }
+    }
+    for c in p.columns.iter().filter(|c| c.old.is_none()) {
+        let mut definition = format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            quote(name),
+            quote(&c.new.name),
+            sql_type(&c.new, dialect)
+        );
+        match (&c.new.default, &c.new.backfill, c.new.nullable) {
+            (Some(default), _, nullable) => definition.push_str(&format!(
+                "{} DEFAULT {}",
+                if nullable { "" } else { " NOT NULL" },
+                literal(&c.new.ty, default, dialect)
+            )),
+            (None, Some(backfill), false) => {
+                // Existing rows get the backfill; new rows must send a value.
+                definition.push_str(&format!(
+                    " NOT NULL DEFAULT {}",
+                    literal(&c.new.ty, backfill, dialect)
+                ));
+                statements.push(format!("{definition};"));
+                statements.push(format!(
+                    "ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT;",
+                    quote(name),
+                    quote(&c.new.name)
+                ));
+                continue;
+            }
+            (None, None, false) => definition.push_str(" NOT NULL"),
+            (None, _, true) => {}
+        }
+        statements.push(format!("{definition};"));
+    }
+    for c in p.columns.iter().filter(|c| c.old.is_some()) {
+        let old = c.old.as_ref().expect("filtered");
+        let column = quote(&c.new.name);
+        let renames: Vec<String> = c
+            .new
+            .renamed_values
+            .iter()
+            .map(|(from, to)| {
+                format!(
+                    "UPDATE {} SET {column} = {} WHERE {column} = {};",
+                    quote(name),
+                    literal_text(to),
+                    literal_text(from)
+                )
+            })
+            .collect();
+        statements.extend(renames);
+        let mapped = map_values(p, &c.new, column.clone(), dialect);
+        if mapped != column && c.new.renamed_values.is_empty() {
+            statements.push(format!("UPDATE {} SET {column} = {mapped};", quote(name)));
+        }
+        if old.ty != c.new.ty {
+            statements.push(format!(
+                "ALTER TABLE {} ALTER COLUMN {column} TYPE {} USING {};",
+                quote(name),
+                postgres_type(&c.new.ty),
+                convert(&c.new.name, &old.ty, &c.new.ty, dialect)
+            ));
+        }
+        if old.default != c.new.default {
+            statements.push(match &c.new.default {
+                Some(d) => format!(
+                    "ALTER TABLE {} ALTER COLUMN {column} SET DEFAULT {};",
+                    quote(name),
+                    literal(&c.new.ty, d, dialect)
+                ),
+                None => format!(
+                    "ALTER TABLE {} ALTER COLUMN {column} DROP DEFAULT;",
+                    quote(name)
+                ),
+            });
+        }
+        if old.nullable && !c.new.nullable {
+            if let Some(fill) = c.new.backfill.as_ref().or(c.new.default.as_ref()) {
+                statements.push(format!(
+                    "UPDATE {} SET {column} = {} WHERE {column} IS NULL;",
+                    quote(name),
+                    literal(&c.new.ty, fill, dialect)
+                ));
+            }
+            statements.push(format!(
+                "ALTER TABLE {} ALTER COLUMN {column} SET NOT NULL;",
+                quote(name)
+            ));
+        } else if !old.nullable && c.new.nullable {
+            statements.push(format!(
+                "ALTER TABLE {} ALTER COLUMN {column} DROP NOT NULL;",
+                quote(name)
+            ));
+        }
+    }
+    if dialect == Dialect::Postgres {
+        for check in &p.new.checks {
+            if !p.old.checks.contains(check) {
+                statements.push(format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {};",
+                    quote(name),
+                    quote(&check.name),
+                    check_definition(&check.column, &check.values)
+                ));
+            }
+        }
+    }
+    for index in &p.new.indexes {
+        if !p.old.indexes.contains(index) {
+            statements.extend(create_index(name, index, dialect));
+        }
+    }
+    if dialect == Dialect::Postgres {
+        for key in &p.new.foreign_keys {
+            if !p.old.foreign_keys.contains(key) {
+                deferred.push(format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {};",
+                    quote(name),
+                    quote(&key.name),
+                    foreign_key_definition(key)
+                ));
+            }
+        }
+    }
+    statements
 }
