@@ -198,6 +198,43 @@ fn forbidden_edges_are_absent() {
     assert!(broken.is_empty(), "forbidden edges:\n{}", broken.join("\n"));
 }
 
+/// Every hand-written crate takes the workspace's lints (`unreachable_pub`: what is `pub` is
+/// reachable from outside its crate). Generated crates and the apps' scaffolds do not, so that
+/// they compile in a workspace without them.
+#[test]
+fn every_hand_written_crate_takes_the_workspace_lints() {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("cargo metadata is JSON");
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for package in metadata["packages"].as_array().expect("packages") {
+        let manifest = std::path::PathBuf::from(package["manifest_path"].as_str().unwrap());
+        let relative = manifest
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let app = relative.starts_with("apps/") || relative.starts_with("generator/tests/golden/");
+        if app || text.contains("@generated") {
+            continue;
+        }
+        checked += 1;
+        if !text.contains("[lints]\nworkspace = true") {
+            missing.push(relative);
+        }
+    }
+    assert!(checked >= 10, "only {checked} hand-written crates found");
+    assert!(
+        missing.is_empty(),
+        "without `[lints] workspace = true`: {missing:?}"
+    );
+}
+
 #[test]
 fn the_stages_depend_downwards_only() {
     let graph = graph();

@@ -216,7 +216,7 @@ fn report(label: &str, figures: &mut Figures) {
 /// Times `prefiq codegen` on the CRM app and on a synthetic app of many entities: from nothing
 /// (cold) and when everything is fresh (`--check`), with peak memory, beside openapi-generator's
 /// `rust-axum` generator on the same app's OpenAPI 3.0 document (see [`measure_project`]).
-pub fn codegen(args: &[&str]) -> ExitCode {
+pub(crate) fn codegen(args: &[&str]) -> ExitCode {
     let entities = flag(args, "--entities", 200);
     let runs = flag(args, "--runs", 5).max(1);
     if !crate::run("cargo", &["build", "--release", "--quiet", "-p", "prefiq"]) {
@@ -318,7 +318,7 @@ fn measure(program: &Path, args: &[&str]) -> Option<(f64, u64)> {
 /// Feeds the GitHub REST API document (`@octokit/openapi`) to Prefiq's TypeScript client emitter
 /// and to openapi-typescript, and prints time and peak memory of each, and checks Prefiq's output
 /// with `tsc --strict`.
-pub fn ts_client(args: &[&str]) -> ExitCode {
+pub(crate) fn ts_client(args: &[&str]) -> ExitCode {
     let runs = flag(args, "--runs", 3).max(1);
     if !crate::ensure_tools()
         || !crate::run("cargo", &["build", "--release", "--quiet", "-p", "prefiq"])

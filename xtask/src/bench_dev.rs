@@ -103,7 +103,7 @@ struct Phases {
     total: Vec<f64>,
 }
 
-pub fn dev(args: &[&str]) -> ExitCode {
+pub(crate) fn dev(args: &[&str]) -> ExitCode {
     let edits = crate::bench::flag(args, "--edits", 5).max(1);
     let port = crate::bench::flag(args, "--port", 18580) as u16;
     if !crate::run(

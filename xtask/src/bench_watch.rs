@@ -27,7 +27,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn watch(args: &[&str]) -> ExitCode {
+pub(crate) fn watch(args: &[&str]) -> ExitCode {
     let edits = crate::bench::flag(args, "--edits", 25).max(1);
     if !crate::run("cargo", &["build", "--release", "--quiet", "-p", "prefiq"]) {
         return ExitCode::FAILURE;

@@ -95,7 +95,7 @@ const RESERVED: &[&str] = &[
 ];
 
 /// Why `name` cannot be a new app of the project at `root`, if it cannot.
-pub fn refusal(root: &Path, name: &str) -> Option<String> {
+pub(crate) fn refusal(root: &Path, name: &str) -> Option<String> {
     let suggestion = {
         let mut snake = String::new();
         for (i, c) in name.chars().enumerate() {
@@ -223,7 +223,7 @@ fn assemble(root: &Path, name: &str, folder: &Path) -> std::io::Result<()> {
 /// The dependencies the example tests need, added to the manifest `prefiq codegen` scaffolded.
 const DEV_DEPENDENCIES: &str = "\n[dev-dependencies]\nprefiq-testkit.workspace = true\nserde_json.workspace = true\ntokio.workspace = true\n";
 
-pub fn run(args: &[&str]) -> ExitCode {
+pub(crate) fn run(args: &[&str]) -> ExitCode {
     let [name] = args else {
         eprintln!("usage: cargo xtask new-app NAME    (for example: cargo xtask new-app lms)");
         return ExitCode::from(2);

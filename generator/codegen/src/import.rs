@@ -20,7 +20,7 @@ use crate::names::{pascal, rust_field};
 
 /// The result of an import.
 #[derive(Debug)]
-pub struct Imported {
+pub(crate) struct Imported {
     /// The operations and named types, as an app without entities.
     pub app: App,
     /// Schemas that had no TypeScript shape and became `unknown`.
@@ -502,7 +502,7 @@ impl Importer<'_> {
 }
 
 /// Imports an OpenAPI 3.0/3.1 document as an app named `name`.
-pub fn import(document: &Value, name: &str) -> Result<Imported, Diagnostic> {
+pub(crate) fn import(document: &Value, name: &str) -> Result<Imported, Diagnostic> {
     let version = document
         .get("openapi")
         .and_then(Value::as_str)

@@ -21,7 +21,7 @@ const RESERVED_TYPE_NAMES: &[&str] = &[
 ];
 
 /// The Rust field name for a JSON member, without `r#` (the emitter adds it for keywords).
-pub fn rust_field(name: &str) -> String {
+pub(crate) fn rust_field(name: &str) -> String {
     let snake = name.to_snake_case();
     let snake = if snake.starts_with(|c: char| c.is_ascii_digit()) {
         format!("_{snake}")
@@ -36,18 +36,18 @@ pub fn rust_field(name: &str) -> String {
 }
 
 /// Whether a Rust identifier needs the raw prefix.
-pub fn is_rust_keyword(ident: &str) -> bool {
+pub(crate) fn is_rust_keyword(ident: &str) -> bool {
     RUST_KEYWORDS.contains(&ident)
 }
 
 /// Whether a PascalCase type name clashes with names generated code relies on.
-pub fn is_reserved_type_name(name: &str) -> bool {
+pub(crate) fn is_reserved_type_name(name: &str) -> bool {
     RESERVED_TYPE_NAMES.contains(&name)
 }
 
 /// The indefinite article of a type name, by its first letter: `an` before a vowel
 /// (`an Activity`), `a` otherwise.
-pub fn article(name: &str) -> &'static str {
+pub(crate) fn article(name: &str) -> &'static str {
     if name.starts_with(['A', 'E', 'I', 'O', 'U', 'a', 'e', 'i', 'o', 'u']) {
         "an"
     } else {
@@ -56,12 +56,12 @@ pub fn article(name: &str) -> &'static str {
 }
 
 /// A type name with its indefinite article: `a Company`, `an Activity`.
-pub fn a(name: &str) -> String {
+pub(crate) fn a(name: &str) -> String {
     format!("{} {name}", article(name))
 }
 
 /// `text` with its first letter upper-case, to start a sentence: `An Activity`.
-pub fn capital(text: &str) -> String {
+pub(crate) fn capital(text: &str) -> String {
     let mut chars = text.chars();
     chars
         .next()
@@ -70,7 +70,7 @@ pub fn capital(text: &str) -> String {
 }
 
 /// PascalCase for types and variants, never starting with a digit.
-pub fn pascal(text: &str) -> String {
+pub(crate) fn pascal(text: &str) -> String {
     let pascal = text.to_pascal_case();
     if pascal.starts_with(|c: char| c.is_ascii_digit()) {
         format!("V{pascal}")
@@ -82,12 +82,12 @@ pub fn pascal(text: &str) -> String {
 }
 
 /// snake_case for columns, tables and modules.
-pub fn snake(text: &str) -> String {
+pub(crate) fn snake(text: &str) -> String {
     text.to_snake_case()
 }
 
 /// English plural of a snake_case name, for default table names (`company` → `companies`).
-pub fn plural(word: &str) -> String {
+pub(crate) fn plural(word: &str) -> String {
     let (head, last) = match word.rfind('_') {
         Some(cut) => word.split_at(cut + 1),
         None => ("", word),
@@ -122,7 +122,7 @@ pub fn plural(word: &str) -> String {
 }
 
 /// Whether `name` can be a JSON member that every output language can carry.
-pub fn is_valid_member(name: &str) -> bool {
+pub(crate) fn is_valid_member(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -131,13 +131,13 @@ pub fn is_valid_member(name: &str) -> bool {
 }
 
 /// Whether `name` is a valid PascalCase type name.
-pub fn is_valid_type_name(name: &str) -> bool {
+pub(crate) fn is_valid_type_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_uppercase()) && chars.all(|c| c.is_ascii_alphanumeric())
 }
 
 /// Whether `name` is a valid SQL identifier we generate (lower-case, digits, `_`).
-pub fn is_valid_sql_name(name: &str) -> bool {
+pub(crate) fn is_valid_sql_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -147,7 +147,7 @@ pub fn is_valid_sql_name(name: &str) -> bool {
 }
 
 /// The known name closest to `name`, if close enough to be a likely typo.
-pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| {

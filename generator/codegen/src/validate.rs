@@ -8,7 +8,7 @@ use crate::load::{FileKind, SourceFile};
 use crate::vocab;
 
 /// The compiled meta-schema.
-pub struct MetaValidator {
+pub(crate) struct MetaValidator {
     validator: jsonschema::Validator,
     entity_options: Vec<String>,
     field_options: Vec<String>,
@@ -22,7 +22,7 @@ const TYPES: [&str; 7] = [
 impl MetaValidator {
     /// Compiles the meta-schema. The 2020-12 meta-schemas it refers to ship inside `jsonschema`,
     /// so this needs no network.
-    pub fn new() -> Result<MetaValidator, Diagnostic> {
+    pub(crate) fn new() -> Result<MetaValidator, Diagnostic> {
         let meta = vocab::meta_schema();
         let validator = jsonschema::draft202012::options()
             .build(&meta)
@@ -46,7 +46,7 @@ impl MetaValidator {
     }
 
     /// Every way `file` breaks the meta-schema.
-    pub fn check(&self, file: &SourceFile) -> Vec<Diagnostic> {
+    pub(crate) fn check(&self, file: &SourceFile) -> Vec<Diagnostic> {
         let Some(value) = &file.value else {
             return Vec::new();
         };

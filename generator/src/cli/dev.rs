@@ -236,7 +236,7 @@ fn build(root: &Path, apps: &BTreeSet<String>, printer: &Printer) -> Build {
 }
 
 /// Runs `prefiq dev`.
-pub fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
+pub(super) fn run(root: &Path, args: &DevArgs, printer: &Printer) -> ExitCode {
     let mut watcher = match Watcher::new(root) {
         Ok(watcher) => watcher,
         Err(error) => {

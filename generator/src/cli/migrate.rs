@@ -65,7 +65,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// Runs a `migrate` subcommand.
-pub fn run(root: &Path, command: &MigrateCommand, printer: &Printer) -> ExitCode {
+pub(super) fn run(root: &Path, command: &MigrateCommand, printer: &Printer) -> ExitCode {
     match command {
         MigrateCommand::Diff {
             name,

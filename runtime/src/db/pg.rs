@@ -50,7 +50,7 @@ pub(crate) struct Context {
 
 impl Context {
     /// No caller: no tenant, no user, not the platform.
-    pub fn none(schema: Option<String>) -> Context {
+    pub(crate) fn none(schema: Option<String>) -> Context {
         Context {
             tenant: None,
             user: None,

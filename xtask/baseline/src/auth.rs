@@ -15,7 +15,7 @@ use crate::company::Problem;
 
 /// Who is asking.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub tenant: Uuid,
     pub subject: String,
     /// As the audit log names it.
@@ -25,7 +25,7 @@ pub struct Caller {
 
 impl Caller {
     /// A 403 unless a permission of the caller's matches `needed` (`*`, `crm.*`, exact).
-    pub fn require(&self, needed: &str) -> Result<(), Problem> {
+    pub(crate) fn require(&self, needed: &str) -> Result<(), Problem> {
         let granted = self.perms.iter().any(|p| {
             p == "*"
                 || p == needed
@@ -65,13 +65,13 @@ struct Jwk {
 }
 
 /// How callers are known.
-pub enum Auth {
+pub(crate) enum Auth {
     /// Nobody checks: the default tenant, every permission.
     Off,
     On(Box<Verifier>),
 }
 
-pub struct Verifier {
+pub(crate) struct Verifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
     verified: RwLock<HashMap<Box<str>, Arc<Claims>>>,
@@ -81,7 +81,7 @@ const LEEWAY: u64 = 30;
 
 impl Auth {
     /// From a JSON Web Key Set of Ed25519 keys, or off without one.
-    pub fn new(keys: Option<&str>, issuer: &str, audience: &str) -> Result<Auth, String> {
+    pub(crate) fn new(keys: Option<&str>, issuer: &str, audience: &str) -> Result<Auth, String> {
         let Some(keys) = keys else {
             return Ok(Auth::Off);
         };
@@ -104,7 +104,7 @@ impl Auth {
     }
 
     /// The caller of a request, with `needed` checked.
-    pub fn caller(&self, headers: &HeaderMap, needed: &str) -> Result<Caller, Problem> {
+    pub(crate) fn caller(&self, headers: &HeaderMap, needed: &str) -> Result<Caller, Problem> {
         let caller = match self {
             Auth::Off => Caller {
                 tenant: Uuid::nil(),

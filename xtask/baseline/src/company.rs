@@ -20,7 +20,7 @@ macro_rules! columns {
 }
 pub(crate) use columns;
 
-pub const INDUSTRIES: [&str; 7] = [
+pub(crate) const INDUSTRIES: [&str; 7] = [
     "software",
     "manufacturing",
     "retail",
@@ -31,7 +31,7 @@ pub const INDUSTRIES: [&str; 7] = [
 ];
 
 #[derive(Debug, Serialize)]
-pub struct Company {
+pub(crate) struct Company {
     pub id: Uuid,
     pub name: String,
     pub domain: Option<String>,
@@ -48,46 +48,46 @@ pub struct Company {
 
 /// An error as RFC 9457 problem+json.
 #[derive(Debug)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub status: StatusCode,
     pub detail: String,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
+    pub(crate) fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
         Problem {
             status,
             detail: detail.into(),
         }
     }
 
-    pub fn invalid(detail: impl Into<String>) -> Problem {
+    pub(crate) fn invalid(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
     }
 
-    pub fn bad(detail: impl Into<String>) -> Problem {
+    pub(crate) fn bad(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, detail)
     }
 
-    pub fn not_found() -> Problem {
+    pub(crate) fn not_found() -> Problem {
         Problem::new(StatusCode::NOT_FOUND, "no such company")
     }
 
-    pub fn stale() -> Problem {
+    pub(crate) fn stale() -> Problem {
         Problem::new(
             StatusCode::PRECONDITION_FAILED,
             "the company changed since you read it",
         )
     }
 
-    pub fn conflict() -> Problem {
+    pub(crate) fn conflict() -> Problem {
         Problem::new(
             StatusCode::CONFLICT,
             "a company with this name or domain exists",
         )
     }
 
-    pub fn unavailable(error: impl std::fmt::Display) -> Problem {
+    pub(crate) fn unavailable(error: impl std::fmt::Display) -> Problem {
         eprintln!("database error: {error}");
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the database failed")
     }
@@ -111,7 +111,7 @@ impl IntoResponse for Problem {
 }
 
 /// The company with its `ETag` (and `Location`, when created).
-pub fn entity(status: StatusCode, company: Company) -> Response {
+pub(crate) fn entity(status: StatusCode, company: Company) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", company.version)).expect("a header");
     let mut response = (status, Json(&company)).into_response();
     response.headers_mut().insert(header::ETAG, etag);
@@ -125,14 +125,14 @@ pub fn entity(status: StatusCode, company: Company) -> Response {
     response
 }
 
-pub fn parse_id(id: &str) -> Result<Uuid, Problem> {
+pub(crate) fn parse_id(id: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(id).map_err(|_| Problem::bad("id: not a UUID"))
 }
 
 /// The query of a page.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     industry: Option<String>,
     sort: Option<String>,
     limit: Option<i64>,
@@ -141,7 +141,7 @@ pub struct ListQuery {
 
 /// A checked page query: the SQL that reads it (`$1` tenant, `$2` industry, `$3` the cursor's
 /// sort value as text, `$4` its id, `$5` the limit plus one) and its values.
-pub struct Page {
+pub(crate) struct Page {
     pub sql: String,
     pub industry: Option<String>,
     pub after_value: Option<String>,
@@ -161,7 +161,7 @@ fn sortable(column: &str) -> Option<&'static str> {
 }
 
 impl ListQuery {
-    pub fn check(self) -> Result<Page, Problem> {
+    pub(crate) fn check(self) -> Result<Page, Problem> {
         let limit = self.limit.unwrap_or(50);
         if !(1..=1000).contains(&limit) {
             return Err(Problem::bad("limit: between 1 and 1000"));
@@ -230,7 +230,7 @@ impl ListQuery {
 
 /// The JSON of a page: at most `limit` of `rows` (each with its sort key), and the cursor of
 /// the next when there is one.
-pub fn page(rows: Vec<(Company, Option<String>)>, limit: i64) -> Response {
+pub(crate) fn page(rows: Vec<(Company, Option<String>)>, limit: i64) -> Response {
     #[derive(Serialize)]
     struct Body {
         items: Vec<Company>,
@@ -258,7 +258,7 @@ pub fn page(rows: Vec<(Company, Option<String>)>, limit: i64) -> Response {
 /// A nested address, as the schema defines it.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Address {
+pub(crate) struct Address {
     street: String,
     city: String,
     region: Option<String>,
@@ -367,7 +367,7 @@ fn check_tags(tags: &[String]) -> Result<(), Problem> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CompanyCreate {
+pub(crate) struct CompanyCreate {
     name: String,
     domain: Option<String>,
     website: Option<String>,
@@ -385,7 +385,7 @@ fn other() -> String {
 }
 
 /// A checked new company.
-pub struct NewCompany {
+pub(crate) struct NewCompany {
     pub name: String,
     pub domain: Option<String>,
     pub website: Option<String>,
@@ -397,7 +397,7 @@ pub struct NewCompany {
 }
 
 impl CompanyCreate {
-    pub fn check(self) -> Result<NewCompany, Problem> {
+    pub(crate) fn check(self) -> Result<NewCompany, Problem> {
         text("name", &self.name, 1, 200)?;
         if let Some(domain) = &self.domain {
             check_domain(domain)?;
@@ -468,7 +468,7 @@ impl<T> Member<T> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct CompanyPatch {
+pub(crate) struct CompanyPatch {
     name: Member<String>,
     domain: Member<String>,
     website: Member<String>,
@@ -481,7 +481,7 @@ pub struct CompanyPatch {
 
 /// A checked patch: for each column, whether it is set and to what. Bound as `$4` … `$19`
 /// (set, value) pairs in `Company`'s column order, name first.
-pub struct Changes {
+pub(crate) struct Changes {
     pub nothing: bool,
     pub name: (bool, Option<String>),
     pub domain: (bool, Option<String>),
@@ -494,7 +494,7 @@ pub struct Changes {
 }
 
 /// The `SET` list of an update by [`Changes`] (`$4` … `$19`), moving the version.
-pub const SET_CHANGES: &str = "name = CASE WHEN $4 THEN $5 ELSE name END, \
+pub(crate) const SET_CHANGES: &str = "name = CASE WHEN $4 THEN $5 ELSE name END, \
      domain = CASE WHEN $6 THEN $7 ELSE domain END, \
      website = CASE WHEN $8 THEN $9 ELSE website END, \
      industry = CASE WHEN $10 THEN $11 ELSE industry END, \
@@ -506,7 +506,7 @@ pub const SET_CHANGES: &str = "name = CASE WHEN $4 THEN $5 ELSE name END, \
 
 impl CompanyPatch {
     /// The patch of a request body sent as merge-patch (or JSON).
-    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<CompanyPatch, Problem> {
+    pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<CompanyPatch, Problem> {
         let media = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -522,7 +522,7 @@ impl CompanyPatch {
         serde_json::from_slice(body).map_err(|e| Problem::invalid(e.to_string()))
     }
 
-    pub fn check(self) -> Result<Changes, Problem> {
+    pub(crate) fn check(self) -> Result<Changes, Problem> {
         let nothing = self.name.is_absent()
             && self.domain.is_absent()
             && self.website.is_absent()
@@ -592,7 +592,7 @@ impl CompanyPatch {
 
 /// The version `If-Match` names: `None` for `*` or no header; 400 when malformed; weak tags
 /// never match (RFC 9110 strong comparison), so they are a 412.
-pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
     let values: Vec<&str> = headers
         .get_all(header::IF_MATCH)
         .iter()

@@ -31,13 +31,13 @@ use crate::auth::{Auth, Caller};
 use crate::company::{self, Company, CompanyCreate, CompanyPatch, ListQuery, Problem, columns};
 
 /// A pooled connection: its client, the tenant its session holds, its prepared statements.
-pub struct Conn {
+pub(crate) struct Conn {
     client: tokio_postgres::Client,
     tenant: Option<Uuid>,
     prepared: HashMap<String, Statement>,
 }
 
-pub struct Manager {
+pub(crate) struct Manager {
     config: tokio_postgres::Config,
 }
 
@@ -63,9 +63,9 @@ impl managed::Manager for Manager {
     }
 }
 
-pub type Pool = managed::Pool<Manager>;
+pub(crate) type Pool = managed::Pool<Manager>;
 
-pub fn pool(url: &str, size: usize) -> Result<Pool, String> {
+pub(crate) fn pool(url: &str, size: usize) -> Result<Pool, String> {
     let config: tokio_postgres::Config = url.parse().map_err(|e| format!("DATABASE_URL: {e}"))?;
     managed::Pool::builder(Manager { config })
         .max_size(size)
@@ -116,7 +116,7 @@ struct App {
 
 type Shared = State<Arc<App>>;
 
-pub fn router(pool: Pool, auth: Auth) -> axum::Router {
+pub(crate) fn router(pool: Pool, auth: Auth) -> axum::Router {
     axum::Router::new()
         .route("/api/crm/companies", get(list).post(create))
         .route("/api/crm/companies/{id}", get(read).patch(patch))

@@ -24,7 +24,7 @@ struct App {
 
 type Shared = State<Arc<App>>;
 
-pub fn router(pool: PgPool, auth: Auth) -> axum::Router {
+pub(crate) fn router(pool: PgPool, auth: Auth) -> axum::Router {
     axum::Router::new()
         .route("/api/crm/companies", get(list).post(create))
         .route("/api/crm/companies/{id}", get(read).patch(patch))

@@ -15,7 +15,7 @@ use super::Admin;
 
 /// How a member is edited.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     /// An `<input>` of this type (`text`, `email`, `url`, `date`, `datetime-local`).
     Input(&'static str),
     /// A number; whole when `integer`.
@@ -35,7 +35,7 @@ pub enum Kind {
 
 /// One input of a form.
 #[derive(Debug, Clone)]
-pub struct Field {
+pub(super) struct Field {
     /// The member.
     pub name: String,
     /// A label for it.
@@ -62,7 +62,7 @@ pub struct Field {
 
 impl Field {
     /// The `<input type>`.
-    pub fn input_type(&self) -> &'static str {
+    pub(super) fn input_type(&self) -> &'static str {
         match &self.kind {
             Kind::Input(t) => t,
             Kind::Number { .. } => "number",
@@ -72,17 +72,17 @@ impl Field {
     }
 
     /// Whether it is a checkbox.
-    pub fn is_check(&self) -> bool {
+    pub(super) fn is_check(&self) -> bool {
         self.kind == Kind::Check
     }
 
     /// Whether it is a select.
-    pub fn is_select(&self) -> bool {
+    pub(super) fn is_select(&self) -> bool {
         self.kind == Kind::Select
     }
 
     /// Whether it is a text area.
-    pub fn is_area(&self) -> bool {
+    pub(super) fn is_area(&self) -> bool {
         matches!(self.kind, Kind::Lines | Kind::Json)
     }
 }
@@ -137,13 +137,13 @@ fn main_type(schema: &Value) -> String {
 }
 
 /// A label from a member name: `company_id` → `Company`, `due_at` → `Due at`.
-pub fn label(name: &str) -> String {
+pub(super) fn label(name: &str) -> String {
     words(name.strip_suffix("_id").unwrap_or(name))
 }
 
 /// The label of a field of `table`: a reference, or the owner, is named after what it points at
 /// (`company_id` is "Company"); any other field by all its words (`entity_id` is "Entity id").
-pub fn field_label(table: &TableMeta, name: &str) -> String {
+pub(super) fn field_label(table: &TableMeta, name: &str) -> String {
     let column = table
         .columns
         .iter()
@@ -166,7 +166,7 @@ fn words(name: &str) -> String {
 }
 
 /// How a row is named in a select: its first name-like member.
-pub fn row_label(row: &Value) -> String {
+pub(super) fn row_label(row: &Value) -> String {
     for key in [
         "name", "title", "email", "subject", "code", "slug", "label", "key", "app",
     ] {
@@ -207,7 +207,7 @@ fn text_of(value: &Value, kind: &Kind) -> String {
 }
 
 /// The form of `entity` of `app`, filled with `values` (a row, or what was sent).
-pub async fn fields(
+pub(super) async fn fields(
     admin: &Admin,
     principal: &Arc<Principal>,
     app: &str,
@@ -348,7 +348,7 @@ pub async fn fields(
 }
 
 /// The JSON body a submitted form means, and the members whose text does not parse.
-pub fn body(
+pub(super) fn body(
     fields: &[Field],
     form: &BTreeMap<String, Vec<String>>,
     editing: bool,
@@ -420,7 +420,7 @@ pub fn body(
 
 /// Puts the submitted text back into the fields and the errors next to them: `errors` from the
 /// form itself, and the problem's `errors`, each with a JSON pointer to its member.
-pub fn annotate(
+pub(super) fn annotate(
     fields: &mut [Field],
     form: &BTreeMap<String, Vec<String>>,
     local: &BTreeMap<String, String>,

@@ -19,7 +19,7 @@ use crate::oauth::{self, ClientListing};
 type Shared = Arc<Admin>;
 
 /// The platform's pages.
-pub fn routes(admin: Shared) -> Router {
+pub(super) fn routes(admin: Shared) -> Router {
     Router::new()
         .route("/admin/clients", get(clients).post(register))
         .route("/admin/clients/{id}/revoke", post(revoke))

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use cortex::config::Config;
-pub use cortex::config::TenancyMode;
+pub(crate) use cortex::config::TenancyMode;
 use prefiq_runtime::Db;
 use prefiq_runtime::auth::SigningKey;
 use prefiq_runtime::deps::uuid::Uuid;
@@ -16,12 +16,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// The administrator every test Cortex starts with.
-pub const ADMIN_EMAIL: &str = "root@example.com";
+pub(crate) const ADMIN_EMAIL: &str = "root@example.com";
 /// Their password.
-pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+pub(crate) const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 /// A running Cortex.
-pub struct Cortex {
+pub(crate) struct Cortex {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// The request pool (as the app role on PostgreSQL).
@@ -40,7 +40,7 @@ pub struct Cortex {
 
 /// A response, read completely.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
@@ -49,7 +49,7 @@ pub struct Reply {
 
 impl Reply {
     #[track_caller]
-    pub fn expect(self, status: u16) -> Reply {
+    pub(crate) fn expect(self, status: u16) -> Reply {
         assert_eq!(
             self.status.as_u16(),
             status,
@@ -61,7 +61,7 @@ impl Reply {
 }
 
 /// A client that keeps cookies and never follows redirects (tests look at them).
-pub fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -69,7 +69,7 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-pub async fn read(response: reqwest::Response) -> Reply {
+pub(crate) async fn read(response: reqwest::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap_or_default();
@@ -83,18 +83,18 @@ pub async fn read(response: reqwest::Response) -> Reply {
 
 impl Cortex {
     /// Starts Cortex on `backend`, tenants' rows in shared tables.
-    pub async fn start(backend: Backend) -> Cortex {
+    pub(crate) async fn start(backend: Backend) -> Cortex {
         Cortex::start_with(backend, TenancyMode::Rows).await
     }
 
     /// Starts Cortex on `backend` with `tenancy`.
-    pub async fn start_with(backend: Backend, tenancy: TenancyMode) -> Cortex {
+    pub(crate) async fn start_with(backend: Backend, tenancy: TenancyMode) -> Cortex {
         Cortex::start_configured(backend, tenancy, None).await
     }
 
     /// Starts Cortex on `backend`, serving the apps' built frontends found in `ui_dir`.
     #[allow(dead_code)]
-    pub async fn start_with_ui(backend: Backend, ui_dir: std::path::PathBuf) -> Cortex {
+    pub(crate) async fn start_with_ui(backend: Backend, ui_dir: std::path::PathBuf) -> Cortex {
         Cortex::start_configured(backend, TenancyMode::Rows, Some(ui_dir)).await
     }
 
@@ -165,7 +165,7 @@ impl Cortex {
     }
 
     /// Stops it and drops its database.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.task.abort();
         self.db.close().await;
         self.owner.close().await;
@@ -175,7 +175,7 @@ impl Cortex {
     }
 
     /// Sends a JSON request with a bearer token (none when `token` is empty).
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -204,18 +204,18 @@ impl Cortex {
         read(request.send().await.expect("Cortex answers")).await
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Reply {
         self.call(reqwest::Method::GET, path, token, None, None)
             .await
     }
 
-    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
         self.call(reqwest::Method::POST, path, token, Some(body), None)
             .await
     }
 
     /// Makes a tenant; its id.
-    pub async fn tenant(&self, slug: &str) -> Uuid {
+    pub(crate) async fn tenant(&self, slug: &str) -> Uuid {
         let reply = self
             .post(
                 "/api/cortex/tenants",
@@ -228,7 +228,7 @@ impl Cortex {
     }
 
     /// Makes a user of `tenant` with `roles` and a password; their personal access token.
-    pub async fn user(&self, email: &str, tenant: Uuid, roles: &[&str]) -> (Uuid, String) {
+    pub(crate) async fn user(&self, email: &str, tenant: Uuid, roles: &[&str]) -> (Uuid, String) {
         let reply = self
             .post(
                 "/api/cortex/users",
@@ -250,7 +250,7 @@ impl Cortex {
     }
 
     /// Registers an OAuth client as the server does; its id and secret (for a confidential one).
-    pub async fn client(
+    pub(crate) async fn client(
         &self,
         name: &str,
         tenant: Uuid,
@@ -270,7 +270,12 @@ impl Cortex {
     }
 
     /// Signs in through the sign-in page; the client now holds the session cookie.
-    pub async fn sign_in(&self, client: &reqwest::Client, email: &str, password: &str) -> Reply {
+    pub(crate) async fn sign_in(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> Reply {
         let page = read(
             client
                 .get(format!("{}/login", self.base))
@@ -298,7 +303,7 @@ impl Cortex {
 }
 
 /// A PKCE verifier and its S256 challenge.
-pub fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     use base64::Engine as _;
     use sha2::Digest as _;
     let verifier = cortex::identity::new_secret() + "-extra._~";
@@ -308,7 +313,7 @@ pub fn pkce() -> (String, String) {
 }
 
 /// The value of the query parameter `name` of a URL or path.
-pub fn query_value(location: &str, name: &str) -> Option<String> {
+pub(crate) fn query_value(location: &str, name: &str) -> Option<String> {
     let query = location.split_once('?')?.1;
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
@@ -317,7 +322,11 @@ pub fn query_value(location: &str, name: &str) -> Option<String> {
 
 impl Cortex {
     /// A POST to the token endpoint with a form (and HTTP Basic client credentials).
-    pub async fn token_request(&self, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Reply {
+    pub(crate) async fn token_request(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Reply {
         let client = reqwest::Client::new();
         let mut request = client.post(format!("{}/auth/token", self.base)).form(form);
         if let Some((id, secret)) = basic {
@@ -328,7 +337,7 @@ impl Cortex {
 
     /// A one-time code for `client_id` from the signed-in `browser`, sent back to `redirect`,
     /// and the PKCE verifier it needs.
-    pub async fn code(
+    pub(crate) async fn code(
         &self,
         browser: &reqwest::Client,
         client_id: &str,
@@ -354,7 +363,7 @@ impl Cortex {
     }
 
     /// Exchanges `code` for tokens: the reply of the token endpoint.
-    pub async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         client_id: &str,
         redirect: &str,
@@ -376,7 +385,7 @@ impl Cortex {
 
     /// An access token and a refresh token for the signed-in `browser`, through the CRM's
     /// frontend client.
-    pub async fn tokens(&self, browser: &reqwest::Client) -> (String, String) {
+    pub(crate) async fn tokens(&self, browser: &reqwest::Client) -> (String, String) {
         let (client, redirect) = ("ui-crm", "/apps/crm/");
         let (code, verifier) = self.code(browser, client, redirect).await;
         let issued = self
@@ -390,7 +399,7 @@ impl Cortex {
     }
 
     /// The reply to a refresh of `token` by the CRM's frontend client.
-    pub async fn refresh(&self, token: &str) -> Reply {
+    pub(crate) async fn refresh(&self, token: &str) -> Reply {
         self.token_request(
             &[
                 ("grant_type", "refresh_token"),
@@ -404,7 +413,7 @@ impl Cortex {
 }
 
 /// `GET path` with `client` (a browser: its cookies, no redirects followed).
-pub async fn page(c: &Cortex, client: &reqwest::Client, path: &str) -> Reply {
+pub(crate) async fn page(c: &Cortex, client: &reqwest::Client, path: &str) -> Reply {
     read(
         client
             .get(format!("{}{path}", c.base))
@@ -416,7 +425,7 @@ pub async fn page(c: &Cortex, client: &reqwest::Client, path: &str) -> Reply {
 }
 
 /// `POST path` of a form with `client`.
-pub async fn submit(
+pub(crate) async fn submit(
     c: &Cortex,
     client: &reqwest::Client,
     path: &str,
@@ -434,7 +443,7 @@ pub async fn submit(
 }
 
 /// The value of the hidden input `name` in an HTML page.
-pub fn hidden(html: &str, name: &str) -> Option<String> {
+pub(crate) fn hidden(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;

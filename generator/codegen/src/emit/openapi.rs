@@ -197,7 +197,7 @@ fn operation_item(app: &App, operation: &Operation) -> Value {
 }
 
 /// The problem+json schemas.
-pub fn problem_schemas() -> Map<String, Value> {
+pub(super) fn problem_schemas() -> Map<String, Value> {
     let mut schemas = Map::new();
     schemas.insert("FieldError".into(), json!({
         "type": "object",
@@ -232,7 +232,7 @@ pub fn problem_schemas() -> Map<String, Value> {
 }
 
 /// The OpenAPI 3.1 document of `app`.
-pub fn document(app: &App) -> Value {
+pub(super) fn document(app: &App) -> Value {
     let mut paths = Map::new();
     for operation in &app.operations {
         let entry = paths.entry(operation.path.clone()).or_insert_with(|| {

@@ -211,7 +211,7 @@ fn without_nul_patterns(value: &mut Value) {
 }
 
 /// The 3.0.3 rendition of a 3.1 document made by [`super::openapi::document`].
-pub fn document(doc: Value) -> Value {
+pub(super) fn document(doc: Value) -> Value {
     let mut out = doc;
     without_nul_patterns(&mut out);
     out["openapi"] = "3.0.3".into();

@@ -2,7 +2,7 @@
 //! what to say about each. A keyword is never ignored silently.
 
 /// Keywords lowering reads.
-pub const SUPPORTED: &[&str] = &[
+pub(crate) const SUPPORTED: &[&str] = &[
     "$schema",
     "$id",
     "$ref",
@@ -41,7 +41,7 @@ pub const SUPPORTED: &[&str] = &[
 ];
 
 /// Keywords that may stand beside `$ref` (annotations and Prefiq options).
-pub const BESIDE_REF: &[&str] = &[
+pub(crate) const BESIDE_REF: &[&str] = &[
     "$ref",
     "$comment",
     "title",
@@ -54,7 +54,7 @@ pub const BESIDE_REF: &[&str] = &[
 ];
 
 /// Known keywords without support yet, with the way forward.
-pub fn unsupported(keyword: &str) -> Option<&'static str> {
+pub(crate) fn unsupported(keyword: &str) -> Option<&'static str> {
     Some(match keyword {
         "not" | "if" | "then" | "else" => {
             "conditional schemas have no type in Rust or SQL; check the rule in a service hook instead"
@@ -95,7 +95,7 @@ pub fn unsupported(keyword: &str) -> Option<&'static str> {
 }
 
 /// Every keyword name Prefiq knows, for "did you mean" suggestions.
-pub fn all_known() -> Vec<&'static str> {
+pub(crate) fn all_known() -> Vec<&'static str> {
     let mut known: Vec<&str> = SUPPORTED.to_vec();
     known.extend([
         "not",
@@ -120,7 +120,7 @@ pub fn all_known() -> Vec<&'static str> {
 }
 
 /// String formats validated at run time and kept as `String` in Rust.
-pub const STRING_FORMATS: &[&str] = &[
+pub(crate) const STRING_FORMATS: &[&str] = &[
     "email",
     "idn-email",
     "hostname",
@@ -140,7 +140,7 @@ pub const STRING_FORMATS: &[&str] = &[
 ];
 
 /// Formats with a type of their own.
-pub const TYPED_FORMATS: &[&str] = &[
+pub(crate) const TYPED_FORMATS: &[&str] = &[
     "uuid",
     "date",
     "date-time",
@@ -152,7 +152,7 @@ pub const TYPED_FORMATS: &[&str] = &[
 ];
 
 /// Keywords that only mean something for one JSON type, to warn when they have no effect.
-pub fn applies_to(keyword: &str) -> Option<&'static [&'static str]> {
+pub(crate) fn applies_to(keyword: &str) -> Option<&'static [&'static str]> {
     Some(match keyword {
         "minLength" | "maxLength" | "pattern" => &["string"],
         "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" | "multipleOf" => {

@@ -4,7 +4,7 @@
 //! that cannot be lowered becomes `Type::Any` so that later checks do not cascade.
 
 mod crud;
-pub mod keywords;
+pub(crate) mod keywords;
 mod operations;
 mod rules;
 mod schema;
@@ -27,7 +27,7 @@ use crate::vocab::{
 
 /// A schema node: a file and a JSON pointer into it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Loc {
+pub(crate) struct Loc {
     file: usize,
     pointer: String,
 }
@@ -42,7 +42,7 @@ impl Loc {
 }
 
 /// Lowers every app of the project.
-pub fn lower(project: &Project) -> (crate::ir::Ir, Vec<Diagnostic>) {
+pub(crate) fn lower(project: &Project) -> (crate::ir::Ir, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut apps = Vec::new();
     for input in &project.apps {
@@ -593,11 +593,11 @@ impl Lowerer<'_> {
             ReferenceOptions::Entity(entity) => Reference {
                 entity: entity.clone(),
                 on_delete: OnDelete::Restrict,
-                constraint: index_name(&table, std::slice::from_ref(&column), "fkey"),
+                constraint: index_name(table, std::slice::from_ref(&column), "fkey"),
             },
             ReferenceOptions::Full { entity, on_delete } => Reference {
                 entity: entity.clone(),
-                constraint: index_name(&table, std::slice::from_ref(&column), "fkey"),
+                constraint: index_name(table, std::slice::from_ref(&column), "fkey"),
                 on_delete: match on_delete {
                     OnDeleteOption::Restrict => OnDelete::Restrict,
                     OnDeleteOption::Cascade => OnDelete::Cascade,
@@ -1274,7 +1274,7 @@ fn describe(ty: &Type) -> &'static str {
 }
 
 /// `<table>_<columns>_<suffix>`, shortened with a hash to PostgreSQL's 63-byte limit.
-pub fn index_name(table: &str, columns: &[String], suffix: &str) -> String {
+pub(crate) fn index_name(table: &str, columns: &[String], suffix: &str) -> String {
     let name = format!("{table}_{}_{suffix}", columns.join("_"));
     if name.len() <= 63 {
         return name;

@@ -26,7 +26,7 @@ fn is_json_media(media: &str) -> bool {
 }
 
 /// The path with parameter names erased, to compare routes: `/a/{id}/b` → `/a/{}/b`.
-pub fn route_shape(path: &str) -> String {
+pub(super) fn route_shape(path: &str) -> String {
     let mut shape = String::new();
     let mut in_param = false;
     for ch in path.chars() {

@@ -86,7 +86,7 @@ enum Slot {
 
 /// Reads every validation file of `files`, checks each rule against `app`, and attaches the
 /// valid ones to their entity or operation.
-pub fn attach(app: &mut App, files: &[SourceFile], diagnostics: &mut Vec<Diagnostic>) {
+pub(super) fn attach(app: &mut App, files: &[SourceFile], diagnostics: &mut Vec<Diagnostic>) {
     let mut found: Vec<(Slot, Rule)> = Vec::new();
     let mut ids: BTreeMap<String, String> = BTreeMap::new();
     for file in files.iter().filter(|f| f.kind == FileKind::Validation) {

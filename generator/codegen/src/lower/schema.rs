@@ -17,7 +17,7 @@ use crate::names::{self, pascal};
 
 /// A lowered schema node.
 #[derive(Debug, Clone)]
-pub struct Lowered {
+pub(super) struct Lowered {
     pub ty: Type,
     pub nullable: bool,
 }
@@ -39,7 +39,7 @@ impl Lowered {
 
 /// The members of an object schema after `allOf` and `$ref` are merged.
 #[derive(Debug, Default)]
-pub struct Shape {
+pub(super) struct Shape {
     pub properties: Vec<(String, Loc)>,
     pub required: BTreeSet<String>,
     pub description: Option<String>,
@@ -1204,7 +1204,7 @@ impl Lowerer<'_> {
 }
 
 /// Whether `value` is a valid instance of `ty` (for defaults).
-pub fn fits(
+pub(super) fn fits(
     types: &std::collections::BTreeMap<String, NamedType>,
     ty: &Type,
     value: &Value,

@@ -233,7 +233,7 @@ fn magnitudes(low: i128, high: i128, whole: usize, scale: usize) -> Vec<String> 
 /// The pattern of the decimal strings of `precision` and `scale` that `bounds` allow, or `None`
 /// when the plain shape already says everything (no bounds, or only a lower bound of zero that
 /// leaves out the sign) or the range is too wide to work out.
-pub fn bounded_pattern(
+pub(super) fn bounded_pattern(
     precision: Option<u32>,
     scale: Option<u32>,
     signed: bool,

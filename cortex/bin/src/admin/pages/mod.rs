@@ -32,7 +32,7 @@ use session::{login, login_page, logout, switch_tenant};
 type Shared = Arc<Admin>;
 
 /// The admin routes: sign-in, and every page under `/admin`.
-pub fn routes(admin: Shared) -> Router {
+pub(super) fn routes(admin: Shared) -> Router {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
@@ -57,7 +57,7 @@ pub fn routes(admin: Shared) -> Router {
 }
 
 /// A link in the navigation.
-pub struct NavLink {
+pub(super) struct NavLink {
     /// Where.
     pub href: String,
     /// What.
@@ -65,7 +65,7 @@ pub struct NavLink {
 }
 
 /// An app's links in the navigation.
-pub struct NavGroup {
+pub(super) struct NavGroup {
     /// The app.
     pub app: String,
     /// Its entities.
@@ -73,7 +73,7 @@ pub struct NavGroup {
 }
 
 /// What every page's layout shows.
-pub struct Layout {
+pub(super) struct Layout {
     /// The page title.
     pub title: String,
     /// Who is signed in.

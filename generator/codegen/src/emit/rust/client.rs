@@ -3,7 +3,7 @@
 //! route: the client is never committed twice and cannot drift, and codegen does not pay for it.
 
 /// The client crate's files: `(path, contents)`, each generated.
-pub fn files(app: &str) -> Vec<(String, String)> {
+pub(super) fn files(app: &str) -> Vec<(String, String)> {
     let dir = format!("{}/core/client/rust", crate::ir::app_root(app));
     vec![
         (format!("{dir}/Cargo.toml"), manifest(app)),

@@ -18,7 +18,7 @@ use crate::names;
 use crate::output::{GeneratedFile, Output, Scaffold};
 
 /// A Rust identifier, raw if it is a keyword.
-pub fn ident(name: &str) -> Ident {
+pub(crate) fn ident(name: &str) -> Ident {
     if names::is_rust_keyword(name) {
         Ident::new_raw(name, Span::call_site())
     } else {
@@ -27,7 +27,7 @@ pub fn ident(name: &str) -> Ident {
 }
 
 /// The crate names of an app: `app-crm` / `app_crm`, `app-crm-types` / `app_crm_types`.
-pub struct CrateNames {
+pub(crate) struct CrateNames {
     /// The server crate's package name.
     pub server: String,
     /// The types crate's package name.
@@ -36,7 +36,7 @@ pub struct CrateNames {
 
 impl CrateNames {
     /// Names for `app`.
-    pub fn of(app: &str) -> CrateNames {
+    pub(crate) fn of(app: &str) -> CrateNames {
         CrateNames {
             server: crate::ir::crate_name(app),
             types: format!("{}-types", crate::ir::crate_name(app)),
@@ -44,18 +44,18 @@ impl CrateNames {
     }
 
     /// The types crate as a Rust path root.
-    pub fn types_ident(&self) -> Ident {
+    pub(crate) fn types_ident(&self) -> Ident {
         format_ident!("{}", self.types.replace('-', "_"))
     }
 
     /// The server crate as a Rust path root.
-    pub fn server_ident(&self) -> Ident {
+    pub(crate) fn server_ident(&self) -> Ident {
         format_ident!("{}", self.server.replace('-', "_"))
     }
 }
 
 /// Where generated code finds named types and third-party crates.
-pub struct Roots {
+pub(crate) struct Roots {
     /// The prefix of named types: `crate` in the types crate, `::app_crm_types` elsewhere.
     pub named: TokenStream,
     /// The prefix of `uuid`, `chrono`, `rust_decimal`, `serde_json`: empty for direct
@@ -75,7 +75,7 @@ impl Roots {
 }
 
 /// The Rust type of a value.
-pub fn rust_type(ty: &Type, roots: &Roots) -> TokenStream {
+pub(crate) fn rust_type(ty: &Type, roots: &Roots) -> TokenStream {
     let krate = &roots.named;
     match ty {
         Type::String(_) => quote!(String),
@@ -358,7 +358,7 @@ fn support_dependency(
 }
 
 /// Emits the types crate, the server crate, the client crate and their scaffolds.
-pub fn emit(context: &super::Context, output: &mut Output) -> Result<(), Diagnostic> {
+pub(crate) fn emit(context: &super::Context, output: &mut Output) -> Result<(), Diagnostic> {
     let (app, config, formatter) = (context.app, context.config, context.formatter);
     let crates = CrateNames::of(&app.name);
     let root = crate::ir::app_root(&app.name);

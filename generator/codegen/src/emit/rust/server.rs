@@ -1126,7 +1126,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
 
 /// One file of the server crate.
 #[derive(Debug, Clone, Copy)]
-pub enum Part {
+pub(super) enum Part {
     /// `mod.rs`: router, validators, embedded documents and migrations.
     Mod,
     /// `service.rs`: the service trait.
@@ -1138,7 +1138,7 @@ pub enum Part {
 }
 
 /// The files of `app`'s server crate.
-pub fn parts(app: &App) -> Vec<Part> {
+pub(super) fn parts(app: &App) -> Vec<Part> {
     let mut parts = vec![Part::Mod, Part::Service];
     parts.extend((0..app.entities.len()).map(Part::Entity));
     if app.custom().next().is_some() {
@@ -1148,7 +1148,7 @@ pub fn parts(app: &App) -> Vec<Part> {
 }
 
 /// A file: `(path under the crate, tokens)`.
-pub fn render(app: &App, crates: &CrateNames, part: Part) -> (String, TokenStream) {
+pub(super) fn render(app: &App, crates: &CrateNames, part: Part) -> (String, TokenStream) {
     let service = format_ident!("{}Service", names::pascal(&app.name));
     match part {
         Part::Mod => (

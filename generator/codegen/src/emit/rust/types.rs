@@ -857,7 +857,7 @@ fn collect_patterns(app: &App) -> Vec<String> {
 
 /// One file of the types crate.
 #[derive(Debug, Clone, Copy)]
-pub enum Part {
+pub(super) enum Part {
     /// `types.rs`: the named types.
     Named,
     /// An entity's file, by index.
@@ -871,7 +871,7 @@ pub enum Part {
 }
 
 /// What every file of the types crate needs to know.
-pub struct Plan<'a> {
+pub(super) struct Plan<'a> {
     app: &'a App,
     patterns: Vec<String>,
     has_types: bool,
@@ -880,7 +880,7 @@ pub struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     /// The plan of `app`'s types crate and its files.
-    pub fn new(app: &'a App) -> (Plan<'a>, Vec<Part>) {
+    pub(super) fn new(app: &'a App) -> (Plan<'a>, Vec<Part>) {
         let has_types = app.declared_types().next().is_some();
         let has_params = app.custom().any(|o| o.params_type.is_some());
         let mut parts = Vec::new();
@@ -902,7 +902,7 @@ impl<'a> Plan<'a> {
     }
 
     /// A file: `(path under the crate, tokens)`.
-    pub fn render(&self, part: Part) -> (String, TokenStream) {
+    pub(super) fn render(&self, part: Part) -> (String, TokenStream) {
         let app = self.app;
         match part {
             Part::Named => ("src/generated/types.rs".to_owned(), self.named()),

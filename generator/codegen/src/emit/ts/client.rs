@@ -303,7 +303,7 @@ pub(super) fn render(
 
 /// `core.ts`, the request helper, for a client that carries its own (`prefiq openapi-ts`): the
 /// same code as the frontend library's, which the template links to.
-pub fn core(templates: &Templates) -> Result<String, Diagnostic> {
+pub(crate) fn core(templates: &Templates) -> Result<String, Diagnostic> {
     templates.render("ts/core.ts.jinja", Value::Null)
 }
 

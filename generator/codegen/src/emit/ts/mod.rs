@@ -14,7 +14,7 @@ use crate::diag::Diagnostic;
 use crate::ir::App;
 use crate::templates::Templates;
 
-pub use client::core;
+pub(crate) use client::core;
 
 /// Where the client imports the types from (relative to `src/services/`).
 const TYPES_FROM_CLIENT: &str = "../../core/types/ts/index.js";
@@ -47,7 +47,7 @@ fn doc(lines: &[String], indent: &str) -> String {
 }
 
 /// How to render TypeScript.
-pub struct TsOptions<'a> {
+pub(crate) struct TsOptions<'a> {
     /// Where the client imports the types from.
     pub types_path: &'a str,
     /// Where the client imports its request helper from: [`RUNTIME`] in a project, `./core.js`
@@ -56,13 +56,13 @@ pub struct TsOptions<'a> {
 }
 
 /// The React-free entry of the frontend library, which every generated service file imports.
-pub const RUNTIME: &str = "@prefiq/frontend/client";
+pub(crate) const RUNTIME: &str = "@prefiq/frontend/client";
 
 /// The frontend library's main entry (components, sessions), which the screens import.
-pub const LIBRARY: &str = "@prefiq/frontend";
+pub(crate) const LIBRARY: &str = "@prefiq/frontend";
 
 /// The TypeScript of an app: `(types, client)`.
-pub fn render(
+pub(crate) fn render(
     app: &App,
     templates: &Templates,
     options: &TsOptions,
@@ -77,7 +77,7 @@ pub fn render(
 }
 
 /// The TypeScript files of the app of `context`: `(path, contents)`.
-pub fn emit(context: &super::Context) -> Result<Vec<(String, String)>, Diagnostic> {
+pub(crate) fn emit(context: &super::Context) -> Result<Vec<(String, String)>, Diagnostic> {
     let (app, templates) = (context.app, context.templates);
     let (types, client) = render(
         app,
