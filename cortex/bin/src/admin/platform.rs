@@ -5,15 +5,14 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest, FromRequestParts, Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use prefiq_runtime::deps::uuid::Uuid;
 
-use super::pages::{Layout, forbidden, layout};
-use super::{Admin, Visitor, csrf_ok, parse_form, render, visitor};
+use super::pages::{Layout, layout};
+use super::{Admin, SignedForm, Visitor, render};
 use crate::oauth::{self, ClientListing};
 
 type Shared = Arc<Admin>;
@@ -27,20 +26,57 @@ pub(super) fn routes(admin: Shared) -> Router {
         .with_state(admin)
 }
 
-/// The visitor, if a platform operator; the page to answer otherwise.
-async fn operator(admin: &Admin, headers: &HeaderMap, here: &str) -> Result<Visitor, Response> {
-    let visitor = visitor(admin, headers, here).await?;
-    if !visitor.principal.operator {
-        return Err((
-            StatusCode::FORBIDDEN,
-            super::message_page(
-                "Forbidden",
-                "This page is for platform operators: a tenant's roles never open it.",
-            ),
-        )
-            .into_response());
+/// The visitor of a platform page, as a handler's argument: a platform operator, or the 403
+/// page for anyone else, whatever their tenant's roles grant.
+struct Operator(Visitor);
+
+impl FromRequestParts<Shared> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        admin: &Shared,
+    ) -> Result<Self, Response> {
+        operator(Visitor::from_request_parts(parts, admin).await?)
     }
-    Ok(visitor)
+}
+
+/// A form sent to a platform page: by a platform operator, with the session's anti-forgery
+/// token (checked by [`SignedForm`]).
+struct OperatorForm(SignedForm);
+
+impl FromRequest<Shared> for OperatorForm {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        admin: &Shared,
+    ) -> Result<Self, Response> {
+        let form = SignedForm::from_request(request, admin).await?;
+        if !form.visitor.principal.operator {
+            return Err(not_an_operator());
+        }
+        Ok(OperatorForm(form))
+    }
+}
+
+fn operator(visitor: Visitor) -> Result<Operator, Response> {
+    if visitor.principal.operator {
+        Ok(Operator(visitor))
+    } else {
+        Err(not_an_operator())
+    }
+}
+
+fn not_an_operator() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        super::message_page(
+            "Forbidden",
+            "This page is for platform operators: a tenant's roles never open it.",
+        ),
+    )
+        .into_response()
 }
 
 #[derive(Template)]
@@ -73,24 +109,19 @@ async fn clients_page(
     })
 }
 
-async fn clients(State(admin): State<Shared>, headers: HeaderMap) -> Response {
-    match operator(&admin, &headers, "/admin/clients").await {
-        Ok(visitor) => clients_page(&admin, &visitor, Default::default(), String::new()).await,
-        Err(response) => response,
-    }
+async fn clients(State(admin): State<Shared>, Operator(visitor): Operator) -> Response {
+    clients_page(&admin, &visitor, Default::default(), String::new()).await
 }
 
 /// Registers a client: a confidential one for a service (client credentials, in a tenant with
 /// roles), or a public one (PKCE) with the paths of this server it may be sent back to.
-async fn register(State(admin): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let visitor = match operator(&admin, &headers, "/admin/clients").await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
-    let form = parse_form(&body);
-    if !csrf_ok(&visitor.session, &form) {
-        return forbidden();
-    }
+async fn register(
+    State(admin): State<Shared>,
+    OperatorForm(SignedForm {
+        visitor,
+        fields: form,
+    }): OperatorForm,
+) -> Response {
     let field = |name: &str| {
         form.get(name)
             .and_then(|v| v.first())
@@ -155,17 +186,9 @@ async fn register(State(admin): State<Shared>, headers: HeaderMap, body: Bytes) 
 
 async fn revoke(
     State(admin): State<Shared>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    OperatorForm(_): OperatorForm,
 ) -> Response {
-    let visitor = match operator(&admin, &headers, "/admin/clients").await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
-    if !csrf_ok(&visitor.session, &parse_form(&body)) {
-        return forbidden();
-    }
     let _ =
         crate::identity::as_server(&admin.db, async |tx| oauth::revoke_client(tx, &id).await).await;
     Redirect::to("/admin/clients").into_response()
@@ -181,11 +204,7 @@ struct KeysPage {
 
 /// The keys tokens are verified with, and the one they are signed with. The keys themselves
 /// come from the deployment's secrets (`PREFIQ_SIGNING_KEY`), never from the database.
-async fn keys(State(admin): State<Shared>, headers: HeaderMap) -> Response {
-    let visitor = match operator(&admin, &headers, "/admin/keys").await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+async fn keys(State(admin): State<Shared>, Operator(visitor): Operator) -> Response {
     let signing = admin.tokens.key.kid().to_owned();
     render(&KeysPage {
         layout: layout(&admin, &visitor, "Signing keys"),
