@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use prefiq::diag::{self, RenderOptions};
+use prefiq_codegen::diag::{self, RenderOptions};
 
 fn render(case: &Path) -> (String, bool, usize, bool) {
-    let generation = prefiq::generate(case, None);
+    let generation = prefiq_codegen::generate(case, None);
     let located = generation
         .diagnostics
         .iter()
@@ -83,7 +83,7 @@ fn every_broken_schema_gets_a_located_diagnostic_and_no_output() {
 #[test]
 fn several_problems_are_reported_in_one_run() {
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/errors/several_problems");
-    let generation = prefiq::generate(&case, None);
+    let generation = prefiq_codegen::generate(&case, None);
     let codes: Vec<&str> = generation.diagnostics.iter().map(|d| d.code).collect();
     for expected in [
         "prefiq::lower::unknown_format",
@@ -102,7 +102,7 @@ fn several_problems_are_reported_in_one_run() {
 #[test]
 fn json_diagnostics_carry_file_line_column_and_pointer() {
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/errors/unknown_format");
-    let generation = prefiq::generate(&case, None);
+    let generation = prefiq_codegen::generate(&case, None);
     let json = generation.diagnostics[0].to_json();
     assert_eq!(json["file"], "apps/t/core/schema/widget.yaml");
     assert_eq!(json["line"], 6);

@@ -3,22 +3,23 @@
 
 use std::path::{Path, PathBuf};
 
-use prefiq::write::{self, Scope};
+use prefiq_codegen::write::{self, Scope};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .join("../..")
+        .canonicalize()
         .expect("the repository")
-        .to_path_buf()
 }
 
+/// The generator's golden project, beside the command line's tests (the workspace builds it).
 fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    repo().join("generator/tests/golden")
 }
 
 /// Fails with every stale file and the command that fixes it (rust-analyzer's `ensure_file_contents`).
 fn assert_up_to_date(root: &Path, command: &str) {
-    let generation = prefiq::generate(root, None);
+    let generation = prefiq_codegen::generate(root, None);
     let rendered: Vec<String> = generation
         .diagnostics
         .iter()
@@ -59,7 +60,7 @@ fn the_golden_showcase_is_up_to_date() {
 #[test]
 fn the_ir_of_every_app_is_stable() {
     for root in [repo(), golden()] {
-        let generation = prefiq::generate(&root, None);
+        let generation = prefiq_codegen::generate(&root, None);
         let ir = generation.ir.expect("lowering ran");
         for app in &ir.apps {
             insta::assert_json_snapshot!(format!("ir_{}", app.name), app);
@@ -91,18 +92,20 @@ fn copy_tree(from: &Path, to: &Path) {
 
 #[test]
 fn output_is_deterministic_and_free_of_absolute_paths() {
-    let first = prefiq::generate(&golden(), None).output.files;
-    let second = prefiq::generate(&golden(), None).output.files;
+    let first = prefiq_codegen::generate(&golden(), None).output.files;
+    let second = prefiq_codegen::generate(&golden(), None).output.files;
     assert_eq!(first, second, "two runs, identical bytes");
 
     // The same schemas in another folder give the same bytes: no absolute path leaks in.
     let elsewhere = tempfile::tempdir().unwrap();
     copy_tree(&golden(), elsewhere.path());
-    let moved = prefiq::generate(elsewhere.path(), None).output.files;
+    let moved = prefiq_codegen::generate(elsewhere.path(), None)
+        .output
+        .files;
     assert_eq!(first, moved);
     for file in &first {
         assert!(
-            !file.contents.contains(env!("CARGO_MANIFEST_DIR")),
+            !file.contents.contains(repo().to_str().unwrap()),
             "{} contains an absolute path",
             file.path
         );
@@ -121,14 +124,14 @@ fn output_is_deterministic_and_free_of_absolute_paths() {
 
 #[test]
 fn every_generated_file_has_the_header_and_a_valid_digest() {
-    for file in prefiq::generate(&repo(), None).output.files {
+    for file in prefiq_codegen::generate(&repo(), None).output.files {
         assert!(
-            prefiq::output::is_generated(&file.contents),
+            prefiq_codegen::output::is_generated(&file.contents),
             "{} has no header",
             file.path
         );
         assert!(
-            prefiq::output::digest_matches(&file.contents),
+            prefiq_codegen::output::digest_matches(&file.contents),
             "{} has a wrong digest",
             file.path
         );

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Every generated file in the repository, with its text.
 fn generated_files() -> Vec<(PathBuf, String)> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let repo = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut files = Vec::new();
     for top in [
         "apps",

@@ -6,7 +6,7 @@ use std::path::Path;
 
 #[test]
 fn every_scaffold_example_generates_cleanly() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let repo = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let examples = repo.join("resources/scaffold/examples");
     let mut seen = 0;
     for example in std::fs::read_dir(&examples).unwrap() {
@@ -29,7 +29,7 @@ fn every_scaffold_example_generates_cleanly() {
                 .unwrap();
             }
         }
-        let generation = prefiq::generate(dir.path(), None);
+        let generation = prefiq_codegen::generate(dir.path(), None);
         assert!(
             generation.diagnostics.is_empty(),
             "{}: {:#?}",
