@@ -4,6 +4,8 @@
 //! A project overrides one by putting a file of the same name in its `templates/` folder (or an
 //! app's `apps/<app>/templates/`).
 
+#![deny(missing_docs)]
+
 /// Every built-in template: `(name, source)`, the name being its path in this folder.
 pub const BUILTIN: &[(&str, &str)] = &[
     (

@@ -10,6 +10,7 @@
 //!
 //! Nothing here starts an async runtime or opens a database: the `prefiq` command line does that.
 
+#![deny(missing_docs)]
 // `Diagnostic` is the error type from one end of the pipeline to the other. It is returned only
 // when something is wrong, and boxing it would cost an allocation per diagnostic for nothing.
 #![allow(clippy::result_large_err)]

@@ -7,6 +7,8 @@
 //! field is stored, and the names of its constraints. Maps are `BTreeMap` and lists keep schema
 //! order, so output never depends on hashing. Nothing here refers to YAML or JSON Schema crates.
 
+#![deny(missing_docs)]
+
 mod operation;
 mod status;
 

@@ -10,6 +10,8 @@
 //! `progenitor-client`, so the apps share one copy of the code instead of one each. It has no web,
 //! database or async dependency; `pattern` and `decimal` features add what only some apps need.
 
+#![deny(missing_docs)]
+
 use std::fmt;
 
 /// One broken constraint, located by a JSON pointer.

@@ -2,6 +2,8 @@
 //! temporary file) or the machine's PostgreSQL (a fresh database per server), and talk to it over
 //! HTTP. Used by the tests of every app and by Cortex.
 
+#![deny(missing_docs)]
+
 pub mod contract;
 pub mod tools;
 
@@ -35,10 +37,14 @@ pub fn postgres_admin_url() -> String {
 pub enum Database {
     /// The folder holding the database file, deleted when the server stops.
     Sqlite {
+        /// The folder, deleted when dropped.
         _folder: tempfile::TempDir,
     },
+    /// A database created for the test on the PostgreSQL server, dropped when it stops.
     Postgres {
+        /// The connection URL of the server's administrative database.
         admin: String,
+        /// The database's name.
         name: String,
     },
 }

@@ -37,7 +37,11 @@ impl FromRequestParts<Shared> for Operator {
         parts: &mut axum::http::request::Parts,
         admin: &Shared,
     ) -> Result<Self, Response> {
-        operator(Visitor::from_request_parts(parts, admin).await?)
+        let visitor = Visitor::from_request_parts(parts, admin).await?;
+        if !visitor.principal.operator {
+            return Err(not_an_operator());
+        }
+        Ok(Operator(visitor))
     }
 }
 
@@ -57,14 +61,6 @@ impl FromRequest<Shared> for OperatorForm {
             return Err(not_an_operator());
         }
         Ok(OperatorForm(form))
-    }
-}
-
-fn operator(visitor: Visitor) -> Result<Operator, Response> {
-    if visitor.principal.operator {
-        Ok(Operator(visitor))
-    } else {
-        Err(not_an_operator())
     }
 }
 
