@@ -162,16 +162,15 @@ fn test(args: &[&str]) -> ExitCode {
     ];
     // Generated crates are part of the workspace, so this also keeps generated code free of the
     // lints a team's own `cargo clippy -D warnings` would trip over. It runs before the tests,
-    // so that a lint fails in minutes, and into the target folder the growth test checks its
-    // scratch workspace in, which then finds every dependency already checked.
+    // so that a lint fails in minutes, and into the tests' own target folder: the procedural
+    // macros and build scripts it compiles are the tests' too, and the growth test's `cargo
+    // check` finds every dependency already checked there.
     let clippy = [
         "clippy",
         "--locked",
         "--workspace",
         "--all-targets",
         "--quiet",
-        "--target-dir",
-        CHECK_TARGET_DIR,
         "--",
         "-D",
         "warnings",
@@ -195,6 +194,3 @@ fn test(args: &[&str]) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
-
-/// The target folder of `cargo clippy` and of the growth test's `cargo check`, under `target/`.
-const CHECK_TARGET_DIR: &str = "target/check";
