@@ -143,7 +143,10 @@ fn hand_written(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 fn additive_schema_changes_break_no_hand_written_code() {
     let repo = repo();
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    // The project is `grown/` inside a Cargo workspace one level up: cargo names the artifacts of
+    // a workspace's path crates by their path from its root, so `grown/apps/crm/bin` can never
+    // take the place of the repository's `apps/crm/bin` in the target folder both use.
+    let root = &dir.path().join("grown");
     // The apps, and a workspace like the repository's around them. The runtime and the contract
     // tools are the repository's own, reached through links.
     for app in ["crm", "lms"] {
@@ -153,12 +156,13 @@ fn additive_schema_changes_break_no_hand_written_code() {
     let members_start = manifest.find("members = [").unwrap();
     let members_end = members_start + manifest[members_start..].find(']').unwrap() + 1;
     let manifest = format!(
-        "{}members = [\"apps/*/bin\", \"apps/*/core/types/rust\", \"apps/*/core/client/rust\"]{}",
+        "{}members = [\"grown/apps/*/bin\", \"grown/apps/*/core/types/rust\", \"grown/apps/*/core/client/rust\"]{}",
         &manifest[..members_start],
-        &manifest[members_end..]
+        // The workspace's own crates (the runtime, the test kit) through the project's link.
+        manifest[members_end..].replace("path = \"runtime", "path = \"grown/runtime")
     );
-    std::fs::write(root.join("Cargo.toml"), manifest).unwrap();
-    std::fs::copy(repo.join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::copy(repo.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
     std::fs::write(root.join("prefiq.toml"), "[runtime]\npath = \"runtime\"\n").unwrap();
     std::os::unix::fs::symlink(repo.join("runtime"), root.join("runtime")).unwrap();
     std::os::unix::fs::symlink(repo.join(".ci"), root.join(".ci")).unwrap();
@@ -229,7 +233,7 @@ fn additive_schema_changes_break_no_hand_written_code() {
     // where `cargo xtask test` runs clippy first, so every dependency is already checked.
     run(Command::new(env!("CARGO"))
         .args(["check", "--offline", "--workspace", "--tests"])
-        .current_dir(root)
+        .current_dir(dir.path())
         .env("CARGO_TARGET_DIR", repo.join("target"))
         .env_remove("RUSTFLAGS"));
     for app in ["crm", "lms"] {
