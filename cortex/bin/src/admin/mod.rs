@@ -304,7 +304,7 @@ impl axum::extract::FromRequest<Arc<Admin>> for SignedForm {
         use axum::extract::FromRequestParts as _;
         let (mut parts, body) = request.into_parts();
         let visitor = Visitor::from_request_parts(&mut parts, admin).await?;
-        // Read as `Bytes` reads it: within the server's body limit.
+        // Read as a handler's `Bytes` argument reads it, within axum's default body limit.
         let body = axum::body::Bytes::from_request(Request::from_parts(parts, body), admin)
             .await
             .map_err(IntoResponse::into_response)?;

@@ -1312,6 +1312,7 @@ fn server_field(
     role: FieldRole,
     description: &str,
 ) -> Field {
+    let storage = Storage::of(&ty);
     Field {
         member: Member {
             name: column.into(),
@@ -1326,7 +1327,7 @@ fn server_field(
             examples: vec![],
         },
         column: column.into(),
-        storage: Storage::Int64,
+        storage,
         check: None,
         role,
         filterable: false,
@@ -1365,7 +1366,6 @@ fn owner_field() -> Field {
         FieldRole::Owner,
         "The user who created it: only they (and callers granted every row) see it. Null for rows made by service clients.",
     );
-    field.storage = Storage::Uuid;
     field.filterable = true;
     field
 }
