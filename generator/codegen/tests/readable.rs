@@ -41,11 +41,9 @@ fn generated_files() -> Vec<(PathBuf, String)> {
     files
 }
 
-#[test]
-fn generated_rust_has_no_suffixed_integer_literals() {
-    let suffixed =
-        regex::Regex::new(r"\b[0-9]+(usize|isize|u128|i128|u64|i64|u32|i32|u16|i16|u8|i8)\b")
-            .unwrap();
+/// Every line of generated Rust whose code (what precedes a `//` comment) `bad` flags, as
+/// `path:line: text`; fails unless more than 20 generated Rust files were read.
+fn rust_lines_where(bad: impl Fn(&str) -> bool) -> Vec<String> {
     let mut found = Vec::new();
     let mut checked = 0;
     for (path, text) in generated_files() {
@@ -55,7 +53,7 @@ fn generated_rust_has_no_suffixed_integer_literals() {
         checked += 1;
         for (number, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or(line);
-            if suffixed.is_match(code) {
+            if bad(code) {
                 found.push(format!(
                     "{}:{}: {}",
                     path.display(),
@@ -66,6 +64,15 @@ fn generated_rust_has_no_suffixed_integer_literals() {
         }
     }
     assert!(checked > 20, "only {checked} generated Rust files found");
+    found
+}
+
+#[test]
+fn generated_rust_has_no_suffixed_integer_literals() {
+    let suffixed =
+        regex::Regex::new(r"\b[0-9]+(usize|isize|u128|i128|u64|i64|u32|i32|u16|i16|u8|i8)\b")
+            .unwrap();
+    let found = rust_lines_where(|code| suffixed.is_match(code));
     assert!(found.is_empty(), "suffixed literals:\n{}", found.join("\n"));
 }
 
@@ -73,27 +80,8 @@ fn generated_rust_has_no_suffixed_integer_literals() {
 /// its lists with `Vec::from([...])`; and "none" is `None`, never an empty string.
 #[test]
 fn generated_rust_has_no_macro_built_lists_and_no_empty_string_for_none() {
-    let mut found = Vec::new();
-    let mut checked = 0;
-    for (path, text) in generated_files() {
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        checked += 1;
-        for (number, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or(line);
-            let empty_for_none = code.trim_end().ends_with(": \"\",");
-            if code.contains("vec![") || empty_for_none {
-                found.push(format!(
-                    "{}:{}: {}",
-                    path.display(),
-                    number + 1,
-                    line.trim()
-                ));
-            }
-        }
-    }
-    assert!(checked > 20, "only {checked} generated Rust files found");
+    let found =
+        rust_lines_where(|code| code.contains("vec![") || code.trim_end().ends_with(": \"\","));
     assert!(found.is_empty(), "found:\n{}", found.join("\n"));
 }
 
