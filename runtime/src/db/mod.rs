@@ -519,6 +519,14 @@ impl DbError {
             }
             // The statement ran past the statement timeout (`query_canceled`).
             FailureKind::Timeout => Problem::unavailable(&"the database took too long to answer"),
+            // Two transactions wanted the same rows at once and the database gave up on this
+            // one (a deadlock, a serialization failure, a lock it could not take): nothing of
+            // it was written, and the same request sent again can succeed.
+            FailureKind::Contention => Problem::conflict(format!(
+                "another request changed the same {} data at the same moment, so nothing of this \
+                 one was saved; send it again",
+                meta.entity
+            )),
             // Row-level security refused the row (`insufficient_privilege`): it is not the
             // caller's tenant's. Generated statements never get here; a service's may.
             FailureKind::Forbidden => Problem::forbidden(format!(
@@ -554,6 +562,8 @@ enum FailureKind {
     /// column.
     Reference,
     Timeout,
+    /// A deadlock, a serialization failure or a busy lock: retrying can succeed.
+    Contention,
     Forbidden,
     NotNullOrCheck,
     Other,
@@ -579,6 +589,8 @@ impl<'a> Failure<'a> {
                     "23503" => FailureKind::ForeignKey,
                     REFERENCE_REFUSED => FailureKind::Reference,
                     "57014" => FailureKind::Timeout,
+                    // serialization_failure, deadlock_detected, lock_not_available
+                    "40001" | "40P01" | "55P03" => FailureKind::Contention,
                     "42501" => FailureKind::Forbidden,
                     "23502" | "23514" => FailureKind::NotNullOrCheck,
                     _ => FailureKind::Other,
@@ -595,6 +607,7 @@ impl<'a> Failure<'a> {
                     sqlx::error::ErrorKind::ForeignKeyViolation => FailureKind::ForeignKey,
                     sqlx::error::ErrorKind::NotNullViolation
                     | sqlx::error::ErrorKind::CheckViolation => FailureKind::NotNullOrCheck,
+                    _ if sqlite_busy(db.as_ref()) => FailureKind::Contention,
                     _ => FailureKind::Other,
                 };
                 Some(Failure {
@@ -643,6 +656,18 @@ fn kind_of(error: &dyn sqlx::error::DatabaseError) -> sqlx::error::ErrorKind {
         }
         kind => kind,
     }
+}
+
+/// Whether SQLite refused the statement because another connection holds the lock it needs
+/// (`SQLITE_BUSY` or `SQLITE_LOCKED`, with any extended code, such as the `SQLITE_BUSY_SNAPSHOT`
+/// of a transaction whose snapshot another writer has moved past).
+fn sqlite_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    const SQLITE_BUSY: u32 = 5;
+    const SQLITE_LOCKED: u32 = 6;
+    error
+        .code()
+        .and_then(|code| code.parse::<u32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
 fn unique_columns(meta: &TableMeta, constraint: Option<&str>, message: &str) -> Vec<String> {

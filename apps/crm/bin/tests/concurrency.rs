@@ -452,3 +452,106 @@ async fn postgres_requests_stay_in_their_own_transactions_when_anything_fails() 
 async fn sqlite_requests_stay_in_their_own_transactions_when_anything_fails() {
     survives_every_kind_of_failure(Backend::Sqlite).await;
 }
+
+/// Two transactions that want each other's rows: the database gives up on one of them (a
+/// deadlock on PostgreSQL; on SQLite, a reader whose snapshot a writer moved past). That one is
+/// answered 409 with a sentence saying it can be sent again, never 500, and the other commits.
+async fn contention_is_a_conflict_to_retry(backend: Backend) {
+    use prefiq_runtime::Principal;
+    use prefiq_runtime::db::PoolOptions;
+
+    let (database, url) = prefiq_testkit::Database::create(backend).await;
+    let db = prefiq_runtime::Db::connect(&url, &PoolOptions::default())
+        .await
+        .expect("the test database");
+    db.execute(
+        Sql::new("CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    db.execute(
+        Sql::new("INSERT INTO counters (id, n) VALUES (1, 0), (2, 0)"),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    let principal = Arc::new(Principal::system(Uuid::now_v7()));
+    let bump = |id: u8| Sql::built(format!("UPDATE counters SET n = n + 1 WHERE id = {id}"));
+    let failure = match backend {
+        Backend::Postgres => {
+            let mut first = db.begin(&principal).await.unwrap();
+            let mut second = db.begin(&principal).await.unwrap();
+            first.execute(bump(1), Vec::new()).await.unwrap();
+            second.execute(bump(2), Vec::new()).await.unwrap();
+            // Each now waits for the row the other holds; PostgreSQL breaks the cycle.
+            let waiting = tokio::spawn(async move {
+                let result = first.execute(bump(2), Vec::new()).await;
+                (result, first)
+            });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let crossing = second.execute(bump(1), Vec::new()).await;
+            let (waited, first) = waiting.await.unwrap();
+            match (waited, crossing) {
+                (Err(error), Ok(_)) => {
+                    drop(first);
+                    second.commit().await.unwrap();
+                    error
+                }
+                (Ok(_), Err(error)) => {
+                    drop(second);
+                    first.commit().await.unwrap();
+                    error
+                }
+                other => panic!("exactly one side of a deadlock fails: {other:?}"),
+            }
+        }
+        Backend::Sqlite => {
+            // A reader's snapshot, then a writer commits, then the reader tries to write.
+            let mut reader = db.begin_read(&principal).await.unwrap();
+            reader
+                .fetch_all(Sql::new("SELECT n FROM counters"), Vec::new())
+                .await
+                .unwrap();
+            let mut writer = db.begin(&principal).await.unwrap();
+            writer.execute(bump(1), Vec::new()).await.unwrap();
+            writer.commit().await.unwrap();
+            reader
+                .execute(bump(2), Vec::new())
+                .await
+                .expect_err("a write on a snapshot another writer moved past is refused")
+        }
+    };
+    let problem = Problem::from(failure);
+    assert_eq!(problem.status, 409, "{problem:?}");
+    assert!(
+        problem
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("send it again")),
+        "{problem:?}"
+    );
+    let total: i64 = db
+        .fetch_one(Sql::new("SELECT SUM(n) FROM counters"), Vec::new())
+        .await
+        .unwrap()
+        .req(0)
+        .unwrap();
+    assert_eq!(
+        total,
+        1 + i64::from(backend == Backend::Postgres),
+        "only the winner's writes stay"
+    );
+    db.close().await;
+    database.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_deadlocks_are_conflicts_to_retry() {
+    contention_is_a_conflict_to_retry(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_stale_snapshots_are_conflicts_to_retry() {
+    contention_is_a_conflict_to_retry(Backend::Sqlite).await;
+}
