@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask test`: what CI runs: installs the contract tools (npm and PyPI packages under
 //!   `.ci/`) if they are missing or outdated, checks that generated files are up to date, then
-//!   runs every test, then clippy with warnings denied (generated crates included).
+//!   runs every test, compiled by clippy with warnings denied (generated crates included).
 //! - `cargo xtask bench codegen [--entities N] [--runs N]`: generation time for a synthetic app.
 //! - `cargo xtask bench ts-client [--runs N]`: the TypeScript client of the GitHub API, beside
 //!   openapi-typescript.
@@ -70,23 +70,29 @@ fn fresh(manifest: &Path, stamp: &Path) -> bool {
     }
 }
 
-/// Installs the tools the contract tests run: tsc, Redocly and openapi-typescript from npm,
-/// openapi-spec-validator and Schemathesis from PyPI. Each install is skipped when its stamp
-/// matches the lock file. Adds clippy to the toolchain if it lacks it.
-pub(crate) fn ensure_tools() -> bool {
+/// Adds clippy to the toolchain if it lacks it; false if it cannot.
+fn ensure_clippy() -> bool {
     let has_clippy = || {
         Command::new("cargo")
             .args(["clippy", "--version"])
             .output()
             .is_ok_and(|out| out.status.success())
     };
-    if !has_clippy() {
-        let added = run("rustup", &["component", "add", "clippy"]);
-        if !added || !has_clippy() {
-            eprintln!("error: `cargo clippy` is missing and rustup could not add it");
-            return false;
-        }
+    if has_clippy() {
+        return true;
     }
+    let added = run("rustup", &["component", "add", "clippy"]);
+    if !added || !has_clippy() {
+        eprintln!("error: `cargo clippy` is missing and rustup could not add it");
+        return false;
+    }
+    true
+}
+
+/// Installs the tools the contract tests run: tsc, Redocly and openapi-typescript from npm,
+/// openapi-spec-validator and Schemathesis from PyPI. Each install is skipped when its stamp
+/// matches the lock file.
+pub(crate) fn ensure_tools() -> bool {
     let ci = root().join(".ci");
     let lock = ci.join("package-lock.json");
     let npm_stamp = ci.join("node_modules/.prefiq-stamp");
@@ -148,24 +154,63 @@ pub(crate) fn python_tools(venv: &Path, requirements: &Path) -> bool {
     ok
 }
 
-/// `cargo xtask test [--deep] [cargo test arguments]`: the generated files checked, clippy, then
-/// every test. `--deep` runs the long fuzz: Schemathesis with many more examples per operation
-/// and a random seed that each run prints.
+/// `cargo xtask test [--deep] [cargo test arguments]`: the generated files checked, then every
+/// test, compiled by clippy with warnings denied. `--deep` runs the long fuzz: Schemathesis with
+/// many more examples per operation and a random seed that each run prints.
 fn test(args: &[&str]) -> ExitCode {
-    if !ensure_tools() {
+    if !ensure_clippy() {
         return ExitCode::FAILURE;
     }
+    // Installing the npm and PyPI tools mostly waits on the network and the disk, so it runs
+    // while the compiler has the processors; the tests wait for it.
+    let tools = std::thread::spawn(ensure_tools);
     let deep = args.contains(&"--deep");
     let extra: Vec<&str> = args.iter().copied().filter(|a| *a != "--deep").collect();
-    let codegen_check = [
+    let lints = Lints::new();
+    let cargo = |args: &[&str]| {
+        eprintln!("$ cargo {}", args.join(" "));
+        let mut command = Command::new("cargo");
+        command.args(args).current_dir(root());
+        lints.apply(&mut command);
+        if deep {
+            command.env("PREFIQ_DEEP", "1");
+        }
+        command.status().is_ok_and(|s| s.success())
+    };
+    let checked = cargo(&[
         "run", "--locked", "--quiet", "-p", "prefiq", "--", "codegen", "--check",
-    ];
-    // Generated crates are part of the workspace, so this also keeps generated code free of the
-    // lints a team's own `cargo clippy -D warnings` would trip over. It runs before the tests,
-    // so that a lint fails in minutes, and into the tests' own target folder: the procedural
-    // macros and build scripts it compiles are the tests' too, and the growth test's `cargo
-    // check` finds every dependency already checked there.
-    let clippy = [
+    ]) && (lints.while_building() || cargo(&Lints::CLIPPY));
+    let tools_ready = tools.join().unwrap_or(false);
+    if !checked || !tools_ready {
+        return ExitCode::FAILURE;
+    }
+    if deep {
+        eprintln!("(PREFIQ_DEEP=1: the long fuzz)");
+    }
+    if !cargo(&[&["test", "--locked", "--workspace"][..], &extra].concat()) {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// How the tests' build is held to clippy with warnings denied (generated crates included, so
+/// generated code stays free of the lints a team's own `cargo clippy -D warnings` would trip
+/// over).
+///
+/// Clippy's driver is rustc with clippy's lints added, and it compiles a dependency whose lints
+/// cargo caps exactly as rustc does. So it can be the compiler of the build the tests need
+/// anyway (`RUSTC_WRAPPER`, with the lint arguments in `CLIPPY_ARGS`, as `cargo clippy` passes
+/// them), which lints every crate of ours, generated and scratch ones included, without a
+/// second compilation in check mode. Cargo leaves the wrapper out of its artifacts' hashes, so
+/// the builds the tests run themselves share the same artifacts. When another wrapper is
+/// already set (a compiler cache), clippy runs on its own instead.
+struct Lints {
+    driver: Option<PathBuf>,
+}
+
+impl Lints {
+    /// `cargo clippy` over every target, for when the driver cannot be the compiler.
+    const CLIPPY: [&'static str; 8] = [
         "clippy",
         "--locked",
         "--workspace",
@@ -175,22 +220,34 @@ fn test(args: &[&str]) -> ExitCode {
         "-D",
         "warnings",
     ];
-    let tests = [&["test", "--locked", "--workspace"][..], &extra].concat();
-    if !run("cargo", &codegen_check) || !run("cargo", &clippy) {
-        return ExitCode::FAILURE;
+
+    fn new() -> Lints {
+        let wrapped = std::env::var_os("RUSTC_WRAPPER").is_some_and(|w| !w.is_empty());
+        let driver = (!wrapped)
+            .then(|| {
+                let sysroot = Command::new("rustc")
+                    .args(["--print", "sysroot"])
+                    .output()
+                    .ok()?;
+                let sysroot = String::from_utf8(sysroot.stdout).ok()?;
+                let driver = Path::new(sysroot.trim()).join("bin/clippy-driver");
+                driver.is_file().then_some(driver)
+            })
+            .flatten();
+        Lints { driver }
     }
-    eprintln!(
-        "$ cargo {}{}",
-        tests.join(" "),
-        if deep { " (PREFIQ_DEEP=1)" } else { "" }
-    );
-    let mut command = Command::new("cargo");
-    command.args(&tests).current_dir(root());
-    if deep {
-        command.env("PREFIQ_DEEP", "1");
+
+    /// Whether the lints come with the build (else `cargo clippy` must run).
+    fn while_building(&self) -> bool {
+        self.driver.is_some()
     }
-    if !command.status().is_ok_and(|s| s.success()) {
-        return ExitCode::FAILURE;
+
+    fn apply(&self, command: &mut Command) {
+        if let Some(driver) = &self.driver {
+            command.env("RUSTC_WRAPPER", driver).env(
+                "CLIPPY_ARGS",
+                "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+            );
+        }
     }
-    ExitCode::SUCCESS
 }
