@@ -2,13 +2,14 @@
 //! and on PostgreSQL: Cortex's own API (OAuth endpoints included) and every installed app's, as
 //! Cortex serves them, with an administrator's token. Cortex keeps every tenant an active
 //! administrator and refuses to delete the caller's own tenant or the admin role, so the fuzzer
-//! cannot lock itself out part-way; the apps' operations are fuzzed in full by their own tests.
+//! cannot lock itself out part-way; the apps' operations are fuzzed in full by their own tests,
+//! and here in every phase but coverage (in every phase under `cargo xtask test --deep`).
 
 mod common;
 
 use common::Cortex;
 use prefiq_testkit::Backend;
-use prefiq_testkit::tools::run_schemathesis;
+use prefiq_testkit::tools::{run_schemathesis, run_schemathesis_on};
 
 async fn fuzz(backend: Backend) {
     let cortex = Cortex::start(backend).await;
@@ -29,7 +30,34 @@ async fn fuzz(backend: Backend) {
         .filter(|o| o.starts_with("GET /api/") && !o.contains('{'))
         .collect();
     let run = tokio::task::spawn_blocking(move || {
-        run_schemathesis(&schema, &document, &authorization, 20)
+        if prefiq_testkit::tools::deep() {
+            return run_schemathesis(&schema, &document, &authorization, 20);
+        }
+        // The apps' operations go through Cortex's own layers (its tokens, tenancy and rights)
+        // in every phase but coverage: the coverage phase's boundary values, by far the longest
+        // part of a run, reach the same handlers in each app's own fuzz. The deep run covers
+        // everything here too.
+        let apps = "^/api/(?!cortex/)";
+        let own = run_schemathesis_on(
+            &schema,
+            &document,
+            &authorization,
+            20,
+            &["--exclude-path-regex", apps],
+        );
+        let apps = run_schemathesis_on(
+            &schema,
+            &document,
+            &authorization,
+            20,
+            &[
+                "--include-path-regex",
+                apps,
+                "--phases",
+                "examples,fuzzing,stateful",
+            ],
+        );
+        own.and(apps)
     })
     .await
     .unwrap();

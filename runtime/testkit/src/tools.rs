@@ -253,6 +253,18 @@ pub struct Statuses {
 }
 
 impl SchemathesisRun {
+    /// Two runs as one: it passed if both did, and each operation's responses are added up.
+    pub fn and(mut self, other: SchemathesisRun) -> SchemathesisRun {
+        self.passed &= other.passed;
+        self.text = format!("{}\n{}", self.text, other.text);
+        for (operation, got) in other.statuses {
+            let counted = self.statuses.entry(operation).or_default();
+            counted.total += got.total;
+            counted.success += got.success;
+        }
+        self
+    }
+
     /// The run's last lines: its summary.
     pub fn summary(&self) -> String {
         let lines: Vec<&str> = self.text.lines().collect();
@@ -330,6 +342,18 @@ pub fn run_schemathesis(
     authorization: &str,
     max_examples: u32,
 ) -> SchemathesisRun {
+    run_schemathesis_on(schema, document, authorization, max_examples, &[])
+}
+
+/// [`run_schemathesis`] with more of Schemathesis's arguments, such as
+/// `--include-path-regex` and `--phases`, to run part of a document or part of the phases.
+pub fn run_schemathesis_on(
+    schema: &str,
+    document: &serde_json::Value,
+    authorization: &str,
+    max_examples: u32,
+    arguments: &[&str],
+) -> SchemathesisRun {
     let examples = if deep() { DEEP_EXAMPLES } else { max_examples };
     let seed = std::env::var("PREFIQ_SCHEMATHESIS_SEED").unwrap_or_else(|_| {
         if deep() {
@@ -364,6 +388,7 @@ pub fn run_schemathesis(
                 .args(["--header", authorization])
                 .args(["--checks", "all"])
                 .args(["--max-examples", &examples.to_string(), "--seed", &seed])
+                .args(arguments)
                 .args(["--report", "har", "--report-har-path"])
                 .arg(&har)
                 .args([
