@@ -99,6 +99,29 @@ fn auth_paths() -> Value {
     })
 }
 
+/// Documents the 404 every operation of an app's path `item` can answer under Cortex: an
+/// administrator can switch the app off for a tenant, and its routes then answer "no route
+/// matches this URL". Operations that document a 404 already (an item's) keep theirs.
+fn answer_404_when_switched_off(item: &mut Value, problem: &str) {
+    let Some(operations) = item.as_object_mut() else {
+        return;
+    };
+    for operation in operations.values_mut() {
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        responses.entry("404").or_insert_with(|| {
+            json!({
+                "description": "The app is switched off for the caller's tenant.",
+                "content": {"application/problem+json": {"schema": {"$ref": problem}}}
+            })
+        });
+    }
+}
+
 /// The merged document of Cortex (`own`) and the installed apps, `(name, document)`.
 pub fn merged(own: &str, apps: &[(&str, &str)]) -> Value {
     let mut paths = Map::new();
@@ -150,7 +173,14 @@ pub fn merged(own: &str, apps: &[(&str, &str)]) -> Value {
                 if path == "/openapi.json" {
                     continue;
                 }
-                paths.entry(path.clone()).or_insert_with(|| item.clone());
+                let mut item = item.clone();
+                if app != "cortex" {
+                    let problem = renames
+                        .get("#/components/schemas/Problem")
+                        .map_or("#/components/schemas/Problem", String::as_str);
+                    answer_404_when_switched_off(&mut item, problem);
+                }
+                paths.entry(path.clone()).or_insert(item);
             }
         }
         for tag in document["tags"].as_array().cloned().unwrap_or_default() {
@@ -414,5 +444,31 @@ mod tests {
             "#/components/schemas/BCItem"
         );
         assert!(merged["paths"]["/auth/token"]["post"].is_object());
+    }
+
+    #[test]
+    fn every_app_operation_documents_the_404_of_an_app_switched_off() {
+        let own = json!({"paths": {"/api/cortex/users": {"get": {"responses": {"200": {}}}}}});
+        let app = json!({"paths": {
+            "/api/a/x": {"get": {"responses": {"200": {}}}, "parameters": []},
+            "/api/a/x/{id}": {"get": {"responses": {"200": {}, "404": {"description": "No such x."}}}}
+        }, "components": {"schemas": {"Problem": {"type": "object"}}}});
+        let merged = merged(&own.to_string(), &[("a", &app.to_string())]);
+        let list = &merged["paths"]["/api/a/x"]["get"]["responses"]["404"];
+        assert_eq!(
+            list["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
+        assert_eq!(
+            merged["paths"]["/api/a/x/{id}"]["get"]["responses"]["404"]["description"],
+            "No such x.",
+            "a documented 404 stays"
+        );
+        assert!(
+            merged["paths"]["/api/cortex/users"]["get"]["responses"]
+                .get("404")
+                .is_none(),
+            "Cortex's own operations cannot be switched off"
+        );
     }
 }
