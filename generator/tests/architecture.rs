@@ -556,3 +556,58 @@ fn a_plain_api_client_needs_no_react() {
         "the walk reached the library's modules: {seen:?}"
     );
 }
+
+/// A crate whose integration tests are modules of `tests/all.rs` (one test binary, see "Where to
+/// add…") builds no other file of `tests/` on its own: a file left out of `all.rs` would never be
+/// compiled or run. So every file there is declared in `all.rs`, and `all` is the crate's only
+/// test binary.
+#[test]
+fn every_test_file_is_a_module_of_its_crates_one_test_binary() {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--no-deps"])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("cargo metadata's JSON");
+    let mut checked = 0;
+    for package in metadata["packages"].as_array().expect("packages") {
+        let manifest = std::path::Path::new(package["manifest_path"].as_str().unwrap());
+        let tests = manifest.parent().unwrap().join("tests");
+        let Ok(all) = std::fs::read_to_string(tests.join("all.rs")) else {
+            continue;
+        };
+        let name = package["name"].as_str().unwrap();
+        let binaries: Vec<&str> = package["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "test"))
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(binaries, ["all"], "{name}'s test binaries");
+        let declared: BTreeSet<String> = all
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("mod ")?.strip_suffix(';'))
+            .map(str::to_owned)
+            .collect();
+        for entry in std::fs::read_dir(&tests).unwrap() {
+            let path = entry.unwrap().path();
+            let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let is_module =
+                path.extension().is_some_and(|e| e == "rs") || path.join("mod.rs").is_file();
+            if is_module && module != "all" {
+                assert!(
+                    declared.contains(&module),
+                    "{} is not declared in {}: add `mod {module};` there, or it never runs",
+                    path.display(),
+                    tests.join("all.rs").display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 30,
+        "the test files of four crates are modules: {checked}"
+    );
+}

@@ -2,7 +2,7 @@
 //! schemas with errors next to their fields, anti-forgery tokens, escaping of hostile values,
 //! conflicts explained, the security headers, and the merged document and reference.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex, browser, hidden, page, read, submit};
 use prefiq_testkit::Backend;

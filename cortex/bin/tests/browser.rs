@@ -3,7 +3,7 @@
 //! with PKCE. Debian's headless Chromium, driven by playwright-core; screenshots are kept under
 //! target/e2e/cortex-admin/ and target/e2e/cortex-frontend/ as test artifacts.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex};
 use prefiq_testkit::Backend;

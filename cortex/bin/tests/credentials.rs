@@ -13,7 +13,7 @@
 //! - `next` and redirect URIs are paths of this server; anything else is a 400.
 //! - The authorization server's metadata comes from its configuration, never `Host`.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -8,7 +8,7 @@
 //! - on PostgreSQL, a hand-written query that forgets the tenant still sees nothing of B's;
 //! - every write leaves an audit entry in its own transaction, which the server cannot change.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! (RFC 6749, RFC 9700), PKCE, refresh-token rotation with family revocation, revocation, a
 //! browser app's sign-out, the sign-in throttle, and the tokens the APIs accept and refuse.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

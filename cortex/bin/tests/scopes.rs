@@ -9,7 +9,7 @@
 //! administrator could try on another tenant, the admin UI's pages and forms for each actor,
 //! and what a platform operator does to a tenant showing in that tenant's audit log.
 
-mod common;
+use crate::common;
 
 use common::{Cortex, Reply, browser, hidden, page, submit};
 use prefiq_runtime::auth::DEFAULT_TENANT;
