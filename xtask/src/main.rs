@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test`: what CI runs: installs the contract tools (npm and PyPI packages under
 //!   `.ci/`) if they are missing or outdated, checks that generated files are up to date, then
-//!   runs every test, compiled by clippy with warnings denied (generated crates included).
+//!   runs every test (with cargo-nextest when it is installed), compiled by clippy with warnings
+//!   denied (generated crates included).
 //! - `cargo xtask bench codegen [--entities N] [--runs N]`: generation time for a synthetic app.
 //! - `cargo xtask bench ts-client [--runs N]`: the TypeScript client of the GitHub API, beside
 //!   openapi-typescript.
@@ -187,10 +188,27 @@ fn test(args: &[&str]) -> ExitCode {
     if deep {
         eprintln!("(PREFIQ_DEEP=1: the long fuzz)");
     }
-    if !cargo(&[&["test", "--locked", "--workspace"][..], &extra].concat()) {
+    // cargo-nextest keeps both processors busy to the last test: `cargo test` runs one test
+    // binary at a time, and a binary whose last long test runs alone leaves the other idle.
+    // Nextest runs no doctests, so those follow. Arguments (a filter) go to `cargo test`.
+    let passed = if extra.is_empty() && has_nextest() {
+        cargo(&["nextest", "run", "--locked", "--workspace"])
+            && cargo(&["test", "--locked", "--workspace", "--doc"])
+    } else {
+        cargo(&[&["test", "--locked", "--workspace"][..], &extra].concat())
+    };
+    if !passed {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Whether `cargo nextest` is installed.
+fn has_nextest() -> bool {
+    Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success())
 }
 
 /// How the tests' build is held to clippy with warnings denied (generated crates included, so
