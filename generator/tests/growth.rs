@@ -229,12 +229,16 @@ fn additive_schema_changes_break_no_hand_written_code() {
     }
 
     // The workspace and every test still compile, and the TypeScript still type-checks. A
-    // build, not a check: `target/` holds the dependencies the repository's own tests were
-    // built with, and a check would first check every one of them again.
+    // build, not a check: the repository's `target/` holds the dependencies its own tests were
+    // built with, and a check would first check every one of them again. Only the compiler's
+    // intermediate files go there (`build-dir`): the binaries a build puts at the top of its
+    // target folder (`debug/app-crm`) land in the scratch one, where they cannot take the place
+    // of the repository's while its tests run them.
     run(Command::new(env!("CARGO"))
         .args(["build", "--offline", "--workspace", "--tests"])
         .current_dir(dir.path())
-        .env("CARGO_TARGET_DIR", repo.join("target"))
+        .env("CARGO_BUILD_BUILD_DIR", repo.join("target"))
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
         .env_remove("RUSTFLAGS"));
     for app in ["crm", "lms"] {
         let tsconfig = root.join(format!("apps/{app}/src/tsconfig.json"));
