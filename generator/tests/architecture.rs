@@ -198,20 +198,29 @@ fn forbidden_edges_are_absent() {
     assert!(broken.is_empty(), "forbidden edges:\n{}", broken.join("\n"));
 }
 
-/// Every hand-written crate takes the workspace's lints (`unreachable_pub`: what is `pub` is
-/// reachable from outside its crate). Generated crates and the apps' scaffolds do not, so that
-/// they compile in a workspace without them.
-#[test]
-fn every_hand_written_crate_takes_the_workspace_lints() {
+/// The workspace's own packages, as `cargo metadata --no-deps` describes them.
+fn workspace_packages() -> Vec<Value> {
     let output = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
         .current_dir(root())
         .output()
         .expect("cargo metadata runs");
-    let metadata: Value = serde_json::from_slice(&output.stdout).expect("cargo metadata is JSON");
+    let mut metadata: Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata is JSON");
+    match metadata["packages"].take() {
+        Value::Array(packages) => packages,
+        other => panic!("cargo metadata lists no packages: {other}"),
+    }
+}
+
+/// Every hand-written crate takes the workspace's lints (`unreachable_pub`: what is `pub` is
+/// reachable from outside its crate). Generated crates and the apps' scaffolds do not, so that
+/// they compile in a workspace without them.
+#[test]
+fn every_hand_written_crate_takes_the_workspace_lints() {
     let mut missing = Vec::new();
     let mut checked = 0;
-    for package in metadata["packages"].as_array().expect("packages") {
+    for package in &workspace_packages() {
         let manifest = std::path::PathBuf::from(package["manifest_path"].as_str().unwrap());
         let relative = manifest
             .strip_prefix(root())
@@ -563,14 +572,8 @@ fn a_plain_api_client_needs_no_react() {
 /// test binary.
 #[test]
 fn every_test_file_is_a_module_of_its_crates_one_test_binary() {
-    let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked", "--no-deps"])
-        .current_dir(root())
-        .output()
-        .expect("cargo metadata runs");
-    let metadata: Value = serde_json::from_slice(&output.stdout).expect("cargo metadata's JSON");
     let mut checked = 0;
-    for package in metadata["packages"].as_array().expect("packages") {
+    for package in &workspace_packages() {
         let manifest = std::path::Path::new(package["manifest_path"].as_str().unwrap());
         let tests = manifest.parent().unwrap().join("tests");
         let Ok(all) = std::fs::read_to_string(tests.join("all.rs")) else {
