@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{Loc, Lowerer};
 use crate::ir::{
@@ -208,6 +208,78 @@ impl Lowerer<'_> {
     ) -> Option<Operation> {
         let method = Method::from_lower(method_name)?;
         let object = self.value(loc)?.as_object()?.clone();
+        let id = self.operation_id(loc, &object, method, path, ids)?;
+        let id_loc = loc.child("operationId");
+        let type_prefix = pascal(&id);
+
+        let params = self.lower_params(loc, path_loc, path, &type_prefix);
+
+        let body = match self.value(&loc.child("requestBody")).cloned() {
+            None => None,
+            Some(_) => {
+                let body_loc = self.component(&loc.child("requestBody"))?;
+                self.lower_body(&body_loc, &type_prefix)
+            }
+        };
+        if body.is_some() && method == Method::Get {
+            self.error(
+                &loc.child("requestBody"),
+                true,
+                "prefiq::lower::get_body",
+                "a GET operation cannot have a request body",
+                "send the inputs as query parameters, or use POST",
+                "body on GET",
+            );
+        }
+
+        let responses =
+            self.lower_responses(loc, &id, &type_prefix, body.is_some(), !params.is_empty());
+        let params_type = (!params.is_empty())
+            .then(|| self.register_params_type(loc, &id_loc, &id, &type_prefix));
+        let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
+        let access = self.operation_access(app, loc, &object, method, &id);
+        Some(Operation {
+            rust: names::rust_field(&id),
+            access,
+            type_prefix,
+            id,
+            method,
+            path: path.to_owned(),
+            kind: OperationKind::Custom,
+            summary: text("summary"),
+            description: text("description"),
+            tags: object
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(|t| {
+                    t.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            deprecated: object
+                .get("deprecated")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            security: object.get("security").cloned(),
+            params,
+            params_type,
+            body,
+            responses,
+            source: self.files[loc.file].path().to_owned(),
+        })
+    }
+
+    /// The operation's `operationId`, checked: present, an identifier, unique in the app.
+    fn operation_id(
+        &mut self,
+        loc: &Loc,
+        object: &Map<String, Value>,
+        method: Method,
+        path: &str,
+        ids: &mut BTreeSet<String>,
+    ) -> Option<String> {
         let Some(id) = object
             .get("operationId")
             .and_then(Value::as_str)
@@ -234,9 +306,18 @@ impl Lowerer<'_> {
             self.error(&id_loc, false, "prefiq::lower::duplicate_operation", format!("the operationId `{id}` is used twice"), "operationIds are unique across the app, including the generated CRUD ones (listDeals, createDeal, getDeal, updateDeal, deleteDeal)", "duplicate");
             return None;
         }
-        let type_prefix = pascal(&id);
+        Some(id)
+    }
 
-        // Parameters: path-level first, then operation-level (which override by name and place).
+    /// The operation's parameters: path-level first, then operation-level (which override by
+    /// name and place), checked against the path template and for names that collide in Rust.
+    fn lower_params(
+        &mut self,
+        loc: &Loc,
+        path_loc: &Loc,
+        path: &str,
+        type_prefix: &str,
+    ) -> Vec<OperationParam> {
         let mut param_locs: Vec<Loc> = Vec::new();
         for owner in [path_loc, loc] {
             let count = self
@@ -254,7 +335,7 @@ impl Lowerer<'_> {
         }
         let mut params: Vec<OperationParam> = Vec::new();
         for at in param_locs {
-            let Some(param) = self.lower_param(&at, &type_prefix) else {
+            let Some(param) = self.lower_param(&at, type_prefix) else {
                 continue;
             };
             params.retain(|p| !(p.name == param.name && p.kind == param.kind));
@@ -295,25 +376,19 @@ impl Lowerer<'_> {
                 );
             }
         }
+        params
+    }
 
-        let body = match self.value(&loc.child("requestBody")).cloned() {
-            None => None,
-            Some(_) => {
-                let body_loc = self.component(&loc.child("requestBody"))?;
-                self.lower_body(&body_loc, &type_prefix)
-            }
-        };
-        if body.is_some() && method == Method::Get {
-            self.error(
-                &loc.child("requestBody"),
-                true,
-                "prefiq::lower::get_body",
-                "a GET operation cannot have a request body",
-                "send the inputs as query parameters, or use POST",
-                "body on GET",
-            );
-        }
-
+    /// The operation's responses, by status: the declared ones, then the errors the generated
+    /// handler itself gives (bad parameters or bodies, 401, 403 and 500).
+    fn lower_responses(
+        &mut self,
+        loc: &Loc,
+        id: &str,
+        type_prefix: &str,
+        has_body: bool,
+        has_params: bool,
+    ) -> Vec<OperationResponse> {
         let mut responses = Vec::new();
         let statuses: Vec<String> = self
             .value(&loc.child("responses"))
@@ -340,19 +415,18 @@ impl Lowerer<'_> {
             let Some(target) = self.component(&at) else {
                 continue;
             };
-            if let Some(response) = self.lower_response(&target, code, &type_prefix) {
+            if let Some(response) = self.lower_response(&target, code, type_prefix) {
                 responses.push(response);
             }
         }
         if !responses.iter().any(OperationResponse::is_success) {
             self.error(&loc.child("responses"), true, "prefiq::lower::no_success", format!("`{id}` declares no 2xx response"), "declare the success response, as in `'200': {description: ..., content: {application/json: {schema: ...}}}`", "no success");
         }
-        // The errors the generated handler itself gives: bad parameters or bodies, and 500.
         let mut implied = vec![401, 403, 500];
-        if body.is_some() {
+        if has_body {
             implied.extend([400, 413, 415, 422]);
         }
-        if !params.is_empty() {
+        if has_params {
             implied.push(400);
         }
         for status in implied {
@@ -361,34 +435,52 @@ impl Lowerer<'_> {
             }
         }
         responses.sort_by_key(|r| r.status);
-        let params_type = (!params.is_empty()).then(|| format!("{type_prefix}Params"));
-        if let Some(name) = &params_type {
-            if let Some(origin) = self.type_origin.get(name).cloned() {
-                let other = format!("{}#{}", self.files[origin.file].path(), origin.pointer);
-                self.error(
-                    &id_loc,
-                    false,
-                    "prefiq::lower::duplicate_type",
-                    format!(
-                        "`{name}` is the type of `{id}`'s parameters, and {other} takes it too"
-                    ),
-                    "give that schema a different `title`, or rename the operation",
-                    "operation",
-                );
-            } else {
-                self.type_origin.insert(name.clone(), loc.clone());
-                self.types.insert(
-                    name.clone(),
-                    NamedType::Derived(Derived::Params {
-                        operation: id.clone(),
-                    }),
-                );
-            }
-        }
+        responses
+    }
 
-        let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
-        // The roles granted it by default: `x-prefiq-roles`, or whoever may read for a `GET`
-        // and members for anything else.
+    /// Names the type of the operation's parameters, `<Operation>Params` (a diagnostic when a
+    /// schema has that name already).
+    fn register_params_type(
+        &mut self,
+        loc: &Loc,
+        id_loc: &Loc,
+        id: &str,
+        type_prefix: &str,
+    ) -> String {
+        let name = format!("{type_prefix}Params");
+        if let Some(origin) = self.type_origin.get(&name).cloned() {
+            let other = format!("{}#{}", self.files[origin.file].path(), origin.pointer);
+            self.error(
+                id_loc,
+                false,
+                "prefiq::lower::duplicate_type",
+                format!("`{name}` is the type of `{id}`'s parameters, and {other} takes it too"),
+                "give that schema a different `title`, or rename the operation",
+                "operation",
+            );
+        } else {
+            self.type_origin.insert(name.clone(), loc.clone());
+            self.types.insert(
+                name.clone(),
+                NamedType::Derived(Derived::Params {
+                    operation: id.to_owned(),
+                }),
+            );
+        }
+        name
+    }
+
+    /// Who may call the operation: the roles granted it by default (`x-prefiq-roles`, or
+    /// whoever may read for a `GET` and members for anything else) and its scope
+    /// (`x-prefiq-scope: platform` keeps it to platform operators).
+    fn operation_access(
+        &mut self,
+        app: &str,
+        loc: &Loc,
+        object: &Map<String, Value>,
+        method: Method,
+        id: &str,
+    ) -> Access {
         let default_roles: Vec<String> =
             match object.get("x-prefiq-roles").and_then(Value::as_array) {
                 Some(roles) => roles
@@ -399,7 +491,6 @@ impl Lowerer<'_> {
                 None if method == Method::Get => vec!["member".into(), "viewer".into()],
                 None => vec!["member".into()],
             };
-        // Who may call it at all: `x-prefiq-scope: platform` keeps it to platform operators.
         let scope = match object.get("x-prefiq-scope") {
             None => Scope::Tenant,
             Some(Value::String(s)) if s == "tenant" => Scope::Tenant,
@@ -416,42 +507,12 @@ impl Lowerer<'_> {
                 Scope::Tenant
             }
         };
-        Some(Operation {
-            rust: names::rust_field(&id),
-            access: Access {
-                permission: format!("{app}.{id}"),
-                default_roles,
-                rows: RowScope::All,
-                scope,
-            },
-            type_prefix,
-            id,
-            method,
-            path: path.to_owned(),
-            kind: OperationKind::Custom,
-            summary: text("summary"),
-            description: text("description"),
-            tags: object
-                .get("tags")
-                .and_then(Value::as_array)
-                .map(|t| {
-                    t.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            deprecated: object
-                .get("deprecated")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            security: object.get("security").cloned(),
-            params,
-            params_type,
-            body,
-            responses,
-            source: self.files[loc.file].path().to_owned(),
-        })
+        Access {
+            permission: format!("{app}.{id}"),
+            default_roles,
+            rows: RowScope::All,
+            scope,
+        }
     }
 
     fn lower_param(&mut self, at: &Loc, type_prefix: &str) -> Option<OperationParam> {

@@ -344,26 +344,7 @@ impl Lowerer<'_> {
         self.check_keywords(loc, &object);
 
         if let Some(reference) = object.get("$ref") {
-            let Some(reference) = reference.as_str() else {
-                return Lowered::any();
-            };
-            for key in object
-                .keys()
-                .filter(|k| !BESIDE_REF.contains(&k.as_str()) && !k.starts_with("x-"))
-            {
-                self.error(
-                    &loc.child(key),
-                    true,
-                    "prefiq::lower::beside_ref",
-                    format!("`{key}` beside `$ref` is not supported"),
-                    "wrap both in `allOf: [{$ref: ...}, {...}]`",
-                    "beside $ref",
-                );
-            }
-            let Some(target) = self.resolve_ref(loc, reference) else {
-                return Lowered::any();
-            };
-            return self.lower_ref_target(loc, &target);
+            return self.lower_ref(loc, &object, reference);
         }
 
         for key in ["anyOf", "oneOf"] {
@@ -438,24 +419,7 @@ impl Lowerer<'_> {
                 Some("number") => self.lower_number(loc, &object),
                 Some("boolean") => Lowered::of(Type::Boolean),
                 Some("array") => self.lower_array(loc, hint, &object),
-                Some("object") => {
-                    if object.contains_key("properties") {
-                        self.lower_struct(loc, hint)
-                    } else {
-                        match object.get("additionalProperties") {
-                            Some(Value::Object(_)) => {
-                                let values = self.lower_schema(
-                                    &loc.child("additionalProperties"),
-                                    &format!("{hint}Value"),
-                                );
-                                Lowered::of(Type::Map {
-                                    values: Box::new(values.ty),
-                                })
-                            }
-                            _ => Lowered::any(),
-                        }
-                    }
-                }
+                Some("object") => self.lower_object(loc, hint, &object),
                 Some("null") => {
                     self.error(
                         loc,
@@ -484,6 +448,48 @@ impl Lowerer<'_> {
         lowered.nullable |= nullable
             || (object.get("nullable") == Some(&Value::Bool(true)) && self.is_openapi_30(loc.file));
         lowered
+    }
+
+    /// `{$ref: ...}`: the schema it points to (nothing beside it but annotations).
+    fn lower_ref(&mut self, loc: &Loc, object: &Map<String, Value>, reference: &Value) -> Lowered {
+        let Some(reference) = reference.as_str() else {
+            return Lowered::any();
+        };
+        for key in object
+            .keys()
+            .filter(|k| !BESIDE_REF.contains(&k.as_str()) && !k.starts_with("x-"))
+        {
+            self.error(
+                &loc.child(key),
+                true,
+                "prefiq::lower::beside_ref",
+                format!("`{key}` beside `$ref` is not supported"),
+                "wrap both in `allOf: [{$ref: ...}, {...}]`",
+                "beside $ref",
+            );
+        }
+        let Some(target) = self.resolve_ref(loc, reference) else {
+            return Lowered::any();
+        };
+        self.lower_ref_target(loc, &target)
+    }
+
+    /// `type: object`: a struct when it has properties, a map when only
+    /// `additionalProperties` says what its values are, and any JSON object otherwise.
+    fn lower_object(&mut self, loc: &Loc, hint: &str, object: &Map<String, Value>) -> Lowered {
+        if object.contains_key("properties") {
+            return self.lower_struct(loc, hint);
+        }
+        match object.get("additionalProperties") {
+            Some(Value::Object(_)) => {
+                let values =
+                    self.lower_schema(&loc.child("additionalProperties"), &format!("{hint}Value"));
+                Lowered::of(Type::Map {
+                    values: Box::new(values.ty),
+                })
+            }
+            _ => Lowered::any(),
+        }
     }
 
     fn lower_ref_target(&mut self, at: &Loc, target: &Loc) -> Lowered {
@@ -1038,131 +1044,120 @@ impl Lowerer<'_> {
             return Lowered::any();
         }
         let targets: Vec<Loc> = targets.into_iter().flatten().collect();
-        let objects: Vec<Option<Map<String, Value>>> = targets
-            .iter()
-            .map(|t| self.value(t).and_then(Value::as_object).cloned())
-            .collect();
-        let is_object = |o: &Option<Map<String, Value>>| {
-            o.as_ref().is_some_and(|o| {
-                o.contains_key("properties")
-                    || o.contains_key("allOf")
-                    || o.get("type").and_then(Value::as_str) == Some("object")
-            })
+        let is_object = |target: &Loc| {
+            self.value(target)
+                .and_then(Value::as_object)
+                .is_some_and(|o| {
+                    o.contains_key("properties")
+                        || o.contains_key("allOf")
+                        || o.get("type").and_then(Value::as_str) == Some("object")
+                })
         };
         let name = self.name_for(loc, hint);
-
-        if objects.iter().all(is_object) {
-            let shapes: Vec<Shape> = targets.iter().map(|t| self.shape(t, 0)).collect();
-            let declared = object
-                .get("discriminator")
-                .and_then(|d| d.get("propertyName"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let tag_value = |this: &Self, shape: &Shape, tag: &str| -> Option<String> {
-                let at = shape.properties.iter().find(|(n, _)| n == tag)?.1.clone();
-                let schema = this.value(&at)?;
-                schema
-                    .get("const")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .or_else(|| {
-                        let values = schema.get("enum")?.as_array()?;
-                        (values.len() == 1)
-                            .then(|| values[0].as_str().map(str::to_owned))
-                            .flatten()
-                    })
-            };
-            let candidates: Vec<String> = match &declared {
-                Some(tag) => vec![tag.clone()],
-                None => shapes
-                    .first()
-                    .map(|s| s.properties.iter().map(|(n, _)| n.clone()).collect())
-                    .unwrap_or_default(),
-            };
-            let tag = candidates
-                .into_iter()
-                .find(|tag| shapes.iter().all(|s| tag_value(self, s, tag).is_some()));
-            let Some(tag) = tag else {
-                let help = match &declared {
-                    Some(tag) => format!("give every variant a member `{tag}` with a `const` value, as in `{tag}: {{const: email}}`"),
-                    None => "give every variant a member with a `const` value (`kind: {const: email}`) and name it in `discriminator: {propertyName: kind}`".to_owned(),
-                };
-                self.error(&loc.child("oneOf"), true, "prefiq::lower::ambiguous_union", "this oneOf is ambiguous: its variants share no member with a distinct `const` value", help, "ambiguous");
-                return Lowered::any();
-            };
-            if !self.register(
-                &name,
-                loc,
-                NamedType::Union(UnionType {
-                    description: None,
-                    tag: None,
-                    variants: vec![],
-                }),
-            ) {
-                return Lowered::any();
-            }
-            self.memo
-                .insert(loc.clone(), Type::Union { name: name.clone() });
-            let mut out: Vec<UnionVariant> = Vec::new();
-            for (target, shape) in targets.iter().zip(&shapes) {
-                let value = tag_value(self, shape, &tag).unwrap_or_default();
-                if out
-                    .iter()
-                    .any(|v| v.tag_value.as_deref() == Some(value.as_str()))
-                {
-                    self.error(
-                        target,
-                        false,
-                        "prefiq::lower::ambiguous_union",
-                        format!("two variants have `{tag}: {value}`"),
-                        "give each variant its own tag value",
-                        "duplicate tag",
-                    );
-                    continue;
-                }
-                let variant = pascal(&value);
-                let lowered =
-                    self.lower_struct_without(target, &format!("{name}{variant}"), Some(&tag));
-                out.push(UnionVariant {
-                    variant,
-                    tag_value: Some(value),
-                    ty: lowered.ty,
-                });
-            }
-            let description = object
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            self.types.insert(
-                name.clone(),
-                NamedType::Union(UnionType {
-                    description,
-                    tag: Some(tag),
-                    variants: out,
-                }),
-            );
-            return Lowered::of(Type::Union { name });
+        if targets.iter().all(is_object) {
+            self.lower_tagged_union(loc, name, object, &targets)
+        } else {
+            self.lower_kind_union(loc, name, object, &targets, &variants)
         }
+    }
 
-        // Variants told apart by their JSON kind.
+    /// The `const` value of member `tag` in a union variant: `const`, or a one-value `enum`.
+    fn tag_value(&self, shape: &Shape, tag: &str) -> Option<String> {
+        let at = shape.properties.iter().find(|(n, _)| n == tag)?.1.clone();
+        let schema = self.value(&at)?;
+        schema
+            .get("const")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                let values = schema.get("enum")?.as_array()?;
+                (values.len() == 1)
+                    .then(|| values[0].as_str().map(str::to_owned))
+                    .flatten()
+            })
+    }
+
+    /// A union of objects told apart by a member with a distinct `const` value in each: the
+    /// discriminator's `propertyName`, or else the first member of the first variant that
+    /// works.
+    fn lower_tagged_union(
+        &mut self,
+        loc: &Loc,
+        name: String,
+        object: &Map<String, Value>,
+        targets: &[Loc],
+    ) -> Lowered {
+        let shapes: Vec<Shape> = targets.iter().map(|t| self.shape(t, 0)).collect();
+        let declared = object
+            .get("discriminator")
+            .and_then(|d| d.get("propertyName"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let candidates: Vec<String> = match &declared {
+            Some(tag) => vec![tag.clone()],
+            None => shapes
+                .first()
+                .map(|s| s.properties.iter().map(|(n, _)| n.clone()).collect())
+                .unwrap_or_default(),
+        };
+        let tag = candidates
+            .into_iter()
+            .find(|tag| shapes.iter().all(|s| self.tag_value(s, tag).is_some()));
+        let Some(tag) = tag else {
+            let help = match &declared {
+                Some(tag) => format!("give every variant a member `{tag}` with a `const` value, as in `{tag}: {{const: email}}`"),
+                None => "give every variant a member with a `const` value (`kind: {const: email}`) and name it in `discriminator: {propertyName: kind}`".to_owned(),
+            };
+            self.error(&loc.child("oneOf"), true, "prefiq::lower::ambiguous_union", "this oneOf is ambiguous: its variants share no member with a distinct `const` value", help, "ambiguous");
+            return Lowered::any();
+        };
+        // Registered before its variants are lowered: a variant may refer back to the union.
+        if !self.reserve_union(&name, loc) {
+            return Lowered::any();
+        }
+        let mut out: Vec<UnionVariant> = Vec::new();
+        for (target, shape) in targets.iter().zip(&shapes) {
+            let value = self.tag_value(shape, &tag).unwrap_or_default();
+            if out
+                .iter()
+                .any(|v| v.tag_value.as_deref() == Some(value.as_str()))
+            {
+                self.error(
+                    target,
+                    false,
+                    "prefiq::lower::ambiguous_union",
+                    format!("two variants have `{tag}: {value}`"),
+                    "give each variant its own tag value",
+                    "duplicate tag",
+                );
+                continue;
+            }
+            let variant = pascal(&value);
+            let lowered =
+                self.lower_struct_without(target, &format!("{name}{variant}"), Some(&tag));
+            out.push(UnionVariant {
+                variant,
+                tag_value: Some(value),
+                ty: lowered.ty,
+            });
+        }
+        self.complete_union(name, object, Some(tag), out)
+    }
+
+    /// A union whose variants are told apart by their JSON kind (a string, a number, …).
+    fn lower_kind_union(
+        &mut self,
+        loc: &Loc,
+        name: String,
+        object: &Map<String, Value>,
+        targets: &[Loc],
+        variants: &[Loc],
+    ) -> Lowered {
         let mut kinds: Vec<&'static str> = Vec::new();
         let mut lowered_variants = Vec::new();
-        for (target, variant_loc) in targets.iter().zip(&variants) {
+        for (target, variant_loc) in targets.iter().zip(variants) {
             let lowered = self.lower_schema(variant_loc, &format!("{name}Variant"));
-            let kind = match &lowered.ty {
-                Type::String(_) | Type::Uuid | Type::Date | Type::DateTime | Type::Enum { .. } => {
-                    "string"
-                }
-                Type::Decimal(d) if !d.as_number => "string",
-                Type::Integer(_) | Type::Number(_) | Type::Decimal(_) => "number",
-                Type::Boolean => "boolean",
-                Type::Array(_) => "array",
-                Type::Object { .. }
-                | Type::Entity { .. }
-                | Type::Union { .. }
-                | Type::Map { .. } => "object",
-                Type::Any => "any",
-            };
+            let kind = kind_of_type(&lowered.ty);
             if kind == "any" || kinds.contains(&kind) {
                 self.error(target, false, "prefiq::lower::ambiguous_union", "this oneOf is ambiguous: two variants accept the same kind of JSON value", "give the variants distinct JSON types, or make them objects with a `const` tag and a discriminator", "overlaps another variant");
                 return Lowered::any();
@@ -1174,19 +1169,40 @@ impl Lowerer<'_> {
                 ty: lowered.ty,
             });
         }
-        if !self.register(
-            &name,
-            loc,
-            NamedType::Union(UnionType {
-                description: None,
-                tag: None,
-                variants: vec![],
-            }),
-        ) {
+        if !self.reserve_union(&name, loc) {
             return Lowered::any();
         }
-        self.memo
-            .insert(loc.clone(), Type::Union { name: name.clone() });
+        self.complete_union(name, object, None, lowered_variants)
+    }
+
+    /// Claims the union's name for `loc` (a diagnostic if another schema has it) and remembers
+    /// it for `loc`.
+    fn reserve_union(&mut self, name: &str, loc: &Loc) -> bool {
+        let placeholder = NamedType::Union(UnionType {
+            description: None,
+            tag: None,
+            variants: vec![],
+        });
+        if !self.register(name, loc, placeholder) {
+            return false;
+        }
+        self.memo.insert(
+            loc.clone(),
+            Type::Union {
+                name: name.to_owned(),
+            },
+        );
+        true
+    }
+
+    /// Stores the union reserved as `name` with its variants.
+    fn complete_union(
+        &mut self,
+        name: String,
+        object: &Map<String, Value>,
+        tag: Option<String>,
+        variants: Vec<UnionVariant>,
+    ) -> Lowered {
         let description = object
             .get("description")
             .and_then(Value::as_str)
@@ -1195,11 +1211,27 @@ impl Lowerer<'_> {
             name.clone(),
             NamedType::Union(UnionType {
                 description,
-                tag: None,
-                variants: lowered_variants,
+                tag,
+                variants,
             }),
         );
         Lowered::of(Type::Union { name })
+    }
+}
+
+/// The kind of JSON value a type accepts, as a union without a tag tells its variants apart:
+/// `"any"` for a type that accepts more than one.
+fn kind_of_type(ty: &Type) -> &'static str {
+    match ty {
+        Type::String(_) | Type::Uuid | Type::Date | Type::DateTime | Type::Enum { .. } => "string",
+        Type::Decimal(d) if !d.as_number => "string",
+        Type::Integer(_) | Type::Number(_) | Type::Decimal(_) => "number",
+        Type::Boolean => "boolean",
+        Type::Array(_) => "array",
+        Type::Object { .. } | Type::Entity { .. } | Type::Union { .. } | Type::Map { .. } => {
+            "object"
+        }
+        Type::Any => "any",
     }
 }
 
