@@ -309,27 +309,27 @@ fn resource(entity: &Entity) -> syn::Ident {
     format_ident!("{}Resource", entity.name)
 }
 
-fn entity_module(
-    app: &App,
-    entity: &Entity,
-    crates: &CrateNames,
-    service: &syn::Ident,
-) -> TokenStream {
-    let types = crates.types_ident();
-    let model = format_ident!("{}", entity.name);
-    let create = format_ident!("{}", entity.types.create);
-    let resource = resource(entity);
-    let snake = format_ident!("{}", entity.snake);
-    let key_ty = key_type(entity);
-    let key_field = ident(&entity.key().member.rust);
-    let version_field = ident(&entity.version().member.rust);
-    let table = table_meta(app, entity);
-    let read = reader(entity, &model);
+/// `stamp` when `used`, else `_stamp`: the name of a write's stamp parameter.
+fn stamp_name(used: bool) -> syn::Ident {
+    if used {
+        format_ident!("stamp")
+    } else {
+        format_ident!("_stamp")
+    }
+}
 
+/// Whether the entity has a field of one of `roles`.
+fn has_role(entity: &Entity, roles: &[FieldRole]) -> bool {
+    entity.fields.iter().any(|f| roles.contains(&f.role))
+}
+
+/// The parameters of an entity's insert statement, in column order (an identity key is the
+/// database's), and the name of the stamp parameter they use.
+fn insert_params(entity: &Entity) -> (Vec<TokenStream>, syn::Ident) {
     let input = quote!(input);
-    let mut insert_params = Vec::new();
+    let mut params = Vec::new();
     for field in &entity.fields {
-        insert_params.push(match field.role {
+        params.push(match field.role {
             FieldRole::PrimaryKey(KeyGeneration::Identity) => continue,
             FieldRole::PrimaryKey(KeyGeneration::Uuid) => quote!(::prefiq_runtime::SqlValue::Uuid(
                 ::prefiq_runtime::deps::uuid::Uuid::now_v7()
@@ -345,9 +345,23 @@ fn entity_module(
         });
     }
     if entity.tenancy == Tenancy::Tenant {
-        insert_params.push(quote!(::prefiq_runtime::SqlValue::Uuid(stamp.tenant)));
+        params.push(quote!(::prefiq_runtime::SqlValue::Uuid(stamp.tenant)));
     }
-    let update_params: Vec<TokenStream> = entity
+    let stamp = stamp_name(
+        entity.tenancy == Tenancy::Tenant
+            || has_role(
+                entity,
+                &[FieldRole::CreatedAt, FieldRole::UpdatedAt, FieldRole::Owner],
+            ),
+    );
+    (params, stamp)
+}
+
+/// The parameters of an entity's update statement before the key and the version: its data
+/// fields and `updated_at`, in column order; and the name of the stamp parameter.
+fn update_params(entity: &Entity) -> (Vec<TokenStream>, syn::Ident) {
+    let input = quote!(input);
+    let params = entity
         .fields
         .iter()
         .filter(|f| f.role == FieldRole::Data || f.role == FieldRole::UpdatedAt)
@@ -359,29 +373,16 @@ fn entity_module(
             }
         })
         .collect();
-    let stamps = |roles: &[FieldRole]| entity.fields.iter().any(|f| roles.contains(&f.role));
-    let stamp_name = |used: bool| {
-        if used {
-            format_ident!("stamp")
-        } else {
-            format_ident!("_stamp")
-        }
-    };
-    let insert_stamp = stamp_name(
-        entity.tenancy == Tenancy::Tenant
-            || stamps(&[FieldRole::CreatedAt, FieldRole::UpdatedAt, FieldRole::Owner]),
-    );
-    let update_stamp = stamp_name(stamps(&[FieldRole::UpdatedAt]));
-    let access = access(app, entity);
-    let writable: Vec<&str> = entity.writable().map(|f| f.member.name.as_str()).collect();
-    let read_only: Vec<&str> = entity
-        .fields
-        .iter()
-        .filter(|f| !f.is_writable())
-        .map(|f| f.member.name.as_str())
-        .collect();
-    let collection = &entity.collection_path;
-    let hooks = [
+    (
+        params,
+        stamp_name(has_role(entity, &[FieldRole::UpdatedAt])),
+    )
+}
+
+/// The methods of `crud::Hooks` for an entity, each forwarding to the service's hook of the
+/// same verb for that entity (`before_create` → `before_create_deal`).
+fn hook_forwarders(entity: &Entity, model: &syn::Ident, create: &syn::Ident) -> [TokenStream; 6] {
+    [
         ("before_create", quote!(input: &mut #create), quote!(input)),
         ("after_create", quote!(row: &#model), quote!(row)),
         ("before_update", quote!(current: &#model, next: &mut #create), quote!(current, next)),
@@ -397,16 +398,25 @@ fn entity_module(
                 self.0.#hook(ctx, tx, #args)
             }
         }
-    });
-    let module_doc = format!(
-        " The {} routes and repository, from {}.",
-        entity.name, entity.source
-    );
+    })
+}
+
+/// What every entity's module has, read-only or not: its table, its permissions, its
+/// `Resource` and the functions that read it.
+fn reading_items(app: &App, entity: &Entity) -> TokenStream {
+    let model = format_ident!("{}", entity.name);
+    let resource = resource(entity);
+    let key_ty = key_type(entity);
+    let key_field = ident(&entity.key().member.rust);
+    let version_field = ident(&entity.version().member.rust);
+    let table = table_meta(app, entity);
+    let read = reader(entity, &model);
+    let access = access(app, entity);
+    let collection = &entity.collection_path;
     let resource_doc = format!(
         " The {} entity, for the routes and repository of [`crud`].",
         entity.name
     );
-
     // A read-only entity keeps no version: its rows never change through Prefiq, so each one's
     // ETag is `"1"`.
     let version = if entity.fields.iter().any(|f| f.role == FieldRole::Version) {
@@ -417,7 +427,7 @@ fn entity_module(
             1
         })
     };
-    let reading = quote! {
+    quote! {
         #table
 
         #access
@@ -458,7 +468,38 @@ fn entity_module(
         pub async fn find(db: &mut impl Executor, key: &#key_ty) -> Result<Option<#model>, DbError> {
             crud::find::<#resource>(db, key).await
         }
-    };
+    }
+}
+
+fn entity_module(
+    app: &App,
+    entity: &Entity,
+    crates: &CrateNames,
+    service: &syn::Ident,
+) -> TokenStream {
+    let types = crates.types_ident();
+    let model = format_ident!("{}", entity.name);
+    let create = format_ident!("{}", entity.types.create);
+    let resource = resource(entity);
+    let snake = format_ident!("{}", entity.snake);
+    let key_ty = key_type(entity);
+
+    let (insert_params, insert_stamp) = insert_params(entity);
+    let (update_params, update_stamp) = update_params(entity);
+    let writable: Vec<&str> = entity.writable().map(|f| f.member.name.as_str()).collect();
+    let read_only: Vec<&str> = entity
+        .fields
+        .iter()
+        .filter(|f| !f.is_writable())
+        .map(|f| f.member.name.as_str())
+        .collect();
+    let hooks = hook_forwarders(entity, &model, &create);
+    let reading = reading_items(app, entity);
+    let module_doc = format!(
+        " The {} routes and repository, from {}.",
+        entity.name, entity.source
+    );
+
     if entity.read_only {
         return quote! {
             #![doc = #module_doc]
@@ -580,159 +621,9 @@ fn operation_validators(operation: &Operation) -> (syn::Ident, syn::Ident) {
 fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenStream {
     let roots = server_roots(crates);
     let types = crates.types_ident();
-    let mut items = Vec::new();
-    for operation in app.custom() {
-        let response = format_ident!("{}Response", operation.type_prefix);
-        let method = format_ident!("{}", operation.rust);
-        let handler = format_ident!("{}_handler", operation.rust);
-        let mut variants = Vec::new();
-        let mut arms = Vec::new();
-        let mut successes = Vec::new();
-        for r in operation.declared() {
-            let variant = format_ident!("{}", r.name);
-            let status = r.status;
-            let doc = format!(" {status}: {}", r.description);
-            let pattern = match &r.body {
-                ResponseBody::Empty => {
-                    variants.push(quote!(#[doc = #doc] #variant));
-                    arms.push(quote!(Self::#variant => axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK).into_response()));
-                    quote!(Self::#variant)
-                }
-                ResponseBody::Json { ty } => {
-                    let entity = match ty {
-                        Type::Entity { name } => app.entity(name),
-                        _ => None,
-                    };
-                    let ty = rust_type(ty, &roots);
-                    variants.push(quote!(#[doc = #doc] #variant(#ty)));
-                    // One entity in the body: its version is the ETag, as on the CRUD routes.
-                    let arm = match entity {
-                        Some(entity) => {
-                            let version = ident(&entity.version().member.rust);
-                            quote!(Self::#variant(body) => (
-                                axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK),
-                                [(axum::http::header::ETAG, ::std::format!("\"{}\"", body.#version))],
-                                axum::Json(body),
-                            ).into_response())
-                        }
-                        None => {
-                            quote!(Self::#variant(body) => (axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK), axum::Json(body)).into_response())
-                        }
-                    };
-                    arms.push(arm);
-                    quote!(Self::#variant(_))
-                }
-                ResponseBody::Problem => {
-                    variants.push(quote!(#[doc = #doc] #variant(::prefiq_runtime::Problem)));
-                    arms.push(quote!(Self::#variant(problem) => problem.with_status(#status).into_response()));
-                    quote!(Self::#variant(_))
-                }
-            };
-            if r.is_success() {
-                successes.push(pattern);
-            }
-        }
-        let response_doc = format!(" Every response `{}` declares.", operation.id);
-        let specs = operation.params.iter().map(|p| {
-            let name = &p.name;
-            let location = match p.kind {
-                OperationParamKind::Path => quote!(Path),
-                OperationParamKind::Query => quote!(Query),
-                OperationParamKind::Header => quote!(Header),
-            };
-            let shape = param_shape(&p.ty);
-            quote!(::prefiq_runtime::params::ParamSpec { name: #name, location: ::prefiq_runtime::params::ParamIn::#location, shape: #shape })
-        });
-        let specs_name = format_ident!("{}_PARAMS", operation.rust.to_ascii_uppercase());
-        let (params_validator, body_validator) = operation_validators(operation);
-        let mut extractors = vec![
-            quote!(axum::extract::State(state): axum::extract::State<::prefiq_runtime::crud::AppState<super::Handlers<S>>>),
-            quote!(ctx: ::prefiq_runtime::RequestContext),
-        ];
-        let mut steps = Vec::new();
-        let mut args = Vec::new();
-        let specs_item = if let Some(params_type) = &operation.params_type {
-            let params_type = format_ident!("{}", params_type);
-            extractors.push(quote!(::prefiq_runtime::http::PathParams(path): ::prefiq_runtime::http::PathParams));
-            extractors.push(quote!(::prefiq_runtime::http::QueryPairs(query): ::prefiq_runtime::http::QueryPairs));
-            steps.push(quote! {
-                let params = ::prefiq_runtime::params::collect(#specs_name, &path, &query, &ctx.headers);
-                validators.#params_validator.check(&params).map_err(::prefiq_runtime::params::invalid)?;
-                let params: ::#types::#params_type = ::prefiq_runtime::validate::decode(params).map_err(::prefiq_runtime::params::invalid)?;
-            });
-            args.push(quote!(params));
-            quote!(pub static #specs_name: &[::prefiq_runtime::params::ParamSpec] = &[#(#specs),*];)
-        } else {
-            quote!()
-        };
-        if let Some(body) = &operation.body {
-            let body_type = rust_type(&body.ty, &roots);
-            extractors.push(
-                quote!(::prefiq_runtime::http::JsonBody(body): ::prefiq_runtime::http::JsonBody),
-            );
-            steps.push(quote! {
-                validators.#body_validator.check(&body)?;
-                let body: #body_type = ::prefiq_runtime::validate::decode(body)?;
-            });
-            args.push(quote!(body));
-        }
-        let begin = if operation.writes() {
-            quote!(begin)
-        } else {
-            quote!(begin_read)
-        };
-        let handler_doc = format!(
-            " `{} {}`: checks the permission `{}`, validates the inputs, then calls \
-             [`{service}::{}`] in a transaction that commits only if it returns a success.",
-            operation.method, operation.path, operation.access.permission, operation.rust
-        );
-        let permission = &operation.access.permission;
-        let access_scope = scope(operation.access.scope);
-        let success_check = if successes.is_empty() {
-            quote!(false)
-        } else {
-            quote!(::std::matches!(self, #(#successes)|*))
-        };
-        items.push(quote! {
-            #[doc = #response_doc]
-            #[derive(Debug)]
-            pub enum #response {
-                #(#variants,)*
-            }
-
-            impl #response {
-                /// Whether the status is 2xx: the operation's transaction commits only then.
-                pub fn is_success(&self) -> bool {
-                    #success_check
-                }
-            }
-
-            impl axum::response::IntoResponse for #response {
-                fn into_response(self) -> axum::response::Response {
-                    match self {
-                        #(#arms,)*
-                    }
-                }
-            }
-
-            #specs_item
-
-            #[doc = #handler_doc]
-            pub async fn #handler<S: #service>(#(#extractors),*) -> Result<#response, ::prefiq_runtime::Problem> {
-                ctx.require_in(#access_scope, #permission)?;
-                let validators = super::validators().map_err(|e| ::prefiq_runtime::Problem::internal(e))?;
-                #(#steps)*
-                let mut tx = state.db.#begin(&ctx.principal).await?;
-                let response = state.service.0.#method(&ctx, &mut tx, #(#args),*).await?;
-                if response.is_success() {
-                    tx.commit().await?;
-                } else {
-                    tx.rollback().await?;
-                }
-                Ok(response)
-            }
-        });
-    }
+    let items = app
+        .custom()
+        .map(|operation| operation_items(app, operation, &roots, &types, service));
     quote! {
         //! Custom operations from the app's OpenAPI fragments: a typed response per operation,
         //! and handlers that validate every input, then run the service in one transaction.
@@ -741,6 +632,181 @@ fn operations_module(app: &App, crates: &CrateNames, service: &syn::Ident) -> To
         use super::#service;
 
         #(#items)*
+    }
+}
+
+/// The typed response of a custom operation: an enum with a variant per declared status, whether
+/// it is a success, and how it becomes an HTTP response (an entity body carries its `ETag`).
+fn response_enum(app: &App, operation: &Operation, roots: &Roots) -> TokenStream {
+    let response = format_ident!("{}Response", operation.type_prefix);
+    let mut variants = Vec::new();
+    let mut arms = Vec::new();
+    let mut successes = Vec::new();
+    for r in operation.declared() {
+        let variant = format_ident!("{}", r.name);
+        let status = r.status;
+        let doc = format!(" {status}: {}", r.description);
+        let pattern = match &r.body {
+            ResponseBody::Empty => {
+                variants.push(quote!(#[doc = #doc] #variant));
+                arms.push(quote!(Self::#variant => axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK).into_response()));
+                quote!(Self::#variant)
+            }
+            ResponseBody::Json { ty } => {
+                let entity = match ty {
+                    Type::Entity { name } => app.entity(name),
+                    _ => None,
+                };
+                let ty = rust_type(ty, roots);
+                variants.push(quote!(#[doc = #doc] #variant(#ty)));
+                // One entity in the body: its version is the ETag, as on the CRUD routes.
+                let arm = match entity {
+                    Some(entity) => {
+                        let version = ident(&entity.version().member.rust);
+                        quote!(Self::#variant(body) => (
+                            axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK),
+                            [(axum::http::header::ETAG, ::std::format!("\"{}\"", body.#version))],
+                            axum::Json(body),
+                        ).into_response())
+                    }
+                    None => {
+                        quote!(Self::#variant(body) => (axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::OK), axum::Json(body)).into_response())
+                    }
+                };
+                arms.push(arm);
+                quote!(Self::#variant(_))
+            }
+            ResponseBody::Problem => {
+                variants.push(quote!(#[doc = #doc] #variant(::prefiq_runtime::Problem)));
+                arms.push(
+                    quote!(Self::#variant(problem) => problem.with_status(#status).into_response()),
+                );
+                quote!(Self::#variant(_))
+            }
+        };
+        if r.is_success() {
+            successes.push(pattern);
+        }
+    }
+    let response_doc = format!(" Every response `{}` declares.", operation.id);
+    let success_check = if successes.is_empty() {
+        quote!(false)
+    } else {
+        quote!(::std::matches!(self, #(#successes)|*))
+    };
+    quote! {
+        #[doc = #response_doc]
+        #[derive(Debug)]
+        pub enum #response {
+            #(#variants,)*
+        }
+
+        impl #response {
+            /// Whether the status is 2xx: the operation's transaction commits only then.
+            pub fn is_success(&self) -> bool {
+                #success_check
+            }
+        }
+
+        impl axum::response::IntoResponse for #response {
+            fn into_response(self) -> axum::response::Response {
+                match self {
+                    #(#arms,)*
+                }
+            }
+        }
+    }
+}
+
+/// A custom operation's response type, its parameters' specification and its handler.
+fn operation_items(
+    app: &App,
+    operation: &Operation,
+    roots: &Roots,
+    types: &syn::Ident,
+    service: &syn::Ident,
+) -> TokenStream {
+    let response = format_ident!("{}Response", operation.type_prefix);
+    let method = format_ident!("{}", operation.rust);
+    let handler = format_ident!("{}_handler", operation.rust);
+    let response_enum = response_enum(app, operation, roots);
+    let specs = operation.params.iter().map(|p| {
+        let name = &p.name;
+        let location = match p.kind {
+            OperationParamKind::Path => quote!(Path),
+            OperationParamKind::Query => quote!(Query),
+            OperationParamKind::Header => quote!(Header),
+        };
+        let shape = param_shape(&p.ty);
+        quote!(::prefiq_runtime::params::ParamSpec { name: #name, location: ::prefiq_runtime::params::ParamIn::#location, shape: #shape })
+    });
+    let specs_name = format_ident!("{}_PARAMS", operation.rust.to_ascii_uppercase());
+    let (params_validator, body_validator) = operation_validators(operation);
+    let mut extractors = vec![
+        quote!(axum::extract::State(state): axum::extract::State<::prefiq_runtime::crud::AppState<super::Handlers<S>>>),
+        quote!(ctx: ::prefiq_runtime::RequestContext),
+    ];
+    let mut steps = Vec::new();
+    let mut args = Vec::new();
+    let specs_item = if let Some(params_type) = &operation.params_type {
+        let params_type = format_ident!("{}", params_type);
+        extractors.push(
+            quote!(::prefiq_runtime::http::PathParams(path): ::prefiq_runtime::http::PathParams),
+        );
+        extractors.push(
+            quote!(::prefiq_runtime::http::QueryPairs(query): ::prefiq_runtime::http::QueryPairs),
+        );
+        steps.push(quote! {
+            let params = ::prefiq_runtime::params::collect(#specs_name, &path, &query, &ctx.headers);
+            validators.#params_validator.check(&params).map_err(::prefiq_runtime::params::invalid)?;
+            let params: ::#types::#params_type = ::prefiq_runtime::validate::decode(params).map_err(::prefiq_runtime::params::invalid)?;
+        });
+        args.push(quote!(params));
+        quote!(pub static #specs_name: &[::prefiq_runtime::params::ParamSpec] = &[#(#specs),*];)
+    } else {
+        quote!()
+    };
+    if let Some(body) = &operation.body {
+        let body_type = rust_type(&body.ty, roots);
+        extractors
+            .push(quote!(::prefiq_runtime::http::JsonBody(body): ::prefiq_runtime::http::JsonBody));
+        steps.push(quote! {
+            validators.#body_validator.check(&body)?;
+            let body: #body_type = ::prefiq_runtime::validate::decode(body)?;
+        });
+        args.push(quote!(body));
+    }
+    let begin = if operation.writes() {
+        quote!(begin)
+    } else {
+        quote!(begin_read)
+    };
+    let handler_doc = format!(
+        " `{} {}`: checks the permission `{}`, validates the inputs, then calls \
+         [`{service}::{}`] in a transaction that commits only if it returns a success.",
+        operation.method, operation.path, operation.access.permission, operation.rust
+    );
+    let permission = &operation.access.permission;
+    let access_scope = scope(operation.access.scope);
+    quote! {
+        #response_enum
+
+        #specs_item
+
+        #[doc = #handler_doc]
+        pub async fn #handler<S: #service>(#(#extractors),*) -> Result<#response, ::prefiq_runtime::Problem> {
+            ctx.require_in(#access_scope, #permission)?;
+            let validators = super::validators().map_err(|e| ::prefiq_runtime::Problem::internal(e))?;
+            #(#steps)*
+            let mut tx = state.db.#begin(&ctx.principal).await?;
+            let response = state.service.0.#method(&ctx, &mut tx, #(#args),*).await?;
+            if response.is_success() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            Ok(response)
+        }
     }
 }
 
