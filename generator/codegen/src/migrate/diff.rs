@@ -159,6 +159,46 @@ fn type_name(ty: &ColumnType) -> String {
 
 /// Matches the columns of a table.
 fn plan_table(old: &Table, new: &Table, plan: &mut Plan) -> TablePlan {
+    let (columns, remaining) = match_columns(old, new);
+    let table = &new.name;
+    for column in &columns {
+        judge_column(table, column, plan);
+    }
+    judge_removed_values(old, new, &columns, plan);
+    for column in &remaining {
+        plan.destructive.push(format!(
+            "drops the column {}.{} and its value in every row",
+            old.name, column.name
+        ));
+    }
+    for index in &new.indexes {
+        if !old.indexes.iter().any(|i| i.name == index.name) {
+            plan.warnings.push(format!(
+                "creating the index {} blocks writes to {table} while it builds; on a large table create it by hand with CREATE INDEX CONCURRENTLY \
+                 before deploying",
+                index.name
+            ));
+        }
+    }
+    for key in &new.foreign_keys {
+        if !old.foreign_keys.contains(key) {
+            plan.warnings.push(format!(
+                "adding the foreign key {} checks every row of {table} under a lock",
+                key.name
+            ));
+        }
+    }
+    TablePlan {
+        old: old.clone(),
+        new: new.clone(),
+        columns,
+        dropped: remaining,
+    }
+}
+
+/// Pairs each column of `new` with the column of `old` it continues (by id when one is
+/// declared, then by field, then by `renamed-from`); the old columns left over are dropped.
+fn match_columns(old: &Table, new: &Table) -> (Vec<ColumnPlan>, Vec<Column>) {
     let mut remaining: Vec<Column> = old.columns.clone();
     let mut columns = Vec::new();
     for column in &new.columns {
@@ -205,57 +245,65 @@ fn plan_table(old: &Table, new: &Table, plan: &mut Plan) -> TablePlan {
             old: old_column,
         });
     }
-    let table = &new.name;
-    for c in &columns {
-        let Some(old_column) = &c.old else {
-            if !c.new.nullable
-                && c.new.default.is_none()
-                && c.new.backfill.is_none()
-                && !c.new.primary_key
-            {
-                plan.destructive.push(format!(
-                    "adds the required column {table}.{} with no default or backfill: the migration fails if the table has rows \
-                     (give the field a `default`, or `x-prefiq: {{backfill: ...}}`)",
-                    c.new.name
-                ));
-            }
-            continue;
-        };
-        if old_column.primary_key != c.new.primary_key || old_column.identity != c.new.identity {
-            plan.impossible.push(format!(
-                "changes the primary key of {table}: move the data to a new entity instead"
-            ));
-        }
-        if old_column.ty != c.new.ty {
-            if widens(&old_column.ty, &c.new.ty) {
-                plan.warnings.push(format!(
-                    "changing {table}.{} to {} rewrites the whole table and locks it meanwhile",
-                    c.new.name,
-                    type_name(&c.new.ty)
-                ));
-            } else {
-                plan.destructive.push(format!(
-                    "narrows {table}.{} from {} to {}: values that do not fit make the migration fail, or are cut",
-                    c.new.name,
-                    type_name(&old_column.ty),
-                    type_name(&c.new.ty)
-                ));
-            }
-        }
-        if old_column.nullable && !c.new.nullable {
-            if c.new.default.is_none() && c.new.backfill.is_none() {
-                plan.destructive.push(format!(
-                    "makes {table}.{} required with no default or backfill: the migration fails if any row holds NULL \
-                     (give the field a `default`, or `x-prefiq: {{backfill: ...}}`)",
-                    c.new.name
-                ));
-            }
-            plan.warnings.push(format!(
-                "making {table}.{} NOT NULL scans the whole table under an exclusive lock",
+    (columns, remaining)
+}
+
+/// What changing one column risks: a required column with nothing to fill it, a changed key,
+/// a type that narrows or rewrites the table, a column made NOT NULL.
+fn judge_column(table: &str, c: &ColumnPlan, plan: &mut Plan) {
+    let Some(old_column) = &c.old else {
+        if !c.new.nullable
+            && c.new.default.is_none()
+            && c.new.backfill.is_none()
+            && !c.new.primary_key
+        {
+            plan.destructive.push(format!(
+                "adds the required column {table}.{} with no default or backfill: the migration fails if the table has rows \
+                 (give the field a `default`, or `x-prefiq: {{backfill: ...}}`)",
                 c.new.name
             ));
         }
+        return;
+    };
+    if old_column.primary_key != c.new.primary_key || old_column.identity != c.new.identity {
+        plan.impossible.push(format!(
+            "changes the primary key of {table}: move the data to a new entity instead"
+        ));
     }
+    if old_column.ty != c.new.ty {
+        if widens(&old_column.ty, &c.new.ty) {
+            plan.warnings.push(format!(
+                "changing {table}.{} to {} rewrites the whole table and locks it meanwhile",
+                c.new.name,
+                type_name(&c.new.ty)
+            ));
+        } else {
+            plan.destructive.push(format!(
+                "narrows {table}.{} from {} to {}: values that do not fit make the migration fail, or are cut",
+                c.new.name,
+                type_name(&old_column.ty),
+                type_name(&c.new.ty)
+            ));
+        }
+    }
+    if old_column.nullable && !c.new.nullable {
+        if c.new.default.is_none() && c.new.backfill.is_none() {
+            plan.destructive.push(format!(
+                "makes {table}.{} required with no default or backfill: the migration fails if any row holds NULL \
+                 (give the field a `default`, or `x-prefiq: {{backfill: ...}}`)",
+                c.new.name
+            ));
+        }
+        plan.warnings.push(format!(
+            "making {table}.{} NOT NULL scans the whole table under an exclusive lock",
+            c.new.name
+        ));
+    }
+}
+
+/// The enum values a column loses (not renamed): the rows holding them lose them.
+fn judge_removed_values(old: &Table, new: &Table, columns: &[ColumnPlan], plan: &mut Plan) {
+    let table = &new.name;
     for check in &old.checks {
         let Some(column) = columns
             .iter()
@@ -293,35 +341,6 @@ fn plan_table(old: &Table, new: &Table, plan: &mut Plan) -> TablePlan {
                 column.new.name
             ));
         }
-    }
-    for column in &remaining {
-        plan.destructive.push(format!(
-            "drops the column {}.{} and its value in every row",
-            old.name, column.name
-        ));
-    }
-    for index in &new.indexes {
-        if !old.indexes.iter().any(|i| i.name == index.name) {
-            plan.warnings.push(format!(
-                "creating the index {} blocks writes to {table} while it builds; on a large table create it by hand with CREATE INDEX CONCURRENTLY \
-                 before deploying",
-                index.name
-            ));
-        }
-    }
-    for key in &new.foreign_keys {
-        if !old.foreign_keys.contains(key) {
-            plan.warnings.push(format!(
-                "adding the foreign key {} checks every row of {table} under a lock",
-                key.name
-            ));
-        }
-    }
-    TablePlan {
-        old: old.clone(),
-        new: new.clone(),
-        columns,
-        dropped: remaining,
     }
 }
 

@@ -470,50 +470,15 @@ fn sqlite_rebuild(plan: &TablePlan, steps: &mut Vec<Step>) {
 pub fn script(plan: &Plan, dialect: Dialect) -> Script {
     let mut steps: Vec<Step> = Vec::new();
     let mut foreign_keys_off = false;
-    let statement = |steps: &mut Vec<Step>, comment: String, statements: Vec<String>| {
-        if !statements.is_empty() {
-            steps.push(Step {
-                comment,
-                create: None,
-                statements,
-            });
-        }
-    };
-
-    // PostgreSQL: constraints and indexes that go or change are dropped first.
     if dialect == Dialect::Postgres {
         for p in &plan.altered {
-            let mut drops = Vec::new();
-            for key in &p.old.foreign_keys {
-                if !p.new.foreign_keys.contains(key) {
-                    drops.push(format!(
-                        "ALTER TABLE {} DROP CONSTRAINT {};",
-                        quote(&p.old.name),
-                        quote(&key.name)
-                    ));
-                }
-            }
-            for check in &p.old.checks {
-                if !p.new.checks.contains(check) {
-                    drops.push(format!(
-                        "ALTER TABLE {} DROP CONSTRAINT {};",
-                        quote(&p.old.name),
-                        quote(&check.name)
-                    ));
-                }
-            }
-            for index in &p.old.indexes {
-                if !p.new.indexes.contains(index) {
-                    drops.push(format!("DROP INDEX {};", quote(&index.name)));
-                }
-            }
-            statement(
+            push_step(
                 &mut steps,
                 format!(
                     "{}: drop the constraints and indexes that change.",
                     p.old.name
                 ),
-                drops,
+                changing_constraints(p),
             );
         }
     }
@@ -523,7 +488,7 @@ pub fn script(plan: &Plan, dialect: Dialect) -> Script {
         .iter()
         .filter(|p| p.old.name != p.new.name && !(dialect == Dialect::Sqlite && needs_rebuild(p)))
     {
-        statement(
+        push_step(
             &mut steps,
             format!("Rename the table of {} (its rows stay).", p.new.entity),
             vec![format!(
@@ -553,50 +518,29 @@ pub fn script(plan: &Plan, dialect: Dialect) -> Script {
         });
     }
     for p in &plan.altered {
-        let name = &p.new.name;
         if dialect == Dialect::Sqlite && needs_rebuild(p) {
             foreign_keys_off = true;
             sqlite_rebuild(p, &mut steps);
             continue;
         }
         let statements = alter_in_place(p, dialect, &mut deferred);
-        statement(
+        push_step(
             &mut steps,
-            format!("Change {} (entity {}).", name, p.new.entity),
+            format!("Change {} (entity {}).", p.new.name, p.new.entity),
             statements,
         );
     }
-    statement(
+    push_step(
         &mut steps,
         "Foreign keys, once every table they name exists.".into(),
         std::mem::take(&mut deferred),
     );
     if dialect == Dialect::Postgres {
-        let mut security = Vec::new();
-        for table in plan.created.iter().filter(|t| secured(t)) {
-            security.extend(row_security(table));
-        }
-        for p in &plan.altered {
-            let same = p.old.tenant == p.new.tenant
-                && p.old.tenant_member == p.new.tenant_member
-                && p.old.platform_writes == p.new.platform_writes;
-            if same {
-                continue;
-            }
-            if secured(&p.old) {
-                security.extend(no_row_security(&p.new.name));
-            }
-            if secured(&p.new) {
-                security.extend(row_security(&p.new));
-            }
-        }
-        statement(
+        push_step(
             &mut steps,
             "Row-level security: the server's role (prefiq_app) sees and writes only the rows of the tenant its transaction set, and writes the platform's rows only in a platform operator's transaction; the migrating user is not bound.".into(),
-            security,
+            security_changes(plan),
         );
-    }
-    if dialect == Dialect::Postgres {
         for p in &plan.altered {
             let drops: Vec<String> = p
                 .dropped
@@ -609,7 +553,7 @@ pub fn script(plan: &Plan, dialect: Dialect) -> Script {
                     )
                 })
                 .collect();
-            statement(
+            push_step(
                 &mut steps,
                 format!("Drop the columns {} no longer has.", p.new.entity),
                 drops,
@@ -625,7 +569,7 @@ pub fn script(plan: &Plan, dialect: Dialect) -> Script {
     if dialect == Dialect::Sqlite && !drops.is_empty() {
         foreign_keys_off = true;
     }
-    statement(
+    push_step(
         &mut steps,
         "Drop the tables of entities that no longer exist.".into(),
         drops,
@@ -634,6 +578,69 @@ pub fn script(plan: &Plan, dialect: Dialect) -> Script {
         steps,
         foreign_keys_off,
     }
+}
+
+/// Adds a step of `statements`, unless there are none.
+fn push_step(steps: &mut Vec<Step>, comment: String, statements: Vec<String>) {
+    if !statements.is_empty() {
+        steps.push(Step {
+            comment,
+            create: None,
+            statements,
+        });
+    }
+}
+
+/// PostgreSQL: the foreign keys, checks and indexes of a table that go or change, dropped
+/// before anything else.
+fn changing_constraints(p: &TablePlan) -> Vec<String> {
+    let table = quote(&p.old.name);
+    let keys = p
+        .old
+        .foreign_keys
+        .iter()
+        .filter(|key| !p.new.foreign_keys.contains(key))
+        .map(|key| &key.name);
+    let checks = p
+        .old
+        .checks
+        .iter()
+        .filter(|check| !p.new.checks.contains(check))
+        .map(|check| &check.name);
+    let constraints = keys
+        .chain(checks)
+        .map(|name| format!("ALTER TABLE {table} DROP CONSTRAINT {};", quote(name)));
+    let indexes = p
+        .old
+        .indexes
+        .iter()
+        .filter(|index| !p.new.indexes.contains(index))
+        .map(|index| format!("DROP INDEX {};", quote(&index.name)));
+    constraints.chain(indexes).collect()
+}
+
+/// PostgreSQL: the row-level security of the tables created, and of those whose tenancy
+/// changes (the old policies dropped, the new ones made).
+fn security_changes(plan: &Plan) -> Vec<String> {
+    let mut security = Vec::new();
+    for table in plan.created.iter().filter(|t| secured(t)) {
+        security.extend(row_security(table));
+    }
+    for p in &plan.altered {
+        let same = p.old.tenant == p.new.tenant
+            && p.old.tenant_member == p.new.tenant_member
+            && p.old.platform_writes == p.new.platform_writes;
+        if same {
+            continue;
+        }
+        if secured(&p.old) {
+            security.extend(no_row_security(&p.new.name));
+        }
+        if secured(&p.new) {
+            security.extend(row_security(&p.new));
+        }
+    }
+    security
 }
 
 /// The statements that change a table where it stands (renamed, added and changed columns, new
