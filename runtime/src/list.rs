@@ -473,6 +473,101 @@ fn sort_signature(meta: &TableMeta, sort: &[SortKey]) -> String {
         .join(",")
 }
 
+/// The conditions of `or=(field.op.value,...)`: the document's pattern, checked part by part
+/// (the parentheses, 1 to `MAX_OR` conditions split where the grammar separates them, each a
+/// condition of a filterable field), then each condition parsed.
+fn parse_any_of(meta: &TableMeta, value: &str) -> Result<Vec<Filter>, Problem> {
+    let fields: Vec<prefiq_grammar::Field<'_>> = meta
+        .columns
+        .iter()
+        .filter(|c| c.filterable)
+        .map(|c| {
+            let items = items_kind(c);
+            prefiq_grammar::Field {
+                name: c.field,
+                kind: if items.is_some() {
+                    prefiq_grammar::ValueKind::Text
+                } else {
+                    value_kind(c)
+                },
+                nullable: c.nullable,
+                items,
+            }
+        })
+        .collect();
+    let condition = format!(
+        "^{}$",
+        prefiq_grammar::or_condition(&fields, prefiq_grammar::Bound::Open)
+    );
+    let parts = value
+        .strip_prefix('(')
+        .and_then(|v| v.strip_suffix(')'))
+        .map(split_list)
+        .filter(|parts| {
+            !parts.is_empty()
+                && parts.len() <= prefiq_grammar::MAX_OR
+                && parts.iter().all(|p| matches(&condition, p))
+        })
+        .ok_or_else(|| {
+            Problem::bad_parameter(
+                "or",
+                format!(
+                    "write 1 to {} conditions as `or=(field.op.value,...)`, each as its field's filter takes it (text holding `,` `(` `)` quoted); filterable: {}",
+                    prefiq_grammar::MAX_OR,
+                    filterable_names(meta)
+                ),
+            )
+        })?;
+    let mut group = Vec::new();
+    for condition in parts {
+        let (field, expression) = condition.split_once('.').ok_or_else(|| {
+            Problem::bad_parameter("or", format!("`{condition}` is not `field.op.value`"))
+        })?;
+        group.push(parse_condition(meta, field.trim(), expression, "or")?);
+    }
+    Ok(group)
+}
+
+/// The condition `field=op.value`, the `count`th on that field.
+fn parse_filter(
+    meta: &TableMeta,
+    field: &str,
+    value: &str,
+    count: usize,
+) -> Result<Filter, Problem> {
+    let Some((_, column)) = meta.column(field).filter(|(_, c)| c.filterable) else {
+        return Err(Problem::bad_parameter(
+            field,
+            format!(
+                "`{field}` is not a parameter of this list; filterable: {}",
+                filterable_names(meta)
+            ),
+        ));
+    };
+    if count > prefiq_grammar::MAX_PER_FIELD {
+        return Err(Problem::bad_parameter(
+            field,
+            format!(
+                "a field takes at most {} conditions",
+                prefiq_grammar::MAX_PER_FIELD
+            ),
+        ));
+    }
+    // The reasons first (an unknown value, a null on a field that has none), then the
+    // document's pattern, which decides what else is refused.
+    let condition = parse_condition(meta, field, value, field)?;
+    if !matches(&filter_pattern(column), value) {
+        return Err(Problem::bad_parameter(
+            field,
+            format!(
+                "`{}` is not a condition on `{field}`: write `op.value` (see the parameter's description and pattern)",
+                value.escape_debug()
+            ),
+        ));
+    }
+    Ok(condition)
+}
+
 impl ListQuery {
     /// Parses and checks the query string of a list request against the table.
     pub fn parse(meta: &TableMeta, pairs: &[(String, String)]) -> Result<ListQuery, Problem> {
@@ -516,151 +611,14 @@ impl ListQuery {
                         _ => return Err(Problem::bad_parameter("count", "use `exact` or `none`")),
                     }
                 }
-                "sort" => {
-                    let sortable: Vec<&str> = meta
-                        .columns
-                        .iter()
-                        .filter(|c| c.sortable)
-                        .map(|c| c.field)
-                        .collect();
-                    if !matches(&prefiq_grammar::sort(&sortable), value) {
-                        return Err(Problem::bad_parameter(
-                            "sort",
-                            format!(
-                                "list sortable fields of {}, `-` before one for descending, separated by commas; sortable: {}",
-                                meta.entity,
-                                names(meta, |c| c.sortable)
-                            ),
-                        ));
-                    }
-                    if value.split(',').count() > sortable.len() {
-                        return Err(Problem::bad_parameter(
-                            "sort",
-                            format!("list at most {} sort keys", sortable.len()),
-                        ));
-                    }
-                    for key in value.split(',') {
-                        let (field, descending) = match key.strip_prefix('-') {
-                            Some(field) => (field, true),
-                            None => (key, false),
-                        };
-                        let Some((column, _)) = meta.column(field).filter(|(_, c)| c.sortable)
-                        else {
-                            return Err(Problem::bad_parameter(
-                                "sort",
-                                format!(
-                                    "`{field}` is not a sortable field of {}; sortable: {}",
-                                    meta.entity,
-                                    names(meta, |c| c.sortable)
-                                ),
-                            ));
-                        };
-                        // A field listed again adds nothing: the first mention decides.
-                        if !query.sort.iter().any(|k| k.column == column) {
-                            query.sort.push(SortKey { column, descending });
-                        }
-                    }
-                }
-                "or" => {
-                    let fields: Vec<prefiq_grammar::Field<'_>> = meta
-                        .columns
-                        .iter()
-                        .filter(|c| c.filterable)
-                        .map(|c| {
-                            let items = items_kind(c);
-                            prefiq_grammar::Field {
-                                name: c.field,
-                                kind: if items.is_some() {
-                                    prefiq_grammar::ValueKind::Text
-                                } else {
-                                    value_kind(c)
-                                },
-                                nullable: c.nullable,
-                                items,
-                            }
-                        })
-                        .collect();
-                    // The document's pattern, checked part by part: the parentheses, 1 to
-                    // MAX_OR conditions split where the grammar separates them, each one a
-                    // condition of a filterable field.
-                    let condition = format!(
-                        "^{}$",
-                        prefiq_grammar::or_condition(&fields, prefiq_grammar::Bound::Open)
-                    );
-                    let parts = value
-                        .strip_prefix('(')
-                        .and_then(|v| v.strip_suffix(')'))
-                        .map(split_list);
-                    let valid = parts.as_ref().is_some_and(|parts| {
-                        !parts.is_empty()
-                            && parts.len() <= prefiq_grammar::MAX_OR
-                            && parts.iter().all(|p| matches(&condition, p))
-                    });
-                    if !valid {
-                        return Err(Problem::bad_parameter(
-                            "or",
-                            format!(
-                                "write 1 to {} conditions as `or=(field.op.value,...)`, each as its field's filter takes it (text holding `,` `(` `)` quoted); filterable: {}",
-                                prefiq_grammar::MAX_OR,
-                                filterable_names(meta)
-                            ),
-                        ));
-                    }
-                    let inner = value
-                        .strip_prefix('(')
-                        .and_then(|v| v.strip_suffix(')'))
-                        .ok_or_else(|| {
-                            Problem::bad_parameter(
-                                "or",
-                                "write the group as `or=(field.op.value,...)`",
-                            )
-                        })?;
-                    let mut group = Vec::new();
-                    for condition in split_list(inner) {
-                        let (field, expression) = condition.split_once('.').ok_or_else(|| {
-                            Problem::bad_parameter(
-                                "or",
-                                format!("`{condition}` is not `field.op.value`"),
-                            )
-                        })?;
-                        group.push(parse_condition(meta, field.trim(), expression, "or")?);
-                    }
-                    query.any_of.push(group);
-                }
+                "sort" => query.parse_sort(meta, value)?,
+                "or" => query.any_of.push(parse_any_of(meta, value)?),
                 field => {
-                    let Some((_, column)) = meta.column(field).filter(|(_, c)| c.filterable) else {
-                        return Err(Problem::bad_parameter(
-                            field,
-                            format!(
-                                "`{field}` is not a parameter of this list; filterable: {}",
-                                filterable_names(meta)
-                            ),
-                        ));
-                    };
-                    let count = per_field.entry(column.field).or_default();
+                    let count = per_field.entry(field).or_default();
                     *count += 1;
-                    if *count > prefiq_grammar::MAX_PER_FIELD {
-                        return Err(Problem::bad_parameter(
-                            field,
-                            format!(
-                                "a field takes at most {} conditions",
-                                prefiq_grammar::MAX_PER_FIELD
-                            ),
-                        ));
-                    }
-                    // The reasons first (an unknown value, a null on a field that has none), then
-                    // the document's pattern, which decides what else is refused.
-                    let condition = parse_condition(meta, field, value, field)?;
-                    if !matches(&filter_pattern(column), value) {
-                        return Err(Problem::bad_parameter(
-                            field,
-                            format!(
-                                "`{}` is not a condition on `{field}`: write `op.value` (see the parameter's description and pattern)",
-                                value.escape_debug()
-                            ),
-                        ));
-                    }
-                    query.filters.push(condition);
+                    query
+                        .filters
+                        .push(parse_filter(meta, field, value, *count)?);
                 }
             }
         }
@@ -668,6 +626,53 @@ impl ListQuery {
             query.after = Some(query.decode_cursor(meta, &cursor)?);
         }
         Ok(query)
+    }
+
+    /// Adds the keys of `sort=name,-created_at` to the query's sort.
+    fn parse_sort(&mut self, meta: &TableMeta, value: &str) -> Result<(), Problem> {
+        let sortable: Vec<&str> = meta
+            .columns
+            .iter()
+            .filter(|c| c.sortable)
+            .map(|c| c.field)
+            .collect();
+        if !matches(&prefiq_grammar::sort(&sortable), value) {
+            return Err(Problem::bad_parameter(
+                "sort",
+                format!(
+                    "list sortable fields of {}, `-` before one for descending, separated by commas; sortable: {}",
+                    meta.entity,
+                    names(meta, |c| c.sortable)
+                ),
+            ));
+        }
+        if value.split(',').count() > sortable.len() {
+            return Err(Problem::bad_parameter(
+                "sort",
+                format!("list at most {} sort keys", sortable.len()),
+            ));
+        }
+        for key in value.split(',') {
+            let (field, descending) = match key.strip_prefix('-') {
+                Some(field) => (field, true),
+                None => (key, false),
+            };
+            let Some((column, _)) = meta.column(field).filter(|(_, c)| c.sortable) else {
+                return Err(Problem::bad_parameter(
+                    "sort",
+                    format!(
+                        "`{field}` is not a sortable field of {}; sortable: {}",
+                        meta.entity,
+                        names(meta, |c| c.sortable)
+                    ),
+                ));
+            };
+            // A field listed again adds nothing: the first mention decides.
+            if !self.sort.iter().any(|k| k.column == column) {
+                self.sort.push(SortKey { column, descending });
+            }
+        }
+        Ok(())
     }
 
     /// The sort keys in effect, ending with the primary key.
