@@ -419,10 +419,32 @@ pub async fn bootstrap(
 ) -> Result<Option<(String, String)>, String> {
     let system = identity::system();
     let mut tx = db.begin(&system).await.map_err(|e| e.to_string())?;
-    let problem = |e: prefiq_runtime::db::DbError| e.to_string();
-    // The default tenant.
-    use crate::generated::{app_registration, role, tenant, user};
-    if tenant::find(&mut tx, &prefiq_runtime::auth::DEFAULT_TENANT)
+    ensure_default_tenant(&mut tx).await?;
+    let catalogs: Vec<&'static AppCatalog> = std::iter::once(&crate::generated::CATALOG)
+        .chain(installed().iter().map(|a| a.catalog))
+        .collect();
+    ensure_default_roles(&mut tx, &catalogs).await?;
+    register_apps(&mut tx, owner, &catalogs).await?;
+    let users = ensure_operators(&mut tx).await?;
+    let made = if users == 0 && first_admin {
+        make_first_admin(&mut tx, config).await?
+    } else {
+        None
+    };
+    register_frontends(&mut tx).await?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(made)
+}
+
+/// The text of a database error, as bootstrap reports it.
+fn problem(error: prefiq_runtime::db::DbError) -> String {
+    error.to_string()
+}
+
+/// The default tenant.
+async fn ensure_default_tenant(tx: &mut prefiq_runtime::Tx) -> Result<(), String> {
+    use crate::generated::tenant;
+    if tenant::find(tx, &prefiq_runtime::auth::DEFAULT_TENANT)
         .await
         .map_err(problem)?
         .is_none()
@@ -441,12 +463,19 @@ pub async fn bootstrap(
         .await
         .map_err(problem)?;
     }
-    // The platform's default roles (no tenant): `admin` has every permission of its tenant; the
-    // others start with what the schemas grant them. Each tenant works with its own copy.
-    let catalogs: Vec<&'static AppCatalog> = std::iter::once(&crate::generated::CATALOG)
-        .chain(installed().iter().map(|a| a.catalog))
-        .collect();
-    let every_role = role_rows(&mut tx).await?;
+    Ok(())
+}
+
+/// The platform's default roles (no tenant): `admin` has every permission of its tenant; the
+/// others start with what the schemas grant them. Each tenant works with its own copy: every
+/// tenant without roles (a new one, or one made before roles were per tenant) gets a copy of
+/// the defaults.
+async fn ensure_default_roles(
+    tx: &mut prefiq_runtime::Tx,
+    catalogs: &[&'static AppCatalog],
+) -> Result<(), String> {
+    use crate::generated::role;
+    let every_role = role_rows(tx).await?;
     let mut defaults = BTreeMap::new();
     for existing in every_role.iter().filter(|r| r.tenant_id.is_none()) {
         defaults.insert(existing.name.clone(), existing.clone());
@@ -457,7 +486,7 @@ pub async fn bootstrap(
         "viewer".into(),
         "manager".into(),
     ];
-    for catalog in &catalogs {
+    for catalog in catalogs {
         for permission in catalog.permissions {
             wanted.extend(permission.roles.iter().map(|r| (*r).to_owned()));
         }
@@ -479,12 +508,10 @@ pub async fn bootstrap(
                     "manager" => "A member who also sees every row of owned entities.".to_owned(),
                     _ => format!("Granted by the apps' schemas: {name}."),
                 });
-            let made = role::insert(&mut tx, &input).await.map_err(problem)?;
+            let made = role::insert(tx, &input).await.map_err(problem)?;
             defaults.insert(name.clone(), made);
         }
     }
-    // Every tenant without roles (a new one, or one made before roles were per tenant) gets a
-    // copy of the defaults.
     let with_roles: std::collections::BTreeSet<Uuid> =
         every_role.iter().filter_map(|r| r.tenant_id).collect();
     let every_tenant = tx
@@ -494,15 +521,24 @@ pub async fn bootstrap(
     for row in every_tenant {
         let tenant: Uuid = row.req(0).map_err(problem)?;
         if !with_roles.contains(&tenant) {
-            crate::services::copy_default_roles(&mut tx, tenant)
+            crate::services::copy_default_roles(tx, tenant)
                 .await
                 .map_err(|p| p.detail.unwrap_or_default())?;
         }
     }
-    // The registry; an app seen for the first time adds its default grants to the platform's
-    // roles and to every tenant's copy of them.
-    let registered = app_registration_rows(&mut tx).await?;
-    for catalog in &catalogs {
+    Ok(())
+}
+
+/// The registry of installed apps; an app seen for the first time adds its default grants to
+/// the platform's roles and to every tenant's copy of them.
+async fn register_apps(
+    tx: &mut prefiq_runtime::Tx,
+    owner: &Db,
+    catalogs: &[&'static AppCatalog],
+) -> Result<(), String> {
+    use crate::generated::{app_registration, role};
+    let registered = app_registration_rows(tx).await?;
+    for catalog in catalogs {
         let applied: Vec<i64> = migrate::applied(owner, catalog.name)
             .await
             .map(|rows| rows.into_iter().map(|r| r.0).collect())
@@ -513,7 +549,7 @@ pub async fn bootstrap(
                     let mut next = cortex_types::AppRegistrationCreate::from(existing);
                     next.app_version = catalog.version.to_owned();
                     next.migrations = applied;
-                    app_registration::update(&mut tx, existing, &next)
+                    app_registration::update(tx, existing, &next)
                         .await
                         .map_err(problem)?;
                 }
@@ -529,10 +565,10 @@ pub async fn bootstrap(
                     catalog.entities.len(),
                     catalog.permissions.len()
                 ));
-                app_registration::insert(&mut tx, &input)
+                app_registration::insert(tx, &input)
                     .await
                     .map_err(problem)?;
-                let roles = role_rows(&mut tx).await?;
+                let roles = role_rows(tx).await?;
                 for current in &roles {
                     if current.name == "admin" {
                         continue;
@@ -550,21 +586,20 @@ pub async fn bootstrap(
                     let mut next = cortex_types::RoleCreate::from(current);
                     next.permissions
                         .extend(granted.iter().map(|p| (*p).to_owned()));
-                    role::update(&mut tx, current, &next)
-                        .await
-                        .map_err(problem)?;
+                    role::update(tx, current, &next).await.map_err(problem)?;
                 }
             }
         }
     }
-    // The platform's operators: the first administrator made at installation. A database made
-    // before operators existed makes its default tenant's administrators operators once.
-    let users = count(&mut tx, "SELECT COUNT(*) FROM users").await?;
-    let operators = count(
-        &mut tx,
-        "SELECT COUNT(*) FROM users WHERE operator AND active",
-    )
-    .await?;
+    Ok(())
+}
+
+/// The platform's operators: the first administrator made at installation. A database made
+/// before operators existed makes its default tenant's administrators operators once. Returns
+/// how many users there are.
+async fn ensure_operators(tx: &mut prefiq_runtime::Tx) -> Result<i64, String> {
+    let users = count(tx, "SELECT COUNT(*) FROM users").await?;
+    let operators = count(tx, "SELECT COUNT(*) FROM users WHERE operator AND active").await?;
     if users > 0 && operators == 0 {
         let promoted = tx
             .execute(
@@ -581,34 +616,41 @@ pub async fn bootstrap(
             "no platform operator: the default tenant's administrators are its operators now"
         );
     }
-    let mut made = None;
-    if users == 0 && first_admin {
-        let email = config
-            .admin_email
-            .clone()
-            .unwrap_or_else(|| "admin@localhost".into());
-        let (password, generated) = match &config.admin_password {
-            Some(password) => (password.clone(), false),
-            None => (identity::new_secret()[..20].to_owned(), true),
-        };
-        identity::check_new_password(&password)
-            .map_err(|e| format!("PREFIQ_ADMIN_PASSWORD: {e}"))?;
-        let input = cortex_types::UserCreate::new(
-            email.clone(),
-            "Administrator".into(),
-            prefiq_runtime::auth::DEFAULT_TENANT,
-        )
-        .with_roles(vec!["admin".into()])
-        .with_operator(true);
-        let admin = user::insert(&mut tx, &input).await.map_err(problem)?;
-        identity::set_password(&mut tx, admin.id, &password).await?;
-        if generated {
-            made = Some((email, password));
-        }
-    }
-    // Each app's frontend is a public client (PKCE) that may only be sent back to its
-    // own page on this server: the redirect URI is a path, so a code never leaves the origin
-    // that issued it.
+    Ok(users)
+}
+
+/// The first administrator, a platform operator of the default tenant, with the configured
+/// password or a one-time one (returned with the e-mail address to sign in with).
+async fn make_first_admin(
+    tx: &mut prefiq_runtime::Tx,
+    config: &Config,
+) -> Result<Option<(String, String)>, String> {
+    let email = config
+        .admin_email
+        .clone()
+        .unwrap_or_else(|| "admin@localhost".into());
+    let (password, generated) = match &config.admin_password {
+        Some(password) => (password.clone(), false),
+        None => (identity::new_secret()[..20].to_owned(), true),
+    };
+    identity::check_new_password(&password).map_err(|e| format!("PREFIQ_ADMIN_PASSWORD: {e}"))?;
+    let input = cortex_types::UserCreate::new(
+        email.clone(),
+        "Administrator".into(),
+        prefiq_runtime::auth::DEFAULT_TENANT,
+    )
+    .with_roles(vec!["admin".into()])
+    .with_operator(true);
+    let admin = crate::generated::user::insert(tx, &input)
+        .await
+        .map_err(problem)?;
+    identity::set_password(tx, admin.id, &password).await?;
+    Ok(generated.then_some((email, password)))
+}
+
+/// Each app's frontend is a public client (PKCE) that may only be sent back to its own page on
+/// this server: the redirect URI is a path, so a code never leaves the origin that issued it.
+async fn register_frontends(tx: &mut prefiq_runtime::Tx) -> Result<(), String> {
     for name in frontends() {
         let sql = tx.pick(
             "INSERT INTO cortex_clients (client_id, name, secret_hash, redirect_uris, tenant_id, roles, created_at) VALUES ($1, $2, NULL, $3, $4, '[]'::jsonb, $5) ON CONFLICT (client_id) DO NOTHING",
@@ -627,8 +669,7 @@ pub async fn bootstrap(
         .await
         .map_err(problem)?;
     }
-    tx.commit().await.map_err(problem)?;
-    Ok(made)
+    Ok(())
 }
 
 async fn count(tx: &mut prefiq_runtime::Tx, sql: &'static str) -> Result<i64, String> {

@@ -130,6 +130,82 @@ fn reference_href(
         .unwrap_or_default()
 }
 
+/// What a list page was asked for: a filter (field, operator, value) and a sort, kept in every
+/// link the page makes.
+struct ListRequest {
+    filter_field: String,
+    filter_op: String,
+    filter_value: String,
+    sort: String,
+    cursor: Option<String>,
+}
+
+impl ListRequest {
+    fn from_query(query: &Option<String>) -> ListRequest {
+        let param = |name: &str| query_param(query, name).unwrap_or_default();
+        ListRequest {
+            filter_field: param("field"),
+            filter_op: param("op"),
+            filter_value: param("value"),
+            sort: param("sort"),
+            cursor: query_param(query, "cursor"),
+        }
+    }
+
+    /// The query string of the API's list request: a page of 50 with its total.
+    fn api_query(&self) -> String {
+        let mut api_query = form_urlencoded::Serializer::new(String::new());
+        api_query.append_pair("limit", "50");
+        api_query.append_pair("count", "exact");
+        if !self.sort.is_empty() {
+            api_query.append_pair("sort", &self.sort);
+        }
+        if let Some(cursor) = &self.cursor {
+            api_query.append_pair("cursor", cursor);
+        }
+        if !self.filter_field.is_empty() && !self.filter_value.is_empty() {
+            let operator = Operator::parse(&self.filter_op).unwrap_or(Operator::Eq);
+            api_query.append_pair(
+                &self.filter_field,
+                &filter_param(operator, &self.filter_value),
+            );
+        }
+        api_query.finish()
+    }
+
+    /// The page's own query string with the filter kept and `extra` added.
+    fn keep(&self, extra: &[(&str, String)]) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("field", &self.filter_field),
+            ("op", &self.filter_op),
+            ("value", &self.filter_value),
+        ] {
+            if !v.is_empty() {
+                s.append_pair(k, v);
+            }
+        }
+        for (k, v) in extra {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    }
+}
+
+/// The members a list shows as columns: the first seven that are neither objects nor the
+/// version.
+fn shown_members(admin: &Admin, app: &str, entity: &EntityInfo) -> Vec<String> {
+    let model = admin.schema(app, entity.schemas[0]);
+    model["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, s)| admin.resolve(app, s)["type"] != "object" && name.as_str() != "version")
+        .map(|(name, _)| name.clone())
+        .take(7)
+        .collect()
+}
+
 pub(super) async fn list(
     State(admin): State<Shared>,
     visitor: Visitor,
@@ -139,30 +215,12 @@ pub(super) async fn list(
     let Some((catalog, entity)) = entity(&admin, &app, &plural) else {
         return not_found();
     };
-    let param = |name: &str| query_param(&query, name).unwrap_or_default();
-    let (filter_field, filter_op, filter_value) = (param("field"), param("op"), param("value"));
-    let sort = param("sort");
-    let api_query = {
-        let mut api_query = form_urlencoded::Serializer::new(String::new());
-        api_query.append_pair("limit", "50");
-        api_query.append_pair("count", "exact");
-        if !sort.is_empty() {
-            api_query.append_pair("sort", &sort);
-        }
-        if let Some(cursor) = query_param(&query, "cursor") {
-            api_query.append_pair("cursor", &cursor);
-        }
-        if !filter_field.is_empty() && !filter_value.is_empty() {
-            let operator = Operator::parse(&filter_op).unwrap_or(Operator::Eq);
-            api_query.append_pair(&filter_field, &filter_param(operator, &filter_value));
-        }
-        api_query.finish()
-    };
+    let asked = ListRequest::from_query(&query);
     let reply = admin
         .call(
             &visitor.principal,
             Method::GET,
-            &format!("{}?{api_query}", entity.collection),
+            &format!("{}?{}", entity.collection, asked.api_query()),
             None,
             None,
         )
@@ -176,19 +234,7 @@ pub(super) async fn list(
     } else {
         reply.detail()
     };
-    let model = admin.schema(&app, entity.schemas[0]);
-    let names: Vec<String> = model["properties"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(name, s)| {
-            let (resolved, _) = (admin.resolve(&app, s), ());
-            let ty = resolved["type"].clone();
-            !(ty == "object" || name.as_str() == "version")
-        })
-        .map(|(name, _)| name.clone())
-        .take(7)
-        .collect();
+    let names = shown_members(&admin, &app, entity);
     let sortable: Vec<&str> = entity
         .table
         .columns
@@ -196,33 +242,17 @@ pub(super) async fn list(
         .filter(|c| c.sortable)
         .map(|c| c.field)
         .collect();
-    let keep = |extra: &[(&str, String)]| {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("field", &filter_field),
-            ("op", &filter_op),
-            ("value", &filter_value),
-        ] {
-            if !v.is_empty() {
-                s.append_pair(k, v);
-            }
-        }
-        for (k, v) in extra {
-            s.append_pair(k, v);
-        }
-        s.finish()
-    };
     let columns = names
         .iter()
         .map(|name| Column {
             label: forms::field_label(entity.table, name),
             sort_href: if sortable.contains(&name.as_str()) {
-                let next = if sort == *name {
+                let next = if asked.sort == *name {
                     format!("-{name}")
                 } else {
                     name.clone()
                 };
-                format!("{base}?{}", keep(&[("sort", next)]))
+                format!("{base}?{}", asked.keep(&[("sort", next)]))
             } else {
                 String::new()
             },
@@ -252,10 +282,10 @@ pub(super) async fn list(
         .as_str()
         .map(|cursor| {
             let mut extra = vec![("cursor", cursor.to_owned())];
-            if !sort.is_empty() {
-                extra.push(("sort", sort.clone()));
+            if !asked.sort.is_empty() {
+                extra.push(("sort", asked.sort.clone()));
             }
-            format!("{base}?{}", keep(&extra))
+            format!("{base}?{}", asked.keep(&extra))
         })
         .unwrap_or_default();
     let filterable = entity
@@ -282,14 +312,14 @@ pub(super) async fn list(
             .unwrap_or_default(),
         next,
         filterable,
-        filter_field,
-        filter_op,
+        filter_field: asked.filter_field,
+        filter_op: asked.filter_op,
         operators: Operator::ALL
             .into_iter()
             .map(|op| (op.name(), op.meaning().replace('`', "")))
             .collect(),
-        filter_value,
-        sort,
+        filter_value: asked.filter_value,
+        sort: asked.sort,
         can_create: !entity.read_only && admin.may(&visitor.principal, &app, entity.name, "create"),
         error,
     };
