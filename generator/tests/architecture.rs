@@ -614,3 +614,83 @@ fn every_test_file_is_a_module_of_its_crates_one_test_binary() {
         "the test files of four crates are modules: {checked}"
     );
 }
+
+/// The hand-written functions a reader holds at once: none outside tests is longer than
+/// `LIMIT` lines (formatted by rustfmt; generated code and `#[cfg(test)]` modules aside).
+#[test]
+fn no_hand_written_function_outgrows_a_reader() {
+    const LIMIT: usize = 160;
+    let mut long = Vec::new();
+    let mut functions = 0;
+    for package in &workspace_packages() {
+        let manifest = std::path::Path::new(package["manifest_path"].as_str().unwrap());
+        let src = manifest.parent().unwrap().join("src");
+        for entry in walkdir::WalkDir::new(&src).into_iter().flatten() {
+            let path = entry.path();
+            let generated = path.components().any(|c| c.as_os_str() == "generated");
+            if generated || path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(path).unwrap();
+            if text.starts_with("// @generated") {
+                continue;
+            }
+            let lines: Vec<&str> = text.lines().collect();
+            let code = lines
+                .iter()
+                .position(|l| l.trim() == "#[cfg(test)]")
+                .unwrap_or(lines.len());
+            for (at, line) in lines[..code].iter().enumerate() {
+                let Some(indent) = function_start(line) else {
+                    continue;
+                };
+                // A declaration without a body (a trait's method) ends with `;` before any `{`.
+                let opens = lines[at..code]
+                    .iter()
+                    .map(|l| l.trim_end())
+                    .find(|l| l.ends_with('{') || l.ends_with(';'));
+                if opens.is_none_or(|l| l.ends_with(';')) {
+                    continue;
+                }
+                let end = format!("{}}}", " ".repeat(indent));
+                let Some(length) = lines[at..code].iter().position(|l| *l == end) else {
+                    continue;
+                };
+                functions += 1;
+                if length + 1 > LIMIT {
+                    long.push(format!(
+                        "{}:{} ({} lines)",
+                        path.display(),
+                        at + 1,
+                        length + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(functions > 500, "functions found: {functions}");
+    assert!(
+        long.is_empty(),
+        "functions longer than {LIMIT} lines; split them into named steps:\n{}",
+        long.join("\n")
+    );
+}
+
+/// The indentation of a line that starts a function (`fn`, with any of `pub`, `pub(crate)`,
+/// `async`, `const`, `unsafe` before it).
+fn function_start(line: &str) -> Option<usize> {
+    let trimmed = line.trim_start();
+    let mut rest = trimmed;
+    for prefix in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "async ",
+        "const ",
+        "unsafe ",
+    ] {
+        rest = rest.strip_prefix(prefix).unwrap_or(rest);
+    }
+    rest.starts_with("fn ")
+        .then_some(line.len() - trimmed.len())
+}
