@@ -103,6 +103,74 @@ struct Phases {
     total: Vec<f64>,
 }
 
+/// What one edit needs: the schema file and its text before the edits, the document codegen
+/// writes, what `prefiq dev` says, and where its server listens.
+struct Edits<'a> {
+    schema: &'a Path,
+    original: &'a str,
+    on_disk: &'a Path,
+    said: &'a Said,
+    port: u16,
+}
+
+/// Saves `company.yaml` with a new field and times each phase until it is served.
+fn measure_edit(edits: &Edits<'_>, edit: usize, phases: &mut Phases) -> Option<()> {
+    let Edits {
+        schema,
+        original,
+        on_disk,
+        said,
+        port,
+    } = *edits;
+    let field = format!("bench_note_{edit}");
+    let text = with_field(original, &field)?;
+    // Let the loop settle, so each edit is measured alone.
+    std::thread::sleep(Duration::from_millis(500));
+    while said.try_recv().is_ok() {}
+    let saved = Instant::now();
+    std::fs::write(schema, &text).ok()?;
+    let limit = Duration::from_secs(300);
+    let mut written = None;
+    let total = loop {
+        if written.is_none() && std::fs::read_to_string(on_disk).is_ok_and(|t| t.contains(&field)) {
+            written = Some(saved.elapsed());
+        }
+        if served(port, &field) {
+            break saved.elapsed();
+        }
+        if saved.elapsed() > limit {
+            eprintln!("error: edit {edit} was never served");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let lines: Vec<(Instant, String)> = said.try_iter().collect();
+    let when = |needle: &str| {
+        lines
+            .iter()
+            .find(|(_, l)| l.contains(needle))
+            .map(|(at, _)| at.duration_since(saved))
+    };
+    let codegen = written.unwrap_or(total);
+    let built = when("built in").unwrap_or(codegen);
+    let migrated = when("fixture rows")
+        .or_else(|| when("runs draft"))
+        .unwrap_or(built);
+    phases.codegen.push(crate::bench::ms(codegen));
+    phases
+        .build
+        .push(crate::bench::ms(built.saturating_sub(codegen)));
+    phases
+        .migration
+        .push(crate::bench::ms(migrated.saturating_sub(built)));
+    phases
+        .restart
+        .push(crate::bench::ms(total.saturating_sub(migrated)));
+    phases.total.push(crate::bench::ms(total));
+    eprintln!("edit {edit}: served after {:.2} s", total.as_secs_f64());
+    Some(())
+}
+
 pub(crate) fn dev(args: &[&str]) -> ExitCode {
     let edits = crate::bench::flag(args, "--edits", 5).max(1);
     let port = crate::bench::flag(args, "--port", 18580) as u16;
@@ -186,55 +254,15 @@ pub(crate) fn dev(args: &[&str]) -> ExitCode {
             restart: Vec::new(),
             total: Vec::new(),
         };
+        let each = Edits {
+            schema: &schema,
+            original: &original,
+            on_disk: &on_disk,
+            said: &said,
+            port,
+        };
         for edit in 0..edits {
-            let field = format!("bench_note_{edit}");
-            let text = with_field(&original, &field)?;
-            // Let the loop settle, so each edit is measured alone.
-            std::thread::sleep(Duration::from_millis(500));
-            while said.try_recv().is_ok() {}
-            let saved = Instant::now();
-            std::fs::write(&schema, &text).ok()?;
-            let limit = Duration::from_secs(300);
-            let mut written = None;
-            let total = loop {
-                if written.is_none()
-                    && std::fs::read_to_string(&on_disk).is_ok_and(|t| t.contains(&field))
-                {
-                    written = Some(saved.elapsed());
-                }
-                if served(port, &field) {
-                    break saved.elapsed();
-                }
-                if saved.elapsed() > limit {
-                    eprintln!("error: edit {edit} was never served");
-                    return None;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            };
-            let lines: Vec<(Instant, String)> = said.try_iter().collect();
-            let when = |needle: &str| {
-                lines
-                    .iter()
-                    .find(|(_, l)| l.contains(needle))
-                    .map(|(at, _)| at.duration_since(saved))
-            };
-            let codegen = written.unwrap_or(total);
-            let built = when("built in").unwrap_or(codegen);
-            let migrated = when("fixture rows")
-                .or_else(|| when("runs draft"))
-                .unwrap_or(built);
-            phases.codegen.push(crate::bench::ms(codegen));
-            phases
-                .build
-                .push(crate::bench::ms(built.saturating_sub(codegen)));
-            phases
-                .migration
-                .push(crate::bench::ms(migrated.saturating_sub(built)));
-            phases
-                .restart
-                .push(crate::bench::ms(total.saturating_sub(migrated)));
-            phases.total.push(crate::bench::ms(total));
-            eprintln!("edit {edit}: served after {:.2} s", total.as_secs_f64());
+            measure_edit(&each, edit, &mut phases)?;
         }
         Some(phases)
     })();
