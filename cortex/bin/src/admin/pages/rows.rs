@@ -340,6 +340,28 @@ struct DetailPage {
     history: Vec<Activity>,
 }
 
+/// The row `id` of `entity` as the visitor may read it, or the page that says it is not there.
+async fn fetch_row(
+    admin: &Admin,
+    visitor: &Visitor,
+    entity: &EntityInfo,
+    id: &str,
+) -> Result<Value, Response> {
+    let reply = admin
+        .call(
+            &visitor.principal,
+            Method::GET,
+            &format!("{}/{}", entity.collection, encode(id)),
+            None,
+            None,
+        )
+        .await;
+    if !reply.status.is_success() {
+        return Err((reply.status, message_page("Not found", &reply.detail())).into_response());
+    }
+    Ok(reply.body)
+}
+
 pub(super) async fn detail(
     State(admin): State<Shared>,
     visitor: Visitor,
@@ -348,20 +370,11 @@ pub(super) async fn detail(
     let Some((catalog, entity)) = entity(&admin, &app, &plural) else {
         return not_found();
     };
-    let reply = admin
-        .call(
-            &visitor.principal,
-            Method::GET,
-            &format!("{}/{}", entity.collection, encode(&id)),
-            None,
-            None,
-        )
-        .await;
-    if !reply.status.is_success() {
-        return (reply.status, message_page("Not found", &reply.detail())).into_response();
-    }
-    let members = reply
-        .body
+    let row = match fetch_row(&admin, &visitor, entity, &id).await {
+        Ok(row) => row,
+        Err(page) => return page,
+    };
+    let members = row
         .as_object()
         .into_iter()
         .flatten()
@@ -396,7 +409,7 @@ pub(super) async fn detail(
     let page = DetailPage {
         layout: layout(&admin, &visitor, &format!("{} {}", entity.name, id)),
         base: format!("/admin/{app}/{plural}"),
-        version: reply.body["version"].to_string(),
+        version: row["version"].to_string(),
         members,
         can_edit: !entity.read_only && admin.may(&visitor.principal, &app, entity.name, "update"),
         can_delete: !entity.read_only && admin.may(&visitor.principal, &app, entity.name, "delete"),
@@ -404,7 +417,7 @@ pub(super) async fn detail(
         password_form: app == "cortex"
             && entity.name == "User"
             && admin.may(&visitor.principal, &app, entity.name, "update")
-            && (visitor.principal.operator || reply.body["operator"] != Value::Bool(true)),
+            && (visitor.principal.operator || row["operator"] != Value::Bool(true)),
         history,
         id,
     };
@@ -540,22 +553,14 @@ pub(super) async fn edit_form(
     let Some((_, entity)) = writable_entity(&admin, &app, &plural) else {
         return not_found();
     };
-    let reply = admin
-        .call(
-            &visitor.principal,
-            Method::GET,
-            &format!("{}/{}", entity.collection, encode(&id)),
-            None,
-            None,
-        )
-        .await;
-    if !reply.status.is_success() {
-        return (reply.status, message_page("Not found", &reply.detail())).into_response();
-    }
+    let row = match fetch_row(&admin, &visitor, entity, &id).await {
+        Ok(row) => row,
+        Err(page) => return page,
+    };
     if !admin.may(&visitor.principal, &app, entity.name, "update") {
         return not_allowed(entity.name, "change");
     }
-    let fields = forms::fields(&admin, &visitor.principal, &app, entity, &reply.body).await;
+    let fields = forms::fields(&admin, &visitor.principal, &app, entity, &row).await;
     render(&FormPage {
         layout: layout(&admin, &visitor, &format!("Edit {}", entity.name)),
         action: format!("/admin/{app}/{plural}/{}/edit", encode(&id)),
@@ -563,7 +568,7 @@ pub(super) async fn edit_form(
         heading: format!("Edit {} {id}", entity.label),
         fields,
         errors: Vec::new(),
-        version: reply.body["version"].to_string(),
+        version: row["version"].to_string(),
         conflict: false,
         csrf: visitor.session.csrf.clone(),
     })
