@@ -159,21 +159,26 @@ impl EntityValidators {
 }
 
 /// Adds the five routes of `R` to `router`: list and create on `R::COLLECTION`, get, update
-/// and delete on its items.
+/// and delete on its items, served with `state`.
 pub fn routes<R: Writable, S: Hooks<R>>(
     router: axum::Router<AppState<S>>,
+    state: &AppState<S>,
 ) -> axum::Router<AppState<S>> {
     use axum::routing::get;
+    let handlers: Arc<dyn EntityHandlers> = Arc::new(Handled::<R, S>::new(state));
     router
         .route(
             R::COLLECTION,
-            get(list_handler::<R, S>).post(create_handler::<R, S>),
+            get(list_any)
+                .post(create_any)
+                .with_state(handlers.clone()),
         )
         .route(
             &format!("{}/{{id}}", R::COLLECTION),
-            get(get_handler::<R, S>)
-                .patch(update_handler::<R, S>)
-                .delete(delete_handler::<R, S>),
+            get(get_any)
+                .patch(update_any)
+                .delete(delete_any)
+                .with_state(handlers),
         )
 }
 
@@ -181,14 +186,197 @@ pub fn routes<R: Writable, S: Hooks<R>>(
 /// its items. Nothing else answers there but 405.
 pub fn read_routes<R: Resource, S: Send + Sync + 'static>(
     router: axum::Router<AppState<S>>,
+    state: &AppState<S>,
 ) -> axum::Router<AppState<S>> {
     use axum::routing::get;
+    let handlers: Arc<dyn EntityHandlers> = Arc::new(ReadOnly::<R, S>::new(state));
     router
-        .route(R::COLLECTION, get(list_handler::<R, S>))
+        .route(R::COLLECTION, get(list_any).with_state(handlers.clone()))
         .route(
             &format!("{}/{{id}}", R::COLLECTION),
-            get(get_handler::<R, S>),
+            get(get_any).with_state(handlers),
         )
+}
+
+/// A response on its way.
+type Reply<'a> = std::pin::Pin<Box<dyn Future<Output = axum::response::Response> + Send + 'a>>;
+
+/// The five handlers of one entity, behind a trait object. axum sees only the five functions
+/// below (`list_any`, …), which are not generic: its routing machinery is compiled once, here,
+/// instead of once per entity in every app's crate, which `prefiq dev` rebuilds on every save.
+trait EntityHandlers: Send + Sync + 'static {
+    fn list(&self, ctx: RequestContext, pairs: QueryPairs) -> Reply<'_>;
+    fn create(&self, ctx: RequestContext, body: JsonBody) -> Reply<'_>;
+    fn get(&self, ctx: RequestContext, key: PathKey) -> Reply<'_>;
+    fn update(
+        &self,
+        ctx: RequestContext,
+        key: PathKey,
+        precondition: IfMatch,
+        patch: JsonBody,
+    ) -> Reply<'_>;
+    fn delete(&self, ctx: RequestContext, key: PathKey, precondition: IfMatch) -> Reply<'_>;
+}
+
+type Shared = State<Arc<dyn EntityHandlers>>;
+
+async fn list_any(
+    State(entity): Shared,
+    ctx: RequestContext,
+    pairs: QueryPairs,
+) -> axum::response::Response {
+    entity.list(ctx, pairs).await
+}
+
+async fn create_any(
+    State(entity): Shared,
+    ctx: RequestContext,
+    body: JsonBody,
+) -> axum::response::Response {
+    entity.create(ctx, body).await
+}
+
+async fn get_any(
+    State(entity): Shared,
+    ctx: RequestContext,
+    key: PathKey,
+) -> axum::response::Response {
+    entity.get(ctx, key).await
+}
+
+async fn update_any(
+    State(entity): Shared,
+    ctx: RequestContext,
+    key: PathKey,
+    precondition: IfMatch,
+    patch: JsonBody,
+) -> axum::response::Response {
+    entity.update(ctx, key, precondition, patch).await
+}
+
+async fn delete_any(
+    State(entity): Shared,
+    ctx: RequestContext,
+    key: PathKey,
+    precondition: IfMatch,
+) -> axum::response::Response {
+    entity.delete(ctx, key, precondition).await
+}
+
+/// The handlers of a writable entity `R` with the app's state.
+struct Handled<R, S> {
+    state: AppState<S>,
+    resource: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R, S> Handled<R, S> {
+    fn new(state: &AppState<S>) -> Self {
+        Handled {
+            state: state.clone(),
+            resource: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<R: Writable, S: Hooks<R>> EntityHandlers for Handled<R, S> {
+    fn list(&self, ctx: RequestContext, pairs: QueryPairs) -> Reply<'_> {
+        use axum::response::IntoResponse;
+        Box::pin(async move {
+            list_handler::<R, S>(State(self.state.clone()), ctx, pairs)
+                .await
+                .into_response()
+        })
+    }
+
+    fn create(&self, ctx: RequestContext, body: JsonBody) -> Reply<'_> {
+        use axum::response::IntoResponse;
+        Box::pin(async move {
+            create_handler::<R, S>(State(self.state.clone()), ctx, body)
+                .await
+                .into_response()
+        })
+    }
+
+    fn get(&self, ctx: RequestContext, key: PathKey) -> Reply<'_> {
+        use axum::response::IntoResponse;
+        Box::pin(async move {
+            get_handler::<R, S>(State(self.state.clone()), ctx, key)
+                .await
+                .into_response()
+        })
+    }
+
+    fn update(
+        &self,
+        ctx: RequestContext,
+        key: PathKey,
+        precondition: IfMatch,
+        patch: JsonBody,
+    ) -> Reply<'_> {
+        use axum::response::IntoResponse;
+        Box::pin(async move {
+            update_handler::<R, S>(State(self.state.clone()), ctx, key, precondition, patch)
+                .await
+                .into_response()
+        })
+    }
+
+    fn delete(&self, ctx: RequestContext, key: PathKey, precondition: IfMatch) -> Reply<'_> {
+        use axum::response::IntoResponse;
+        Box::pin(async move {
+            delete_handler::<R, S>(State(self.state.clone()), ctx, key, precondition)
+                .await
+                .into_response()
+        })
+    }
+}
+
+/// The handlers of a `read-only` entity `R`: only list and get are routed.
+struct ReadOnly<R, S>(Handled<R, S>);
+
+impl<R, S> ReadOnly<R, S> {
+    fn new(state: &AppState<S>) -> Self {
+        ReadOnly(Handled::new(state))
+    }
+}
+
+impl<R: Resource, S: Send + Sync + 'static> EntityHandlers for ReadOnly<R, S> {
+    fn list(&self, ctx: RequestContext, pairs: QueryPairs) -> Reply<'_> {
+        use axum::response::IntoResponse;
+        Box::pin(async move {
+            list_handler::<R, S>(State(self.0.state.clone()), ctx, pairs)
+                .await
+                .into_response()
+        })
+    }
+
+    fn get(&self, ctx: RequestContext, key: PathKey) -> Reply<'_> {
+        use axum::response::IntoResponse;
+        Box::pin(async move {
+            get_handler::<R, S>(State(self.0.state.clone()), ctx, key)
+                .await
+                .into_response()
+        })
+    }
+
+    fn create(&self, _: RequestContext, _: JsonBody) -> Reply<'_> {
+        not_offered()
+    }
+
+    fn update(&self, _: RequestContext, _: PathKey, _: IfMatch, _: JsonBody) -> Reply<'_> {
+        not_offered()
+    }
+
+    fn delete(&self, _: RequestContext, _: PathKey, _: IfMatch) -> Reply<'_> {
+        not_offered()
+    }
+}
+
+/// What a write to a read-only entity answers, were one routed: 405, as [`offered`] says
+/// when a hand-written route reaches a handler for an action the entity does not offer.
+fn not_offered() -> Reply<'static> {
+    use axum::response::IntoResponse;
+    Box::pin(std::future::ready(not_offered_problem().into_response()))
 }
 
 /// The permissions of an entity's routes, from the IR: `<app>.<entity>.<action>`.
@@ -1087,9 +1275,11 @@ fn key<R: Resource>(raw: &str) -> Result<R::Key, Problem> {
 /// The permission of an action, or a 405 for one the entity does not offer: its route does not
 /// exist, so only a hand-written route to the handler reaches this, and it is refused.
 fn offered(permission: Option<&'static str>) -> Result<&'static str, Problem> {
-    permission.ok_or_else(|| {
-        Problem::method_not_allowed().with_detail("this entity does not offer this action")
-    })
+    permission.ok_or_else(not_offered_problem)
+}
+
+fn not_offered_problem() -> Problem {
+    Problem::method_not_allowed().with_detail("this entity does not offer this action")
 }
 
 /// `GET` on the collection.

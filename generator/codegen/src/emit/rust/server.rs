@@ -945,9 +945,9 @@ fn routes(app: &App) -> Vec<TokenStream> {
             let module = format_ident!("{}", entity.snake);
             let resource = resource(entity);
             if entity.read_only {
-                quote!(let router = crud::read_routes::<#module::#resource, Handlers<S>>(router);)
+                quote!(let router = crud::read_routes::<#module::#resource, Handlers<S>>(router, &state);)
             } else {
-                quote!(let router = crud::routes::<#module::#resource, Handlers<S>>(router);)
+                quote!(let router = crud::routes::<#module::#resource, Handlers<S>>(router, &state);)
             }
         })
         .collect();
