@@ -22,6 +22,7 @@ pub mod http;
 pub mod list;
 pub mod meta;
 pub mod migrate;
+pub mod operation;
 pub mod params;
 pub mod patch;
 pub mod problem;

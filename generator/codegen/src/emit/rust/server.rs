@@ -742,20 +742,13 @@ fn operation_items(
     });
     let specs_name = format_ident!("{}_PARAMS", operation.rust.to_ascii_uppercase());
     let (params_validator, body_validator) = operation_validators(operation);
-    let mut extractors = vec![
-        quote!(axum::extract::State(state): axum::extract::State<::prefiq_runtime::crud::AppState<super::Handlers<S>>>),
-        quote!(ctx: ::prefiq_runtime::RequestContext),
-    ];
+    // The inputs it uses, out of what the route read (see `prefiq_runtime::operation`).
+    let mut inputs = vec![quote!(ctx)];
     let mut steps = Vec::new();
     let mut args = Vec::new();
     let specs_item = if let Some(params_type) = &operation.params_type {
         let params_type = format_ident!("{}", params_type);
-        extractors.push(
-            quote!(::prefiq_runtime::http::PathParams(path): ::prefiq_runtime::http::PathParams),
-        );
-        extractors.push(
-            quote!(::prefiq_runtime::http::QueryPairs(query): ::prefiq_runtime::http::QueryPairs),
-        );
+        inputs.extend([quote!(path), quote!(query)]);
         steps.push(quote! {
             let params = ::prefiq_runtime::params::collect(#specs_name, &path, &query, &ctx.headers);
             validators.#params_validator.check(&params).map_err(::prefiq_runtime::params::invalid)?;
@@ -768,8 +761,7 @@ fn operation_items(
     };
     if let Some(body) = &operation.body {
         let body_type = rust_type(&body.ty, roots);
-        extractors
-            .push(quote!(::prefiq_runtime::http::JsonBody(body): ::prefiq_runtime::http::JsonBody));
+        inputs.push(quote!(body));
         steps.push(quote! {
             validators.#body_validator.check(&body)?;
             let body: #body_type = ::prefiq_runtime::validate::decode(body)?;
@@ -794,7 +786,10 @@ fn operation_items(
         #specs_item
 
         #[doc = #handler_doc]
-        pub async fn #handler<S: #service>(#(#extractors),*) -> Result<#response, ::prefiq_runtime::Problem> {
+        pub async fn #handler<S: #service>(
+            state: ::prefiq_runtime::crud::AppState<super::Handlers<S>>,
+            ::prefiq_runtime::operation::Input { #(#inputs,)* .. }: ::prefiq_runtime::operation::Input,
+        ) -> Result<#response, ::prefiq_runtime::Problem> {
             ctx.require_in(#access_scope, #permission)?;
             let validators = super::validators().map_err(|e| ::prefiq_runtime::Problem::internal(e))?;
             #(#steps)*
@@ -954,8 +949,18 @@ fn routes(app: &App) -> Vec<TokenStream> {
     let mut by_path: Vec<(&str, Vec<TokenStream>)> = Vec::new();
     for operation in app.custom() {
         let handler = format_ident!("{}_handler", operation.rust);
-        let method = format_ident!("{}", operation.method.lower());
-        let route = quote!(#method(operations::#handler::<S>));
+        let method = format_ident!("{}", operation.method.as_str());
+        let takes = match (operation.params_type.is_some(), operation.body.is_some()) {
+            (false, false) => quote!(Nothing),
+            (true, false) => quote!(Params),
+            (false, true) => quote!(Body),
+            (true, true) => quote!(ParamsAndBody),
+        };
+        let route = quote!(::prefiq_runtime::operation::route(
+            axum::routing::MethodFilter::#method,
+            ::prefiq_runtime::operation::Takes::#takes,
+            ::prefiq_runtime::operation::handle(state.clone(), operations::#handler::<S>),
+        ));
         match by_path.iter_mut().find(|(path, _)| *path == operation.path) {
             Some((_, methods)) => methods.push(route),
             None => by_path.push((&operation.path, vec![route])),
@@ -964,8 +969,8 @@ fn routes(app: &App) -> Vec<TokenStream> {
     routes.extend(by_path.into_iter().map(|(path, methods)| {
         let mut chain = methods.into_iter();
         let first = chain.next().unwrap_or_default();
-        let rest = chain.map(|m| quote!(.#m));
-        quote!(let router = router.route(#path, axum::routing::#first #(#rest)*);)
+        let rest = chain.map(|m| quote!(.merge(#m)));
+        quote!(let router = router.route(#path, #first #(#rest)*);)
     }));
     routes
 }
