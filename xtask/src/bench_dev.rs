@@ -2,10 +2,10 @@
 //! on. Figures, not assertions.
 //!
 //! A scratch copy of this repository (the files git knows, in `target/bench-dev/project`) is
-//! served by the release build of `prefiq dev --app crm --no-ui`. It builds into this
-//! repository's `target/`, so the libraries it shares with the repository are not built again;
-//! its own crates are built apart (their paths differ, and so do their names in `target/`), but
-//! `target/debug/app-crm` is the copy's until the repository's is built again.
+//! served by the release build of `prefiq dev --app crm --no-ui`. It builds into a target folder
+//! of its own (`target/bench-dev/target`): cargo names a workspace's path crates by their path
+//! from the workspace's root, which the copy shares with the repository, so in one target folder
+//! the copy's crates and the repository's would take each other's place.
 //!
 //! Each edit adds a new optional field to `Company` (replacing the previous edit's); the clock
 //! starts just before the file is saved and stops when the running server's OpenAPI document
@@ -198,7 +198,7 @@ pub(crate) fn dev(args: &[&str]) -> ExitCode {
         .arg(format!("127.0.0.1:{port}"))
         .arg("--root")
         .arg(&project)
-        .env("CARGO_TARGET_DIR", repo.join("target"))
+        .env("CARGO_TARGET_DIR", bench.join("target"))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
