@@ -169,9 +169,7 @@ pub fn routes<R: Writable, S: Hooks<R>>(
     router
         .route(
             R::COLLECTION,
-            get(list_any)
-                .post(create_any)
-                .with_state(handlers.clone()),
+            get(list_any).post(create_any).with_state(handlers.clone()),
         )
         .route(
             &format!("{}/{{id}}", R::COLLECTION),
@@ -278,14 +276,31 @@ impl<R, S> Handled<R, S> {
     }
 }
 
-impl<R: Writable, S: Hooks<R>> EntityHandlers for Handled<R, S> {
-    fn list(&self, ctx: RequestContext, pairs: QueryPairs) -> Reply<'_> {
+impl<R: Resource, S: Send + Sync + 'static> Handled<R, S> {
+    /// `GET` on the collection, which every entity has.
+    fn list_reply(&self, ctx: RequestContext, pairs: QueryPairs) -> Reply<'_> {
         use axum::response::IntoResponse;
         Box::pin(async move {
             list_handler::<R, S>(State(self.state.clone()), ctx, pairs)
                 .await
                 .into_response()
         })
+    }
+
+    /// `GET` on an item, which every entity has.
+    fn get_reply(&self, ctx: RequestContext, key: PathKey) -> Reply<'_> {
+        use axum::response::IntoResponse;
+        Box::pin(async move {
+            get_handler::<R, S>(State(self.state.clone()), ctx, key)
+                .await
+                .into_response()
+        })
+    }
+}
+
+impl<R: Writable, S: Hooks<R>> EntityHandlers for Handled<R, S> {
+    fn list(&self, ctx: RequestContext, pairs: QueryPairs) -> Reply<'_> {
+        self.list_reply(ctx, pairs)
     }
 
     fn create(&self, ctx: RequestContext, body: JsonBody) -> Reply<'_> {
@@ -298,12 +313,7 @@ impl<R: Writable, S: Hooks<R>> EntityHandlers for Handled<R, S> {
     }
 
     fn get(&self, ctx: RequestContext, key: PathKey) -> Reply<'_> {
-        use axum::response::IntoResponse;
-        Box::pin(async move {
-            get_handler::<R, S>(State(self.state.clone()), ctx, key)
-                .await
-                .into_response()
-        })
+        self.get_reply(ctx, key)
     }
 
     fn update(
@@ -342,21 +352,11 @@ impl<R, S> ReadOnly<R, S> {
 
 impl<R: Resource, S: Send + Sync + 'static> EntityHandlers for ReadOnly<R, S> {
     fn list(&self, ctx: RequestContext, pairs: QueryPairs) -> Reply<'_> {
-        use axum::response::IntoResponse;
-        Box::pin(async move {
-            list_handler::<R, S>(State(self.0.state.clone()), ctx, pairs)
-                .await
-                .into_response()
-        })
+        self.0.list_reply(ctx, pairs)
     }
 
     fn get(&self, ctx: RequestContext, key: PathKey) -> Reply<'_> {
-        use axum::response::IntoResponse;
-        Box::pin(async move {
-            get_handler::<R, S>(State(self.0.state.clone()), ctx, key)
-                .await
-                .into_response()
-        })
+        self.0.get_reply(ctx, key)
     }
 
     fn create(&self, _: RequestContext, _: JsonBody) -> Reply<'_> {
