@@ -658,6 +658,12 @@ fn member_tenant<R: Resource>(row: &serde_json::Value) -> Option<Uuid> {
     row.get(column.field)?.as_str()?.parse().ok()
 }
 
+/// Whether [`check_member`] has anything to check for `principal`'s writes to `R`: a shared
+/// table whose rows name their tenant, written by someone who is not a platform operator.
+fn member_checked<R: Resource>(principal: &Principal) -> bool {
+    !principal.operator && R::TABLE.tenant_member.is_some()
+}
+
 /// Refuses a write by a caller who is not a platform operator to a row of a shared table that
 /// is not its own tenant's, before (`before`) or after (`after`) the write.
 fn check_member<R: Resource>(
@@ -665,7 +671,7 @@ fn check_member<R: Resource>(
     before: Option<&serde_json::Value>,
     after: Option<&serde_json::Value>,
 ) -> Result<(), DbError> {
-    if principal.operator || R::TABLE.tenant_member.is_none() {
+    if !member_checked::<R>(principal) {
         return Ok(());
     }
     let own = |row: Option<&serde_json::Value>| {
@@ -783,6 +789,34 @@ impl<R: Resource> Writing<R> {
     }
 }
 
+/// What a write stores, as JSON: turned into JSON once, and read by the stored-row check, the
+/// tenant checks and the reference checks.
+struct Stored {
+    value: serde_json::Value,
+    /// Whether `value` is known to pass the stored-row check already (the handler checked
+    /// exactly this JSON, and no hook changed it).
+    checked: bool,
+}
+
+impl Stored {
+    /// `input`, not checked yet.
+    fn of(input: &impl Serialize) -> Result<Stored, DbError> {
+        Ok(Stored {
+            value: json(input)?,
+            checked: false,
+        })
+    }
+
+    /// Its JSON, once the stored-row check passed: whoever built the row (a handler, a hook, a
+    /// service), a row that breaks its schema or its rules is never stored.
+    fn checked(self, validators: &EntityValidators) -> Result<serde_json::Value, DbError> {
+        if !self.checked {
+            validators.replace.check_stored(&self.value)?;
+        }
+        Ok(self.value)
+    }
+}
+
 /// The row `params` (bound to `columns`, in order) make, over `base`: none when some column
 /// gets its value from the database alone (an identity key), whose row can only be read back.
 fn predict<'a, R: Resource>(
@@ -807,7 +841,7 @@ pub async fn insert<R: Writable>(
     db: &mut impl Executor,
     input: &R::Create,
 ) -> Result<R::Model, DbError> {
-    let (sql, params) = prepare_insert::<R>(db, input).await?;
+    let (sql, params) = prepare_insert::<R>(db, input, Stored::of(input)?).await?;
     let row = R::read(&db.fetch_one(sql, params).await?)?;
     audit::<R>(db, Action::Create, &R::key(&row), None, Some(&json(&row)?)).await?;
     Ok(row)
@@ -820,7 +854,7 @@ pub async fn insert_later<R: Writable>(
     db: &mut impl Executor,
     input: &R::Create,
 ) -> Result<Writing<R>, DbError> {
-    let (sql, params) = prepare_insert::<R>(db, input).await?;
+    let (sql, params) = prepare_insert::<R>(db, input, Stored::of(input)?).await?;
     let written = R::TABLE
         .columns
         .iter()
@@ -849,10 +883,10 @@ pub async fn insert_later<R: Writable>(
 async fn prepare_insert<R: Writable>(
     db: &mut impl Executor,
     input: &R::Create,
+    written: Stored,
 ) -> Result<(Sql, Vec<SqlValue>), DbError> {
-    validators::<R>()?.replace.check_row(input)?;
+    let written = written.checked(validators::<R>()?)?;
     let stamp = stamp::<R>(db)?;
-    let written = json(input)?;
     if let Some(principal) = db.principal() {
         check_member::<R>(principal, None, Some(&written))?;
     }
@@ -909,7 +943,8 @@ pub async fn update<R: Writable>(
     current: &R::Model,
     input: &R::Create,
 ) -> Result<Option<R::Model>, DbError> {
-    let (sql, params, before) = prepare_update::<R>(db, current, input).await?;
+    let (sql, params, before) =
+        prepare_update::<R>(db, current, json(current)?, input, Stored::of(input)?).await?;
     let Some(row) = db.fetch_optional(sql, params).await? else {
         return Ok(None);
     };
@@ -933,7 +968,18 @@ pub async fn update_later<R: Writable>(
     current: &R::Model,
     input: &R::Create,
 ) -> Result<Writing<R>, DbError> {
-    let (sql, params, before) = prepare_update::<R>(db, current, input).await?;
+    update_written::<R>(db, current, json(current)?, input, Stored::of(input)?).await
+}
+
+/// [`update_later`] with the current row and the input already turned into JSON.
+async fn update_written<R: Writable>(
+    db: &mut impl Executor,
+    current: &R::Model,
+    before: serde_json::Value,
+    input: &R::Create,
+    written: Stored,
+) -> Result<Writing<R>, DbError> {
+    let (sql, params, before) = prepare_update::<R>(db, current, before, input, written).await?;
     let predicted = match (db.dialect(), before.as_object()) {
         (Dialect::Postgres, Some(base)) => {
             let mut base = base.clone();
@@ -982,16 +1028,16 @@ pub async fn update_later<R: Writable>(
 }
 
 /// Checks an update (the schema, the tenant, the members only operators set, the references)
-/// and makes its statement; with the row before, as JSON.
+/// and makes its statement; with the row before (`current` as JSON).
 async fn prepare_update<R: Writable>(
     db: &mut impl Executor,
     current: &R::Model,
+    before: serde_json::Value,
     input: &R::Create,
+    written: Stored,
 ) -> Result<(Sql, Vec<SqlValue>, serde_json::Value), DbError> {
-    validators::<R>()?.replace.check_row(input)?;
+    let written = written.checked(validators::<R>()?)?;
     let stamp = stamp::<R>(db)?;
-    let before = json(current)?;
-    let written = json(input)?;
     if let Some(principal) = db.principal() {
         check_member::<R>(principal, Some(&before), Some(&written))?;
         check_platform_members::<R>(principal, &written, &before)
@@ -1307,15 +1353,13 @@ pub async fn create_handler<R: Writable, S: Hooks<R>>(
         .map_err(Problem::from)?
         .create
         .check(&body)?;
-    let body = own_tenant::<R>(&ctx.principal, body);
-    let mut input: R::Create = crate::validate::decode(body.clone())?;
+    let mut body = own_tenant::<R>(&ctx.principal, body);
+    let mut input: R::Create = crate::validate::decode_kept(&mut body)?;
     // A row of another tenant is refused before the service sees it.
-    check_member::<R>(
-        &ctx.principal,
-        None,
-        Some(&json(&input).map_err(problem::<R>)?),
-    )
-    .map_err(problem::<R>)?;
+    if member_checked::<R>(&ctx.principal) {
+        let written = json(&input).map_err(problem::<R>)?;
+        check_member::<R>(&ctx.principal, None, Some(&written)).map_err(problem::<R>)?;
+    }
     if !ctx.principal.operator && R::TABLE.columns.iter().any(|c| c.platform) {
         // What the row would hold had the caller left the operators' members out.
         let mut unset = body;
@@ -1374,14 +1418,15 @@ pub async fn get_handler<R: Resource, S: Send + Sync + 'static>(
     })
 }
 
-/// The row `key`, locked for the transaction, if the caller may change it: a 404 when it sees no
-/// such row, a 403 when it may read it but not write it (the platform's row of a shared table,
-/// which PostgreSQL's row-level security does not even lock for it), on both databases.
+/// The row `key`, locked for the transaction, if the caller may change it, and the row as JSON:
+/// a 404 when it sees no such row, a 403 when it may read it but not write it (the platform's
+/// row of a shared table, which PostgreSQL's row-level security does not even lock for it), on
+/// both databases.
 async fn writable_row<R: Writable>(
     tx: &mut Tx,
     principal: &Principal,
     key: &R::Key,
-) -> Result<R::Model, Problem> {
+) -> Result<(R::Model, serde_json::Value), Problem> {
     let locked = find_for_update::<R>(tx, key).await.map_err(problem::<R>)?;
     let row = match locked {
         Some(row) => row,
@@ -1391,9 +1436,9 @@ async fn writable_row<R: Writable>(
         }
         None => return Err(missing::<R>(key)),
     };
-    check_member::<R>(principal, Some(&json(&row).map_err(problem::<R>)?), None)
-        .map_err(problem::<R>)?;
-    Ok(row)
+    let before = json(&row).map_err(problem::<R>)?;
+    check_member::<R>(principal, Some(&before), None).map_err(problem::<R>)?;
+    Ok((row, before))
 }
 
 /// `PATCH` on an item: a JSON merge patch, applied to the row locked for the transaction.
@@ -1411,10 +1456,11 @@ pub async fn update_handler<R: Writable, S: Hooks<R>>(
     let mut tx = state.db.begin(&ctx.principal).await?;
     // A row the caller may read but not write (the platform's, in a shared table) is refused
     // even when the patch would change nothing.
-    let current = writable_row::<R>(&mut tx, &ctx.principal, &key).await?;
-    let unchanged = crate::patch::writable_members(&current, R::WRITABLE)?;
+    let (current, before) = writable_row::<R>(&mut tx, &ctx.principal, &key).await?;
+    let unchanged = crate::patch::writable_part(before.clone(), R::WRITABLE);
     let mut merged = unchanged.clone();
     crate::patch::merge_patch(&mut merged, &patch);
+    crate::validate::integral(&mut merged);
     // The patch itself was checked first: a body the schema refuses is a 422 whatever the
     // precondition (RFC 9110 §13.2.1). Then the precondition, and only then what the patch
     // makes of the current row: a valid patch whose result would break the schema conflicts
@@ -1431,21 +1477,28 @@ pub async fn update_handler<R: Writable, S: Hooks<R>>(
     // before the service sees it.
     check_member::<R>(&ctx.principal, None, Some(&merged)).map_err(problem::<R>)?;
     check_platform_members::<R>(&ctx.principal, &merged, &unchanged)?;
-    let mut input: R::Create = crate::validate::decode(merged)?;
+    let mut input: R::Create = crate::validate::decode_kept(&mut merged)?;
     state
         .service
         .before_update(&ctx, &mut tx, &current, &mut input)
         .await?;
+    let written = json(&input).map_err(problem::<R>)?;
     // A patch that changes nothing writes nothing: the version and `updated_at` stay.
-    if json(&input).map_err(problem::<R>)? == unchanged {
+    if written == unchanged {
         tx.commit().await.map_err(problem::<R>)?;
         return Ok(Tagged {
             version: R::version(&current),
             body: current,
         });
     }
-    // The row is locked: the update and its audit entry go with the commit.
-    let writing = update_later::<R>(&mut tx, &current, &input)
+    // The row is locked: the update and its audit entry go with the commit. What the hook left
+    // as the patch made it was checked above.
+    let checked = written == merged;
+    let written = Stored {
+        value: written,
+        checked,
+    };
+    let writing = update_written::<R>(&mut tx, &current, before, &input, written)
         .await
         .map_err(problem::<R>)?;
     state
@@ -1470,7 +1523,7 @@ pub async fn delete_handler<R: Writable, S: Hooks<R>>(
     ctx.require_in(R::ACCESS.writes, offered(R::ACCESS.delete)?)?;
     let key = key::<R>(&raw)?;
     let mut tx = state.db.begin(&ctx.principal).await?;
-    let current = writable_row::<R>(&mut tx, &ctx.principal, &key).await?;
+    let (current, _) = writable_row::<R>(&mut tx, &ctx.principal, &key).await?;
     precondition.check(R::version(&current))?;
     state.service.before_delete(&ctx, &mut tx, &current).await?;
     // The row is locked: the delete and its audit entry go with the commit.

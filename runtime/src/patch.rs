@@ -13,11 +13,16 @@ pub fn contended() -> Problem {
 
 /// The members of `model` a client may write, as the base a merge patch applies to.
 pub fn writable_members(model: &impl Serialize, writable: &[&str]) -> Result<Value, Problem> {
-    let mut value = serde_json::to_value(model).map_err(|e| Problem::internal(&e))?;
-    if let Value::Object(members) = &mut value {
+    let value = serde_json::to_value(model).map_err(|e| Problem::internal(&e))?;
+    Ok(writable_part(value, writable))
+}
+
+/// The members of `row` (a row as JSON) a client may write.
+pub fn writable_part(mut row: Value, writable: &[&str]) -> Value {
+    if let Value::Object(members) = &mut row {
         members.retain(|name, _| writable.contains(&name.as_str()));
     }
-    Ok(value)
+    row
 }
 
 /// Applies `patch` to `target`: members set to `null` are removed, objects merge recursively,

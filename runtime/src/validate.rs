@@ -197,7 +197,12 @@ impl Validator {
                 keyword: None,
             }])
         })?;
-        self.errors(&value).map_err(crate::db::DbError::Invalid)
+        self.check_stored(&value)
+    }
+
+    /// [`Validator::check_row`] for a row already turned into JSON.
+    pub fn check_stored(&self, row: &Value) -> Result<(), crate::db::DbError> {
+        self.errors(row).map_err(crate::db::DbError::Invalid)
     }
 
     /// The schema's errors or, when it holds, the rules'.
@@ -376,19 +381,28 @@ pub fn document(text: &str) -> Result<Value, SchemaError> {
 /// JSON Schema allows but Rust cannot hold (an integer beyond 64 bits): a 422 as well.
 pub fn decode<T: serde::de::DeserializeOwned>(mut body: Value) -> Result<T, Problem> {
     integral(&mut body);
-    serde_json::from_value(body).map_err(|e| {
-        Problem::unprocessable(vec![FieldError {
-            pointer: String::new(),
-            detail: e.to_string(),
-            keyword: None,
-        }])
-    })
+    serde_json::from_value(body).map_err(undecodable)
+}
+
+/// [`decode`] of a body kept for later comparison: its integral numbers become integers in
+/// place, so that the body compares equal to what the decoded value turns back into.
+pub fn decode_kept<T: serde::de::DeserializeOwned>(body: &mut Value) -> Result<T, Problem> {
+    integral(body);
+    T::deserialize(&*body).map_err(undecodable)
+}
+
+fn undecodable(error: serde_json::Error) -> Problem {
+    Problem::unprocessable(vec![FieldError {
+        pointer: String::new(),
+        detail: error.to_string(),
+        keyword: None,
+    }])
 }
 
 /// JSON Schema counts `167.0` as an integer (its fraction is zero), and so does the document; serde
 /// would refuse it for an `i32`. Such numbers become integers before decoding, so what the schema
 /// admits the typed code reads. A `f64` member reads an integer just as well.
-fn integral(value: &mut Value) {
+pub(crate) fn integral(value: &mut Value) {
     match value {
         Value::Number(n) if !n.is_i64() && !n.is_u64() => {
             if let Some(f) = n.as_f64() {
