@@ -7,7 +7,8 @@
 //! - [`db`] and [`meta`]: one pool over PostgreSQL and SQLite, typed parameters and rows;
 //! - [`list`]: filters, sorting, keyset pagination and counts for list routes;
 //! - [`validate`], [`patch`], [`http`], [`problem`]: request handling and RFC 9457 errors;
-//! - [`migrate`]: the migration runner.
+//! - [`migrate`]: the migration runner;
+//! - [`jobs`]: the job queue (enqueued in a write's transaction, run by workers under leases).
 //!
 //! It never depends on the generator.
 #![deny(missing_docs)]
@@ -19,6 +20,7 @@ pub mod crud;
 pub mod db;
 pub mod format;
 pub mod http;
+pub mod jobs;
 pub mod list;
 pub mod meta;
 pub mod migrate;

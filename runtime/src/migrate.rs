@@ -185,7 +185,7 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
 /// The name the runtime's own migrations are recorded under.
 pub const LEDGER_APP: &str = "prefiq";
 
-/// The runtime's own migrations (the audit log), applied before any app's.
+/// The runtime's own migrations (the audit log, the job queue), applied before any app's.
 pub const MIGRATIONS: &[Migration] = &[
     Migration::embedded(
         1,
@@ -204,6 +204,12 @@ pub const MIGRATIONS: &[Migration] = &[
         "check",
         include_str!("migrations/postgres/0003_check.sql"),
         include_str!("migrations/sqlite/0003_check.sql"),
+    ),
+    Migration::embedded(
+        4,
+        "jobs",
+        include_str!("migrations/postgres/0004_jobs.sql"),
+        include_str!("migrations/sqlite/0004_jobs.sql"),
     ),
 ];
 

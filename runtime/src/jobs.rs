@@ -1,0 +1,764 @@
+//! The job queue: work that runs after the request that asked for it, on the database the app
+//! already has (PostgreSQL or SQLite), so nothing else must run.
+//!
+//! - [`enqueue`] writes a job in the caller's transaction: a rolled-back write leaves no job.
+//!   On PostgreSQL the insert goes with the commit, so enqueueing adds no round trip.
+//! - A [`Worker`] claims due jobs of its app's queues (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
+//!   on SQLite one writer claims at a time), runs each under its tenant, and holds it under a
+//!   lease it renews while the job runs. A job whose worker died is claimed again once its
+//!   lease runs out: within one lease, never hours later.
+//! - A failed job is retried after an exponential backoff with jitter, up to its maximum
+//!   number of attempts; then it is discarded, with every attempt's error kept, and
+//!   [`retry`] runs it again (the dead letters).
+//! - A job with a unique key is enqueued once among the jobs of that key not yet finished
+//!   (a unique index decides, so concurrent enqueues cannot race past it).
+//! - Stopping a worker ([`Worker::run`]'s shutdown) claims nothing more, lets running jobs
+//!   finish within a grace period, and gives back those that did not.
+//!
+//! The rows live in `prefiq_jobs` ([`crate::migrate::MIGRATIONS`]); on PostgreSQL row-level
+//! security keeps each tenant's transactions to their own jobs, and workers act as the platform.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::db::{Db, DbError, Executor, Json, Row, SqlValue};
+
+/// A kind of job: its payload, and the name it is stored under.
+pub trait Job: Serialize + DeserializeOwned + Send + 'static {
+    /// The name jobs of this kind are stored under, unique in the app (`send_invoice`).
+    const KIND: &'static str;
+}
+
+/// How a job is enqueued.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Its queue (`default` unless set): each queue has its own concurrency.
+    pub queue: String,
+    /// A key that at most one unfinished job of the app and tenant holds: enqueueing another
+    /// while one waits or runs enqueues nothing.
+    pub unique_key: Option<String>,
+    /// When it may run first (now unless set).
+    pub run_at: Option<DateTime<Utc>>,
+    /// How many times it runs before it is discarded.
+    pub max_attempts: i32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            queue: DEFAULT_QUEUE.to_owned(),
+            unique_key: None,
+            run_at: None,
+            max_attempts: 20,
+        }
+    }
+}
+
+/// The queue a job goes to unless its options name another.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Waiting for its time (`run_at`) and a worker.
+    Available,
+    /// Claimed by a worker, under a lease.
+    Running,
+    /// Done.
+    Completed,
+    /// Failed on its last attempt, or its handler gave up: a dead letter, kept with its errors.
+    Discarded,
+    /// Cancelled before it ran.
+    Cancelled,
+}
+
+impl State {
+    /// Its name in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Available => "available",
+            State::Running => "running",
+            State::Completed => "completed",
+            State::Discarded => "discarded",
+            State::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Enqueues `job` for `app` in the transaction of `db`, under its caller's tenant, with the
+/// default options; the job's id.
+pub async fn enqueue<J: Job>(db: &mut impl Executor, app: &str, job: &J) -> Result<Uuid, DbError> {
+    enqueue_with(db, app, job, Options::default()).await
+}
+
+/// Enqueues `job` like [`enqueue`], with `options`. With a unique key that an unfinished job
+/// holds already, nothing is enqueued (the id returned is then no job's).
+pub async fn enqueue_with<J: Job>(
+    db: &mut impl Executor,
+    app: &str,
+    job: &J,
+    options: Options,
+) -> Result<Uuid, DbError> {
+    let payload = serde_json::to_value(job).map_err(|e| DbError::Internal(e.to_string()))?;
+    enqueue_raw(db, app, J::KIND, payload, options).await
+}
+
+/// Enqueues a job of `kind` with a JSON `payload`: what [`enqueue`] does, for kinds not known
+/// at compile time.
+pub async fn enqueue_raw(
+    db: &mut impl Executor,
+    app: &str,
+    kind: &str,
+    payload: Value,
+    options: Options,
+) -> Result<Uuid, DbError> {
+    let tenant = db.principal().map(|p| p.tenant).ok_or_else(|| {
+        DbError::Internal(
+            "a job is enqueued for a caller: begin the transaction with Db::begin".into(),
+        )
+    })?;
+    if options.max_attempts < 1 {
+        return Err(DbError::Internal(
+            "a job runs at least once: max_attempts ≥ 1".into(),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let now = crate::db::now();
+    let sql = db.pick(
+        "INSERT INTO prefiq_jobs (id, tenant_id, app, queue, kind, payload, state, unique_key, \
+         max_attempts, run_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'available', $7, $8, $9, $10) \
+         ON CONFLICT (app, tenant_id, unique_key) \
+         WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING",
+        "INSERT INTO prefiq_jobs (id, tenant_id, app, queue, kind, payload, state, unique_key, \
+         max_attempts, run_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'available', ?7, ?8, ?9, ?10) \
+         ON CONFLICT (app, tenant_id, unique_key) \
+         WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING",
+    );
+    // Sent with the commit on PostgreSQL: enqueueing costs the request no round trip.
+    db.defer(
+        sql,
+        vec![
+            SqlValue::Uuid(id),
+            SqlValue::Uuid(tenant),
+            SqlValue::Text(app.to_owned()),
+            SqlValue::Text(options.queue),
+            SqlValue::Text(kind.to_owned()),
+            SqlValue::Json(payload),
+            SqlValue::text(options.unique_key.as_ref()),
+            SqlValue::Int32(options.max_attempts),
+            SqlValue::DateTime(options.run_at.unwrap_or(now)),
+            SqlValue::DateTime(now),
+        ],
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Why a job's run did not complete it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// It failed: run it again after a backoff, unless that was its last attempt.
+    Retry(String),
+    /// It can never succeed: discard it now, whatever attempts remain.
+    Discard(String),
+    /// Not now: run it again after this long, without counting this run as an attempt.
+    Snooze(Duration),
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::Retry(error.to_string())
+    }
+}
+
+/// What a job's handler is given besides its payload.
+#[derive(Clone)]
+pub struct JobContext {
+    /// The job's id: the key to deduplicate its effects by (it may run more than once).
+    pub id: Uuid,
+    /// Its kind.
+    pub kind: String,
+    /// This run's number, from 1.
+    pub attempt: i32,
+    /// The tenant it was enqueued under.
+    pub tenant: Uuid,
+    /// The server acting in that tenant: begin transactions with it (`db.begin(&ctx.principal)`).
+    pub principal: Arc<Principal>,
+    /// The database.
+    pub db: Db,
+}
+
+type Run = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+type Handler = Arc<dyn Fn(JobContext, Value) -> Run + Send + Sync>;
+
+/// The handlers of an app's job kinds.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<&'static str, Handler>,
+}
+
+impl Registry {
+    /// No handlers.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Runs jobs of kind `J` with `handler`.
+    pub fn on<J, F, Fut>(mut self, handler: F) -> Registry
+    where
+        J: Job,
+        F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let run: Handler = Arc::new(move |ctx, payload| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                // A payload its kind cannot read never will: no retry helps.
+                let job: J = serde_json::from_value(payload).map_err(|e| {
+                    Failure::Discard(format!("the payload is not a {}: {e}", J::KIND))
+                })?;
+                handler(ctx, job).await
+            })
+        });
+        self.handlers.insert(J::KIND, run);
+        self
+    }
+
+    /// The kinds it has handlers for.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<_> = self.handlers.keys().copied().collect();
+        kinds.sort_unstable();
+        kinds
+    }
+}
+
+/// How a [`Worker`] works.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Its name in the jobs it claims (unique per process: a random suffix is added).
+    pub name: String,
+    /// The queues it claims from, each with how many of its jobs run at once.
+    pub queues: Vec<(String, usize)>,
+    /// How long a claimed job is its own without a heartbeat; renewed every third of it.
+    pub lease: Duration,
+    /// How long it waits before looking again when it found nothing to do.
+    pub poll: Duration,
+    /// How long running jobs may take to finish after shutdown, before they are given back.
+    pub grace: Duration,
+    /// The first retry's delay; each later one doubles it (plus up to a quarter of jitter).
+    pub backoff: Duration,
+    /// The longest delay before a retry.
+    pub max_backoff: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            name: "worker".into(),
+            queues: vec![(DEFAULT_QUEUE.to_owned(), 10)],
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(200),
+            grace: Duration::from_secs(10),
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The delay before attempt `attempt + 1` after attempt `attempt` failed: `base` doubled for
+/// each attempt after the first, at most `max`, plus up to a quarter more at random so that
+/// jobs that failed together do not retry together.
+pub fn backoff(attempt: i32, base: Duration, max: Duration) -> Duration {
+    let doublings = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(30);
+    let delay = base.saturating_mul(1u32 << doublings).min(max);
+    let random = (Uuid::new_v4().as_u128() % 1_000_000) as f64 / 1_000_000.0;
+    delay + delay.mul_f64(random / 4.0)
+}
+
+/// A claimed job.
+struct Claimed {
+    id: Uuid,
+    tenant: Uuid,
+    kind: String,
+    payload: Value,
+    attempt: i32,
+    max_attempts: i32,
+}
+
+impl Claimed {
+    fn read(row: &Row) -> Result<Claimed, DbError> {
+        let Json(payload) = row.req::<Json<Value>>(3)?;
+        Ok(Claimed {
+            id: row.req(0)?,
+            tenant: row.req(1)?,
+            kind: row.req(2)?,
+            payload,
+            attempt: row.req(4)?,
+            max_attempts: row.req(5)?,
+        })
+    }
+}
+
+/// Runs an app's jobs.
+pub struct Worker {
+    db: Db,
+    app: String,
+    registry: Arc<Registry>,
+    options: WorkerOptions,
+    /// The platform, for what the worker itself reads and writes.
+    system: Arc<Principal>,
+    name: String,
+}
+
+impl Worker {
+    /// A worker for `app`'s jobs on `db`, with the handlers of `registry`.
+    pub fn new(db: Db, app: &str, registry: Registry, options: WorkerOptions) -> Worker {
+        let name = format!(
+            "{}-{}",
+            options.name,
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        Worker {
+            db,
+            app: app.to_owned(),
+            registry: Arc::new(registry),
+            options,
+            system: Arc::new(Principal::system(crate::auth::DEFAULT_TENANT)),
+            name,
+        }
+    }
+
+    /// Its name, as the jobs it claims record it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Works until `shutdown` resolves, then claims nothing more, lets running jobs finish
+    /// within the grace period and gives back the rest.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let worker = Arc::new(self);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut queues = tokio::task::JoinSet::new();
+        for (queue, concurrency) in worker.options.queues.clone() {
+            let worker = worker.clone();
+            let stopped = stopped.clone();
+            queues
+                .spawn(async move { worker.work_queue(queue, concurrency.max(1), stopped).await });
+        }
+        shutdown.await;
+        let _ = stop.send(true);
+        while queues.join_next().await.is_some() {}
+    }
+
+    /// Claims and runs the jobs of one queue, at most `concurrency` at once, until stopped.
+    async fn work_queue(
+        self: Arc<Self>,
+        queue: String,
+        concurrency: usize,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            if *stopped.borrow() {
+                break;
+            }
+            while running.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                match self.claim(&queue, free).await {
+                    Ok(claimed) => claimed,
+                    Err(error) => {
+                        tracing::warn!(app = %self.app, queue, %error, "claiming jobs failed");
+                        Vec::new()
+                    }
+                }
+            };
+            let idle = claimed.is_empty();
+            for job in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let worker = self.clone();
+                running.spawn(async move {
+                    worker.run_job(job).await;
+                    drop(permit);
+                });
+            }
+            if idle || slots.available_permits() == 0 {
+                let wait = if idle {
+                    self.options.poll
+                } else {
+                    Duration::from_millis(5)
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }
+        // Stopped: the running jobs get the grace period; what is left is given back.
+        let finished = tokio::time::timeout(self.options.grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            running.abort_all();
+            while running.join_next().await.is_some() {}
+            if let Err(error) = self.give_back().await {
+                tracing::warn!(app = %self.app, %error, "giving back unfinished jobs failed");
+            }
+        }
+    }
+
+    /// Claims at most `limit` due jobs of `queue`, and jobs of it whose lease ran out; first
+    /// discards the jobs whose lease ran out on their last attempt.
+    async fn claim(&self, queue: &str, limit: usize) -> Result<Vec<Claimed>, DbError> {
+        let now = crate::db::now();
+        let lease_until = now + chrono::Duration::from_std(self.options.lease).unwrap_or_default();
+        let mut tx = self.db.begin(&self.system).await?;
+        let expired = tx.pick(
+            "UPDATE prefiq_jobs SET state = 'discarded', finished_at = $1, lease_until = NULL, \
+             errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', $1::text, \
+             'error', 'its worker stopped before it finished (lease expired)')) \
+             WHERE app = $2 AND queue = $3 AND state = 'running' AND lease_until < $1 \
+             AND attempt >= max_attempts",
+            "UPDATE prefiq_jobs SET state = 'discarded', finished_at = ?1, lease_until = NULL, \
+             errors = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', ?1, \
+             'error', 'its worker stopped before it finished (lease expired)')) \
+             WHERE app = ?2 AND queue = ?3 AND state = 'running' AND lease_until < ?1 \
+             AND attempt >= max_attempts",
+        );
+        tx.defer(
+            expired,
+            vec![
+                SqlValue::DateTime(now),
+                SqlValue::Text(self.app.clone()),
+                SqlValue::Text(queue.to_owned()),
+            ],
+        )
+        .await?;
+        let claim = tx.pick(
+            "UPDATE prefiq_jobs SET state = 'running', attempt = attempt + 1, lease_until = $1, worker = $2 \
+             WHERE id IN (SELECT id FROM prefiq_jobs WHERE app = $3 AND queue = $4 \
+             AND ((state = 'available' AND run_at <= $5) OR (state = 'running' AND lease_until < $5)) \
+             ORDER BY run_at, id LIMIT $6 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, tenant_id, kind, payload, attempt, max_attempts",
+            "UPDATE prefiq_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1, worker = ?2 \
+             WHERE id IN (SELECT id FROM prefiq_jobs WHERE app = ?3 AND queue = ?4 \
+             AND ((state = 'available' AND run_at <= ?5) OR (state = 'running' AND lease_until < ?5)) \
+             ORDER BY run_at, id LIMIT ?6) \
+             RETURNING id, tenant_id, kind, payload, attempt, max_attempts",
+        );
+        let rows = tx
+            .fetch_all(
+                claim,
+                vec![
+                    SqlValue::DateTime(lease_until),
+                    SqlValue::Text(self.name.clone()),
+                    SqlValue::Text(self.app.clone()),
+                    SqlValue::Text(queue.to_owned()),
+                    SqlValue::DateTime(now),
+                    SqlValue::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(Claimed::read).collect()
+    }
+
+    /// Runs one claimed job under its tenant, renewing its lease while it runs, and records how
+    /// it ended.
+    async fn run_job(&self, job: Claimed) {
+        let ctx = JobContext {
+            id: job.id,
+            kind: job.kind.clone(),
+            attempt: job.attempt,
+            tenant: job.tenant,
+            principal: Arc::new(Principal::system(job.tenant)),
+            db: self.db.clone(),
+        };
+        let outcome = match self.registry.handlers.get(job.kind.as_str()) {
+            None => Err(Failure::Retry(format!(
+                "no handler for jobs of kind `{}` in this worker",
+                job.kind
+            ))),
+            Some(handler) => {
+                // Its own task: a panic in the handler is this job's failure, not the worker's.
+                let mut task = tokio::spawn(handler(ctx, job.payload.clone()));
+                let mut heartbeat = tokio::time::interval(self.options.lease / 3);
+                heartbeat.tick().await;
+                loop {
+                    tokio::select! {
+                        ended = &mut task => break match ended {
+                            Ok(outcome) => outcome,
+                            Err(error) if error.is_panic() => {
+                                Err(Failure::Retry(format!("the handler panicked: {}", panic_text(error))))
+                            }
+                            Err(_) => return,
+                        },
+                        _ = heartbeat.tick() => {
+                            if let Err(error) = self.renew(job.id).await {
+                                tracing::warn!(job = %job.id, %error, "renewing a job's lease failed");
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if let Err(error) = self.finish(&job, outcome).await {
+            tracing::warn!(job = %job.id, %error, "recording a job's end failed; its lease will run out and it will run again");
+        }
+    }
+
+    /// Extends the lease of job `id`, while this worker holds it.
+    async fn renew(&self, id: Uuid) -> Result<(), DbError> {
+        let lease_until =
+            crate::db::now() + chrono::Duration::from_std(self.options.lease).unwrap_or_default();
+        self.system_write(
+            "UPDATE prefiq_jobs SET lease_until = $1 WHERE id = $2 AND worker = $3 AND state = 'running'",
+            "UPDATE prefiq_jobs SET lease_until = ?1 WHERE id = ?2 AND worker = ?3 AND state = 'running'",
+            vec![
+                SqlValue::DateTime(lease_until),
+                SqlValue::Uuid(id),
+                SqlValue::Text(self.name.clone()),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Records how `job`'s run ended: completed, to run again later, or discarded. Nothing
+    /// changes if the job is no longer this worker's (its lease ran out and another claimed it).
+    async fn finish(&self, job: &Claimed, outcome: Result<(), Failure>) -> Result<(), DbError> {
+        let now = crate::db::now();
+        let mine = [SqlValue::Uuid(job.id), SqlValue::Text(self.name.clone())];
+        let error = |message: &str| {
+            SqlValue::Json(
+                json!({ "attempt": job.attempt, "at": now.to_rfc3339(), "error": message }),
+            )
+        };
+        let (postgres, sqlite, mut params) = match outcome {
+            Ok(()) => (
+                "UPDATE prefiq_jobs SET state = 'completed', finished_at = $3, lease_until = NULL \
+                 WHERE id = $1 AND worker = $2 AND state = 'running'",
+                "UPDATE prefiq_jobs SET state = 'completed', finished_at = ?3, lease_until = NULL \
+                 WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                vec![SqlValue::DateTime(now)],
+            ),
+            Err(Failure::Snooze(wait)) => (
+                "UPDATE prefiq_jobs SET state = 'available', run_at = $3, attempt = attempt - 1, \
+                 lease_until = NULL, worker = NULL WHERE id = $1 AND worker = $2 AND state = 'running'",
+                "UPDATE prefiq_jobs SET state = 'available', run_at = ?3, attempt = attempt - 1, \
+                 lease_until = NULL, worker = NULL WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                vec![SqlValue::DateTime(
+                    now + chrono::Duration::from_std(wait).unwrap_or_default(),
+                )],
+            ),
+            Err(Failure::Retry(message)) if job.attempt < job.max_attempts => {
+                let wait = backoff(job.attempt, self.options.backoff, self.options.max_backoff);
+                (
+                    "UPDATE prefiq_jobs SET state = 'available', run_at = $3, lease_until = NULL, \
+                     worker = NULL, errors = errors || jsonb_build_array($4) WHERE id = $1 AND worker = $2 AND state = 'running'",
+                    "UPDATE prefiq_jobs SET state = 'available', run_at = ?3, lease_until = NULL, \
+                     worker = NULL, errors = json_insert(errors, '$[#]', json(?4)) \
+                     WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                    vec![
+                        SqlValue::DateTime(
+                            now + chrono::Duration::from_std(wait).unwrap_or_default(),
+                        ),
+                        error(&message),
+                    ],
+                )
+            }
+            Err(Failure::Retry(message) | Failure::Discard(message)) => (
+                "UPDATE prefiq_jobs SET state = 'discarded', finished_at = $3, lease_until = NULL, \
+                 errors = errors || jsonb_build_array($4) WHERE id = $1 AND worker = $2 AND state = 'running'",
+                "UPDATE prefiq_jobs SET state = 'discarded', finished_at = ?3, lease_until = NULL, \
+                 errors = json_insert(errors, '$[#]', json(?4)) \
+                 WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                vec![SqlValue::DateTime(now), error(&message)],
+            ),
+        };
+        let mut all = mine.to_vec();
+        all.append(&mut params);
+        self.system_write(postgres, sqlite, all).await.map(drop)
+    }
+
+    /// Gives this worker's running jobs back to the queue, as if never claimed.
+    async fn give_back(&self) -> Result<u64, DbError> {
+        self.system_write(
+            "UPDATE prefiq_jobs SET state = 'available', attempt = attempt - 1, lease_until = NULL, \
+             worker = NULL WHERE worker = $1 AND state = 'running'",
+            "UPDATE prefiq_jobs SET state = 'available', attempt = attempt - 1, lease_until = NULL, \
+             worker = NULL WHERE worker = ?1 AND state = 'running'",
+            vec![SqlValue::Text(self.name.clone())],
+        )
+        .await
+    }
+
+    /// One statement of the worker's own, in a transaction of its own; how many rows it changed.
+    async fn system_write(
+        &self,
+        postgres: &'static str,
+        sqlite: &'static str,
+        params: Vec<SqlValue>,
+    ) -> Result<u64, DbError> {
+        system_write(&self.db, &self.system, postgres, sqlite, params).await
+    }
+}
+
+async fn system_write(
+    db: &Db,
+    system: &Arc<Principal>,
+    postgres: &'static str,
+    sqlite: &'static str,
+    params: Vec<SqlValue>,
+) -> Result<u64, DbError> {
+    let mut tx = db.begin(system).await?;
+    let sql = tx.pick(postgres, sqlite);
+    let changed = tx.execute(sql, params).await?;
+    tx.commit().await?;
+    Ok(changed)
+}
+
+fn panic_text(error: tokio::task::JoinError) -> String {
+    let payload = error.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Runs a discarded or cancelled job of `app` again, from its first attempt (its error history
+/// stays); whether there was such a job.
+pub async fn retry(db: &Db, app: &str, id: Uuid) -> Result<bool, DbError> {
+    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
+    let changed = system_write(
+        db,
+        &system,
+        "UPDATE prefiq_jobs SET state = 'available', attempt = 0, run_at = $3, finished_at = NULL, \
+         worker = NULL WHERE id = $1 AND app = $2 AND state IN ('discarded', 'cancelled')",
+        "UPDATE prefiq_jobs SET state = 'available', attempt = 0, run_at = ?3, finished_at = NULL, \
+         worker = NULL WHERE id = ?1 AND app = ?2 AND state IN ('discarded', 'cancelled')",
+        vec![
+            SqlValue::Uuid(id),
+            SqlValue::Text(app.to_owned()),
+            SqlValue::DateTime(crate::db::now()),
+        ],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
+/// Cancels a job of `app` that has not started; whether there was such a job.
+pub async fn cancel(db: &Db, app: &str, id: Uuid) -> Result<bool, DbError> {
+    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
+    let changed = system_write(
+        db,
+        &system,
+        "UPDATE prefiq_jobs SET state = 'cancelled', finished_at = $3 \
+         WHERE id = $1 AND app = $2 AND state = 'available'",
+        "UPDATE prefiq_jobs SET state = 'cancelled', finished_at = ?3 \
+         WHERE id = ?1 AND app = ?2 AND state = 'available'",
+        vec![
+            SqlValue::Uuid(id),
+            SqlValue::Text(app.to_owned()),
+            SqlValue::DateTime(crate::db::now()),
+        ],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
+/// A job as stored, for tools, tests and the admin.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant: Uuid,
+    /// Its queue.
+    pub queue: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its payload.
+    pub payload: Value,
+    /// Where it stands (`available`, `running`, `completed`, `discarded`, `cancelled`).
+    pub state: String,
+    /// How many times it was claimed.
+    pub attempt: i32,
+    /// The errors of its failed attempts, oldest first.
+    pub errors: Value,
+}
+
+/// The jobs of `app`, oldest first (every tenant's: the platform's view).
+pub async fn list(db: &Db, app: &str) -> Result<Vec<JobRecord>, DbError> {
+    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
+    let mut tx = db.begin_read(&system).await?;
+    let sql = tx.pick(
+        "SELECT id, tenant_id, queue, kind, payload, state, attempt, errors FROM prefiq_jobs \
+         WHERE app = $1 ORDER BY created_at, id",
+        "SELECT id, tenant_id, queue, kind, payload, state, attempt, errors FROM prefiq_jobs \
+         WHERE app = ?1 ORDER BY created_at, id",
+    );
+    let rows = tx
+        .fetch_all(sql, vec![SqlValue::Text(app.to_owned())])
+        .await?;
+    tx.end_read();
+    rows.iter()
+        .map(|row| {
+            let Json(payload) = row.req::<Json<Value>>(4)?;
+            let Json(errors) = row.req::<Json<Value>>(7)?;
+            Ok(JobRecord {
+                id: row.req(0)?,
+                tenant: row.req(1)?,
+                queue: row.req(2)?,
+                kind: row.req(3)?,
+                payload,
+                state: row.req(5)?,
+                attempt: row.req(6)?,
+                errors,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_non_zero_base_up_to_its_maximum_with_jitter() {
+        let base = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        for attempt in 1..=10 {
+            let expected = base.saturating_mul(1 << (attempt - 1)).min(max);
+            let delay = backoff(attempt, base, max);
+            assert!(
+                delay >= expected && delay <= expected + expected / 4,
+                "attempt {attempt}: {delay:?} is not within {expected:?} + 25%"
+            );
+        }
+        let delays: std::collections::HashSet<_> = (0..20).map(|_| backoff(3, base, max)).collect();
+        assert!(delays.len() > 1, "the jitter varies: {delays:?}");
+        assert!(backoff(1000, base, max) <= max + max / 4);
+    }
+}
