@@ -98,6 +98,55 @@ pub struct Config {
     /// The app's built frontend (the folder `vite build` writes), served at `/` beside the API.
     #[arg(long, env = "PREFIQ_UI_DIR")]
     pub ui: Option<std::path::PathBuf>,
+    /// How many of the app's jobs this process runs at once (0: none; run them in `worker`
+    /// processes instead).
+    #[arg(long, env = "PREFIQ_WORKERS", default_value_t = 10)]
+    pub workers: usize,
+    /// Seconds a claimed job is its worker's without a heartbeat: a job whose worker died runs
+    /// again after at most this long.
+    #[arg(long, env = "PREFIQ_JOB_LEASE", default_value_t = 30)]
+    pub job_lease: u64,
+    /// What to run: nothing named serves the API (and runs jobs, with `--workers`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What an app binary runs besides serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Runs the app's jobs without serving HTTP, to scale workers apart from servers; stops on
+    /// SIGINT or SIGTERM after finishing (or giving back) the jobs it runs.
+    Worker,
+}
+
+/// What an app serves: its routes, and the handlers of its jobs.
+pub struct Served {
+    router: Router,
+    jobs: crate::jobs::Registry,
+}
+
+impl Served {
+    /// `router`, with no jobs.
+    pub fn new(router: Router) -> Served {
+        Served {
+            router,
+            jobs: crate::jobs::Registry::new(),
+        }
+    }
+
+    /// The same, running the jobs `registry` handles.
+    pub fn with_jobs(self, registry: crate::jobs::Registry) -> Served {
+        Served {
+            jobs: registry,
+            ..self
+        }
+    }
+}
+
+impl From<Router> for Served {
+    fn from(router: Router) -> Served {
+        Served::new(router)
+    }
 }
 
 /// What one client may hold of a server: each limit has a flag and an environment variable.
@@ -807,12 +856,59 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
 /// Serves `router` on the configured address until SIGINT or SIGTERM, finishing open requests.
 /// Prints `listening on http://ADDR` on standard output once the socket is bound.
 pub async fn serve(router: Router, config: &Config) -> std::io::Result<()> {
+    serve_until(router, config, shutdown_signal()).await
+}
+
+/// [`serve`] until `shutdown` resolves.
+pub async fn serve_until(
+    router: Router,
+    config: &Config,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     raise_open_files_limit();
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let address = listener.local_addr()?;
-    let shutdown = shutdown_signal();
     println!("listening on http://{address}");
     serve_connections(listener, router, config.limits, shutdown).await
+}
+
+/// Runs `app`'s jobs with the handlers of `registry` until `shutdown` resolves, at most
+/// `config.workers` at once (none without handlers, or with `--workers 0`).
+fn start_workers(
+    app: &str,
+    config: &Config,
+    db: &Db,
+    registry: crate::jobs::Registry,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if config.workers == 0 || registry.kinds().is_empty() {
+        return None;
+    }
+    let options = crate::jobs::WorkerOptions {
+        name: format!("{app}-{}", std::process::id()),
+        queues: vec![(crate::jobs::DEFAULT_QUEUE.to_owned(), config.workers)],
+        lease: Duration::from_secs(config.job_lease.max(1)),
+        ..crate::jobs::WorkerOptions::default()
+    };
+    let worker = crate::jobs::Worker::new(db.clone(), app, registry, options);
+    tracing::info!(app, worker = worker.name(), "running jobs");
+    Some(tokio::spawn(worker.run(shutdown)))
+}
+
+/// One SIGINT or SIGTERM, heard by everything that stops on it.
+fn shutdown_broadcast() -> tokio::sync::watch::Receiver<bool> {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let signal = shutdown_signal();
+    tokio::spawn(async move {
+        signal.await;
+        let _ = stop.send(true);
+    });
+    stopping
+}
+
+/// Resolves once `stopping` says so (or its sender is gone).
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// The container healthcheck: `GET /healthz` on the server listening on `bind` (on this host's
@@ -855,9 +951,10 @@ pub fn probe(bind: SocketAddr) -> ExitCode {
 
 /// The `main` of a generated app binary: parse configuration, open and migrate the database,
 /// build the app's router with `build`, and serve it.
-pub fn main<F>(spec: AppSpec, build: F) -> ExitCode
+pub fn main<F, S>(spec: AppSpec, build: F) -> ExitCode
 where
-    F: FnOnce(Db) -> Result<Router, Box<dyn std::error::Error>>,
+    F: FnOnce(Db) -> Result<S, Box<dyn std::error::Error>>,
+    S: Into<Served>,
 {
     init_tracing();
     let mut config = Config::parse();
@@ -898,9 +995,39 @@ where
             println!("{}: migrations applied", spec.name);
             return Ok(());
         }
-        let auth = authenticator(&config).await?;
+        let stopping = shutdown_broadcast();
+        let worker_only = config.command == Some(Command::Worker);
+        // Configuration errors first, before the database is touched.
+        let auth = match worker_only {
+            true => None,
+            false => Some(authenticator(&config).await?),
+        };
         let db = prepare(&spec, &config).await?;
-        let mut app = build(db.clone())?;
+        let served: Served = build(db.clone())?.into();
+        if worker_only {
+            let config = Config {
+                workers: config.workers.max(1),
+                ..config.clone()
+            };
+            let Some(workers) =
+                start_workers(spec.name, &config, &db, served.jobs, stopped(stopping))
+            else {
+                return Err(format!("the {} app has no jobs to run", spec.name).into());
+            };
+            println!("{}: running jobs", spec.name);
+            workers.await?;
+            db.close().await;
+            return Ok(());
+        }
+        let auth = auth.ok_or("a server authenticates its callers")?;
+        let workers = start_workers(
+            spec.name,
+            &config,
+            &db,
+            served.jobs,
+            stopped(stopping.clone()),
+        );
+        let mut app = served.router;
         if let Some(dir) = &config.ui {
             app = with_ui(app, dir)?;
         }
@@ -913,7 +1040,10 @@ where
             config.limits,
             open_documents,
         );
-        serve(router, &config).await?;
+        serve_until(router, &config, stopped(stopping)).await?;
+        if let Some(workers) = workers {
+            workers.await?;
+        }
         db.close().await;
         Ok(())
     });

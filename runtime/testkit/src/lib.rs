@@ -435,6 +435,12 @@ impl Server {
         }
     }
 
+    /// The server's own request pool: on PostgreSQL it logs in as the role row-level security
+    /// binds, as a deployed server's does (what a worker beside it uses too).
+    pub fn serving(&self) -> &Db {
+        &self.serving
+    }
+
     /// What the server's request pool did on the wire so far: round trips, statements and
     /// transaction warnings (a server started with [`Server::start_counted`]).
     pub fn round_trips(&self) -> prefiq_roundtrips::Counts {
