@@ -205,8 +205,9 @@ async fn generated_requests_wait_for_postgresql_as_few_times_as_they_can() {
         // BEGIN, the reference checked, the insert, its audit entry, COMMIT.
         ("create with hook and reference", (1, 5)),
         ("create with missing reference", (1, 5)),
-        // BEGIN and the deal locked; the update; its audit entry and COMMIT.
-        ("win_deal", (3, 5)),
+        // BEGIN and the deal locked; the update; its audit entry, the follow-up job and COMMIT
+        // (enqueueing rides with the commit: no round trip of its own).
+        ("win_deal", (3, 6)),
         // The row locked; the delete, its audit entry, COMMIT.
         ("delete", (2, 5)),
         // One more round trip per level of rows a deletion cascades to, read first so that each

@@ -16,8 +16,10 @@ use app_crm_types::{
 };
 use prefiq_runtime::db::ToSql;
 use prefiq_runtime::deps::rust_decimal::Decimal;
+use prefiq_runtime::deps::serde::{Deserialize, Serialize};
 use prefiq_runtime::deps::uuid::Uuid;
 use prefiq_runtime::http::IfMatch;
+use prefiq_runtime::jobs::{self, Job, JobContext, Registry};
 use prefiq_runtime::{Db, Executor, Problem, RequestContext, SqlValue, Tx};
 
 use crate::CrmService;
@@ -38,6 +40,61 @@ impl Service {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
+}
+
+/// After a deal is won, someone thanks the customer: a job adds that task to the deal, so the
+/// request that won it neither waits for it nor fails with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "prefiq_runtime::deps::serde")]
+pub struct ThankCustomer {
+    /// The deal won.
+    pub deal_id: Uuid,
+}
+
+impl Job for ThankCustomer {
+    const KIND: &'static str = "thank_customer";
+}
+
+/// The subject of the task [`ThankCustomer`] adds.
+pub fn thank_you_subject(deal: &Deal) -> String {
+    format!("Thank the customer for {}", deal.name)
+}
+
+/// The handlers of the crm app's jobs.
+pub fn jobs() -> Registry {
+    Registry::new().on(thank_customer)
+}
+
+/// Adds the thank-you task to the deal, once: a job may run more than once, and a second run
+/// finds the task there. A deal deleted or reopened since needs none.
+async fn thank_customer(ctx: JobContext, job: ThankCustomer) -> Result<(), jobs::Failure> {
+    let mut tx = ctx.db.begin(&ctx.principal).await?;
+    let Some(won) = deal::find_for_update(&mut tx, &job.deal_id).await? else {
+        return Ok(());
+    };
+    if won.stage != DealStage::Won {
+        return Ok(());
+    }
+    let subject = thank_you_subject(&won);
+    let existing = tx
+        .fetch_all(
+            tx.pick(
+                "SELECT 1 FROM activities WHERE deal_id = $1 AND subject = $2 AND tenant_id = $3",
+                "SELECT 1 FROM activities WHERE deal_id = ?1 AND subject = ?2 AND tenant_id = ?3",
+            ),
+            vec![
+                won.id.to_sql(),
+                SqlValue::Text(subject.clone()),
+                ctx.tenant.to_sql(),
+            ],
+        )
+        .await?;
+    if existing.is_empty() {
+        let task = ActivityCreate::new(ActivityKind::Task, subject).with_deal_id(won.id);
+        activity::insert(&mut tx, &task).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Closing a deal stamps `closed_at`; reopening clears it, and only a lost deal keeps a reason.
@@ -185,6 +242,14 @@ impl CrmService for Service {
                 .await
                 .map_err(|e| e.into_problem(&activity::TABLE))?;
         }
+        // Enqueued with the win: a win rolled back leaves no job.
+        jobs::enqueue(
+            tx,
+            crate::generated::APP.name,
+            &ThankCustomer { deal_id: won.id },
+        )
+        .await
+        .map_err(|e| e.into_problem(&deal::TABLE))?;
         Ok(WinDealResponse::Ok(won))
     }
 
