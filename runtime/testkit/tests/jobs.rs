@@ -456,6 +456,83 @@ async fn shutdown_gives_back_the_jobs_that_did_not_finish(backend: Backend) {
     database.drop().await;
 }
 
+async fn a_schedule_fires_each_tick_once_however_many_workers_follow_it(backend: Backend) {
+    let (database, db) = queue(backend).await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let registry = || {
+        let ran = ran.clone();
+        Registry::new()
+            .on(move |_, _: Greet| {
+                let ran = ran.clone();
+                async move {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            })
+            .cron(
+                "every-second",
+                "* * * * * *",
+                Greet {
+                    name: "tick".into(),
+                },
+            )
+            .expect("a valid schedule")
+    };
+    let (stop_a, a) = start(Worker::new(db.clone(), APP, registry(), quick("a")));
+    let (stop_b, b) = start(Worker::new(db.clone(), APP, registry(), quick("b")));
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    a.await.unwrap();
+    b.await.unwrap();
+    let jobs = all(&db).await;
+    let keys: std::collections::BTreeSet<_> =
+        jobs.iter().filter_map(|j| j.unique_key.clone()).collect();
+    assert!(
+        (2..=4).contains(&jobs.len()),
+        "about one job a second: {jobs:#?}"
+    );
+    assert_eq!(
+        keys.len(),
+        jobs.len(),
+        "one job per tick, whichever worker fired it: {keys:?}"
+    );
+    assert!(
+        keys.iter().all(|k| k.starts_with("cron:every-second:")),
+        "{keys:?}"
+    );
+    let completed = jobs.iter().filter(|j| j.state == "completed").count();
+    assert_eq!(ran.load(Ordering::SeqCst), completed, "each ran once");
+    database.drop().await;
+}
+
+#[test]
+fn a_bad_schedule_is_refused_with_its_name_and_the_form_expected() {
+    let refused = Registry::new()
+        .cron("nightly", "0 3 * *", Greet { name: "x".into() })
+        .err()
+        .expect("four fields are no schedule");
+    let message = refused.to_string();
+    assert!(
+        message.contains("`nightly`") && message.contains("4 fields"),
+        "{message}"
+    );
+    assert!(
+        message.contains("minute hour day-of-month month day-of-week"),
+        "{message}"
+    );
+    let refused = Registry::new()
+        .cron("nightly", "61 3 * * *", Greet { name: "x".into() })
+        .err()
+        .expect("minute 61 is no schedule");
+    assert!(refused.to_string().contains("`61 3 * * *`"), "{refused}");
+    assert!(
+        Registry::new()
+            .cron("nightly", "30 3 * * *", Greet { name: "x".into() })
+            .is_ok()
+    );
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -479,4 +556,5 @@ on_both!(
     a_job_whose_worker_died_runs_again_within_one_lease,
     two_workers_run_every_job_once,
     shutdown_gives_back_the_jobs_that_did_not_finish,
+    a_schedule_fires_each_tick_once_however_many_workers_follow_it,
 );

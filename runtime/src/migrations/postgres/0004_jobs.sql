@@ -40,3 +40,19 @@ CREATE POLICY "prefiq_jobs_tenant" ON "prefiq_jobs" AS RESTRICTIVE TO prefiq_app
         "tenant_id" = nullif(current_setting('prefiq.tenant_id', true), '')::uuid
         OR coalesce(current_setting('prefiq.platform', true), '') = 'on'
     );
+
+-- The last tick each schedule fired: a worker enqueues a tick's job only if its upsert moved
+-- this forward, so each tick fires once however many workers follow the schedule. The
+-- platform's alone.
+CREATE TABLE "prefiq_cron" (
+    "app" text NOT NULL,
+    "name" text NOT NULL,
+    "last_tick" timestamptz NOT NULL,
+    PRIMARY KEY ("app", "name")
+);
+ALTER TABLE "prefiq_cron" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "prefiq_cron" FORCE ROW LEVEL SECURITY;
+CREATE POLICY "prefiq_cron_rows" ON "prefiq_cron" USING (true) WITH CHECK (true);
+CREATE POLICY "prefiq_cron_platform" ON "prefiq_cron" AS RESTRICTIVE TO prefiq_app
+    USING (coalesce(current_setting('prefiq.platform', true), '') = 'on')
+    WITH CHECK (coalesce(current_setting('prefiq.platform', true), '') = 'on');

@@ -21,3 +21,12 @@ CREATE TABLE "prefiq_jobs" (
 CREATE INDEX "prefiq_jobs_claim_idx" ON "prefiq_jobs" ("app", "queue", "state", "run_at");
 CREATE UNIQUE INDEX "prefiq_jobs_unique_idx" ON "prefiq_jobs" ("app", "tenant_id", "unique_key")
     WHERE "unique_key" IS NOT NULL AND "state" IN ('available', 'running');
+
+-- The last tick each schedule fired: a worker enqueues a tick's job only if its upsert moved
+-- this forward, so each tick fires once however many workers follow the schedule.
+CREATE TABLE "prefiq_cron" (
+    "app" TEXT NOT NULL,
+    "name" TEXT NOT NULL,
+    "last_tick" TEXT NOT NULL,
+    PRIMARY KEY ("app", "name")
+);

@@ -15,6 +15,9 @@
 //! - Stopping a worker ([`Worker::run`]'s shutdown) claims nothing more, lets running jobs
 //!   finish within a grace period, and gives back those that did not.
 //!
+//! - [`Registry::cron`] enqueues a job at every tick of a cron expression, once per tick
+//!   however many workers run ([`cron`]).
+//!
 //! The rows live in `prefiq_jobs` ([`crate::migrate::MIGRATIONS`]); on PostgreSQL row-level
 //! security keeps each tenant's transactions to their own jobs, and workers act as the platform.
 
@@ -29,6 +32,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+mod cron;
+
+pub use cron::CronError;
 
 use crate::auth::Principal;
 use crate::db::{Db, DbError, Executor, Json, Row, SqlValue};
@@ -206,6 +213,7 @@ type Handler = Arc<dyn Fn(JobContext, Value) -> Run + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: HashMap<&'static str, Handler>,
+    crons: Vec<cron::Cron>,
 }
 
 impl Registry {
@@ -234,6 +242,22 @@ impl Registry {
         });
         self.handlers.insert(J::KIND, run);
         self
+    }
+
+    /// Enqueues `job` at every tick of `expression`, a cron expression of five fields as in
+    /// crontab (`*/15 * * * *`: every quarter hour) or six with seconds first, in UTC. The
+    /// schedule is `name`'s, unique in the app; each tick enqueues one job however many
+    /// workers run.
+    pub fn cron<J: Job>(
+        mut self,
+        name: &str,
+        expression: &str,
+        job: J,
+    ) -> Result<Registry, CronError> {
+        let cron = cron::Cron::new(name, expression, &job)?;
+        self.crons.retain(|c| c.name != cron.name);
+        self.crons.push(cron);
+        Ok(self)
     }
 
     /// The kinds it has handlers for.
@@ -353,6 +377,15 @@ impl Worker {
         let worker = Arc::new(self);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut queues = tokio::task::JoinSet::new();
+        if !worker.registry.crons.is_empty() {
+            queues.spawn(cron::follow(
+                worker.db.clone(),
+                worker.app.clone(),
+                worker.registry.crons.clone(),
+                worker.system.clone(),
+                stopped.clone(),
+            ));
+        }
         for (queue, concurrency) in worker.options.queues.clone() {
             let worker = worker.clone();
             let stopped = stopped.clone();
@@ -707,6 +740,8 @@ pub struct JobRecord {
     pub attempt: i32,
     /// The errors of its failed attempts, oldest first.
     pub errors: Value,
+    /// Its unique key, if any.
+    pub unique_key: Option<String>,
 }
 
 /// The jobs of `app`, oldest first (every tenant's: the platform's view).
@@ -714,10 +749,10 @@ pub async fn list(db: &Db, app: &str) -> Result<Vec<JobRecord>, DbError> {
     let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
     let mut tx = db.begin_read(&system).await?;
     let sql = tx.pick(
-        "SELECT id, tenant_id, queue, kind, payload, state, attempt, errors FROM prefiq_jobs \
-         WHERE app = $1 ORDER BY created_at, id",
-        "SELECT id, tenant_id, queue, kind, payload, state, attempt, errors FROM prefiq_jobs \
-         WHERE app = ?1 ORDER BY created_at, id",
+        "SELECT id, tenant_id, queue, kind, payload, state, attempt, errors, unique_key \
+         FROM prefiq_jobs WHERE app = $1 ORDER BY created_at, id",
+        "SELECT id, tenant_id, queue, kind, payload, state, attempt, errors, unique_key \
+         FROM prefiq_jobs WHERE app = ?1 ORDER BY created_at, id",
     );
     let rows = tx
         .fetch_all(sql, vec![SqlValue::Text(app.to_owned())])
@@ -736,6 +771,7 @@ pub async fn list(db: &Db, app: &str) -> Result<Vec<JobRecord>, DbError> {
                 state: row.req(5)?,
                 attempt: row.req(6)?,
                 errors,
+                unique_key: row.opt(8)?,
             })
         })
         .collect()
