@@ -129,7 +129,7 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Problem> {
+pub(crate) async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Problem> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {

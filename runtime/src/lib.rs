@@ -7,6 +7,7 @@
 //! - [`db`] and [`meta`]: one pool over PostgreSQL and SQLite, typed parameters and rows;
 //! - [`list`]: filters, sorting, keyset pagination and counts for list routes;
 //! - [`validate`], [`patch`], [`http`], [`problem`]: request handling and RFC 9457 errors;
+//! - [`idempotency`]: `Idempotency-Key` on unsafe requests;
 //! - [`migrate`]: the migration runner;
 //! - [`jobs`]: the job queue (enqueued in a write's transaction, run by workers under leases).
 //!
@@ -20,6 +21,7 @@ pub mod crud;
 pub mod db;
 pub mod format;
 pub mod http;
+pub mod idempotency;
 pub mod jobs;
 pub mod list;
 pub mod meta;

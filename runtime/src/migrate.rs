@@ -185,7 +185,8 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
 /// The name the runtime's own migrations are recorded under.
 pub const LEDGER_APP: &str = "prefiq";
 
-/// The runtime's own migrations (the audit log, the job queue), applied before any app's.
+/// The runtime's own migrations (the audit log, the job queue, idempotency keys), applied
+/// before any app's.
 pub const MIGRATIONS: &[Migration] = &[
     Migration::embedded(
         1,
@@ -210,6 +211,12 @@ pub const MIGRATIONS: &[Migration] = &[
         "jobs",
         include_str!("migrations/postgres/0004_jobs.sql"),
         include_str!("migrations/sqlite/0004_jobs.sql"),
+    ),
+    Migration::embedded(
+        5,
+        "idempotency",
+        include_str!("migrations/postgres/0005_idempotency.sql"),
+        include_str!("migrations/sqlite/0005_idempotency.sql"),
     ),
 ];
 

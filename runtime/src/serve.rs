@@ -174,6 +174,9 @@ pub struct Limits {
     /// Milliseconds one database statement may run on PostgreSQL (503 beyond).
     #[arg(long, env = "PREFIQ_STATEMENT_TIMEOUT", default_value_t = 5000)]
     pub statement_timeout: u64,
+    /// Seconds an `Idempotency-Key` holds its first request's response.
+    #[arg(long, env = "PREFIQ_IDEMPOTENCY_TTL", default_value_t = crate::idempotency::DEFAULT_TTL_SECONDS)]
+    pub idempotency_ttl: u64,
 }
 
 impl Default for Limits {
@@ -186,6 +189,7 @@ impl Default for Limits {
             max_uri: 8 * 1024,
             max_headers: 32 * 1024,
             statement_timeout: 5000,
+            idempotency_ttl: crate::idempotency::DEFAULT_TTL_SECONDS,
         }
     }
 }
@@ -566,7 +570,7 @@ fn with_stack(
     use axum::http::Request;
     let request_id = HeaderName::from_static("x-request-id");
     let app = app
-        .route("/healthz", get(healthz).with_state(db))
+        .route("/healthz", get(healthz).with_state(db.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // The first layer is the outermost.
@@ -591,6 +595,10 @@ fn with_stack(
         .map_request(|request: Request<_>| request.map(Body::new))
         .layer(axum::Extension(BodyLimit(body_limit)))
         .layer(axum::Extension(auth))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::idempotency::Keys::new(db, Duration::from_secs(limits.idempotency_ttl.max(1))),
+            crate::idempotency::middleware,
+        ))
         .option_layer(open_documents.then(|| axum::middleware::from_fn(open_document)))
         .map_response(IntoResponse::into_response)
         .service(app);
@@ -881,9 +889,10 @@ fn start_workers(
     registry: crate::jobs::Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    if config.workers == 0 || registry.kinds().is_empty() {
+    if config.workers == 0 {
         return None;
     }
+    let registry = registry.with_runtime_jobs();
     let options = crate::jobs::WorkerOptions {
         name: format!("{app}-{}", std::process::id()),
         queues: vec![(crate::jobs::DEFAULT_QUEUE.to_owned(), config.workers)],

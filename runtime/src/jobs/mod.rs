@@ -260,12 +260,39 @@ impl Registry {
         Ok(self)
     }
 
+    /// The same, with the runtime's own jobs: the hourly expiry of idempotency keys.
+    pub fn with_runtime_jobs(self) -> Registry {
+        let registry = self.on(|ctx: JobContext, _: ExpireIdempotencyKeys| async move {
+            crate::idempotency::expire(&ctx.db).await?;
+            Ok(())
+        });
+        match registry.clone().cron(
+            "prefiq-expire-idempotency-keys",
+            "17 * * * *",
+            ExpireIdempotencyKeys {},
+        ) {
+            Ok(registry) => registry,
+            Err(error) => {
+                tracing::error!(%error, "the runtime's own schedule is invalid");
+                registry
+            }
+        }
+    }
+
     /// The kinds it has handlers for.
     pub fn kinds(&self) -> Vec<&'static str> {
         let mut kinds: Vec<_> = self.handlers.keys().copied().collect();
         kinds.sort_unstable();
         kinds
     }
+}
+
+/// The runtime's job that deletes expired idempotency keys ([`crate::idempotency::expire`]).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ExpireIdempotencyKeys {}
+
+impl Job for ExpireIdempotencyKeys {
+    const KIND: &'static str = "prefiq_expire_idempotency_keys";
 }
 
 /// How a [`Worker`] works.

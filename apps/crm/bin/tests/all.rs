@@ -8,6 +8,7 @@ mod concurrency;
 mod connections;
 mod differential;
 mod hardening;
+mod idempotency;
 mod jobs;
 mod round_trips;
 mod rust_client;
