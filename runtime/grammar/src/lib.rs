@@ -188,6 +188,24 @@ pub const MAX_OR_LIST: usize = 10;
 /// A cursor, as the API makes them: unpadded base64url.
 pub const CURSOR: &str = "^[A-Za-z0-9_-]+$";
 
+/// The longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// An `Idempotency-Key`: 1 to [`MAX_IDEMPOTENCY_KEY`] visible ASCII characters other than `"`
+/// (a UUID, say), bare as Stripe's clients send it or quoted as the IETF draft's structured
+/// string.
+pub const IDEMPOTENCY_KEY: &str = "^\"?[!#-~]{1,255}\"?$";
+
+/// The key an `Idempotency-Key` header value carries, if it is one ([`IDEMPOTENCY_KEY`]).
+pub fn idempotency_key(value: &str) -> Option<&str> {
+    let inner = value.strip_prefix('"').unwrap_or(value);
+    let inner = inner.strip_suffix('"').unwrap_or(inner);
+    let fits = !inner.is_empty()
+        && inner.len() <= MAX_IDEMPOTENCY_KEY
+        && inner.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
+    fits.then_some(inner)
+}
+
 const YEAR: &str = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])";
 const LEAP_YEAR: &str =
     "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)";

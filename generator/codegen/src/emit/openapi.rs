@@ -166,12 +166,16 @@ fn operation_item(app: &App, operation: &Operation) -> Value {
         item.insert("x-prefiq-scope".into(), "platform".into());
     }
     // A CRUD route's key is a parameter of its path item, shared by the item's routes.
-    let parameters: Vec<Value> = operation
+    let mut parameters: Vec<Value> = operation
         .params
         .iter()
         .filter(|p| !(p.role == ParamRole::Key && operation.crud_action().is_some()))
         .map(parameter)
         .collect();
+    // Every write takes an `Idempotency-Key` (the runtime's middleware honours it).
+    if operation.writes() {
+        parameters.push(reference("parameters", "idempotency-key"));
+    }
     if !parameters.is_empty() {
         item.insert("parameters".into(), Value::Array(parameters));
     }
@@ -344,6 +348,7 @@ pub(super) fn document(app: &App) -> Value {
                 "limit": { "name": "limit", "in": "query", "required": false, "description": "Rows per page, 1 to 1000.", "schema": { "type": "integer", "format": "int32", "minimum": 1, "maximum": 1000, "default": 50 } },
                 "cursor": { "name": "cursor", "in": "query", "required": false, "description": "The `next_cursor` of the previous page; one this API did not make is a 404.", "schema": { "type": "string", "pattern": prefiq_grammar::CURSOR } },
                 "count": { "name": "count", "in": "query", "required": false, "description": "`exact` to add the number of matching rows as `total`.", "schema": { "type": "string", "enum": ["exact", "none"] } },
+                "idempotency-key": { "name": "Idempotency-Key", "in": "header", "required": false, "description": "A key of yours (a UUID, say) that makes retries of this request safe: a request with the key of an earlier one gets that request's response again, marked `Idempotency-Replayed: true`, and the operation happens once. Keys are yours alone (your tenant, you and this route) and hold for a day. The same key with a different request is a 422; while its first request still runs, a 409 with `Retry-After`.", "schema": { "type": "string", "pattern": prefiq_grammar::IDEMPOTENCY_KEY } },
                 "if-match": { "name": "If-Match", "in": "header", "required": false, "description": "The ETag last read (`\"3\"`), or `*`; the request fails with 412 if the row changed since. If-Match compares strongly: a weak tag never matches. A value that is not an entity tag list is a 400.", "schema": { "type": "string", "pattern": crate::ir::ETAG_LIST_PATTERN } }
             },
             "headers": {
