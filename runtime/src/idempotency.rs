@@ -3,7 +3,7 @@
 //! attempt's response, and the operation happens once.
 //!
 //! A key is scoped to the caller's tenant, the caller and the route (method and path), and
-//! stored with a hash of the request (method, target, content type and body):
+//! stored with a hash of the request (method, target, content type, preconditions and body):
 //! - the first request with a key runs, and its response (status, the headers a client reads
 //!   again, body) is kept until the key expires ([`DEFAULT_TTL_SECONDS`]);
 //! - the same key with the same request replays that response, marked
@@ -11,8 +11,10 @@
 //! - the same key with another request is a 422 problem;
 //! - a key whose first request is still running is a 409 with `Retry-After`.
 //!
-//! A response of the server's own failure (5xx) is not kept: the key is released, so a retry
-//! runs again. A first request that never finished (its server stopped) holds its key for
+//! Only a success (2xx, 3xx) is kept. Any other answer means the operation did not happen (a
+//! generated operation either fully happens or not at all: a refused or failed request commits
+//! nothing), so the key is released and a retry runs again, as Stripe does for requests that
+//! failed validation. A first request that never finished (its server stopped) holds its key for
 //! [`LOCK_SECONDS`]; after that a retry runs it. The key is recorded in a transaction of its
 //! own, after the operation's: a server that dies between the two leaves the key held and,
 //! once it is released, a retry runs the operation again.
@@ -143,19 +145,31 @@ fn parse_key(raw: &HeaderValue) -> Result<String, Problem> {
         })
 }
 
-/// A hash of what makes two requests the same one.
+/// A hash of what makes two requests the same one: method, target, content type, preconditions
+/// and body.
 fn fingerprint(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap, body: &[u8]) -> String {
     let mut hash = Sha256::new();
-    for part in [
-        method.as_str().as_bytes(),
-        uri.path_and_query().map_or("", |p| p.as_str()).as_bytes(),
+    // A header sent empty is not a header left out.
+    let header = |name: &str| {
         headers
-            .get("content-type")
-            .map_or(&b""[..], HeaderValue::as_bytes),
-        body,
+            .get(name)
+            .map(|value| [&b"+"[..], value.as_bytes()].concat())
+            .unwrap_or_default()
+    };
+    // The preconditions too: a retry must ask the same of the resource as the first request.
+    for part in [
+        method.as_str().as_bytes().to_vec(),
+        uri.path_and_query()
+            .map_or("", |p| p.as_str())
+            .as_bytes()
+            .to_vec(),
+        header("content-type"),
+        header("if-match"),
+        header("if-none-match"),
+        body.to_vec(),
     ] {
         hash.update((part.len() as u64).to_be_bytes());
-        hash.update(part);
+        hash.update(&part);
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -243,15 +257,15 @@ impl Stored<'_> {
         Ok(Claim::Replay(replay(status, &headers, &body)))
     }
 
-    /// Keeps `response` as the key's (or releases the key after a server error), and returns
-    /// it.
+    /// Keeps `response` as the key's if it is a success (otherwise nothing happened: the key is
+    /// released), and returns it.
     async fn keep(&self, response: Response) -> Result<Response, DbError> {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX)
             .await
             .map_err(|e| DbError::Internal(format!("a response could not be read: {e}")))?;
         let mut tx = self.keys.db.begin(self.principal).await?;
-        if parts.status.is_server_error() {
+        if !(parts.status.is_success() || parts.status.is_redirection()) {
             let release = tx.pick(
                 "DELETE FROM prefiq_idempotency WHERE tenant_id = $1 AND caller = $2 AND route = $3 AND idempotency_key = $4",
                 "DELETE FROM prefiq_idempotency WHERE tenant_id = ?1 AND caller = ?2 AND route = ?3 AND idempotency_key = ?4",
@@ -319,6 +333,12 @@ fn reused() -> Problem {
     .with_detail(
         "this Idempotency-Key was used for a different request on this route: use a new key for a new request",
     )
+    // The body is what differs (or the target's query): a 422 lists what is at fault.
+    .with_errors(vec![crate::problem::FieldError {
+        pointer: String::new(),
+        detail: "differs from the first request sent with this Idempotency-Key".into(),
+        keyword: Some("idempotency-key".into()),
+    }])
 }
 
 fn running() -> Problem {
@@ -427,6 +447,8 @@ mod tests {
                 b"{}",
             ),
             fingerprint(&Method::POST, &uri("/a?x=1"), &headers("text/plain"), b"{}"),
+            fingerprint(&Method::POST, &uri("/a?x=1"), &HeaderMap::new(), b"{}"),
+            fingerprint(&Method::POST, &uri("/a?x=1"), &headers(""), b"{}"),
             fingerprint(
                 &Method::POST,
                 &uri("/a?x=1"),
