@@ -48,14 +48,16 @@ pub(super) fn standard_response(status: u16) -> OperationResponse {
         400 => "The request is malformed: bad JSON, or a bad query parameter.",
         404 => "No such resource (for a list: no page has this cursor).",
         409 => {
-            "The change conflicts with stored data: a unique value is taken, or a reference is broken."
+            "The change conflicts with stored data: a unique value is taken, or a reference is broken; or the first request with this `Idempotency-Key` is still running (retry after `Retry-After`)."
         }
         412 => "`If-Match` names a version that is no longer current.",
         413 => "The body is larger than the server accepts.",
         415 => "The body is not JSON.",
         401 => "No valid access token was sent: send `Authorization: Bearer <token>`.",
         403 => "The caller's roles do not grant the operation's permission.",
-        422 => "The body breaks the schema; `errors` lists each invalid member.",
+        422 => {
+            "The body breaks the schema, or the `Idempotency-Key` was used for a different request; `errors` lists each invalid member."
+        }
         _ => "The server failed; quote the `x-request-id` header when reporting it.",
     };
     OperationResponse {
@@ -429,7 +431,7 @@ pub(super) fn operations(
                         vec![key.clone(), if_match.clone()],
                         None,
                         success(204, "Deleted.".into(), ResponseBody::Empty, vec![]),
-                        &[400, 404, 409, 412, 500][..],
+                        &[400, 404, 409, 412, 422, 500][..],
                     ),
                 };
             let mut responses = vec![success_response];

@@ -232,8 +232,12 @@ impl Lowerer<'_> {
             );
         }
 
-        let responses =
-            self.lower_responses(loc, &id, &type_prefix, body.is_some(), !params.is_empty());
+        let responses = self.lower_responses(
+            loc,
+            &id,
+            &type_prefix,
+            (body.is_some(), !params.is_empty(), method != Method::Get),
+        );
         let params_type = (!params.is_empty())
             .then(|| self.register_params_type(loc, &id_loc, &id, &type_prefix));
         let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -380,14 +384,14 @@ impl Lowerer<'_> {
     }
 
     /// The operation's responses, by status: the declared ones, then the errors the generated
-    /// handler itself gives (bad parameters or bodies, 401, 403 and 500).
+    /// handler itself gives (bad parameters or bodies, 401, 403 and 500) and, for a write, those
+    /// of its `Idempotency-Key` (400, 409, 422).
     fn lower_responses(
         &mut self,
         loc: &Loc,
         id: &str,
         type_prefix: &str,
-        has_body: bool,
-        has_params: bool,
+        (has_body, has_params, writes): (bool, bool, bool),
     ) -> Vec<OperationResponse> {
         let mut responses = Vec::new();
         let statuses: Vec<String> = self
@@ -428,6 +432,9 @@ impl Lowerer<'_> {
         }
         if has_params {
             implied.push(400);
+        }
+        if writes {
+            implied.extend([400, 409, 422]);
         }
         for status in implied {
             if !responses.iter().any(|r| r.status == status) {
