@@ -166,10 +166,12 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
     let mut live = Live::new();
     let columns = strings(
         db,
-        "SELECT c.table_name::text, c.column_name::text, c.data_type::text, c.is_nullable::text, c.column_default::text, \
+        concat!(
+            "SELECT c.table_name::text, c.column_name::text, c.data_type::text, c.is_nullable::text, c.column_default::text, \
          c.numeric_precision::text, c.numeric_scale::text \
          FROM information_schema.columns c JOIN information_schema.tables t ON t.table_name = c.table_name AND t.table_schema = c.table_schema \
-         WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.table_name NOT IN ('_prefiq_migrations', 'prefiq_audit')",
+         WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.table_name NOT IN (", prefiq_runtime::runtime_tables!(), ")"
+        ),
         vec![],
         7,
     )
@@ -227,11 +229,13 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
     }
     let indexes = strings(
         db,
-        "SELECT t.relname::text, i.relname::text, ix.indisunique::text, \
+        concat!(
+            "SELECT t.relname::text, i.relname::text, ix.indisunique::text, \
          (SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM unnest(ix.indkey) WITH ORDINALITY AS k(attnum, n) \
           JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum)::text \
          FROM pg_index ix JOIN pg_class t ON t.oid = ix.indrelid JOIN pg_class i ON i.oid = ix.indexrelid \
-         JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = current_schema() AND NOT ix.indisprimary AND t.relname NOT IN ('_prefiq_migrations', 'prefiq_audit')",
+         JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = current_schema() AND NOT ix.indisprimary AND t.relname NOT IN (", prefiq_runtime::runtime_tables!(), ")"
+        ),
         vec![],
         4,
     )
@@ -251,12 +255,14 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
     }
     let keys = strings(
         db,
-        "SELECT t.relname::text, a.attname::text, ft.relname::text, fa.attname::text, c.confdeltype::text \
+        concat!(
+            "SELECT t.relname::text, a.attname::text, ft.relname::text, fa.attname::text, c.confdeltype::text \
          FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class ft ON ft.oid = c.confrelid \
          JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
          JOIN pg_attribute fa ON fa.attrelid = c.confrelid AND fa.attnum = c.confkey[1] \
          JOIN pg_namespace n ON n.oid = t.relnamespace WHERE c.contype = 'f' AND n.nspname = current_schema() \
-         AND t.relname NOT IN ('_prefiq_migrations', 'prefiq_audit')",
+         AND t.relname NOT IN (", prefiq_runtime::runtime_tables!(), ")"
+        ),
         vec![],
         5,
     )
@@ -291,9 +297,11 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
     }
     let checks = strings(
         db,
-        "SELECT t.relname::text, pg_get_constraintdef(c.oid)::text FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
+        concat!(
+            "SELECT t.relname::text, pg_get_constraintdef(c.oid)::text FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
          JOIN pg_namespace n ON n.oid = t.relnamespace WHERE c.contype = 'c' AND n.nspname = current_schema() \
-         AND t.relname NOT IN ('_prefiq_migrations', 'prefiq_audit')",
+         AND t.relname NOT IN (", prefiq_runtime::runtime_tables!(), ")"
+        ),
         vec![],
         2,
     )
@@ -315,7 +323,9 @@ async fn read_postgres(db: &Db) -> Result<Live, DbError> {
 
 async fn read_sqlite(db: &Db) -> Result<Live, DbError> {
     let mut live = Live::new();
-    let tables = strings(db, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_prefiq_migrations', 'prefiq_audit')", vec![], 2).await?;
+    let tables = strings(db, concat!(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN (", prefiq_runtime::runtime_tables!(), ")"
+        ), vec![], 2).await?;
     for row in tables {
         let [Some(table), sql] = &row[..] else {
             continue;

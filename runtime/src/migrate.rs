@@ -182,6 +182,15 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
     Ok(out)
 }
 
+/// The runtime's own tables (the ledger, and what [`MIGRATIONS`] makes), as an SQL list of
+/// string literals: what tools that read an app's schema from a database leave out.
+#[macro_export]
+macro_rules! runtime_tables {
+    () => {
+        "'_prefiq_migrations', 'prefiq_audit', 'prefiq_jobs', 'prefiq_cron', 'prefiq_idempotency'"
+    };
+}
+
 /// The name the runtime's own migrations are recorded under.
 pub const LEDGER_APP: &str = "prefiq";
 
@@ -481,6 +490,28 @@ async fn apply_sqlite(
 mod tests {
     use super::*;
     use crate::db::PoolOptions;
+
+    #[test]
+    fn the_runtime_tables_are_the_ledger_and_every_table_its_migrations_make() {
+        let mut made: Vec<String> = vec!["_prefiq_migrations".into()];
+        for migration in MIGRATIONS {
+            for dialect in [crate::db::Dialect::Postgres, crate::db::Dialect::Sqlite] {
+                for line in migration.script(dialect).lines() {
+                    if let Some(rest) = line.strip_prefix("CREATE TABLE \"") {
+                        let name = rest.split('"').next().unwrap_or_default().to_owned();
+                        if !made.contains(&name) {
+                            made.push(name);
+                        }
+                    }
+                }
+            }
+        }
+        let listed: Vec<String> = runtime_tables!()
+            .split(", ")
+            .map(|t| t.trim_matches('\'').to_owned())
+            .collect();
+        assert_eq!(listed, made);
+    }
 
     const FIRST: Migration = Migration::embedded(
         1,
