@@ -490,9 +490,11 @@ impl Worker {
     /// Claims at most `limit` due jobs of `queue`, and jobs of it whose lease ran out; first
     /// discards the jobs whose lease ran out on their last attempt.
     async fn claim(&self, queue: &str, limit: usize) -> Result<Vec<Claimed>, DbError> {
+        let mut tx = self.db.begin(&self.system).await?;
+        // The time once the transaction is ours (on SQLite, once the write lock is): a lease
+        // starts when the claim can commit, not when it began to wait.
         let now = crate::db::now();
         let lease_until = now + chrono::Duration::from_std(self.options.lease).unwrap_or_default();
-        let mut tx = self.db.begin(&self.system).await?;
         let expired = tx.pick(
             "UPDATE prefiq_jobs SET state = 'discarded', finished_at = $1, lease_until = NULL, \
              errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', $1::text, \
@@ -554,6 +556,10 @@ impl Worker {
             principal: Arc::new(Principal::system(job.tenant)),
             db: self.db.clone(),
         };
+        // The lease is renewed until the job's end is recorded, not only while it runs: a
+        // worker waiting for the database to take its verdict still holds the job.
+        let mut heartbeat = tokio::time::interval(self.options.lease / 3);
+        heartbeat.tick().await;
         let outcome = match self.registry.handlers.get(job.kind.as_str()) {
             None => Err(Failure::Retry(format!(
                 "no handler for jobs of kind `{}` in this worker",
@@ -561,29 +567,40 @@ impl Worker {
             ))),
             Some(handler) => {
                 // Its own task: a panic in the handler is this job's failure, not the worker's.
-                let mut task = tokio::spawn(handler(ctx, job.payload.clone()));
-                let mut heartbeat = tokio::time::interval(self.options.lease / 3);
-                heartbeat.tick().await;
-                loop {
-                    tokio::select! {
-                        ended = &mut task => break match ended {
-                            Ok(outcome) => outcome,
-                            Err(error) if error.is_panic() => {
-                                Err(Failure::Retry(format!("the handler panicked: {}", panic_text(error))))
-                            }
-                            Err(_) => return,
-                        },
-                        _ = heartbeat.tick() => {
-                            if let Err(error) = self.renew(job.id).await {
-                                tracing::warn!(job = %job.id, %error, "renewing a job's lease failed");
-                            }
-                        }
-                    }
+                let task = tokio::spawn(handler(ctx, job.payload.clone()));
+                match self.renewing(job.id, &mut heartbeat, task).await {
+                    Ok(outcome) => outcome,
+                    Err(error) if error.is_panic() => Err(Failure::Retry(format!(
+                        "the handler panicked: {}",
+                        panic_text(error)
+                    ))),
+                    Err(_) => return,
                 }
             }
         };
-        if let Err(error) = self.finish(&job, outcome).await {
+        let finish = self.finish(&job, outcome);
+        if let Err(error) = self.renewing(job.id, &mut heartbeat, finish).await {
             tracing::warn!(job = %job.id, %error, "recording a job's end failed; its lease will run out and it will run again");
+        }
+    }
+
+    /// Awaits `work`, renewing job `id`'s lease at every tick of `heartbeat` meanwhile.
+    async fn renewing<T>(
+        &self,
+        id: Uuid,
+        heartbeat: &mut tokio::time::Interval,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = heartbeat.tick() => {
+                    if let Err(error) = self.renew(id).await {
+                        tracing::warn!(job = %id, %error, "renewing a job's lease failed");
+                    }
+                }
+            }
         }
     }
 
