@@ -61,6 +61,9 @@ pub struct AppCatalog {
     pub entities: &'static [EntityInfo],
     /// Its permissions.
     pub permissions: &'static [Permission],
+    /// The handlers and schedules of its jobs (its service's `jobs()`), which a host's workers
+    /// run.
+    pub jobs: fn() -> crate::jobs::Registry,
 }
 
 /// Makes an app's router over a database (its service is built inside).

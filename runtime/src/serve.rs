@@ -28,6 +28,8 @@ pub struct AppSpec {
     pub name: &'static str,
     /// Its migrations.
     pub migrations: &'static [Migration],
+    /// The handlers and schedules of its jobs (its service's `jobs()`).
+    pub jobs: fn() -> crate::jobs::Registry,
 }
 
 /// Command line and environment of an app binary.
@@ -881,7 +883,7 @@ pub async fn serve_until(
 }
 
 /// Runs `app`'s jobs with the handlers of `registry` until `shutdown` resolves, at most
-/// `config.workers` at once (none without handlers, or with `--workers 0`).
+/// `config.workers` at once (none with `--workers 0`), with the runtime's own jobs.
 fn start_workers(
     app: &str,
     config: &Config,
@@ -889,14 +891,32 @@ fn start_workers(
     registry: crate::jobs::Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    if config.workers == 0 {
+    spawn_workers(
+        app,
+        db,
+        registry.with_runtime_jobs(),
+        (config.workers, config.job_lease),
+        shutdown,
+    )
+}
+
+/// Runs `app`'s jobs with the handlers of `registry` until `shutdown` resolves: at most
+/// `workers` at once (none when 0), each claimed job held under a lease of `lease` seconds.
+/// What a host of several apps (Cortex) starts for each.
+pub fn spawn_workers(
+    app: &str,
+    db: &Db,
+    registry: crate::jobs::Registry,
+    (workers, lease): (usize, u64),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if workers == 0 || registry.kinds().is_empty() {
         return None;
     }
-    let registry = registry.with_runtime_jobs();
     let options = crate::jobs::WorkerOptions {
         name: format!("{app}-{}", std::process::id()),
-        queues: vec![(crate::jobs::DEFAULT_QUEUE.to_owned(), config.workers)],
-        lease: Duration::from_secs(config.job_lease.max(1)),
+        queues: vec![(crate::jobs::DEFAULT_QUEUE.to_owned(), workers)],
+        lease: Duration::from_secs(lease.max(1)),
         ..crate::jobs::WorkerOptions::default()
     };
     let worker = crate::jobs::Worker::new(db.clone(), app, registry, options);
@@ -904,8 +924,8 @@ fn start_workers(
     Some(tokio::spawn(worker.run(shutdown)))
 }
 
-/// One SIGINT or SIGTERM, heard by everything that stops on it.
-fn shutdown_broadcast() -> tokio::sync::watch::Receiver<bool> {
+/// One SIGINT or SIGTERM, heard by everything that stops on it ([`stopped`]).
+pub fn shutdown_broadcast() -> tokio::sync::watch::Receiver<bool> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let signal = shutdown_signal();
     tokio::spawn(async move {
@@ -916,7 +936,7 @@ fn shutdown_broadcast() -> tokio::sync::watch::Receiver<bool> {
 }
 
 /// Resolves once `stopping` says so (or its sender is gone).
-async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+pub async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
 }
 
@@ -1012,7 +1032,8 @@ where
             false => Some(authenticator(&config).await?),
         };
         let db = prepare(&spec, &config).await?;
-        let served: Served = build(db.clone())?.into();
+        let mut served: Served = build(db.clone())?.into();
+        served.jobs = (spec.jobs)().merge(served.jobs);
         if worker_only {
             let config = Config {
                 workers: config.workers.max(1),

@@ -260,6 +260,16 @@ impl Registry {
         Ok(self)
     }
 
+    /// The handlers and schedules of both (`other`'s win where both name one).
+    pub fn merge(mut self, other: Registry) -> Registry {
+        self.handlers.extend(other.handlers);
+        for cron in other.crons {
+            self.crons.retain(|c| c.name != cron.name);
+            self.crons.push(cron);
+        }
+        self
+    }
+
     /// The same, with the runtime's own jobs: the hourly expiry of idempotency keys.
     pub fn with_runtime_jobs(self) -> Registry {
         let registry = self.on(|ctx: JobContext, _: ExpireIdempotencyKeys| async move {

@@ -3,7 +3,6 @@
 fn main() -> std::process::ExitCode {
     prefiq_runtime::serve::main(app_crm::generated::APP, |db| {
         let service = app_crm::services::Service::new(db.clone());
-        let router = app_crm::router(service, db)?;
-        Ok(prefiq_runtime::serve::Served::new(router).with_jobs(app_crm::services::jobs()))
+        Ok(app_crm::router(service, db)?)
     })
 }

@@ -207,6 +207,10 @@ const SEARCH: [&str; 2] = [
 ];
 
 impl CrmService for Service {
+    fn jobs() -> Registry {
+        jobs()
+    }
+
     async fn win_deal(
         &self,
         _ctx: &RequestContext,

@@ -926,6 +926,16 @@ fn service_trait(app: &App, crates: &CrateNames, service: &syn::Ident) -> TokenS
         pub trait #service: Send + Sync + 'static {
             #(#methods)*
             #(#operation_methods)*
+
+            /// The handlers and schedules of the app's jobs, which the workers of its server
+            /// (and of Cortex) run: none unless you say, as in
+            /// `Registry::new().on(send_invoice).cron("nightly", "0 3 * * *", Cleanup {})?`.
+            fn jobs() -> ::prefiq_runtime::jobs::Registry
+            where
+                Self: Sized,
+            {
+                ::prefiq_runtime::jobs::Registry::new()
+            }
         }
     }
 }
@@ -977,7 +987,7 @@ fn routes(app: &App) -> Vec<TokenStream> {
 
 /// `CATALOG`: what a host (Cortex) needs to know of the app, from the IR: its entities, and
 /// every permission its operations check with the roles granted it by default.
-fn catalog(app: &App) -> TokenStream {
+fn catalog(app: &App, service: &syn::Ident) -> TokenStream {
     let app_name = &app.name;
     let mut seen = std::collections::BTreeSet::new();
     let mut permissions = Vec::new();
@@ -1052,6 +1062,7 @@ fn catalog(app: &App) -> TokenStream {
             openapi: OPENAPI,
             entities: &[#(#entities),*],
             permissions: &[#(#permissions),*],
+            jobs: <crate::services::Service as #service>::jobs,
         };
     }
 }
@@ -1104,7 +1115,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
             ::prefiq_runtime::migrate::Migration::embedded(#version, #name, include_str!(#postgres), include_str!(#sqlite))
         }
     });
-    let catalog = catalog(app);
+    let catalog = catalog(app, service);
     let operations_module = if app.custom().next().is_none() {
         quote!()
     } else {
@@ -1129,6 +1140,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
         pub static APP: ::prefiq_runtime::serve::AppSpec = ::prefiq_runtime::serve::AppSpec {
             name: #app_name,
             migrations: MIGRATIONS,
+            jobs: <crate::services::Service as #service>::jobs,
         };
 
         /// The SQL migrations, in order.
