@@ -45,6 +45,14 @@ pub struct Config {
     /// Do not apply pending migrations at start-up.
     #[arg(long, env = "PREFIQ_NO_MIGRATE")]
     pub no_migrate: bool,
+    /// How many jobs of each installed app this process runs at once (0: none; run them in
+    /// `cortex worker` processes instead).
+    #[arg(long, env = "PREFIQ_WORKERS", default_value_t = 10)]
+    pub workers: usize,
+    /// Seconds a claimed job is its worker's without a heartbeat: a job whose worker died runs
+    /// again after at most this long.
+    #[arg(long, env = "PREFIQ_JOB_LEASE", default_value_t = 30)]
+    pub job_lease: u64,
     /// `production` refuses insecure settings and makes cookies `Secure`.
     #[arg(long = "env", env = "PREFIQ_ENV", default_value = "development")]
     pub environment: Environment,

@@ -40,6 +40,9 @@ enum Command {
     /// Applies every pending migration (Cortex's and the apps') and exits: a deployment's
     /// migration job.
     Migrate,
+    /// Runs the installed apps' jobs (and Cortex's own) without serving HTTP, to scale workers
+    /// apart from servers; stops on SIGINT or SIGTERM after finishing or giving back its jobs.
+    Worker,
     /// Asks the Cortex listening on --bind for `/healthz`; exits 0 if it answers 200 (the
     /// container healthcheck, with no shell or curl in the image).
     Probe,
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             None | Some(Command::Serve) => cortex::server::run(&cli.config).await,
+            Some(Command::Worker) => cortex::server::work(&cli.config).await,
             Some(Command::Admin(AdminCommand::Create {
                 email,
                 name,

@@ -979,9 +979,58 @@ pub async fn maintain(owner: &Db, db: &Db) {
         .await;
 }
 
+/// Starts the workers of every installed app's jobs, and of Cortex's own and the runtime's,
+/// until `stopping` says so.
+fn start_workers(
+    config: &Config,
+    db: &Db,
+    stopping: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let own = (
+        "cortex",
+        (crate::generated::CATALOG.jobs)().with_runtime_jobs(),
+    );
+    let apps = installed()
+        .iter()
+        .map(|app| (app.catalog.name, (app.catalog.jobs)()));
+    std::iter::once(own)
+        .chain(apps)
+        .filter_map(|(app, registry)| {
+            prefiq_runtime::serve::spawn_workers(
+                app,
+                db,
+                registry,
+                (config.workers, config.job_lease),
+                prefiq_runtime::serve::stopped(stopping.clone()),
+            )
+        })
+        .collect()
+}
+
+/// Runs the jobs of every installed app (and Cortex's own) until SIGINT or SIGTERM, serving
+/// nothing: `cortex worker`.
+pub async fn work(config: &Config) -> Result<(), String> {
+    let started = start(config).await?;
+    let stopping = prefiq_runtime::serve::shutdown_broadcast();
+    let config = Config {
+        workers: config.workers.max(1),
+        ..config.clone()
+    };
+    let workers = start_workers(&config, &started.db, &stopping);
+    println!("cortex: running jobs");
+    for worker in workers {
+        let _ = worker.await;
+    }
+    started.db.close().await;
+    started.owner.close().await;
+    Ok(())
+}
+
 /// Serves until SIGINT or SIGTERM.
 pub async fn run(config: &Config) -> Result<(), String> {
     let started = start(config).await?;
+    let stopping = prefiq_runtime::serve::shutdown_broadcast();
+    let workers = start_workers(config, &started.db, &stopping);
     let maintenance = {
         let (owner, db) = (started.owner.clone(), started.db.clone());
         tokio::spawn(async move {
@@ -996,13 +1045,16 @@ pub async fn run(config: &Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let shutdown = prefiq_runtime::serve::shutdown_signal();
+    let shutdown = prefiq_runtime::serve::stopped(stopping);
     println!("listening on http://{address}");
     let apps: Vec<&str> = installed().iter().map(|a| a.catalog.name).collect();
     tracing::info!(apps = ?apps, "cortex serves /admin, /docs, /openapi.json and /api/<app>/");
     prefiq_runtime::serve::serve_connections(listener, started.router, config.limits, shutdown)
         .await
         .map_err(|e| e.to_string())?;
+    for worker in workers {
+        let _ = worker.await;
+    }
     maintenance.abort();
     started.db.close().await;
     started.owner.close().await;

@@ -365,3 +365,157 @@ fn the_migration_job_and_the_healthcheck_run_in_production_from_secret_files() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("PREFIQ_SIGNING_KEY_FILE"));
 }
+
+/// Starts `cortex` with `args` in `dir`; its base URL once it listens (none for a worker, once
+/// it says it runs jobs).
+fn started(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+    let mut child = cortex(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = match line.trim().strip_prefix("listening on ") {
+        Some(base) => base.to_owned(),
+        None => {
+            assert_eq!(line.trim(), "cortex: running jobs", "unexpected first line");
+            String::new()
+        }
+    };
+    (child, base)
+}
+
+fn terminate(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success(), "a clean shutdown");
+}
+
+/// Wins a new CRM deal through Cortex; the deal's id.
+async fn won_deal(base: &str, token: &str) -> String {
+    let client = reqwest::Client::new();
+    let post = |path: String, body: serde_json::Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let company: serde_json::Value = post(
+        "/api/crm/companies".into(),
+        serde_json::json!({"name": format!("Cortex Co {}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let deal: serde_json::Value = post(
+        "/api/crm/deals".into(),
+        serde_json::json!({"name": "Via Cortex", "company_id": company["id"], "amount": "3.00"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = deal["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deal: {deal}"))
+        .to_owned();
+    let won = post(format!("/api/crm/deals/{id}/win"), serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(won.status(), 200);
+    id
+}
+
+/// The deal's activities, through Cortex.
+async fn activities(base: &str, token: &str, deal: &str) -> Vec<serde_json::Value> {
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/crm/activities?deal_id=eq.{deal}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listed["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn task_arrives(base: &str, token: &str, deal: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let tasks = activities(base, token, deal).await;
+        if let [task] = tasks.as_slice() {
+            assert_eq!(task["subject"], "Thank the customer for Via Cortex");
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "no task: {tasks:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Cortex runs the installed apps' jobs: in its own process by default, or in `cortex worker`
+/// processes beside servers started with `--workers 0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cortex_runs_the_apps_jobs_itself_or_in_a_worker_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut create = cortex(dir.path())
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    assert!(create.wait().unwrap().success());
+    let token = cortex(dir.path())
+        .args([
+            "token",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "jobs",
+        ])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+
+    let (server, base) = started(dir.path(), &["--bind", "127.0.0.1:0"]);
+    let deal = won_deal(&base, &token).await;
+    task_arrives(&base, &token, &deal).await;
+    terminate(server);
+
+    let (server, base) = started(dir.path(), &["--bind", "127.0.0.1:0", "--workers", "0"]);
+    let deal = won_deal(&base, &token).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert!(
+        activities(&base, &token, &deal).await.is_empty(),
+        "a server with --workers 0 ran a job"
+    );
+    let (worker, _) = started(dir.path(), &["worker"]);
+    task_arrives(&base, &token, &deal).await;
+    terminate(worker);
+    terminate(server);
+}

@@ -116,6 +116,8 @@ impl Cortex {
             max_connections: 8,
             limits: prefiq_runtime::serve::Limits::default(),
             no_migrate: false,
+            workers: 0,
+            job_lease: 30,
             environment: Environment::Development,
             signing_key: Some(signing_key.clone()),
             signing_key_file: None,
