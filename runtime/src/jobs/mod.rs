@@ -500,6 +500,11 @@ impl Worker {
     /// Claims at most `limit` due jobs of `queue`, and jobs of it whose lease ran out; first
     /// discards the jobs whose lease ran out on their last attempt.
     async fn claim(&self, queue: &str, limit: usize) -> Result<Vec<Claimed>, DbError> {
+        // SQLite has one writer: an idle worker looks before it takes the write lock, so that
+        // polling an empty queue never makes a request's write wait.
+        if self.db.dialect() == crate::db::Dialect::Sqlite && !self.anything_due(queue).await? {
+            return Ok(Vec::new());
+        }
         let mut tx = self.db.begin(&self.system).await?;
         // The time once the transaction is ours (on SQLite, once the write lock is): a lease
         // starts when the claim can commit, not when it began to wait.
@@ -553,6 +558,30 @@ impl Worker {
             .await?;
         tx.commit().await?;
         rows.iter().map(Claimed::read).collect()
+    }
+
+    /// Whether `queue` holds a job to claim now (read only).
+    async fn anything_due(&self, queue: &str) -> Result<bool, DbError> {
+        let now = crate::db::now();
+        let mut tx = self.db.begin_read(&self.system).await?;
+        let probe = tx.pick(
+            "SELECT 1 FROM prefiq_jobs WHERE app = $1 AND queue = $2 \
+             AND ((state = 'available' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) LIMIT 1",
+            "SELECT 1 FROM prefiq_jobs WHERE app = ?1 AND queue = ?2 \
+             AND ((state = 'available' AND run_at <= ?3) OR (state = 'running' AND lease_until < ?3)) LIMIT 1",
+        );
+        let due = tx
+            .fetch_optional(
+                probe,
+                vec![
+                    SqlValue::Text(self.app.clone()),
+                    SqlValue::Text(queue.to_owned()),
+                    SqlValue::DateTime(now),
+                ],
+            )
+            .await?;
+        tx.end_read();
+        Ok(due.is_some())
     }
 
     /// Runs one claimed job under its tenant, renewing its lease while it runs, and records how
