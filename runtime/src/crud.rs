@@ -758,10 +758,57 @@ async fn audit<R: Writable>(
         .collect();
     tenants.sort();
     tenants.dedup();
-    for tenant in tenants {
-        crate::audit::record_in(db, tenant, R::TABLE, action, key, changes.clone()).await?;
+    for tenant in &tenants {
+        crate::audit::record_in(db, *tenant, R::TABLE, action, key, changes.clone()).await?;
     }
-    crate::audit::record(db, R::TABLE, action, key, changes).await
+    crate::audit::record(db, R::TABLE, action, key, changes).await?;
+    publish::<R>(db, action, key, before, after, tenants.first().copied()).await
+}
+
+/// Publishes the entity's event of `action` (`<app>.<entity>.created`, `.updated`,
+/// `.deleted`) in the write's transaction, with the row before and after it, its secret members
+/// left out; under the tenant the row names when that is not the caller's.
+async fn publish<R: Writable>(
+    db: &mut impl Executor,
+    action: Action,
+    key: &str,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+    tenant: Option<Uuid>,
+) -> Result<(), DbError> {
+    let shown = |row: &serde_json::Value| {
+        let mut row = row.clone();
+        if let Some(members) = row.as_object_mut() {
+            for column in R::TABLE.columns.iter().filter(|c| c.secret) {
+                members.remove(column.field);
+            }
+        }
+        row
+    };
+    let mut data = serde_json::Map::new();
+    data.insert("id".into(), serde_json::Value::String(key.to_owned()));
+    if let Some(before) = before {
+        data.insert("before".into(), shown(before));
+    }
+    if let Some(after) = after {
+        data.insert("after".into(), shown(after));
+    }
+    let verb = match action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Delete => "deleted",
+    };
+    let event_type = crate::events::entity_event_type(R::TABLE.app, R::TABLE.entity, verb);
+    crate::events::publish_raw(
+        db,
+        R::TABLE.app,
+        tenant,
+        &event_type,
+        Some(key),
+        serde_json::Value::Object(data),
+    )
+    .await
+    .map(drop)
 }
 
 /// A row being written: the row it will be (what the hooks after the write see), and, when it

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod catalog;
 pub mod crud;
 pub mod db;
+pub mod events;
 pub mod format;
 pub mod http;
 pub mod idempotency;

@@ -187,14 +187,14 @@ pub async fn applied(db: &Db, app: &str) -> Result<Vec<(i64, String, String)>, M
 #[macro_export]
 macro_rules! runtime_tables {
     () => {
-        "'_prefiq_migrations', 'prefiq_audit', 'prefiq_jobs', 'prefiq_cron', 'prefiq_idempotency'"
+        "'_prefiq_migrations', 'prefiq_audit', 'prefiq_jobs', 'prefiq_cron', 'prefiq_idempotency', 'prefiq_events'"
     };
 }
 
 /// The name the runtime's own migrations are recorded under.
 pub const LEDGER_APP: &str = "prefiq";
 
-/// The runtime's own migrations (the audit log, the job queue, idempotency keys), applied
+/// The runtime's own migrations (the audit log, the job queue, idempotency keys, the outbox), applied
 /// before any app's.
 pub const MIGRATIONS: &[Migration] = &[
     Migration::embedded(
@@ -226,6 +226,12 @@ pub const MIGRATIONS: &[Migration] = &[
         "idempotency",
         include_str!("migrations/postgres/0005_idempotency.sql"),
         include_str!("migrations/sqlite/0005_idempotency.sql"),
+    ),
+    Migration::embedded(
+        6,
+        "events",
+        include_str!("migrations/postgres/0006_events.sql"),
+        include_str!("migrations/sqlite/0006_events.sql"),
     ),
 ];
 

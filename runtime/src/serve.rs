@@ -882,22 +882,53 @@ pub async fn serve_until(
     serve_connections(listener, router, config.limits, shutdown).await
 }
 
-/// Runs `app`'s jobs with the handlers of `registry` until `shutdown` resolves, at most
-/// `config.workers` at once (none with `--workers 0`), with the runtime's own jobs.
+/// Runs `app`'s jobs with the handlers of `registry` until `stopping` says so, at most
+/// `config.workers` at once (none with `--workers 0`), with the runtime's own jobs; and
+/// dispatches `app`'s events to its subscribers.
 fn start_workers(
     app: &str,
     config: &Config,
     db: &Db,
     registry: crate::jobs::Registry,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    stopping: &tokio::sync::watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    spawn_workers(
+    let routes = event_routes(app, &registry);
+    let workers = spawn_workers(
         app,
         db,
         registry.with_runtime_jobs(),
         (config.workers, config.job_lease),
-        shutdown,
-    )
+        stopped(stopping.clone()),
+    )?;
+    let dispatcher = spawn_dispatcher(db, Some(app), routes, stopped(stopping.clone()));
+    Some(tokio::spawn(async move {
+        let _ = workers.await;
+        let _ = dispatcher.await;
+    }))
+}
+
+/// Where `app`'s subscribers (in `registry`) want events sent.
+pub fn event_routes(app: &str, registry: &crate::jobs::Registry) -> Vec<crate::events::Route> {
+    registry
+        .subscriptions()
+        .iter()
+        .map(|subscription| crate::events::Route {
+            app: app.to_owned(),
+            subscription: subscription.clone(),
+        })
+        .collect()
+}
+
+/// Dispatches the events of `source` (every app's when `None`) to `routes` until `shutdown`
+/// resolves. A host of several apps (Cortex) runs one for all of them, with every app's routes.
+pub fn spawn_dispatcher(
+    db: &Db,
+    source: Option<&str>,
+    routes: Vec<crate::events::Route>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let dispatcher = crate::events::Dispatcher::new(db.clone(), source, routes);
+    tokio::spawn(dispatcher.run(shutdown))
 }
 
 /// Runs `app`'s jobs with the handlers of `registry` until `shutdown` resolves: at most
@@ -1039,8 +1070,7 @@ where
                 workers: config.workers.max(1),
                 ..config.clone()
             };
-            let Some(workers) =
-                start_workers(spec.name, &config, &db, served.jobs, stopped(stopping))
+            let Some(workers) = start_workers(spec.name, &config, &db, served.jobs, &stopping)
             else {
                 return Err(format!("the {} app has no jobs to run", spec.name).into());
             };
@@ -1050,13 +1080,7 @@ where
             return Ok(());
         }
         let auth = auth.ok_or("a server authenticates its callers")?;
-        let workers = start_workers(
-            spec.name,
-            &config,
-            &db,
-            served.jobs,
-            stopped(stopping.clone()),
-        );
+        let workers = start_workers(spec.name, &config, &db, served.jobs, &stopping);
         let mut app = served.router;
         if let Some(dir) = &config.ui {
             app = with_ui(app, dir)?;

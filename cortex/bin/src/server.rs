@@ -980,9 +980,10 @@ pub async fn maintain(owner: &Db, db: &Db) {
 }
 
 /// Starts the workers of every installed app's jobs, and of Cortex's own and the runtime's,
-/// until `stopping` says so.
-fn start_workers(
-    config: &Config,
+/// and one dispatcher of every app's events, until `stopping` says so: at most `workers` jobs
+/// of each app at once (none when 0), each under a lease of `lease` seconds.
+pub fn start_workers(
+    (workers, lease): (usize, u64),
     db: &Db,
     stopping: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -993,18 +994,34 @@ fn start_workers(
     let apps = installed()
         .iter()
         .map(|app| (app.catalog.name, (app.catalog.jobs)()));
-    std::iter::once(own)
-        .chain(apps)
+    let registries: Vec<_> = std::iter::once(own).chain(apps).collect();
+    // One dispatcher for every app's events: a subscriber may be in another app than the
+    // publisher.
+    let routes = registries
+        .iter()
+        .flat_map(|(app, registry)| prefiq_runtime::serve::event_routes(app, registry))
+        .collect();
+    let mut running: Vec<_> = registries
+        .into_iter()
         .filter_map(|(app, registry)| {
             prefiq_runtime::serve::spawn_workers(
                 app,
                 db,
                 registry,
-                (config.workers, config.job_lease),
+                (workers, lease),
                 prefiq_runtime::serve::stopped(stopping.clone()),
             )
         })
-        .collect()
+        .collect();
+    if !running.is_empty() {
+        running.push(prefiq_runtime::serve::spawn_dispatcher(
+            db,
+            None,
+            routes,
+            prefiq_runtime::serve::stopped(stopping.clone()),
+        ));
+    }
+    running
 }
 
 /// Runs the jobs of every installed app (and Cortex's own) until SIGINT or SIGTERM, serving
@@ -1016,7 +1033,7 @@ pub async fn work(config: &Config) -> Result<(), String> {
         workers: config.workers.max(1),
         ..config.clone()
     };
-    let workers = start_workers(&config, &started.db, &stopping);
+    let workers = start_workers((config.workers, config.job_lease), &started.db, &stopping);
     println!("cortex: running jobs");
     for worker in workers {
         let _ = worker.await;
@@ -1030,7 +1047,7 @@ pub async fn work(config: &Config) -> Result<(), String> {
 pub async fn run(config: &Config) -> Result<(), String> {
     let started = start(config).await?;
     let stopping = prefiq_runtime::serve::shutdown_broadcast();
-    let workers = start_workers(config, &started.db, &stopping);
+    let workers = start_workers((config.workers, config.job_lease), &started.db, &stopping);
     let maintenance = {
         let (owner, db) = (started.owner.clone(), started.db.clone());
         tokio::spawn(async move {

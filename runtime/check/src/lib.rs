@@ -264,6 +264,15 @@ impl Pattern {
     }
 }
 
+/// A kind of event an app publishes: what generated event payload types implement, so that a
+/// subscriber names the event by its type (`Registry::on_event::<DealWon>` in the runtime) and
+/// receives it decoded.
+pub trait Event {
+    /// The name events of this kind are published under, as in `crm.deal_won`: the app, a
+    /// dot, the event's name.
+    const TYPE: &'static str;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,6 +206,46 @@ pub fn idempotency_key(value: &str) -> Option<&str> {
     fits.then_some(inner)
 }
 
+/// The name of an event an app declares (`deal_won`): lowercase words joined by `_`. It is
+/// published as `<app>.<name>`.
+pub const EVENT_NAME: &str = "^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$";
+
+/// Whether `name` is an event's name ([`EVENT_NAME`]).
+pub fn is_event_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.first().is_some_and(u8::is_ascii_lowercase)
+        && !name.ends_with('_')
+        && !name.contains("__")
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+}
+
+/// The actions every entity publishes an event of, in the order of a row's life.
+pub const ENTITY_ACTIONS: [&str; 3] = ["created", "updated", "deleted"];
+
+/// The type of an entity's event: `crm.deal.created` for `action` `created` of entity `Deal`
+/// in app `crm`, `cortex.audit_entry.deleted` for `AuditEntry`: the entity's name in snake
+/// case, an `_` before each capital but the first.
+pub fn entity_event_type(app: &str, entity: &str, action: &str) -> String {
+    let mut out = String::with_capacity(app.len() + entity.len() + action.len() + 4);
+    out.push_str(app);
+    out.push('.');
+    for (i, c) in entity.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('.');
+    out.push_str(action);
+    out
+}
+
 const YEAR: &str = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])";
 const LEAP_YEAR: &str =
     "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)";
@@ -399,6 +439,32 @@ pub fn sort(fields: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_names_and_their_pattern_agree() {
+        let yes = ["deal_won", "won", "step2_done"];
+        let no = [
+            "",
+            "Deal",
+            "deal-won",
+            "_won",
+            "won_",
+            "deal__won",
+            "2nd",
+            "deal.won",
+        ];
+        check(EVENT_NAME, &yes, &no);
+        assert!(yes.iter().all(|n| is_event_name(n)));
+        assert!(no.iter().all(|n| !is_event_name(n)), "{no:?}");
+        assert_eq!(
+            entity_event_type("cortex", "AuditEntry", "deleted"),
+            "cortex.audit_entry.deleted"
+        );
+        assert_eq!(
+            entity_event_type("crm", "Deal", "created"),
+            "crm.deal.created"
+        );
+    }
 
     fn check(pattern: &str, yes: &[&str], no: &[&str]) {
         let regex = regex::RegexBuilder::new(pattern)

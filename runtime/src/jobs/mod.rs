@@ -135,6 +135,18 @@ pub async fn enqueue_raw(
             "a job is enqueued for a caller: begin the transaction with Db::begin".into(),
         )
     })?;
+    insert(db, tenant, app, kind, payload, options).await
+}
+
+/// Enqueues a job like [`enqueue_raw`], under `tenant`.
+pub(crate) async fn insert(
+    db: &mut impl Executor,
+    tenant: Uuid,
+    app: &str,
+    kind: &str,
+    payload: Value,
+    options: Options,
+) -> Result<Uuid, DbError> {
     if options.max_attempts < 1 {
         return Err(DbError::Internal(
             "a job runs at least once: max_attempts ≥ 1".into(),
@@ -209,11 +221,21 @@ pub struct JobContext {
 type Run = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
 type Handler = Arc<dyn Fn(JobContext, Value) -> Run + Send + Sync>;
 
-/// The handlers of an app's job kinds.
+/// An app's subscriber to a type of event: the job kind its deliveries run as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The event's type, as in `crm.deal.created`.
+    pub event: String,
+    /// The kind of the jobs that deliver it: `event:` and the subscriber's name.
+    pub kind: String,
+}
+
+/// The handlers of an app's job kinds, its cron schedules and its subscribers to events.
 #[derive(Clone, Default)]
 pub struct Registry {
-    handlers: HashMap<&'static str, Handler>,
+    handlers: HashMap<String, Handler>,
     crons: Vec<cron::Cron>,
+    subscriptions: Vec<Subscription>,
 }
 
 impl Registry {
@@ -240,8 +262,55 @@ impl Registry {
                 handler(ctx, job).await
             })
         });
-        self.handlers.insert(J::KIND, run);
+        self.handlers.insert(J::KIND.to_owned(), run);
         self
+    }
+
+    /// Runs `handler` for every event of type `E` (of any app under the same host), as a job of
+    /// this app under the event's tenant: at least once, so `handler` deduplicates its effects
+    /// by the event's id. `name` names the subscriber, unique in the app.
+    pub fn on_event<E, F, Fut>(self, name: &str, handler: F) -> Registry
+    where
+        E: crate::events::Event + DeserializeOwned + Send + 'static,
+        F: Fn(JobContext, crate::events::Delivered<E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+    {
+        self.on_event_type(E::TYPE, name, handler)
+    }
+
+    /// Runs `handler` for every event of `event_type`, its data read as `T`: what
+    /// [`Registry::on_event`] does for types named at run time, as an entity's events
+    /// (`crm.deal.created`, with [`crate::events::EntityChange`] data).
+    pub fn on_event_type<T, F, Fut>(mut self, event_type: &str, name: &str, handler: F) -> Registry
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(JobContext, crate::events::Delivered<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+    {
+        let kind = format!("event:{name}");
+        let handler = Arc::new(handler);
+        let event = event_type.to_owned();
+        let run: Handler = Arc::new(move |ctx, payload| {
+            let handler = handler.clone();
+            let event = event.clone();
+            Box::pin(async move {
+                let delivered: crate::events::Delivered<T> = serde_json::from_value(payload)
+                    .map_err(|e| Failure::Discard(format!("the event is not a {event}: {e}")))?;
+                handler(ctx, delivered).await
+            })
+        });
+        self.handlers.insert(kind.clone(), run);
+        self.subscriptions.retain(|s| s.kind != kind);
+        self.subscriptions.push(Subscription {
+            event: event_type.to_owned(),
+            kind,
+        });
+        self
+    }
+
+    /// Its subscribers to events.
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
     }
 
     /// Enqueues `job` at every tick of `expression`, a cron expression of five fields as in
@@ -263,6 +332,10 @@ impl Registry {
     /// The handlers and schedules of both (`other`'s win where both name one).
     pub fn merge(mut self, other: Registry) -> Registry {
         self.handlers.extend(other.handlers);
+        for subscription in other.subscriptions {
+            self.subscriptions.retain(|s| s.kind != subscription.kind);
+            self.subscriptions.push(subscription);
+        }
         for cron in other.crons {
             self.crons.retain(|c| c.name != cron.name);
             self.crons.push(cron);
@@ -270,17 +343,27 @@ impl Registry {
         self
     }
 
-    /// The same, with the runtime's own jobs: the hourly expiry of idempotency keys.
+    /// The same, with the runtime's own jobs: the hourly expiry of idempotency keys, and the
+    /// daily deletion of dispatched events older than [`EVENT_RETENTION_DAYS`].
     pub fn with_runtime_jobs(self) -> Registry {
-        let registry = self.on(|ctx: JobContext, _: ExpireIdempotencyKeys| async move {
-            crate::idempotency::expire(&ctx.db).await?;
-            Ok(())
-        });
-        match registry.clone().cron(
-            "prefiq-expire-idempotency-keys",
-            "17 * * * *",
-            ExpireIdempotencyKeys {},
-        ) {
+        let registry = self
+            .on(|ctx: JobContext, _: ExpireIdempotencyKeys| async move {
+                crate::idempotency::expire(&ctx.db).await?;
+                Ok(())
+            })
+            .on(|ctx: JobContext, _: PruneEvents| async move {
+                crate::events::prune(&ctx.db, EVENT_RETENTION_DAYS).await?;
+                Ok(())
+            });
+        let scheduled = registry
+            .clone()
+            .cron(
+                "prefiq-expire-idempotency-keys",
+                "17 * * * *",
+                ExpireIdempotencyKeys {},
+            )
+            .and_then(|r| r.cron("prefiq-prune-events", "41 3 * * *", PruneEvents {}));
+        match scheduled {
             Ok(registry) => registry,
             Err(error) => {
                 tracing::error!(%error, "the runtime's own schedule is invalid");
@@ -290,8 +373,8 @@ impl Registry {
     }
 
     /// The kinds it has handlers for.
-    pub fn kinds(&self) -> Vec<&'static str> {
-        let mut kinds: Vec<_> = self.handlers.keys().copied().collect();
+    pub fn kinds(&self) -> Vec<&str> {
+        let mut kinds: Vec<_> = self.handlers.keys().map(String::as_str).collect();
         kinds.sort_unstable();
         kinds
     }
@@ -303,6 +386,17 @@ pub struct ExpireIdempotencyKeys {}
 
 impl Job for ExpireIdempotencyKeys {
     const KIND: &'static str = "prefiq_expire_idempotency_keys";
+}
+
+/// How long dispatched events stay in the outbox.
+pub const EVENT_RETENTION_DAYS: u32 = 30;
+
+/// The runtime's job that deletes old dispatched events ([`crate::events::prune`]).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PruneEvents {}
+
+impl Job for PruneEvents {
+    const KIND: &'static str = "prefiq_prune_events";
 }
 
 /// How a [`Worker`] works.

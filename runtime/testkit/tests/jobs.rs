@@ -7,17 +7,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prefiq_runtime::auth::{Credential, Principal};
-use prefiq_runtime::db::{PoolOptions, ServerLogin, connect_server};
+use prefiq_runtime::auth::Principal;
 use prefiq_runtime::deps::serde::{Deserialize, Serialize};
 use prefiq_runtime::deps::uuid::Uuid;
 use prefiq_runtime::jobs::{
     self, Failure, Job, JobRecord, Options, Registry, Worker, WorkerOptions,
 };
 use prefiq_runtime::{Db, Dialect, Executor as _};
-use prefiq_testkit::{Backend, Database};
+use prefiq_testkit::Backend;
 
-const APP: &str = "lab";
+use crate::support::{APP, caller, queue};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(crate = "prefiq_runtime::deps::serde")]
@@ -27,46 +26,6 @@ struct Greet {
 
 impl Job for Greet {
     const KIND: &'static str = "greet";
-}
-
-/// A migrated database, and a pool that logs in as the server's role (row-level security binds
-/// it on PostgreSQL).
-async fn queue(backend: Backend) -> (Database, Db) {
-    let (database, url) = Database::create(backend).await;
-    let owner = Db::connect(&url, &PoolOptions::default())
-        .await
-        .expect("connect");
-    prefiq_runtime::migrate::apply(&owner, APP, &[])
-        .await
-        .expect("migrate");
-    let login = ServerLogin {
-        url: &url,
-        app_url: None,
-        production: false,
-    };
-    let options = PoolOptions {
-        max_connections: 16,
-        ..PoolOptions::default()
-    };
-    let db = connect_server(&owner, login, &options)
-        .await
-        .expect("the server's pool");
-    owner.close().await;
-    (database, db)
-}
-
-/// A caller of `tenant`: no platform operator.
-fn caller(tenant: Uuid) -> Arc<Principal> {
-    Arc::new(Principal {
-        subject: "tester".into(),
-        user: Some(Uuid::now_v7()),
-        tenant,
-        roles: Vec::new(),
-        teams: Vec::new(),
-        permissions: vec!["*".into()],
-        credential: Credential::AccessToken,
-        operator: false,
-    })
 }
 
 fn quick(name: &str) -> WorkerOptions {
@@ -534,21 +493,6 @@ fn a_bad_schedule_is_refused_with_its_name_and_the_form_expected() {
             .cron("nightly", "30 3 * * *", Greet { name: "x".into() })
             .is_ok()
     );
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(prefiq_testkit::Backend::Sqlite).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(prefiq_testkit::Backend::Postgres).await }
-            )*
-        }
-    };
 }
 
 on_both!(
