@@ -201,13 +201,18 @@ pub fn codegen_input(path: &str) -> Option<Affects> {
         ["prefiq.toml"] | ["templates", ..] | ["resources", "design", "tokens.json"] => {
             Some(Affects::Project)
         }
-        ["apps", app, "core", "schema" | "fixtures" | "validation"]
+        [
+            "apps",
+            app,
+            "core",
+            "schema" | "fixtures" | "validation" | "events",
+        ]
         | ["apps", app, "templates", ..] => Some(Affects::App((*app).to_owned())),
         [
             "apps",
             app,
             "core",
-            "schema" | "fixtures" | "validation",
+            "schema" | "fixtures" | "validation" | "events",
             ..,
             file,
         ] if [".yaml", ".yml", ".json"].iter().any(|e| file.ends_with(e)) => {
@@ -337,8 +342,9 @@ mod tests {
         assert_eq!(codegen_input("apps/crm/core/schema/deal.yaml"), app("crm"));
         assert_eq!(
             codegen_input("apps/crm/core/validation/deal.yaml"),
-            app("crm")
+            Some(Affects::App("crm".into()))
         );
+        assert_eq!(codegen_input("apps/crm/core/events/deal.yaml"), app("crm"));
         assert_eq!(codegen_input("apps/crm/core/validation/notes.txt"), None);
         assert_eq!(
             codegen_input("apps/crm/core/fixtures/demo.yaml"),

@@ -1,6 +1,7 @@
 //! Tools nobody on this project wrote accept what the generator emits: both OpenAPI documents of
-//! every committed app pass openapi-spec-validator and `redocly lint`, `tsc --strict` accepts
-//! the TypeScript, and ESLint (with typescript-eslint and the rules of hooks) every frontend.
+//! every committed app pass openapi-spec-validator and `redocly lint`, `@asyncapi/parser`
+//! accepts every AsyncAPI document, `tsc --strict` accepts the TypeScript, and ESLint (with
+//! typescript-eslint and the rules of hooks) every frontend.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,6 +65,32 @@ fn redocly_lint_finds_no_errors() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn the_asyncapi_parser_accepts_every_event_document() {
+    tool("node_modules/@asyncapi/parser");
+    tools::link_node_modules(&repo_root());
+    let mut documents: Vec<PathBuf> = apps()
+        .iter()
+        .map(|app| app.join("core/asyncapi.json"))
+        .collect();
+    documents.push(repo_root().join("cortex/core/asyncapi.json"));
+    let output = run_ok(
+        Command::new("node")
+            .arg(repo_root().join("generator/tests/asyncapi.mjs"))
+            .args(&documents),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    for document in &documents {
+        let parsed = format!("{}: AsyncAPI 3.0.0", document.display());
+        assert!(text.contains(&parsed), "{parsed} missing:\n{text}");
+    }
+    // The CRM's declared event is there beside its entities' own.
+    assert!(
+        text.contains("crm/core/asyncapi.json: AsyncAPI 3.0.0, 13 channels"),
+        "{text}"
+    );
 }
 
 #[test]

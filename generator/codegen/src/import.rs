@@ -652,6 +652,7 @@ pub(crate) fn import(document: &Value, name: &str) -> Result<Imported, Diagnosti
         operations,
         security_schemes: BTreeMap::new(),
         migrations: vec![],
+        events: vec![],
     };
     Ok(Imported {
         app,

@@ -48,6 +48,31 @@ pub struct App {
     pub security_schemes: BTreeMap<String, Value>,
     /// `(version, name)` of each migration in `bin/migrations/`; empty before the first.
     pub migrations: Vec<(i64, String)>,
+    /// The events it declares in `core/events/`, by name; its entities' `created`, `updated`
+    /// and `deleted` events are implied and not listed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventDecl>,
+}
+
+/// An event an app declares in `core/events/`: published by its services, received by
+/// subscribers in any app, delivered to webhooks, and described in its AsyncAPI document.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventDecl {
+    /// Its name in the app, as in `deal_won`: published as `<app>.<name>`.
+    pub name: String,
+    /// What happened, for the document.
+    pub description: String,
+    /// The named type of its payload.
+    pub payload: String,
+    /// The file it is declared in, relative to the project root.
+    pub source: String,
+}
+
+impl App {
+    /// The type an event named `name` of this app is published under, as in `crm.deal_won`.
+    pub fn event_type(&self, name: &str) -> String {
+        format!("{}.{name}", self.name)
+    }
 }
 
 impl App {

@@ -586,7 +586,7 @@ fn codegen_watch(root: &Path, args: &CodegenArgs, printer: &Printer) -> ExitCode
     let first = crate::watch::regenerate(&mut session, args.app.as_deref(), args.force);
     printer.run(&first, "start");
     printer.info(
-        "watching apps/*/core/schema, apps/*/core/fixtures, apps/*/core/validation, templates/ and prefiq.toml (Ctrl-C stops)",
+        "watching apps/*/core/schema, apps/*/core/fixtures, apps/*/core/validation, apps/*/core/events, templates/ and prefiq.toml (Ctrl-C stops)",
     );
     while let Some(batch) = watcher.next_batch(|p| crate::watch::codegen_input(p).is_some()) {
         let Some(apps) = crate::watch::plan(&batch, args.app.as_deref()) else {

@@ -3,6 +3,7 @@
 //! Every emitter is a function of an app's IR, the project's settings and its templates. None
 //! reads a file, and none calls another stage: the session hands them what they need.
 
+mod asyncapi;
 mod cortex;
 pub mod design;
 mod openapi;
@@ -112,6 +113,11 @@ fn documents(context: &Context, output: &mut Output) -> Result<(), Diagnostic> {
         &pretty_json(&openapi30),
     ));
     drop(openapi30);
+    output.files.push(GeneratedFile::new(
+        format!("{root}/core/asyncapi.json"),
+        &schema_dir,
+        &pretty_json(&asyncapi::document(app)),
+    ));
     output.files.push(GeneratedFile::new(
         format!("{root}/bin/src/generated/schemas.json"),
         &schema_dir,

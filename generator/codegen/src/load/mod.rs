@@ -26,6 +26,8 @@ pub enum FileKind {
     Fixture,
     /// Cross-field rules under `core/validation/`.
     Validation,
+    /// Declared events under `core/events/`.
+    Events,
 }
 
 /// One parsed input file.
@@ -307,6 +309,7 @@ pub fn load(root: &Path, only: Option<&str>, cache: &mut ParseCache) -> (Project
         let mut paths = yaml_and_json(&folder.join("core/schema"));
         paths.extend(yaml_and_json(&folder.join("core/fixtures")));
         paths.extend(yaml_and_json(&folder.join("core/validation")));
+        paths.extend(yaml_and_json(&folder.join("core/events")));
         let mut texts = Vec::new();
         for path in paths {
             let rel = relative(root, &path);
@@ -504,6 +507,8 @@ pub fn parse(path: &str, text: &str) -> (SourceFile, Vec<Diagnostic>) {
         FileKind::Fixture
     } else if path.contains("/core/validation/") {
         FileKind::Validation
+    } else if path.contains("/core/events/") {
+        FileKind::Events
     } else if path.contains(".openapi.") {
         FileKind::OpenApi
     } else {

@@ -4,6 +4,7 @@
 //! that cannot be lowered becomes `Type::Any` so that later checks do not cascade.
 
 mod crud;
+mod events;
 pub(crate) mod keywords;
 mod operations;
 mod rules;
@@ -204,6 +205,8 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
         operations.extend(crud::operations(&input.name, entity, &lowerer.types));
     }
     operations.extend(lowerer.lower_operations(&input.name, &operations));
+    let snakes: Vec<String> = entities.iter().map(|e| e.snake.clone()).collect();
+    let events = lowerer.lower_events(&snakes);
     lowerer.box_recursive_members();
 
     for (index, file) in input.files.iter().enumerate() {
@@ -240,6 +243,7 @@ fn lower_app(input: &AppInput) -> (App, Vec<Diagnostic>) {
         operations,
         security_schemes,
         migrations: input.migrations.versions(),
+        events,
     };
     let mut diagnostics = lowerer.diagnostics;
     rules::attach(&mut app, &input.files, &mut diagnostics);
