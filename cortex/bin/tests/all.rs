@@ -6,6 +6,7 @@ mod binary;
 mod browser;
 mod common;
 mod credentials;
+mod events;
 mod isolation;
 mod oauth;
 mod schemathesis;

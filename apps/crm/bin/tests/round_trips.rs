@@ -196,23 +196,24 @@ async fn generated_requests_wait_for_postgresql_as_few_times_as_they_can() {
         ("get", (1, 1)),
         ("list", (1, 1)),
         ("list with count", (1, 2)),
-        // BEGIN, the insert, its audit entry, COMMIT.
-        ("create", (1, 4)),
-        // BEGIN and the row locked; the update, its audit entry, COMMIT.
-        ("patch", (2, 5)),
+        // BEGIN, the insert, its audit entry, its event, COMMIT.
+        ("create", (1, 5)),
+        // BEGIN and the row locked; the update, its audit entry, its event, COMMIT.
+        ("patch", (2, 6)),
         // BEGIN and the row locked; ROLLBACK.
         ("stale patch", (2, 3)),
-        // BEGIN, the reference checked, the insert, its audit entry, COMMIT.
-        ("create with hook and reference", (1, 5)),
-        ("create with missing reference", (1, 5)),
-        // BEGIN and the deal locked; the update; its audit entry, the follow-up job and COMMIT
-        // (enqueueing rides with the commit: no round trip of its own).
-        ("win_deal", (3, 6)),
-        // The row locked; the delete, its audit entry, COMMIT.
-        ("delete", (2, 5)),
+        // BEGIN, the reference checked, the insert, its audit entry, its event, COMMIT.
+        ("create with hook and reference", (1, 6)),
+        ("create with missing reference", (1, 6)),
+        // BEGIN and the deal locked; the update; its audit entry, its event, the follow-up job,
+        // the `deal_won` event and COMMIT (enqueueing and publishing ride with the commit: no
+        // round trip of their own).
+        ("win_deal", (3, 8)),
+        // The row locked; the delete, its audit entry, its event, COMMIT.
+        ("delete", (2, 6)),
         // One more round trip per level of rows a deletion cascades to, read first so that each
         // gets its audit entry.
-        ("delete with cascades", (3, 6)),
+        ("delete with cascades", (3, 7)),
         // BEGIN, the context, the read, COMMIT.
         ("get as another tenant", (1, 4)),
         ("get", (1, 1)),

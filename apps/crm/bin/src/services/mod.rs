@@ -10,14 +10,15 @@
 //! hides other tenants' rows from a query that forgets.
 
 use app_crm_types::{
-    ActivityCreate, ActivityKind, ContactHit, ContactSearch, Deal, DealCreate, DealStage, LoseDeal,
-    LoseDealParams, PipelineReport, PipelineReportParams, SearchContactsParams, StageSummary,
-    WinDeal, WinDealParams,
+    ActivityCreate, ActivityKind, ContactHit, ContactSearch, Deal, DealCreate, DealStage, DealWon,
+    LoseDeal, LoseDealParams, PipelineReport, PipelineReportParams, SearchContactsParams,
+    StageSummary, WinDeal, WinDealParams,
 };
 use prefiq_runtime::db::ToSql;
 use prefiq_runtime::deps::rust_decimal::Decimal;
 use prefiq_runtime::deps::serde::{Deserialize, Serialize};
 use prefiq_runtime::deps::uuid::Uuid;
+use prefiq_runtime::events;
 use prefiq_runtime::http::IfMatch;
 use prefiq_runtime::jobs::{self, Job, JobContext, Registry};
 use prefiq_runtime::{Db, Executor, Problem, RequestContext, SqlValue, Tx};
@@ -246,7 +247,7 @@ impl CrmService for Service {
                 .await
                 .map_err(|e| e.into_problem(&activity::TABLE))?;
         }
-        // Enqueued with the win: a win rolled back leaves no job.
+        // Enqueued and published with the win: a win rolled back leaves no job and no event.
         jobs::enqueue(
             tx,
             crate::generated::APP.name,
@@ -254,6 +255,19 @@ impl CrmService for Service {
         )
         .await
         .map_err(|e| e.into_problem(&deal::TABLE))?;
+        let mut event = DealWon::new(
+            won.id,
+            won.name.clone(),
+            won.company_id,
+            won.amount,
+            won.currency.clone(),
+        );
+        if let Some(contact) = won.contact_id {
+            event = event.with_contact_id(contact);
+        }
+        events::publish(tx, crate::generated::APP.name, &event)
+            .await
+            .map_err(|e| e.into_problem(&deal::TABLE))?;
         Ok(WinDealResponse::Ok(won))
     }
 
