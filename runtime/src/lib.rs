@@ -26,6 +26,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod list;
 pub mod meta;
+pub mod metrics;
 pub mod migrate;
 pub mod operation;
 pub mod params;

@@ -66,6 +66,9 @@ pub struct Config {
     /// Resource limits of the HTTP server.
     #[command(flatten)]
     pub limits: Limits,
+    /// Who may read `/metrics`.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsSettings,
     /// Do not apply pending migrations at start-up.
     #[arg(long, env = "PREFIQ_NO_MIGRATE")]
     pub no_migrate: bool,
@@ -573,10 +576,16 @@ fn with_stack(
     let request_id = HeaderName::from_static("x-request-id");
     let app = app
         .route("/healthz", get(healthz).with_state(db.clone()))
+        .route(
+            "/metrics",
+            get(crate::metrics::serve).with_state(db.clone()),
+        )
+        .layer(axum::middleware::from_fn(crate::metrics::keep_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // The first layer is the outermost.
     let stack = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(axum::middleware::from_fn_with_state(limits, limit_request))
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(
@@ -1038,6 +1047,10 @@ where
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if let Err(error) = config.metrics.apply() {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -86,6 +86,9 @@ pub struct Config {
     /// through `/auth/authorize` with PKCE, as the public client `ui-<app>`.
     #[arg(long, env = "PREFIQ_UI_DIR")]
     pub ui_dir: Option<std::path::PathBuf>,
+    /// Who may read `/metrics`.
+    #[command(flatten)]
+    pub metrics: prefiq_runtime::metrics::MetricsSettings,
 }
 
 /// Where tenants' rows live.

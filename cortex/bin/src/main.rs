@@ -137,7 +137,11 @@ fn main() -> ExitCode {
     if let Some(Command::Probe) = &cli.command {
         return prefiq_runtime::serve::probe(cli.config.bind);
     }
-    if let Err(error) = cli.config.read_secret_files() {
+    if let Err(error) = cli
+        .config
+        .read_secret_files()
+        .and_then(|()| cli.config.metrics.apply())
+    {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }

@@ -64,6 +64,17 @@ pub enum Db {
     Sqlite(sqlx::SqlitePool),
 }
 
+/// What a pool holds ([`Db::pool_usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open.
+    pub open: usize,
+    /// Of those, the idle ones.
+    pub idle: usize,
+    /// The most it opens.
+    pub max: usize,
+}
+
 /// A bound SQL parameter. Nulls keep their kind so PostgreSQL sees a typed parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
@@ -1288,6 +1299,19 @@ impl Db {
             (None, Some(tables)) => Some(format!("it owns {tables}")),
             (None, None) => None,
         })
+    }
+
+    /// How many connections the pool holds open, how many of them are idle, and the most it
+    /// opens.
+    pub fn pool_usage(&self) -> PoolUsage {
+        match self {
+            Db::Postgres(pool, _) => pool.usage(),
+            Db::Sqlite(pool) => PoolUsage {
+                open: pool.size() as usize,
+                idle: pool.num_idle(),
+                max: pool.options().get_max_connections() as usize,
+            },
+        }
     }
 
     /// The dialect of this pool.

@@ -191,6 +191,18 @@ pub struct Pool {
     pool: managed::Pool<Manager>,
 }
 
+impl Pool {
+    /// How many connections it holds open, idle, and at most.
+    pub(crate) fn usage(&self) -> super::PoolUsage {
+        let status = self.pool.status();
+        super::PoolUsage {
+            open: status.size,
+            idle: status.available,
+            max: status.max_size,
+        }
+    }
+}
+
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")

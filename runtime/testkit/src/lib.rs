@@ -79,7 +79,7 @@ pub fn sign(key: &prefiq_runtime::auth::SigningKey, identity: &Identity) -> Stri
             "client"
         }
         .into(),
-        op: false,
+        op: identity.operator,
     })
 }
 
@@ -216,6 +216,8 @@ pub struct Identity {
     pub roles: Vec<String>,
     /// Permissions (`*`, `crm.*`, `crm.deal.read`).
     pub permissions: Vec<String>,
+    /// Whether it is a platform operator.
+    pub operator: bool,
 }
 
 impl Identity {
@@ -226,6 +228,15 @@ impl Identity {
             user: Some(Uuid::now_v7()),
             roles: vec!["member".into()],
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            operator: false,
+        }
+    }
+
+    /// A platform operator (of the default tenant).
+    pub fn operator() -> Identity {
+        Identity {
+            operator: true,
+            ..Identity::admin()
         }
     }
 

@@ -10,6 +10,7 @@ mod differential;
 mod hardening;
 mod idempotency;
 mod jobs;
+mod metrics;
 mod round_trips;
 mod rust_client;
 mod schemathesis;

@@ -126,6 +126,7 @@ impl Cortex {
             admin_password_file: None,
             tenancy,
             ui_dir,
+            metrics: Default::default(),
         };
         let started = cortex::server::start(&config).await.expect("Cortex starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
