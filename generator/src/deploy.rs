@@ -40,6 +40,7 @@ pub struct Values {
     pub database: SecretRef,
     pub signing_key: SecretRef,
     pub server: Server,
+    pub workers: Workers,
     pub migration: Migration,
     pub ingress: Ingress,
 }
@@ -81,6 +82,14 @@ pub struct Server {
     pub statement_timeout_ms: u64,
     pub header_timeout_seconds: u64,
     pub body_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Workers {
+    pub replicas: u32,
+    pub concurrency: u32,
+    pub job_lease_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -249,6 +258,12 @@ pub fn render(values: &Values, apps: &[String]) -> Vec<(String, Value)> {
             format!("{}-deployment", stack.name),
             deployment(values, &stack, apps),
         ));
+        if values.workers.replicas > 0 {
+            objects.push((
+                format!("{}-worker-deployment", stack.name),
+                worker_deployment(values, &stack),
+            ));
+        }
         objects.push((format!("{}-service", stack.name), service(values, &stack)));
         objects.push((
             format!("{}-pdb", stack.name),
@@ -313,11 +328,13 @@ fn config_map(values: &Values) -> Value {
             "PREFIQ_STATEMENT_TIMEOUT": server.statement_timeout_ms.to_string(),
             "PREFIQ_HEADER_TIMEOUT": server.header_timeout_seconds.to_string(),
             "PREFIQ_BODY_TIMEOUT": server.body_timeout_seconds.to_string(),
+            "PREFIQ_JOB_LEASE": values.workers.job_lease_seconds.to_string(),
         },
     })
 }
 
-/// Pods take traffic on the server port only, and reach only DNS and PostgreSQL.
+/// Pods take traffic on the server port only, and reach only DNS, PostgreSQL and, for webhook
+/// deliveries, HTTP(S) on public addresses.
 fn network_policy(values: &Values) -> Value {
     json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -329,6 +346,13 @@ fn network_policy(values: &Values) -> Value {
             "egress": [
                 {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
                 {"ports": [{"protocol": "TCP", "port": 5432}]},
+                {
+                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [
+                        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                        "100.64.0.0/10", "127.0.0.0/8",
+                    ]}}],
+                    "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 80}],
+                },
             ],
         },
     })
@@ -345,8 +369,9 @@ fn pod_security() -> Value {
 /// Where the secrets are mounted: as files, never as environment variables.
 const SECRETS: &str = "/run/secrets/prefiq";
 
-/// A Cortex container: `args` chooses serve or migrate.
-fn container(values: &Values, stack: &Stack, name: &str, args: &[&str]) -> Value {
+/// A Cortex container: `args` chooses serve, worker or migrate; it runs `workers` jobs of each
+/// app at once.
+fn container(values: &Values, stack: &Stack, name: &str, args: &[&str], workers: u32) -> Value {
     json!({
         "name": name,
         "image": image(values),
@@ -359,6 +384,7 @@ fn container(values: &Values, stack: &Stack, name: &str, args: &[&str]) -> Value
             {"name": "PREFIQ_APP_DATABASE_URL_FILE", "value": format!("{SECRETS}/app-database-url")},
             {"name": "PREFIQ_SIGNING_KEY_FILE", "value": format!("{SECRETS}/signing-key")},
             {"name": "PREFIQ_PUBLIC_URL", "value": format!("https://{}", stack.host)},
+            {"name": "PREFIQ_WORKERS", "value": workers.to_string()},
         ],
         "volumeMounts": [{"name": "secrets", "mountPath": SECRETS, "readOnly": true}],
         "resources": values.resources,
@@ -404,7 +430,7 @@ fn job(values: &Values, stack: &Stack) -> Value {
                     "serviceAccountName": "prefiq",
                     "automountServiceAccountToken": false,
                     "securityContext": pod_security(),
-                    "containers": [container(values, stack, "migrate", &["migrate"])],
+                    "containers": [container(values, stack, "migrate", &["migrate"], 0)],
                     "volumes": [secrets_volume(values, stack)],
                 },
             },
@@ -413,7 +439,13 @@ fn job(values: &Values, stack: &Stack) -> Value {
 }
 
 fn deployment(values: &Values, stack: &Stack, apps: &[String]) -> Value {
-    let mut serve = container(values, stack, "cortex", &["serve"]);
+    // With worker pods, the servers run no jobs.
+    let workers = if values.workers.replicas > 0 {
+        0
+    } else {
+        values.workers.concurrency
+    };
+    let mut serve = container(values, stack, "cortex", &["serve"], workers);
     let probe = |path: &str, period: u32| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 3, "failureThreshold": 3});
     serve["ports"] = json!([{"name": "http", "containerPort": values.port, "protocol": "TCP"}]);
     serve["readinessProbe"] = probe("/healthz", 5);
@@ -437,6 +469,43 @@ fn deployment(values: &Values, stack: &Stack, apps: &[String]) -> Value {
                     "securityContext": pod_security(),
                     "terminationGracePeriodSeconds": 30,
                     "containers": [serve],
+                    "volumes": [secrets_volume(values, stack)],
+                },
+            },
+        },
+    })
+}
+
+/// The pods that run every installed app's jobs, subscribers and webhook deliveries.
+fn worker_deployment(values: &Values, stack: &Stack) -> Value {
+    let name = format!("{}-worker", stack.name);
+    let mut labels = labels("worker");
+    labels["app.kubernetes.io/instance"] = json!(name);
+    let mut worker = container(
+        values,
+        stack,
+        "worker",
+        &["worker"],
+        values.workers.concurrency,
+    );
+    // A worker serves no HTTP: its probes ask the database through the same binary.
+    let probe = |period: u32| json!({"exec": {"command": ["cortex", "probe", "--database"]}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": 3});
+    worker["readinessProbe"] = probe(10);
+    worker["livenessProbe"] = probe(30);
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": values.namespace, "labels": labels},
+        "spec": {
+            "replicas": values.workers.replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "prefiq", "app.kubernetes.io/instance": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": "prefiq",
+                    "automountServiceAccountToken": false,
+                    "securityContext": pod_security(),
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [worker],
                     "volumes": [secrets_volume(values, stack)],
                 },
             },

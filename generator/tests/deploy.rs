@@ -180,8 +180,42 @@ fn the_rendered_manifests_of_every_tenancy_mode_pass_kubernetes_validate_checkov
         ("databases", "rows", 2),
     ] {
         let all = objects(mode);
-        let deployments = of_kind(&all, "Deployment");
-        assert_eq!(deployments.len(), stacks, "{mode}: deployments");
+        let (workers, deployments): (Vec<_>, Vec<_>) = of_kind(&all, "Deployment")
+            .into_iter()
+            .partition(|d| d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker");
+        assert_eq!(deployments.len(), stacks, "{mode}: server deployments");
+        assert_eq!(
+            workers.len(),
+            stacks,
+            "{mode}: a worker deployment per stack"
+        );
+        let setting = |deployment: &serde_yaml::Value, name: &str| -> String {
+            deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"].as_str() == Some(name))
+                .and_then(|e| e["value"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        for worker in &workers {
+            let container = &worker["spec"]["template"]["spec"]["containers"][0];
+            assert_eq!(container["args"][0].as_str(), Some("worker"), "{mode}");
+            assert_eq!(setting(worker, "PREFIQ_WORKERS"), "10", "{mode}");
+            assert_eq!(
+                container["livenessProbe"]["exec"]["command"][2].as_str(),
+                Some("--database"),
+                "{mode}: a worker's probe asks the database"
+            );
+        }
+        for deployment in &deployments {
+            assert_eq!(
+                setting(deployment, "PREFIQ_WORKERS"),
+                "0",
+                "{mode}: with worker pods, the servers run no jobs"
+            );
+        }
         assert_eq!(
             of_kind(&all, "Job").len(),
             stacks,

@@ -129,6 +129,33 @@ pub struct Route {
     pub subscription: Subscription,
 }
 
+/// A job a [`FanOut`] wants enqueued for an event.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The app whose worker runs it.
+    pub app: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its payload.
+    pub payload: Value,
+    /// Its unique key: what makes a second dispatch of the same event enqueue nothing.
+    pub unique_key: String,
+}
+
+/// Jobs decided per event at dispatch time, beyond the subscribers' (a host's webhooks: one
+/// delivery per subscribed URL). Given the events of one tenant, it reads what it needs as that
+/// tenant (so row-level security holds) and returns the jobs, which the dispatcher enqueues in
+/// its own transaction with the events' marks.
+pub trait FanOut: Send + Sync {
+    /// The jobs `events` (all of `tenant`) call for.
+    fn jobs<'a>(
+        &'a self,
+        db: &'a Db,
+        tenant: Uuid,
+        events: &'a [Delivered<Value>],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<NewJob>, DbError>> + Send + 'a>>;
+}
+
 /// An event read from the outbox.
 struct Pending {
     id: Uuid,
@@ -141,6 +168,18 @@ struct Pending {
 }
 
 impl Pending {
+    fn delivered(&self) -> Delivered<Value> {
+        Delivered {
+            id: self.id,
+            event_type: self.event_type.clone(),
+            app: self.app.clone(),
+            tenant: self.tenant,
+            subject: self.subject.clone(),
+            time: self.time,
+            data: self.data.clone(),
+        }
+    }
+
     fn read(row: &Row) -> Result<Pending, DbError> {
         let Json(data) = row.req::<Json<Value>>(5)?;
         Ok(Pending {
@@ -161,6 +200,7 @@ pub struct Dispatcher {
     /// The app whose events it dispatches; every app's when none (Cortex).
     source: Option<String>,
     routes: Vec<Route>,
+    fan_outs: Vec<Arc<dyn FanOut>>,
     /// How long it waits before looking again when it found nothing.
     poll: Duration,
     /// How many events one transaction dispatches at most.
@@ -175,10 +215,17 @@ impl Dispatcher {
             db,
             source: source.map(str::to_owned),
             routes,
+            fan_outs: Vec::new(),
             poll: Duration::from_millis(200),
             batch: 200,
             system: Arc::new(Principal::system(crate::auth::DEFAULT_TENANT)),
         }
+    }
+
+    /// The same, asking `fan_out` for more jobs per event.
+    pub fn fanning_out(mut self, fan_out: Arc<dyn FanOut>) -> Dispatcher {
+        self.fan_outs.push(fan_out);
+        self
     }
 
     /// The same, looking for events every `poll` when it found none.
@@ -242,37 +289,51 @@ impl Dispatcher {
             .map(Pending::read)
             .collect::<Result<Vec<_>, _>>()?;
         let now = crate::db::now();
+        let mut jobs = Vec::new();
         for event in &events {
             for route in self
                 .routes
                 .iter()
                 .filter(|r| r.subscription.event == event.event_type)
             {
-                let delivered = Delivered {
-                    id: event.id,
-                    event_type: event.event_type.clone(),
-                    app: event.app.clone(),
-                    tenant: event.tenant,
-                    subject: event.subject.clone(),
-                    time: event.time,
-                    data: event.data.clone(),
-                };
-                let payload = serde_json::to_value(delivered)
+                let payload = serde_json::to_value(event.delivered())
                     .map_err(|e| DbError::Internal(e.to_string()))?;
-                let options = Options {
-                    unique_key: Some(format!("event:{}:{}", event.id, route.subscription.kind)),
-                    ..Options::default()
-                };
-                crate::jobs::insert(
-                    &mut tx,
+                jobs.push((
                     event.tenant,
-                    &route.app,
-                    &route.subscription.kind,
-                    payload,
-                    options,
-                )
-                .await?;
+                    NewJob {
+                        app: route.app.clone(),
+                        kind: route.subscription.kind.clone(),
+                        payload,
+                        unique_key: format!("event:{}:{}", event.id, route.subscription.kind),
+                    },
+                ));
             }
+        }
+        if !self.fan_outs.is_empty() {
+            let mut tenants: Vec<Uuid> = events.iter().map(|e| e.tenant).collect();
+            tenants.sort();
+            tenants.dedup();
+            for tenant in tenants {
+                let of_tenant: Vec<Delivered<Value>> = events
+                    .iter()
+                    .filter(|e| e.tenant == tenant)
+                    .map(Pending::delivered)
+                    .collect();
+                for fan_out in &self.fan_outs {
+                    for job in fan_out.jobs(&self.db, tenant, &of_tenant).await? {
+                        jobs.push((tenant, job));
+                    }
+                }
+            }
+        }
+        for (tenant, job) in jobs {
+            let options = Options {
+                unique_key: Some(job.unique_key),
+                ..Options::default()
+            };
+            crate::jobs::insert(&mut tx, tenant, &job.app, &job.kind, job.payload, options).await?;
+        }
+        for event in &events {
             let sql = tx.pick(
                 "UPDATE prefiq_events SET dispatched_at = $1 WHERE id = $2",
                 "UPDATE prefiq_events SET dispatched_at = ?1 WHERE id = ?2",
@@ -355,16 +416,6 @@ pub async fn list(
     };
     tx.end_read();
     rows.iter()
-        .map(|row| {
-            Pending::read(row).map(|e| Delivered {
-                id: e.id,
-                event_type: e.event_type,
-                app: e.app,
-                tenant: e.tenant,
-                subject: e.subject,
-                time: e.time,
-                data: e.data,
-            })
-        })
+        .map(|row| Pending::read(row).map(|e| e.delivered()))
         .collect()
 }

@@ -53,6 +53,13 @@ pub struct Config {
     /// again after at most this long.
     #[arg(long, env = "PREFIQ_JOB_LEASE", default_value_t = 30)]
     pub job_lease: u64,
+    /// Failed deliveries in a row after which a webhook is disabled (and its tenant told).
+    #[arg(long, env = "PREFIQ_WEBHOOK_FAILURE_LIMIT", default_value_t = 10)]
+    pub webhook_failure_limit: i32,
+    /// Let webhooks reach private, loopback and link-local addresses: for tests and local
+    /// development only, refused in production.
+    #[arg(long, env = "PREFIQ_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
     /// `production` refuses insecure settings and makes cookies `Secure`.
     #[arg(long = "env", env = "PREFIQ_ENV", default_value = "development")]
     pub environment: Environment,
@@ -101,6 +108,19 @@ pub enum TenancyMode {
 }
 
 impl Config {
+    /// What the workers run with.
+    pub fn work(&self) -> crate::server::Work {
+        crate::server::Work {
+            workers: self.workers,
+            lease: self.job_lease,
+            webhooks: crate::webhooks::WebhookSettings {
+                failure_limit: self.webhook_failure_limit.max(1),
+                allow_private: self.webhook_allow_private,
+                ..crate::webhooks::WebhookSettings::default()
+            },
+        }
+    }
+
     /// Reads the settings given as files (`*_FILE`, mounted secrets) into their values.
     pub fn read_secret_files(&mut self) -> Result<(), String> {
         use prefiq_runtime::serve::secret_file;

@@ -15,5 +15,6 @@ pub mod server;
 pub mod services;
 pub mod settings;
 pub mod web;
+pub mod webhooks;
 
 pub use generated::{CortexService, router};

@@ -45,7 +45,12 @@ enum Command {
     Worker,
     /// Asks the Cortex listening on --bind for `/healthz`; exits 0 if it answers 200 (the
     /// container healthcheck, with no shell or curl in the image).
-    Probe,
+    Probe {
+        /// Ask the database instead (`SELECT 1` within two seconds): the probe of a `worker`,
+        /// which serves no HTTP.
+        #[arg(long)]
+        database: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,7 +139,7 @@ fn main() -> ExitCode {
         println!("{}", prefiq_runtime::auth::SigningKey::generate_text(&kid));
         return ExitCode::SUCCESS;
     }
-    if let Some(Command::Probe) = &cli.command {
+    if let Some(Command::Probe { database: false }) = &cli.command {
         return prefiq_runtime::serve::probe(cli.config.bind);
     }
     if let Err(error) = cli
@@ -181,7 +186,10 @@ fn main() -> ExitCode {
                 println!("cortex: migrations applied");
                 Ok(())
             }
-            Some(Command::Key(_) | Command::Probe) => Ok(()),
+            Some(Command::Probe { database: true }) => {
+                cortex::server::probe_database(&cli.config).await
+            }
+            Some(Command::Key(_) | Command::Probe { .. }) => Ok(()),
         }
     });
     match result {

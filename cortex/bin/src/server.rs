@@ -768,6 +768,12 @@ pub async fn start(config: &Config) -> Result<Started, String> {
     let key = signing_key(config)?;
     // Checked before anything is opened, so a wrong setting changes nothing.
     config.public_url()?;
+    if config.webhook_allow_private && config.environment == Environment::Production {
+        return Err(
+            "PREFIQ_WEBHOOK_ALLOW_PRIVATE lets webhooks reach private addresses: not in production"
+                .into(),
+        );
+    }
     let (owner, db) = connect(config).await?;
     if let Some((email, password)) = bootstrap(&db, &owner, config, true).await? {
         // Shown once, on the terminal that started the first run (never logged).
@@ -785,6 +791,32 @@ pub async fn start(config: &Config) -> Result<Started, String> {
     }
     let router = build(config, key, db.clone(), owner.clone(), provisioned)?;
     Ok(Started { router, db, owner })
+}
+
+/// Whether the database answers `SELECT 1` within two seconds, as the migrating user: the
+/// probe of a worker process (`cortex probe --database`).
+pub async fn probe_database(config: &Config) -> Result<(), String> {
+    let url = config.database_url();
+    let shown = prefiq_runtime::db::redact_url(&url);
+    let answered = tokio::time::timeout(Duration::from_secs(2), async {
+        let db = Db::connect(
+            &url,
+            &PoolOptions {
+                max_connections: 1,
+                ..PoolOptions::default()
+            },
+        )
+        .await?;
+        let answer = db.fetch_optional("SELECT 1", vec![]).await;
+        db.close().await;
+        answer
+    })
+    .await;
+    match answered {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(format!("{shown} did not answer: {error}")),
+        Err(_) => Err(format!("{shown} did not answer within two seconds")),
+    }
 }
 
 /// The router over `db` (and `owner`, to prepare tenants' schemas), tokens signed with `key`.
@@ -979,17 +1011,30 @@ pub async fn maintain(owner: &Db, db: &Db) {
         .await;
 }
 
-/// Starts the workers of every installed app's jobs, and of Cortex's own and the runtime's,
-/// and one dispatcher of every app's events, until `stopping` says so: at most `workers` jobs
-/// of each app at once (none when 0), each under a lease of `lease` seconds.
+/// What a process's workers run with.
+#[derive(Debug, Clone, Copy)]
+pub struct Work {
+    /// How many jobs of each app run at once (none when 0).
+    pub workers: usize,
+    /// Seconds of a claimed job's lease.
+    pub lease: u64,
+    /// How webhooks are delivered.
+    pub webhooks: crate::webhooks::WebhookSettings,
+}
+
+/// Starts the workers of every installed app's jobs, and of Cortex's own (its webhook
+/// deliveries among them) and the runtime's, and one dispatcher of every app's events (to
+/// subscribers and webhooks), until `stopping` says so.
 pub fn start_workers(
-    (workers, lease): (usize, u64),
+    work: Work,
     db: &Db,
     stopping: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let own = (
         "cortex",
-        (crate::generated::CATALOG.jobs)().with_runtime_jobs(),
+        (crate::generated::CATALOG.jobs)()
+            .merge(crate::webhooks::jobs(work.webhooks))
+            .with_runtime_jobs(),
     );
     let apps = installed()
         .iter()
@@ -1008,17 +1053,16 @@ pub fn start_workers(
                 app,
                 db,
                 registry,
-                (workers, lease),
+                (work.workers, work.lease),
                 prefiq_runtime::serve::stopped(stopping.clone()),
             )
         })
         .collect();
     if !running.is_empty() {
-        running.push(prefiq_runtime::serve::spawn_dispatcher(
-            db,
-            None,
-            routes,
-            prefiq_runtime::serve::stopped(stopping.clone()),
+        let dispatcher = prefiq_runtime::events::Dispatcher::new(db.clone(), None, routes)
+            .fanning_out(Arc::new(crate::webhooks::Webhooks));
+        running.push(tokio::spawn(
+            dispatcher.run(prefiq_runtime::serve::stopped(stopping.clone())),
         ));
     }
     running
@@ -1033,7 +1077,7 @@ pub async fn work(config: &Config) -> Result<(), String> {
         workers: config.workers.max(1),
         ..config.clone()
     };
-    let workers = start_workers((config.workers, config.job_lease), &started.db, &stopping);
+    let workers = start_workers(config.work(), &started.db, &stopping);
     println!("cortex: running jobs");
     for worker in workers {
         let _ = worker.await;
@@ -1047,7 +1091,7 @@ pub async fn work(config: &Config) -> Result<(), String> {
 pub async fn run(config: &Config) -> Result<(), String> {
     let started = start(config).await?;
     let stopping = prefiq_runtime::serve::shutdown_broadcast();
-    let workers = start_workers((config.workers, config.job_lease), &started.db, &stopping);
+    let workers = start_workers(config.work(), &started.db, &stopping);
     let maintenance = {
         let (owner, db) = (started.owner.clone(), started.db.clone());
         tokio::spawn(async move {

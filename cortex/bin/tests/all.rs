@@ -11,3 +11,4 @@ mod isolation;
 mod oauth;
 mod schemathesis;
 mod scopes;
+mod webhooks;

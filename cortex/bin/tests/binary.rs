@@ -519,3 +519,30 @@ async fn cortex_runs_the_apps_jobs_itself_or_in_a_worker_process() {
     terminate(worker);
     terminate(server);
 }
+
+/// `cortex probe --database`, a worker pod's probe: 0 when the database answers, 1 and why
+/// when it does not.
+#[test]
+fn the_database_probe_says_whether_the_database_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = cortex(dir.path())
+        .args(["probe", "--database"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let down = cortex(dir.path())
+        .args(["probe", "--database"])
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
+        .output()
+        .unwrap();
+    assert!(!down.status.success());
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert!(
+        stderr.contains("127.0.0.1:1") && stderr.contains("did not answer"),
+        "{stderr}"
+    );
+}

@@ -96,7 +96,15 @@ async fn a_won_crm_deal_prepares_an_lms_course_in_its_tenant(backend: Backend) {
         "no worker ran yet"
     );
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let running = cortex::server::start_workers((2, 30), &cortex.db, &stopping);
+    let running = cortex::server::start_workers(
+        cortex::server::Work {
+            workers: 2,
+            lease: 30,
+            webhooks: Default::default(),
+        },
+        &cortex.db,
+        &stopping,
+    );
     let start = Instant::now();
     let found = loop {
         let found = courses(&cortex, &alice, &code).await;

@@ -4,7 +4,9 @@
 #   docker build -f resources/deploy/docker/cortex.Dockerfile -t prefiq/cortex .
 ARG RUST_VERSION=1.95.0
 
-FROM rust:${RUST_VERSION}-slim-bookworm AS build
+# The full image, not -slim: it has OpenSSL's headers and pkg-config, which webhook deliveries' TLS
+# links against (distroless/cc below ships the libssl it needs at run time).
+FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

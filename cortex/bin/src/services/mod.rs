@@ -8,10 +8,13 @@
 //! - A setting's value fits its key's schema, and only platform operators set the platform's.
 //! - Deactivating a tenant or a user ends every credential it holds, in the same transaction.
 //! - An app must be installed to be registered.
+//! - A webhook's secret is made by the server when left out; a new one keeps the old one
+//!   signing for a day; its failures and why it was disabled are the server's to set, and
+//!   enabling it again clears them.
 
 use cortex_types::{
     AppRegistrationCreate, Role, RoleCreate, Setting, SettingCreate, Tenant, TenantCreate, User,
-    UserCreate,
+    UserCreate, Webhook, WebhookCreate,
 };
 use prefiq_runtime::auth::Scope;
 use prefiq_runtime::deps::uuid::Uuid;
@@ -481,5 +484,50 @@ impl CortexService for Service {
                 ),
             ))
         }
+    }
+
+    async fn before_create_webhook(
+        &self,
+        _ctx: &RequestContext,
+        _tx: &mut Tx,
+        input: &mut WebhookCreate,
+    ) -> Result<(), Problem> {
+        if input.secret.is_none() {
+            input.secret = Some(crate::webhooks::new_secret());
+        }
+        input.previous_secret = None;
+        input.previous_secret_until = None;
+        input.failures = 0;
+        input.disabled_reason = None;
+        Ok(())
+    }
+
+    async fn before_update_webhook(
+        &self,
+        _ctx: &RequestContext,
+        _tx: &mut Tx,
+        current: &Webhook,
+        next: &mut WebhookCreate,
+    ) -> Result<(), Problem> {
+        if next.secret.is_none() {
+            // Cleared: a new secret is made, as when rotating on purpose.
+            next.secret = Some(crate::webhooks::new_secret());
+        }
+        if next.secret != current.secret {
+            next.previous_secret = current.secret.clone();
+            next.previous_secret_until =
+                Some(prefiq_runtime::db::now() + chrono::Duration::days(1));
+        } else {
+            next.previous_secret = current.previous_secret.clone();
+            next.previous_secret_until = current.previous_secret_until;
+        }
+        if next.enabled && !current.enabled {
+            next.failures = 0;
+            next.disabled_reason = None;
+        } else {
+            next.failures = current.failures;
+            next.disabled_reason = current.disabled_reason.clone();
+        }
+        Ok(())
     }
 }

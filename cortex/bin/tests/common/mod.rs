@@ -118,6 +118,8 @@ impl Cortex {
             no_migrate: false,
             workers: 0,
             job_lease: 30,
+            webhook_failure_limit: 10,
+            webhook_allow_private: false,
             environment: Environment::Development,
             signing_key: Some(signing_key.clone()),
             signing_key_file: None,

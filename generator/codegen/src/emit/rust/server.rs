@@ -510,6 +510,9 @@ fn entity_module(
 
             use ::#types::#model;
 
+            /// Its data members, which the audit entries of rows a cascade removes show.
+            pub const WRITABLE: &[&str] = &[#(#writable),*];
+
             #reading
         };
     }

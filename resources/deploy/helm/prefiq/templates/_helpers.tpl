@@ -38,7 +38,8 @@ app.kubernetes.io/managed-by: Helm
 {{- end -}}
 {{- end -}}
 
-{{/* A Cortex container; the caller adds ports and probes. Arguments: root, stack, name, args. */}}
+{{/* A Cortex container; the caller adds ports and probes. Arguments: root, stack, name, args,
+workers (how many jobs of each app it runs at once). */}}
 {{- define "prefiq.container" -}}
 {{- $v := .root.Values -}}
 name: {{ .name }}
@@ -59,6 +60,8 @@ env:
     value: /run/secrets/prefiq/signing-key
   - name: PREFIQ_PUBLIC_URL
     value: https://{{ .stack.host }}
+  - name: PREFIQ_WORKERS
+    value: {{ .workers | quote }}
 volumeMounts:
   - name: secrets
     mountPath: /run/secrets/prefiq
