@@ -5,3 +5,4 @@ mod support;
 
 mod events;
 mod jobs;
+mod processes;

@@ -15,6 +15,12 @@ pub(crate) const APP: &str = "lab";
 /// A migrated database, and a pool that logs in as the server's role (row-level security binds
 /// it on PostgreSQL).
 pub(crate) async fn queue(backend: Backend) -> (Database, Db) {
+    let (database, db, _) = queue_at(backend).await;
+    (database, db)
+}
+
+/// [`queue`], and the database's URL (for other processes).
+pub(crate) async fn queue_at(backend: Backend) -> (Database, Db, String) {
     let (database, url) = Database::create(backend).await;
     let owner = Db::connect(&url, &PoolOptions::default())
         .await
@@ -35,7 +41,7 @@ pub(crate) async fn queue(backend: Backend) -> (Database, Db) {
         .await
         .expect("the server's pool");
     owner.close().await;
-    (database, db)
+    (database, db, url)
 }
 
 /// A caller of `tenant`: no platform operator.
