@@ -95,6 +95,25 @@ try {
   await shot(page, "audit-log");
   console.log("ok - sees the audit entries");
 
+  // The platform's jobs page, at desktop and phone widths: queues, schedules, dead letters.
+  await page.goto(`${base}/admin/jobs`);
+  assert.equal(await page.textContent("h1"), "Jobs");
+  assert.match(await page.textContent("main"), /prefiq-expire-idempotency-keys/);
+  await shot(page, "jobs-desktop");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.reload();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  const wide = await page.evaluate(() =>
+    [...document.querySelectorAll("body *")]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest(".scroll"))
+      .slice(0, 5)
+      .map((e) => `${e.tagName.toLowerCase()}${e.className ? "." + e.className : ""}`),
+  );
+  assert.ok(overflow <= 1, `the jobs page fits a phone (${overflow}px too wide: ${wide.join(", ")})`);
+  await shot(page, "jobs-phone");
+  await page.setViewportSize({ width: 1280, height: 800 });
+  console.log("ok - shows the jobs and schedules at desktop and phone widths");
+
   // Tenant A's administrator never sees tenant B's rows.
   const tenantA = await browser.newContext();
   const a = await tenantA.newPage();

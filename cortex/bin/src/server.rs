@@ -1011,6 +1011,23 @@ pub async fn maintain(owner: &Db, db: &Db) {
         .await;
 }
 
+/// The job handlers, schedules and subscribers of Cortex (its own, its webhook deliveries
+/// and the runtime's) and of every installed app, by app.
+pub fn registries(
+    webhooks: crate::webhooks::WebhookSettings,
+) -> Vec<(&'static str, prefiq_runtime::jobs::Registry)> {
+    let own = (
+        "cortex",
+        (crate::generated::CATALOG.jobs)()
+            .merge(crate::webhooks::jobs(webhooks))
+            .with_runtime_jobs(),
+    );
+    let apps = installed()
+        .iter()
+        .map(|app| (app.catalog.name, (app.catalog.jobs)()));
+    std::iter::once(own).chain(apps).collect()
+}
+
 /// What a process's workers run with.
 #[derive(Debug, Clone, Copy)]
 pub struct Work {
@@ -1030,16 +1047,7 @@ pub fn start_workers(
     db: &Db,
     stopping: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let own = (
-        "cortex",
-        (crate::generated::CATALOG.jobs)()
-            .merge(crate::webhooks::jobs(work.webhooks))
-            .with_runtime_jobs(),
-    );
-    let apps = installed()
-        .iter()
-        .map(|app| (app.catalog.name, (app.catalog.jobs)()));
-    let registries: Vec<_> = std::iter::once(own).chain(apps).collect();
+    let registries = registries(work.webhooks);
     // One dispatcher for every app's events: a subscriber may be in another app than the
     // publisher.
     let routes = registries

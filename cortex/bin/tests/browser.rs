@@ -87,7 +87,7 @@ async fn the_admin_ui_in_headless_chromium() {
     assert!(output.status.success(), "the browser test failed:\n{text}");
     assert_eq!(
         text.matches("ok - ").count(),
-        7,
+        8,
         "every step passed:\n{text}"
     );
     let kept = std::fs::read_dir(&screenshots)
@@ -95,7 +95,7 @@ async fn the_admin_ui_in_headless_chromium() {
         .unwrap_or(0);
     assert_eq!(
         kept,
-        6,
+        8,
         "the screenshots are kept in {}",
         screenshots.display()
     );

@@ -12,6 +12,7 @@
 use crate::common;
 
 use common::{Cortex, Reply, browser, hidden, page, submit};
+use prefiq_runtime::SqlValue;
 use prefiq_runtime::auth::DEFAULT_TENANT;
 use prefiq_runtime::deps::uuid::Uuid;
 use prefiq_testkit::Backend;
@@ -46,7 +47,7 @@ enum Target {
 const TARGETS: [Target; 3] = [Target::Own, Target::Other, Target::Platform];
 
 /// Every entity of Cortex this test has expectations for.
-const ENTITIES: [&str; 8] = [
+const ENTITIES: [&str; 10] = [
     "AppRegistration",
     "AuditEntry",
     "Organisation",
@@ -55,6 +56,8 @@ const ENTITIES: [&str; 8] = [
     "Team",
     "Tenant",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ];
 
 /// What an actor gets on an existing row of a target, as `list get update delete`: the list
@@ -71,13 +74,20 @@ fn expected(entity: &str, target: Target, actor: Actor) -> Option<&'static str> 
         ("Organisation" | "Team", Other, Operator) => "- 404 404 404",
         ("Organisation" | "Team", Other, AdminA) => "- 404 404 404",
         ("Organisation" | "Team", Other, MemberA) => "- 404 403 403",
-        // The audit log: read-only, each tenant its own.
-        ("AuditEntry", Own, Operator) => "- 404 405 405",
-        ("AuditEntry", Own, AdminA) => "+ 200 405 405",
-        ("AuditEntry", Own, MemberA) => "x 403 405 405",
-        ("AuditEntry", Other, Operator) => "- 404 405 405",
-        ("AuditEntry", Other, AdminA) => "- 404 405 405",
-        ("AuditEntry", Other, MemberA) => "x 403 405 405",
+        // Webhooks: the tenant's administrators' alone (they hold its secrets).
+        ("Webhook", Own, Operator) => "- 404 404 404",
+        ("Webhook", Own, AdminA) => "+ 200 200 204",
+        ("Webhook", Own, MemberA) => "x 403 403 403",
+        ("Webhook", Other, Operator) => "- 404 404 404",
+        ("Webhook", Other, AdminA) => "- 404 404 404",
+        ("Webhook", Other, MemberA) => "x 403 403 403",
+        // The audit log and the webhooks' delivery attempts: read-only, each tenant its own.
+        ("AuditEntry" | "WebhookDelivery", Own, Operator) => "- 404 405 405",
+        ("AuditEntry" | "WebhookDelivery", Own, AdminA) => "+ 200 405 405",
+        ("AuditEntry" | "WebhookDelivery", Own, MemberA) => "x 403 405 405",
+        ("AuditEntry" | "WebhookDelivery", Other, Operator) => "- 404 405 405",
+        ("AuditEntry" | "WebhookDelivery", Other, AdminA) => "- 404 405 405",
+        ("AuditEntry" | "WebhookDelivery", Other, MemberA) => "x 403 405 405",
         // Installed apps: every tenant reads them, only operators change them.
         ("AppRegistration", Platform, Operator) => "+ 200 200 204",
         ("AppRegistration", Platform, AdminA) => "+ 200 403 403",
@@ -123,9 +133,9 @@ fn expected_create(w: &World, entity: &str, target: Target, actor: Actor) -> Opt
         MemberA => "tokens.refresh-days",
     };
     let status = match (entity, target, actor) {
-        ("Organisation" | "Team", Own, MemberA) => 403,
-        ("Organisation" | "Team", Own, _) => 201,
-        ("AuditEntry", Own, _) => 405,
+        ("Organisation" | "Team" | "Webhook", Own, MemberA) => 403,
+        ("Organisation" | "Team" | "Webhook", Own, _) => 201,
+        ("AuditEntry" | "WebhookDelivery", Own, _) => 405,
         ("AppRegistration", Platform, Operator) => 409,
         ("AppRegistration", Platform, _) => 403,
         ("Role" | "Setting" | "User", _, MemberA) => 403,
@@ -141,6 +151,8 @@ fn expected_create(w: &World, entity: &str, target: Target, actor: Actor) -> Opt
     let body = match entity {
         "Organisation" | "Team" => json!({"name": format!("{entity} {n}")}),
         "AuditEntry" => json!({"actor": "forged"}),
+        "Webhook" => json!({"url": format!("https://hooks.example.com/{n}"), "events": ["crm.*"]}),
+        "WebhookDelivery" => json!({"outcome": "delivered"}),
         "AppRegistration" => json!({"app": "crm", "app_version": "9.9.9"}),
         "Role" => json!({"name": format!("role-{n}"), "tenant_id": tenant(target)}),
         "Setting" => json!({"key": key, "value": "30", "for_tenant": tenant(target)}),
@@ -258,6 +270,48 @@ impl World {
                     .await
                     .expect(200);
                 entries.body["items"][0]["id"].as_str().unwrap().to_owned()
+            }
+            ("Webhook" | "WebhookDelivery", Target::Own | Target::Other) => {
+                let (maker, tenant) = if target == Target::Own {
+                    (&self.admin_a.1, self.a)
+                } else {
+                    (&self.admin_b.1, self.b)
+                };
+                let hook = created(
+                    c.post(
+                        "/api/cortex/webhooks",
+                        maker,
+                        &json!({"url": format!("https://hooks.example.com/{n}"), "events": ["*"]}),
+                    )
+                    .await,
+                );
+                if entity == "Webhook" {
+                    return Some(hook);
+                }
+                // An attempt, as the delivery job records it.
+                let id = Uuid::now_v7();
+                let sql = c.owner.pick(
+                    "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, \
+                     attempt, outcome, status, latency_ms, response, at) \
+                     VALUES ($1, $2, $3, $4, 'crm.deal_won', 1, 'delivered', 204, 12, NULL, $5)",
+                    "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, \
+                     attempt, outcome, status, latency_ms, response, at) \
+                     VALUES (?1, ?2, ?3, ?4, 'crm.deal_won', 1, 'delivered', 204, 12, NULL, ?5)",
+                );
+                c.owner
+                    .execute(
+                        sql,
+                        vec![
+                            SqlValue::Uuid(id),
+                            SqlValue::Uuid(tenant),
+                            SqlValue::Uuid(hook.parse().unwrap()),
+                            SqlValue::Uuid(Uuid::now_v7()),
+                            SqlValue::DateTime(prefiq_runtime::db::now()),
+                        ],
+                    )
+                    .await
+                    .unwrap();
+                id.to_string()
             }
             ("AppRegistration", Target::Platform) => {
                 let listed = c
@@ -698,6 +752,8 @@ async fn admin_pages_and_forms(w: &World) {
         ("/admin/grants?scope=platform".into(), [200, 403, 403]),
         ("/admin/clients".into(), [200, 403, 403]),
         ("/admin/keys".into(), [200, 403, 403]),
+        ("/admin/jobs".into(), [200, 403, 403]),
+        ("/admin/jobs?state=discarded".into(), [200, 403, 403]),
         (format!("/admin/cortex/users/{victim_b}"), [200, 404, 403]),
         (format!("/admin/cortex/users/{own_member}"), [200, 200, 403]),
         (

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use prefiq_runtime::events;
+use prefiq_runtime::{events, jobs};
 use prefiq_testkit::{Backend, tools};
 use serde_json::{Value, json};
 
-use crate::common::{Cortex, Reply};
+use crate::common::{self, Cortex, Reply, browser, hidden, page, submit};
 
 /// What the receiver got: the path, the headers that matter, the body.
 type Received = Arc<Mutex<Vec<(String, Value, String)>>>;
@@ -286,6 +286,53 @@ async fn webhooks_deliver_each_event_once_signed_and_give_up_on_a_failing_receiv
     assert_eq!(
         (told[0].tenant, &told[0].data["webhook_id"]),
         (a, &json!(failing_id))
+    );
+    // An operator sees the dead letters on the jobs page, and runs one again from there.
+    let operator = browser();
+    cortex
+        .sign_in(&operator, common::ADMIN_EMAIL, common::ADMIN_PASSWORD)
+        .await
+        .expect(303);
+    let html = page(&cortex, &operator, "/admin/jobs?state=discarded")
+        .await
+        .expect(200)
+        .text;
+    assert!(
+        html.contains("webhook_delivery") && html.contains("Retry"),
+        "{html}"
+    );
+    let dead = jobs::recent(&cortex.db, Some(jobs::State::Discarded), 10)
+        .await
+        .unwrap();
+    let letter = dead
+        .iter()
+        .find(|j| j.kind == "webhook_delivery")
+        .expect("a discarded delivery");
+    assert!(
+        letter
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("500"),
+        "{letter:?}"
+    );
+    let csrf = hidden(&html, "csrf").expect("the form's token");
+    submit(
+        &cortex,
+        &operator,
+        &format!("/admin/jobs/cortex/{}/retry", letter.id),
+        &[("csrf", &csrf)],
+    )
+    .await
+    .expect(303);
+    let again = jobs::list(&cortex.db, "cortex").await.unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .find(|j| j.id == letter.id)
+            .map(|j| j.state.as_str()),
+        Some("available"),
+        "retried"
     );
     // Enabling it again clears its failures; the server's members are not the client's.
     let enabled = cortex

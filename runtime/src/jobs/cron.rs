@@ -21,6 +21,8 @@ use crate::db::{Db, DbError, Executor, SqlValue};
 pub(super) struct Cron {
     /// Its name, unique in the app.
     pub name: String,
+    /// Its cron expression, as written.
+    pub expression: String,
     schedule: Arc<cron::Schedule>,
     kind: &'static str,
     payload: Value,
@@ -60,11 +62,17 @@ impl Cron {
         let payload = serde_json::to_value(job).map_err(|e| refused(e.to_string()))?;
         Ok(Cron {
             name: name.to_owned(),
+            expression: expression.to_owned(),
             schedule: Arc::new(schedule),
             kind: J::KIND,
             payload,
             queue: super::DEFAULT_QUEUE.to_owned(),
         })
+    }
+
+    /// The kind of job it enqueues.
+    pub(super) fn kind(&self) -> &'static str {
+        self.kind
     }
 
     /// The first tick after `at`.

@@ -91,6 +91,19 @@ pub enum State {
 }
 
 impl State {
+    /// The state named `name` (`available`, `running`, ...).
+    pub fn parse(name: &str) -> Option<State> {
+        [
+            State::Available,
+            State::Running,
+            State::Completed,
+            State::Discarded,
+            State::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     /// Its name in the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -370,6 +383,20 @@ impl Registry {
                 registry
             }
         }
+    }
+
+    /// Its cron schedules: each one's name, expression, the kind of job it enqueues and its
+    /// next tick after `at`.
+    pub fn schedules(&self, at: DateTime<Utc>) -> Vec<ScheduleInfo> {
+        self.crons
+            .iter()
+            .map(|c| ScheduleInfo {
+                name: c.name.clone(),
+                expression: c.expression.clone(),
+                kind: c.kind().to_owned(),
+                next: c.next_after(at),
+            })
+            .collect()
     }
 
     /// The kinds it has handlers for.
@@ -974,4 +1001,162 @@ mod tests {
         assert!(delays.len() > 1, "the jitter varies: {delays:?}");
         assert!(backoff(1000, base, max) <= max + max / 4);
     }
+}
+
+/// A cron schedule of a registry, as an operator sees it ([`Registry::schedules`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduleInfo {
+    /// Its name.
+    pub name: String,
+    /// Its cron expression.
+    pub expression: String,
+    /// The kind of job it enqueues.
+    pub kind: String,
+    /// When it fires next.
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// How many jobs of an app's queue are in a state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Count {
+    /// The app.
+    pub app: String,
+    /// The queue.
+    pub queue: String,
+    /// The state.
+    pub state: String,
+    /// How many.
+    pub count: i64,
+}
+
+/// How many jobs each app's queues hold in each state, by app, queue and state.
+pub async fn counts(db: &Db) -> Result<Vec<Count>, DbError> {
+    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
+    let mut tx = db.begin_read(&system).await?;
+    let rows = tx
+        .fetch_all(
+            "SELECT app, queue, state, count(*) FROM prefiq_jobs GROUP BY app, queue, state \
+             ORDER BY app, queue, state"
+                .into(),
+            Vec::new(),
+        )
+        .await?;
+    tx.end_read();
+    rows.iter()
+        .map(|row| {
+            Ok(Count {
+                app: row.req(0)?,
+                queue: row.req(1)?,
+                state: row.req(2)?,
+                count: row.req(3)?,
+            })
+        })
+        .collect()
+}
+
+/// A job as an operator's list shows it ([`recent`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobSummary {
+    /// Its id.
+    pub id: Uuid,
+    /// Its app.
+    pub app: String,
+    /// Its tenant.
+    pub tenant: Uuid,
+    /// Its queue.
+    pub queue: String,
+    /// Its kind.
+    pub kind: String,
+    /// Where it stands.
+    pub state: String,
+    /// How many times it was claimed.
+    pub attempt: i32,
+    /// How many times it may be.
+    pub max_attempts: i32,
+    /// When it runs (next).
+    pub run_at: DateTime<Utc>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When it finished, if it did.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The last attempt's error, if one failed.
+    pub last_error: Option<String>,
+}
+
+/// The newest `limit` jobs of every app, in `state` if given (`discarded`: the dead letters).
+pub async fn recent(
+    db: &Db,
+    state: Option<State>,
+    limit: usize,
+) -> Result<Vec<JobSummary>, DbError> {
+    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
+    let mut tx = db.begin_read(&system).await?;
+    let limit = SqlValue::Int(i64::try_from(limit).unwrap_or(i64::MAX));
+    let rows = match state {
+        Some(state) => {
+            let sql = tx.pick(
+                "SELECT id, app, tenant_id, queue, kind, state, attempt, max_attempts, run_at, \
+                 created_at, finished_at, errors FROM prefiq_jobs WHERE state = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT $2",
+                "SELECT id, app, tenant_id, queue, kind, state, attempt, max_attempts, run_at, \
+                 created_at, finished_at, errors FROM prefiq_jobs WHERE state = ?1 \
+                 ORDER BY created_at DESC, id DESC LIMIT ?2",
+            );
+            tx.fetch_all(sql, vec![SqlValue::Text(state.as_str().to_owned()), limit])
+                .await?
+        }
+        None => {
+            let sql = tx.pick(
+                "SELECT id, app, tenant_id, queue, kind, state, attempt, max_attempts, run_at, \
+                 created_at, finished_at, errors FROM prefiq_jobs \
+                 ORDER BY created_at DESC, id DESC LIMIT $1",
+                "SELECT id, app, tenant_id, queue, kind, state, attempt, max_attempts, run_at, \
+                 created_at, finished_at, errors FROM prefiq_jobs \
+                 ORDER BY created_at DESC, id DESC LIMIT ?1",
+            );
+            tx.fetch_all(sql, vec![limit]).await?
+        }
+    };
+    tx.end_read();
+    rows.iter()
+        .map(|row| {
+            let Json(errors) = row.req::<Json<Value>>(11)?;
+            let last_error = errors
+                .as_array()
+                .and_then(|e| e.last())
+                .and_then(|e| e.get("error"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            Ok(JobSummary {
+                id: row.req(0)?,
+                app: row.req(1)?,
+                tenant: row.req(2)?,
+                queue: row.req(3)?,
+                kind: row.req(4)?,
+                state: row.req(5)?,
+                attempt: row.req(6)?,
+                max_attempts: row.req(7)?,
+                run_at: row.req(8)?,
+                created_at: row.req(9)?,
+                finished_at: row.opt(10)?,
+                last_error,
+            })
+        })
+        .collect()
+}
+
+/// When each schedule last fired, by app and name.
+pub async fn last_ticks(db: &Db) -> Result<HashMap<(String, String), DateTime<Utc>>, DbError> {
+    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
+    let mut tx = db.begin_read(&system).await?;
+    let rows = tx
+        .fetch_all(
+            "SELECT app, name, last_tick FROM prefiq_cron".into(),
+            Vec::new(),
+        )
+        .await?;
+    tx.end_read();
+    rows.iter()
+        .map(|row| Ok(((row.req(0)?, row.req(1)?), row.req(2)?)))
+        .collect()
 }

@@ -1,5 +1,6 @@
-//! The platform's own pages: OAuth clients and signing keys. Only platform operators see or use
-//! them; to anyone else they are a 403, whatever their tenant's roles grant.
+//! The platform's own pages: OAuth clients, signing keys and the jobs of every app. Only
+//! platform operators see or use them; to anyone else they are a 403, whatever their tenant's
+//! roles grant.
 
 use std::sync::Arc;
 
@@ -23,6 +24,9 @@ pub(super) fn routes(admin: Shared) -> Router {
         .route("/admin/clients", get(clients).post(register))
         .route("/admin/clients/{id}/revoke", post(revoke))
         .route("/admin/keys", get(keys))
+        .route("/admin/jobs", get(jobs))
+        .route("/admin/jobs/{app}/{id}/retry", post(retry_job))
+        .route("/admin/jobs/{app}/{id}/cancel", post(cancel_job))
         .with_state(admin)
 }
 
@@ -212,4 +216,103 @@ async fn keys(State(admin): State<Shared>, Operator(visitor): Operator) -> Respo
             .map(|k| (k.kid.clone(), k.kid == signing))
             .collect(),
     })
+}
+
+/// A cron schedule on the jobs page.
+struct ScheduleRow {
+    app: String,
+    name: String,
+    expression: String,
+    kind: String,
+    last: String,
+    next: String,
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobsPage {
+    layout: Layout,
+    csrf: String,
+    /// The state the list shows, or empty for every state.
+    state: String,
+    counts: Vec<prefiq_runtime::jobs::Count>,
+    jobs: Vec<prefiq_runtime::jobs::JobSummary>,
+    schedules: Vec<ScheduleRow>,
+    error: String,
+}
+
+/// The jobs page: how many jobs each app's queues hold in each state, the newest jobs (the
+/// dead letters with `?state=discarded`) with retry and cancel, and every cron schedule with
+/// its last and next tick.
+async fn jobs(
+    State(admin): State<Shared>,
+    Operator(visitor): Operator,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    use prefiq_runtime::jobs;
+    let state = query.get("state").and_then(|s| jobs::State::parse(s));
+    let now = prefiq_runtime::db::now();
+    let read = async {
+        let counts = jobs::counts(&admin.db).await?;
+        let listed = jobs::recent(&admin.db, state, 100).await?;
+        let ticks = jobs::last_ticks(&admin.db).await?;
+        Ok::<_, prefiq_runtime::db::DbError>((counts, listed, ticks))
+    }
+    .await;
+    let (counts, listed, ticks, error) = match read {
+        Ok((c, l, t)) => (c, l, t, String::new()),
+        Err(error) => (
+            Vec::new(),
+            Vec::new(),
+            Default::default(),
+            format!("The jobs could not be read: {error}"),
+        ),
+    };
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "never".into())
+    };
+    let mut schedules = Vec::new();
+    for (app, registry) in crate::server::registries(Default::default()) {
+        for schedule in registry.schedules(now) {
+            let last = ticks.get(&(app.to_owned(), schedule.name.clone())).copied();
+            schedules.push(ScheduleRow {
+                app: app.to_owned(),
+                last: when(last),
+                next: when(schedule.next),
+                name: schedule.name,
+                expression: schedule.expression,
+                kind: schedule.kind,
+            });
+        }
+    }
+    render(&JobsPage {
+        layout: layout(&admin, &visitor, "Jobs"),
+        csrf: visitor.session.csrf.clone(),
+        state: state.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        counts,
+        jobs: listed,
+        schedules,
+        error,
+    })
+}
+
+/// Runs a discarded or cancelled job again.
+async fn retry_job(
+    State(admin): State<Shared>,
+    Path((app, id)): Path<(String, Uuid)>,
+    OperatorForm(_): OperatorForm,
+) -> Response {
+    let _ = prefiq_runtime::jobs::retry(&admin.db, &app, id).await;
+    Redirect::to("/admin/jobs").into_response()
+}
+
+/// Cancels a job that waits.
+async fn cancel_job(
+    State(admin): State<Shared>,
+    Path((app, id)): Path<(String, Uuid)>,
+    OperatorForm(_): OperatorForm,
+) -> Response {
+    let _ = prefiq_runtime::jobs::cancel(&admin.db, &app, id).await;
+    Redirect::to("/admin/jobs").into_response()
 }
