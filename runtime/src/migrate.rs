@@ -233,6 +233,12 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/postgres/0006_events.sql"),
         include_str!("migrations/sqlite/0006_events.sql"),
     ),
+    Migration::embedded(
+        7,
+        "jobs_notify",
+        include_str!("migrations/postgres/0007_jobs_notify.sql"),
+        include_str!("migrations/sqlite/0007_jobs_notify.sql"),
+    ),
 ];
 
 /// Applies every pending migration of `app`, in version order, after the runtime's own

@@ -16,6 +16,7 @@
 mod bench;
 mod bench_dev;
 mod bench_frontend;
+mod bench_jobs;
 mod bench_serve;
 mod bench_watch;
 mod new_app;
@@ -42,7 +43,7 @@ fn run(program: &str, args: &[&str]) -> bool {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage:\n  cargo xtask test [--deep]\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask bench dev [--edits N] [--port P]\n  cargo xtask bench serve [--duration S] [--connections N] [--rows N]\n  cargo xtask bench frontend [--runs N]\n  cargo xtask new-app NAME"
+        "usage:\n  cargo xtask test [--deep]\n  cargo xtask bench codegen [--entities N] [--runs N]\n  cargo xtask bench ts-client [--runs N]\n  cargo xtask bench watch [--edits N]\n  cargo xtask bench dev [--edits N] [--port P]\n  cargo xtask bench serve [--duration S] [--connections N] [--rows N]\n  cargo xtask bench frontend [--runs N]\n  cargo xtask bench jobs [--jobs N] [--samples N] [--concurrency N]\n  cargo xtask new-app NAME"
     );
     ExitCode::from(2)
 }
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         ["bench", "watch", rest @ ..] => bench_watch::watch(rest),
         ["bench", "dev", rest @ ..] => bench_dev::dev(rest),
         ["bench", "serve", rest @ ..] => bench_serve::serve(rest),
+        ["bench", "jobs", rest @ ..] => bench_jobs::jobs(rest),
         ["bench", "frontend", rest @ ..] => bench_frontend::frontend(rest),
         ["new-app", rest @ ..] => new_app::run(rest),
         _ => usage(),

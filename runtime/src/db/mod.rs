@@ -1301,6 +1301,18 @@ impl Db {
         })
     }
 
+    /// On PostgreSQL, the payloads of the notifications on `channel` (`LISTEN`), over a
+    /// connection of their own; `None` on SQLite, which has no notifications.
+    pub async fn listen(
+        &self,
+        channel: &str,
+    ) -> Option<Result<tokio::sync::mpsc::UnboundedReceiver<String>, DbError>> {
+        match self {
+            Db::Postgres(pool, _) => Some(pool.listen(channel).await),
+            Db::Sqlite(_) => None,
+        }
+    }
+
     /// How many connections the pool holds open, how many of them are idle, and the most it
     /// opens.
     pub fn pool_usage(&self) -> PoolUsage {

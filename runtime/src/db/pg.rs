@@ -192,6 +192,54 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// Listens on `channel` over a connection of its own (outside the pool, as the pool's
+    /// role): each notification's payload arrives on the receiver, until it is dropped or the
+    /// connection is lost (the receiver then ends).
+    pub(crate) async fn listen(
+        &self,
+        channel: &str,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<String>, DbError> {
+        let (client, mut connection) = self
+            .pool
+            .manager()
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(DbError::Postgres)?;
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        // The connection's task moves the messages; it keeps the client once it listens.
+        let (keep, mut kept) = tokio::sync::oneshot::channel::<tokio_postgres::Client>();
+        tokio::spawn(async move {
+            let mut client = None;
+            loop {
+                tokio::select! {
+                    given = &mut kept, if client.is_none() => match given {
+                        Ok(given) => client = Some(given),
+                        Err(_) => return,
+                    },
+                    message = futures_util::future::poll_fn(|cx| connection.poll_message(cx)) => {
+                        match message {
+                            Some(Ok(AsyncMessage::Notification(note))) => {
+                                if sender.send(note.payload().to_owned()).is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(_)) | None => return,
+                        }
+                    }
+                }
+            }
+        });
+        let listening = format!("LISTEN \"{}\"", channel.replace('"', ""));
+        client
+            .batch_execute(&listening)
+            .await
+            .map_err(DbError::Postgres)?;
+        let _ = keep.send(client);
+        Ok(receiver)
+    }
+
     /// How many connections it holds open, idle, and at most.
     pub(crate) fn usage(&self) -> super::PoolUsage {
         let status = self.pool.status();

@@ -504,7 +504,21 @@ pub struct Worker {
     /// The platform, for what the worker itself reads and writes.
     system: Arc<Principal>,
     name: String,
+    /// Where jobs that completed are sent, to be recorded together ([`Worker::record_completions`]).
+    completions: tokio::sync::mpsc::UnboundedSender<Completion>,
+    completed: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Completion>>>,
+    /// Bumped whenever PostgreSQL says the app has new jobs: idle queues look again at once.
+    woken: tokio::sync::watch::Sender<u64>,
 }
+
+/// The channel new jobs are announced on (the app as payload; migration 0007).
+pub const CHANNEL: &str = "prefiq_jobs";
+
+/// A job that completed, and where to say once that is recorded.
+type Completion = (Uuid, tokio::sync::oneshot::Sender<Result<(), DbError>>);
+
+/// The most completions recorded in one transaction.
+const COMPLETIONS_PER_TRANSACTION: usize = 256;
 
 impl Worker {
     /// A worker for `app`'s jobs on `db`, with the handlers of `registry`.
@@ -514,6 +528,7 @@ impl Worker {
             options.name,
             &Uuid::new_v4().simple().to_string()[..8]
         );
+        let (completions, completed) = tokio::sync::mpsc::unbounded_channel();
         Worker {
             db,
             app: app.to_owned(),
@@ -521,6 +536,9 @@ impl Worker {
             options,
             system: Arc::new(Principal::system(crate::auth::DEFAULT_TENANT)),
             name,
+            completions,
+            completed: std::sync::Mutex::new(Some(completed)),
+            woken: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -550,9 +568,110 @@ impl Worker {
             queues
                 .spawn(async move { worker.work_queue(queue, concurrency.max(1), stopped).await });
         }
+        let completed = worker.completed.lock().ok().and_then(|mut c| c.take());
+        let listener = {
+            let worker = worker.clone();
+            let stopped = stopped.clone();
+            tokio::spawn(async move { worker.listen(stopped).await })
+        };
+        let (done, finishing) = tokio::sync::watch::channel(false);
+        let recorder = completed.map(|completed| {
+            let worker = worker.clone();
+            tokio::spawn(async move { worker.record_completions(completed, finishing).await })
+        });
         shutdown.await;
         let _ = stop.send(true);
         while queues.join_next().await.is_some() {}
+        listener.abort();
+        // Every job has its end recorded by now; the recorder stops.
+        let _ = done.send(true);
+        if let Some(recorder) = recorder {
+            let _ = recorder.await;
+        }
+    }
+
+    /// On PostgreSQL, wakes the idle queues whenever the app's new jobs are announced, over a
+    /// connection of its own, listening again a second after it is lost; until stopped.
+    async fn listen(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            match self.db.listen(CHANNEL).await {
+                None => return, // SQLite: the queues poll.
+                Some(Ok(mut announced)) => loop {
+                    tokio::select! {
+                        app = announced.recv() => match app {
+                            Some(app) if app == self.app => {
+                                self.woken.send_modify(|n| *n = n.wrapping_add(1));
+                            }
+                            Some(_) => {}
+                            None => break,
+                        },
+                        _ = stopped.changed() => return,
+                    }
+                },
+                Some(Err(error)) => {
+                    tracing::warn!(app = %self.app, %error, "listening for new jobs failed; polling");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    }
+
+    /// Records completed jobs as they come, many in one transaction: a busy worker spends one
+    /// transaction (one round trip on PostgreSQL) on a batch rather than on each job.
+    async fn record_completions(
+        &self,
+        mut completed: tokio::sync::mpsc::UnboundedReceiver<Completion>,
+        mut done: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut batch: Vec<Completion> = Vec::new();
+        loop {
+            let first = tokio::select! {
+                next = completed.recv() => next,
+                _ = done.wait_for(|d| *d) => completed.try_recv().ok(),
+            };
+            let Some(first) = first else { return };
+            batch.push(first);
+            while batch.len() < COMPLETIONS_PER_TRANSACTION {
+                match completed.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let recorded = self.complete(batch.iter().map(|(id, _)| *id)).await;
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(match &recorded {
+                    Ok(()) => Ok(()),
+                    Err(error) => Err(DbError::Internal(error.to_string())),
+                });
+            }
+        }
+    }
+
+    /// Marks `ids` completed, in one transaction, where this worker still holds them.
+    async fn complete(&self, ids: impl Iterator<Item = Uuid>) -> Result<(), DbError> {
+        let now = crate::db::now();
+        let mut tx = self.db.begin(&self.system).await?;
+        for id in ids {
+            let sql = tx.pick(
+                "UPDATE prefiq_jobs SET state = 'completed', finished_at = $3, lease_until = NULL \
+                 WHERE id = $1 AND worker = $2 AND state = 'running'",
+                "UPDATE prefiq_jobs SET state = 'completed', finished_at = ?3, lease_until = NULL \
+                 WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+            );
+            tx.defer(
+                sql,
+                vec![
+                    SqlValue::Uuid(id),
+                    SqlValue::Text(self.name.clone()),
+                    SqlValue::DateTime(now),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await
     }
 
     /// Claims and runs the jobs of one queue, at most `concurrency` at once, until stopped.
@@ -564,6 +683,7 @@ impl Worker {
     ) {
         let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let mut running = tokio::task::JoinSet::new();
+        let mut woken = self.woken.subscribe();
         loop {
             if *stopped.borrow() {
                 break;
@@ -600,6 +720,8 @@ impl Worker {
                 };
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
+                    // New jobs announced (PostgreSQL): look now, not at the next poll.
+                    _ = woken.changed(), if idle => {}
                     _ = stopped.changed() => {}
                 }
             }
@@ -738,8 +860,31 @@ impl Worker {
                 }
             }
         };
-        let finish = self.finish(&job, outcome);
-        if let Err(error) = self.renewing(job.id, &mut heartbeat, finish).await {
+        let recorded = match outcome {
+            // Completions are recorded together; the rest one by one.
+            Ok(()) => {
+                let (reply, recorded) = tokio::sync::oneshot::channel();
+                match self.completions.send((job.id, reply)) {
+                    Ok(()) => {
+                        self.renewing(job.id, &mut heartbeat, async {
+                            recorded.await.unwrap_or_else(|_| {
+                                Err(DbError::Internal("the worker stopped".into()))
+                            })
+                        })
+                        .await
+                    }
+                    Err(_) => {
+                        self.renewing(job.id, &mut heartbeat, self.finish(&job, Ok(())))
+                            .await
+                    }
+                }
+            }
+            Err(failure) => {
+                let finish = self.finish(&job, Err(failure));
+                self.renewing(job.id, &mut heartbeat, finish).await
+            }
+        };
+        if let Err(error) = recorded {
             tracing::warn!(job = %job.id, %error, "recording a job's end failed; its lease will run out and it will run again");
         }
     }

@@ -505,3 +505,37 @@ on_both!(
     shutdown_gives_back_the_jobs_that_did_not_finish,
     a_schedule_fires_each_tick_once_however_many_workers_follow_it,
 );
+
+/// On PostgreSQL a new job wakes an idle worker (LISTEN/NOTIFY, migration 0007): it starts at
+/// once, not at the worker's next poll, which here is a minute away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_on_postgresql_starts_a_new_job_without_waiting_for_its_poll() {
+    let (_database, db) = queue(Backend::Postgres).await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let seen = ran.clone();
+    let registry = Registry::new().on(move |_, _: Greet| {
+        let seen = seen.clone();
+        async move {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    let options = WorkerOptions {
+        poll: Duration::from_secs(60),
+        ..quick("listens")
+    };
+    let (stop, handle) = start(Worker::new(db.clone(), APP, registry, options));
+    // The worker's first look found nothing; it now waits for its poll or a notification.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let enqueued = Instant::now();
+    enqueue_one(&db, &caller(Uuid::now_v7()), "now", Options::default()).await;
+    while ran.load(Ordering::SeqCst) == 0 {
+        assert!(
+            enqueued.elapsed() < Duration::from_secs(5),
+            "the job waited for the poll"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop.send(());
+    handle.await.unwrap();
+}

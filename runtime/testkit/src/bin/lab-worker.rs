@@ -2,10 +2,15 @@
 //! (`tests/processes.rs`): runs its jobs on `DATABASE_URL` until SIGTERM, or until killed.
 //!
 //! - `tally` adds a row naming its job and this worker to `lab_tally`;
-//! - `sleepy` sleeps a minute on its first attempt (long enough to be killed in), then tallies.
+//! - `sleepy` sleeps a minute on its first attempt (long enough to be killed in), then tallies;
+//! - `noop` does nothing, and `stamp` records when it started in `lab_latency` (for
+//!   `cargo xtask bench jobs`).
+//!
+//! With `LAB_MIGRATE_ONLY=1` it applies the runtime's migrations and exits.
 //!
 //! `LAB_WORKER_NAME` names the worker, `LAB_LEASE_MS` sets the lease (30 s unless set),
-//! `LAB_CONCURRENCY` how many jobs run at once (10 unless set).
+//! `LAB_CONCURRENCY` how many jobs run at once (10 unless set), `LAB_POLL_MS` how long an idle
+//! worker waits before looking again (20 ms unless set).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -23,6 +28,22 @@ struct Tally {}
 
 impl Job for Tally {
     const KIND: &'static str = "tally";
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "prefiq_runtime::deps::serde")]
+struct Noop {}
+
+impl Job for Noop {
+    const KIND: &'static str = "noop";
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "prefiq_runtime::deps::serde")]
+struct Stamp {}
+
+impl Job for Stamp {
+    const KIND: &'static str = "stamp";
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,8 +88,27 @@ async fn main() {
         ..PoolOptions::default()
     };
     let db = Db::connect(&url, &options).await.expect("the database");
+    if std::env::var("LAB_MIGRATE_ONLY").is_ok_and(|v| v == "1") {
+        prefiq_runtime::migrate::apply(&db, "lab", &[])
+            .await
+            .expect("the runtime's migrations");
+        db.close().await;
+        return;
+    }
     let registry = Registry::new()
         .on(|ctx: JobContext, _: Tally| async move { tally(&ctx).await })
+        .on(|_: JobContext, _: Noop| async { Ok(()) })
+        .on(|ctx: JobContext, _: Stamp| async move {
+            let mut tx = ctx.db.begin(&ctx.principal).await?;
+            let sql = tx.pick(
+                "INSERT INTO lab_latency (job_id, started_at) VALUES ($1, clock_timestamp())",
+                "INSERT INTO lab_latency (job_id, started_at) VALUES (?1, CURRENT_TIMESTAMP)",
+            );
+            tx.execute(sql, vec![SqlValue::Text(ctx.id.to_string())])
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
         .on(|ctx: JobContext, _: Sleepy| async move {
             if ctx.attempt == 1 {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -83,7 +123,7 @@ async fn main() {
             name,
             queues: vec![(prefiq_runtime::jobs::DEFAULT_QUEUE.to_owned(), concurrency)],
             lease: Duration::from_millis(setting("LAB_LEASE_MS", 30_000)),
-            poll: Duration::from_millis(20),
+            poll: Duration::from_millis(setting("LAB_POLL_MS", 20)),
             ..WorkerOptions::default()
         },
     );
