@@ -334,6 +334,39 @@ async fn webhooks_deliver_each_event_once_signed_and_give_up_on_a_failing_receiv
         Some("available"),
         "retried"
     );
+    // A delivered event is sent again from the same page ("run again"), with the same id.
+    let sent = jobs::list(&cortex.db, "cortex")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.kind == "webhook_delivery" && j.payload["webhook_id"] == hook_id.as_str())
+        .expect("the delivery job");
+    assert_eq!(sent.state, "completed");
+    submit(
+        &cortex,
+        &operator,
+        &format!("/admin/jobs/cortex/{}/run-again", sent.id),
+        &[("csrf", &csrf)],
+    )
+    .await
+    .expect(303);
+    let workers = start(&cortex, true);
+    let again = until("the redelivery", async || {
+        let got = received.lock().unwrap();
+        let ok: Vec<_> = got
+            .iter()
+            .filter(|(path, ..)| path == "/ok")
+            .cloned()
+            .collect();
+        (ok.len() == 2).then_some(ok)
+    })
+    .await;
+    stop(workers).await;
+    assert_eq!(
+        again[1].1["webhook-id"], again[0].1["webhook-id"],
+        "the same event id"
+    );
+    assert_eq!(deliveries(&cortex, &alice, &hook_id).await.len(), 2);
     // Enabling it again clears its failures; the server's members are not the client's.
     let enabled = cortex
         .call(

@@ -1029,6 +1029,32 @@ fn panic_text(error: tokio::task::JoinError) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
+/// Runs a completed job of `app` once more (a webhook delivery sent again, with the same
+/// event id), from its first attempt; whether there was such a job. A job of the same unique
+/// key that waits or runs already makes this a no-op.
+pub async fn run_again(db: &Db, app: &str, id: Uuid) -> Result<bool, DbError> {
+    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
+    let changed = system_write(
+        db,
+        &system,
+        "UPDATE prefiq_jobs SET state = 'available', attempt = 0, run_at = $3, finished_at = NULL, \
+         worker = NULL WHERE id = $1 AND app = $2 AND state = 'completed' AND NOT EXISTS \
+         (SELECT 1 FROM prefiq_jobs w WHERE w.app = $2 AND w.unique_key = prefiq_jobs.unique_key \
+         AND w.tenant_id = prefiq_jobs.tenant_id AND w.state IN ('available', 'running'))",
+        "UPDATE prefiq_jobs SET state = 'available', attempt = 0, run_at = ?3, finished_at = NULL, \
+         worker = NULL WHERE id = ?1 AND app = ?2 AND state = 'completed' AND NOT EXISTS \
+         (SELECT 1 FROM prefiq_jobs w WHERE w.app = ?2 AND w.unique_key = prefiq_jobs.unique_key \
+         AND w.tenant_id = prefiq_jobs.tenant_id AND w.state IN ('available', 'running'))",
+        vec![
+            SqlValue::Uuid(id),
+            SqlValue::Text(app.to_owned()),
+            SqlValue::DateTime(crate::db::now()),
+        ],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
 /// Runs a discarded or cancelled job of `app` again, from its first attempt (its error history
 /// stays); whether there was such a job.
 pub async fn retry(db: &Db, app: &str, id: Uuid) -> Result<bool, DbError> {

@@ -26,6 +26,7 @@ pub(super) fn routes(admin: Shared) -> Router {
         .route("/admin/keys", get(keys))
         .route("/admin/jobs", get(jobs))
         .route("/admin/jobs/{app}/{id}/retry", post(retry_job))
+        .route("/admin/jobs/{app}/{id}/run-again", post(run_job_again))
         .route("/admin/jobs/{app}/{id}/cancel", post(cancel_job))
         .with_state(admin)
 }
@@ -314,5 +315,15 @@ async fn cancel_job(
     OperatorForm(_): OperatorForm,
 ) -> Response {
     let _ = prefiq_runtime::jobs::cancel(&admin.db, &app, id).await;
+    Redirect::to("/admin/jobs").into_response()
+}
+
+/// Runs a completed job once more: a webhook delivery sent again.
+async fn run_job_again(
+    State(admin): State<Shared>,
+    Path((app, id)): Path<(String, Uuid)>,
+    OperatorForm(_): OperatorForm,
+) -> Response {
+    let _ = prefiq_runtime::jobs::run_again(&admin.db, &app, id).await;
     Redirect::to("/admin/jobs").into_response()
 }
