@@ -246,25 +246,19 @@ pub async fn render(db: &Db) -> Result<String, DbError> {
         pool,
     );
 
-    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
-    let mut tx = db.begin_read(&system).await?;
     let jobs = Family::<JobLabels, Gauge>::default();
-    let rows = tx
-        .fetch_all(
-            "SELECT app, queue, state, count(*) FROM prefiq_jobs GROUP BY app, queue, state".into(),
-            Vec::new(),
-        )
-        .await?;
-    for row in rows {
+    for count in crate::jobs::counts(db).await? {
         jobs.get_or_create(&JobLabels {
-            app: row.req(0)?,
-            queue: row.req(1)?,
-            state: row.req(2)?,
+            app: count.app,
+            queue: count.queue,
+            state: count.state,
         })
-        .set(row.req::<i64>(3)?);
+        .set(count.count);
     }
     registry.register("jobs", "Jobs by app, queue and state", jobs);
 
+    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
+    let mut tx = db.begin_read(&system).await?;
     let pending = tx
         .fetch_optional(
             "SELECT count(*), min(created_at) FROM prefiq_events WHERE dispatched_at IS NULL"
