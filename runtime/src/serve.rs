@@ -595,7 +595,9 @@ fn with_stack(
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+                // The path only: a query may carry a secret (a password link's token) or
+                // personal data (a filter by e-mail), and no secret is logged.
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id))

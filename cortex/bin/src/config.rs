@@ -93,6 +93,17 @@ pub struct Config {
     /// through `/auth/authorize` with PKCE, as the public client `ui-<app>`.
     #[arg(long, env = "PREFIQ_UI_DIR")]
     pub ui_dir: Option<std::path::PathBuf>,
+    /// The SMTP server e-mail goes out through, as `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`. Without it, Cortex sends no e-mail: new users
+    /// get a password from an administrator, and nobody can reset a forgotten one by e-mail.
+    #[arg(long, env = "PREFIQ_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// A file holding PREFIQ_SMTP_URL (a mounted secret).
+    #[arg(long, env = "PREFIQ_SMTP_URL_FILE", conflicts_with = "smtp_url")]
+    pub smtp_url_file: Option<std::path::PathBuf>,
+    /// Who e-mail comes from, as `Cortex <cortex@example.com>`; required with an SMTP server.
+    #[arg(long, env = "PREFIQ_MAIL_FROM")]
+    pub mail_from: Option<String>,
     /// Who may read `/metrics`.
     #[command(flatten)]
     pub metrics: prefiq_runtime::metrics::MetricsSettings,
@@ -109,8 +120,8 @@ pub enum TenancyMode {
 
 impl Config {
     /// What the workers run with.
-    pub fn work(&self) -> crate::server::Work {
-        crate::server::Work {
+    pub fn work(&self) -> Result<crate::server::Work, String> {
+        Ok(crate::server::Work {
             workers: self.workers,
             lease: self.job_lease,
             webhooks: crate::webhooks::WebhookSettings {
@@ -118,7 +129,35 @@ impl Config {
                 allow_private: self.webhook_allow_private,
                 ..crate::webhooks::WebhookSettings::default()
             },
+            notifier: self.notifier()?,
+        })
+    }
+
+    /// How people are told: by e-mail too with an SMTP server. In production, mail to another
+    /// host must be encrypted (`smtps://` or `?tls=required`).
+    pub fn notifier(&self) -> Result<crate::notifications::Notifier, String> {
+        let Some(url) = self.smtp_url.as_deref().map(str::trim) else {
+            return Ok(crate::notifications::Notifier::default());
+        };
+        let from = self.mail_from.as_deref().ok_or(
+            "PREFIQ_SMTP_URL needs PREFIQ_MAIL_FROM, the address e-mail comes from (`Cortex <cortex@example.com>`)",
+        )?;
+        let encrypted = url.starts_with("smtps://") || url.contains("tls=required");
+        let host = url
+            .split_once("://")
+            .map(|(_, rest)| rest.rsplit('@').next().unwrap_or(rest))
+            .and_then(|rest| rest.split([':', '/', '?']).next())
+            .unwrap_or_default();
+        let local = ["localhost", "127.0.0.1", "[::1]"].contains(&host);
+        if self.environment == Environment::Production && !encrypted && !local {
+            return Err(format!(
+                "production mode needs e-mail to {host} encrypted: write PREFIQ_SMTP_URL as smtps://… or add ?tls=required"
+            ));
         }
+        let mail = crate::notifications::Mail::new(url, from, &self.public_url()?.0)?;
+        Ok(crate::notifications::Notifier {
+            mail: Some(std::sync::Arc::new(mail)),
+        })
     }
 
     /// Reads the settings given as files (`*_FILE`, mounted secrets) into their values.
@@ -132,6 +171,9 @@ impl Config {
         }
         if let Some(path) = &self.signing_key_file {
             self.signing_key = Some(secret_file("PREFIQ_SIGNING_KEY_FILE", path)?);
+        }
+        if let Some(path) = &self.smtp_url_file {
+            self.smtp_url = Some(secret_file("PREFIQ_SMTP_URL_FILE", path)?);
         }
         if let Some(path) = &self.admin_password_file {
             self.admin_password = Some(secret_file("PREFIQ_ADMIN_PASSWORD_FILE", path)?);

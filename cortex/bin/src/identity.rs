@@ -128,7 +128,7 @@ fn user(row: &Row) -> Result<User, DbError> {
     })
 }
 
-fn sql(db: &impl Executor, postgres: &str) -> Sql {
+pub(crate) fn sql(db: &impl Executor, postgres: &str) -> Sql {
     // Statements are written once with `$n`; SQLite takes `?n` the same way.
     let text = match db.dialect() {
         prefiq_runtime::Dialect::Postgres => postgres.to_owned(),

@@ -10,6 +10,7 @@ pub mod docs;
 pub mod generated;
 pub mod identity;
 pub mod messages;
+pub mod notifications;
 pub mod oauth;
 pub mod server;
 pub mod services;

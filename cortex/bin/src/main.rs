@@ -269,11 +269,27 @@ async fn admin_create(
                 .id
         }
     };
-    identity::set_password(&mut tx, user, &password).await?;
+    // Where Cortex has an SMTP server, a password it would print is e-mailed as an invitation
+    // to choose one instead (sent by the server's workers).
+    let invited = shown && config.notifier()?.mails();
+    if invited {
+        let invitation = cortex::notifications::SendPasswordLink {
+            user_id: user,
+            purpose: cortex::notifications::Purpose::Invitation,
+            inviter: None,
+        };
+        prefiq_runtime::jobs::enqueue(&mut tx, "cortex", &invitation)
+            .await
+            .map_err(|e| e.to_string())?;
+    } else {
+        identity::set_password(&mut tx, user, &password).await?;
+    }
     tx.commit().await.map_err(|e| e.to_string())?;
     db.close().await;
     println!("{email} is an administrator of the default tenant and a platform operator.");
-    if shown {
+    if invited {
+        println!("an invitation to choose a password is e-mailed to {email}");
+    } else if shown {
         println!("password: {password}\n(shown once; sign in and change it)");
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Emails and reports, rendered with minijinja from `resources/templates/`: one shared layout
 //! (HTML, and a plain-text twin for email), styled inline from the design tokens' light values
-//! because mail clients ignore stylesheets. The seam for invitations and notifications: whatever
-//! sends them (later, a job queue) renders here.
+//! because mail clients ignore stylesheets. What sends invitations, password links and
+//! notifications (jobs of [`crate::notifications`]) renders here.
 //!
 //! HTML templates escape every value; a missing value is an error rather than a blank.
 
@@ -27,6 +27,22 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "email/invitation.txt.jinja",
         include_str!("../../../resources/templates/email/invitation.txt.jinja"),
+    ),
+    (
+        "email/notice.html.jinja",
+        include_str!("../../../resources/templates/email/notice.html.jinja"),
+    ),
+    (
+        "email/notice.txt.jinja",
+        include_str!("../../../resources/templates/email/notice.txt.jinja"),
+    ),
+    (
+        "email/password_reset.html.jinja",
+        include_str!("../../../resources/templates/email/password_reset.html.jinja"),
+    ),
+    (
+        "email/password_reset.txt.jinja",
+        include_str!("../../../resources/templates/email/password_reset.txt.jinja"),
     ),
     (
         "report/table.html.jinja",

@@ -56,6 +56,12 @@ pub const IDENTITY_MIGRATIONS: &[Migration] = &[
         include_str!("../identity/postgres/0003_credential_security.sql"),
         include_str!("../identity/sqlite/0003_credential_security.sql"),
     ),
+    Migration::embedded(
+        4,
+        "notifications",
+        include_str!("../identity/postgres/0004_notifications.sql"),
+        include_str!("../identity/sqlite/0004_notifications.sql"),
+    ),
 ];
 
 /// The apps Cortex runs.
@@ -620,7 +626,8 @@ async fn ensure_operators(tx: &mut prefiq_runtime::Tx) -> Result<i64, String> {
 }
 
 /// The first administrator, a platform operator of the default tenant, with the configured
-/// password or a one-time one (returned with the e-mail address to sign in with).
+/// password, or an invitation e-mailed to PREFIQ_ADMIN_EMAIL where Cortex has an SMTP server,
+/// or a one-time password (returned with the e-mail address to sign in with).
 async fn make_first_admin(
     tx: &mut prefiq_runtime::Tx,
     config: &Config,
@@ -629,6 +636,9 @@ async fn make_first_admin(
         .admin_email
         .clone()
         .unwrap_or_else(|| "admin@localhost".into());
+    let invited = config.admin_password.is_none()
+        && config.admin_email.is_some()
+        && config.notifier()?.mails();
     let (password, generated) = match &config.admin_password {
         Some(password) => (password.clone(), false),
         None => (identity::new_secret()[..20].to_owned(), true),
@@ -644,6 +654,18 @@ async fn make_first_admin(
     let admin = crate::generated::user::insert(tx, &input)
         .await
         .map_err(problem)?;
+    if invited {
+        let invitation = crate::notifications::SendPasswordLink {
+            user_id: admin.id,
+            purpose: crate::notifications::Purpose::Invitation,
+            inviter: None,
+        };
+        prefiq_runtime::jobs::enqueue(tx, "cortex", &invitation)
+            .await
+            .map_err(problem)?;
+        tracing::info!(email = %email, "the first administrator is e-mailed an invitation to set a password");
+        return Ok(None);
+    }
     identity::set_password(tx, admin.id, &password).await?;
     Ok(generated.then_some((email, password)))
 }
@@ -846,13 +868,15 @@ pub fn build(
         issuer,
     });
     // Every API route: Cortex's generated ones and hand-written ones, then each app's.
-    let service = crate::services::Service::new(db.clone());
+    let notifier = config.notifier()?;
+    let service = crate::services::Service::new(db.clone(), notifier.clone());
     let mut api = crate::generated::routes(service, db.clone()).map_err(|e| e.to_string())?;
     api = api.merge(
         Router::new()
             .route("/api/cortex/me", get(me))
             .route("/api/cortex/settings/schema", get(settings_schema))
-            .with_state(db.clone()),
+            .with_state(db.clone())
+            .merge(crate::notifications::api(db.clone())),
     );
     let mut documents = BTreeMap::new();
     documents.insert(
@@ -899,6 +923,7 @@ pub fn build(
         tokens: tokens.clone(),
         production,
         tokens_css: crate::admin::TOKENS_CSS,
+        notifier,
     });
     let document = merged.clone();
     let router = Router::new()
@@ -1013,13 +1038,12 @@ pub async fn maintain(owner: &Db, db: &Db) {
 
 /// The job handlers, schedules and subscribers of Cortex (its own, its webhook deliveries
 /// and the runtime's) and of every installed app, by app.
-pub fn registries(
-    webhooks: crate::webhooks::WebhookSettings,
-) -> Vec<(&'static str, prefiq_runtime::jobs::Registry)> {
+pub fn registries(work: &Work) -> Vec<(&'static str, prefiq_runtime::jobs::Registry)> {
     let own = (
         "cortex",
         (crate::generated::CATALOG.jobs)()
-            .merge(crate::webhooks::jobs(webhooks))
+            .merge(crate::webhooks::jobs(work.webhooks))
+            .merge(crate::notifications::jobs(work.notifier.clone()))
             .with_runtime_jobs(),
     );
     let apps = installed()
@@ -1029,7 +1053,7 @@ pub fn registries(
 }
 
 /// What a process's workers run with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Work {
     /// How many jobs of each app run at once (none when 0).
     pub workers: usize,
@@ -1037,6 +1061,8 @@ pub struct Work {
     pub lease: u64,
     /// How webhooks are delivered.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// How notifications go out.
+    pub notifier: crate::notifications::Notifier,
 }
 
 /// Starts the workers of every installed app's jobs, and of Cortex's own (its webhook
@@ -1047,7 +1073,7 @@ pub fn start_workers(
     db: &Db,
     stopping: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let registries = registries(work.webhooks);
+    let registries = registries(&work);
     // One dispatcher for every app's events: a subscriber may be in another app than the
     // publisher.
     let routes = registries
@@ -1085,7 +1111,7 @@ pub async fn work(config: &Config) -> Result<(), String> {
         workers: config.workers.max(1),
         ..config.clone()
     };
-    let workers = start_workers(config.work(), &started.db, &stopping);
+    let workers = start_workers(config.work()?, &started.db, &stopping);
     println!("cortex: running jobs");
     for worker in workers {
         let _ = worker.await;
@@ -1099,7 +1125,7 @@ pub async fn work(config: &Config) -> Result<(), String> {
 pub async fn run(config: &Config) -> Result<(), String> {
     let started = start(config).await?;
     let stopping = prefiq_runtime::serve::shutdown_broadcast();
-    let workers = start_workers(config.work(), &started.db, &stopping);
+    let workers = start_workers(config.work()?, &started.db, &stopping);
     let maintenance = {
         let (owner, db) = (started.owner.clone(), started.db.clone());
         tokio::spawn(async move {

@@ -8,6 +8,7 @@ mod common;
 mod credentials;
 mod events;
 mod isolation;
+mod notifications;
 mod oauth;
 mod schemathesis;
 mod scopes;

@@ -101,6 +101,7 @@ async fn a_won_crm_deal_prepares_an_lms_course_in_its_tenant(backend: Backend) {
             workers: 2,
             lease: 30,
             webhooks: Default::default(),
+            ..Default::default()
         },
         &cortex.db,
         &stopping,

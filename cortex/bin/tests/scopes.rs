@@ -47,9 +47,10 @@ enum Target {
 const TARGETS: [Target; 3] = [Target::Own, Target::Other, Target::Platform];
 
 /// Every entity of Cortex this test has expectations for.
-const ENTITIES: [&str; 10] = [
+const ENTITIES: [&str; 11] = [
     "AppRegistration",
     "AuditEntry",
+    "Notification",
     "Organisation",
     "Role",
     "Setting",
@@ -81,6 +82,14 @@ fn expected(entity: &str, target: Target, actor: Actor) -> Option<&'static str> 
         ("Webhook", Other, Operator) => "- 404 404 404",
         ("Webhook", Other, AdminA) => "- 404 404 404",
         ("Webhook", Other, MemberA) => "x 403 403 403",
+        // Notifications: their recipient's (member A's here), which their tenant's
+        // administrators hold every row of, as of every entity whose rows have owners.
+        ("Notification", Own, Operator) => "- 404 404 404",
+        ("Notification", Own, AdminA) => "+ 200 200 204",
+        ("Notification", Own, MemberA) => "+ 200 200 403",
+        ("Notification", Other, Operator) => "- 404 404 404",
+        ("Notification", Other, AdminA) => "- 404 404 404",
+        ("Notification", Other, MemberA) => "- 404 404 403",
         // The audit log and the webhooks' delivery attempts: read-only, each tenant its own.
         ("AuditEntry" | "WebhookDelivery", Own, Operator) => "- 404 405 405",
         ("AuditEntry" | "WebhookDelivery", Own, AdminA) => "+ 200 405 405",
@@ -136,6 +145,8 @@ fn expected_create(w: &World, entity: &str, target: Target, actor: Actor) -> Opt
         ("Organisation" | "Team" | "Webhook", Own, MemberA) => 403,
         ("Organisation" | "Team" | "Webhook", Own, _) => 201,
         ("AuditEntry" | "WebhookDelivery", Own, _) => 405,
+        // Only the server makes notifications.
+        ("Notification", Own, _) => 403,
         ("AppRegistration", Platform, Operator) => 409,
         ("AppRegistration", Platform, _) => 403,
         ("Role" | "Setting" | "User", _, MemberA) => 403,
@@ -153,6 +164,7 @@ fn expected_create(w: &World, entity: &str, target: Target, actor: Actor) -> Opt
         "AuditEntry" => json!({"actor": "forged"}),
         "Webhook" => json!({"url": format!("https://hooks.example.com/{n}"), "events": ["crm.*"]}),
         "WebhookDelivery" => json!({"outcome": "delivered"}),
+        "Notification" => json!({"kind": "webhook_disabled", "title": "forged"}),
         "AppRegistration" => json!({"app": "crm", "app_version": "9.9.9"}),
         "Role" => json!({"name": format!("role-{n}"), "tenant_id": tenant(target)}),
         "Setting" => json!({"key": key, "value": "30", "for_tenant": tenant(target)}),
@@ -306,6 +318,34 @@ impl World {
                             SqlValue::Uuid(tenant),
                             SqlValue::Uuid(hook.parse().unwrap()),
                             SqlValue::Uuid(Uuid::now_v7()),
+                            SqlValue::DateTime(prefiq_runtime::db::now()),
+                        ],
+                    )
+                    .await
+                    .unwrap();
+                id.to_string()
+            }
+            ("Notification", Target::Own | Target::Other) => {
+                // As the server makes one: member A's in tenant A, admin B's in tenant B.
+                let (owner, tenant) = if target == Target::Own {
+                    (self.member_a.0, self.a)
+                } else {
+                    (self.admin_b.0, self.b)
+                };
+                let id = Uuid::now_v7();
+                let sql = c.owner.pick(
+                    "INSERT INTO notifications (id, tenant_id, owner_id, kind, title, \"read\", created_at, updated_at, version) \
+                     VALUES ($1, $2, $3, 'webhook_disabled', 'A webhook was disabled', false, $4, $4, 1)",
+                    "INSERT INTO notifications (id, tenant_id, owner_id, kind, title, \"read\", created_at, updated_at, version) \
+                     VALUES (?1, ?2, ?3, 'webhook_disabled', 'A webhook was disabled', 0, ?4, ?4, 1)",
+                );
+                c.owner
+                    .execute(
+                        sql,
+                        vec![
+                            SqlValue::Uuid(id),
+                            SqlValue::Uuid(tenant),
+                            SqlValue::Uuid(owner),
                             SqlValue::DateTime(prefiq_runtime::db::now()),
                         ],
                     )
@@ -748,6 +788,7 @@ async fn admin_pages_and_forms(w: &World) {
         ("/admin".into(), [200, 200, 200]),
         ("/admin/audit".into(), [200, 200, 200]),
         ("/admin/tokens".into(), [200, 200, 200]),
+        ("/admin/notifications".into(), [200, 200, 200]),
         ("/admin/grants".into(), [200, 200, 403]),
         ("/admin/grants?scope=platform".into(), [200, 403, 403]),
         ("/admin/clients".into(), [200, 403, 403]),
@@ -776,7 +817,7 @@ async fn admin_pages_and_forms(w: &World) {
         let path = format!("/admin/cortex/{}", entity.plural);
         let expected = match entity.name {
             // Members read what the schemas grant them.
-            "AppRegistration" | "Organisation" | "Team" => [200, 200, 200],
+            "AppRegistration" | "Organisation" | "Team" | "Notification" => [200, 200, 200],
             _ => [200, 200, 403],
         };
         pages.push((path, expected));

@@ -113,6 +113,7 @@ fn work(allow_private: bool) -> cortex::server::Work {
             allow_private,
             timeout: Duration::from_secs(5),
         },
+        ..Default::default()
     }
 }
 

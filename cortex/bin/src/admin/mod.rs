@@ -52,6 +52,8 @@ pub struct Admin {
     pub production: bool,
     /// The design tokens as CSS custom properties.
     pub tokens_css: &'static str,
+    /// How people are told (e-mail, when Cortex has an SMTP server).
+    pub notifier: crate::notifications::Notifier,
 }
 
 impl std::fmt::Debug for Admin {
@@ -195,6 +197,8 @@ pub struct Visitor {
     /// The active tenants they may act in, `(id, name)`, by name: theirs, those a platform
     /// operator let them into, or every one for a platform operator.
     pub tenants: Vec<(prefiq_runtime::deps::uuid::Uuid, String)>,
+    /// How many of their notifications in the tenant they act in are unread (the bell).
+    pub unread: i64,
 }
 
 /// The most tenants the switcher lists.
@@ -262,10 +266,18 @@ pub async fn visitor(admin: &Admin, headers: &HeaderMap, here: &str) -> Result<V
         .await
         .map_err(unavailable)?;
     tx.end_read();
+    let principal = Arc::new(principal);
+    // As the visitor, in the tenant they act in: row-level security binds the count too.
+    let mut tx = admin.db.begin_read(&principal).await.map_err(unavailable)?;
+    let unread = crate::notifications::unread(&mut tx, session.user.id, session.tenant)
+        .await
+        .map_err(unavailable)?;
+    tx.end_read();
     Ok(Visitor {
         session,
-        principal: Arc::new(principal),
+        principal,
         tenants,
+        unread,
     })
 }
 

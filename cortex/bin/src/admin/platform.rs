@@ -274,7 +274,7 @@ async fn jobs(
             .unwrap_or_else(|| "never".into())
     };
     let mut schedules = Vec::new();
-    for (app, registry) in crate::server::registries(Default::default()) {
+    for (app, registry) in crate::server::registries(&Default::default()) {
         for schedule in registry.schedules(now) {
             let last = ticks.get(&(app.to_owned(), schedule.name.clone())).copied();
             schedules.push(ScheduleRow {

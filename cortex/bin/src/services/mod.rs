@@ -11,10 +11,13 @@
 //! - A webhook's secret is made by the server when left out; a new one keeps the old one
 //!   signing for a day; its failures and why it was disabled are the server's to set, and
 //!   enabling it again clears them.
+//! - Notifications are made by the server; their recipient changes only whether one is read.
+//! - With an SMTP server, a new user is e-mailed an invitation: a one-time link to set their
+//!   password (see [`crate::notifications`]).
 
 use cortex_types::{
-    AppRegistrationCreate, Role, RoleCreate, Setting, SettingCreate, Tenant, TenantCreate, User,
-    UserCreate, Webhook, WebhookCreate,
+    AppRegistrationCreate, Notification, NotificationCreate, Role, RoleCreate, Setting,
+    SettingCreate, Tenant, TenantCreate, User, UserCreate, Webhook, WebhookCreate,
 };
 use prefiq_runtime::auth::Scope;
 use prefiq_runtime::deps::uuid::Uuid;
@@ -28,12 +31,13 @@ use crate::identity;
 pub struct Service {
     #[allow(dead_code)]
     db: Db,
+    notifier: crate::notifications::Notifier,
 }
 
 impl Service {
-    /// A service over Cortex's database.
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// A service over Cortex's database, which tells people with `notifier`.
+    pub fn new(db: Db, notifier: crate::notifications::Notifier) -> Self {
+        Self { db, notifier }
     }
 }
 
@@ -435,6 +439,34 @@ impl CortexService for Service {
         check_user(tx, input).await
     }
 
+    async fn after_create_user(
+        &self,
+        ctx: &RequestContext,
+        tx: &mut Tx,
+        row: &User,
+    ) -> Result<(), Problem> {
+        if !self.notifier.mails() || !row.active {
+            return Ok(());
+        }
+        // Who invites, by name: the caller, when a person.
+        let inviter = match ctx.principal.user {
+            Some(id) => crate::generated::user::find(tx, &id)
+                .await
+                .map_err(unavailable)?
+                .map(|u| u.name),
+            None => None,
+        };
+        let invitation = crate::notifications::SendPasswordLink {
+            user_id: row.id,
+            purpose: crate::notifications::Purpose::Invitation,
+            inviter,
+        };
+        prefiq_runtime::jobs::enqueue(tx, "cortex", &invitation)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn before_update_user(
         &self,
         ctx: &RequestContext,
@@ -484,6 +516,31 @@ impl CortexService for Service {
                 ),
             ))
         }
+    }
+
+    async fn before_create_notification(
+        &self,
+        _ctx: &RequestContext,
+        _tx: &mut Tx,
+        _input: &mut NotificationCreate,
+    ) -> Result<(), Problem> {
+        Err(Problem::forbidden(
+            "notifications are made by the server; mark one read with PATCH {\"read\": true}",
+        ))
+    }
+
+    async fn before_update_notification(
+        &self,
+        _ctx: &RequestContext,
+        _tx: &mut Tx,
+        current: &Notification,
+        next: &mut NotificationCreate,
+    ) -> Result<(), Problem> {
+        // Only `read` is the recipient's to change.
+        let read = next.read;
+        *next = NotificationCreate::from(current);
+        next.read = read;
+        Ok(())
     }
 
     async fn before_create_webhook(

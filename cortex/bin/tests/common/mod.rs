@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 pub(crate) const ADMIN_EMAIL: &str = "root@example.com";
 /// Their password.
 pub(crate) const ADMIN_PASSWORD: &str = "correct horse battery staple";
+/// Who Cortex e-mails from in tests that give it an SMTP server.
+pub(crate) const MAIL_FROM: &str = "Cortex <cortex@cortex.example>";
 
 /// A running Cortex.
 pub(crate) struct Cortex {
@@ -89,19 +91,26 @@ impl Cortex {
 
     /// Starts Cortex on `backend` with `tenancy`.
     pub(crate) async fn start_with(backend: Backend, tenancy: TenancyMode) -> Cortex {
-        Cortex::start_configured(backend, tenancy, None).await
+        Cortex::start_configured(backend, tenancy, None, None).await
+    }
+
+    /// Starts Cortex on `backend`, sending e-mail through the SMTP server at `smtp_url`.
+    #[allow(dead_code)]
+    pub(crate) async fn start_mailing(backend: Backend, smtp_url: &str) -> Cortex {
+        Cortex::start_configured(backend, TenancyMode::Rows, None, Some(smtp_url.to_owned())).await
     }
 
     /// Starts Cortex on `backend`, serving the apps' built frontends found in `ui_dir`.
     #[allow(dead_code)]
     pub(crate) async fn start_with_ui(backend: Backend, ui_dir: std::path::PathBuf) -> Cortex {
-        Cortex::start_configured(backend, TenancyMode::Rows, Some(ui_dir)).await
+        Cortex::start_configured(backend, TenancyMode::Rows, Some(ui_dir), None).await
     }
 
     async fn start_configured(
         backend: Backend,
         tenancy: TenancyMode,
         ui_dir: Option<std::path::PathBuf>,
+        smtp_url: Option<String>,
     ) -> Cortex {
         let (database, url) = Database::create(backend).await;
         let signing_key = SigningKey::generate_text("test");
@@ -129,6 +138,9 @@ impl Cortex {
             tenancy,
             ui_dir,
             metrics: Default::default(),
+            mail_from: smtp_url.as_ref().map(|_| MAIL_FROM.to_owned()),
+            smtp_url,
+            smtp_url_file: None,
         };
         let started = cortex::server::start(&config).await.expect("Cortex starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,6 +4,8 @@ mod account;
 mod audit;
 mod dashboard;
 mod grants;
+mod notifications;
+mod password;
 mod rows;
 mod session;
 
@@ -26,6 +28,8 @@ use account::{create_token, revoke_token, set_password, tokens};
 use audit::audit;
 use dashboard::dashboard;
 use grants::{grants, save_grants};
+use notifications::{notifications_page, read_all, read_one, save_preferences};
+use password::{choose, choose_page, forgot, forgot_page};
 use rows::{create, delete, detail, edit_form, list, new_form, update};
 use session::{login, login_page, logout, switch_tenant};
 
@@ -36,12 +40,18 @@ pub(super) fn routes(admin: Shared) -> Router {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/password", get(choose_page).post(choose))
+        .route("/password/forgot", get(forgot_page).post(forgot))
         .route("/admin", get(dashboard))
         .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
         .route("/admin/assets/{file}", get(asset))
         .route("/admin/audit", get(audit))
         .route("/admin/grants", get(grants).post(save_grants))
         .route("/admin/tenant", post(switch_tenant))
+        .route("/admin/notifications", get(notifications_page))
+        .route("/admin/notifications/read", post(read_all))
+        .route("/admin/notifications/{id}/read", post(read_one))
+        .route("/admin/notifications/preferences", post(save_preferences))
         .route("/admin/tokens", get(tokens).post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .route("/admin/cortex/users/{id}/password", post(set_password))
@@ -88,6 +98,8 @@ pub(super) struct Layout {
     pub csrf: String,
     /// The navigation.
     pub nav: Vec<NavGroup>,
+    /// Their unread notifications (the bell).
+    pub unread: i64,
 }
 
 pub(super) fn layout(admin: &Admin, visitor: &Visitor, title: &str) -> Layout {
@@ -130,6 +142,7 @@ pub(super) fn layout(admin: &Admin, visitor: &Visitor, title: &str) -> Layout {
         operator: visitor.principal.operator,
         csrf: visitor.session.csrf.clone(),
         nav,
+        unread: visitor.unread,
     }
 }
 
