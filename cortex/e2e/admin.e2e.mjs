@@ -130,6 +130,22 @@ try {
   await shot(a, "tenant-a-companies");
   console.log("ok - a user of tenant A never sees tenant B's rows");
 
+  // The bell counts tenant A's administrator's notification; its page lists it and the choice
+  // of channels, fits a phone, and marks everything read.
+  assert.equal((await a.textContent("#unread")).trim(), "1");
+  await Promise.all([a.waitForURL(`${base}/admin/notifications`), a.click("a.bell")]);
+  assert.match(await a.textContent("#notices"), /was disabled/);
+  assert.equal(await a.isChecked("input[name='webhook_disabled:in_app']"), true);
+  await shot(a, "notifications-desktop");
+  await a.setViewportSize({ width: 390, height: 844 });
+  await a.reload();
+  const tooWide = await a.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(tooWide <= 1, `the notifications page fits a phone (${tooWide}px too wide)`);
+  await shot(a, "notifications-phone");
+  await Promise.all([a.waitForURL(`${base}/admin/notifications`), a.click("text=Mark all read")]);
+  assert.equal(await a.locator("#unread").count(), 0, "the bell is quiet");
+  console.log("ok - the bell leads to the notifications, at desktop and phone widths");
+
   assert.deepEqual(errors, [], "no script error and no CSP violation");
   console.log("ok - no script errors");
 } finally {

@@ -84,6 +84,17 @@ try {
   await audit(page, "the signed-in home page");
   console.log("ok - signs in through Cortex with PKCE");
 
+  // The bell in the app's header counts the user's notifications in Cortex, and lists them.
+  const bell = page.getByRole("button", { name: "Notifications, 1 unread" });
+  await bell.waitFor();
+  await bell.click();
+  await page.getByRole("link", { name: env("NOTICE") }).waitFor();
+  await shot(page, "bell");
+  await audit(page, "the bell's panel");
+  await page.getByRole("button", { name: "Mark all read" }).click();
+  await page.getByRole("button", { name: "Notifications", exact: true }).waitFor();
+  console.log("ok - the bell shows the user's notifications from Cortex and marks them read");
+
   // The API answers under the user's token: the list, then a company made here.
   await page.getByRole("link", { name: "Companies" }).first().click();
   await page.getByRole("cell", { name: env("COMPANY") }).waitFor();

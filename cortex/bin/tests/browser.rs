@@ -6,9 +6,39 @@
 use crate::common;
 
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Cortex};
+use prefiq_runtime::deps::uuid::Uuid;
 use prefiq_testkit::Backend;
 use prefiq_testkit::tools::repo_root;
 use serde_json::json;
+
+/// Tells `user` of `tenant` that a webhook was disabled (`title`), as the server does.
+async fn notify(cortex: &Cortex, user: Uuid, tenant: Uuid, title: &str) {
+    let mut tx = cortex
+        .db
+        .begin(&std::sync::Arc::new(prefiq_runtime::Principal::system(
+            tenant,
+        )))
+        .await
+        .unwrap();
+    cortex::notifications::notify(
+        &mut tx,
+        &Default::default(),
+        &cortex::notifications::Recipient {
+            id: user,
+            tenant,
+            email: "someone@example.com".into(),
+        },
+        &cortex::notifications::Notice {
+            kind: "webhook_disabled",
+            title: title.into(),
+            body: Some("disabled after 10 failed deliveries in a row; the last: the receiver answered 500 Internal Server Error".into()),
+            link: Some("/admin/cortex/webhooks".into()),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_ui_in_headless_chromium() {
@@ -33,7 +63,15 @@ async fn the_admin_ui_in_headless_chromium() {
         .expect(201);
     let a = cortex.tenant("browser-a").await;
     let b = cortex.tenant("browser-b").await;
-    let (_, admin_a) = cortex.user("admin-a@example.com", a, &["admin"]).await;
+    let (admin_a_id, admin_a) = cortex.user("admin-a@example.com", a, &["admin"]).await;
+    // Something for the bell: a notification of tenant A's administrator.
+    notify(
+        &cortex,
+        admin_a_id,
+        a,
+        "A webhook to https://receiver.example.com/a-rather-long/path/that-must-wrap-on-a-phone was disabled",
+    )
+    .await;
     let (_, admin_b) = cortex.user("admin-b@example.com", b, &["admin"]).await;
     cortex
         .post(
@@ -87,7 +125,7 @@ async fn the_admin_ui_in_headless_chromium() {
     assert!(output.status.success(), "the browser test failed:\n{text}");
     assert_eq!(
         text.matches("ok - ").count(),
-        8,
+        9,
         "every step passed:\n{text}"
     );
     let kept = std::fs::read_dir(&screenshots)
@@ -95,7 +133,7 @@ async fn the_admin_ui_in_headless_chromium() {
         .unwrap_or(0);
     assert_eq!(
         kept,
-        8,
+        10,
         "the screenshots are kept in {}",
         screenshots.display()
     );
@@ -133,6 +171,19 @@ async fn an_apps_frontend_served_by_cortex_signs_in_with_pkce() {
         )
         .await
         .expect(201);
+    // A notification of the administrator's, for the bell of the app's header.
+    let me = cortex
+        .get("/api/cortex/me", &cortex.admin_token)
+        .await
+        .expect(200)
+        .body;
+    notify(
+        &cortex,
+        me["user"].as_str().unwrap().parse().unwrap(),
+        prefiq_runtime::auth::DEFAULT_TENANT,
+        "A webhook to https://hooks.example.com/crm was disabled",
+    )
+    .await;
     // The bare path is sent on to the page, which carries the strict policy.
     let bare = common::browser()
         .get(format!("{}/apps/crm", cortex.base))
@@ -170,7 +221,11 @@ async fn an_apps_frontend_served_by_cortex_signs_in_with_pkce() {
                 .env("SCREENSHOTS", &shots)
                 .env("ADMIN_EMAIL", ADMIN_EMAIL)
                 .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-                .env("COMPANY", "Analytical Engines"),
+                .env("COMPANY", "Analytical Engines")
+                .env(
+                    "NOTICE",
+                    "A webhook to https://hooks.example.com/crm was disabled",
+                ),
         )
     })
     .await
@@ -183,7 +238,7 @@ async fn an_apps_frontend_served_by_cortex_signs_in_with_pkce() {
     assert!(output.status.success(), "the browser test failed:\n{text}");
     assert_eq!(
         text.matches("ok - ").count(),
-        6,
+        7,
         "every step passed:\n{text}"
     );
     // The company made in the browser was made by the signed-in administrator, under the access

@@ -4,7 +4,7 @@
 import { useState } from "react";
 import type { FormEvent } from "react";
 
-import { resumeSession, signIn, signInAvailable, signOut } from "./session.js";
+import { resumeSession, sessionToken, signIn, signInAvailable, signOut } from "./session.js";
 import type { SessionOptions } from "./session.js";
 
 /** Where the session stands when the page loads. */
@@ -20,6 +20,9 @@ const PASTED_TOKEN = "prefiq.token";
 
 /** The token pasted in an earlier page of this tab, if any. */
 export const pastedToken = (): string | undefined => sessionStorage.getItem(PASTED_TOKEN) ?? undefined;
+
+/** The token calls go with: the signed-in session's, else a pasted one. */
+export const currentToken = (): string | undefined => sessionToken() ?? pastedToken();
 
 /** Picks the session up as the page loads (see `resumeSession`), and says whether Cortex is there. */
 export async function startSession(options: SessionOptions): Promise<SessionState> {

@@ -11,7 +11,9 @@ export type { EntitySpec, FieldError, FieldKind, FieldSpec, MutationLike, Option
 export { EntityTable } from "./table.js";
 export { ToastProvider, useToast } from "./toast.js";
 export * from "./client.js";
-export { SignInError, challengeOf, resumeSession, signIn, signInAvailable, signOut } from "./session.js";
+export { SignInError, challengeOf, resumeSession, sessionToken, signIn, signInAvailable, signOut } from "./session.js";
 export type { SessionOptions } from "./session.js";
-export { Account, pastedToken, startSession } from "./account.js";
+export { Account, currentToken, pastedToken, startSession } from "./account.js";
+export { NotificationBell } from "./notifications.js";
+export type { BellProps, Inbox, Notice } from "./notifications.js";
 export type { SessionState } from "./account.js";

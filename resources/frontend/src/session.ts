@@ -52,6 +52,12 @@ interface Pending {
 }
 
 let renewal: ReturnType<typeof setTimeout> | undefined;
+/** The access token of the session, while there is one (memory only). */
+let current: string | undefined;
+
+/** The access token of the session signed in on this page, if any: for calls to Cortex that no
+ * generated client makes (its notifications). */
+export const sessionToken = (): string | undefined => current;
 
 const base64url = (bytes: Uint8Array) =>
   btoa(String.fromCharCode(...bytes))
@@ -139,6 +145,7 @@ export async function signOut(options: SessionOptions): Promise<void> {
 function end(options: SessionOptions) {
   sessionStorage.removeItem(REFRESH(options));
   clearTimeout(renewal);
+  current = undefined;
   options.onToken(undefined);
 }
 
@@ -164,6 +171,7 @@ async function grant(options: SessionOptions, form: Record<string, string>): Pro
     throw new SignInError(`Cortex refused the sign-in: ${reason}`, response.status >= 400 && response.status < 500);
   }
   if (typeof body.refresh_token === "string") sessionStorage.setItem(REFRESH(options), body.refresh_token);
+  current = body.access_token;
   options.onToken(body.access_token);
   const seconds = typeof body.expires_in === "number" ? body.expires_in : 300;
   schedule(options, Math.max(seconds - 60, 10));

@@ -2,7 +2,7 @@
 // routes (`#/companies`, `#/companies/<id>`). Written once by `prefiq codegen`; yours to change.
 import { useEffect, useState } from "react";
 
-import { Account, EntityDetail, EntityForm, EntityTable, ToastProvider, useToast, writable } from "@prefiq/frontend";
+import { Account, EntityDetail, EntityForm, EntityTable, NotificationBell, ToastProvider, useToast, writable } from "@prefiq/frontend";
 import type { EntitySpec, SessionOptions, SessionState } from "@prefiq/frontend";
 import { configure } from "../services/client.js";
 import { ENTITIES } from "../components/generated.js";
@@ -30,6 +30,7 @@ export function App({ session }: { session: SessionState }) {
               {e.plural}
             </a>
           ))}
+          <NotificationBell />
         </nav>
       </header>
       <main className="app-main">
