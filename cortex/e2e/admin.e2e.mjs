@@ -146,6 +146,22 @@ try {
   assert.equal(await a.locator("#unread").count(), 0, "the bell is quiet");
   console.log("ok - the bell leads to the notifications, at desktop and phone widths");
 
+  // The tenant's webhooks and their delivery attempts; an event is sent again from there.
+  await a.setViewportSize({ width: 1280, height: 800 });
+  await a.goto(`${base}/admin/webhooks`);
+  assert.match(await a.textContent("#webhooks"), /receiver\.example\.com/);
+  assert.match(await a.textContent("#deliveries"), /failed \(500\)/);
+  await shot(a, "webhooks-desktop");
+  await a.setViewportSize({ width: 390, height: 844 });
+  await a.reload();
+  const hooksTooWide = await a.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(hooksTooWide <= 1, `the webhooks page fits a phone (${hooksTooWide}px too wide)`);
+  await shot(a, "webhooks-phone");
+  a.once("dialog", (dialog) => void dialog.accept());
+  await Promise.all([a.waitForURL(/\/admin\/webhooks\/.+\/redeliver$/), a.click("text=Send again")]);
+  assert.match(await a.textContent("main"), /on its way again/);
+  console.log("ok - lists the webhooks and their deliveries, and sends an event again");
+
   assert.deepEqual(errors, [], "no script error and no CSP violation");
   console.log("ok - no script errors");
 } finally {

@@ -383,6 +383,18 @@ pub async fn prune(db: &Db, days: u32) -> Result<u64, DbError> {
     Ok(deleted)
 }
 
+/// The event `id` as the caller of `db` may see it (on PostgreSQL, row-level security keeps a
+/// tenant's transaction to its own events), while it is kept.
+pub async fn find(db: &mut impl Executor, id: Uuid) -> Result<Option<Delivered<Value>>, DbError> {
+    let sql = db.pick(
+        "SELECT id, tenant_id, app, type, subject, data, created_at FROM prefiq_events WHERE id = $1",
+        "SELECT id, tenant_id, app, type, subject, data, created_at FROM prefiq_events WHERE id = ?1",
+    );
+    let row = db.fetch_optional(sql, vec![SqlValue::Uuid(id)]).await?;
+    row.map(|row| Pending::read(&row).map(|e| e.delivered()))
+        .transpose()
+}
+
 /// The first `limit` events of `app` (every app's when `None`), oldest first: what an operator
 /// or a test reads.
 pub async fn list(

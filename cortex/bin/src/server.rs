@@ -876,7 +876,8 @@ pub fn build(
             .route("/api/cortex/me", get(me))
             .route("/api/cortex/settings/schema", get(settings_schema))
             .with_state(db.clone())
-            .merge(crate::notifications::api(db.clone())),
+            .merge(crate::notifications::api(db.clone()))
+            .merge(crate::webhooks::api(db.clone())),
     );
     let mut documents = BTreeMap::new();
     documents.insert(

@@ -214,6 +214,98 @@ impl FanOut for Webhooks {
     }
 }
 
+/// Sends the event `event` to the webhook `hook` again, as a new delivery in `tx` (a
+/// transaction of the webhook's tenant): the job's id. Refused when either is not the tenant's
+/// (or the event is no longer kept), the webhook does not subscribe to it, or it is disabled.
+pub async fn redeliver(
+    tx: &mut prefiq_runtime::Tx,
+    hook: Uuid,
+    event: Uuid,
+) -> Result<Uuid, prefiq_runtime::Problem> {
+    use prefiq_runtime::Problem;
+    let unavailable = |e: prefiq_runtime::db::DbError| Problem::unavailable(&e);
+    let tenant = tx.principal().map(|p| p.tenant);
+    let found = webhook::find(tx, &hook).await.map_err(unavailable)?;
+    let found =
+        found.ok_or_else(|| Problem::not_found(format!("no webhook has the id `{hook}`")))?;
+    let delivered = prefiq_runtime::events::find(tx, event)
+        .await
+        .map_err(unavailable)?
+        .filter(|e| Some(e.tenant) == tenant)
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "no event of this tenant has the id `{event}` (events are kept for 30 days)"
+            ))
+        })?;
+    if !subscribes(&found.events, &delivered.event_type) {
+        return Err(Problem::conflict(format!(
+            "the webhook does not subscribe to `{}`",
+            delivered.event_type
+        )));
+    }
+    if !found.enabled {
+        return Err(Problem::conflict(
+            "the webhook is disabled: enable it, then send the event again",
+        ));
+    }
+    let job = Deliver {
+        webhook_id: found.id,
+        event: delivered,
+    };
+    // Once while one waits: a second click sends nothing more.
+    let options = prefiq_runtime::jobs::Options {
+        unique_key: Some(format!("webhook:{event}:{hook}:again")),
+        ..prefiq_runtime::jobs::Options::default()
+    };
+    prefiq_runtime::jobs::enqueue_with(tx, "cortex", &job, options)
+        .await
+        .map_err(unavailable)
+}
+
+/// `POST /api/cortex/webhooks/{id}/redeliver` with `{"event_id": …}`: [`redeliver`] as the
+/// caller, who needs `cortex.webhook.update`; 202 with the delivery job's id.
+pub fn api(db: Db) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/api/cortex/webhooks/{id}/redeliver",
+            axum::routing::post(redeliver_route),
+        )
+        .with_state(db)
+}
+
+async fn redeliver_route(
+    axum::extract::State(db): axum::extract::State<Db>,
+    ctx: prefiq_runtime::RequestContext,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, axum::Json<Value>), prefiq_runtime::Problem> {
+    use prefiq_runtime::Problem;
+    ctx.principal.require("cortex.webhook.update")?;
+    let hook: Uuid = id
+        .parse()
+        .map_err(|_| Problem::bad_request(format!("`{id}` is not a webhook id (a UUID)")))?;
+    let event: Uuid = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| {
+            b.get("event_id")
+                .and_then(Value::as_str)
+                .and_then(|e| e.parse().ok())
+        })
+        .ok_or_else(|| {
+            Problem::bad_request("the body is `{\"event_id\": \"<the event's id>\"}`")
+        })?;
+    let mut tx = db
+        .begin(&ctx.principal)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?;
+    let job = redeliver(&mut tx, hook, event).await?;
+    tx.commit().await.map_err(|e| Problem::unavailable(&e))?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"job_id": job})),
+    ))
+}
+
 /// The handler of [`Deliver`] jobs, with `settings`.
 pub fn jobs(settings: WebhookSettings) -> Registry {
     Registry::new().on(move |ctx: JobContext, job: Deliver| deliver(ctx, job, settings))

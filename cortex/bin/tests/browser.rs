@@ -73,6 +73,51 @@ async fn the_admin_ui_in_headless_chromium() {
     )
     .await;
     let (_, admin_b) = cortex.user("admin-b@example.com", b, &["admin"]).await;
+    // A webhook of tenant A, an event of A's and a failed attempt to deliver it, as the
+    // dispatcher and the delivery job record them: what the Webhooks page lists and sends again.
+    let hook = cortex
+        .post(
+            "/api/cortex/webhooks",
+            &admin_a,
+            &json!({"url": "https://receiver.example.com/hooks/a-rather-long-path/for-the-crm", "events": ["crm.*"]}),
+        )
+        .await
+        .expect(201)
+        .body;
+    let mut tx = cortex
+        .db
+        .begin(&std::sync::Arc::new(prefiq_runtime::Principal::system(a)))
+        .await
+        .unwrap();
+    let event = prefiq_runtime::events::publish_raw(
+        &mut tx,
+        "crm",
+        None,
+        "crm.deal_won",
+        None,
+        json!({"deal_id": Uuid::now_v7(), "amount": "10.00"}),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    cortex
+        .owner
+        .execute(
+            cortex.owner.pick(
+                "",
+                "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, attempt, outcome, status, latency_ms, response, at) \
+                 VALUES (?1, ?2, ?3, ?4, 'crm.deal_won', 1, 'failed', 500, 84, 'Internal Server Error: the receiver is down for maintenance', ?5)",
+            ),
+            vec![
+                prefiq_runtime::SqlValue::Uuid(Uuid::now_v7()),
+                prefiq_runtime::SqlValue::Uuid(a),
+                prefiq_runtime::SqlValue::Uuid(hook["id"].as_str().unwrap().parse().unwrap()),
+                prefiq_runtime::SqlValue::Uuid(event),
+                prefiq_runtime::SqlValue::DateTime(prefiq_runtime::db::now()),
+            ],
+        )
+        .await
+        .unwrap();
     cortex
         .post(
             "/api/crm/companies",
@@ -125,7 +170,7 @@ async fn the_admin_ui_in_headless_chromium() {
     assert!(output.status.success(), "the browser test failed:\n{text}");
     assert_eq!(
         text.matches("ok - ").count(),
-        9,
+        10,
         "every step passed:\n{text}"
     );
     let kept = std::fs::read_dir(&screenshots)
@@ -133,7 +178,7 @@ async fn the_admin_ui_in_headless_chromium() {
         .unwrap_or(0);
     assert_eq!(
         kept,
-        10,
+        12,
         "the screenshots are kept in {}",
         screenshots.display()
     );

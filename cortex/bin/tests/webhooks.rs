@@ -368,6 +368,91 @@ async fn webhooks_deliver_each_event_once_signed_and_give_up_on_a_failing_receiv
         "the same event id"
     );
     assert_eq!(deliveries(&cortex, &alice, &hook_id).await.len(), 2);
+
+    // The tenant's administrator sends it once more from their Webhooks page; what is not
+    // theirs to send, or cannot be sent, is refused first.
+    let event_id = again[0].1["webhook-id"].as_str().unwrap().to_owned();
+    let resend = async |token: &str, hook: &str, body: Value| {
+        cortex
+            .post(
+                &format!("/api/cortex/webhooks/{hook}/redeliver"),
+                token,
+                &body,
+            )
+            .await
+    };
+    resend(&member, &hook_id, json!({"event_id": event_id}))
+        .await
+        .expect(403);
+    resend(&bob, &hook_id, json!({"event_id": event_id}))
+        .await
+        .expect(404);
+    resend(
+        &alice,
+        &hook_id,
+        json!({"event_id": prefiq_runtime::deps::uuid::Uuid::now_v7()}),
+    )
+    .await
+    .expect(404);
+    let disabled_hook = resend(&alice, &failing_id, json!({"event_id": event_id}))
+        .await
+        .expect(409);
+    assert!(
+        disabled_hook.text.contains("disabled"),
+        "{}",
+        disabled_hook.text
+    );
+    resend(&alice, &hook_id, json!({"event": "nope"}))
+        .await
+        .expect(400);
+    let ui = browser();
+    cortex
+        .sign_in(&ui, "alice@hooks.example", common::ADMIN_PASSWORD)
+        .await
+        .expect(303);
+    let listing = page(&cortex, &ui, "/admin/webhooks").await.expect(200).text;
+    assert!(
+        listing.contains(&format!("{base}/ok"))
+            && listing.contains("Send again")
+            && listing.contains("<strong>disabled</strong>"),
+        "{listing}"
+    );
+    let member_ui = browser();
+    cortex
+        .sign_in(&member_ui, "member@hooks.example", common::ADMIN_PASSWORD)
+        .await
+        .expect(303);
+    page(&cortex, &member_ui, "/admin/webhooks")
+        .await
+        .expect(403);
+    let csrf = hidden(&listing, "csrf").expect("the form's token");
+    let queued = submit(
+        &cortex,
+        &ui,
+        &format!("/admin/webhooks/{hook_id}/redeliver"),
+        &[("csrf", &csrf), ("event_id", &event_id)],
+    )
+    .await
+    .expect(200);
+    assert!(queued.text.contains("on its way again"), "{}", queued.text);
+    let workers = start(&cortex, true);
+    let thrice = until("the tenant's redelivery", async || {
+        let got = received.lock().unwrap();
+        let ok: Vec<_> = got
+            .iter()
+            .filter(|(path, ..)| path == "/ok")
+            .cloned()
+            .collect();
+        (ok.len() == 3).then_some(ok)
+    })
+    .await;
+    stop(workers).await;
+    assert_eq!(
+        thrice[2].1["webhook-id"],
+        json!(event_id),
+        "the same event id again"
+    );
+    assert_eq!(deliveries(&cortex, &alice, &hook_id).await.len(), 3);
     // Enabling it again clears its failures; the server's members are not the client's.
     let enabled = cortex
         .call(

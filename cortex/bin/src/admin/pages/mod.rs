@@ -8,6 +8,7 @@ mod notifications;
 mod password;
 mod rows;
 mod session;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ use notifications::{notifications_page, read_all, read_one, save_preferences};
 use password::{choose, choose_page, forgot, forgot_page};
 use rows::{create, delete, detail, edit_form, list, new_form, update};
 use session::{login, login_page, logout, switch_tenant};
+use webhooks::{redeliver, webhooks_page};
 
 type Shared = Arc<Admin>;
 
@@ -52,6 +54,8 @@ pub(super) fn routes(admin: Shared) -> Router {
         .route("/admin/notifications/read", post(read_all))
         .route("/admin/notifications/{id}/read", post(read_one))
         .route("/admin/notifications/preferences", post(save_preferences))
+        .route("/admin/webhooks", get(webhooks_page))
+        .route("/admin/webhooks/{id}/redeliver", post(redeliver))
         .route("/admin/tokens", get(tokens).post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .route("/admin/cortex/users/{id}/password", post(set_password))
@@ -100,6 +104,8 @@ pub(super) struct Layout {
     pub nav: Vec<NavGroup>,
     /// Their unread notifications (the bell).
     pub unread: i64,
+    /// Whether they may see the tenant's webhooks.
+    pub webhooks: bool,
 }
 
 pub(super) fn layout(admin: &Admin, visitor: &Visitor, title: &str) -> Layout {
@@ -143,6 +149,7 @@ pub(super) fn layout(admin: &Admin, visitor: &Visitor, title: &str) -> Layout {
         csrf: visitor.session.csrf.clone(),
         nav,
         unread: visitor.unread,
+        webhooks: admin.may(&visitor.principal, "cortex", "Webhook", "read"),
     }
 }
 
