@@ -239,6 +239,12 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/postgres/0007_jobs_notify.sql"),
         include_str!("migrations/sqlite/0007_jobs_notify.sql"),
     ),
+    Migration::embedded(
+        8,
+        "jobs_claim_order",
+        include_str!("migrations/postgres/0008_jobs_claim_order.sql"),
+        include_str!("migrations/sqlite/0008_jobs_claim_order.sql"),
+    ),
 ];
 
 /// Applies every pending migration of `app`, in version order, after the runtime's own

@@ -707,22 +707,28 @@ impl Worker {
                     break;
                 };
                 let worker = self.clone();
-                running.spawn(async move {
-                    worker.run_job(job).await;
-                    drop(permit);
-                });
+                running.spawn(async move { worker.run_job(job, permit).await });
             }
-            if idle || slots.available_permits() == 0 {
-                let wait = if idle {
-                    self.options.poll
-                } else {
-                    Duration::from_millis(5)
-                };
+            if idle {
                 tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
+                    () = tokio::time::sleep(self.options.poll) => {}
                     // New jobs announced (PostgreSQL): look now, not at the next poll.
-                    _ = woken.changed(), if idle => {}
+                    _ = woken.changed() => {}
                     _ = stopped.changed() => {}
+                }
+            } else if slots.available_permits() == 0 {
+                // Every slot busy: claim again once one is free, after letting the jobs that
+                // are about to end end too (a claim is a transaction: one for many jobs rather
+                // than one per job).
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => drop(permit),
+                    _ = stopped.changed() => {}
+                }
+                for _ in 0..16 {
+                    if slots.available_permits() * 2 >= concurrency {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
                 }
             }
         }
@@ -774,16 +780,21 @@ impl Worker {
             ],
         )
         .await?;
+        // Due jobs and jobs whose lease ran out, each read in index order (one condition on
+        // `state` apiece: an `OR` of the two would make the database sort every due job).
         let claim = tx.pick(
-            "UPDATE prefiq_jobs SET state = 'running', attempt = attempt + 1, lease_until = $1, worker = $2 \
-             WHERE id IN (SELECT id FROM prefiq_jobs WHERE app = $3 AND queue = $4 \
-             AND ((state = 'available' AND run_at <= $5) OR (state = 'running' AND lease_until < $5)) \
-             ORDER BY run_at, id LIMIT $6 FOR UPDATE SKIP LOCKED) \
+            "WITH due AS (SELECT id FROM prefiq_jobs WHERE app = $3 AND queue = $4 \
+             AND state = 'available' AND run_at <= $5 ORDER BY run_at, id LIMIT $6 FOR UPDATE SKIP LOCKED), \
+             expired AS (SELECT id FROM prefiq_jobs WHERE app = $3 AND queue = $4 \
+             AND state = 'running' AND lease_until < $5 ORDER BY run_at, id LIMIT $6 FOR UPDATE SKIP LOCKED) \
+             UPDATE prefiq_jobs SET state = 'running', attempt = attempt + 1, lease_until = $1, worker = $2 \
+             WHERE id IN (SELECT id FROM (SELECT id FROM expired UNION ALL SELECT id FROM due) c LIMIT $6) \
              RETURNING id, tenant_id, kind, payload, attempt, max_attempts",
             "UPDATE prefiq_jobs SET state = 'running', attempt = attempt + 1, lease_until = ?1, worker = ?2 \
-             WHERE id IN (SELECT id FROM prefiq_jobs WHERE app = ?3 AND queue = ?4 \
-             AND ((state = 'available' AND run_at <= ?5) OR (state = 'running' AND lease_until < ?5)) \
-             ORDER BY run_at, id LIMIT ?6) \
+             WHERE id IN (SELECT id FROM (SELECT id FROM (SELECT id FROM prefiq_jobs WHERE app = ?3 AND queue = ?4 \
+             AND state = 'running' AND lease_until < ?5 ORDER BY run_at, id LIMIT ?6) \
+             UNION ALL SELECT id FROM (SELECT id FROM prefiq_jobs WHERE app = ?3 AND queue = ?4 \
+             AND state = 'available' AND run_at <= ?5 ORDER BY run_at, id LIMIT ?6)) LIMIT ?6) \
              RETURNING id, tenant_id, kind, payload, attempt, max_attempts",
         );
         let rows = tx
@@ -829,7 +840,9 @@ impl Worker {
 
     /// Runs one claimed job under its tenant, renewing its lease while it runs, and records how
     /// it ended.
-    async fn run_job(&self, job: Claimed) {
+    /// Runs `job` in its slot (`permit`), which is freed once the handler returns: recording the
+    /// outcome (with a batch of others) does not keep another job from starting.
+    async fn run_job(&self, job: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
         let ctx = JobContext {
             id: job.id,
             kind: job.kind.clone(),
@@ -860,6 +873,7 @@ impl Worker {
                 }
             }
         };
+        drop(permit);
         let recorded = match outcome {
             // Completions are recorded together; the rest one by one.
             Ok(()) => {
