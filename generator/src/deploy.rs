@@ -39,6 +39,7 @@ pub struct Values {
     pub resources: Value,
     pub database: SecretRef,
     pub signing_key: SecretRef,
+    pub mail: Mail,
     pub server: Server,
     pub workers: Workers,
     pub migration: Migration,
@@ -72,6 +73,15 @@ pub struct Tenant {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretRef {
     pub secret: String,
+}
+
+/// E-mail: the secret holding the SMTP server's URL (none: no e-mail), the sender, its port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Mail {
+    pub secret: String,
+    pub from: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,10 +343,10 @@ fn config_map(values: &Values) -> Value {
     })
 }
 
-/// Pods take traffic on the server port only, and reach only DNS, PostgreSQL and, for webhook
-/// deliveries, HTTP(S) on public addresses.
+/// Pods take traffic on the server port only, and reach only DNS, PostgreSQL, for webhook
+/// deliveries HTTP(S) on public addresses, and with e-mail the SMTP server's port.
 fn network_policy(values: &Values) -> Value {
-    json!({
+    let mut policy = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "prefiq", "namespace": values.namespace, "labels": labels("cortex")},
         "spec": {
@@ -355,7 +365,13 @@ fn network_policy(values: &Values) -> Value {
                 },
             ],
         },
-    })
+    });
+    if !values.mail.secret.is_empty()
+        && let Some(egress) = policy["spec"]["egress"].as_array_mut()
+    {
+        egress.push(json!({"ports": [{"protocol": "TCP", "port": values.mail.port}]}));
+    }
+    policy
 }
 
 /// The pod-level security context every Prefiq pod runs with.
@@ -372,7 +388,7 @@ const SECRETS: &str = "/run/secrets/prefiq";
 /// A Cortex container: `args` chooses serve, worker or migrate; it runs `workers` jobs of each
 /// app at once.
 fn container(values: &Values, stack: &Stack, name: &str, args: &[&str], workers: u32) -> Value {
-    json!({
+    let mut container = json!({
         "name": name,
         "image": image(values),
         "imagePullPolicy": values.image.pull_policy,
@@ -395,13 +411,20 @@ fn container(values: &Values, stack: &Stack, name: &str, args: &[&str], workers:
             "runAsUser": 65532,
             "capabilities": {"drop": ["ALL"]},
         },
-    })
+    });
+    if !values.mail.secret.is_empty()
+        && let Some(env) = container["env"].as_array_mut()
+    {
+        env.push(json!({"name": "PREFIQ_SMTP_URL_FILE", "value": format!("{SECRETS}/smtp-url")}));
+        env.push(json!({"name": "PREFIQ_MAIL_FROM", "value": values.mail.from}));
+    }
+    container
 }
 
 /// The stack's database URLs (the migrating owner's, and the request pool's, a role row-level
 /// security binds) and the signing key, as one read-only volume.
 fn secrets_volume(values: &Values, stack: &Stack) -> Value {
-    json!({
+    let mut volume = json!({
         "name": "secrets",
         "projected": {
             "defaultMode": 0o440,
@@ -413,7 +436,13 @@ fn secrets_volume(values: &Values, stack: &Stack) -> Value {
                 {"secret": {"name": values.signing_key.secret, "items": [{"key": "key", "path": "signing-key"}]}},
             ],
         },
-    })
+    });
+    if !values.mail.secret.is_empty()
+        && let Some(sources) = volume["projected"]["sources"].as_array_mut()
+    {
+        sources.push(json!({"secret": {"name": values.mail.secret, "items": [{"key": "url", "path": "smtp-url"}]}}));
+    }
+    volume
 }
 
 fn job(values: &Values, stack: &Stack) -> Value {

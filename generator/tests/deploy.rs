@@ -56,10 +56,17 @@ fn render_all(dir: &Path) {
     )
     .unwrap();
     let pin = pin.to_str().unwrap();
+    // One mode with e-mail, which mounts the SMTP URL and opens its port.
+    let mail = dir.join("mail.yaml");
+    std::fs::write(
+        &mail,
+        "mail:\n  secret: prefiq-mail\n  from: Cortex <cortex@prefiq.example.com>\n  port: 587\n",
+    )
+    .unwrap();
     let databases = deploy_dir().join("helm/prefiq/values-databases.yaml");
     for (mode, extra) in [
         ("rows", vec![]),
-        ("schemas", vec![]),
+        ("schemas", vec![mail.to_str().unwrap()]),
         ("databases", vec![databases.to_str().unwrap()]),
     ] {
         let out = dir.join(mode);
@@ -79,7 +86,12 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter_map(Result::ok)
         .map(walkdir::DirEntry::into_path)
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("pin.yaml"))
+        // Not the values files render_all writes beside the manifests.
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml")
+                && !p.ends_with("pin.yaml")
+                && !p.ends_with("mail.yaml")
+        })
         .collect();
     files.sort();
     files
@@ -216,6 +228,31 @@ fn the_rendered_manifests_of_every_tenancy_mode_pass_kubernetes_validate_checkov
                 "{mode}: with worker pods, the servers run no jobs"
             );
         }
+        // E-mail where the values give an SMTP secret (schemas here): its URL as a file, the
+        // sender, and the SMTP port open; none elsewhere.
+        let mails = mode == "schemas";
+        for deployment in deployments.iter().chain(&workers) {
+            assert_eq!(
+                setting(deployment, "PREFIQ_SMTP_URL_FILE"),
+                if mails {
+                    "/run/secrets/prefiq/smtp-url"
+                } else {
+                    ""
+                },
+                "{mode}"
+            );
+            assert_eq!(
+                setting(deployment, "PREFIQ_MAIL_FROM"),
+                if mails {
+                    "Cortex <cortex@prefiq.example.com>"
+                } else {
+                    ""
+                },
+                "{mode}"
+            );
+        }
+        let policy = serde_json::to_string(&of_kind(&all, "NetworkPolicy")).unwrap();
+        assert_eq!(policy.contains("587"), mails, "{mode}: {policy}");
         assert_eq!(
             of_kind(&all, "Job").len(),
             stacks,
@@ -463,8 +500,11 @@ fn the_chart_templates_and_the_renderer_read_the_same_values_and_make_the_same_o
         text(&refused)
     );
 
-    // The same kinds of objects, and the same settings handed to the servers.
-    let rendered = render(&["--tenancy", "rows"]);
+    // The same kinds of objects, and the same settings handed to the servers (with every
+    // optional one: e-mail).
+    let mail = dir.path().join("mail.yaml");
+    std::fs::write(&mail, "mail:\n  secret: prefiq-mail\n").unwrap();
+    let rendered = render(&["--tenancy", "rows", "--values", mail.to_str().unwrap()]);
     let rendered = passes(rendered, "prefiq deploy render --tenancy rows");
     let kinds = |text: &str| -> BTreeSet<String> {
         text.lines()

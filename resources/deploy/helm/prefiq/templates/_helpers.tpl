@@ -62,6 +62,12 @@ env:
     value: https://{{ .stack.host }}
   - name: PREFIQ_WORKERS
     value: {{ .workers | quote }}
+  {{- if $v.mail.secret }}
+  - name: PREFIQ_SMTP_URL_FILE
+    value: /run/secrets/prefiq/smtp-url
+  - name: PREFIQ_MAIL_FROM
+    value: {{ $v.mail.from | quote }}
+  {{- end }}
 volumeMounts:
   - name: secrets
     mountPath: /run/secrets/prefiq
@@ -105,4 +111,11 @@ binds) and the signing key, mounted as files. Arguments: root, stack. */}}
           items:
             - key: key
               path: signing-key
+      {{- if .root.Values.mail.secret }}
+      - secret:
+          name: {{ .root.Values.mail.secret }}
+          items:
+            - key: url
+              path: smtp-url
+      {{- end }}
 {{- end -}}
