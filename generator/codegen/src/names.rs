@@ -16,8 +16,24 @@ const RUST_UNRAWABLE: &[&str] = &["crate", "self", "Self", "super", "_"];
 
 /// Type names the generated code or the standard prelude already uses.
 const RESERVED_TYPE_NAMES: &[&str] = &[
-    "Self", "Option", "Result", "Some", "None", "Ok", "Err", "String", "Vec", "Box", "Value",
-    "Error", "Problem", "Db", "Row",
+    "Self",
+    "Option",
+    "Result",
+    "Some",
+    "None",
+    "Ok",
+    "Err",
+    "String",
+    "Vec",
+    "Box",
+    "Value",
+    "Error",
+    "Problem",
+    "Db",
+    "Row",
+    "EntityChange",
+    "EventName",
+    "EventData",
 ];
 
 /// The Rust field name for a JSON member, without `r#` (the emitter adds it for keywords).

@@ -70,7 +70,7 @@ pub(crate) fn render(
     let items = types::items(app);
     let types = templates.render(
         "ts/types.ts.jinja",
-        serde_json::json!({ "app": app.name, "types": items }),
+        serde_json::json!({ "app": app.name, "types": items, "events": types::events(app) }),
     )?;
     let client = client::render(app, templates, options, &items)?;
     Ok((types, client))

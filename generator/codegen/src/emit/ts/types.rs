@@ -334,6 +334,59 @@ fn params_item(operation: &Operation, items: &mut Vec<TsItem>) {
     });
 }
 
+/// One event type the app publishes, for the `EVENTS` constant of `index.ts`.
+#[derive(Debug, Serialize)]
+pub(super) struct TsEvent {
+    /// Its key in `EVENTS`, as `DEAL_WON` or `COMPANY_CREATED`.
+    key: String,
+    /// The type, as `crm.deal_won`.
+    value: String,
+    /// What happened.
+    doc: String,
+    /// The named type of its data: the payload of a declared event, or the entity of an
+    /// entity's (`{id, before, after}` around it).
+    data: String,
+}
+
+/// Every event type of the app: each entity's `created`, `updated` and `deleted`, then those of
+/// `core/events/`, as Rust names them (`prefiq_check::Event`).
+pub(super) fn events(app: &App) -> Vec<TsEvent> {
+    let mut events = Vec::new();
+    for entity in &app.entities {
+        for action in prefiq_grammar::ENTITY_ACTIONS {
+            events.push(TsEvent {
+                key: format!("{}_{}", entity.snake.to_uppercase(), action.to_uppercase()),
+                value: prefiq_grammar::entity_event_type(&app.name, &entity.name, action),
+                doc: format!(
+                    "{} {} was {action}.",
+                    if crate::names::article(&entity.name) == "an" {
+                        "An"
+                    } else {
+                        "A"
+                    },
+                    entity.name
+                ),
+                data: format!("EntityChange<{}>", entity.name),
+            });
+        }
+    }
+    for event in &app.events {
+        events.push(TsEvent {
+            key: event.name.to_uppercase(),
+            value: app.event_type(&event.name),
+            // One line that cannot end the comment it is in.
+            doc: event
+                .description
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace("*/", "* /"),
+            data: event.payload.clone(),
+        });
+    }
+    events
+}
+
 /// Every declaration of `index.ts`: the named types, each entity's, each custom operation's
 /// parameters.
 pub(super) fn items(app: &App) -> Vec<TsItem> {
