@@ -11,13 +11,14 @@
 //! - the same key with another request is a 422 problem;
 //! - a key whose first request is still running is a 409 with `Retry-After`.
 //!
-//! Only a success (2xx, 3xx) is kept. Any other answer means the operation did not happen (a
-//! generated operation either fully happens or not at all: a refused or failed request commits
-//! nothing), so the key is released and a retry runs again, as Stripe does for requests that
-//! failed validation. A first request that never finished (its server stopped) holds its key for
-//! [`LOCK_SECONDS`]; after that a retry runs it. The key is recorded in a transaction of its
-//! own, after the operation's: a server that dies between the two leaves the key held and,
-//! once it is released, a retry runs the operation again.
+//! Every write transaction a request under a key commits marks the key in that transaction
+//! (`committed_at`), so the key knows whether its operation happened:
+//! - a response of a request that wrote is kept, whatever its status; one that wrote nothing
+//!   (refused, failed: a generated operation either fully happens or not at all) releases the
+//!   key, and a retry runs again, as Stripe does for requests that failed validation;
+//! - a first request that never finished (its server stopped) holds its key for
+//!   [`LOCK_SECONDS`]; after that a retry runs it if it wrote nothing, and otherwise is a 409
+//!   saying the operation happened but its response was lost: it never runs twice.
 //!
 //! Expired keys are deleted by the runtime's hourly job ([`crate::jobs`]).
 
@@ -48,6 +49,48 @@ pub const MAX_KEY_LENGTH: usize = prefiq_grammar::MAX_IDEMPOTENCY_KEY;
 
 /// The response headers a replay repeats.
 const KEPT_HEADERS: [&str; 4] = ["content-type", "location", "etag", "www-authenticate"];
+
+/// The key of the request being handled, in its task: what [`crate::db::Tx::commit`] marks.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    tenant: uuid::Uuid,
+    caller: String,
+    route: String,
+    key: String,
+}
+
+tokio::task_local! {
+    static HELD: Held;
+}
+
+/// The key of the request this task handles, if it came with one.
+pub(crate) fn held() -> Option<Held> {
+    HELD.try_with(Held::clone).ok()
+}
+
+impl Held {
+    /// The statement that marks the key: its request committed a write.
+    pub(crate) fn committed(&self, dialect: crate::db::Dialect) -> (crate::db::Sql, Vec<SqlValue>) {
+        let sql = match dialect {
+            crate::db::Dialect::Postgres => {
+                "UPDATE prefiq_idempotency SET committed_at = $5 WHERE tenant_id = $1 AND caller = $2 \
+                 AND route = $3 AND idempotency_key = $4 AND state = 'running' AND committed_at IS NULL"
+            }
+            crate::db::Dialect::Sqlite => {
+                "UPDATE prefiq_idempotency SET committed_at = ?5 WHERE tenant_id = ?1 AND caller = ?2 \
+                 AND route = ?3 AND idempotency_key = ?4 AND state = 'running' AND committed_at IS NULL"
+            }
+        };
+        let params = vec![
+            SqlValue::Uuid(self.tenant),
+            SqlValue::Text(self.caller.clone()),
+            SqlValue::Text(self.route.clone()),
+            SqlValue::Text(self.key.clone()),
+            SqlValue::DateTime(crate::db::now()),
+        ];
+        (crate::db::Sql::from(sql), params)
+    }
+}
 
 /// What the middleware needs: the database and how long keys hold.
 #[derive(Clone)]
@@ -120,8 +163,17 @@ pub async fn middleware(State(keys): State<Keys>, request: Request, next: Next) 
         Ok(Claim::Refuse(problem)) => return problem.into_response(),
         Err(error) => return Problem::from(error).into_response(),
     }
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
+    let held = Held {
+        tenant: principal.tenant,
+        caller: principal.subject.clone(),
+        route: route.clone(),
+        key: key.clone(),
+    };
+    let response = HELD
+        .scope(
+            held,
+            next.run(Request::from_parts(parts, Body::from(bytes))),
+        )
         .await;
     match stored.keep(response).await {
         Ok(response) => response,
@@ -208,7 +260,8 @@ impl Stored<'_> {
              body = NULL, locked_until = excluded.locked_until, expires_at = excluded.expires_at \
              WHERE prefiq_idempotency.expires_at < $8 \
              OR (prefiq_idempotency.state = 'running' AND prefiq_idempotency.locked_until < $8 \
-                 AND prefiq_idempotency.request_hash = excluded.request_hash) \
+                 AND prefiq_idempotency.request_hash = excluded.request_hash \
+                 AND prefiq_idempotency.committed_at IS NULL) \
              RETURNING idempotency_key",
             "INSERT INTO prefiq_idempotency (tenant_id, caller, route, idempotency_key, request_hash, state, \
              locked_until, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7) \
@@ -217,7 +270,8 @@ impl Stored<'_> {
              body = NULL, locked_until = excluded.locked_until, expires_at = excluded.expires_at \
              WHERE prefiq_idempotency.expires_at < ?8 \
              OR (prefiq_idempotency.state = 'running' AND prefiq_idempotency.locked_until < ?8 \
-                 AND prefiq_idempotency.request_hash = excluded.request_hash) \
+                 AND prefiq_idempotency.request_hash = excluded.request_hash \
+                 AND prefiq_idempotency.committed_at IS NULL) \
              RETURNING idempotency_key",
         );
         let mut params = self.scope();
@@ -232,12 +286,14 @@ impl Stored<'_> {
             return Ok(Claim::Run);
         }
         let read = tx.pick(
-            "SELECT request_hash, state, status, headers, body FROM prefiq_idempotency \
-             WHERE tenant_id = $1 AND caller = $2 AND route = $3 AND idempotency_key = $4",
-            "SELECT request_hash, state, status, headers, body FROM prefiq_idempotency \
-             WHERE tenant_id = ?1 AND caller = ?2 AND route = ?3 AND idempotency_key = ?4",
+            "SELECT request_hash, state, status, headers, body, committed_at IS NOT NULL AND locked_until < $5 \
+             FROM prefiq_idempotency WHERE tenant_id = $1 AND caller = $2 AND route = $3 AND idempotency_key = $4",
+            "SELECT request_hash, state, status, headers, body, committed_at IS NOT NULL AND locked_until < ?5 \
+             FROM prefiq_idempotency WHERE tenant_id = ?1 AND caller = ?2 AND route = ?3 AND idempotency_key = ?4",
         );
-        let row = tx.fetch_optional(read, self.scope()).await?;
+        let mut params = self.scope();
+        params.push(SqlValue::DateTime(now));
+        let row = tx.fetch_optional(read, params).await?;
         tx.commit().await?;
         let Some(row) = row else {
             // Released between the two statements (its first request failed): a retry runs.
@@ -249,7 +305,8 @@ impl Stored<'_> {
         }
         let state: String = row.req(1)?;
         if state != "done" {
-            return Ok(Claim::Refuse(running()));
+            let lost: bool = row.req(5)?;
+            return Ok(Claim::Refuse(if lost { lost_outcome() } else { running() }));
         }
         let status: i32 = row.req(2)?;
         let Json(headers) = row.req::<Json<Value>>(3)?;
@@ -257,21 +314,27 @@ impl Stored<'_> {
         Ok(Claim::Replay(replay(status, &headers, &body)))
     }
 
-    /// Keeps `response` as the key's if it is a success (otherwise nothing happened: the key is
-    /// released), and returns it.
+    /// Keeps `response` as the key's if its request wrote, or is a success; releases the key
+    /// otherwise (nothing happened); returns it.
     async fn keep(&self, response: Response) -> Result<Response, DbError> {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX)
             .await
             .map_err(|e| DbError::Internal(format!("a response could not be read: {e}")))?;
         let mut tx = self.keys.db.begin(self.principal).await?;
-        if !(parts.status.is_success() || parts.status.is_redirection()) {
-            let release = tx.pick(
-                "DELETE FROM prefiq_idempotency WHERE tenant_id = $1 AND caller = $2 AND route = $3 AND idempotency_key = $4",
-                "DELETE FROM prefiq_idempotency WHERE tenant_id = ?1 AND caller = ?2 AND route = ?3 AND idempotency_key = ?4",
-            );
-            tx.execute(release, self.scope()).await?;
+        let released = if parts.status.is_success() || parts.status.is_redirection() {
+            false
         } else {
+            // Unless the request wrote: then its answer is the operation's, kept like a success.
+            let release = tx.pick(
+                "DELETE FROM prefiq_idempotency WHERE tenant_id = $1 AND caller = $2 AND route = $3 \
+                 AND idempotency_key = $4 AND committed_at IS NULL",
+                "DELETE FROM prefiq_idempotency WHERE tenant_id = ?1 AND caller = ?2 AND route = ?3 \
+                 AND idempotency_key = ?4 AND committed_at IS NULL",
+            );
+            tx.execute(release, self.scope()).await? > 0
+        };
+        if !released {
             let headers: Map<String, Value> = KEPT_HEADERS
                 .iter()
                 .filter_map(|name| {
@@ -339,6 +402,17 @@ fn reused() -> Problem {
         detail: "differs from the first request sent with this Idempotency-Key".into(),
         keyword: Some("idempotency-key".into()),
     }])
+}
+
+fn lost_outcome() -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "idempotency-key-outcome-lost",
+        "Idempotency key used, response lost",
+    )
+    .with_detail(
+        "the first request with this Idempotency-Key made its change, but its server stopped before its response was kept: read the resource to see the outcome, and use a new key to make another change",
+    )
 }
 
 fn running() -> Problem {

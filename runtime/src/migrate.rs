@@ -245,6 +245,12 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/postgres/0008_jobs_claim_order.sql"),
         include_str!("migrations/sqlite/0008_jobs_claim_order.sql"),
     ),
+    Migration::embedded(
+        9,
+        "idempotency_committed",
+        include_str!("migrations/postgres/0009_idempotency_committed.sql"),
+        include_str!("migrations/sqlite/0009_idempotency_committed.sql"),
+    ),
 ];
 
 /// Applies every pending migration of `app`, in version order, after the runtime's own

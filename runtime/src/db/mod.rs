@@ -1020,6 +1020,8 @@ pub trait Executor: Send {
 pub struct Tx {
     inner: TxInner,
     principal: Option<Arc<Principal>>,
+    /// Begun to write ([`Db::begin`]), not only to read.
+    writes: bool,
 }
 
 enum TxInner {
@@ -1052,6 +1054,14 @@ impl Tx {
     /// Commits like [`Tx::commit`], keeping the transaction for the answers of its deferred
     /// statements ([`Executor::answer`]).
     pub async fn commit_keeping(&mut self) -> Result<(), DbError> {
+        // Under an `Idempotency-Key`, the key records that its request wrote, in the write's
+        // own transaction (sent with the commit on PostgreSQL: no round trip more).
+        if self.writes
+            && let Some(held) = crate::idempotency::held()
+        {
+            let (sql, params) = held.committed(self.dialect());
+            self.defer(sql, params).await?;
+        }
         match &mut self.inner {
             TxInner::Postgres(session) => session.commit().await,
             TxInner::Sqlite(tx) => match tx.take() {
@@ -1216,6 +1226,7 @@ impl Db {
         Ok(Tx {
             inner,
             principal: Some(principal.clone()),
+            writes,
         })
     }
 

@@ -251,6 +251,100 @@ async fn a_custom_operation_runs_once_under_one_key(backend: Backend) {
     server.stop().await;
 }
 
+/// Makes the key's first request look as if its server had stopped after the operation's
+/// transaction and before its response was kept: the key still running, its lock run out.
+async fn lose_the_response(server: &Server, key: &str) {
+    let db = server.db.clone();
+    let sql = db.pick(
+        "UPDATE prefiq_idempotency SET state = 'running', status = NULL, headers = NULL, body = NULL, \
+         locked_until = $1 WHERE idempotency_key = $2",
+        "UPDATE prefiq_idempotency SET state = 'running', status = NULL, headers = NULL, body = NULL, \
+         locked_until = ?1 WHERE idempotency_key = ?2",
+    );
+    let changed = db
+        .execute(
+            sql,
+            vec![
+                prefiq_runtime::SqlValue::DateTime(
+                    prefiq_runtime::db::now() - prefiq_runtime::deps::chrono::Duration::minutes(5),
+                ),
+                prefiq_runtime::SqlValue::Text(key.to_owned()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1, "the key is stored");
+}
+
+async fn a_first_request_that_wrote_never_runs_again_even_when_its_response_was_lost(
+    backend: Backend,
+) {
+    let server = start(backend).await;
+    let send = async |key: &str, name: &str| {
+        server
+            .send(
+                Method::POST,
+                "/api/crm/companies",
+                Some(&json!({"name": name})),
+                &[("idempotency-key", key)],
+            )
+            .await
+    };
+    // The key marks, in the create's own transaction, that its request wrote.
+    let wrote = Uuid::now_v7().to_string();
+    send(&wrote, "Lost Answer Co").await.expect(201);
+    lose_the_response(&server, &wrote).await;
+    let lost = send(&wrote, "Lost Answer Co").await.problem(409);
+    assert!(
+        lost["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("idempotency-key-outcome-lost"),
+        "{lost}"
+    );
+    assert!(
+        lost["detail"]
+            .as_str()
+            .unwrap()
+            .contains("read the resource"),
+        "{lost}"
+    );
+    assert_eq!(
+        companies_named(&server, "Lost Answer Co").await,
+        1,
+        "created once"
+    );
+
+    // A first request that wrote nothing (refused) released its key: a retry runs. And one
+    // whose server stopped before it wrote anything runs again once its lock ran out.
+    let refused = Uuid::now_v7().to_string();
+    send(&refused, "").await.problem(422);
+    send(&refused, "Second Try Co").await.expect(201);
+    let unwritten = Uuid::now_v7().to_string();
+    send(&unwritten, "Never Written Co").await.expect(201);
+    lose_the_response(&server, &unwritten).await;
+    {
+        // As if it had stopped before its write: no row, no mark.
+        let db = server.db.clone();
+        let sql = db.pick(
+            "UPDATE prefiq_idempotency SET committed_at = NULL WHERE idempotency_key = $1",
+            "UPDATE prefiq_idempotency SET committed_at = NULL WHERE idempotency_key = ?1",
+        );
+        db.execute(sql, vec![prefiq_runtime::SqlValue::Text(unwritten.clone())])
+            .await
+            .unwrap();
+        db.execute(
+            prefiq_runtime::Sql::from("DELETE FROM companies WHERE name = 'Never Written Co'"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    }
+    send(&unwritten, "Never Written Co").await.expect(201);
+    assert_eq!(companies_named(&server, "Never Written Co").await, 1);
+    server.stop().await;
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -270,4 +364,5 @@ on_both!(
     a_retry_replays_the_first_response_and_creates_once,
     a_hundred_concurrent_copies_make_one_row,
     a_custom_operation_runs_once_under_one_key,
+    a_first_request_that_wrote_never_runs_again_even_when_its_response_was_lost,
 );
