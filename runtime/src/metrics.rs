@@ -58,6 +58,13 @@ struct JobLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    app: String,
+    kind: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: String,
 }
@@ -256,6 +263,21 @@ pub async fn render(db: &Db) -> Result<String, DbError> {
         .set(count.count);
     }
     registry.register("jobs", "Jobs by app, queue and state", jobs);
+    let failed = Family::<FailureLabels, Gauge>::default();
+    for failure in crate::jobs::failures(db).await? {
+        failed
+            .get_or_create(&FailureLabels {
+                app: failure.app,
+                kind: failure.kind,
+                state: failure.state,
+            })
+            .set(failure.count);
+    }
+    registry.register(
+        "job_failures",
+        "Jobs that failed, by app and kind: retrying, or discarded (webhook deliveries among them)",
+        failed,
+    );
 
     let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
     let mut tx = db.begin_read(&system).await?;

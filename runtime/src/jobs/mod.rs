@@ -1239,6 +1239,46 @@ pub async fn counts(db: &Db) -> Result<Vec<Count>, DbError> {
         .collect()
 }
 
+/// How many jobs of one kind failed: waiting to be retried, or discarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failures {
+    /// The app.
+    pub app: String,
+    /// The kind, as `webhook_delivery`.
+    pub kind: String,
+    /// `retrying` (failed, waiting for its next attempt) or `discarded` (the dead letters).
+    pub state: String,
+    /// How many.
+    pub count: i64,
+}
+
+/// The jobs that failed, by app, kind and `retrying` or `discarded`: what `/metrics` reports
+/// as failures (a webhook's failed deliveries among them).
+pub async fn failures(db: &Db) -> Result<Vec<Failures>, DbError> {
+    let system = Arc::new(Principal::system(crate::auth::DEFAULT_TENANT));
+    let mut tx = db.begin_read(&system).await?;
+    let rows = tx
+        .fetch_all(
+            "SELECT app, kind, CASE WHEN state = 'discarded' THEN 'discarded' ELSE 'retrying' END, count(*) \
+             FROM prefiq_jobs WHERE state = 'discarded' OR (state = 'available' AND attempt > 0) \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+                .into(),
+            Vec::new(),
+        )
+        .await?;
+    tx.end_read();
+    rows.iter()
+        .map(|row| {
+            Ok(Failures {
+                app: row.req(0)?,
+                kind: row.req(1)?,
+                state: row.req(2)?,
+                count: row.req(3)?,
+            })
+        })
+        .collect()
+}
+
 /// A job as an operator's list shows it ([`recent`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobSummary {

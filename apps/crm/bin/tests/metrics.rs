@@ -1,7 +1,8 @@
 //! `/metrics` on SQLite and PostgreSQL: read only by a platform operator, and what it says is
 //! parsed by the Prometheus project's own Python parser (OpenMetrics), then checked against what
 //! the test did: requests by route template and status (an unknown URL under `unmatched`),
-//! their latency, the pool, the jobs waiting and the events not yet dispatched.
+//! their latency, the pool, the jobs waiting, the failed ones (a webhook's deliveries among
+//! them) and the events not yet dispatched.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -104,6 +105,31 @@ async fn metrics_count_what_the_server_did(backend: Backend) {
             .expect(404);
     }
 
+    // Two failed webhook deliveries, as Cortex's worker leaves them: one waiting for its
+    // retry, one discarded.
+    for (state, attempt) in [("available", 2), ("discarded", 20)] {
+        let sql = server.db.pick(
+            "INSERT INTO prefiq_jobs (id, tenant_id, app, queue, kind, payload, state, attempt, max_attempts, run_at, created_at) \
+             VALUES ($1, $2, 'cortex', 'default', 'webhook_delivery', '{}', $3, $4, 20, $5, $5)",
+            "INSERT INTO prefiq_jobs (id, tenant_id, app, queue, kind, payload, state, attempt, max_attempts, run_at, created_at) \
+             VALUES (?1, ?2, 'cortex', 'default', 'webhook_delivery', '{}', ?3, ?4, 20, ?5, ?5)",
+        );
+        server
+            .db
+            .execute(
+                sql,
+                vec![
+                    prefiq_runtime::SqlValue::Uuid(Uuid::now_v7()),
+                    prefiq_runtime::SqlValue::Uuid(prefiq_runtime::auth::DEFAULT_TENANT),
+                    prefiq_runtime::SqlValue::Text(state.into()),
+                    prefiq_runtime::SqlValue::Int32(attempt),
+                    prefiq_runtime::SqlValue::DateTime(prefiq_runtime::db::now()),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+
     // Nothing is open by default: no token, and a tenant's user, are refused.
     server
         .send(Method::GET, "/metrics", None, &[("authorization", "")])
@@ -182,6 +208,21 @@ async fn metrics_count_what_the_server_did(backend: Backend) {
         Some(1.0),
         "{text}"
     );
+    for state in ["retrying", "discarded"] {
+        assert_eq!(
+            sample(
+                &samples,
+                "prefiq_job_failures",
+                &[
+                    ("app", "cortex"),
+                    ("kind", "webhook_delivery"),
+                    ("state", state)
+                ]
+            ),
+            Some(1.0),
+            "{text}"
+        );
+    }
     let pending = sample(&samples, "prefiq_outbox_pending_events", &[]).unwrap_or(0.0);
     assert_eq!(
         pending, 4.0,
