@@ -144,6 +144,24 @@ async fn a_won_crm_deal_prepares_an_lms_course_in_its_tenant(backend: Backend) {
     for task in running {
         task.await.unwrap();
     }
+    // Each app's AsyncAPI document is served beside its OpenAPI document, to anyone, as
+    // committed (the contract tests run @asyncapi/parser on those files).
+    for app in ["cortex", "crm", "lms"] {
+        let served = cortex
+            .get(&format!("/api/{app}/asyncapi.json"), "")
+            .await
+            .expect(200)
+            .body;
+        let path = prefiq_testkit::tools::repo_root().join(if app == "cortex" {
+            "cortex/core/asyncapi.json".to_owned()
+        } else {
+            format!("apps/{app}/core/asyncapi.json")
+        });
+        let committed: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(served, committed, "{app}");
+        assert_eq!(served["asyncapi"], "3.0.0", "{app}");
+    }
     cortex.stop().await;
 }
 

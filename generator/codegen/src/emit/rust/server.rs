@@ -1104,6 +1104,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
     }
     let routes = routes(app);
     let openapi_route = format!("{}/openapi.json", app.base_path);
+    let asyncapi_route = format!("{}/asyncapi.json", app.base_path);
     let operation_count = app.operations.len();
     let listed: Vec<(i64, String)> = if app.migrations.is_empty() {
         vec![(1, "initial".to_owned())]
@@ -1154,6 +1155,9 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
         /// The OpenAPI 3.1 document.
         pub const OPENAPI: &str = include_str!("../../../core/openapi.json");
 
+        /// The AsyncAPI 3.0 document of the events the app publishes.
+        pub const ASYNCAPI: &str = include_str!("../../../core/asyncapi.json");
+
         /// The JSON Schemas request bodies and written rows are checked against.
         pub const SCHEMAS: &str = include_str!("schemas.json");
 
@@ -1191,13 +1195,21 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
             ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
         }
 
-        /// The app's routes under its base path, plus `/openapi.json`: the app served alone.
-        pub fn router<S: #service>(service: S, db: ::prefiq_runtime::Db) -> Result<axum::Router, ::prefiq_runtime::validate::SchemaError> {
-            Ok(routes(service, db)?.route("/openapi.json", axum::routing::get(openapi)))
+        async fn asyncapi() -> impl axum::response::IntoResponse {
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], ASYNCAPI)
         }
 
-        /// The app's routes, all under its base path (with its document at
-        /// `<base>/openapi.json`): what a host that serves many apps mounts.
+        /// The app's routes under its base path, plus `/openapi.json` and `/asyncapi.json`: the
+        /// app served alone.
+        pub fn router<S: #service>(service: S, db: ::prefiq_runtime::Db) -> Result<axum::Router, ::prefiq_runtime::validate::SchemaError> {
+            Ok(routes(service, db)?
+                .route("/openapi.json", axum::routing::get(openapi))
+                .route("/asyncapi.json", axum::routing::get(asyncapi)))
+        }
+
+        /// The app's routes, all under its base path (with its documents at
+        /// `<base>/openapi.json` and `<base>/asyncapi.json`): what a host that serves many apps
+        /// mounts.
         pub fn routes<S: #service>(service: S, db: ::prefiq_runtime::Db) -> Result<axum::Router, ::prefiq_runtime::validate::SchemaError> {
             validators().map_err(::std::clone::Clone::clone)?;
             let state = crud::AppState { service: ::std::sync::Arc::new(Handlers(service)), db };
@@ -1205,6 +1217,7 @@ fn root_module(app: &App, service: &syn::Ident) -> TokenStream {
             #(#routes)*
             Ok(router
                 .route(#openapi_route, axum::routing::get(openapi))
+                .route(#asyncapi_route, axum::routing::get(asyncapi))
                 .with_state(state))
         }
     }
