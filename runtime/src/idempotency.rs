@@ -257,7 +257,7 @@ impl Stored<'_> {
              locked_until, expires_at) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7) \
              ON CONFLICT (tenant_id, caller, route, idempotency_key) DO UPDATE SET \
              request_hash = excluded.request_hash, state = 'running', status = NULL, headers = NULL, \
-             body = NULL, locked_until = excluded.locked_until, expires_at = excluded.expires_at \
+             body = NULL, committed_at = NULL, locked_until = excluded.locked_until, expires_at = excluded.expires_at \
              WHERE prefiq_idempotency.expires_at < $8 \
              OR (prefiq_idempotency.state = 'running' AND prefiq_idempotency.locked_until < $8 \
                  AND prefiq_idempotency.request_hash = excluded.request_hash \
@@ -267,7 +267,7 @@ impl Stored<'_> {
              locked_until, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7) \
              ON CONFLICT (tenant_id, caller, route, idempotency_key) DO UPDATE SET \
              request_hash = excluded.request_hash, state = 'running', status = NULL, headers = NULL, \
-             body = NULL, locked_until = excluded.locked_until, expires_at = excluded.expires_at \
+             body = NULL, committed_at = NULL, locked_until = excluded.locked_until, expires_at = excluded.expires_at \
              WHERE prefiq_idempotency.expires_at < ?8 \
              OR (prefiq_idempotency.state = 'running' AND prefiq_idempotency.locked_until < ?8 \
                  AND prefiq_idempotency.request_hash = excluded.request_hash \

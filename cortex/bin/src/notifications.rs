@@ -299,12 +299,11 @@ pub async fn preferences(
     Ok(out)
 }
 
-/// Records whether `user` (of `tenant`) is told of `kind` by `channel`; an error names what
-/// cannot be chosen.
+/// Records whether `user` is told of `kind` by `channel` (under the user's own tenant, whichever
+/// they act in); an error names what cannot be chosen.
 pub async fn set_preference(
     tx: &mut impl Executor,
     user: Uuid,
-    tenant: Uuid,
     kind: &str,
     channel: &str,
     enabled: bool,
@@ -319,13 +318,13 @@ pub async fn set_preference(
     let statement = sql(
         tx,
         "INSERT INTO cortex_notification_preferences (user_id, tenant_id, kind, channel, enabled) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, kind, channel) DO UPDATE SET enabled = excluded.enabled",
+         SELECT $1, tenant_id, $2, $3, $4 FROM users WHERE id = $1 \
+         ON CONFLICT (user_id, kind, channel) DO UPDATE SET enabled = excluded.enabled, tenant_id = excluded.tenant_id",
     );
     tx.execute(
         statement,
         vec![
             SqlValue::Uuid(user),
-            SqlValue::Uuid(tenant),
             SqlValue::Text(found.name.to_owned()),
             SqlValue::Text(channel.as_str().to_owned()),
             SqlValue::Bool(enabled),
@@ -424,17 +423,24 @@ pub struct Listed {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The latest `limit` notifications of `user` in `tenant`, newest first.
+/// The latest `limit` notifications of `user` in `tenant` (only the unread ones with
+/// `unread_only`), newest first.
 pub async fn latest(
     tx: &mut impl Executor,
     user: Uuid,
     tenant: Uuid,
     limit: i64,
+    unread_only: bool,
 ) -> Result<Vec<Listed>, DbError> {
     let statement = sql(
         tx,
-        "SELECT id, kind, title, body, link, \"read\", created_at FROM notifications \
-         WHERE owner_id = $1 AND tenant_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3",
+        if unread_only {
+            "SELECT id, kind, title, body, link, \"read\", created_at FROM notifications \
+             WHERE owner_id = $1 AND tenant_id = $2 AND NOT \"read\" ORDER BY created_at DESC, id DESC LIMIT $3"
+        } else {
+            "SELECT id, kind, title, body, link, \"read\", created_at FROM notifications \
+             WHERE owner_id = $1 AND tenant_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+        },
     );
     let rows = tx
         .fetch_all(
@@ -543,6 +549,20 @@ pub async fn create_link(
     let secret = identity::new_secret();
     let now = prefiq_runtime::db::now();
     let expires = now + purpose.lifetime();
+    // One link works at a time: a new one (a retried e-mail, a second request) ends the last.
+    let statement = sql(
+        tx,
+        "UPDATE cortex_password_links SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL",
+    );
+    tx.execute(
+        statement,
+        vec![
+            SqlValue::DateTime(now),
+            SqlValue::Uuid(user),
+            SqlValue::Text(purpose.as_str().to_owned()),
+        ],
+    )
+    .await?;
     let statement = sql(
         tx,
         "INSERT INTO cortex_password_links (token_hash, user_id, tenant_id, purpose, created_at, expires_at) \
@@ -820,18 +840,13 @@ async fn api_list(
         .await
         .map_err(|e| prefiq_runtime::Problem::unavailable(&e))?;
     let unread = unread(&mut tx, user, tenant).await;
-    let items = latest(&mut tx, user, tenant, if unread_only { 100 } else { limit }).await;
+    let items = latest(&mut tx, user, tenant, limit, unread_only).await;
     tx.end_read();
     let (unread, items) = (
         unread.map_err(|e| prefiq_runtime::Problem::unavailable(&e))?,
         items.map_err(|e| prefiq_runtime::Problem::unavailable(&e))?,
     );
-    let items: Vec<Value> = items
-        .iter()
-        .filter(|n| !unread_only || !n.read)
-        .take(usize::try_from(limit).unwrap_or(0))
-        .map(listed)
-        .collect();
+    let items: Vec<Value> = items.iter().map(listed).collect();
     Ok(axum::Json(json!({"items": items, "unread": unread})))
 }
 
@@ -917,7 +932,7 @@ async fn api_choose(
     struct Choices {
         items: Vec<Choice>,
     }
-    let (user, tenant) = person(&ctx)?;
+    let (user, _) = person(&ctx)?;
     let choices: Choices = serde_json::from_slice(&body).map_err(|e| {
         prefiq_runtime::Problem::bad_request(format!(
             "the body is `{{\"items\": [{{\"kind\", \"channel\", \"enabled\"}}]}}`: {e}"
@@ -927,22 +942,15 @@ async fn api_choose(
         .await
         .map_err(|e| prefiq_runtime::Problem::unavailable(&e))?;
     for (i, choice) in choices.items.iter().enumerate() {
-        set_preference(
-            &mut tx,
-            user,
-            tenant,
-            &choice.kind,
-            &choice.channel,
-            choice.enabled,
-        )
-        .await
-        .map_err(|why| {
-            prefiq_runtime::Problem::unprocessable(vec![prefiq_runtime::FieldError {
-                pointer: format!("/items/{i}"),
-                detail: why,
-                keyword: None,
-            }])
-        })?;
+        set_preference(&mut tx, user, &choice.kind, &choice.channel, choice.enabled)
+            .await
+            .map_err(|why| {
+                prefiq_runtime::Problem::unprocessable(vec![prefiq_runtime::FieldError {
+                    pointer: format!("/items/{i}"),
+                    detail: why,
+                    keyword: None,
+                }])
+            })?;
     }
     tx.commit()
         .await

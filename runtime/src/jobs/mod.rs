@@ -683,6 +683,9 @@ impl Worker {
     ) {
         let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let mut running = tokio::task::JoinSet::new();
+        // The jobs of this queue whose handlers have not returned: what is given back if the
+        // grace period ends first (a job whose handler returned has its end recorded instead).
+        let unfinished: Unfinished = Arc::default();
         let mut woken = self.woken.subscribe();
         loop {
             if *stopped.borrow() {
@@ -707,7 +710,8 @@ impl Worker {
                     break;
                 };
                 let worker = self.clone();
-                running.spawn(async move { worker.run_job(job, permit).await });
+                let unfinished = unfinished.clone();
+                running.spawn(async move { worker.run_job(job, permit, unfinished).await });
             }
             if idle {
                 tokio::select! {
@@ -740,7 +744,11 @@ impl Worker {
         if finished.is_err() {
             running.abort_all();
             while running.join_next().await.is_some() {}
-            if let Err(error) = self.give_back().await {
+            let left: Vec<Uuid> = unfinished
+                .lock()
+                .map(|ids| ids.iter().copied().collect())
+                .unwrap_or_default();
+            if let Err(error) = self.give_back(&left).await {
                 tracing::warn!(app = %self.app, %error, "giving back unfinished jobs failed");
             }
         }
@@ -842,7 +850,15 @@ impl Worker {
     /// it ended.
     /// Runs `job` in its slot (`permit`), which is freed once the handler returns: recording the
     /// outcome (with a batch of others) does not keep another job from starting.
-    async fn run_job(&self, job: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
+    async fn run_job(
+        &self,
+        job: Claimed,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        unfinished: Unfinished,
+    ) {
+        if let Ok(mut ids) = unfinished.lock() {
+            ids.insert(job.id);
+        }
         let ctx = JobContext {
             id: job.id,
             kind: job.kind.clone(),
@@ -863,6 +879,9 @@ impl Worker {
             Some(handler) => {
                 // Its own task: a panic in the handler is this job's failure, not the worker's.
                 let task = tokio::spawn(handler(ctx, job.payload.clone()));
+                // Stopped past its grace, this job is given back: its handler stops with it,
+                // so that it never runs beside the next attempt.
+                let _stop = AbortOnDrop(task.abort_handle());
                 match self.renewing(job.id, &mut heartbeat, task).await {
                     Ok(outcome) => outcome,
                     Err(error) if error.is_panic() => Err(Failure::Retry(format!(
@@ -874,6 +893,9 @@ impl Worker {
             }
         };
         drop(permit);
+        if let Ok(mut ids) = unfinished.lock() {
+            ids.remove(&job.id);
+        }
         let recorded = match outcome {
             // Completions are recorded together; the rest one by one.
             Ok(()) => {
@@ -998,15 +1020,20 @@ impl Worker {
     }
 
     /// Gives this worker's running jobs back to the queue, as if never claimed.
-    async fn give_back(&self) -> Result<u64, DbError> {
-        self.system_write(
-            "UPDATE prefiq_jobs SET state = 'available', attempt = attempt - 1, lease_until = NULL, \
-             worker = NULL WHERE worker = $1 AND state = 'running'",
-            "UPDATE prefiq_jobs SET state = 'available', attempt = attempt - 1, lease_until = NULL, \
-             worker = NULL WHERE worker = ?1 AND state = 'running'",
-            vec![SqlValue::Text(self.name.clone())],
-        )
-        .await
+    async fn give_back(&self, ids: &[Uuid]) -> Result<u64, DbError> {
+        let mut given = 0;
+        for id in ids {
+            given += self
+                .system_write(
+                    "UPDATE prefiq_jobs SET state = 'available', attempt = attempt - 1, lease_until = NULL, \
+                     worker = NULL WHERE id = $1 AND worker = $2 AND state = 'running'",
+                    "UPDATE prefiq_jobs SET state = 'available', attempt = attempt - 1, lease_until = NULL, \
+                     worker = NULL WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                    vec![SqlValue::Uuid(*id), SqlValue::Text(self.name.clone())],
+                )
+                .await?;
+        }
+        Ok(given)
     }
 
     /// One statement of the worker's own, in a transaction of its own; how many rows it changed.
@@ -1237,6 +1264,18 @@ pub async fn counts(db: &Db) -> Result<Vec<Count>, DbError> {
             })
         })
         .collect()
+}
+
+/// The ids of a queue's jobs whose handlers have not returned.
+type Unfinished = Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>;
+
+/// Aborts a task when dropped: a handler outlives no job run.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How many jobs of one kind failed: waiting to be retried, or discarded.

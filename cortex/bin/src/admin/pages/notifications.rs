@@ -55,7 +55,7 @@ async fn page(admin: &Admin, visitor: &Visitor, saved: &str, error: &str) -> Res
         // The notifications as the visitor (row-level security binds them to the tenant they
         // act in), their choices as the server.
         let mut tx = admin.db.begin_read(&visitor.principal).await?;
-        let notices = notifications::latest(&mut tx, user, tenant, LISTED).await;
+        let notices = notifications::latest(&mut tx, user, tenant, LISTED, false).await;
         tx.end_read();
         let chosen = identity::as_server(&admin.db, async |tx| {
             notifications::preferences(tx, user).await
@@ -155,15 +155,8 @@ pub(super) async fn save_preferences(
         for kind in KINDS.iter().filter(|k| k.optional) {
             for channel in kind.channels {
                 let on = form.contains_key(&format!("{}:{}", kind.name, channel.as_str()));
-                notifications::set_preference(
-                    &mut tx,
-                    user.id,
-                    user.tenant,
-                    kind.name,
-                    channel.as_str(),
-                    on,
-                )
-                .await?;
+                notifications::set_preference(&mut tx, user.id, kind.name, channel.as_str(), on)
+                    .await?;
             }
         }
         tx.commit().await.map_err(|e| e.to_string())
