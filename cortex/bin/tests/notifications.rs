@@ -19,7 +19,7 @@ use prefiq_runtime::{Principal, Sql, events};
 use prefiq_testkit::{Backend, tools};
 use serde_json::{Value, json};
 
-use crate::common::{self, Cortex, MAIL_FROM, browser, hidden, page, submit};
+use crate::common::{self, Cortex, MAIL_FROM, browser, hidden, page, submit, until};
 
 /// Every message the server receives is written to `<dir>/<n>.json` as `{to, from, subject,
 /// text, html}`, parsed by the standard library's e-mail parser.
@@ -144,17 +144,6 @@ fn link(cortex: &Cortex, message: &Value) -> String {
         .take_while(|c| !c.is_whitespace())
         .collect();
     url[cortex.base.len()..].to_owned()
-}
-
-async fn until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Sets a password through the page a link leads to; the final reply.

@@ -4,7 +4,7 @@
 //! disabled and says why; and private addresses are refused unless allowed.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -12,7 +12,7 @@ use prefiq_runtime::{events, jobs};
 use prefiq_testkit::{Backend, tools};
 use serde_json::{Value, json};
 
-use crate::common::{self, Cortex, Reply, browser, hidden, page, submit};
+use crate::common::{self, Cortex, Reply, browser, hidden, page, submit, until};
 
 /// What the receiver got: the path, the headers that matter, the body.
 type Received = Arc<Mutex<Vec<(String, Value, String)>>>;
@@ -91,17 +91,6 @@ async fn win_a_deal(cortex: &Cortex, token: &str, company: &str) -> String {
         .await
         .expect(200);
     id
-}
-
-async fn until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn work(allow_private: bool) -> cortex::server::Work {

@@ -89,9 +89,9 @@ fn filter_param(operator: Operator, value: &str) -> String {
     }
 }
 
-/// The text of a value in a cell.
-fn cell_text(value: &Value) -> String {
-    let text = match value {
+/// A value as plain text: nothing for null, a list of texts joined with commas, JSON otherwise.
+pub(super) fn plain_text(value: &Value) -> String {
+    match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Array(items) if items.iter().all(|i| i.is_string()) => items
@@ -100,7 +100,12 @@ fn cell_text(value: &Value) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         other => other.to_string(),
-    };
+    }
+}
+
+/// The text of a value in a cell.
+fn cell_text(value: &Value) -> String {
+    let text = plain_text(value);
     if text.chars().count() > 80 {
         format!("{}…", text.chars().take(80).collect::<String>())
     } else {

@@ -6,8 +6,9 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::rows::plain_text as text;
 use super::{Admin, Layout, Shared, SignedForm, Visitor, layout, message_page, render};
 
 /// The most delivery attempts listed.
@@ -45,14 +46,6 @@ struct WebhooksPage {
     csrf: String,
     notice: String,
     error: String,
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 async fn page(admin: &Admin, visitor: &Visitor, notice: &str, error: &str) -> Response {
@@ -103,10 +96,7 @@ async fn page(admin: &Admin, visitor: &Visitor, notice: &str, error: &str) -> Re
         .map(|h| Hook {
             id: text(&h["id"]),
             url: text(&h["url"]),
-            events: h["events"]
-                .as_array()
-                .map(|e| e.iter().map(text).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default(),
+            events: text(&h["events"]),
             enabled: h["enabled"] == json!(true),
             reason: text(&h["disabled_reason"]),
             failures: h["failures"].as_i64().unwrap_or(0),
@@ -151,7 +141,7 @@ pub(super) async fn webhooks_page(State(admin): State<Shared>, visitor: Visitor)
 
 pub(super) async fn redeliver(
     State(admin): State<Shared>,
-    Path(id): Path<String>,
+    Path(id): Path<prefiq_runtime::deps::uuid::Uuid>,
     SignedForm {
         visitor,
         fields: form,
@@ -166,7 +156,7 @@ pub(super) async fn redeliver(
         .call(
             &visitor.principal,
             Method::POST,
-            &format!("/api/cortex/webhooks/{}/redeliver", urlencoding(&id)),
+            &format!("/api/cortex/webhooks/{id}/redeliver"),
             Some(&json!({"event_id": event})),
             None,
         )
@@ -186,9 +176,4 @@ pub(super) async fn redeliver(
         }
         response
     }
-}
-
-/// `id` as one path segment.
-fn urlencoding(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
